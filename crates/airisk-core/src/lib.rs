@@ -1,0 +1,17 @@
+//! # airisk-core
+//!
+//! The domain, application services and ports of the ai-risk-engine governance & security kernel.
+//! This crate knows nothing of HTTP or SQL: stores and transports live in their own crates and plug
+//! in through the traits of [`ports`].
+//!
+//! * [`security`]: role-based access control, tenant isolation and AES-256-GCM encryption.
+//! * [`ledger`]: the RFC 6962 Merkle tree, its proofs and signed checkpoints (pure functions).
+//! * [`governance`]: the audit logger and, later, the model/prompt registries and approval workflow.
+//! * [`ports`]: the traits adapters implement (clock, id generator, repositories).
+#![deny(missing_docs)]
+
+pub mod governance;
+pub mod ledger;
+pub mod ports;
+pub mod request;
+pub mod security;

@@ -1,0 +1,6 @@
+//! Security: who may do what ([`rbac`]), to whose data ([`tenant_context`]), and how sensitive
+//! values are sealed at rest ([`encryption`]).
+
+pub mod encryption;
+pub mod rbac;
+pub mod tenant_context;

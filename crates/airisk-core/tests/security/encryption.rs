@@ -1,0 +1,1 @@
+//! AES-256-GCM keyring and ciphertext tests.

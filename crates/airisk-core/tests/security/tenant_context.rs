@@ -1,0 +1,1 @@
+//! Tenant isolation tests.
