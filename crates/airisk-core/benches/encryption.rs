@@ -1,0 +1,62 @@
+//! AES-256-GCM sealing and opening of strings, the way callers use it (text in, `v1.` text out).
+//!
+//! `cargo bench -p airisk-core --bench encryption`; `bench/encryption.sh` compares the figures with
+//! Python's `cryptography` and `openssl speed`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark with a broken setup should stop
+
+use std::hint::black_box;
+
+use airisk_core::security::encryption::{EncryptionContext, Encryptor, Purpose};
+use airisk_core::security::tenant_context::TenantId;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+/// A fixed, public benchmark key (never use it for anything else).
+const BENCH_KEYRING: &str = "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn plaintext(len: usize) -> String {
+    "abcdefghijklmnopqrstuvwxyz0123456789"
+        .chars()
+        .cycle()
+        .take(len)
+        .collect()
+}
+
+fn encryption(c: &mut Criterion) {
+    let encryptor = Encryptor::from_env_value(BENCH_KEYRING).unwrap();
+    let ctx = EncryptionContext::new(
+        TenantId::parse("acme").unwrap(),
+        Purpose::parse("model.api-key").unwrap(),
+    );
+    for (label, len) in [("256B", 256), ("16KiB", 16 * 1024)] {
+        let text = plaintext(len);
+        let sealed = encryptor.encrypt(&text).unwrap();
+        let sealed_ctx = encryptor.encrypt_with_context(&text, &ctx).unwrap();
+
+        let mut group = c.benchmark_group(format!("encryption/{label}"));
+        group.throughput(Throughput::Bytes(len as u64));
+        group.bench_function("encrypt", |b| {
+            b.iter(|| encryptor.encrypt(black_box(&text)).unwrap())
+        });
+        group.bench_function("decrypt", |b| {
+            b.iter(|| encryptor.decrypt(black_box(&sealed)).unwrap())
+        });
+        group.bench_function("encrypt_with_context", |b| {
+            b.iter(|| {
+                encryptor
+                    .encrypt_with_context(black_box(&text), &ctx)
+                    .unwrap()
+            })
+        });
+        group.bench_function("decrypt_with_context", |b| {
+            b.iter(|| {
+                encryptor
+                    .decrypt_with_context(black_box(&sealed_ctx), &ctx)
+                    .unwrap()
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, encryption);
+criterion_main!(benches);
