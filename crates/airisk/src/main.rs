@@ -1,0 +1,50 @@
+//! `airisk`: the operator's command line. This file only parses and dispatches; each command lives
+//! in its own module under `cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+mod cmd;
+
+/// ai-risk-engine: governance and security kernel for AI risk platforms.
+#[derive(Debug, Parser)]
+#[command(name = "airisk", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate keys.
+    Keys(cmd::keys::KeysArgs),
+    /// Encrypt, decrypt and rewrap values with the keyring in AIRISK_ENCRYPTION_KEYS.
+    Crypto(cmd::crypto::CryptoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match parse() {
+        Ok(cli) => cli,
+        // Usage errors print clap's message and exit with 2; --help and --version exit with 0.
+        Err(err) => err.exit(),
+    };
+    let result = match cli.command {
+        Command::Keys(args) => cmd::keys::run(args),
+        Command::Crypto(args) => cmd::crypto::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the context chain on one line: "line 3: ciphertext could not be …".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse() -> Result<Cli, clap::Error> {
+    let mut matches = Cli::command().try_get_matches()?;
+    cmd::refuse_secrets_on_command_line(&matches)?;
+    Cli::from_arg_matches_mut(&mut matches)
+}
