@@ -9,6 +9,7 @@ use std::hint::black_box;
 use airisk_core::security::encryption::{EncryptionContext, Encryptor, Purpose};
 use airisk_core::security::tenant_context::TenantId;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 
 /// A fixed, public benchmark key (never use it for anything else).
 const BENCH_KEYRING: &str = "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -56,6 +57,13 @@ fn encryption(c: &mut Criterion) {
         });
         group.finish();
     }
+
+    // What expanding ring's key on every call (instead of once per keyring) would add to each
+    // operation; see "What is zeroized" in the module documentation.
+    let raw = [7u8; 32];
+    c.bench_function("encryption/ring_key_setup", |b| {
+        b.iter(|| LessSafeKey::new(UnboundKey::new(&AES_256_GCM, black_box(&raw)).unwrap()))
+    });
 }
 
 criterion_group!(benches, encryption);

@@ -455,20 +455,21 @@ impl Keyring {
                     KeyProblem::DuplicateKeyId { first: first + 1 },
                 ));
             }
-            let raw = Zeroizing::new(
-                STANDARD
-                    .decode_to_vec(key_b64.trim())
-                    .map_err(|_| invalid(Some(&kid), KeyProblem::InvalidBase64))?,
-            );
-            if raw.len() != KEY_LEN {
-                return Err(invalid(
-                    Some(&kid),
-                    KeyProblem::WrongLength { len: raw.len() },
-                ));
+            // Length first, then decode straight into a wiped-on-drop array: no heap copy of the key.
+            let key_b64 = key_b64.trim().as_bytes();
+            let len = STANDARD
+                .decoded_length(key_b64)
+                .map_err(|_| invalid(Some(&kid), KeyProblem::InvalidBase64))?;
+            if len != KEY_LEN {
+                return Err(invalid(Some(&kid), KeyProblem::WrongLength { len }));
             }
+            let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+            STANDARD
+                .decode(key_b64, Out::from_slice(raw.as_mut()))
+                .map_err(|_| invalid(Some(&kid), KeyProblem::InvalidBase64))?;
             // ring only refuses keys of the wrong length, which was checked just above.
-            let unbound = UnboundKey::new(&AES_256_GCM, &raw)
-                .map_err(|_| invalid(Some(&kid), KeyProblem::WrongLength { len: raw.len() }))?;
+            let unbound = UnboundKey::new(&AES_256_GCM, raw.as_ref())
+                .map_err(|_| invalid(Some(&kid), KeyProblem::WrongLength { len }))?;
             entries.push(KeyEntry {
                 aad: aad_without_context(&kid),
                 kid,
