@@ -363,7 +363,8 @@ impl LedgerSigner {
         Ok(signer)
     }
 
-    /// Reads the signing-key string from `AIRISK_LEDGER_SIGNING_KEY` (once, now) and parses it.
+    /// Reads the signing-key string from `AIRISK_LEDGER_SIGNING_KEY` (once, now) and parses it,
+    /// ignoring surrounding whitespace.
     ///
     /// # Errors
     /// [`CheckpointError::MissingSigningKey`] if the variable is unset,
