@@ -75,9 +75,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|role| role.as_str() == s)
-            .ok_or_else(|| AuthorizationError::UnknownRole {
-                input: echo(s),
-            })
+            .ok_or_else(|| AuthorizationError::UnknownRole { input: echo(s) })
     }
 }
 
@@ -262,9 +260,7 @@ impl FromStr for Action {
         Action::ALL
             .into_iter()
             .find(|action| action.as_str() == s)
-            .ok_or_else(|| AuthorizationError::UnknownAction {
-                input: echo(s),
-            })
+            .ok_or_else(|| AuthorizationError::UnknownAction { input: echo(s) })
     }
 }
 

@@ -131,7 +131,9 @@ pub enum IdentifierError {
         max: usize,
     },
     /// The input holds a character outside the allowed set, or starts with punctuation.
-    #[error("{kind} has a character outside {allowed} (or does not start with a letter or digit) at byte {position}")]
+    #[error(
+        "{kind} has a character outside {allowed} (or does not start with a letter or digit) at byte {position}"
+    )]
     InvalidCharacter {
         /// Which identifier.
         kind: &'static str,

@@ -1,3 +1,8 @@
 //! Governance tests: `cargo test -p airisk-core --test governance` (the seed's
 //! `pytest tests/unit/governance`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests: a broken expectation must panic
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests: a broken expectation must panic

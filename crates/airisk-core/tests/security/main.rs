@@ -1,6 +1,11 @@
 //! Security tests: `cargo test -p airisk-core --test security` (the seed's
 //! `pytest tests/unit/security`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests: a broken expectation must panic
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests: a broken expectation must panic
 
 mod encryption;
 mod rbac;

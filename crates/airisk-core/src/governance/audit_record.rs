@@ -1,0 +1,532 @@
+//! The audit record: what an auditor reads, and the exact bytes the ledger hashes.
+//!
+//! An [`AuditEvent`] is a validated, not yet recorded action. A store turns it into an
+//! [`AuditRecord`] by giving it its place (`seq`, gapless per tenant from 0) and its time
+//! (`recorded_at`), inside the transaction that appends it. A record's leaf bytes are the RFC 8785
+//! canonical JSON of its fields (see [`AuditRecord::leaf_bytes`]); those bytes, not any
+//! re-serialisation, are what is stored, exported and hashed.
+//!
+//! Records are immutable: fields are private, there are no setters and no `&mut` accessors.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::ledger::to_canonical_json;
+use crate::request::CorrelationId;
+use crate::security::tenant_context::{ActorId, TenantId};
+
+/// Version of the leaf layout, carried in every leaf as `"v"`.
+pub const LEAF_VERSION: u64 = 1;
+/// Longest action name, in bytes.
+pub const ACTION_MAX_LEN: usize = 128;
+/// Longest resource type, in bytes.
+pub const RESOURCE_TYPE_MAX_LEN: usize = 64;
+/// Longest resource id, in bytes.
+pub const RESOURCE_ID_MAX_LEN: usize = 256;
+/// Longest reason, in bytes.
+pub const REASON_MAX_LEN: usize = 4096;
+/// Largest metadata object, measured as its canonical JSON, in bytes.
+pub const METADATA_MAX_BYTES: usize = 64 * 1024;
+
+/// What happened to the attempted action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The action was carried out.
+    Success,
+    /// The action was refused (permission, tenant, four-eyes or another rule). Denials are audited
+    /// too.
+    Denied,
+}
+
+impl Outcome {
+    /// `"success"` or `"denied"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// Why an audit event or a stored leaf is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditValidationError {
+    /// A required field is empty.
+    #[error("audit field {field} must not be empty")]
+    Empty {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A field is longer than its limit.
+    #[error("audit field {field} is {len} bytes long; at most {max} are allowed")]
+    TooLong {
+        /// The field's name.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A field holds a character it may not hold (control characters anywhere; for the action
+    /// name, anything outside `a-z 0-9 . _ -`).
+    #[error("audit field {field} has a disallowed character at byte {position}")]
+    InvalidCharacter {
+        /// The field's name.
+        field: &'static str,
+        /// Byte offset of the first offending character.
+        position: usize,
+    },
+    /// An identifier field (tenant, actor, correlation id) did not parse.
+    #[error("audit field {field} is invalid: {reason}")]
+    InvalidIdentifier {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Metadata was given but is not a JSON object.
+    #[error("audit metadata must be a JSON object, not {found}")]
+    MetadataNotObject {
+        /// The JSON type found (`array`, `string`, …).
+        found: &'static str,
+    },
+    /// Metadata's canonical form exceeds [`METADATA_MAX_BYTES`].
+    #[error("audit metadata is {len} bytes as canonical JSON; at most {max} are allowed")]
+    MetadataTooLarge {
+        /// Canonical size in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Metadata holds a value canonical JSON cannot represent exactly (a non-finite number, or an
+    /// integer beyond ±2^53).
+    #[error("audit metadata cannot be canonicalised: {reason}")]
+    MetadataNotCanonical {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Stored leaf bytes do not decode to a record, or are not in canonical form.
+    #[error("leaf bytes are not a canonical audit record: {reason}")]
+    MalformedLeaf {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The raw input of an audit event, as a caller (API, CLI) supplies it. Validated by
+/// [`AuditEvent::parse`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuditEventInput {
+    /// Who acted.
+    pub actor: String,
+    /// In which tenant.
+    pub tenant_id: String,
+    /// What they did (`model.register`, or an application's own dotted name).
+    pub action: String,
+    /// The kind of thing acted on (`model`, `prompt`, `approval_request`, …).
+    pub resource_type: String,
+    /// Which one.
+    pub resource_id: String,
+    /// Why (free text), if given.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The request's correlation id.
+    pub correlation_id: String,
+    /// Extra structured context: a JSON object, if given.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+/// A validated action, ready to be appended to its tenant's ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    id: Uuid,
+    tenant_id: TenantId,
+    actor: ActorId,
+    action: String,
+    outcome: Outcome,
+    resource_type: String,
+    resource_id: String,
+    reason: Option<String>,
+    correlation_id: CorrelationId,
+    metadata: Option<Map<String, Value>>,
+}
+
+impl AuditEvent {
+    /// Validates raw input into an event with the given id and outcome.
+    ///
+    /// # Errors
+    /// [`AuditValidationError`] for the first field that breaks a rule.
+    pub fn parse(
+        id: Uuid,
+        outcome: Outcome,
+        input: AuditEventInput,
+    ) -> Result<Self, AuditValidationError> {
+        let tenant_id = TenantId::parse(&input.tenant_id).map_err(|e| {
+            AuditValidationError::InvalidIdentifier {
+                field: "tenant_id",
+                reason: e.to_string(),
+            }
+        })?;
+        let actor =
+            ActorId::parse(&input.actor).map_err(|e| AuditValidationError::InvalidIdentifier {
+                field: "actor",
+                reason: e.to_string(),
+            })?;
+        let correlation_id = CorrelationId::parse(&input.correlation_id).map_err(|e| {
+            AuditValidationError::InvalidIdentifier {
+                field: "correlation_id",
+                reason: e.to_string(),
+            }
+        })?;
+        let metadata = match input.metadata {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(other) => {
+                return Err(AuditValidationError::MetadataNotObject {
+                    found: json_type(&other),
+                });
+            }
+        };
+        Self::new(
+            id,
+            tenant_id,
+            actor,
+            &input.action,
+            outcome,
+            &input.resource_type,
+            &input.resource_id,
+            input.reason,
+            correlation_id,
+            metadata,
+        )
+    }
+
+    /// Builds an event from already-validated identifiers; checks the free-form fields.
+    ///
+    /// # Errors
+    /// [`AuditValidationError`] for the first field that breaks a rule.
+    #[allow(clippy::too_many_arguments)] // one argument per record field; a builder would hide nothing
+    pub fn new(
+        id: Uuid,
+        tenant_id: TenantId,
+        actor: ActorId,
+        action: &str,
+        outcome: Outcome,
+        resource_type: &str,
+        resource_id: &str,
+        reason: Option<String>,
+        correlation_id: CorrelationId,
+        metadata: Option<Map<String, Value>>,
+    ) -> Result<Self, AuditValidationError> {
+        check_text("action", action, ACTION_MAX_LEN, true)?;
+        check_text("resource_type", resource_type, RESOURCE_TYPE_MAX_LEN, false)?;
+        check_text("resource_id", resource_id, RESOURCE_ID_MAX_LEN, false)?;
+        let reason = match reason {
+            Some(r) if r.is_empty() => None,
+            Some(r) => {
+                check_text("reason", &r, REASON_MAX_LEN, false)?;
+                Some(r)
+            }
+            None => None,
+        };
+        if let Some(map) = &metadata {
+            let bytes = to_canonical_json(&Value::Object(map.clone())).map_err(|e| {
+                AuditValidationError::MetadataNotCanonical {
+                    reason: e.to_string(),
+                }
+            })?;
+            if bytes.len() > METADATA_MAX_BYTES {
+                return Err(AuditValidationError::MetadataTooLarge {
+                    len: bytes.len(),
+                    max: METADATA_MAX_BYTES,
+                });
+            }
+        }
+        Ok(AuditEvent {
+            id,
+            tenant_id,
+            actor,
+            action: action.to_owned(),
+            outcome,
+            resource_type: resource_type.to_owned(),
+            resource_id: resource_id.to_owned(),
+            reason,
+            correlation_id,
+            metadata,
+        })
+    }
+
+    /// The event's id (UUIDv7).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+    /// The tenant whose ledger receives it.
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+    /// Who acted.
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+    /// What they did.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+    /// Carried out or refused.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+    /// The kind of resource.
+    pub fn resource_type(&self) -> &str {
+        &self.resource_type
+    }
+    /// The resource's id.
+    pub fn resource_id(&self) -> &str {
+        &self.resource_id
+    }
+    /// Why, if given.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+    /// The correlation id of the request that caused it.
+    pub fn correlation_id(&self) -> &CorrelationId {
+        &self.correlation_id
+    }
+    /// Structured context, if given.
+    pub fn metadata(&self) -> Option<&Map<String, Value>> {
+        self.metadata.as_ref()
+    }
+
+    /// Gives the event its place and time in the ledger. Called by stores inside the append
+    /// transaction; `recorded_at` is truncated to whole microseconds.
+    ///
+    /// # Errors
+    /// [`AuditValidationError::MetadataNotCanonical`] if the leaf cannot be canonicalised (cannot
+    /// happen for an event built by [`AuditEvent::new`], whose metadata was checked).
+    pub fn seal(
+        self,
+        seq: u64,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<AuditRecord, AuditValidationError> {
+        let recorded_at = truncate_micros(recorded_at);
+        let leaf = to_canonical_json(&leaf_value(&self, seq, &recorded_at))
+            .map_err(|e| AuditValidationError::MetadataNotCanonical {
+                reason: e.to_string(),
+            })?
+            .into_bytes();
+        Ok(AuditRecord {
+            event: self,
+            seq,
+            recorded_at,
+            leaf,
+        })
+    }
+}
+
+/// A recorded action: an event with its place (`seq`) and time, and its exact leaf bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    event: AuditEvent,
+    seq: u64,
+    recorded_at: DateTime<Utc>,
+    leaf: Vec<u8>,
+}
+
+impl AuditRecord {
+    /// The position in the tenant's ledger, gapless from 0.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// When it was recorded (UTC, microseconds).
+    pub fn recorded_at(&self) -> DateTime<Utc> {
+        self.recorded_at
+    }
+    /// The event recorded.
+    pub fn event(&self) -> &AuditEvent {
+        &self.event
+    }
+    /// The exact leaf bytes: RFC 8785 canonical JSON of the record.
+    ///
+    /// The object has these members (absent optional ones are omitted, never `null`):
+    /// `v` (1), `id`, `tenant_id`, `seq`, `recorded_at` (RFC 3339, microseconds, `Z`), `actor`,
+    /// `action`, `outcome` (`success`/`denied`), `resource_type`, `resource_id`, `reason`?,
+    /// `correlation_id`, `metadata`?.
+    pub fn leaf_bytes(&self) -> &[u8] {
+        &self.leaf
+    }
+    /// Consumes the record, returning its leaf bytes.
+    pub fn into_leaf_bytes(self) -> Vec<u8> {
+        self.leaf
+    }
+
+    /// Decodes stored leaf bytes back into a record, and insists they are exactly the canonical
+    /// form of what they decode to: any byte changed, added or reordered is caught here or by the
+    /// leaf hash.
+    ///
+    /// # Errors
+    /// [`AuditValidationError::MalformedLeaf`] if the bytes are not JSON, miss a member, hold an
+    /// invalid value, or are not canonical.
+    pub fn from_leaf_bytes(leaf: &[u8]) -> Result<Self, AuditValidationError> {
+        let malformed = |reason: String| AuditValidationError::MalformedLeaf { reason };
+        let value: Value =
+            serde_json::from_slice(leaf).map_err(|e| malformed(format!("not JSON: {e}")))?;
+        let wire: LeafWire = serde_json::from_value(value)
+            .map_err(|e| malformed(format!("not an audit record: {e}")))?;
+        if wire.v != LEAF_VERSION {
+            return Err(malformed(format!("unsupported leaf version {}", wire.v)));
+        }
+        let recorded_at = DateTime::parse_from_rfc3339(&wire.recorded_at)
+            .map_err(|e| malformed(format!("recorded_at: {e}")))?
+            .with_timezone(&Utc);
+        let event = AuditEvent::parse(
+            wire.id,
+            wire.outcome,
+            AuditEventInput {
+                actor: wire.actor,
+                tenant_id: wire.tenant_id,
+                action: wire.action,
+                resource_type: wire.resource_type,
+                resource_id: wire.resource_id,
+                reason: wire.reason,
+                correlation_id: wire.correlation_id,
+                metadata: wire.metadata.map(Value::Object),
+            },
+        )
+        .map_err(|e| malformed(e.to_string()))?;
+        let record = event.seal(wire.seq, recorded_at)?;
+        if record.leaf != leaf {
+            return Err(malformed("bytes are not in canonical form".to_owned()));
+        }
+        Ok(record)
+    }
+
+    /// The record as a JSON value (the same members as the leaf), for APIs and logs.
+    pub fn to_json(&self) -> Value {
+        leaf_value(&self.event, self.seq, &self.recorded_at)
+    }
+}
+
+/// What an append returns: enough to find the record again and to check its inclusion later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditReceipt {
+    /// The record's id.
+    pub id: Uuid,
+    /// The tenant whose ledger holds it.
+    pub tenant_id: TenantId,
+    /// Its position, gapless from 0.
+    pub seq: u64,
+    /// SHA-256(0x00 || leaf), lower-case hex.
+    pub leaf_hash: String,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeafWire {
+    v: u64,
+    id: Uuid,
+    tenant_id: String,
+    seq: u64,
+    recorded_at: String,
+    actor: String,
+    action: String,
+    outcome: Outcome,
+    resource_type: String,
+    resource_id: String,
+    #[serde(default)]
+    reason: Option<String>,
+    correlation_id: String,
+    #[serde(default)]
+    metadata: Option<Map<String, Value>>,
+}
+
+/// RFC 3339 with exactly six fractional digits and `Z`, e.g. `2026-11-27T04:30:51.123456Z`.
+pub fn format_timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6)
+}
+
+fn leaf_value(event: &AuditEvent, seq: u64, recorded_at: &DateTime<Utc>) -> Value {
+    let mut m = Map::new();
+    m.insert("v".into(), Value::from(LEAF_VERSION));
+    m.insert("id".into(), Value::from(event.id.to_string()));
+    m.insert("tenant_id".into(), Value::from(event.tenant_id.as_str()));
+    m.insert("seq".into(), Value::from(seq));
+    m.insert(
+        "recorded_at".into(),
+        Value::from(format_timestamp(recorded_at)),
+    );
+    m.insert("actor".into(), Value::from(event.actor.as_str()));
+    m.insert("action".into(), Value::from(event.action.as_str()));
+    m.insert("outcome".into(), Value::from(event.outcome.as_str()));
+    m.insert(
+        "resource_type".into(),
+        Value::from(event.resource_type.as_str()),
+    );
+    m.insert(
+        "resource_id".into(),
+        Value::from(event.resource_id.as_str()),
+    );
+    if let Some(reason) = &event.reason {
+        m.insert("reason".into(), Value::from(reason.as_str()));
+    }
+    m.insert(
+        "correlation_id".into(),
+        Value::from(event.correlation_id.as_str()),
+    );
+    if let Some(metadata) = &event.metadata {
+        m.insert("metadata".into(), Value::Object(metadata.clone()));
+    }
+    Value::Object(m)
+}
+
+fn check_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    action_charset: bool,
+) -> Result<(), AuditValidationError> {
+    if value.is_empty() {
+        return Err(AuditValidationError::Empty { field });
+    }
+    if value.len() > max {
+        return Err(AuditValidationError::TooLong {
+            field,
+            len: value.len(),
+            max,
+        });
+    }
+    let bad = value.char_indices().find(|(_, c)| {
+        if action_charset {
+            !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        } else {
+            // Reasons may span lines; everything else is one line of printable text.
+            c.is_control() && !(field == "reason" && matches!(c, '\n' | '\t'))
+        }
+    });
+    if let Some((position, _)) = bad {
+        return Err(AuditValidationError::InvalidCharacter { field, position });
+    }
+    Ok(())
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

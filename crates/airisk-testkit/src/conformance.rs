@@ -1,0 +1,452 @@
+//! The store conformance suite: every store runs these cases unchanged.
+//!
+//! A store's test file expands [`audit_repository_conformance!`](crate::audit_repository_conformance)
+//! with an async factory that returns a fresh, empty store using the given clock; each case becomes
+//! its own `#[tokio::test]`, so a failure names the broken rule.
+//!
+//! ```ignore
+//! airisk_testkit::audit_repository_conformance!(|clock| async move {
+//!     std::sync::Arc::new(MyStore::open_temp(clock).await) as std::sync::Arc<dyn AuditRepository>
+//! });
+//! ```
+
+#![allow(clippy::panic, clippy::expect_used)] // a conformance failure must fail the calling test loudly
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
+use airisk_core::ledger::{self, Hash, NodeId};
+use airisk_core::ports::{AuditRepository, Clock, StoreError, StoredCheckpoint};
+use airisk_core::security::tenant_context::TenantId;
+use chrono::Duration;
+use uuid::Uuid;
+
+use crate::fixtures::{ManualClock, tenant};
+
+/// Expands into one `#[tokio::test]` per conformance case. `$make` is a closure
+/// `Fn(Arc<dyn Clock>) -> impl Future<Output = Arc<dyn AuditRepository>>` giving a fresh store.
+#[macro_export]
+macro_rules! audit_repository_conformance {
+    ($make:expr) => {
+        $crate::audit_repository_conformance!(@cases $make;
+            appends_are_gapless_from_zero_per_tenant,
+            receipts_describe_what_was_stored,
+            records_carry_the_injected_clock_time,
+            tenants_are_independent,
+            tree_head_is_the_root_of_the_entries,
+            stored_nodes_prove_inclusion_and_consistency,
+            entries_page_in_seq_order,
+            a_batch_spanning_tenants_is_appended_whole,
+            checkpoints_are_append_only_and_ordered,
+            concurrent_appends_stay_gapless,
+            tenants_lists_only_tenants_with_entries,
+        );
+    };
+    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let clock: ::std::sync::Arc<$crate::fixtures::ManualClock> =
+                    ::std::sync::Arc::new($crate::fixtures::ManualClock::new());
+                let store = ($make)(clock.clone() as ::std::sync::Arc<dyn ::airisk_core::ports::Clock>).await;
+                $crate::conformance::$case(store, clock).await;
+            }
+        )+
+    };
+}
+
+/// A valid event for `tenant_id` with a distinguishable resource id.
+///
+/// # Panics
+/// Never for valid literals; the fields used are all valid.
+#[allow(clippy::expect_used)] // fixture literals are valid; a failure is a bug in the suite
+pub fn event(tenant_id: &str, n: u64) -> AuditEvent {
+    AuditEvent::parse(
+        Uuid::now_v7(),
+        Outcome::Success,
+        AuditEventInput {
+            actor: "alice@bank.example".into(),
+            tenant_id: tenant_id.into(),
+            action: "model.register".into(),
+            resource_type: "model".into(),
+            resource_id: format!("credit-scoring:{n}"),
+            reason: Some("quarterly recalibration".into()),
+            correlation_id: format!("corr-{n}"),
+            metadata: Some(serde_json::json!({ "n": n, "owner": "risk-team" })),
+        },
+    )
+    .expect("suite event is valid")
+}
+
+async fn append_n(store: &Arc<dyn AuditRepository>, tenant_id: &str, n: u64) {
+    for i in 0..n {
+        let receipts = store.append(vec![event(tenant_id, i)]).await;
+        assert!(receipts.is_ok(), "append failed: {receipts:?}");
+    }
+}
+
+async fn all_entries(
+    store: &Arc<dyn AuditRepository>,
+    t: &TenantId,
+) -> Vec<airisk_core::ports::StoredEntry> {
+    store
+        .entries(t, 0, usize::MAX)
+        .await
+        .unwrap_or_else(|e| panic!("entries: {e}"))
+}
+
+/// Seqs start at 0 and increase by one per entry, per tenant.
+pub async fn appends_are_gapless_from_zero_per_tenant(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        let r = store
+            .append(vec![event("acme", i)])
+            .await
+            .unwrap_or_default();
+        seqs.extend(r.into_iter().map(|r| r.seq));
+    }
+    let batch = store
+        .append(vec![event("acme", 5), event("acme", 6), event("acme", 7)])
+        .await
+        .unwrap_or_default();
+    seqs.extend(batch.into_iter().map(|r| r.seq));
+    assert_eq!(seqs, (0..8).collect::<Vec<_>>());
+    let stored: Vec<u64> = all_entries(&store, &tenant("acme"))
+        .await
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(stored, (0..8).collect::<Vec<_>>());
+}
+
+/// A receipt's seq, leaf hash and id match the stored entry; the stored hash is the hash of the
+/// stored bytes, and the bytes decode to the event appended.
+pub async fn receipts_describe_what_was_stored(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    let e = event("acme", 42);
+    let id = e.id();
+    let receipt = store
+        .append(vec![e])
+        .await
+        .unwrap_or_default()
+        .pop()
+        .unwrap_or_else(|| panic!("no receipt"));
+    assert_eq!(receipt.id, id);
+    assert_eq!(receipt.tenant_id, tenant("acme"));
+    let entries = all_entries(&store, &tenant("acme")).await;
+    let [entry] = entries.as_slice() else {
+        panic!("expected one entry, got {}", entries.len())
+    };
+    assert_eq!(entry.seq, receipt.seq);
+    assert_eq!(entry.leaf_hash, ledger::leaf_hash(&entry.leaf));
+    assert_eq!(entry.leaf_hash.to_hex(), receipt.leaf_hash);
+    let record = airisk_core::governance::audit_record::AuditRecord::from_leaf_bytes(&entry.leaf)
+        .unwrap_or_else(|e| panic!("stored leaf must decode: {e}"));
+    assert_eq!(record.event().id(), id);
+    assert_eq!(record.event().resource_id(), "credit-scoring:42");
+}
+
+/// `recorded_at` comes from the injected clock, in UTC with microsecond precision.
+pub async fn records_carry_the_injected_clock_time(
+    store: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    clock.advance(Duration::microseconds(1_234_567));
+    let expected = clock.now();
+    let receipt = store
+        .append(vec![event("acme", 1)])
+        .await
+        .unwrap_or_default()
+        .pop()
+        .unwrap_or_else(|| panic!("no receipt"));
+    assert_eq!(receipt.recorded_at, expected);
+    let entries = all_entries(&store, &tenant("acme")).await;
+    let leaf = String::from_utf8(entries.first().map(|e| e.leaf.clone()).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(
+        leaf.contains("\"recorded_at\":\"2026-01-01T00:00:01.234567Z\""),
+        "leaf: {leaf}"
+    );
+}
+
+/// One tenant's appends never touch another's seqs, head, entries, nodes or checkpoints.
+pub async fn tenants_are_independent(store: Arc<dyn AuditRepository>, _clock: Arc<ManualClock>) {
+    append_n(&store, "acme", 3).await;
+    append_n(&store, "globex", 2).await;
+    append_n(&store, "acme", 1).await;
+    let acme = all_entries(&store, &tenant("acme")).await;
+    let globex = all_entries(&store, &tenant("globex")).await;
+    assert_eq!(
+        acme.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    assert_eq!(globex.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1]);
+    for e in &globex {
+        let leaf = String::from_utf8_lossy(&e.leaf);
+        assert!(leaf.contains("\"tenant_id\":\"globex\""), "leaf: {leaf}");
+    }
+    let head = store
+        .tree_head(&tenant("globex"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(head.size, 2);
+    let nobody = store
+        .tree_head(&tenant("initech"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(nobody.size, 0);
+    assert_eq!(nobody.root, ledger::root_from_leaf_hashes(&[]));
+    assert!(all_entries(&store, &tenant("initech")).await.is_empty());
+    // A node id valid in acme's tree is absent from another tenant's view.
+    let leaf0 = NodeId { level: 0, index: 3 };
+    let globex_nodes = store
+        .nodes(&tenant("globex"), &[leaf0])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(globex_nodes.is_empty());
+}
+
+/// The head's root is the RFC 6962 root of the stored leaf hashes, at every size.
+pub async fn tree_head_is_the_root_of_the_entries(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    let t = tenant("acme");
+    for n in 0..20u64 {
+        let head = store.tree_head(&t).await.unwrap_or_else(|e| panic!("{e}"));
+        let hashes: Vec<Hash> = all_entries(&store, &t)
+            .await
+            .iter()
+            .map(|e| e.leaf_hash)
+            .collect();
+        assert_eq!(head.size, n);
+        assert_eq!(
+            head.root,
+            ledger::root_from_leaf_hashes(&hashes),
+            "size {n}"
+        );
+        append_n(&store, "acme", 1).await;
+    }
+}
+
+/// Proofs assembled from the store's nodes verify against the roots, for every index and size.
+pub async fn stored_nodes_prove_inclusion_and_consistency(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    let t = tenant("acme");
+    append_n(&store, "acme", 13).await;
+    let hashes: Vec<Hash> = all_entries(&store, &t)
+        .await
+        .iter()
+        .map(|e| e.leaf_hash)
+        .collect();
+    let root_of = |n: usize| ledger::root_from_leaf_hashes(hashes.get(..n).unwrap_or_default());
+    for size in 1..=13u64 {
+        for index in 0..size {
+            let needed = ledger::inclusion_proof_nodes(index, size)
+                .unwrap_or_else(|e| panic!("plan {index}/{size}: {e}"));
+            let lookup = fetch(&store, &t, needed).await;
+            let proof = ledger::inclusion_proof(index, size, |id| lookup.get(&id).copied())
+                .unwrap_or_else(|e| panic!("proof {index}/{size}: {e}"));
+            let leaf = hashes.get(index as usize).copied().unwrap_or_default();
+            ledger::verify_inclusion(index, size, leaf, &proof, root_of(size as usize))
+                .unwrap_or_else(|e| panic!("verify {index}/{size}: {e}"));
+        }
+        for size1 in 1..=size {
+            let needed = ledger::consistency_proof_nodes(size1, size)
+                .unwrap_or_else(|e| panic!("plan {size1}->{size}: {e}"));
+            let lookup = fetch(&store, &t, needed).await;
+            let proof = ledger::consistency_proof(size1, size, |id| lookup.get(&id).copied())
+                .unwrap_or_else(|e| panic!("proof {size1}->{size}: {e}"));
+            ledger::verify_consistency(
+                size1,
+                size,
+                root_of(size1 as usize),
+                root_of(size as usize),
+                &proof,
+            )
+            .unwrap_or_else(|e| panic!("verify {size1}->{size}: {e}"));
+        }
+    }
+}
+
+async fn fetch(
+    store: &Arc<dyn AuditRepository>,
+    t: &TenantId,
+    needed: impl IntoIterator<Item = NodeId>,
+) -> HashMap<NodeId, Hash> {
+    let ids: Vec<NodeId> = needed.into_iter().collect();
+    store
+        .nodes(t, &ids)
+        .await
+        .unwrap_or_else(|e| panic!("nodes: {e}"))
+        .into_iter()
+        .collect()
+}
+
+/// `entries(from, limit)` pages through the ledger in order, without gaps or overlaps.
+pub async fn entries_page_in_seq_order(store: Arc<dyn AuditRepository>, _clock: Arc<ManualClock>) {
+    let t = tenant("acme");
+    append_n(&store, "acme", 10).await;
+    let mut seen = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = store
+            .entries(&t, from, 3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 3);
+        from = page.last().map_or(from, |e| e.seq + 1);
+        seen.extend(page.into_iter().map(|e| e.seq));
+    }
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    assert!(
+        store
+            .entries(&t, 10, 5)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+}
+
+/// One call with events of two tenants appends all of them, each in its own ledger.
+pub async fn a_batch_spanning_tenants_is_appended_whole(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    append_n(&store, "acme", 2).await;
+    let receipts = store
+        .append(vec![
+            event("acme", 10),
+            event("globex", 11),
+            event("acme", 12),
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got: Vec<(String, u64)> = receipts
+        .iter()
+        .map(|r| (r.tenant_id.to_string(), r.seq))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("acme".into(), 2), ("globex".into(), 0), ("acme".into(), 3)]
+    );
+}
+
+/// Checkpoints are stored once per size, listed in size order; a second one of the same size is a
+/// conflict and changes nothing.
+pub async fn checkpoints_are_append_only_and_ordered(
+    store: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    let t = tenant("acme");
+    append_n(&store, "acme", 4).await;
+    let cp = |size: u64, note: &str| StoredCheckpoint {
+        size,
+        root: Hash::from_bytes([size as u8; 32]),
+        note: note.to_owned(),
+        signed_at: clock.now(),
+    };
+    assert_eq!(
+        store
+            .latest_checkpoint(&t)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        None
+    );
+    for (size, note) in [(2, "two"), (4, "four"), (1, "one")] {
+        store
+            .add_checkpoint(&t, cp(size, note))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let again = store.add_checkpoint(&t, cp(4, "forged four")).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { .. })),
+        "{again:?}"
+    );
+    let all = store
+        .checkpoints(&t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sizes: Vec<u64> = all.iter().map(|c| c.size).collect();
+    assert_eq!(sizes, vec![1, 2, 4]);
+    let latest = store
+        .latest_checkpoint(&t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(latest.map(|c| c.note), Some("four".to_owned()));
+    assert!(
+        store
+            .checkpoints(&tenant("globex"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+}
+
+/// 64 tasks appending to one tenant at once: gapless seqs and one valid tree.
+pub async fn concurrent_appends_stay_gapless(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    const TASKS: u64 = 64;
+    const EACH: u64 = 20;
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..EACH {
+                let r = store
+                    .append(vec![event("acme", task * 1000 + i)])
+                    .await
+                    .unwrap_or_else(|e| panic!("append: {e}"));
+                seqs.extend(r.into_iter().map(|r| r.seq));
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for h in handles {
+        seqs.extend(h.await.unwrap_or_else(|e| panic!("task: {e}")));
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..TASKS * EACH).collect::<Vec<_>>());
+    let t = tenant("acme");
+    let entries = all_entries(&store, &t).await;
+    assert_eq!(entries.len() as u64, TASKS * EACH);
+    let hashes: Vec<Hash> = entries.iter().map(|e| e.leaf_hash).collect();
+    let head = store.tree_head(&t).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(head.size, TASKS * EACH);
+    assert_eq!(head.root, ledger::root_from_leaf_hashes(&hashes));
+}
+
+/// `tenants()` names exactly the tenants that have entries.
+pub async fn tenants_lists_only_tenants_with_entries(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    assert!(
+        store
+            .tenants()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+    append_n(&store, "globex", 1).await;
+    append_n(&store, "acme", 1).await;
+    let mut got = store.tenants().await.unwrap_or_else(|e| panic!("{e}"));
+    got.sort();
+    assert_eq!(got, vec![tenant("acme"), tenant("globex")]);
+}

@@ -1,0 +1,13 @@
+//! # airisk-testkit
+//!
+//! * [`InMemoryStore`]: a complete in-memory implementation of the store ports, with
+//!   `dangerous_*` switches that tamper with history or inject failures, for tests.
+//! * [`fixtures`]: clocks and principals for tests.
+//! * [`conformance`]: the one suite every store (in-memory, SQLite, PostgreSQL) runs unchanged.
+#![deny(missing_docs)]
+
+pub mod conformance;
+pub mod fixtures;
+mod memory;
+
+pub use memory::InMemoryStore;

@@ -1,0 +1,311 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
+use airisk_core::ledger::{self, Frontier, Hash, NodeId};
+use airisk_core::ports::{
+    AuditRepository, Clock, StoreError, StoredCheckpoint, StoredEntry, TreeHead,
+};
+use airisk_core::security::tenant_context::TenantId;
+use async_trait::async_trait;
+
+#[derive(Debug, Default)]
+struct Ledger {
+    entries: Vec<StoredEntry>,
+    nodes: HashMap<NodeId, Hash>,
+    frontier: Frontier,
+    checkpoints: BTreeMap<u64, StoredCheckpoint>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ledgers: BTreeMap<TenantId, Ledger>,
+}
+
+/// Every store port in memory, behind one lock (so appends are serialised per process, like a
+/// database transaction). Cheap to clone; clones share state.
+///
+/// The `dangerous_*` methods break the store's own guarantees on purpose, so tests can prove that
+/// verification notices.
+#[derive(Debug, Clone)]
+pub struct InMemoryStore {
+    state: Arc<Mutex<State>>,
+    clock: Arc<dyn Clock>,
+    failing_appends: Arc<AtomicU32>,
+}
+
+impl InMemoryStore {
+    /// An empty store that stamps records with `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        InMemoryStore {
+            state: Arc::default(),
+            clock,
+            failing_appends: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes the next `n` audit appends fail with [`StoreError::Unavailable`] before writing
+    /// anything.
+    pub fn dangerous_fail_next_appends(&self, n: u32) {
+        self.failing_appends.store(n, Ordering::SeqCst);
+    }
+
+    /// Replaces the stored leaf bytes of an entry, leaving its stored hash alone.
+    pub fn dangerous_overwrite_leaf(&self, tenant: &TenantId, seq: u64, leaf: Vec<u8>) {
+        let _found = self.entry_mut(tenant, seq, |e| e.leaf = leaf);
+    }
+
+    /// Replaces the stored leaf bytes AND the stored leaf hash of an entry: only roots and signed
+    /// checkpoints can catch this.
+    pub fn dangerous_rewrite_entry(&self, tenant: &TenantId, seq: u64, leaf: Vec<u8>) {
+        let hash = ledger::leaf_hash(&leaf);
+        let _ = self.entry_mut(tenant, seq, |e| {
+            e.leaf = leaf;
+            e.leaf_hash = hash;
+        });
+    }
+
+    /// Removes one entry (its row only; the head is left as it was).
+    pub fn dangerous_delete_entry(&self, tenant: &TenantId, seq: u64) {
+        if let Some(l) = self.lock().ledgers.get_mut(tenant) {
+            l.entries.retain(|e| e.seq != seq);
+        }
+    }
+
+    /// Swaps the contents (leaf and hash) of two entries, keeping their seqs.
+    pub fn dangerous_swap_entries(&self, tenant: &TenantId, a: u64, b: u64) {
+        let mut state = self.lock();
+        let Some(l) = state.ledgers.get_mut(tenant) else {
+            return;
+        };
+        let ia = l.entries.iter().position(|e| e.seq == a);
+        let ib = l.entries.iter().position(|e| e.seq == b);
+        if let (Some(ia), Some(ib)) = (ia, ib) {
+            let (leaf_a, hash_a) = l
+                .entries
+                .get(ia)
+                .map(|e| (e.leaf.clone(), e.leaf_hash))
+                .unwrap_or_default();
+            let (leaf_b, hash_b) = l
+                .entries
+                .get(ib)
+                .map(|e| (e.leaf.clone(), e.leaf_hash))
+                .unwrap_or_default();
+            if let Some(e) = l.entries.get_mut(ia) {
+                e.leaf = leaf_b;
+                e.leaf_hash = hash_b;
+            }
+            if let Some(e) = l.entries.get_mut(ib) {
+                e.leaf = leaf_a;
+                e.leaf_hash = hash_a;
+            }
+        }
+    }
+
+    /// Cuts the ledger back to its first `size` entries and rebuilds head, nodes and checkpoints
+    /// to match, as an operator restoring an old backup would: only a checkpoint kept elsewhere
+    /// can catch this.
+    pub fn dangerous_truncate(&self, tenant: &TenantId, size: u64) {
+        let mut state = self.lock();
+        let Some(l) = state.ledgers.get_mut(tenant) else {
+            return;
+        };
+        l.entries.retain(|e| e.seq < size);
+        l.checkpoints.retain(|s, _| *s <= size);
+        l.nodes.clear();
+        l.frontier = Frontier::new();
+        for e in &l.entries {
+            if let Ok(completed) = l.frontier.append(e.leaf_hash) {
+                l.nodes.extend(completed);
+            }
+        }
+    }
+
+    /// Replaces the note of a stored checkpoint.
+    pub fn dangerous_replace_checkpoint_note(&self, tenant: &TenantId, size: u64, note: String) {
+        if let Some(cp) = self
+            .lock()
+            .ledgers
+            .get_mut(tenant)
+            .and_then(|l| l.checkpoints.get_mut(&size))
+        {
+            cp.note = note;
+        }
+    }
+
+    fn entry_mut(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        f: impl FnOnce(&mut StoredEntry),
+    ) -> Option<()> {
+        let mut state = self.lock();
+        let e = state
+            .ledgers
+            .get_mut(tenant)?
+            .entries
+            .iter_mut()
+            .find(|e| e.seq == seq)?;
+        f(e);
+        Some(())
+    }
+}
+
+#[async_trait]
+impl AuditRepository for InMemoryStore {
+    async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditReceipt>, StoreError> {
+        if self
+            .failing_appends
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Unavailable {
+                message: "injected append failure".to_owned(),
+            });
+        }
+        let mut state = self.lock();
+        // Seal everything first against a copy of each head, so a failure leaves no trace.
+        let now = self.clock.now();
+        let mut next: HashMap<TenantId, u64> = HashMap::new();
+        let mut sealed = Vec::with_capacity(events.len());
+        for event in events {
+            let tenant = event.tenant_id().clone();
+            let seq = next
+                .entry(tenant.clone())
+                .or_insert_with(|| state.ledgers.get(&tenant).map_or(0, |l| l.frontier.size()));
+            let record = event.seal(*seq, now).map_err(|e| StoreError::Refused {
+                message: e.to_string(),
+            })?;
+            *seq += 1;
+            sealed.push((tenant, record));
+        }
+        let mut receipts = Vec::with_capacity(sealed.len());
+        for (tenant, record) in sealed {
+            let ledger = state.ledgers.entry(tenant.clone()).or_default();
+            let leaf_hash = ledger::leaf_hash(record.leaf_bytes());
+            let completed = ledger
+                .frontier
+                .append(leaf_hash)
+                .map_err(|e| StoreError::Refused {
+                    message: e.to_string(),
+                })?;
+            ledger.nodes.extend(completed);
+            receipts.push(AuditReceipt {
+                id: record.event().id(),
+                tenant_id: tenant,
+                seq: record.seq(),
+                leaf_hash: leaf_hash.to_hex(),
+                recorded_at: record.recorded_at(),
+            });
+            ledger.entries.push(StoredEntry {
+                seq: record.seq(),
+                leaf: record.into_leaf_bytes(),
+                leaf_hash,
+            });
+        }
+        Ok(receipts)
+    }
+
+    async fn tree_head(&self, tenant: &TenantId) -> Result<TreeHead, StoreError> {
+        let state = self.lock();
+        Ok(match state.ledgers.get(tenant) {
+            Some(l) => TreeHead {
+                size: l.frontier.size(),
+                root: l.frontier.root(),
+            },
+            None => TreeHead {
+                size: 0,
+                root: Frontier::new().root(),
+            },
+        })
+    }
+
+    async fn entries(
+        &self,
+        tenant: &TenantId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .ledgers
+            .get(tenant)
+            .map(|l| {
+                l.entries
+                    .iter()
+                    .filter(|e| e.seq >= from_seq)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn nodes(
+        &self,
+        tenant: &TenantId,
+        ids: &[NodeId],
+    ) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+        let state = self.lock();
+        let Some(l) = state.ledgers.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| l.nodes.get(id).map(|h| (*id, *h)))
+            .collect())
+    }
+
+    async fn add_checkpoint(
+        &self,
+        tenant: &TenantId,
+        checkpoint: StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let l = state.ledgers.entry(tenant.clone()).or_default();
+        if l.checkpoints.contains_key(&checkpoint.size) {
+            return Err(StoreError::Conflict {
+                what: format!("checkpoint of size {} exists", checkpoint.size),
+            });
+        }
+        l.checkpoints.insert(checkpoint.size, checkpoint);
+        Ok(())
+    }
+
+    async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .ledgers
+            .get(tenant)
+            .map(|l| l.checkpoints.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .ledgers
+            .get(tenant)
+            .and_then(|l| l.checkpoints.values().next_back().cloned()))
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .ledgers
+            .iter()
+            .filter(|(_, l)| !l.entries.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect())
+    }
+}
