@@ -4,7 +4,7 @@
 //! with an async factory that returns a fresh, empty store using the given clock; each case becomes
 //! its own `#[tokio::test]`, so a failure names the broken rule.
 //!
-//! ```ignore
+//! ```text
 //! airisk_testkit::audit_repository_conformance!(|clock| async move {
 //!     std::sync::Arc::new(MyStore::open_temp(clock).await) as std::sync::Arc<dyn AuditRepository>
 //! });

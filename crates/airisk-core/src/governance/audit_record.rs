@@ -329,6 +329,21 @@ impl AuditEvent {
 }
 
 /// A recorded action: an event with its place (`seq`) and time, and its exact leaf bytes.
+///
+/// Immutable once made: the fields are private and there is no setter or `&mut` accessor, so
+/// neither of these compiles:
+///
+/// ```compile_fail
+/// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord) {
+/// record.seq = 7;
+/// # }
+/// ```
+///
+/// ```compile_fail
+/// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord) {
+/// record.leaf_bytes_mut().clear();
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
     event: AuditEvent,

@@ -6,3 +6,5 @@
     clippy::panic,
     clippy::indexing_slicing
 )] // tests: a broken expectation must panic
+
+mod audit;
