@@ -4,8 +4,12 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
+use crate::governance::approval_workflow::{ApprovalRequest, ApprovalStatus, Subject};
 use crate::governance::audit_record::{AuditEvent, AuditReceipt};
+use crate::governance::model_registry::ModelVersion;
+use crate::governance::prompt_registry::{LabelMove, PromptVersion};
 use crate::ledger::{Hash, NodeId};
+use crate::security::tenant_context::ActorId;
 use crate::security::tenant_context::TenantId;
 
 /// The source of "now". Always UTC; injected so tests control time (invariant 8).
@@ -180,4 +184,235 @@ pub trait AuditRepository: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError::Unavailable`].
     async fn tenants(&self) -> Result<Vec<TenantId>, StoreError>;
+}
+
+/// One page of a listing: skip `offset` items, return at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Items to skip.
+    pub offset: u64,
+    /// Most items to return (a store may cap it at 1,000).
+    pub limit: u32,
+}
+
+impl Page {
+    /// The first `limit` items.
+    pub const fn first(limit: u32) -> Self {
+        Page { offset: 0, limit }
+    }
+}
+
+/// Which approval requests to list. Every field narrows; the default lists all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalFilter {
+    /// Only requests with this stored status.
+    pub status: Option<ApprovalStatus>,
+    /// Only requests for this subject.
+    pub subject: Option<Subject>,
+    /// Only requests opened by this actor.
+    pub requested_by: Option<ActorId>,
+    /// Only requests NOT opened by this actor (an approver's queue: what they may decide).
+    pub not_requested_by: Option<ActorId>,
+}
+
+impl ApprovalFilter {
+    /// Whether `request` passes the filter (the in-memory store uses this; SQL stores translate
+    /// the same fields into WHERE clauses).
+    pub fn matches(&self, request: &ApprovalRequest) -> bool {
+        self.status.is_none_or(|s| request.status() == s)
+            && self.subject.as_ref().is_none_or(|s| request.subject() == s)
+            && self
+                .requested_by
+                .as_ref()
+                .is_none_or(|a| request.requested_by() == a)
+            && self
+                .not_requested_by
+                .as_ref()
+                .is_none_or(|a| request.requested_by() != a)
+    }
+}
+
+/// One state change of a governance command. Applied with its audit records in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Mutation {
+    /// A new approval request. Conflict if its id exists.
+    InsertApproval(ApprovalRequest),
+    /// Replaces an approval request whose stored version is `expected_version` (else Conflict).
+    UpdateApproval {
+        /// The version the command read.
+        expected_version: u64,
+        /// The new state (`version == expected_version + 1`).
+        request: ApprovalRequest,
+    },
+    /// A new model version. Conflict if (tenant, name, version) exists.
+    InsertModel(ModelVersion),
+    /// Replaces a model version whose stored row version is `expected_version` (else Conflict).
+    UpdateModel {
+        /// The row version the command read.
+        expected_version: u64,
+        /// The new state.
+        model: ModelVersion,
+    },
+    /// A new prompt version. Conflict if (tenant, name, version) exists; versions never change.
+    InsertPromptVersion(PromptVersion),
+    /// Points a label at a version and appends the move to the label history. Conflict unless
+    /// the label currently points at `expected_from` (`None`: the label does not exist yet).
+    MoveLabel {
+        /// Where the command saw the label.
+        expected_from: Option<u32>,
+        /// The move.
+        label_move: LabelMove,
+    },
+}
+
+/// A governance command's writes: state changes and their audit records, committed together or
+/// not at all (invariant 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeSet {
+    /// The tenant every mutation and event belongs to.
+    pub tenant: TenantId,
+    /// State changes, applied in order.
+    pub mutations: Vec<Mutation>,
+    /// Audit events, appended to the tenant's ledger in order.
+    pub audit: Vec<AuditEvent>,
+}
+
+impl Mutation {
+    /// The tenant the mutation writes to.
+    pub fn tenant(&self) -> &TenantId {
+        match self {
+            Mutation::InsertApproval(r) | Mutation::UpdateApproval { request: r, .. } => {
+                r.tenant_id()
+            }
+            Mutation::InsertModel(m) | Mutation::UpdateModel { model: m, .. } => m.tenant_id(),
+            Mutation::InsertPromptVersion(p) => p.tenant_id(),
+            Mutation::MoveLabel { label_move, .. } => &label_move.tenant_id,
+        }
+    }
+}
+
+impl ChangeSet {
+    /// Checks that every mutation and event belongs to the change set's tenant.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] naming the first stranger.
+    pub fn check_tenant(&self) -> Result<(), StoreError> {
+        let stranger = self
+            .mutations
+            .iter()
+            .map(Mutation::tenant)
+            .chain(self.audit.iter().map(AuditEvent::tenant_id))
+            .find(|t| *t != &self.tenant);
+        match stranger {
+            Some(t) => Err(StoreError::Refused {
+                message: format!(
+                    "a change set of tenant {} holds a write for tenant {t}",
+                    self.tenant
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Audit records only (denials, deployment decisions).
+    pub fn audit_only(tenant: TenantId, audit: Vec<AuditEvent>) -> Self {
+        ChangeSet {
+            tenant,
+            mutations: Vec::new(),
+            audit,
+        }
+    }
+}
+
+/// Storage of the governance state, with a unit of work that commits state and audit together.
+///
+/// Contract for every implementation:
+/// * [`GovernanceStore::commit`] applies every mutation and appends every audit event of the change
+///   set in ONE transaction; if any mutation conflicts or the audit append fails, nothing of it is
+///   stored and the error is returned ([`StoreError::Conflict`] for a uniqueness or version
+///   clash);
+/// * every mutation and event of a change set belongs to `ChangeSet::tenant` (a store refuses one
+///   that does not, with [`StoreError::Refused`]);
+/// * every read is scoped by tenant: another tenant's rows are invisible.
+#[async_trait::async_trait]
+pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
+    /// Commits a change set atomically; returns the receipts of its audit events, in order.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`], [`StoreError::Refused`], [`StoreError::Unavailable`]; in every
+    /// case nothing was written.
+    async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError>;
+
+    /// One approval request.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
+    async fn approval(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalRequest>, StoreError>;
+
+    /// Approval requests matching `filter`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
+    async fn approvals(
+        &self,
+        tenant: &TenantId,
+        filter: &ApprovalFilter,
+        page: Page,
+    ) -> Result<Vec<ApprovalRequest>, StoreError>;
+
+    /// One model version.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
+    async fn model(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<ModelVersion>, StoreError>;
+
+    /// Every version of a model, in registration order.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
+    async fn model_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<ModelVersion>, StoreError>;
+
+    /// Every version of a prompt, in version order.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
+    async fn prompt_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<PromptVersion>, StoreError>;
+
+    /// Where each label of a prompt points, by label name.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn prompt_labels(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<(String, u32)>, StoreError>;
+
+    /// Every label move of a prompt, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
+    async fn label_moves(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<LabelMove>, StoreError>;
 }

@@ -2,13 +2,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
+use airisk_core::governance::model_registry::ModelVersion;
+use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
 use airisk_core::ledger::{self, Frontier, Hash, NodeId};
 use airisk_core::ports::{
-    AuditRepository, Clock, StoreError, StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore, Mutation, Page, StoreError,
+    StoredCheckpoint, StoredEntry, TreeHead,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
+use uuid::Uuid;
 
 #[derive(Debug, Default)]
 struct Ledger {
@@ -21,6 +26,199 @@ struct Ledger {
 #[derive(Debug, Default)]
 struct State {
     ledgers: BTreeMap<TenantId, Ledger>,
+    /// Approval requests in creation order.
+    approvals: Vec<ApprovalRequest>,
+    /// Model versions in registration order.
+    models: Vec<ModelVersion>,
+    prompts: BTreeMap<(TenantId, String, u32), PromptVersion>,
+    labels: BTreeMap<(TenantId, String, String), u32>,
+    label_moves: Vec<(TenantId, LabelMove)>,
+}
+
+impl State {
+    /// Checks every mutation and seals every event first, then applies all of it: a failure
+    /// leaves no trace.
+    fn commit(
+        &mut self,
+        mutations: &[Mutation],
+        events: Vec<AuditEvent>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<AuditReceipt>, StoreError> {
+        for m in mutations {
+            self.check(m)?;
+        }
+        let mut next: HashMap<TenantId, u64> = HashMap::new();
+        let mut sealed = Vec::with_capacity(events.len());
+        for event in events {
+            let tenant = event.tenant_id().clone();
+            let seq = next
+                .entry(tenant.clone())
+                .or_insert_with(|| self.ledgers.get(&tenant).map_or(0, |l| l.frontier.size()));
+            let record = event.seal(*seq, now).map_err(|e| StoreError::Refused {
+                message: e.to_string(),
+            })?;
+            *seq += 1;
+            sealed.push((tenant, record));
+        }
+        for m in mutations {
+            self.apply(m.clone());
+        }
+        let mut receipts = Vec::with_capacity(sealed.len());
+        for (tenant, record) in sealed {
+            let ledger = self.ledgers.entry(tenant.clone()).or_default();
+            let leaf_hash = ledger::leaf_hash(record.leaf_bytes());
+            let completed = ledger
+                .frontier
+                .append(leaf_hash)
+                .map_err(|e| StoreError::Refused {
+                    message: e.to_string(),
+                })?;
+            ledger.nodes.extend(completed);
+            receipts.push(AuditReceipt {
+                id: record.event().id(),
+                tenant_id: tenant,
+                seq: record.seq(),
+                leaf_hash: leaf_hash.to_hex(),
+                recorded_at: record.recorded_at(),
+            });
+            ledger.entries.push(StoredEntry {
+                seq: record.seq(),
+                leaf: record.into_leaf_bytes(),
+                leaf_hash,
+            });
+        }
+        Ok(receipts)
+    }
+
+    fn check(&self, m: &Mutation) -> Result<(), StoreError> {
+        let conflict = |what: String| Err(StoreError::Conflict { what });
+        match m {
+            Mutation::InsertApproval(r) => {
+                if self.approvals.iter().any(|a| a.id() == r.id()) {
+                    return conflict(format!("approval request {} exists", r.id()));
+                }
+            }
+            Mutation::UpdateApproval {
+                expected_version,
+                request,
+            } => {
+                let current = self
+                    .approvals
+                    .iter()
+                    .find(|a| a.id() == request.id() && a.tenant_id() == request.tenant_id());
+                if current.map(ApprovalRequest::version) != Some(*expected_version) {
+                    return conflict(format!("approval request {} changed", request.id()));
+                }
+            }
+            Mutation::InsertModel(model) => {
+                if self
+                    .find_model(
+                        model.tenant_id(),
+                        model.model_name().as_str(),
+                        model.version().as_str(),
+                    )
+                    .is_some()
+                {
+                    return conflict(format!(
+                        "model {}@{} exists",
+                        model.model_name(),
+                        model.version()
+                    ));
+                }
+            }
+            Mutation::UpdateModel {
+                expected_version,
+                model,
+            } => {
+                let current = self.find_model(
+                    model.tenant_id(),
+                    model.model_name().as_str(),
+                    model.version().as_str(),
+                );
+                if current.map(ModelVersion::row_version) != Some(*expected_version) {
+                    return conflict(format!(
+                        "model {}@{} changed",
+                        model.model_name(),
+                        model.version()
+                    ));
+                }
+            }
+            Mutation::InsertPromptVersion(pv) => {
+                let key = (pv.tenant_id().clone(), pv.name().to_owned(), pv.version());
+                if self.prompts.contains_key(&key) {
+                    return conflict(format!("prompt {}@{} exists", pv.name(), pv.version()));
+                }
+            }
+            Mutation::MoveLabel {
+                expected_from,
+                label_move,
+            } => {
+                let current = self
+                    .labels
+                    .get(&(
+                        label_move.tenant_id.clone(),
+                        label_move.name.clone(),
+                        label_move.label.clone(),
+                    ))
+                    .copied();
+                if current != *expected_from {
+                    return conflict(format!("label {} moved", label_move.label));
+                }
+            }
+            _ => {
+                return Err(StoreError::Refused {
+                    message: "unknown mutation".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, m: Mutation) {
+        match m {
+            Mutation::InsertApproval(r) => self.approvals.push(r),
+            Mutation::UpdateApproval { request, .. } => {
+                if let Some(a) = self
+                    .approvals
+                    .iter_mut()
+                    .find(|a| a.id() == request.id() && a.tenant_id() == request.tenant_id())
+                {
+                    *a = request;
+                }
+            }
+            Mutation::InsertModel(model) => self.models.push(model),
+            Mutation::UpdateModel { model, .. } => {
+                if let Some(m) = self.models.iter_mut().find(|m| {
+                    m.tenant_id() == model.tenant_id()
+                        && m.model_name() == model.model_name()
+                        && m.version() == model.version()
+                }) {
+                    *m = model;
+                }
+            }
+            Mutation::InsertPromptVersion(pv) => {
+                let key = (pv.tenant_id().clone(), pv.name().to_owned(), pv.version());
+                self.prompts.insert(key, pv);
+            }
+            Mutation::MoveLabel { label_move, .. } => {
+                let t = label_move.tenant_id.clone();
+                self.labels.insert(
+                    (t.clone(), label_move.name.clone(), label_move.label.clone()),
+                    label_move.to_version,
+                );
+                self.label_moves.push((t, label_move));
+            }
+            _ => {}
+        }
+    }
+
+    fn find_model(&self, tenant: &TenantId, name: &str, version: &str) -> Option<&ModelVersion> {
+        self.models.iter().find(|m| {
+            m.tenant_id() == tenant
+                && m.model_name().as_str() == name
+                && m.version().as_str() == version
+        })
+    }
 }
 
 /// Every store port in memory, behind one lock (so appends are serialised per process, like a
@@ -45,6 +243,19 @@ impl InMemoryStore {
         }
     }
 
+    fn take_injected_failure(&self) -> Result<(), StoreError> {
+        if self
+            .failing_appends
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Unavailable {
+                message: "injected audit append failure".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -52,7 +263,7 @@ impl InMemoryStore {
     }
 
     /// Makes the next `n` audit appends fail with [`StoreError::Unavailable`] before writing
-    /// anything.
+    /// anything. A governance commit appends audit records, so it fails too, whole.
     pub fn dangerous_fail_next_appends(&self, n: u32) {
         self.failing_appends.store(n, Ordering::SeqCst);
     }
@@ -161,56 +372,10 @@ impl InMemoryStore {
 #[async_trait]
 impl AuditRepository for InMemoryStore {
     async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditReceipt>, StoreError> {
-        if self
-            .failing_appends
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(StoreError::Unavailable {
-                message: "injected append failure".to_owned(),
-            });
-        }
+        self.take_injected_failure()?;
         let mut state = self.lock();
-        // Seal everything first against a copy of each head, so a failure leaves no trace.
         let now = self.clock.now();
-        let mut next: HashMap<TenantId, u64> = HashMap::new();
-        let mut sealed = Vec::with_capacity(events.len());
-        for event in events {
-            let tenant = event.tenant_id().clone();
-            let seq = next
-                .entry(tenant.clone())
-                .or_insert_with(|| state.ledgers.get(&tenant).map_or(0, |l| l.frontier.size()));
-            let record = event.seal(*seq, now).map_err(|e| StoreError::Refused {
-                message: e.to_string(),
-            })?;
-            *seq += 1;
-            sealed.push((tenant, record));
-        }
-        let mut receipts = Vec::with_capacity(sealed.len());
-        for (tenant, record) in sealed {
-            let ledger = state.ledgers.entry(tenant.clone()).or_default();
-            let leaf_hash = ledger::leaf_hash(record.leaf_bytes());
-            let completed = ledger
-                .frontier
-                .append(leaf_hash)
-                .map_err(|e| StoreError::Refused {
-                    message: e.to_string(),
-                })?;
-            ledger.nodes.extend(completed);
-            receipts.push(AuditReceipt {
-                id: record.event().id(),
-                tenant_id: tenant,
-                seq: record.seq(),
-                leaf_hash: leaf_hash.to_hex(),
-                recorded_at: record.recorded_at(),
-            });
-            ledger.entries.push(StoredEntry {
-                seq: record.seq(),
-                leaf: record.into_leaf_bytes(),
-                leaf_hash,
-            });
-        }
-        Ok(receipts)
+        state.commit(&[], events, now)
     }
 
     async fn tree_head(&self, tenant: &TenantId) -> Result<TreeHead, StoreError> {
@@ -306,6 +471,115 @@ impl AuditRepository for InMemoryStore {
             .iter()
             .filter(|(_, l)| !l.entries.is_empty())
             .map(|(t, _)| t.clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl GovernanceStore for InMemoryStore {
+    async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
+        change.check_tenant()?;
+        if !change.audit.is_empty() {
+            self.take_injected_failure()?;
+        }
+        let mut state = self.lock();
+        let now = self.clock.now();
+        state.commit(&change.mutations, change.audit, now)
+    }
+
+    async fn approval(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalRequest>, StoreError> {
+        Ok(self
+            .lock()
+            .approvals
+            .iter()
+            .find(|a| a.tenant_id() == tenant && a.id() == id)
+            .cloned())
+    }
+
+    async fn approvals(
+        &self,
+        tenant: &TenantId,
+        filter: &ApprovalFilter,
+        page: Page,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        Ok(self
+            .lock()
+            .approvals
+            .iter()
+            .filter(|a| a.tenant_id() == tenant && filter.matches(a))
+            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+            .take(page.limit.min(1000) as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn model(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        Ok(self.lock().find_model(tenant, name, version).cloned())
+    }
+
+    async fn model_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<ModelVersion>, StoreError> {
+        Ok(self
+            .lock()
+            .models
+            .iter()
+            .filter(|m| m.tenant_id() == tenant && m.model_name().as_str() == name)
+            .cloned()
+            .collect())
+    }
+
+    async fn prompt_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        Ok(self
+            .lock()
+            .prompts
+            .range(
+                (tenant.clone(), name.to_owned(), 0)..=(tenant.clone(), name.to_owned(), u32::MAX),
+            )
+            .map(|(_, v)| v.clone())
+            .collect())
+    }
+
+    async fn prompt_labels(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        Ok(self
+            .lock()
+            .labels
+            .iter()
+            .filter(|((t, n, _), _)| t == tenant && n == name)
+            .map(|((_, _, l), v)| (l.clone(), *v))
+            .collect())
+    }
+
+    async fn label_moves(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<LabelMove>, StoreError> {
+        Ok(self
+            .lock()
+            .label_moves
+            .iter()
+            .filter(|(t, m)| t == tenant && m.name == name)
+            .map(|(_, m)| m.clone())
             .collect())
     }
 }

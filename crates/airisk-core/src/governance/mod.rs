@@ -1,5 +1,9 @@
-//! Governance: the audit ledger's records and logger (and, as they land, model registry, prompt
-//! registry and approval workflow).
+//! Governance: the audit ledger's records and logger, the approval workflow (four eyes), the
+//! model registry and the prompt registry. Every state-changing command commits its state change
+//! and its audit record in one transaction through [`crate::ports::GovernanceStore::commit`].
 
+pub mod approval_workflow;
 pub mod audit_logger;
 pub mod audit_record;
+pub mod model_registry;
+pub mod prompt_registry;

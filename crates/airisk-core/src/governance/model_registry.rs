@@ -1,0 +1,784 @@
+//! The model registry: every model version is registered with its artifact's SHA-256, waits for a
+//! human approval, and is authorised for deployment only while APPROVED and only for the exact
+//! artifact that was approved.
+//!
+//! The seed's fields (`model_name`, `version`, `checksum`, `created_at`, `approved`,
+//! `approved_by`, `approved_at`, `status`) are all on [`ModelVersion`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::approval_workflow::{
+    ApprovalError, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, Kernel, NewApprovalRequest,
+    Subject,
+};
+use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
+use crate::ledger::to_canonical_json;
+use crate::ports::{ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError};
+use crate::request::CorrelationId;
+use crate::security::rbac::{Action, AuthorizationError, RbacService};
+use crate::security::tenant_context::{ActorId, Principal, TenantId};
+
+/// Longest model name, in bytes.
+pub const MODEL_NAME_MAX_LEN: usize = 128;
+/// Longest model version, in bytes.
+pub const MODEL_VERSION_MAX_LEN: usize = 64;
+/// Longest artifact URI, in bytes.
+pub const ARTIFACT_URI_MAX_LEN: usize = 2048;
+/// Largest metadata object (canonical JSON), in bytes.
+pub const MODEL_METADATA_MAX_BYTES: usize = 16 * 1024;
+
+/// Where a model version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ModelStatus {
+    /// Registered, waiting for approval.
+    Pending,
+    /// Approved: deployable with its registered checksum.
+    Approved,
+    /// Rejected: never deployable.
+    Rejected,
+}
+
+impl ModelStatus {
+    /// `PENDING`, `APPROVED` or `REJECTED`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ModelStatus::Pending => "PENDING",
+            ModelStatus::Approved => "APPROVED",
+            ModelStatus::Rejected => "REJECTED",
+        }
+    }
+}
+
+macro_rules! validated_name {
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $ty(String);
+
+        impl $ty {
+            /// Validates `input`: 1 to the maximum length of ASCII letters, digits and `.`, `_`,
+            /// `-`, starting with a letter or digit.
+            ///
+            /// # Errors
+            /// A message naming the rule broken.
+            pub fn parse(input: &str) -> Result<Self, String> {
+                if input.is_empty() {
+                    return Err(format!("{} must not be empty", $what));
+                }
+                if input.len() > $max {
+                    return Err(format!("{} is longer than {} bytes", $what, $max));
+                }
+                let ok = input.char_indices().all(|(i, c)| {
+                    c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-'))
+                });
+                if !ok {
+                    return Err(format!(
+                        "{} may hold only ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
+                        $what
+                    ));
+                }
+                Ok($ty(input.to_owned()))
+            }
+            /// The value as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl TryFrom<String> for $ty {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                $ty::parse(&s)
+            }
+        }
+        impl From<$ty> for String {
+            fn from(v: $ty) -> String {
+                v.0
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $ty::parse(s)
+            }
+        }
+    };
+}
+
+validated_name!(
+    /// A model's name, e.g. `credit-scoring`.
+    ModelName,
+    "model name",
+    MODEL_NAME_MAX_LEN
+);
+validated_name!(
+    /// A model's version label, e.g. `1.4.0`.
+    ModelVersionTag,
+    "model version",
+    MODEL_VERSION_MAX_LEN
+);
+
+/// A SHA-256 digest as 64 lower-case hex digits. Parsing accepts upper case and normalises it,
+/// and an optional `sha256:` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sha256Digest([u8; 32]);
+
+impl Sha256Digest {
+    /// Parses 64 hex digits (optionally prefixed `sha256:`).
+    ///
+    /// # Errors
+    /// A message if the input is not 32 bytes of hex.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let hex = input.strip_prefix("sha256:").unwrap_or(input);
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("checksum must be a SHA-256 digest: 64 hex digits".to_owned());
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            let pair = hex.get(2 * i..2 * i + 2).unwrap_or("00");
+            *byte = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
+        }
+        Ok(Sha256Digest(out))
+    }
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        Sha256Digest(out)
+    }
+
+    /// 64 lower-case hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Constant-time comparison (the presented digest comes from outside).
+    pub fn matches(&self, other: &Sha256Digest) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+impl TryFrom<String> for Sha256Digest {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Sha256Digest::parse(&s)
+    }
+}
+impl From<Sha256Digest> for String {
+    fn from(v: Sha256Digest) -> String {
+        v.to_hex()
+    }
+}
+
+/// A registered model version. Immutable; changes produce a new value with `row_version + 1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    tenant_id: TenantId,
+    model_name: ModelName,
+    version: ModelVersionTag,
+    checksum: Sha256Digest,
+    artifact_uri: String,
+    metadata: Map<String, Value>,
+    registered_by: ActorId,
+    created_at: DateTime<Utc>,
+    status: ModelStatus,
+    approval_request_id: Uuid,
+    approved_by: Vec<ActorId>,
+    approved_at: Option<DateTime<Utc>>,
+    rejected_by: Option<ActorId>,
+    row_version: u64,
+}
+
+impl ModelVersion {
+    /// Its tenant.
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+    /// The seed's `model_name`.
+    pub fn model_name(&self) -> &ModelName {
+        &self.model_name
+    }
+    /// The seed's `version`.
+    pub fn version(&self) -> &ModelVersionTag {
+        &self.version
+    }
+    /// The seed's `checksum`: the registered artifact's SHA-256.
+    pub fn checksum(&self) -> &Sha256Digest {
+        &self.checksum
+    }
+    /// Where the artifact lives.
+    pub fn artifact_uri(&self) -> &str {
+        &self.artifact_uri
+    }
+    /// Free-form metadata.
+    pub fn metadata(&self) -> &Map<String, Value> {
+        &self.metadata
+    }
+    /// Who registered it.
+    pub fn registered_by(&self) -> &ActorId {
+        &self.registered_by
+    }
+    /// The seed's `created_at`.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    /// The seed's `status`.
+    pub fn status(&self) -> ModelStatus {
+        self.status
+    }
+    /// The seed's `approved`.
+    pub fn approved(&self) -> bool {
+        self.status == ModelStatus::Approved
+    }
+    /// The seed's `approved_by`: every approver of the quorum.
+    pub fn approved_by(&self) -> &[ActorId] {
+        &self.approved_by
+    }
+    /// The seed's `approved_at`.
+    pub fn approved_at(&self) -> Option<DateTime<Utc>> {
+        self.approved_at
+    }
+    /// Who rejected it, if rejected.
+    pub fn rejected_by(&self) -> Option<&ActorId> {
+        self.rejected_by.as_ref()
+    }
+    /// The approval request that decides it.
+    pub fn approval_request_id(&self) -> Uuid {
+        self.approval_request_id
+    }
+    /// Optimistic-concurrency version.
+    pub fn row_version(&self) -> u64 {
+        self.row_version
+    }
+
+    /// The model after its approval request reached a terminal decision.
+    pub(crate) fn decided(&self, request: &ApprovalRequest) -> ModelVersion {
+        let mut next = self.clone();
+        next.row_version += 1;
+        match request.status() {
+            ApprovalStatus::Approved => {
+                next.status = ModelStatus::Approved;
+                next.approved_by = request
+                    .approvals()
+                    .iter()
+                    .map(|a| a.approver.clone())
+                    .collect();
+                next.approved_at = request.decided_at();
+            }
+            ApprovalStatus::Rejected => {
+                next.status = ModelStatus::Rejected;
+                next.rejected_by = request.rejection().map(|d| d.by.clone());
+            }
+            _ => {}
+        }
+        next
+    }
+}
+
+/// Why a model registry operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelRegistryError {
+    /// The caller's role may not do this (recorded as a denial).
+    #[error(transparent)]
+    Forbidden(#[from] AuthorizationError),
+    /// No such model version in the caller's tenant.
+    #[error("model version not found")]
+    NotFound,
+    /// The tenant already has this name and version.
+    #[error("model {name} version {version} is already registered")]
+    AlreadyRegistered {
+        /// Name.
+        name: String,
+        /// Version.
+        version: String,
+    },
+    /// An input is invalid; nothing was written.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The approval step failed (self-approval, already decided, expired, conflict, …).
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+    /// The audit record could not be built.
+    #[error(transparent)]
+    Audit(#[from] AuditValidationError),
+    /// The store failed; nothing was written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The input of [`ModelRegistry::register_model`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RegisterModel {
+    /// Model name.
+    pub name: String,
+    /// Version label.
+    pub version: String,
+    /// SHA-256 of the artifact, 64 hex digits.
+    pub checksum: String,
+    /// Where the artifact lives (`s3://…`, `https://…`, `file://…`).
+    pub artifact_uri: String,
+    /// Free-form metadata (a JSON object).
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// Why it should be deployed (the approval request's justification).
+    pub justification: String,
+    /// Distinct approvals needed (default 1).
+    #[serde(default)]
+    pub required_approvals: Option<u32>,
+    /// Seconds until the approval request expires (default: never).
+    #[serde(default)]
+    pub expires_in_seconds: Option<i64>,
+}
+
+/// A registration: the model and its approval request.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The model, PENDING.
+    pub model: ModelVersion,
+    /// The approval request that decides it.
+    pub request: ApprovalRequest,
+    /// Audit receipts.
+    pub receipts: Vec<AuditReceipt>,
+}
+
+/// The outcome of [`ModelRegistry::authorize_deployment`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deployment {
+    /// Deploy: the model is APPROVED and the presented artifact is the approved one.
+    Authorized {
+        /// The model version.
+        model: Box<ModelVersion>,
+        /// Receipt of the audit record of this authorisation.
+        receipt: Box<AuditReceipt>,
+    },
+    /// Do not deploy, and why (the refusal is audited too).
+    Denied {
+        /// Why, in words.
+        reason: DeploymentDenial,
+    },
+}
+
+/// Why a deployment was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeploymentDenial {
+    /// The model is not (or not yet) approved.
+    #[error("the model version is {0}, not APPROVED")]
+    NotApproved(&'static str),
+    /// The presented artifact is not the one that was registered and approved.
+    #[error("the presented artifact's SHA-256 does not match the registered checksum")]
+    ChecksumMismatch,
+}
+
+/// The model registry service.
+#[derive(Debug, Clone)]
+pub struct ModelRegistry {
+    kernel: Kernel,
+    workflow: ApprovalWorkflow,
+}
+
+impl ModelRegistry {
+    /// A registry over `store`.
+    pub fn new(
+        store: Arc<dyn GovernanceStore>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        let kernel = Kernel {
+            store,
+            clock,
+            ids,
+            rbac: RbacService::new(),
+        };
+        ModelRegistry {
+            workflow: ApprovalWorkflow::from_kernel(kernel.clone()),
+            kernel,
+        }
+    }
+
+    /// Registers a model version, PENDING, with its approval request, in one transaction with
+    /// their audit records (`model.register`).
+    ///
+    /// # Errors
+    /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::Invalid`],
+    /// [`ModelRegistryError::AlreadyRegistered`], [`ModelRegistryError::Store`].
+    pub async fn register_model(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        input: RegisterModel,
+    ) -> Result<Registered, ModelRegistryError> {
+        let k = &self.kernel;
+        let rid = format!("{}@{}", input.name, input.version);
+        k.authorize(principal, correlation, Action::ModelRegister, "model", &rid)
+            .await?;
+        let name = ModelName::parse(&input.name).map_err(ModelRegistryError::Invalid)?;
+        let version =
+            ModelVersionTag::parse(&input.version).map_err(ModelRegistryError::Invalid)?;
+        let checksum = Sha256Digest::parse(&input.checksum).map_err(ModelRegistryError::Invalid)?;
+        let artifact_uri = check_uri(&input.artifact_uri)?;
+        let metadata = match input.metadata {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => {
+                return Err(ModelRegistryError::Invalid(
+                    "metadata must be a JSON object".to_owned(),
+                ));
+            }
+        };
+        let size = to_canonical_json(&Value::Object(metadata.clone()))
+            .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?
+            .len();
+        if size > MODEL_METADATA_MAX_BYTES {
+            return Err(ModelRegistryError::Invalid(format!(
+                "metadata is {size} bytes; at most {MODEL_METADATA_MAX_BYTES} are allowed"
+            )));
+        }
+        let expires_in = match input.expires_in_seconds {
+            Some(s) => Some(Duration::try_seconds(s).ok_or_else(|| {
+                ModelRegistryError::Invalid("expires_in_seconds is out of range".to_owned())
+            })?),
+            None => None,
+        };
+        if k.store
+            .model(principal.tenant(), name.as_str(), version.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(ModelRegistryError::AlreadyRegistered {
+                name: name.to_string(),
+                version: version.to_string(),
+            });
+        }
+        let now = k.clock.now();
+        let request = ApprovalRequest::open(
+            k.ids.new_id(),
+            principal,
+            NewApprovalRequest {
+                subject: Subject::Model {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                },
+                justification: input.justification,
+                required_approvals: input.required_approvals.unwrap_or(1),
+                expires_in,
+            },
+            now,
+        )?;
+        let model = ModelVersion {
+            tenant_id: principal.tenant().clone(),
+            model_name: name,
+            version,
+            checksum,
+            artifact_uri,
+            metadata,
+            registered_by: principal.actor().clone(),
+            created_at: now,
+            status: ModelStatus::Pending,
+            approval_request_id: request.id(),
+            approved_by: Vec::new(),
+            approved_at: None,
+            rejected_by: None,
+            row_version: 1,
+        };
+        let mut meta = Map::new();
+        meta.insert("checksum".into(), model.checksum.to_hex().into());
+        meta.insert("artifact_uri".into(), model.artifact_uri.clone().into());
+        meta.insert(
+            "approval_request_id".into(),
+            request.id().to_string().into(),
+        );
+        let audit = vec![
+            k.event(
+                principal,
+                correlation,
+                Action::ModelRegister,
+                Outcome::Success,
+                "model",
+                &rid,
+                None,
+                Some(meta),
+            )?,
+            self.workflow
+                .request_event(principal, correlation, &request)?,
+        ];
+        let receipts = k
+            .store
+            .commit(ChangeSet {
+                tenant: principal.tenant().clone(),
+                mutations: vec![
+                    Mutation::InsertModel(model.clone()),
+                    Mutation::InsertApproval(request.clone()),
+                ],
+                audit,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => ModelRegistryError::AlreadyRegistered {
+                    name: model.model_name.to_string(),
+                    version: model.version.to_string(),
+                },
+                other => other.into(),
+            })?;
+        Ok(Registered {
+            model,
+            request,
+            receipts,
+        })
+    }
+
+    /// Reads one model version (`model.view`).
+    ///
+    /// # Errors
+    /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`].
+    pub async fn get_model(
+        &self,
+        principal: &Principal,
+        name: &str,
+        version: &str,
+    ) -> Result<ModelVersion, ModelRegistryError> {
+        self.kernel
+            .rbac
+            .check_permission(principal.role(), Action::ModelView)?;
+        self.kernel
+            .store
+            .model(principal.tenant(), name, version)
+            .await?
+            .ok_or(ModelRegistryError::NotFound)
+    }
+
+    /// Every version of a model, oldest first (`model.view`).
+    ///
+    /// # Errors
+    /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::Store`].
+    pub async fn list_versions(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<Vec<ModelVersion>, ModelRegistryError> {
+        self.kernel
+            .rbac
+            .check_permission(principal.role(), Action::ModelView)?;
+        Ok(self
+            .kernel
+            .store
+            .model_versions(principal.tenant(), name)
+            .await?)
+    }
+
+    async fn find(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        action: Action,
+        name: &str,
+        version: &str,
+    ) -> Result<ModelVersion, ModelRegistryError> {
+        let rid = format!("{name}@{version}");
+        self.kernel
+            .authorize(principal, correlation, action, "model", &rid)
+            .await?;
+        match self
+            .kernel
+            .store
+            .model(principal.tenant(), name, version)
+            .await?
+        {
+            Some(m) => Ok(m),
+            None => {
+                self.kernel
+                    .deny(principal, correlation, action, "model", &rid, "not found")
+                    .await;
+                Err(ModelRegistryError::NotFound)
+            }
+        }
+    }
+
+    /// Approves a model version through its approval request (`model.approve`). When the quorum
+    /// is reached the model becomes APPROVED in the same transaction.
+    ///
+    /// # Errors
+    /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`], and the workflow's
+    /// errors as [`ModelRegistryError::Approval`] (approving twice is `NotPending`).
+    pub async fn approve_model(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        name: &str,
+        version: &str,
+        reason: &str,
+    ) -> Result<ApprovalRequest, ModelRegistryError> {
+        let model = self
+            .find(principal, correlation, Action::ModelApprove, name, version)
+            .await?;
+        let decided = self
+            .workflow
+            .approve(principal, correlation, model.approval_request_id, reason)
+            .await?;
+        Ok(decided.request)
+    }
+
+    /// Rejects a model version through its approval request (`model.reject`).
+    ///
+    /// # Errors
+    /// As [`ModelRegistry::approve_model`].
+    pub async fn reject_model(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        name: &str,
+        version: &str,
+        reason: &str,
+    ) -> Result<ApprovalRequest, ModelRegistryError> {
+        let model = self
+            .find(principal, correlation, Action::ModelReject, name, version)
+            .await?;
+        let decided = self
+            .workflow
+            .reject(principal, correlation, model.approval_request_id, reason)
+            .await?;
+        Ok(decided.request)
+    }
+
+    /// The deployment gate (`model.authorize_deployment`): authorises only an APPROVED model whose
+    /// registered checksum equals `presented_sha256`. Every outcome is audited, authorised or
+    /// denied, with why.
+    ///
+    /// # Errors
+    /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`],
+    /// [`ModelRegistryError::Invalid`] for a malformed digest, [`ModelRegistryError::Store`].
+    /// A refusal on the merits is `Ok(Deployment::Denied { .. })`.
+    pub async fn authorize_deployment(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        name: &str,
+        version: &str,
+        presented_sha256: &str,
+    ) -> Result<Deployment, ModelRegistryError> {
+        let model = self
+            .find(
+                principal,
+                correlation,
+                Action::ModelAuthorizeDeployment,
+                name,
+                version,
+            )
+            .await?;
+        let rid = format!("{name}@{version}");
+        let presented = match Sha256Digest::parse(presented_sha256) {
+            Ok(d) => d,
+            Err(e) => {
+                self.kernel
+                    .deny(
+                        principal,
+                        correlation,
+                        Action::ModelAuthorizeDeployment,
+                        "model",
+                        &rid,
+                        &e,
+                    )
+                    .await;
+                return Err(ModelRegistryError::Invalid(e));
+            }
+        };
+        let denial = if model.status != ModelStatus::Approved {
+            Some(DeploymentDenial::NotApproved(model.status.as_str()))
+        } else if !model.checksum.matches(&presented) {
+            Some(DeploymentDenial::ChecksumMismatch)
+        } else {
+            None
+        };
+        let mut meta = Map::new();
+        meta.insert("presented_sha256".into(), presented.to_hex().into());
+        meta.insert("registered_sha256".into(), model.checksum.to_hex().into());
+        let event = self.kernel.event(
+            principal,
+            correlation,
+            Action::ModelAuthorizeDeployment,
+            if denial.is_some() {
+                Outcome::Denied
+            } else {
+                Outcome::Success
+            },
+            "model",
+            &rid,
+            Some(match denial {
+                Some(d) => d.to_string(),
+                None => "approved model, checksum verified".to_owned(),
+            }),
+            Some(meta),
+        )?;
+        let mut receipts = self
+            .kernel
+            .store
+            .commit(ChangeSet::audit_only(
+                principal.tenant().clone(),
+                vec![event],
+            ))
+            .await?;
+        Ok(match (denial, receipts.pop()) {
+            (None, Some(receipt)) => Deployment::Authorized {
+                model: Box::new(model),
+                receipt: Box::new(receipt),
+            },
+            (Some(reason), _) => Deployment::Denied { reason },
+            (None, None) => {
+                return Err(StoreError::Corrupt {
+                    message: "commit returned no receipt".to_owned(),
+                }
+                .into());
+            }
+        })
+    }
+}
+
+fn check_uri(uri: &str) -> Result<String, ModelRegistryError> {
+    let invalid = |m: &str| ModelRegistryError::Invalid(format!("artifact_uri {m}"));
+    if uri.is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if uri.len() > ARTIFACT_URI_MAX_LEN {
+        return Err(invalid("is too long"));
+    }
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(invalid("must be an absolute URI such as s3://bucket/key"));
+    };
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok || rest.is_empty() || uri.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(invalid("must be an absolute URI such as s3://bucket/key"));
+    }
+    Ok(uri.to_owned())
+}
