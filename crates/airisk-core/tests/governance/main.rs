@@ -7,4 +7,8 @@
     clippy::indexing_slicing
 )] // tests: a broken expectation must panic
 
+mod approval_workflow;
 mod audit;
+mod model_registry;
+mod prompt_registry;
+mod support;

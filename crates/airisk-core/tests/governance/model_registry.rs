@@ -1,0 +1,555 @@
+//! The model registry (the seed's `tests/unit/governance/test_model_registry.py`) and the approval
+//! workflow rules it relies on.
+
+use airisk_core::governance::approval_workflow::{ApprovalError, ApprovalStatus};
+use airisk_core::governance::audit_record::Outcome;
+use airisk_core::governance::model_registry::{
+    Deployment, DeploymentDenial, ModelRegistryError, ModelStatus, RegisterModel,
+};
+use airisk_core::ports::{AuditRepository, GovernanceStore};
+use airisk_testkit::fixtures::tenant;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn registering_creates_a_pending_model_with_its_approval_request_and_audit_records() {
+    let w = World::new();
+    let r = w.register(&admin(), "credit-scoring", "1.0.0").await;
+    assert_eq!(r.model.status(), ModelStatus::Pending);
+    assert!(!r.model.approved());
+    assert_eq!(
+        r.model.approved_by(),
+        &[] as &[airisk_core::security::tenant_context::ActorId]
+    );
+    assert_eq!(r.model.approved_at(), None);
+    assert_eq!(r.model.checksum().to_hex(), CHECKSUM);
+    assert_eq!(r.model.model_name().as_str(), "credit-scoring");
+    assert_eq!(r.model.version().as_str(), "1.0.0");
+    assert_eq!(r.request.status(), ApprovalStatus::Pending);
+    assert_eq!(r.request.approvals().len(), 0, "cannot auto-approve");
+    assert_eq!(
+        w.audit_trail("acme").await,
+        vec![
+            ("model.register".into(), Outcome::Success),
+            ("approval.request".into(), Outcome::Success)
+        ]
+    );
+    assert_eq!(r.receipts.len(), 2);
+}
+
+#[tokio::test]
+async fn only_admins_may_register_models_and_refusals_are_audited() {
+    let w = World::new();
+    for who in [analyst(), approver(), viewer()] {
+        let got = w
+            .models
+            .register_model(&who, &corr(), register_input("m", "1"))
+            .await;
+        assert!(
+            matches!(got, Err(ModelRegistryError::Forbidden(_))),
+            "{got:?}"
+        );
+    }
+    assert!(
+        w.store
+            .model(&tenant("acme"), "m", "1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let trail = w.audit_trail("acme").await;
+    assert_eq!(trail.len(), 3);
+    assert!(
+        trail
+            .iter()
+            .all(|(a, o)| a == "model.register" && *o == Outcome::Denied)
+    );
+}
+
+#[tokio::test]
+async fn invalid_registrations_are_typed_errors_and_write_nothing() {
+    let w = World::new();
+    type Case = (&'static str, fn(&mut RegisterModel));
+    let cases: Vec<Case> = vec![
+        ("bad checksum", |i| i.checksum = "abc".into()),
+        ("non-hex checksum", |i| i.checksum = "z".repeat(64)),
+        ("empty name", |i| i.name.clear()),
+        ("name with space", |i| i.name = "credit scoring".into()),
+        ("empty version", |i| i.version.clear()),
+        ("relative uri", |i| i.artifact_uri = "models/x.onnx".into()),
+        ("metadata array", |i| {
+            i.metadata = Some(serde_json::json!([1]))
+        }),
+        ("empty justification", |i| i.justification = "  ".into()),
+        ("zero quorum", |i| i.required_approvals = Some(0)),
+        ("huge quorum", |i| i.required_approvals = Some(11)),
+        ("negative expiry", |i| i.expires_in_seconds = Some(-5)),
+    ];
+    for (what, mutate) in cases {
+        let mut input = register_input("m", "1");
+        mutate(&mut input);
+        let got = w.models.register_model(&admin(), &corr(), input).await;
+        assert!(
+            matches!(
+                got,
+                Err(ModelRegistryError::Invalid(_)
+                    | ModelRegistryError::Approval(ApprovalError::Invalid(_)))
+            ),
+            "{what}: {got:?}"
+        );
+    }
+    assert!(w.audit("acme").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_duplicate_name_and_version_is_a_conflict() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    let got = w
+        .models
+        .register_model(&admin(), &corr(), register_input("m", "1"))
+        .await;
+    assert!(
+        matches!(got, Err(ModelRegistryError::AlreadyRegistered { .. })),
+        "{got:?}"
+    );
+    // Another tenant may use the same name and version.
+    w.models
+        .register_model(&globex_admin(), &corr(), register_input("m", "1"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_approver_approves_and_the_model_records_who_and_when() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    w.clock.advance(chrono::Duration::minutes(5));
+    let request = w
+        .models
+        .approve_model(&approver(), &corr(), "m", "1", "validation report reviewed")
+        .await
+        .unwrap();
+    assert_eq!(request.status(), ApprovalStatus::Approved);
+    let model = w.models.get_model(&viewer(), "m", "1").await.unwrap();
+    assert_eq!(model.status(), ModelStatus::Approved);
+    assert!(model.approved());
+    assert_eq!(model.approved_by()[0].as_str(), "bob@acme.example");
+    assert_eq!(
+        model.approved_at(),
+        Some(airisk_core::ports::Clock::now(&*w.clock))
+    );
+    let trail = w.audit_trail("acme").await;
+    assert_eq!(
+        trail[2..],
+        [
+            ("approval.approve".into(), Outcome::Success),
+            ("model.approve".into(), Outcome::Success)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_model_cannot_be_approved_twice() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    w.models
+        .approve_model(&approver(), &corr(), "m", "1", "ok")
+        .await
+        .unwrap();
+    for who in [approver(), approver2()] {
+        let again = w
+            .models
+            .approve_model(&who, &corr(), "m", "1", "again")
+            .await;
+        assert!(
+            matches!(
+                again,
+                Err(ModelRegistryError::Approval(ApprovalError::NotPending {
+                    status: ApprovalStatus::Approved
+                }))
+            ),
+            "{again:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_registrant_cannot_approve_their_own_model() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    let got = w
+        .models
+        .approve_model(&admin(), &corr(), "m", "1", "lgtm")
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(ModelRegistryError::Approval(ApprovalError::SelfApproval))
+        ),
+        "{got:?}"
+    );
+    let model = w.models.get_model(&viewer(), "m", "1").await.unwrap();
+    assert_eq!(model.status(), ModelStatus::Pending);
+    let (action, outcome) = w.audit_trail("acme").await.pop().unwrap();
+    assert_eq!(
+        (action.as_str(), outcome),
+        ("approval.approve", Outcome::Denied)
+    );
+}
+
+#[tokio::test]
+async fn analysts_and_viewers_cannot_approve_or_reject() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    for who in [analyst(), viewer()] {
+        let a = w.models.approve_model(&who, &corr(), "m", "1", "x").await;
+        assert!(matches!(a, Err(ModelRegistryError::Forbidden(_))), "{a:?}");
+        let r = w.models.reject_model(&who, &corr(), "m", "1", "x").await;
+        assert!(matches!(r, Err(ModelRegistryError::Forbidden(_))), "{r:?}");
+    }
+    assert_eq!(
+        w.models
+            .get_model(&viewer(), "m", "1")
+            .await
+            .unwrap()
+            .status(),
+        ModelStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn a_service_principal_never_approves() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    let svc = airisk_core::security::tenant_context::Principal::service(
+        airisk_core::security::tenant_context::ActorId::parse("svc:pipeline").unwrap(),
+        tenant("acme"),
+        airisk_core::security::rbac::Role::Approver,
+    );
+    let got = w
+        .models
+        .approve_model(&svc, &corr(), "m", "1", "auto")
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(ModelRegistryError::Approval(ApprovalError::NotHuman))
+        ),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn cannot_deploy_an_unapproved_model() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    let got = w
+        .models
+        .authorize_deployment(&analyst(), &corr(), "m", "1", CHECKSUM)
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        Deployment::Denied {
+            reason: DeploymentDenial::NotApproved("PENDING")
+        }
+    );
+    let last = w.audit("acme").await.pop().unwrap();
+    assert_eq!(last.event().action(), "model.authorize_deployment");
+    assert_eq!(last.event().outcome(), Outcome::Denied);
+    assert!(last.event().reason().unwrap().contains("PENDING"));
+}
+
+#[tokio::test]
+async fn cannot_deploy_a_rejected_model() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    w.models
+        .reject_model(&approver(), &corr(), "m", "1", "bias findings open")
+        .await
+        .unwrap();
+    let model = w.models.get_model(&viewer(), "m", "1").await.unwrap();
+    assert_eq!(model.status(), ModelStatus::Rejected);
+    assert_eq!(model.rejected_by().unwrap().as_str(), "bob@acme.example");
+    let got = w
+        .models
+        .authorize_deployment(&analyst(), &corr(), "m", "1", CHECKSUM)
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        Deployment::Denied {
+            reason: DeploymentDenial::NotApproved("REJECTED")
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_approved_model_deploys_only_with_the_registered_checksum() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    w.models
+        .approve_model(&approver(), &corr(), "m", "1", "ok")
+        .await
+        .unwrap();
+    let wrong = w
+        .models
+        .authorize_deployment(&analyst(), &corr(), "m", "1", OTHER_CHECKSUM)
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong,
+        Deployment::Denied {
+            reason: DeploymentDenial::ChecksumMismatch
+        }
+    );
+    let upper = CHECKSUM.to_uppercase();
+    let right = w
+        .models
+        .authorize_deployment(&analyst(), &corr(), "m", "1", &format!("sha256:{upper}"))
+        .await
+        .unwrap();
+    assert!(matches!(right, Deployment::Authorized { .. }), "{right:?}");
+    let trail = w.audit_trail("acme").await;
+    assert_eq!(
+        trail[trail.len() - 2..],
+        [
+            ("model.authorize_deployment".into(), Outcome::Denied),
+            ("model.authorize_deployment".into(), Outcome::Success)
+        ]
+    );
+    let malformed = w
+        .models
+        .authorize_deployment(&analyst(), &corr(), "m", "1", "not-a-digest")
+        .await;
+    assert!(
+        matches!(malformed, Err(ModelRegistryError::Invalid(_))),
+        "{malformed:?}"
+    );
+}
+
+#[tokio::test]
+async fn viewers_cannot_ask_for_a_deployment() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    let got = w
+        .models
+        .authorize_deployment(&viewer(), &corr(), "m", "1", CHECKSUM)
+        .await;
+    assert!(
+        matches!(got, Err(ModelRegistryError::Forbidden(_))),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_quorum_of_distinct_approvers_is_needed() {
+    let w = World::new();
+    let mut input = register_input("m", "1");
+    input.required_approvals = Some(2);
+    w.models
+        .register_model(&admin(), &corr(), input)
+        .await
+        .unwrap();
+    let first = w
+        .models
+        .approve_model(&approver(), &corr(), "m", "1", "ok")
+        .await
+        .unwrap();
+    assert_eq!(first.status(), ApprovalStatus::Pending);
+    assert_eq!(
+        w.models
+            .get_model(&viewer(), "m", "1")
+            .await
+            .unwrap()
+            .status(),
+        ModelStatus::Pending
+    );
+    let twice = w
+        .models
+        .approve_model(&approver(), &corr(), "m", "1", "ok again")
+        .await;
+    assert!(
+        matches!(
+            twice,
+            Err(ModelRegistryError::Approval(
+                ApprovalError::AlreadyApproved { .. }
+            ))
+        ),
+        "{twice:?}"
+    );
+    let second = w
+        .models
+        .approve_model(&approver2(), &corr(), "m", "1", "ok")
+        .await
+        .unwrap();
+    assert_eq!(second.status(), ApprovalStatus::Approved);
+    let model = w.models.get_model(&viewer(), "m", "1").await.unwrap();
+    let approvers: Vec<&str> = model.approved_by().iter().map(|a| a.as_str()).collect();
+    assert_eq!(approvers, ["bob@acme.example", "carol@acme.example"]);
+}
+
+#[tokio::test]
+async fn an_expired_request_cannot_be_approved_and_becomes_expired() {
+    let w = World::new();
+    let mut input = register_input("m", "1");
+    input.expires_in_seconds = Some(3600);
+    let r = w
+        .models
+        .register_model(&admin(), &corr(), input)
+        .await
+        .unwrap();
+    w.clock.advance(chrono::Duration::seconds(3600));
+    let got = w
+        .models
+        .approve_model(&approver(), &corr(), "m", "1", "late")
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(ModelRegistryError::Approval(ApprovalError::Expired { .. }))
+        ),
+        "{got:?}"
+    );
+    let request = w.workflow.get(&viewer(), r.request.id()).await.unwrap();
+    assert_eq!(request.status(), ApprovalStatus::Expired);
+    let again = w
+        .models
+        .approve_model(&approver2(), &corr(), "m", "1", "late")
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(ModelRegistryError::Approval(ApprovalError::NotPending {
+                status: ApprovalStatus::Expired
+            }))
+        ),
+        "{again:?}"
+    );
+    assert_eq!(
+        w.models
+            .get_model(&viewer(), "m", "1")
+            .await
+            .unwrap()
+            .status(),
+        ModelStatus::Pending,
+        "an expired request never approves the model"
+    );
+}
+
+#[tokio::test]
+async fn an_audit_failure_rolls_the_whole_command_back() {
+    let w = World::new();
+    w.store.dangerous_fail_next_appends(1);
+    let got = w
+        .models
+        .register_model(&admin(), &corr(), register_input("m", "1"))
+        .await;
+    assert!(matches!(got, Err(ModelRegistryError::Store(_))), "{got:?}");
+    assert!(
+        w.store
+            .model(&tenant("acme"), "m", "1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        w.store
+            .approvals(
+                &tenant("acme"),
+                &Default::default(),
+                airisk_core::ports::Page::first(10)
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(w.audit("acme").await.is_empty());
+
+    // And for an approval: the request and the model stay as they were.
+    let r = w.register(&admin(), "m", "1").await;
+    w.store.dangerous_fail_next_appends(1);
+    let got = w
+        .models
+        .approve_model(&approver(), &corr(), "m", "1", "ok")
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(ModelRegistryError::Approval(ApprovalError::Store(_)))
+        ),
+        "{got:?}"
+    );
+    let request = w.workflow.get(&viewer(), r.request.id()).await.unwrap();
+    assert_eq!(
+        (request.status(), request.version()),
+        (ApprovalStatus::Pending, 1)
+    );
+    assert_eq!(
+        w.models
+            .get_model(&viewer(), "m", "1")
+            .await
+            .unwrap()
+            .status(),
+        ModelStatus::Pending
+    );
+    assert_eq!(w.store.tree_head(&tenant("acme")).await.unwrap().size, 2);
+}
+
+#[tokio::test]
+async fn another_tenants_model_is_not_found_on_every_method() {
+    let w = World::new();
+    w.register(&admin(), "m", "1").await;
+    let g = globex_approver();
+    assert!(matches!(
+        w.models.get_model(&g, "m", "1").await,
+        Err(ModelRegistryError::NotFound)
+    ));
+    assert!(w.models.list_versions(&g, "m").await.unwrap().is_empty());
+    assert!(matches!(
+        w.models.approve_model(&g, &corr(), "m", "1", "x").await,
+        Err(ModelRegistryError::NotFound)
+    ));
+    assert!(matches!(
+        w.models.reject_model(&g, &corr(), "m", "1", "x").await,
+        Err(ModelRegistryError::NotFound)
+    ));
+    let ga = globex_admin();
+    assert!(matches!(
+        w.models
+            .authorize_deployment(&ga, &corr(), "m", "1", CHECKSUM)
+            .await,
+        Err(ModelRegistryError::NotFound)
+    ));
+    // The acme model is untouched, and the attempts are recorded in globex's own ledger only.
+    assert_eq!(
+        w.models
+            .get_model(&viewer(), "m", "1")
+            .await
+            .unwrap()
+            .status(),
+        ModelStatus::Pending
+    );
+    assert_eq!(w.audit("acme").await.len(), 2);
+    let globex = w.audit_trail("globex").await;
+    assert_eq!(globex.len(), 3);
+    assert!(globex.iter().all(|(_, o)| *o == Outcome::Denied));
+}
+
+#[tokio::test]
+async fn versions_are_listed_in_registration_order() {
+    let w = World::new();
+    for v in ["1.0.0", "1.1.0", "2.0.0"] {
+        w.register(&admin(), "m", v).await;
+    }
+    let versions: Vec<String> = w
+        .models
+        .list_versions(&viewer(), "m")
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version().to_string())
+        .collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0", "2.0.0"]);
+}

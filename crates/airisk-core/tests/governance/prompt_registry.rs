@@ -1,0 +1,481 @@
+//! The prompt registry (the seed's `tests/unit/governance/test_prompt_registry.py`).
+
+use airisk_core::governance::approval_workflow::{ApprovalStatus, NewApprovalRequest, Subject};
+use airisk_core::governance::audit_record::Outcome;
+use airisk_core::governance::prompt_registry::{
+    DiffLine, PromptRegistryError, PromptSelector, diff_lines,
+};
+use airisk_core::ports::AuditRepository;
+use airisk_testkit::fixtures::tenant;
+use proptest::prelude::*;
+
+use crate::support::*;
+
+async fn with_versions(w: &World, n: u32) {
+    w.prompts
+        .register_prompt(
+            &analyst(),
+            &corr(),
+            "kyc-summary",
+            "v1: Summarise {doc}",
+            "first",
+        )
+        .await
+        .unwrap();
+    for v in 2..=n {
+        w.prompts
+            .update_prompt(
+                &analyst(),
+                &corr(),
+                "kyc-summary",
+                &format!("v{v}: Summarise {{doc}}"),
+                "tweak",
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn approve_move(w: &World, version: u32, label: &str) -> uuid::Uuid {
+    let r = w
+        .workflow
+        .request_approval(
+            &analyst(),
+            &corr(),
+            NewApprovalRequest {
+                subject: Subject::PromptLabel {
+                    name: "kyc-summary".into(),
+                    version,
+                    label: label.into(),
+                },
+                justification: "evaluated on the golden set".into(),
+                required_approvals: 1,
+                expires_in: None,
+            },
+        )
+        .await
+        .unwrap()
+        .request;
+    w.workflow
+        .approve(&approver(), &corr(), r.id(), "ok")
+        .await
+        .unwrap();
+    r.id()
+}
+
+#[tokio::test]
+async fn prompt_version_increments_correctly_and_earlier_versions_never_change() {
+    let w = World::new();
+    let first = w
+        .prompts
+        .register_prompt(
+            &analyst(),
+            &corr(),
+            "kyc-summary",
+            "Summarise {doc}",
+            "first",
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.version.version(), 1);
+    let second = w
+        .prompts
+        .update_prompt(
+            &analyst(),
+            &corr(),
+            "kyc-summary",
+            "Summarise {doc} briefly",
+            "shorter",
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.version.version(), 2);
+    let third = w
+        .prompts
+        .update_prompt(
+            &admin(),
+            &corr(),
+            "kyc-summary",
+            "Summarise {doc} in 3 bullets",
+            "format",
+        )
+        .await
+        .unwrap();
+    assert_eq!(third.version.version(), 3);
+    assert_eq!(third.version.author().as_str(), "ada@acme.example");
+    let v1 = w
+        .prompts
+        .get_prompt(&viewer(), "kyc-summary", &PromptSelector::Version(1))
+        .await
+        .unwrap();
+    assert_eq!(v1, first.version, "version 1 is exactly as written");
+    let latest = w
+        .prompts
+        .get_prompt(&viewer(), "kyc-summary", &PromptSelector::Latest)
+        .await
+        .unwrap();
+    assert_eq!(latest.version(), 3);
+    assert_eq!(
+        w.audit_trail("acme").await,
+        vec![
+            ("prompt.register".into(), Outcome::Success),
+            ("prompt.update".into(), Outcome::Success),
+            ("prompt.update".into(), Outcome::Success)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_identical_update_is_refused_and_makes_no_version() {
+    let w = World::new();
+    with_versions(&w, 2).await;
+    let got = w
+        .prompts
+        .update_prompt(
+            &analyst(),
+            &corr(),
+            "kyc-summary",
+            "v2: Summarise {doc}",
+            "same",
+        )
+        .await;
+    assert!(
+        matches!(got, Err(PromptRegistryError::NoChange { latest: 2 })),
+        "{got:?}"
+    );
+    let history = w.prompts.history(&viewer(), "kyc-summary").await.unwrap();
+    assert_eq!(history.versions.len(), 2);
+}
+
+#[tokio::test]
+async fn registering_twice_or_updating_a_missing_prompt_is_refused() {
+    let w = World::new();
+    with_versions(&w, 1).await;
+    let twice = w
+        .prompts
+        .register_prompt(&analyst(), &corr(), "kyc-summary", "other", "again")
+        .await;
+    assert!(
+        matches!(twice, Err(PromptRegistryError::AlreadyExists { .. })),
+        "{twice:?}"
+    );
+    let missing = w
+        .prompts
+        .update_prompt(&analyst(), &corr(), "nope", "x", "y")
+        .await;
+    assert!(
+        matches!(missing, Err(PromptRegistryError::NotFound)),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_prompt_input_is_a_typed_error() {
+    let w = World::new();
+    for (name, template, reason) in [
+        ("", "t", "r"),
+        ("has space", "t", "r"),
+        ("ok", "", "r"),
+        ("ok", "t", ""),
+        ("ok", "nul\0byte", "r"),
+    ] {
+        let got = w
+            .prompts
+            .register_prompt(&analyst(), &corr(), name, template, reason)
+            .await;
+        assert!(
+            matches!(got, Err(PromptRegistryError::Invalid(_))),
+            "{name:?}: {got:?}"
+        );
+    }
+    let huge = "x".repeat(256 * 1024 + 1);
+    let got = w
+        .prompts
+        .register_prompt(&analyst(), &corr(), "ok", &huge, "r")
+        .await;
+    assert!(
+        matches!(got, Err(PromptRegistryError::Invalid(_))),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn viewers_and_approvers_cannot_write_prompts() {
+    let w = World::new();
+    for who in [viewer(), approver()] {
+        let got = w
+            .prompts
+            .register_prompt(&who, &corr(), "p", "t", "r")
+            .await;
+        assert!(
+            matches!(got, Err(PromptRegistryError::Forbidden(_))),
+            "{got:?}"
+        );
+    }
+    with_versions(&w, 1).await;
+    let got = w
+        .prompts
+        .update_prompt(&viewer(), &corr(), "kyc-summary", "t2", "r")
+        .await;
+    assert!(
+        matches!(got, Err(PromptRegistryError::Forbidden(_))),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_label_move_without_an_approved_request_is_refused_and_audited() {
+    let w = World::new();
+    with_versions(&w, 2).await;
+    let got = w
+        .prompts
+        .move_label(&analyst(), &corr(), "kyc-summary", "production", 2)
+        .await;
+    assert!(
+        matches!(got, Err(PromptRegistryError::MoveNotApproved { .. })),
+        "{got:?}"
+    );
+    let (action, outcome) = w.audit_trail("acme").await.pop().unwrap();
+    assert_eq!(
+        (action.as_str(), outcome),
+        ("prompt.move_label", Outcome::Denied)
+    );
+    let by_label = w
+        .prompts
+        .get_prompt(
+            &viewer(),
+            "kyc-summary",
+            &PromptSelector::Label("production".into()),
+        )
+        .await;
+    assert!(matches!(by_label, Err(PromptRegistryError::NotFound)));
+
+    // A pending (not yet approved) request does not allow it either.
+    w.workflow
+        .request_approval(
+            &analyst(),
+            &corr(),
+            NewApprovalRequest {
+                subject: Subject::PromptLabel {
+                    name: "kyc-summary".into(),
+                    version: 2,
+                    label: "production".into(),
+                },
+                justification: "x".into(),
+                required_approvals: 1,
+                expires_in: None,
+            },
+        )
+        .await
+        .unwrap();
+    let got = w
+        .prompts
+        .move_label(&analyst(), &corr(), "kyc-summary", "production", 2)
+        .await;
+    assert!(
+        matches!(got, Err(PromptRegistryError::MoveNotApproved { .. })),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_approval_for_another_version_or_label_does_not_allow_the_move() {
+    let w = World::new();
+    with_versions(&w, 3).await;
+    approve_move(&w, 2, "production").await;
+    approve_move(&w, 3, "staging").await;
+    let got = w
+        .prompts
+        .move_label(&analyst(), &corr(), "kyc-summary", "production", 3)
+        .await;
+    assert!(
+        matches!(got, Err(PromptRegistryError::MoveNotApproved { .. })),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_approved_move_happens_once_and_is_kept_in_the_history() {
+    let w = World::new();
+    with_versions(&w, 3).await;
+    let approval = approve_move(&w, 2, "production").await;
+    let mv = w
+        .prompts
+        .move_label(&analyst(), &corr(), "kyc-summary", "production", 2)
+        .await
+        .unwrap();
+    assert_eq!((mv.from_version, mv.to_version), (None, 2));
+    assert_eq!(mv.approval_request_id, approval);
+    let current = w
+        .prompts
+        .get_prompt(
+            &viewer(),
+            "kyc-summary",
+            &PromptSelector::Label("production".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(current.version(), 2);
+    // The approval was single use.
+    let again = w
+        .prompts
+        .move_label(&analyst(), &corr(), "kyc-summary", "production", 2)
+        .await;
+    assert!(
+        matches!(again, Err(PromptRegistryError::MoveNotApproved { .. })),
+        "{again:?}"
+    );
+    let spent = w.workflow.get(&viewer(), approval).await.unwrap();
+    assert_eq!(spent.status(), ApprovalStatus::Approved);
+    assert!(spent.used_at().is_some());
+
+    approve_move(&w, 3, "production").await;
+    let second = w
+        .prompts
+        .move_label(&analyst(), &corr(), "kyc-summary", "production", 3)
+        .await
+        .unwrap();
+    assert_eq!((second.from_version, second.to_version), (Some(2), 3));
+    let history = w.prompts.history(&viewer(), "kyc-summary").await.unwrap();
+    let moves: Vec<(Option<u32>, u32)> = history
+        .label_moves
+        .iter()
+        .map(|m| (m.from_version, m.to_version))
+        .collect();
+    assert_eq!(moves, vec![(None, 2), (Some(2), 3)]);
+    assert_eq!(history.labels, vec![("production".to_owned(), 3)]);
+}
+
+#[tokio::test]
+async fn a_label_move_rolls_back_if_its_audit_record_fails() {
+    let w = World::new();
+    with_versions(&w, 2).await;
+    let approval = approve_move(&w, 2, "production").await;
+    let size = w.store.tree_head(&tenant("acme")).await.unwrap().size;
+    w.store.dangerous_fail_next_appends(1);
+    let got = w
+        .prompts
+        .move_label(&analyst(), &corr(), "kyc-summary", "production", 2)
+        .await;
+    assert!(matches!(got, Err(PromptRegistryError::Store(_))), "{got:?}");
+    assert!(
+        w.workflow
+            .get(&viewer(), approval)
+            .await
+            .unwrap()
+            .used_at()
+            .is_none()
+    );
+    let history = w.prompts.history(&viewer(), "kyc-summary").await.unwrap();
+    assert!(history.label_moves.is_empty() && history.labels.is_empty());
+    assert_eq!(w.store.tree_head(&tenant("acme")).await.unwrap().size, size);
+}
+
+#[tokio::test]
+async fn another_tenants_prompts_are_not_found_on_every_method() {
+    let w = World::new();
+    with_versions(&w, 2).await;
+    approve_move(&w, 2, "production").await;
+    let g = globex_admin();
+    let get = w
+        .prompts
+        .get_prompt(&g, "kyc-summary", &PromptSelector::Latest)
+        .await;
+    assert!(matches!(get, Err(PromptRegistryError::NotFound)));
+    assert!(matches!(
+        w.prompts.history(&g, "kyc-summary").await,
+        Err(PromptRegistryError::NotFound)
+    ));
+    assert!(matches!(
+        w.prompts.diff(&g, "kyc-summary", 1, 2).await,
+        Err(PromptRegistryError::NotFound)
+    ));
+    assert!(matches!(
+        w.prompts
+            .update_prompt(&g, &corr(), "kyc-summary", "hijack", "x")
+            .await,
+        Err(PromptRegistryError::NotFound)
+    ));
+    assert!(matches!(
+        w.prompts
+            .move_label(&g, &corr(), "kyc-summary", "production", 2)
+            .await,
+        Err(PromptRegistryError::NotFound)
+    ));
+    // Globex may create its own prompt of the same name; acme's is untouched.
+    w.prompts
+        .register_prompt(&g, &corr(), "kyc-summary", "globex text", "own")
+        .await
+        .unwrap();
+    let acme = w.prompts.history(&viewer(), "kyc-summary").await.unwrap();
+    assert_eq!(acme.versions.len(), 2);
+    assert!(acme.labels.is_empty());
+}
+
+#[tokio::test]
+async fn diff_shows_removed_and_added_lines() {
+    let w = World::new();
+    w.prompts
+        .register_prompt(
+            &analyst(),
+            &corr(),
+            "p",
+            "You are a bank assistant.\nBe brief.\nCite policy.",
+            "first",
+        )
+        .await
+        .unwrap();
+    w.prompts
+        .update_prompt(
+            &analyst(),
+            &corr(),
+            "p",
+            "You are a bank assistant.\nBe thorough.\nCite policy.",
+            "depth",
+        )
+        .await
+        .unwrap();
+    let d = w.prompts.diff(&viewer(), "p", 1, 2).await.unwrap();
+    assert_eq!(
+        d,
+        vec![
+            DiffLine::Same("You are a bank assistant.".into()),
+            DiffLine::Removed("Be brief.".into()),
+            DiffLine::Added("Be thorough.".into()),
+            DiffLine::Same("Cite policy.".into()),
+        ]
+    );
+    assert!(matches!(
+        w.prompts.diff(&viewer(), "p", 1, 9).await,
+        Err(PromptRegistryError::NotFound)
+    ));
+}
+
+fn apply(diff: &[DiffLine]) -> (Vec<String>, Vec<String>) {
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for l in diff {
+        match l {
+            DiffLine::Same(s) => {
+                old.push(s.clone());
+                new.push(s.clone());
+            }
+            DiffLine::Removed(s) => old.push(s.clone()),
+            DiffLine::Added(s) => new.push(s.clone()),
+        }
+    }
+    (old, new)
+}
+
+proptest! {
+    /// A diff always reconstructs both sides exactly.
+    #[test]
+    fn a_diff_reconstructs_both_versions(a in proptest::collection::vec("[abc]{0,2}", 0..12), b in proptest::collection::vec("[abc]{0,2}", 0..12)) {
+        let old = a.join("\n");
+        let new = b.join("\n");
+        let d = diff_lines(&old, &new);
+        let (o, n) = apply(&d);
+        prop_assert_eq!(o, old.lines().map(str::to_owned).collect::<Vec<_>>());
+        prop_assert_eq!(n, new.lines().map(str::to_owned).collect::<Vec<_>>());
+    }
+}
