@@ -5,7 +5,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::governance::approval_workflow::{ApprovalRequest, ApprovalStatus, Subject};
-use crate::governance::audit_record::{AuditEvent, AuditReceipt};
+use crate::governance::audit_record::{AuditEvent, AuditReceipt, AuditRecord, Outcome};
 use crate::governance::model_registry::ModelVersion;
 use crate::governance::prompt_registry::{LabelMove, PromptVersion};
 use crate::ledger::{Hash, NodeId};
@@ -184,6 +184,123 @@ pub trait AuditRepository: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError::Unavailable`].
     async fn tenants(&self) -> Result<Vec<TenantId>, StoreError>;
+
+    /// Up to `limit` entries of `tenant` matching `query`, in `seq` order (descending when
+    /// `query.newest_first`), continuing after `query.cursor` (a seq returned earlier).
+    ///
+    /// The provided implementation scans the ledger page by page and decodes each leaf; stores
+    /// with indexed columns override it.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`] (a leaf that does not decode).
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: &AuditQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        const PAGE: u64 = 4096;
+        let size = self.tree_head(tenant).await?.size;
+        let mut found = Vec::new();
+        if query.newest_first {
+            let mut end = query.cursor.unwrap_or(size).min(size);
+            while end > 0 && found.len() < limit {
+                let start = end.saturating_sub(PAGE);
+                let page = self.entries(tenant, start, (end - start) as usize).await?;
+                for e in page.into_iter().rev() {
+                    if query.matches_entry(&e)? {
+                        found.push(e);
+                        if found.len() == limit {
+                            break;
+                        }
+                    }
+                }
+                end = start;
+            }
+        } else {
+            let mut next = query.cursor.map_or(0, |c| c.saturating_add(1));
+            while next < size && found.len() < limit {
+                let page = self.entries(tenant, next, PAGE as usize).await?;
+                let Some(last) = page.last().map(|e| e.seq) else {
+                    break;
+                };
+                for e in page {
+                    if query.matches_entry(&e)? {
+                        found.push(e);
+                        if found.len() == limit {
+                            break;
+                        }
+                    }
+                }
+                next = last + 1;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A search over one tenant's audit entries. Every field narrows; the default matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Exact actor.
+    pub actor: Option<String>,
+    /// Exact action, or a prefix ending in `.` (`model.` matches every model action).
+    pub action: Option<String>,
+    /// Exact resource type.
+    pub resource_type: Option<String>,
+    /// Exact resource id.
+    pub resource_id: Option<String>,
+    /// Exact correlation id.
+    pub correlation_id: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<Outcome>,
+    /// Recorded at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Recorded before.
+    pub to: Option<DateTime<Utc>>,
+    /// Newest first (descending seq) instead of oldest first.
+    pub newest_first: bool,
+    /// Continue after this seq (exclusive), in the chosen direction.
+    pub cursor: Option<u64>,
+}
+
+impl AuditQuery {
+    /// Whether a decoded record matches (everything but the cursor).
+    pub fn matches(&self, record: &AuditRecord) -> bool {
+        let e = record.event();
+        let action_ok = self.action.as_deref().is_none_or(|a| {
+            if a.ends_with('.') {
+                e.action().starts_with(a)
+            } else {
+                e.action() == a
+            }
+        });
+        action_ok
+            && self.actor.as_deref().is_none_or(|a| e.actor().as_str() == a)
+            && self
+                .resource_type
+                .as_deref()
+                .is_none_or(|r| e.resource_type() == r)
+            && self.resource_id.as_deref().is_none_or(|r| e.resource_id() == r)
+            && self
+                .correlation_id
+                .as_deref()
+                .is_none_or(|c| e.correlation_id().as_str() == c)
+            && self.outcome.is_none_or(|o| e.outcome() == o)
+            && self.from.is_none_or(|t| record.recorded_at() >= t)
+            && self.to.is_none_or(|t| record.recorded_at() < t)
+    }
+
+    /// Decodes a stored entry and matches it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if the leaf does not decode.
+    pub fn matches_entry(&self, entry: &StoredEntry) -> Result<bool, StoreError> {
+        let record = AuditRecord::from_leaf_bytes(&entry.leaf).map_err(|e| StoreError::Corrupt {
+            message: format!("entry {}: {e}", entry.seq),
+        })?;
+        Ok(self.matches(&record))
+    }
 }
 
 /// One page of a listing: skip `offset` items, return at most `limit`.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
 use airisk_core::ledger::{self, Hash, NodeId};
-use airisk_core::ports::{AuditRepository, Clock, StoreError, StoredCheckpoint};
+use airisk_core::ports::{AuditQuery, AuditRepository, Clock, StoreError, StoredCheckpoint};
 use airisk_core::security::tenant_context::TenantId;
 use chrono::Duration;
 use uuid::Uuid;
@@ -41,6 +41,7 @@ macro_rules! audit_repository_conformance {
             checkpoints_are_append_only_and_ordered,
             concurrent_appends_stay_gapless,
             tenants_lists_only_tenants_with_entries,
+            search_filters_and_pages_in_both_directions,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -449,4 +450,159 @@ pub async fn tenants_lists_only_tenants_with_entries(
     let mut got = store.tenants().await.unwrap_or_else(|e| panic!("{e}"));
     got.sort();
     assert_eq!(got, vec![tenant("acme"), tenant("globex")]);
+}
+
+/// `search` filters on every field and pages with a cursor, oldest or newest first.
+pub async fn search_filters_and_pages_in_both_directions(
+    store: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    let t = tenant("acme");
+    for i in 0..12u64 {
+        clock.advance(Duration::seconds(1));
+        let mut input = AuditEventInput {
+            actor: if i % 3 == 0 {
+                "bob@bank.example"
+            } else {
+                "alice@bank.example"
+            }
+            .into(),
+            tenant_id: "acme".into(),
+            action: if i % 2 == 0 {
+                "model.register"
+            } else {
+                "prompt.update"
+            }
+            .into(),
+            resource_type: "model".into(),
+            resource_id: format!("r{}", i % 4),
+            reason: None,
+            correlation_id: format!("corr-{i}"),
+            metadata: None,
+        };
+        if i == 7 {
+            input.action = "model.approve".into();
+        }
+        let outcome = if i == 5 {
+            Outcome::Denied
+        } else {
+            Outcome::Success
+        };
+        let e = AuditEvent::parse(Uuid::now_v7(), outcome, input).expect("valid");
+        store
+            .append(vec![e])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    append_n(&store, "globex", 3).await;
+    let seqs =
+        |v: Vec<airisk_core::ports::StoredEntry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let search = |q: AuditQuery, limit: usize| {
+        let store = store.clone();
+        let t = t.clone();
+        async move {
+            store
+                .search(&t, &q, limit)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    assert_eq!(
+        seqs(search(AuditQuery::default(), 100).await),
+        (0..12).collect::<Vec<_>>()
+    );
+    let by_actor = AuditQuery {
+        actor: Some("bob@bank.example".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(by_actor, 100).await), vec![0, 3, 6, 9]);
+    let prefix = AuditQuery {
+        action: Some("model.".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(prefix, 100).await), vec![0, 2, 4, 6, 7, 8, 10]);
+    let exact = AuditQuery {
+        action: Some("model.approve".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(exact, 100).await), vec![7]);
+    let res = AuditQuery {
+        resource_id: Some("r1".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(res, 100).await), vec![1, 5, 9]);
+    let corr = AuditQuery {
+        correlation_id: Some("corr-11".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(corr, 100).await), vec![11]);
+    let denied = AuditQuery {
+        outcome: Some(Outcome::Denied),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(denied, 100).await), vec![5]);
+    let start = clock.now() - Duration::seconds(12);
+    let window = AuditQuery {
+        from: Some(start + Duration::seconds(3)),
+        to: Some(start + Duration::seconds(6)),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(window, 100).await), vec![2, 3, 4]);
+    // Paging oldest first, then newest first, with the cursor.
+    let page1 = seqs(
+        search(
+            AuditQuery {
+                ..Default::default()
+            },
+            5,
+        )
+        .await,
+    );
+    assert_eq!(page1, vec![0, 1, 2, 3, 4]);
+    let page2 = seqs(
+        search(
+            AuditQuery {
+                cursor: Some(4),
+                ..Default::default()
+            },
+            5,
+        )
+        .await,
+    );
+    assert_eq!(page2, vec![5, 6, 7, 8, 9]);
+    let newest = seqs(
+        search(
+            AuditQuery {
+                newest_first: true,
+                ..Default::default()
+            },
+            4,
+        )
+        .await,
+    );
+    assert_eq!(newest, vec![11, 10, 9, 8]);
+    let older = seqs(
+        search(
+            AuditQuery {
+                newest_first: true,
+                cursor: Some(8),
+                ..Default::default()
+            },
+            4,
+        )
+        .await,
+    );
+    assert_eq!(older, vec![7, 6, 5, 4]);
+    let bob_newest = AuditQuery {
+        actor: Some("bob@bank.example".into()),
+        newest_first: true,
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(bob_newest, 2).await), vec![9, 6]);
+    // Scoped by tenant.
+    let other = store
+        .search(&tenant("globex"), &AuditQuery::default(), 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.len(), 3);
 }
