@@ -22,10 +22,12 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 echo "== rust (criterion): cargo bench -p airisk-core --bench encryption"
 cargo bench -p airisk-core --bench encryption -- \
     --warm-up-time 1 --measurement-time "$seconds" 'encryption/' 2>&1 \
-    | grep -E '^encryption/|time:' | grep -v 'change' || true
+    | grep -E '^encryption/|time:' | grep -v '%' || true
 
 echo "== python: python3 bench/encryption_python.py --seconds $seconds"
-python_json="$(python3 bench/encryption_python.py --seconds "$seconds" --json | tee /dev/stderr | tail -n 1)"
+python_out="$(python3 bench/encryption_python.py --seconds "$seconds" --json)"
+echo "$python_out" | sed '$d'
+python_json="$(echo "$python_out" | tail -n 1)"
 
 echo "== openssl: openssl speed -evp aes-256-gcm -bytes 16384 -seconds $seconds"
 openssl_kbps="$(openssl speed -evp aes-256-gcm -bytes 16384 -seconds "$seconds" 2>/dev/null \
@@ -50,13 +52,17 @@ python = json.loads(os.environ["PYTHON_JSON"])
 openssl_mbps = float(os.environ["OPENSSL_KBPS"]) * 1000 / 1e6
 rust = {}
 for label, size in (("256B", 256), ("16KiB", 16384)):
-    for op in ("encrypt", "decrypt", "encrypt_with_context", "decrypt_with_context"):
+    for op in ("encrypt", "decrypt", "encrypt_with_context", "decrypt_with_context",
+               "ring_seal_in_place"):
         ns = rust_median_ns(f"encryption_{label}", op)
         ops = 1e9 / ns
         rust[f"{label}/{op}"] = (ops, ops * size / 1e6)
         print(f"rust   {label:>5} {op:<20}: {ops:>12,.0f} ops/s  {ops * size / 1e6:>9,.1f} MB/s")
 for key, value in python.items():
     print(f"python {key:<26}: {value['ops_per_s']:>12,.0f} ops/s  {value['mb_per_s']:>9,.1f} MB/s")
+with open(f"{target}/criterion/encryption_ring_key_setup/new/estimates.json") as f:
+    key_setup_ns = json.load(f)["median"]["point_estimate"]
+print(f"rust   ring key expansion (LessSafeKey::new): {key_setup_ns:,.0f} ns per call")
 print(f"openssl 16KiB aes-256-gcm     : {openssl_mbps:>31,.1f} MB/s")
 
 enc256 = rust["256B/encrypt"][0]
@@ -64,6 +70,8 @@ py256 = python["256B/encrypt"]["ops_per_s"]
 print()
 print(f"256 B encrypt: rust {enc256:,.0f}/s (target >= 1,000,000: {'met' if enc256 >= 1e6 else 'MISSED'})")
 print(f"256 B encrypt: rust / python = {enc256 / py256:.2f}x (target >= 2.5x: {'met' if enc256 / py256 >= 2.5 else 'MISSED'})")
+print(f"256 B encrypt: rust / python AESGCM.encrypt alone (no str, no base64) = "
+      f"{enc256 / python['256B/encrypt_raw']['ops_per_s']:.2f}x")
 print(f"256 B decrypt: rust / python = {rust['256B/decrypt'][0] / python['256B/decrypt']['ops_per_s']:.2f}x")
 for op in ("encrypt", "decrypt"):
     ratio = rust[f"16KiB/{op}"][1] / openssl_mbps
