@@ -276,12 +276,18 @@ impl AuditQuery {
             }
         });
         action_ok
-            && self.actor.as_deref().is_none_or(|a| e.actor().as_str() == a)
+            && self
+                .actor
+                .as_deref()
+                .is_none_or(|a| e.actor().as_str() == a)
             && self
                 .resource_type
                 .as_deref()
                 .is_none_or(|r| e.resource_type() == r)
-            && self.resource_id.as_deref().is_none_or(|r| e.resource_id() == r)
+            && self
+                .resource_id
+                .as_deref()
+                .is_none_or(|r| e.resource_id() == r)
             && self
                 .correlation_id
                 .as_deref()
@@ -296,9 +302,10 @@ impl AuditQuery {
     /// # Errors
     /// [`StoreError::Corrupt`] if the leaf does not decode.
     pub fn matches_entry(&self, entry: &StoredEntry) -> Result<bool, StoreError> {
-        let record = AuditRecord::from_leaf_bytes(&entry.leaf).map_err(|e| StoreError::Corrupt {
-            message: format!("entry {}: {e}", entry.seq),
-        })?;
+        let record =
+            AuditRecord::from_leaf_bytes(&entry.leaf).map_err(|e| StoreError::Corrupt {
+                message: format!("entry {}: {e}", entry.seq),
+            })?;
         Ok(self.matches(&record))
     }
 }
