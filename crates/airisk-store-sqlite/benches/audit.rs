@@ -1,0 +1,382 @@
+//! Audit store benchmarks: durable append throughput, verify throughput, inclusion-proof latency
+//! and memory while appending.
+//!
+//! ```text
+//! cargo bench -p airisk-store-sqlite --bench audit -- append --callers 64 --seconds 10
+//! cargo bench -p airisk-store-sqlite --bench audit -- verify --entries 1000000
+//! cargo bench -p airisk-store-sqlite --bench audit -- proof --entries 1000000 --samples 2000
+//! cargo bench -p airisk-store-sqlite --bench audit -- rss --records 10000000
+//! ```
+//!
+//! Plain `main` timed with `Instant` rather than criterion: "64 callers appending concurrently for
+//! ten seconds" and "RSS every million records" are not criterion's sample-and-iterate model.
+//! Databases go to `$AIRISK_BENCH_DIR` (default: the system temp dir); the 1M-entry ledger used by
+//! `verify` and `proof` is built once and reused. Every line of output is `key=value` pairs so
+//! `bench/audit.sh` can read it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // bench: a failure should stop the run loudly
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use airisk_core::governance::audit_record::{AuditEvent, Outcome};
+use airisk_core::ledger::{
+    self, Frontier, Hash, NodeId, inclusion_proof, inclusion_proof_nodes, leaf_hash,
+};
+use airisk_core::ports::{AuditRepository, SystemClock};
+use airisk_core::request::CorrelationId;
+use airisk_core::security::tenant_context::{ActorId, TenantId};
+use airisk_store_sqlite::SqliteStore;
+use serde_json::json;
+use uuid::Uuid;
+
+struct Args(Vec<String>);
+
+impl Args {
+    fn get(&self, name: &str, default: u64) -> u64 {
+        self.0
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| self.0.get(i + 1))
+            .map_or(default, |v| v.replace('_', "").parse().expect(name))
+    }
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = std::env::var_os("AIRISK_BENCH_DIR")
+        .map_or_else(|| std::env::temp_dir().join("airisk-bench"), PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fresh_db(name: &str) -> PathBuf {
+    let path = bench_dir().join(format!("{name}-{}.db", std::process::id()));
+    remove_db(&path);
+    path
+}
+
+fn remove_db(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn open(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(&path.display().to_string(), Arc::new(SystemClock)).unwrap()
+}
+
+/// A realistic record: about 400 bytes of canonical JSON.
+fn event(tenant: &TenantId, n: u64) -> AuditEvent {
+    let metadata = json!({
+        "model_version": format!("2.{}.0", n % 7),
+        "artifact_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "risk_tier": "high",
+    });
+    AuditEvent::new(
+        Uuid::now_v7(),
+        tenant.clone(),
+        ActorId::parse("alice.approver@bank.example").unwrap(),
+        "model.approve",
+        Outcome::Success,
+        "model",
+        &format!("credit-risk-pd-{n}"),
+        Some("four-eyes approval after the validation review".to_owned()),
+        CorrelationId::generate(),
+        metadata.as_object().cloned(),
+    )
+    .unwrap()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// `callers` tasks each appending `batch` events per call until `stop` (or `limit` records).
+async fn run_appenders(
+    store: Arc<SqliteStore>,
+    callers: u64,
+    batch: u64,
+    limit: u64,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+) -> Vec<Duration> {
+    let tenant = TenantId::parse("acme").unwrap();
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let store = Arc::clone(&store);
+        let stop = Arc::clone(&stop);
+        let done = Arc::clone(&done);
+        let tenant = tenant.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = caller << 32;
+            while !stop.load(Ordering::Relaxed) && done.load(Ordering::Relaxed) < limit {
+                let events: Vec<_> = (0..batch).map(|i| event(&tenant, n + i)).collect();
+                n += batch;
+                let started = Instant::now();
+                store.append(events).await.unwrap();
+                latencies.push(started.elapsed());
+                done.fetch_add(batch, Ordering::Relaxed);
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn append(args: &Args) {
+    let callers = args.get("--callers", 64);
+    let seconds = args.get("--seconds", 10);
+    let batch = args.get("--batch", 1);
+    let path = fresh_db("append");
+    let store = Arc::new(open(&path));
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let runner = tokio::spawn(run_appenders(
+        Arc::clone(&store),
+        callers,
+        batch,
+        u64::MAX,
+        Arc::clone(&stop),
+        Arc::clone(&done),
+    ));
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = runner.await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let records = done.load(Ordering::Relaxed);
+    latencies.sort_unstable();
+    println!(
+        "bench=append callers={callers} events_per_call={batch} records={records} seconds={elapsed:.2} \
+         appends_per_sec={:.0} latency_p50_ms={:.2} latency_p99_ms={:.2}",
+        records as f64 / elapsed,
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    drop(store);
+    remove_db(&path);
+}
+
+/// The shared ledger of `entries` records (built once, then reused).
+async fn ledger(entries: u64) -> PathBuf {
+    let path = bench_dir().join(format!("ledger-{entries}.db"));
+    if path.exists() {
+        let store = open(&path);
+        let size = store
+            .tree_head(&TenantId::parse("acme").unwrap())
+            .await
+            .unwrap()
+            .size;
+        if size == entries {
+            return path;
+        }
+        drop(store);
+        remove_db(&path);
+    }
+    eprintln!("building a {entries}-entry ledger at {} …", path.display());
+    let started = Instant::now();
+    let store = Arc::new(open(&path));
+    run_appenders(
+        Arc::clone(&store),
+        8,
+        512,
+        entries,
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    )
+    .await;
+    let size = store
+        .tree_head(&TenantId::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .size;
+    eprintln!(
+        "built {size} entries in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(size >= entries, "built {size}, wanted {entries}");
+    path
+}
+
+/// Reads every entry through the store port, rehashes every leaf and recomputes the root: the
+/// store's share of `verify` (no JSON decoding).
+async fn verify(args: &Args) {
+    let entries = args.get("--entries", 1_000_000);
+    let path = ledger(entries).await;
+    let store = open(&path);
+    let tenant = TenantId::parse("acme").unwrap();
+    let head = store.tree_head(&tenant).await.unwrap();
+    let started = Instant::now();
+    let mut frontier = Frontier::new();
+    let mut next = 0u64;
+    loop {
+        let page = store.entries(&tenant, next, 16_384).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for entry in &page {
+            assert_eq!(entry.seq, next);
+            assert_eq!(leaf_hash(&entry.leaf), entry.leaf_hash);
+            frontier.append(entry.leaf_hash).unwrap();
+            next += 1;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(frontier.root(), head.root);
+    println!(
+        "bench=verify_raw entries={next} seconds={elapsed:.2} records_per_sec={:.0}",
+        next as f64 / elapsed
+    );
+}
+
+async fn proof(args: &Args) {
+    let entries = args.get("--entries", 1_000_000);
+    let samples = args.get("--samples", 2_000);
+    let path = ledger(entries).await;
+    let store = open(&path);
+    let tenant = TenantId::parse("acme").unwrap();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut latencies = Vec::new();
+    let mut node_counts = 0usize;
+    for i in 0..samples + 100 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let started = Instant::now();
+        let head = store.tree_head(&tenant).await.unwrap();
+        let seq = rng % head.size;
+        let ids: Vec<NodeId> = inclusion_proof_nodes(seq, head.size)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let nodes: std::collections::HashMap<NodeId, Hash> = store
+            .nodes(&tenant, &ids)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        let proof = inclusion_proof(seq, head.size, |id| nodes.get(&id).copied()).unwrap();
+        let elapsed = started.elapsed();
+        if i >= 100 {
+            // The first hundred warm the page cache and the connection pool.
+            latencies.push(elapsed);
+            node_counts += ids.len();
+        }
+        if i % 500 == 0 {
+            let leaf = store.entries(&tenant, seq, 1).await.unwrap()[0].leaf_hash;
+            ledger::verify_inclusion(seq, head.size, leaf, &proof, head.root).unwrap();
+        }
+    }
+    latencies.sort_unstable();
+    let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
+    println!(
+        "bench=inclusion_proof entries={entries} samples={samples} nodes_per_proof={:.1} \
+         mean_ms={:.3} p50_ms={:.3} p99_ms={:.3} max_ms={:.3}",
+        node_counts as f64 / samples as f64,
+        mean.as_secs_f64() * 1e3,
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        percentile(&latencies, 1.0).as_secs_f64() * 1e3,
+    );
+}
+
+async fn rss(args: &Args) {
+    let records = args.get("--records", 10_000_000);
+    let callers = args.get("--callers", 64);
+    let batch = args.get("--batch", 16);
+    let every = args.get("--every", 1_000_000);
+    let path = fresh_db("rss");
+    let store = Arc::new(open(&path));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    println!("bench=rss records=0 rss_kib={}", rss_kib());
+    let runner = tokio::spawn(run_appenders(
+        Arc::clone(&store),
+        callers,
+        batch,
+        records,
+        Arc::new(AtomicBool::new(false)),
+        Arc::clone(&done),
+    ));
+    let mut next_report = every;
+    while !runner.is_finished() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n = done.load(Ordering::Relaxed);
+        if n >= next_report {
+            println!(
+                "bench=rss records={n} rss_kib={} seconds={:.1} appends_per_sec={:.0}",
+                rss_kib(),
+                started.elapsed().as_secs_f64(),
+                n as f64 / started.elapsed().as_secs_f64()
+            );
+            next_report += every;
+        }
+    }
+    runner.await.unwrap();
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    println!(
+        "bench=rss records={} rss_kib={} file_mib={}",
+        done.load(Ordering::Relaxed),
+        rss_kib(),
+        size >> 20
+    );
+    drop(store);
+    remove_db(&path);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; the first other word is the mode.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mode = args.first().cloned().unwrap_or_else(|| "all".to_owned());
+    let args = Args(args);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        match mode.as_str() {
+            "append" => append(&args).await,
+            "verify" => verify(&args).await,
+            "proof" => proof(&args).await,
+            "rss" => rss(&args).await,
+            "all" => {
+                append(&Args(vec!["--callers".into(), "1".into()])).await;
+                append(&Args(vec!["--callers".into(), "64".into()])).await;
+                verify(&args).await;
+                proof(&args).await;
+            }
+            other => panic!("unknown mode {other}: append | verify | proof | rss | all"),
+        }
+    });
+}

@@ -1,0 +1,195 @@
+//! Where the database is, how its connections are configured, and its embedded migrations.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::OpenError;
+
+/// The schema, one plain SQL file per version, applied in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_audit_ledger.sql",
+    include_str!("../migrations/0001_audit_ledger.sql"),
+)];
+
+/// The newest schema version this build knows.
+pub(crate) fn latest_schema_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, _, _)| *v)
+}
+
+/// Turns `sqlite://path`, `sqlite:path` or a plain path into a file path.
+///
+/// `sqlite:///abs/file.db` is an absolute path and `sqlite://data/file.db` a relative one (as
+/// sqlx reads them); a `?query` suffix (sqlx's `?mode=rwc`) is ignored: the file is always
+/// created. In-memory databases are refused: the reader connections must see the writer's data.
+pub(crate) fn parse_location(location: &str) -> Result<PathBuf, OpenError> {
+    let invalid = |reason| OpenError::InvalidLocation {
+        location: location.to_owned(),
+        reason,
+    };
+    let rest = location
+        .strip_prefix("sqlite://")
+        .or_else(|| location.strip_prefix("sqlite:"));
+    let path = match rest {
+        Some(rest) => rest.split_once('?').map_or(rest, |(path, _)| path),
+        None => location,
+    };
+    if path.is_empty() {
+        return Err(invalid("no file path given"));
+    }
+    if path == ":memory:" || path.starts_with("file:") || path.contains("mode=memory") {
+        return Err(invalid(
+            "in-memory and URI databases are not supported: readers must share the writer's file; use a temporary file",
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Creates the file's directory if needed.
+pub(crate) fn ensure_parent_dir(path: &Path) -> Result<(), OpenError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir {
+                path: dir.to_owned(),
+                message: e.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Opens (creating if needed) the writer connection: WAL, `synchronous=FULL`, foreign keys,
+/// a busy timeout, and a page cache large enough that the hot right edge of every index stays in
+/// memory.
+pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, OpenError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::Store(
+            airisk_core::ports::StoreError::Unavailable {
+                message: format!("the database refused WAL mode (journal_mode is {mode})"),
+            },
+        ));
+    }
+    // FULL: the WAL is fsynced at every commit, so a receipt means the record is on disk.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // 32 MiB of page cache (negative = KiB): bounded, so memory stays flat as the file grows.
+    conn.pragma_update(None, "cache_size", -32_768)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Opens a read-only connection to an existing database (WAL lets it read while the writer
+/// writes).
+pub(crate) fn open_reader(
+    path: &Path,
+    busy_timeout: Duration,
+) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -16_384)?;
+    conn.set_prepared_statement_cache_capacity(16);
+    Ok(conn)
+}
+
+/// Applies every migration the database lacks, all in one `IMMEDIATE` transaction (so two
+/// processes opening a new file at once cannot both migrate it), and records each in
+/// `schema_migrations`.
+///
+/// # Errors
+/// [`OpenError::NewerSchema`] if the database knows a migration this build does not;
+/// [`OpenError::Migration`] if one fails (nothing is applied).
+pub(crate) fn migrate(conn: &mut Connection, now: &str) -> Result<(), OpenError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER NOT NULL PRIMARY KEY,
+             name       TEXT    NOT NULL,
+             applied_at TEXT    NOT NULL
+         );",
+    )?;
+    let current: i64 = tx
+        .query_row("SELECT max(version) FROM schema_migrations", [], |row| {
+            row.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0);
+    let supported = latest_schema_version();
+    if current > supported {
+        return Err(OpenError::NewerSchema {
+            found: current,
+            supported,
+        });
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+        let failed = |e: rusqlite::Error| OpenError::Migration {
+            version: *version,
+            name,
+            message: e.to_string(),
+        };
+        tx.execute_batch(sql).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![version, name, now],
+        )
+        .map_err(failed)?;
+        tracing::info!(version, name, "applied sqlite migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_in_every_accepted_spelling_name_the_same_file() {
+        assert_eq!(
+            parse_location("sqlite:///var/lib/airisk/audit.db").unwrap(),
+            PathBuf::from("/var/lib/airisk/audit.db")
+        );
+        assert_eq!(
+            parse_location("sqlite://data/audit.db?mode=rwc").unwrap(),
+            PathBuf::from("data/audit.db")
+        );
+        assert_eq!(
+            parse_location("sqlite:audit.db").unwrap(),
+            PathBuf::from("audit.db")
+        );
+        assert_eq!(
+            parse_location("/tmp/x/audit.db").unwrap(),
+            PathBuf::from("/tmp/x/audit.db")
+        );
+    }
+
+    #[test]
+    fn in_memory_and_empty_locations_are_refused() {
+        for bad in [
+            ":memory:",
+            "sqlite::memory:",
+            "sqlite://",
+            "",
+            "file:x?mode=memory",
+        ] {
+            assert!(
+                matches!(parse_location(bad), Err(OpenError::InvalidLocation { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Reads: a small pool of read-only connections, each query in one read transaction (one
+//! snapshot), run on tokio's blocking threads.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use airisk_core::ledger::{Hash, NodeId};
+use airisk_core::ports::{StoreError, StoredCheckpoint, StoredEntry, TreeHead};
+use airisk_core::security::tenant_context::TenantId;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::connection::open_reader;
+use crate::error::{corrupt, from_sql_int, map_sqlite};
+use crate::writer::decode_head;
+
+/// Read-only connections, reused. When all are busy another is opened; at most `max_idle` are
+/// kept afterwards.
+#[derive(Debug)]
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    busy_timeout: Duration,
+}
+
+impl ReadPool {
+    pub(crate) fn new(path: PathBuf, max_idle: usize, busy_timeout: Duration) -> Self {
+        ReadPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+            busy_timeout,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // The vector is only pushed and popped; a panic elsewhere cannot leave it inconsistent.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes every idle connection.
+    pub(crate) fn close_idle(&self) {
+        self.lock().clear();
+    }
+
+    /// Runs `f` inside one read transaction on a pooled connection, on a blocking thread.
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || pool.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                message: format!("sqlite read task failed: {e}"),
+            })?
+    }
+
+    /// The same, on the calling thread.
+    pub(crate) fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.lock().pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path, self.busy_timeout).map_err(|e| map_sqlite(&e))?,
+        };
+        let result = (|| {
+            let tx = conn.transaction().map_err(|e| map_sqlite(&e))?;
+            let value = f(&tx)?;
+            // Read-only: ending it either way releases the snapshot.
+            tx.finish().map_err(|e| map_sqlite(&e))?;
+            Ok(value)
+        })();
+        let mut idle = self.lock();
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+pub(crate) fn tree_head(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+) -> Result<TreeHead, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT size, frontier FROM audit_heads WHERE tenant_id = ?1")
+        .and_then(|mut s| {
+            s.query_row([tenant.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(|e| map_sqlite(&e))?;
+    Ok(match row {
+        None => TreeHead {
+            size: 0,
+            root: Hash::EMPTY_ROOT,
+        },
+        Some((size, bytes)) => {
+            let frontier = decode_head(tenant, size, &bytes)?;
+            TreeHead {
+                size: frontier.size(),
+                root: frontier.root(),
+            }
+        }
+    })
+}
+
+pub(crate) fn entries(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    from_seq: u64,
+    limit: usize,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    // Seqs beyond i64::MAX cannot be stored, so nothing lies there.
+    let Ok(from) = i64::try_from(from_seq) else {
+        return Ok(Vec::new());
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT seq, leaf, leaf_hash FROM audit_entries
+             WHERE tenant_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+        )
+        .map_err(|e| map_sqlite(&e))?;
+    let mut rows = stmt
+        .query(params![tenant.as_str(), from, limit])
+        .map_err(|e| map_sqlite(&e))?;
+    let mut out = Vec::with_capacity(usize::try_from(limit.min(16_384)).unwrap_or(0));
+    while let Some(row) = rows.next().map_err(|e| map_sqlite(&e))? {
+        let seq: i64 = row.get(0).map_err(|e| map_sqlite(&e))?;
+        let leaf: Vec<u8> = row.get(1).map_err(|e| map_sqlite(&e))?;
+        let hash = row.get_ref(2).map_err(|e| map_sqlite(&e))?;
+        let hash = hash
+            .as_blob()
+            .ok()
+            .and_then(|b| Hash::from_slice(b).ok())
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "entry {seq} of tenant {tenant}: leaf hash is not 32 bytes"
+                ))
+            })?;
+        out.push(StoredEntry {
+            seq: from_sql_int(seq, "seq")?,
+            leaf,
+            leaf_hash: hash,
+        });
+    }
+    Ok(out)
+}
+
+/// Every requested node that is stored, in request order, all read from one snapshot with two
+/// prepared point lookups (level 0 from the entries' leaf hashes, higher levels from the node
+/// table).
+pub(crate) fn nodes(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    ids: &[NodeId],
+) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+    let mut leaf = tx
+        .prepare_cached("SELECT leaf_hash FROM audit_entries WHERE tenant_id = ?1 AND seq = ?2")
+        .map_err(|e| map_sqlite(&e))?;
+    let mut node = tx
+        .prepare_cached(
+            "SELECT hash FROM audit_nodes WHERE tenant_id = ?1 AND level = ?2 AND idx = ?3",
+        )
+        .map_err(|e| map_sqlite(&e))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        // Indices beyond i64::MAX cannot be stored, so such nodes are absent.
+        let Ok(index) = i64::try_from(id.index) else {
+            continue;
+        };
+        let found: Option<Vec<u8>> = if id.level == 0 {
+            leaf.query_row(params![tenant.as_str(), index], |row| row.get(0))
+        } else {
+            node.query_row(params![tenant.as_str(), id.level, index], |row| row.get(0))
+        }
+        .optional()
+        .map_err(|e| map_sqlite(&e))?;
+        if let Some(bytes) = found {
+            let hash = Hash::from_slice(&bytes)
+                .map_err(|_| corrupt(format!("node {id} of tenant {tenant} is not 32 bytes")))?;
+            out.push((*id, hash));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn checkpoints(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    latest_only: bool,
+) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    let sql = if latest_only {
+        "SELECT size, root, note, signed_at FROM audit_checkpoints
+         WHERE tenant_id = ?1 ORDER BY size DESC LIMIT 1"
+    } else {
+        "SELECT size, root, note, signed_at FROM audit_checkpoints
+         WHERE tenant_id = ?1 ORDER BY size"
+    };
+    let mut stmt = tx.prepare_cached(sql).map_err(|e| map_sqlite(&e))?;
+    let mut rows = stmt.query([tenant.as_str()]).map_err(|e| map_sqlite(&e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| map_sqlite(&e))? {
+        let size: i64 = row.get(0).map_err(|e| map_sqlite(&e))?;
+        let size = from_sql_int(size, "checkpoint size")?;
+        let root: Vec<u8> = row.get(1).map_err(|e| map_sqlite(&e))?;
+        let root = Hash::from_slice(&root).map_err(|_| {
+            corrupt(format!(
+                "checkpoint {size} of tenant {tenant}: root is not 32 bytes"
+            ))
+        })?;
+        let note: String = row.get(2).map_err(|e| map_sqlite(&e))?;
+        let signed_at: String = row.get(3).map_err(|e| map_sqlite(&e))?;
+        let signed_at = DateTime::parse_from_rfc3339(&signed_at)
+            .map_err(|e| {
+                corrupt(format!(
+                    "checkpoint {size} of tenant {tenant}: signed_at: {e}"
+                ))
+            })?
+            .with_timezone(&Utc);
+        out.push(StoredCheckpoint {
+            size,
+            root,
+            note,
+            signed_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Tenants with entries, or with a head that says they had some (a ledger whose rows were
+/// removed must still be listed, so `verify` of every tenant finds it). The entries are walked
+/// with one index seek per tenant, not a scan.
+pub(crate) fn tenants(tx: &rusqlite::Transaction<'_>) -> Result<Vec<TenantId>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "WITH RECURSIVE t(id) AS (
+                 SELECT min(tenant_id) FROM audit_entries
+                 UNION ALL
+                 SELECT (SELECT min(tenant_id) FROM audit_entries WHERE tenant_id > t.id)
+                 FROM t WHERE t.id IS NOT NULL
+             )
+             SELECT id FROM t WHERE id IS NOT NULL
+             UNION
+             SELECT tenant_id FROM audit_heads WHERE size > 0
+             ORDER BY 1",
+        )
+        .map_err(|e| map_sqlite(&e))?;
+    let mut rows = stmt.query([]).map_err(|e| map_sqlite(&e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| map_sqlite(&e))? {
+        let id: String = row.get(0).map_err(|e| map_sqlite(&e))?;
+        out.push(
+            TenantId::parse(&id).map_err(|e| corrupt(format!("stored tenant id {id:?}: {e}")))?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,634 @@
+//! The writer: one OS thread owns the only write connection and group-commits every request
+//! queued while the previous commit was being made durable.
+//!
+//! A batch is one `BEGIN IMMEDIATE … COMMIT`, so one fsync of the WAL however many requests it
+//! carries. Inside it, each request runs under its own `SAVEPOINT`: a request that fails is rolled
+//! back alone (and answered with its error) while the others commit. Replies are sent only after
+//! `COMMIT` returns, so a receipt means the record is on disk.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt, format_timestamp};
+use airisk_core::ledger::{Frontier, leaf_hash};
+use airisk_core::ports::{Clock, StoreError, StoredCheckpoint};
+use airisk_core::security::tenant_context::TenantId;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::error::{corrupt, from_sql_int, map_sqlite, to_sql_int};
+
+/// A reply channel for one request.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write request sent to the writer thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Append these events atomically.
+    Append {
+        /// The events, in order.
+        events: Vec<AuditEvent>,
+        /// Where the receipts go.
+        reply: Reply<Vec<AuditReceipt>>,
+    },
+    /// Store a signed checkpoint.
+    Checkpoint {
+        /// Whose.
+        tenant: TenantId,
+        /// What.
+        checkpoint: StoredCheckpoint,
+        /// Where the outcome goes.
+        reply: Reply<()>,
+    },
+}
+
+impl Command {
+    /// How much of a batch's budget the command uses (at least 1).
+    fn weight(&self) -> usize {
+        match self {
+            Command::Append { events, .. } => events.len().max(1),
+            Command::Checkpoint { .. } => 1,
+        }
+    }
+
+    /// Answers with an error (used when the whole batch failed).
+    fn fail(self, error: StoreError) {
+        // A dropped receiver means the caller stopped waiting; nothing to tell it.
+        match self {
+            Command::Append { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Checkpoint { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// A request's outcome, held until the batch has committed.
+enum Answer {
+    Append(
+        Reply<Vec<AuditReceipt>>,
+        Result<Vec<AuditReceipt>, StoreError>,
+    ),
+    Checkpoint(Reply<()>, Result<(), StoreError>),
+}
+
+impl Answer {
+    fn send(self, commit: &Result<(), StoreError>) {
+        match self {
+            Answer::Append(reply, result) => {
+                let _ = reply.send(commit.clone().and(result));
+            }
+            Answer::Checkpoint(reply, result) => {
+                let _ = reply.send(commit.clone().and(result));
+            }
+        }
+    }
+}
+
+const SQL_INSERT_ENTRY: &str =
+    "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash) VALUES (?1, ?2, ?3, ?4)";
+const SQL_INSERT_NODE: &str =
+    "INSERT INTO audit_nodes (tenant_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)";
+const SQL_SELECT_HEAD: &str = "SELECT size, frontier FROM audit_heads WHERE tenant_id = ?1";
+const SQL_UPDATE_HEAD: &str =
+    "UPDATE audit_heads SET size = ?2, frontier = ?3 WHERE tenant_id = ?1";
+const SQL_INSERT_HEAD: &str =
+    "INSERT INTO audit_heads (tenant_id, size, frontier) VALUES (?1, ?2, ?3)";
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    conn: Connection,
+    clock: Arc<dyn Clock>,
+    /// Each tenant's committed tree head (plus, during a batch, what the batch has added).
+    heads: HashMap<TenantId, Frontier>,
+    /// Tenants whose head changed in the current batch.
+    dirty: Vec<TenantId>,
+    /// `PRAGMA data_version` when `heads` was last known to match the file. Another connection's
+    /// commit (another process appending to the same file) changes it, and the cache is dropped.
+    data_version: Option<i64>,
+    /// Most events per batch.
+    max_batch_events: usize,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("cached_heads", &self.heads.len())
+            .field("max_batch_events", &self.max_batch_events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection, clock: Arc<dyn Clock>, max_batch_events: usize) -> Self {
+        Writer {
+            conn,
+            clock,
+            heads: HashMap::new(),
+            dirty: Vec::new(),
+            data_version: None,
+            max_batch_events: max_batch_events.max(1),
+        }
+    }
+
+    /// Serves requests until every sender is gone, then closes the connection.
+    pub(crate) fn run(mut self, rx: &Receiver<Command>) {
+        let mut carried: Option<Command> = None;
+        loop {
+            let first = match carried.take() {
+                Some(command) => command,
+                None => match rx.recv() {
+                    Ok(command) => command,
+                    Err(_) => break,
+                },
+            };
+            let mut budget = first.weight();
+            let mut batch = vec![first];
+            // Group commit: everything that queued up while the last batch was being fsynced.
+            while budget < self.max_batch_events {
+                match rx.try_recv() {
+                    Ok(command) if budget + command.weight() > self.max_batch_events => {
+                        carried = Some(command);
+                        break;
+                    }
+                    Ok(command) => {
+                        budget += command.weight();
+                        batch.push(command);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            self.process(batch);
+        }
+        if let Err((_, e)) = self.conn.close() {
+            tracing::warn!(error = %e, "closing the sqlite writer connection failed");
+        }
+    }
+
+    /// Applies a batch in one transaction and answers every request in it.
+    pub(crate) fn process(&mut self, batch: Vec<Command>) {
+        if let Err(e) = self.begin() {
+            tracing::error!(error = %e, "could not begin an audit batch");
+            for command in batch {
+                command.fail(e.clone());
+            }
+            return;
+        }
+        let now = self.clock.now();
+        let mut answers = Vec::with_capacity(batch.len());
+        for command in batch {
+            answers.push(match command {
+                Command::Append { events, reply } => {
+                    let result = self.in_savepoint(|w, saved| w.append(events, now, saved));
+                    Answer::Append(reply, result)
+                }
+                Command::Checkpoint {
+                    tenant,
+                    checkpoint,
+                    reply,
+                } => {
+                    let result = self.in_savepoint(|w, _| w.add_checkpoint(&tenant, &checkpoint));
+                    Answer::Checkpoint(reply, result)
+                }
+            });
+        }
+        let committed = self.write_heads().and_then(|()| self.commit());
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, requests = answers.len(), "audit batch failed to commit");
+            // Whatever state the transaction is in, end it; then forget every cached head.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.heads.clear();
+            self.data_version = None;
+        }
+        self.dirty.clear();
+        for answer in answers {
+            answer.send(&committed);
+        }
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| map_sqlite(&e))?;
+        let version: Result<i64, StoreError> = self
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(|e| map_sqlite(&e));
+        match version {
+            Ok(version) => {
+                if self.data_version != Some(version) {
+                    // Someone else committed (or we never looked): the cached heads may be stale.
+                    self.heads.clear();
+                    self.data_version = Some(version);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(|e| map_sqlite(&e))
+    }
+
+    /// Runs one request under a savepoint. On failure the savepoint is rolled back and the cached
+    /// heads the request touched are restored, so the batch goes on as if it had never come.
+    fn in_savepoint<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut Vec<(TenantId, Frontier)>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.exec("SAVEPOINT request")?;
+        let mut saved: Vec<(TenantId, Frontier)> = Vec::new();
+        match f(self, &mut saved) {
+            Ok(value) => match self.exec("RELEASE request") {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    self.undo(saved);
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                self.undo(saved);
+                Err(e)
+            }
+        }
+    }
+
+    fn undo(&mut self, saved: Vec<(TenantId, Frontier)>) {
+        if let Err(e) = self
+            .exec("ROLLBACK TO request")
+            .and_then(|()| self.exec("RELEASE request"))
+        {
+            // The batch's COMMIT will fail too, and reset everything.
+            tracing::error!(error = %e, "could not roll back a failed audit request");
+        }
+        for (tenant, frontier) in saved {
+            self.heads.insert(tenant, frontier);
+        }
+    }
+
+    fn exec(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(|e| map_sqlite(&e))
+    }
+
+    /// The append of one request: seal each event at its tenant's next seq, store the entry and
+    /// the perfect nodes it completes, and advance the cached head.
+    fn append(
+        &mut self,
+        events: Vec<AuditEvent>,
+        now: DateTime<Utc>,
+        saved: &mut Vec<(TenantId, Frontier)>,
+    ) -> Result<Vec<AuditReceipt>, StoreError> {
+        let mut receipts = Vec::with_capacity(events.len());
+        for event in events {
+            let tenant = event.tenant_id().clone();
+            self.load_head(&tenant)?;
+            let Writer {
+                conn, heads, dirty, ..
+            } = self;
+            let frontier = heads
+                .get_mut(&tenant)
+                .ok_or_else(|| corrupt("tree head vanished from the writer's cache"))?;
+            if !saved.iter().any(|(t, _)| t == &tenant) {
+                saved.push((tenant.clone(), frontier.clone()));
+                if !dirty.contains(&tenant) {
+                    dirty.push(tenant.clone());
+                }
+            }
+            let seq = frontier.size();
+            let record = event.seal(seq, now).map_err(|e| StoreError::Refused {
+                message: e.to_string(),
+            })?;
+            let hash = leaf_hash(record.leaf_bytes());
+            let seq_sql = to_sql_int(seq, "seq")?;
+            conn.prepare_cached(SQL_INSERT_ENTRY)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        tenant.as_str(),
+                        seq_sql,
+                        record.leaf_bytes(),
+                        hash.as_bytes()
+                    ])
+                })
+                .map_err(|e| append_error(&e, &tenant, seq))?;
+            let completed = frontier.append(hash).map_err(|e| StoreError::Refused {
+                message: e.to_string(),
+            })?;
+            // Level 0 is the leaf hash just stored with the entry.
+            let mut insert_node = conn
+                .prepare_cached(SQL_INSERT_NODE)
+                .map_err(|e| map_sqlite(&e))?;
+            for (id, node_hash) in completed.iter().filter(|(id, _)| id.level > 0) {
+                insert_node
+                    .execute(params![
+                        tenant.as_str(),
+                        id.level,
+                        to_sql_int(id.index, "node index")?,
+                        node_hash.as_bytes()
+                    ])
+                    .map_err(|e| append_error(&e, &tenant, seq))?;
+            }
+            receipts.push(AuditReceipt {
+                id: record.event().id(),
+                tenant_id: tenant,
+                seq,
+                leaf_hash: hash.to_hex(),
+                recorded_at: record.recorded_at(),
+            });
+        }
+        Ok(receipts)
+    }
+
+    /// Makes sure `tenant`'s committed head is in the cache.
+    fn load_head(&mut self, tenant: &TenantId) -> Result<(), StoreError> {
+        if self.heads.contains_key(tenant) {
+            return Ok(());
+        }
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(SQL_SELECT_HEAD)
+            .and_then(|mut s| {
+                s.query_row([tenant.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(|e| map_sqlite(&e))?;
+        let frontier = match row {
+            None => Frontier::new(),
+            Some((size, bytes)) => decode_head(tenant, size, &bytes)?,
+        };
+        self.heads.insert(tenant.clone(), frontier);
+        Ok(())
+    }
+
+    /// Persists the head of every tenant the batch touched.
+    fn write_heads(&mut self) -> Result<(), StoreError> {
+        for tenant in &self.dirty {
+            let Some(frontier) = self.heads.get(tenant) else {
+                continue;
+            };
+            let size = to_sql_int(frontier.size(), "tree size")?;
+            let bytes = frontier.to_bytes();
+            let updated = self
+                .conn
+                .prepare_cached(SQL_UPDATE_HEAD)
+                .and_then(|mut s| s.execute(params![tenant.as_str(), size, bytes]))
+                .map_err(|e| map_sqlite(&e))?;
+            if updated == 0 && frontier.size() > 0 {
+                self.conn
+                    .prepare_cached(SQL_INSERT_HEAD)
+                    .and_then(|mut s| s.execute(params![tenant.as_str(), size, bytes]))
+                    .map_err(|e| map_sqlite(&e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_checkpoint(
+        &mut self,
+        tenant: &TenantId,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        let size = to_sql_int(checkpoint.size, "checkpoint size")?;
+        let exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM audit_checkpoints WHERE tenant_id = ?1 AND size = ?2")
+            .and_then(|mut s| s.exists(params![tenant.as_str(), size]))
+            .map_err(|e| map_sqlite(&e))?;
+        if exists {
+            return Err(StoreError::Conflict {
+                what: format!("checkpoint of size {} exists", checkpoint.size),
+            });
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_checkpoints (tenant_id, size, root, note, signed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.as_str(),
+                    size,
+                    checkpoint.root.as_bytes(),
+                    checkpoint.note,
+                    format_timestamp(&checkpoint.signed_at)
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| map_sqlite(&e))
+    }
+}
+
+/// A stored head: its size column and its frontier must agree.
+pub(crate) fn decode_head(
+    tenant: &TenantId,
+    size: i64,
+    bytes: &[u8],
+) -> Result<Frontier, StoreError> {
+    let size = from_sql_int(size, "tree size")?;
+    let frontier = Frontier::from_bytes(bytes)
+        .map_err(|e| corrupt(format!("tree head of tenant {tenant}: {e}")))?;
+    if frontier.size() != size {
+        return Err(corrupt(format!(
+            "tree head of tenant {tenant} says size {size} but its frontier has {}",
+            frontier.size()
+        )));
+    }
+    Ok(frontier)
+}
+
+/// An insert of an entry or node that clashes with a stored row means rows exist beyond the stored
+/// head: the file was altered, or written without its head.
+fn append_error(e: &rusqlite::Error, tenant: &TenantId, seq: u64) -> StoreError {
+    match map_sqlite(e) {
+        StoreError::Conflict { .. } | StoreError::Refused { .. } => corrupt(format!(
+            "tenant {tenant}: rows already exist at seq {seq}, beyond the stored tree head"
+        )),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use airisk_core::governance::audit_record::Outcome;
+    use airisk_core::ports::SystemClock;
+    use airisk_core::request::CorrelationId;
+    use airisk_core::security::tenant_context::ActorId;
+
+    use super::*;
+    use crate::connection::{migrate, open_writer};
+
+    /// A temporary directory, removed when dropped.
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn fixture(name: &str) -> (Writer, Dir) {
+        let dir = std::env::temp_dir().join(format!(
+            "airisk-sqlite-writer-{name}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn =
+            open_writer(&dir.join("audit.db"), std::time::Duration::from_secs(5)).unwrap();
+        migrate(&mut conn, "2026-01-01T00:00:00.000000Z").unwrap();
+        (Writer::new(conn, Arc::new(SystemClock), 4096), Dir(dir))
+    }
+
+    fn event(tenant: &str, n: u64) -> AuditEvent {
+        AuditEvent::new(
+            uuid::Uuid::now_v7(),
+            TenantId::parse(tenant).unwrap(),
+            ActorId::parse("alice@bank.example").unwrap(),
+            "model.approve",
+            Outcome::Success,
+            "model",
+            &format!("m-{n}"),
+            None,
+            CorrelationId::generate(),
+            None,
+        )
+        .unwrap()
+    }
+
+    type Answer = oneshot::Receiver<Result<Vec<AuditReceipt>, StoreError>>;
+
+    fn append(events: Vec<AuditEvent>) -> (Command, Answer) {
+        let (reply, answer) = oneshot::channel();
+        (Command::Append { events, reply }, answer)
+    }
+
+    fn seqs(answer: &mut Answer) -> Result<Vec<u64>, StoreError> {
+        answer
+            .try_recv()
+            .unwrap()
+            .map(|r| r.iter().map(|r| r.seq).collect())
+    }
+
+    fn stored(w: &Writer, tenant: &str) -> i64 {
+        w.conn
+            .query_row(
+                "SELECT count(*) FROM audit_entries WHERE tenant_id = ?1",
+                [tenant],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn in_one_batch_a_failing_request_is_rolled_back_alone() {
+        let (mut writer, _dir) = fixture("savepoint");
+        // A row the store did not write, where tenant "poisoned" would put its seq 0.
+        writer
+            .conn
+            .execute(
+                "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash)
+                 VALUES ('poisoned', 0, x'7b7d', zeroblob(32))",
+                [],
+            )
+            .unwrap();
+        let (a, mut answer_a) = append(vec![event("acme", 0), event("acme", 1)]);
+        let (bad, mut answer_bad) = append(vec![event("acme", 2), event("poisoned", 0)]);
+        let (c, mut answer_c) = append(vec![event("acme", 3), event("globex", 0)]);
+        writer.process(vec![a, bad, c]);
+
+        assert_eq!(seqs(&mut answer_a).unwrap(), vec![0, 1]);
+        assert!(matches!(
+            seqs(&mut answer_bad),
+            Err(StoreError::Corrupt { .. })
+        ));
+        // The failed request's acme event left no gap: the next request got seq 2.
+        assert_eq!(seqs(&mut answer_c).unwrap(), vec![2, 0]);
+        assert_eq!(stored(&writer, "acme"), 3);
+        assert_eq!(stored(&writer, "poisoned"), 1);
+        let head_size: i64 = writer
+            .conn
+            .query_row(
+                "SELECT size FROM audit_heads WHERE tenant_id = 'acme'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(head_size, 3);
+    }
+
+    #[test]
+    fn when_commit_fails_every_request_fails_and_the_heads_are_reloaded() {
+        let (mut writer, _dir) = fixture("commit");
+        // A deferred foreign key is checked only at COMMIT: an insert for tenant "doomed" plants a
+        // dangling child row, so the whole batch's COMMIT fails.
+        writer
+            .conn
+            .execute_batch(
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TABLE child (
+                     parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED
+                 );
+                 CREATE TEMP TRIGGER doom AFTER INSERT ON main.audit_entries
+                 WHEN NEW.tenant_id = 'doomed'
+                 BEGIN INSERT INTO child (parent_id) VALUES (42); END;",
+            )
+            .unwrap();
+        let (a, mut answer_a) = append(vec![event("acme", 0)]);
+        let (doomed, mut answer_doomed) = append(vec![event("doomed", 0)]);
+        writer.process(vec![a, doomed]);
+        assert!(matches!(
+            seqs(&mut answer_a),
+            Err(StoreError::Refused { .. })
+        ));
+        assert!(seqs(&mut answer_doomed).is_err());
+        assert_eq!(stored(&writer, "acme"), 0);
+        assert!(
+            writer.conn.is_autocommit(),
+            "the failed transaction was ended"
+        );
+
+        // Nothing was kept, so acme starts again at 0.
+        let (a, mut answer_a) = append(vec![event("acme", 0)]);
+        writer.process(vec![a]);
+        assert_eq!(seqs(&mut answer_a).unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn a_batch_takes_what_is_queued_up_to_its_budget() {
+        let (mut writer, _dir) = fixture("budget");
+        writer.max_batch_events = 3;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut answers = Vec::new();
+        for n in 0..5 {
+            let (command, answer) = append(vec![event("acme", n), event("acme", n + 100)]);
+            tx.send(command).unwrap();
+            answers.push(answer);
+        }
+        drop(tx);
+        writer.run(&rx);
+        let mut all = Vec::new();
+        for answer in &mut answers {
+            all.extend(seqs(answer).unwrap());
+        }
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+}
