@@ -1,0 +1,532 @@
+//! Bearer JWT authentication, verified locally (no call to an identity provider per request).
+//!
+//! # Design
+//!
+//! * **Who the caller is comes only from the token**: claims `sub` (the actor), `tenant`, `role`
+//!   (`admin`, `analyst`, `approver`, `viewer`, parsed exactly) and optional `kind` (`human`, the
+//!   default, or `service`: a service principal can never approve). No tenant in paths, no actor
+//!   in bodies.
+//! * **Registered claims**: `exp`, `iss` and `aud` are required and checked; `nbf` is checked when
+//!   present; a small leeway (default 30 s) absorbs clock skew.
+//! * **Keys**: production verifies EdDSA (Ed25519) or RS256 signatures with public keys from a
+//!   JWKS document (`AIRISK_JWKS_FILE`). The key fixes the algorithm: a token's `alg` must be the
+//!   one its key is for, so an RSA public key can never be used as an HMAC secret, and `alg: none`
+//!   is not an algorithm at all. HS256 (a shared secret) is accepted only when the operator opts in
+//!   with [`JwtVerifier::dangerous_with_hs256_secret`]: `airisk serve --dev`, or
+//!   `AIRISK_JWT_SECRET` together with `AIRISK_DANGEROUS_ALLOW_HS256=true`.
+//! * **Minting** ([`TokenSigner`]): `airisk token issue` signs with HS256 (dev and tests) or with
+//!   an Ed25519 PKCS#8 private key (`airisk token keygen` makes one and its JWKS).
+//!
+//! Verification is ring's, through `jsonwebtoken` 9.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use airisk_core::security::rbac::Role;
+use airisk_core::security::tenant_context::{ActorId, Principal, TenantId};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// Default `iss` the service expects and `airisk token issue` writes.
+pub const DEFAULT_ISSUER: &str = "airisk";
+/// Default `aud` the service expects and `airisk token issue` writes.
+pub const DEFAULT_AUDIENCE: &str = "airisk-api";
+/// Default clock-skew leeway, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// Shortest HS256 secret accepted, in bytes.
+pub const MIN_HS256_SECRET_LEN: usize = 32;
+
+/// The claims a token carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The actor (an actor id: letters, digits, `. _ - @ : +`).
+    pub sub: String,
+    /// The tenant the actor acts in.
+    pub tenant: String,
+    /// The actor's role.
+    pub role: String,
+    /// `human` (default) or `service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: u64,
+    /// Not before (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+impl Claims {
+    /// Claims for `sub` in `tenant` with `role`, valid from now for `ttl_secs`, for the default
+    /// issuer and audience.
+    pub fn new(sub: &str, tenant: &str, role: Role, ttl_secs: u64) -> Self {
+        let now = now_secs();
+        Claims {
+            sub: sub.to_owned(),
+            tenant: tenant.to_owned(),
+            role: role.as_str().to_owned(),
+            kind: None,
+            iss: DEFAULT_ISSUER.to_owned(),
+            aud: DEFAULT_AUDIENCE.to_owned(),
+            exp: now.saturating_add(ttl_secs),
+            nbf: Some(now),
+            iat: Some(now),
+        }
+    }
+
+    /// The validated principal the claims name.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidClaims`] if the actor, tenant, role or kind is invalid.
+    pub fn principal(&self) -> Result<Principal, AuthError> {
+        let actor =
+            ActorId::parse(&self.sub).map_err(|e| AuthError::InvalidClaims(format!("sub: {e}")))?;
+        let tenant = TenantId::parse(&self.tenant)
+            .map_err(|e| AuthError::InvalidClaims(format!("tenant: {e}")))?;
+        let role: Role = self
+            .role
+            .parse()
+            .map_err(|e| AuthError::InvalidClaims(format!("role: {e}")))?;
+        match self.kind.as_deref() {
+            None | Some("human") => Ok(Principal::human(actor, tenant, role)),
+            Some("service") => Ok(Principal::service(actor, tenant, role)),
+            Some(_) => Err(AuthError::InvalidClaims(
+                "kind must be human or service".to_owned(),
+            )),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_secs() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// Why a token was refused. Every variant is a 401; the message is safe to send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No `Authorization: Bearer …` header.
+    #[error("a bearer token is required (Authorization: Bearer <jwt>)")]
+    Missing,
+    /// Not a JWT, or a header or payload that does not decode.
+    #[error("the bearer token is malformed")]
+    Malformed,
+    /// The token's algorithm is not accepted (including `none`), or no configured key matches it.
+    #[error("the token's signing algorithm or key is not accepted")]
+    UnsupportedAlgorithm,
+    /// The signature does not verify.
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    /// `exp` has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    #[error("the token's issuer is not trusted")]
+    WrongIssuer,
+    /// `aud` is not this service.
+    #[error("the token is not for this service (audience)")]
+    WrongAudience,
+    /// A required claim is missing, or a claim's value is invalid.
+    #[error("the token's claims are invalid: {0}")]
+    InvalidClaims(String),
+}
+
+/// Why an authentication configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthConfigError {
+    /// The JWKS document is not a JWK set.
+    #[error("the JWKS is not a valid JWK set: {0}")]
+    InvalidJwks(String),
+    /// The JWKS holds no usable key.
+    #[error("the JWKS holds no Ed25519 (OKP) or RSA public key")]
+    NoUsableKey,
+    /// The HS256 secret is too short.
+    #[error("the HS256 secret must be at least {MIN_HS256_SECRET_LEN} bytes")]
+    WeakSecret,
+    /// A signing key could not be read.
+    #[error("invalid signing key: {0}")]
+    InvalidSigningKey(String),
+}
+
+struct VerifyKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Verifies bearer tokens against the configured keys, issuer and audience.
+pub struct JwtVerifier {
+    issuer: String,
+    audience: String,
+    leeway: u64,
+    keys: Vec<VerifyKey>,
+}
+
+impl fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .field(
+                "keys",
+                &self
+                    .keys
+                    .iter()
+                    .map(|k| (k.kid.clone(), k.algorithm))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl JwtVerifier {
+    /// A verifier with no keys yet (it refuses every token until one is added).
+    pub fn new(issuer: &str, audience: &str) -> Self {
+        JwtVerifier {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway: DEFAULT_LEEWAY_SECS,
+            keys: Vec::new(),
+        }
+    }
+
+    /// Sets the clock-skew leeway.
+    #[must_use]
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway = seconds;
+        self
+    }
+
+    /// Adds every Ed25519 (`kty: OKP`, `crv: Ed25519`) and RSA key of a JWKS document; other keys
+    /// are skipped.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidJwks`] or [`AuthConfigError::NoUsableKey`].
+    pub fn with_jwks(mut self, jwks_json: &str) -> Result<Self, AuthConfigError> {
+        let set: JwkSet = serde_json::from_str(jwks_json)
+            .map_err(|e| AuthConfigError::InvalidJwks(e.to_string()))?;
+        let before = self.keys.len();
+        for jwk in &set.keys {
+            let algorithm = match &jwk.algorithm {
+                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                    Algorithm::EdDSA
+                }
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                _ => continue,
+            };
+            let key = DecodingKey::from_jwk(jwk)
+                .map_err(|e| AuthConfigError::InvalidJwks(e.to_string()))?;
+            self.keys.push(VerifyKey {
+                kid: jwk.common.key_id.clone(),
+                algorithm,
+                key,
+            });
+        }
+        if self.keys.len() == before {
+            return Err(AuthConfigError::NoUsableKey);
+        }
+        Ok(self)
+    }
+
+    /// Accepts HS256 tokens signed with `secret`. Dangerous: anyone holding the secret can mint
+    /// any identity in any tenant, and every verifier holds it. For dev mode and tests, or a
+    /// deliberate operator choice.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::WeakSecret`] below 32 bytes.
+    pub fn dangerous_with_hs256_secret(mut self, secret: &[u8]) -> Result<Self, AuthConfigError> {
+        if secret.len() < MIN_HS256_SECRET_LEN {
+            return Err(AuthConfigError::WeakSecret);
+        }
+        self.keys.push(VerifyKey {
+            kid: None,
+            algorithm: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret),
+        });
+        Ok(self)
+    }
+
+    /// Whether any key is configured.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The configured audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Verifies `token` and returns the principal it names.
+    ///
+    /// # Errors
+    /// An [`AuthError`] saying why, safe to send to the caller.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.verify_claims(token)?;
+        claims.principal()
+    }
+
+    /// Verifies `token` and returns its claims.
+    ///
+    /// # Errors
+    /// An [`AuthError`] saying why.
+    pub fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        // `decode_header` fails on any `alg` jsonwebtoken does not know, `none` included.
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::InvalidAlgorithmName | ErrorKind::InvalidAlgorithm => {
+                AuthError::UnsupportedAlgorithm
+            }
+            _ => AuthError::Malformed,
+        })?;
+        let candidates: Vec<&VerifyKey> = self
+            .keys
+            .iter()
+            .filter(|k| k.algorithm == header.alg)
+            .filter(|k| match (&header.kid, &k.kid) {
+                (Some(wanted), Some(have)) => wanted == have,
+                _ => true,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(AuthError::UnsupportedAlgorithm);
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.required_spec_claims = ["exp", "iss", "aud", "sub"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<HashSet<_>>();
+        let mut last = AuthError::BadSignature;
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => {
+                    last = match e.kind() {
+                        ErrorKind::InvalidSignature => AuthError::BadSignature,
+                        ErrorKind::ExpiredSignature => AuthError::Expired,
+                        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                        ErrorKind::MissingRequiredClaim(c) => {
+                            AuthError::InvalidClaims(format!("{c} is required"))
+                        }
+                        ErrorKind::InvalidAlgorithm => AuthError::UnsupportedAlgorithm,
+                        ErrorKind::Json(_) => {
+                            AuthError::InvalidClaims("sub, tenant and role are required".into())
+                        }
+                        _ => AuthError::Malformed,
+                    };
+                    // Only a bad signature is worth trying the next key for.
+                    if last != AuthError::BadSignature {
+                        return Err(last);
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Signs tokens: for `airisk token issue`, dev mode and tests.
+pub enum TokenSigner {
+    /// HMAC-SHA256 with a shared secret.
+    Hs256(Zeroizing<Vec<u8>>),
+    /// Ed25519 with a PKCS#8 private key, and the key id to put in the header.
+    EdDsa {
+        /// The PKCS#8 v1 or v2 DER bytes.
+        pkcs8: Zeroizing<Vec<u8>>,
+        /// `kid` of the matching public JWK.
+        kid: String,
+    },
+}
+
+impl fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSigner::Hs256(_) => f.write_str("TokenSigner::Hs256(<redacted>)"),
+            TokenSigner::EdDsa { kid, .. } => write!(f, "TokenSigner::EdDsa {{ kid: {kid:?} }}"),
+        }
+    }
+}
+
+impl TokenSigner {
+    /// An Ed25519 signer from a PKCS#8 document, DER or PEM (`-----BEGIN PRIVATE KEY-----`).
+    /// The key id is derived from the public key (see [`ed25519_kid`]).
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidSigningKey`] if it is not an Ed25519 PKCS#8 key.
+    pub fn ed25519_from_pkcs8(bytes: &[u8]) -> Result<Self, AuthConfigError> {
+        let der = pem_or_der(bytes)?;
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+            .map_err(|e| AuthConfigError::InvalidSigningKey(e.to_string()))?;
+        let public = ring::signature::KeyPair::public_key(&pair)
+            .as_ref()
+            .to_vec();
+        Ok(TokenSigner::EdDsa {
+            pkcs8: der,
+            kid: ed25519_kid(&public),
+        })
+    }
+
+    /// Signs `claims`.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidSigningKey`] if the key is unusable.
+    pub fn sign(&self, claims: &Claims) -> Result<String, AuthConfigError> {
+        let (header, key) = match self {
+            TokenSigner::Hs256(secret) => (
+                Header::new(Algorithm::HS256),
+                EncodingKey::from_secret(secret),
+            ),
+            TokenSigner::EdDsa { pkcs8, kid } => {
+                let mut header = Header::new(Algorithm::EdDSA);
+                header.kid = Some(kid.clone());
+                (header, EncodingKey::from_ed_der(pkcs8))
+            }
+        };
+        jsonwebtoken::encode(&header, claims, &key)
+            .map_err(|e| AuthConfigError::InvalidSigningKey(e.to_string()))
+    }
+}
+
+/// The key id of an Ed25519 public key: the first 8 bytes of its SHA-256, base64url.
+pub fn ed25519_kid(public_key: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, public_key);
+    URL_SAFE_NO_PAD.encode(digest.as_ref().get(..8).unwrap_or_default())
+}
+
+/// A fresh Ed25519 key: its PKCS#8 DER private key and the JWKS (JSON) of its public key.
+///
+/// # Errors
+/// [`AuthConfigError::InvalidSigningKey`] if the system random generator fails.
+pub fn generate_ed25519() -> Result<(Zeroizing<Vec<u8>>, String), AuthConfigError> {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| AuthConfigError::InvalidSigningKey("random generator failed".into()))?;
+    let der = Zeroizing::new(pkcs8.as_ref().to_vec());
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&der)
+        .map_err(|e| AuthConfigError::InvalidSigningKey(e.to_string()))?;
+    let public = ring::signature::KeyPair::public_key(&pair)
+        .as_ref()
+        .to_vec();
+    Ok((der, jwks_for_ed25519(&public)))
+}
+
+/// The JWKS document (JSON) of one Ed25519 public key.
+pub fn jwks_for_ed25519(public_key: &[u8]) -> String {
+    serde_json::json!({
+        "keys": [{
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "alg": "EdDSA",
+            "use": "sig",
+            "kid": ed25519_kid(public_key),
+            "x": URL_SAFE_NO_PAD.encode(public_key),
+        }]
+    })
+    .to_string()
+}
+
+fn pem_or_der(bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, AuthConfigError> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(Zeroizing::new(bytes.to_vec()));
+    };
+    let text = text.trim();
+    let Some(body) = text
+        .strip_prefix("-----BEGIN PRIVATE KEY-----")
+        .and_then(|t| t.strip_suffix("-----END PRIVATE KEY-----"))
+    else {
+        return Ok(Zeroizing::new(bytes.to_vec()));
+    };
+    let b64: Zeroizing<String> = Zeroizing::new(body.split_whitespace().collect());
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map(Zeroizing::new)
+        .map_err(|_| AuthConfigError::InvalidSigningKey("the PEM body is not base64".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> Vec<u8> {
+        vec![7u8; 32]
+    }
+
+    fn verifier() -> JwtVerifier {
+        JwtVerifier::new(DEFAULT_ISSUER, DEFAULT_AUDIENCE)
+            .dangerous_with_hs256_secret(&secret())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_fresh_hs256_token_verifies_to_its_principal() {
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret()));
+        let token = signer
+            .sign(&Claims::new("alice", "acme", Role::Analyst, 60))
+            .unwrap();
+        let p = verifier().verify(&token).unwrap();
+        assert_eq!(p.actor().as_str(), "alice");
+        assert_eq!(p.tenant().as_str(), "acme");
+        assert_eq!(p.role(), Role::Analyst);
+    }
+
+    #[test]
+    fn an_eddsa_token_verifies_against_its_jwks_and_not_as_hs256() {
+        let (pkcs8, jwks) = generate_ed25519().unwrap();
+        let signer = TokenSigner::ed25519_from_pkcs8(&pkcs8).unwrap();
+        let token = signer
+            .sign(&Claims::new("bob", "acme", Role::Approver, 60))
+            .unwrap();
+        let v = JwtVerifier::new(DEFAULT_ISSUER, DEFAULT_AUDIENCE)
+            .with_jwks(&jwks)
+            .unwrap();
+        assert_eq!(v.verify(&token).unwrap().role(), Role::Approver);
+        assert_eq!(
+            verifier().verify(&token),
+            Err(AuthError::UnsupportedAlgorithm)
+        );
+    }
+
+    #[test]
+    fn unknown_role_and_kind_are_refused() {
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret()));
+        let mut claims = Claims::new("alice", "acme", Role::Viewer, 60);
+        claims.role = "root".into();
+        let token = signer.sign(&claims).unwrap();
+        assert!(matches!(
+            verifier().verify(&token),
+            Err(AuthError::InvalidClaims(_))
+        ));
+        let mut claims = Claims::new("alice", "acme", Role::Viewer, 60);
+        claims.kind = Some("robot".into());
+        let token = signer.sign(&claims).unwrap();
+        assert!(matches!(
+            verifier().verify(&token),
+            Err(AuthError::InvalidClaims(_))
+        ));
+    }
+}

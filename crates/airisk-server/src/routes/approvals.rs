@@ -1,0 +1,241 @@
+//! `/v1/approvals/…`: the approval workflow (four eyes).
+
+use airisk_core::governance::approval_workflow::{ApprovalStatus, NewApprovalRequest};
+use airisk_core::ports::{ApprovalFilter, Page};
+use airisk_core::security::tenant_context::ActorId;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Duration;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::state::AppState;
+use crate::views::{ApprovalPage, ApprovalView, NewApprovalBody, ReasonBody};
+
+/// Largest page of a listing.
+pub const MAX_PAGE: u32 = 1000;
+/// Default page of a listing.
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// A malformed id names no request: it becomes the nil id, which no request has, so the service
+/// still checks the role first and then answers the same 404 as for a missing request.
+fn parse_id(id: &str) -> Uuid {
+    Uuid::parse_str(id).unwrap_or(Uuid::nil())
+}
+
+/// Open an approval request (`approval.request`: analyst, admin). Only prompt-label moves are
+/// opened here; a model's request is opened by registering the model.
+#[utoipa::path(
+    post, path = "/v1/approvals", tag = "approvals",
+    request_body = NewApprovalBody,
+    responses((status = 201, description = "Opened, PENDING", body = ApprovalView), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn request(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewApprovalBody>,
+) -> Result<(StatusCode, Json<ApprovalView>), ApiError> {
+    let expires_in = body
+        .expires_in_seconds
+        .map(|s| {
+            Duration::try_seconds(s)
+                .ok_or_else(|| ApiError::Unprocessable("expires_in_seconds is out of range".into()))
+        })
+        .transpose()?;
+    let decided = state
+        .approvals()
+        .request_approval(
+            &caller.principal,
+            &caller.correlation,
+            NewApprovalRequest {
+                subject: body.subject.into(),
+                justification: body.justification,
+                required_approvals: body.required_approvals.unwrap_or(1),
+                expires_in,
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApprovalView::of(&decided.request, state.clock().now())),
+    ))
+}
+
+/// Listing filters. Every one narrows.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Only this stored status (`PENDING`, `APPROVED`, `REJECTED`, `EXPIRED`, `CANCELLED`).
+    status: Option<String>,
+    /// Only requests opened by this actor.
+    requested_by: Option<String>,
+    /// `true`: the caller's queue: PENDING, not expired, and not requested by the caller (what
+    /// they may decide).
+    pending_for_me: Option<bool>,
+    /// Skip this many (the previous page's `next_offset`).
+    offset: Option<u64>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<u32>,
+}
+
+fn parse_status(s: &str) -> Result<ApprovalStatus, ApiError> {
+    [
+        ApprovalStatus::Pending,
+        ApprovalStatus::Approved,
+        ApprovalStatus::Rejected,
+        ApprovalStatus::Expired,
+        ApprovalStatus::Cancelled,
+    ]
+    .into_iter()
+    .find(|st| st.as_str() == s)
+    .ok_or_else(|| {
+        ApiError::Unprocessable(
+            "status must be PENDING, APPROVED, REJECTED, EXPIRED or CANCELLED".into(),
+        )
+    })
+}
+
+/// List the caller's tenant's approval requests, oldest first (`approval.view`: every role).
+#[utoipa::path(
+    get, path = "/v1/approvals", tag = "approvals",
+    params(ListParams),
+    responses((status = 200, description = "A page of requests", body = ApprovalPage), ListErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<Json<ApprovalPage>, ApiError> {
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::Unprocessable(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let for_me = q.pending_for_me.unwrap_or(false);
+    let mut filter = ApprovalFilter {
+        status: q.status.as_deref().map(parse_status).transpose()?,
+        requested_by: q
+            .requested_by
+            .as_deref()
+            .map(|a| {
+                ActorId::parse(a).map_err(|e| ApiError::Unprocessable(format!("requested_by: {e}")))
+            })
+            .transpose()?,
+        ..ApprovalFilter::default()
+    };
+    if for_me {
+        if filter.status.is_some_and(|s| s != ApprovalStatus::Pending) {
+            return Err(ApiError::Unprocessable(
+                "pending_for_me lists PENDING requests only".into(),
+            ));
+        }
+        filter.status = Some(ApprovalStatus::Pending);
+        filter.not_requested_by = Some(caller.principal.actor().clone());
+    }
+    let offset = q.offset.unwrap_or(0);
+    let found = state
+        .approvals()
+        .list(&caller.principal, &filter, Page { offset, limit })
+        .await?;
+    let next_offset = (found.len() == limit as usize).then(|| offset + u64::from(limit));
+    let now = state.clock().now();
+    let requests = found
+        .iter()
+        .filter(|r| !for_me || r.status_at(now) == ApprovalStatus::Pending)
+        .map(|r| ApprovalView::of(r, now))
+        .collect();
+    Ok(Json(ApprovalPage {
+        requests,
+        next_offset,
+    }))
+}
+
+/// One approval request (`approval.view`).
+#[utoipa::path(
+    get, path = "/v1/approvals/{id}", tag = "approvals",
+    params(("id" = String, Path, description = "The request's id (UUID)")),
+    responses((status = 200, description = "The request", body = ApprovalView), ReadErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ApprovalView>, ApiError> {
+    let id = parse_id(&id);
+    let r = state.approvals().get(&caller.principal, id).await?;
+    Ok(Json(ApprovalView::of(&r, state.clock().now())))
+}
+
+/// Approve (`approval.approve`: approver, admin; never one's own request; humans only).
+#[utoipa::path(
+    post, path = "/v1/approvals/{id}/approve", tag = "approvals",
+    params(("id" = String, Path, description = "The request's id (UUID)")),
+    request_body = ReasonBody,
+    responses((status = 200, description = "The request after the decision", body = ApprovalView), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<ApprovalView>, ApiError> {
+    let id = parse_id(&id);
+    let d = state
+        .approvals()
+        .approve(&caller.principal, &caller.correlation, id, &body.reason)
+        .await?;
+    Ok(Json(ApprovalView::of(&d.request, state.clock().now())))
+}
+
+/// Reject (`approval.reject`: approver, admin; never one's own request; humans only).
+#[utoipa::path(
+    post, path = "/v1/approvals/{id}/reject", tag = "approvals",
+    params(("id" = String, Path, description = "The request's id (UUID)")),
+    request_body = ReasonBody,
+    responses((status = 200, description = "The request after the decision", body = ApprovalView), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<ApprovalView>, ApiError> {
+    let id = parse_id(&id);
+    let d = state
+        .approvals()
+        .reject(&caller.principal, &caller.correlation, id, &body.reason)
+        .await?;
+    Ok(Json(ApprovalView::of(&d.request, state.clock().now())))
+}
+
+/// Withdraw one's own pending request (`approval.cancel`: analyst, admin; requester only).
+#[utoipa::path(
+    post, path = "/v1/approvals/{id}/cancel", tag = "approvals",
+    params(("id" = String, Path, description = "The request's id (UUID)")),
+    request_body = ReasonBody,
+    responses((status = 200, description = "The request, CANCELLED", body = ApprovalView), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<ApprovalView>, ApiError> {
+    let id = parse_id(&id);
+    let d = state
+        .approvals()
+        .cancel(&caller.principal, &caller.correlation, id, &body.reason)
+        .await?;
+    Ok(Json(ApprovalView::of(&d.request, state.clock().now())))
+}

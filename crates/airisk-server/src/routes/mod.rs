@@ -1,0 +1,130 @@
+//! Every route, registered in one place through `utoipa-axum`, so the router and the OpenAPI
+//! document come from the same declarations and cannot drift apart.
+
+pub(crate) mod approvals;
+pub(crate) mod audit;
+pub(crate) mod models;
+pub(crate) mod ops;
+pub(crate) mod prompts;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router, middleware};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::context::observe;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "airisk",
+        description = "The ai-risk-engine governance & security kernel: tamper-evident audit ledger, \
+model registry with human approval, versioned prompts, four-eyes approvals. Every `/v1` call needs \
+`Authorization: Bearer <jwt>` with claims `sub`, `tenant`, `role` (`kind` optional); the tenant comes \
+only from the token. Errors are RFC 9457 `application/problem+json` with the request's correlation \
+id; send `X-Correlation-Id` to choose it.",
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "audit", description = "The caller's tenant's tamper-evident ledger"),
+        (name = "models", description = "Model registry and deployment gate"),
+        (name = "prompts", description = "Versioned prompts and approved label moves"),
+        (name = "approvals", description = "Four-eyes approval requests"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = Object))
+)]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    // Rebuilt per request (about a millisecond): simpler than caching, and rarely asked for.
+    Json(openapi())
+}
+
+/// The routes and the document they generate.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(audit::append, audit::search))
+        .routes(routes!(audit::get_entry))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::latest_checkpoint, audit::sign_checkpoint))
+        .routes(routes!(audit::inclusion_proof))
+        .routes(routes!(audit::consistency_proof))
+        .routes(routes!(audit::export))
+        .routes(routes!(models::register))
+        .routes(routes!(models::list_versions))
+        .routes(routes!(models::get_version))
+        .routes(routes!(models::approve))
+        .routes(routes!(models::reject))
+        .routes(routes!(models::authorize_deployment))
+        .routes(routes!(prompts::register))
+        .routes(routes!(prompts::get))
+        .routes(routes!(prompts::update))
+        .routes(routes!(prompts::history))
+        .routes(routes!(prompts::diff))
+        .routes(routes!(prompts::move_label))
+        .routes(routes!(approvals::request, approvals::list))
+        .routes(routes!(approvals::get))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::reject))
+        .routes(routes!(approvals::cancel))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi_json))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The complete router: every route, the fallbacks, and the middleware.
+pub fn router(state: AppState) -> Router {
+    api()
+        .0
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn no_route(request: Request) -> Response {
+    ApiError::NoRoute(request.uri().path().to_owned()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = ApiError::MethodNotAllowed.into_response();
+    // The router adds `Allow` itself when it knows the route's methods.
+    response.headers_mut().remove(header::ALLOW);
+    response
+}

@@ -1,0 +1,181 @@
+//! `/v1/models/…`: the model registry.
+
+use airisk_core::governance::model_registry::{Deployment, RegisterModel};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
+use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::state::AppState;
+use crate::views::{
+    ApprovalView, DeploymentBody, DeploymentView, ModelView, ReasonBody, RegisterModelBody,
+    RegistrationView,
+};
+
+/// Register a model version with its artifact's SHA-256 (`model.register`: admin only). It starts
+/// PENDING, with an approval request that someone other than the registrant must approve.
+#[utoipa::path(
+    post, path = "/v1/models", tag = "models",
+    request_body = RegisterModelBody,
+    responses((status = 201, description = "Registered, PENDING", body = RegistrationView), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RegisterModelBody>,
+) -> Result<(StatusCode, Json<RegistrationView>), ApiError> {
+    let input = RegisterModel {
+        name: body.name,
+        version: body.version,
+        checksum: body.checksum,
+        artifact_uri: body.artifact_uri,
+        metadata: body.metadata,
+        justification: body.justification,
+        required_approvals: body.required_approvals,
+        expires_in_seconds: body.expires_in_seconds,
+    };
+    let registered = state
+        .models()
+        .register_model(&caller.principal, &caller.correlation, input)
+        .await?;
+    let now = state.clock().now();
+    Ok((
+        StatusCode::CREATED,
+        Json(RegistrationView {
+            model: (&registered.model).into(),
+            approval_request: ApprovalView::of(&registered.request, now),
+        }),
+    ))
+}
+
+/// Every version of a model, oldest first (`model.view`: every role). An unknown model has no
+/// versions.
+#[utoipa::path(
+    get, path = "/v1/models/{name}/versions", tag = "models",
+    params(("name" = String, Path, description = "Model name")),
+    responses((status = 200, description = "The versions", body = [ModelView]), ListErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Vec<ModelView>>, ApiError> {
+    let versions = state
+        .models()
+        .list_versions(&caller.principal, &name)
+        .await?;
+    Ok(Json(versions.iter().map(Into::into).collect()))
+}
+
+/// One model version (`model.view`).
+#[utoipa::path(
+    get, path = "/v1/models/{name}/versions/{version}", tag = "models",
+    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version label")),
+    responses((status = 200, description = "The model version", body = ModelView), ReadErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+) -> Result<Json<ModelView>, ApiError> {
+    let model = state
+        .models()
+        .get_model(&caller.principal, &name, &version)
+        .await?;
+    Ok(Json((&model).into()))
+}
+
+/// Approve a model version through its approval request (`model.approve`: approver, admin; never
+/// the registrant; humans only). When the quorum is reached the model becomes APPROVED.
+#[utoipa::path(
+    post, path = "/v1/models/{name}/versions/{version}/approve", tag = "models",
+    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version label")),
+    request_body = ReasonBody,
+    responses((status = 200, description = "The approval request after the decision", body = ApprovalView), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<ApprovalView>, ApiError> {
+    let request = state
+        .models()
+        .approve_model(
+            &caller.principal,
+            &caller.correlation,
+            &name,
+            &version,
+            &body.reason,
+        )
+        .await?;
+    Ok(Json(ApprovalView::of(&request, state.clock().now())))
+}
+
+/// Reject a model version (`model.reject`: approver, admin; never the registrant).
+#[utoipa::path(
+    post, path = "/v1/models/{name}/versions/{version}/reject", tag = "models",
+    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version label")),
+    request_body = ReasonBody,
+    responses((status = 200, description = "The approval request after the decision", body = ApprovalView), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<ApprovalView>, ApiError> {
+    let request = state
+        .models()
+        .reject_model(
+            &caller.principal,
+            &caller.correlation,
+            &name,
+            &version,
+            &body.reason,
+        )
+        .await?;
+    Ok(Json(ApprovalView::of(&request, state.clock().now())))
+}
+
+/// The deployment gate (`model.authorize_deployment`: analyst, admin): authorised only for an
+/// APPROVED version whose registered checksum equals the presented SHA-256. A refusal on the
+/// merits is a 409 `deployment-denied` problem. Every outcome is audited.
+#[utoipa::path(
+    post, path = "/v1/models/{name}/versions/{version}/deployments", tag = "models",
+    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version label")),
+    request_body = DeploymentBody,
+    responses((status = 200, description = "Authorised", body = DeploymentView), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn authorize_deployment(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((name, version)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<DeploymentBody>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    match state
+        .models()
+        .authorize_deployment(
+            &caller.principal,
+            &caller.correlation,
+            &name,
+            &version,
+            &body.sha256,
+        )
+        .await?
+    {
+        Deployment::Authorized { model, receipt } => Ok(Json(DeploymentView {
+            authorized: true,
+            model: model.as_ref().into(),
+            receipt: receipt.as_ref().into(),
+        })),
+        Deployment::Denied { reason } => Err(reason.into()),
+    }
+}

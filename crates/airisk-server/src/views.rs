@@ -1,0 +1,626 @@
+//! The API's request and response bodies. They are the contract (each is a schema of the OpenAPI
+//! document) and are kept apart from the domain types, which may change shape without changing
+//! the wire. Timestamps are RFC 3339 UTC with microseconds; ids are UUID strings.
+
+use airisk_core::governance::approval_workflow::{ApprovalRequest, Decision, Subject};
+use airisk_core::governance::audit_record::{AuditReceipt, format_timestamp};
+use airisk_core::governance::model_registry::ModelVersion;
+use airisk_core::governance::prompt_registry::{DiffLine, LabelMove, PromptVersion};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+fn ts(t: DateTime<Utc>) -> String {
+    format_timestamp(&t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+/// An application event to append to the caller's tenant's ledger. The actor, tenant and
+/// correlation id are the request's, never the body's.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppendAuditBody {
+    /// What was done, e.g. `report.generate` (lower-case letters, digits, `.`, `_`, `-`).
+    pub action: String,
+    /// The kind of thing acted on.
+    pub resource_type: String,
+    /// Which one.
+    pub resource_id: String,
+    /// Why, in words.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Extra structured context (a JSON object, at most 64 KiB as canonical JSON).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// What an append returns once the record is durable.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptView {
+    /// The record's id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its position in the tenant's ledger, gapless from 0.
+    pub seq: u64,
+    /// SHA-256(0x00 || leaf), hex.
+    pub leaf_hash: String,
+    /// When it was recorded.
+    pub recorded_at: String,
+}
+
+impl From<&AuditReceipt> for ReceiptView {
+    fn from(r: &AuditReceipt) -> Self {
+        ReceiptView {
+            id: r.id.to_string(),
+            tenant_id: r.tenant_id.to_string(),
+            seq: r.seq,
+            leaf_hash: r.leaf_hash.clone(),
+            recorded_at: ts(r.recorded_at),
+        }
+    }
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryView {
+    /// Position in the ledger.
+    pub seq: u64,
+    /// SHA-256(0x00 || leaf), hex.
+    pub leaf_hash: String,
+    /// The exact leaf bytes (RFC 8785 canonical JSON), base64: what the tree hashes.
+    pub leaf: String,
+    /// The record, decoded from the leaf.
+    #[schema(value_type = Object)]
+    pub record: Value,
+}
+
+/// A page of audit entries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    /// Matching entries, in the requested order.
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `cursor` to continue; absent on the last page.
+    pub next_cursor: Option<u64>,
+}
+
+/// The outcome of recomputing the caller's tenant's ledger.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerifyView {
+    /// The tenant.
+    pub tenant: String,
+    /// True when every leaf, root and checkpoint signature checked out.
+    pub intact: bool,
+    /// Entries read and checked.
+    pub entries: u64,
+    /// The recomputed root, hex (when intact).
+    pub root: Option<String>,
+    /// Stored checkpoints whose signature and root were confirmed.
+    pub checkpoints_verified: u64,
+    /// The first bad entry, where one can be named.
+    pub first_bad_seq: Option<u64>,
+    /// What is wrong, if anything.
+    pub problem: Option<String>,
+}
+
+/// A signed checkpoint (C2SP tlog-checkpoint signed note).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointView {
+    /// The tree size it commits to.
+    pub size: u64,
+    /// The root it commits to, hex.
+    pub root: String,
+    /// The signed note text.
+    pub note: String,
+    /// When it was signed.
+    pub signed_at: String,
+    /// The verifier key (`name+keyid+base64`) to check the note with.
+    pub verifier_key: String,
+}
+
+/// An RFC 6962 inclusion proof of one entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProofView {
+    /// The entry.
+    pub seq: u64,
+    /// The tree size proved against.
+    pub tree_size: u64,
+    /// The entry's leaf hash, hex.
+    pub leaf_hash: String,
+    /// The entry's exact leaf bytes, base64.
+    pub leaf: String,
+    /// The root of the tree of `tree_size` entries, hex.
+    pub root: String,
+    /// The audit path, hex hashes, leaf to root.
+    pub proof: Vec<String>,
+    /// The signed checkpoint of exactly `tree_size`, when one is stored.
+    pub checkpoint: Option<String>,
+    /// The verifier key for the checkpoint.
+    pub verifier_key: String,
+}
+
+/// An RFC 6962 consistency proof between two tree sizes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProofView {
+    /// The older size.
+    pub size1: u64,
+    /// The newer size.
+    pub size2: u64,
+    /// Root at `size1`, hex.
+    pub root1: String,
+    /// Root at `size2`, hex.
+    pub root2: String,
+    /// The proof, hex hashes.
+    pub proof: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+/// A model version to register. It starts PENDING with an approval request.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterModelBody {
+    /// Model name, e.g. `credit-scoring`.
+    pub name: String,
+    /// Version label, e.g. `1.4.0`.
+    pub version: String,
+    /// SHA-256 of the artifact: 64 hex digits (optionally `sha256:`-prefixed).
+    pub checksum: String,
+    /// Where the artifact lives (`s3://…`, `https://…`, `file://…`).
+    pub artifact_uri: String,
+    /// Free-form metadata (a JSON object).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// Why it should be deployed (the approval request's justification).
+    pub justification: String,
+    /// Distinct approvals needed (1 to 10; default 1).
+    #[serde(default)]
+    pub required_approvals: Option<u32>,
+    /// Seconds until the approval request expires (default: never).
+    #[serde(default)]
+    pub expires_in_seconds: Option<i64>,
+}
+
+/// A registered model version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelView {
+    /// Model name.
+    pub name: String,
+    /// Version label.
+    pub version: String,
+    /// The registered artifact's SHA-256, hex.
+    pub checksum: String,
+    /// Where the artifact lives.
+    pub artifact_uri: String,
+    /// Free-form metadata.
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// Who registered it.
+    pub registered_by: String,
+    /// When.
+    pub created_at: String,
+    /// `PENDING`, `APPROVED` or `REJECTED`.
+    pub status: String,
+    /// Whether it is approved.
+    pub approved: bool,
+    /// Every approver of the quorum.
+    pub approved_by: Vec<String>,
+    /// When it was approved.
+    pub approved_at: Option<String>,
+    /// Who rejected it.
+    pub rejected_by: Option<String>,
+    /// The approval request that decides it.
+    pub approval_request_id: String,
+}
+
+impl From<&ModelVersion> for ModelView {
+    fn from(m: &ModelVersion) -> Self {
+        ModelView {
+            name: m.model_name().to_string(),
+            version: m.version().to_string(),
+            checksum: m.checksum().to_hex(),
+            artifact_uri: m.artifact_uri().to_owned(),
+            metadata: m.metadata().clone(),
+            registered_by: m.registered_by().to_string(),
+            created_at: ts(m.created_at()),
+            status: m.status().as_str().to_owned(),
+            approved: m.approved(),
+            approved_by: m.approved_by().iter().map(ToString::to_string).collect(),
+            approved_at: m.approved_at().map(ts),
+            rejected_by: m.rejected_by().map(ToString::to_string),
+            approval_request_id: m.approval_request_id().to_string(),
+        }
+    }
+}
+
+/// A registration: the model and its approval request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegistrationView {
+    /// The model, PENDING.
+    pub model: ModelView,
+    /// Its approval request.
+    pub approval_request: ApprovalView,
+}
+
+/// A decision's reason.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    /// Why (mandatory, at most 4096 bytes).
+    pub reason: String,
+}
+
+/// The artifact presented for deployment.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentBody {
+    /// SHA-256 of the artifact about to be deployed: 64 hex digits.
+    pub sha256: String,
+}
+
+/// A granted deployment authorisation (a refusal is a 409 problem).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentView {
+    /// Always true here.
+    pub authorized: bool,
+    /// The model version.
+    pub model: ModelView,
+    /// The audit record of this authorisation.
+    pub receipt: ReceiptView,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prompts
+
+/// A new prompt (version 1).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterPromptBody {
+    /// Prompt name (letters, digits, `.`, `_`, `-`, `/`; percent-encode `/` in paths).
+    pub name: String,
+    /// The template text.
+    pub template: String,
+    /// Why it exists.
+    pub change_reason: String,
+}
+
+/// A new version of an existing prompt.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePromptBody {
+    /// The new template text (must differ from the latest version's).
+    pub template: String,
+    /// Why it changed.
+    pub change_reason: String,
+}
+
+/// Where to move a label.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveLabelBody {
+    /// The version the label should point to. An APPROVED, unused approval request for exactly
+    /// this move must exist.
+    pub version: u32,
+}
+
+/// One immutable prompt version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PromptVersionView {
+    /// Prompt name.
+    pub name: String,
+    /// Version number, from 1.
+    pub version: u32,
+    /// The template.
+    pub template: String,
+    /// SHA-256 of the template's UTF-8 bytes, hex.
+    pub template_sha256: String,
+    /// Who wrote it.
+    pub author: String,
+    /// Why it changed.
+    pub change_reason: String,
+    /// When.
+    pub created_at: String,
+}
+
+impl From<&PromptVersion> for PromptVersionView {
+    fn from(p: &PromptVersion) -> Self {
+        PromptVersionView {
+            name: p.name().to_owned(),
+            version: p.version(),
+            template: p.template().to_owned(),
+            template_sha256: p.template_sha256().to_hex(),
+            author: p.author().to_string(),
+            change_reason: p.change_reason().to_owned(),
+            created_at: ts(p.created_at()),
+        }
+    }
+}
+
+/// One move of a label.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LabelMoveView {
+    /// The move's id.
+    pub id: String,
+    /// Prompt name.
+    pub name: String,
+    /// The label.
+    pub label: String,
+    /// Where it pointed before.
+    pub from_version: Option<u32>,
+    /// Where it points now.
+    pub to_version: u32,
+    /// Who moved it.
+    pub moved_by: String,
+    /// When.
+    pub moved_at: String,
+    /// The approval request that allowed it.
+    pub approval_request_id: String,
+}
+
+impl From<&LabelMove> for LabelMoveView {
+    fn from(m: &LabelMove) -> Self {
+        LabelMoveView {
+            id: m.id.to_string(),
+            name: m.name.clone(),
+            label: m.label.clone(),
+            from_version: m.from_version,
+            to_version: m.to_version,
+            moved_by: m.moved_by.to_string(),
+            moved_at: ts(m.moved_at),
+            approval_request_id: m.approval_request_id.to_string(),
+        }
+    }
+}
+
+/// A label and the version it points to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LabelView {
+    /// The label.
+    pub label: String,
+    /// The version.
+    pub version: u32,
+}
+
+/// A prompt's versions and label moves.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PromptHistoryView {
+    /// Every version, oldest first.
+    pub versions: Vec<PromptVersionView>,
+    /// Every label move, oldest first.
+    pub label_moves: Vec<LabelMoveView>,
+    /// Where each label points now.
+    pub labels: Vec<LabelView>,
+}
+
+/// One line of a diff.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DiffLineView {
+    /// `same`, `removed` or `added`.
+    pub op: String,
+    /// The line.
+    pub line: String,
+}
+
+impl From<&DiffLine> for DiffLineView {
+    fn from(d: &DiffLine) -> Self {
+        let (op, line) = match d {
+            DiffLine::Same(l) => ("same", l),
+            DiffLine::Removed(l) => ("removed", l),
+            DiffLine::Added(l) => ("added", l),
+        };
+        DiffLineView {
+            op: op.to_owned(),
+            line: line.clone(),
+        }
+    }
+}
+
+/// A line diff between two versions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DiffView {
+    /// The older version.
+    pub from: u32,
+    /// The newer version.
+    pub to: u32,
+    /// The lines.
+    pub lines: Vec<DiffLineView>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approvals
+
+/// What an approval request is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SubjectView {
+    /// Deploying a model version (opened by registering the model).
+    Model {
+        /// Model name.
+        name: String,
+        /// Model version.
+        version: String,
+    },
+    /// Moving a prompt label to a version.
+    PromptLabel {
+        /// Prompt name.
+        name: String,
+        /// The version the label would point to.
+        version: u32,
+        /// The label.
+        label: String,
+    },
+}
+
+impl From<&Subject> for SubjectView {
+    fn from(s: &Subject) -> Self {
+        match s {
+            Subject::Model { name, version } => SubjectView::Model {
+                name: name.clone(),
+                version: version.clone(),
+            },
+            Subject::PromptLabel {
+                name,
+                version,
+                label,
+            } => SubjectView::PromptLabel {
+                name: name.clone(),
+                version: *version,
+                label: label.clone(),
+            },
+        }
+    }
+}
+
+impl From<SubjectView> for Subject {
+    fn from(s: SubjectView) -> Self {
+        match s {
+            SubjectView::Model { name, version } => Subject::Model { name, version },
+            SubjectView::PromptLabel {
+                name,
+                version,
+                label,
+            } => Subject::PromptLabel {
+                name,
+                version,
+                label,
+            },
+        }
+    }
+}
+
+/// A new approval request (for a prompt label move; a model's is opened by registering it).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApprovalBody {
+    /// What is to be approved.
+    pub subject: SubjectView,
+    /// Why (mandatory).
+    pub justification: String,
+    /// Distinct approvals needed (1 to 10; default 1).
+    #[serde(default)]
+    pub required_approvals: Option<u32>,
+    /// Seconds until it expires (default: never).
+    #[serde(default)]
+    pub expires_in_seconds: Option<i64>,
+}
+
+/// One approval given.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalGivenView {
+    /// Who.
+    pub approver: String,
+    /// When.
+    pub at: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A rejection or cancellation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DecisionView {
+    /// Who.
+    pub by: String,
+    /// When.
+    pub at: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl From<&Decision> for DecisionView {
+    fn from(d: &Decision) -> Self {
+        DecisionView {
+            by: d.by.to_string(),
+            at: ts(d.at),
+            reason: d.reason.clone(),
+        }
+    }
+}
+
+/// An approval request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalView {
+    /// Its id.
+    pub id: String,
+    /// What it is for.
+    pub subject: SubjectView,
+    /// Who asked.
+    pub requested_by: String,
+    /// Why.
+    pub justification: String,
+    /// Distinct approvals needed.
+    pub required_approvals: u32,
+    /// Approvals given so far.
+    pub approvals: Vec<ApprovalGivenView>,
+    /// The rejection, if rejected.
+    pub rejection: Option<DecisionView>,
+    /// The cancellation, if cancelled.
+    pub cancellation: Option<DecisionView>,
+    /// `PENDING`, `APPROVED`, `REJECTED`, `EXPIRED` or `CANCELLED`, as of now (a pending
+    /// request past its expiry reads EXPIRED).
+    pub status: String,
+    /// When it was opened.
+    pub created_at: String,
+    /// When it expires.
+    pub expires_at: Option<String>,
+    /// When it reached a terminal state.
+    pub decided_at: Option<String>,
+    /// When a single-use approval was spent.
+    pub used_at: Option<String>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+}
+
+impl ApprovalView {
+    /// The view of `r` as of `now`.
+    pub fn of(r: &ApprovalRequest, now: DateTime<Utc>) -> Self {
+        ApprovalView {
+            id: r.id().to_string(),
+            subject: r.subject().into(),
+            requested_by: r.requested_by().to_string(),
+            justification: r.justification().to_owned(),
+            required_approvals: r.required_approvals(),
+            approvals: r
+                .approvals()
+                .iter()
+                .map(|a| ApprovalGivenView {
+                    approver: a.approver.to_string(),
+                    at: ts(a.at),
+                    reason: a.reason.clone(),
+                })
+                .collect(),
+            rejection: r.rejection().map(Into::into),
+            cancellation: r.cancellation().map(Into::into),
+            status: r.status_at(now).as_str().to_owned(),
+            created_at: ts(r.created_at()),
+            expires_at: r.expires_at().map(ts),
+            decided_at: r.decided_at().map(ts),
+            used_at: r.used_at().map(ts),
+            version: r.version(),
+        }
+    }
+}
+
+/// A page of approval requests.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalPage {
+    /// The requests, oldest first.
+    pub requests: Vec<ApprovalView>,
+    /// Pass as `offset` to continue; absent on the last page.
+    pub next_offset: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+/// Liveness or readiness.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthView {
+    /// `ok`, or `unavailable` (readiness only).
+    pub status: String,
+}
