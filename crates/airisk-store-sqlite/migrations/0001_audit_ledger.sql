@@ -17,13 +17,17 @@ CREATE TABLE audit_entries (
 
 -- Every perfect subtree above the leaves (level >= 1): what inclusion and consistency proofs read,
 -- so no proof rehashes the log. Level 0 nodes are the leaf hashes of audit_entries and are not
--- stored twice.
+-- stored twice. Keyed by the last leaf each node covers (the entry whose append completed it), so
+-- every insert lands at the tenant's end of the b-tree, like the entries; a lookup by (level, idx)
+-- computes that leaf: ((idx + 1) << level) - 1.
 CREATE TABLE audit_nodes (
     tenant_id TEXT    NOT NULL,
-    level     INTEGER NOT NULL CHECK (level BETWEEN 1 AND 63),
+    last_leaf INTEGER NOT NULL,
+    level     INTEGER NOT NULL CHECK (level BETWEEN 1 AND 62),
     idx       INTEGER NOT NULL CHECK (idx >= 0),
     hash      BLOB    NOT NULL CHECK (length(hash) = 32),
-    PRIMARY KEY (tenant_id, level, idx)
+    PRIMARY KEY (tenant_id, last_leaf, level),
+    CHECK (last_leaf = ((idx + 1) << level) - 1)
 ) WITHOUT ROWID;
 
 -- The tree head of each tenant: its size and its frontier (the right edge of the tree, one hash
@@ -80,7 +84,7 @@ BEGIN
 END;
 CREATE TRIGGER audit_nodes_no_replace BEFORE INSERT ON audit_nodes
 WHEN EXISTS (SELECT 1 FROM audit_nodes
-             WHERE tenant_id = NEW.tenant_id AND level = NEW.level AND idx = NEW.idx)
+             WHERE tenant_id = NEW.tenant_id AND last_leaf = NEW.last_leaf AND level = NEW.level)
 BEGIN
     SELECT RAISE(ABORT, 'audit ledger is append-only');
 END;

@@ -166,19 +166,22 @@ pub(crate) fn nodes(
         .map_err(|e| map_sqlite(&e))?;
     let mut node = tx
         .prepare_cached(
-            "SELECT hash FROM audit_nodes WHERE tenant_id = ?1 AND level = ?2 AND idx = ?3",
+            "SELECT hash FROM audit_nodes WHERE tenant_id = ?1 AND last_leaf = ?2 AND level = ?3",
         )
         .map_err(|e| map_sqlite(&e))?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        // Indices beyond i64::MAX cannot be stored, so such nodes are absent.
-        let Ok(index) = i64::try_from(id.index) else {
+        // A node is stored under the last leaf it covers; one beyond i64::MAX cannot exist.
+        let last_leaf = id.leaf_range().and_then(|r| i64::try_from(r.end - 1).ok());
+        let Some(last_leaf) = last_leaf else {
             continue;
         };
         let found: Option<Vec<u8>> = if id.level == 0 {
-            leaf.query_row(params![tenant.as_str(), index], |row| row.get(0))
+            leaf.query_row(params![tenant.as_str(), last_leaf], |row| row.get(0))
         } else {
-            node.query_row(params![tenant.as_str(), id.level, index], |row| row.get(0))
+            node.query_row(params![tenant.as_str(), last_leaf, id.level], |row| {
+                row.get(0)
+            })
         }
         .optional()
         .map_err(|e| map_sqlite(&e))?;

@@ -91,8 +91,8 @@ impl Answer {
 
 const SQL_INSERT_ENTRY: &str =
     "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash) VALUES (?1, ?2, ?3, ?4)";
-const SQL_INSERT_NODE: &str =
-    "INSERT INTO audit_nodes (tenant_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)";
+const SQL_INSERT_NODE: &str = "INSERT INTO audit_nodes (tenant_id, last_leaf, level, idx, hash)
+     VALUES (?1, ?2, ?3, ?4, ?5)";
 const SQL_SELECT_HEAD: &str = "SELECT size, frontier FROM audit_heads WHERE tenant_id = ?1";
 const SQL_UPDATE_HEAD: &str =
     "UPDATE audit_heads SET size = ?2, frontier = ?3 WHERE tenant_id = ?1";
@@ -339,6 +339,7 @@ impl Writer {
                 insert_node
                     .execute(params![
                         tenant.as_str(),
+                        seq_sql,
                         id.level,
                         to_sql_int(id.index, "node index")?,
                         node_hash.as_bytes()

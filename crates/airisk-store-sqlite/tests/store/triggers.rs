@@ -75,7 +75,8 @@ async fn update_and_delete_on_every_audit_table_are_refused_and_change_nothing()
         ),
         (
             "audit_nodes",
-            "REPLACE INTO audit_nodes (tenant_id, level, idx, hash) VALUES ('acme', 1, 0, zeroblob(32))",
+            "REPLACE INTO audit_nodes (tenant_id, last_leaf, level, idx, hash)
+             VALUES ('acme', 1, 1, 0, zeroblob(32))",
         ),
         (
             "audit_checkpoints",
