@@ -1,0 +1,148 @@
+//! Group commit within a process: one queue per tenant, drained by one task at a time.
+//!
+//! A caller puts its request on its tenant's queue. If no task is draining that queue, the caller
+//! spawns one; the drainer takes everything queued (up to the event budget), commits it as one
+//! transaction (see [`crate::write`]), answers each caller, and loops until the queue is empty.
+//! While a batch's `COMMIT` waits for the WAL flush, new requests pile up and form the next
+//! batch: under load one flush carries many callers. Tenants drain independently, in parallel,
+//! up to the pool's size. The drainer is a spawned task, not the caller, so a caller that stops
+//! waiting (its future dropped) strands nobody.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use airisk_core::governance::audit_record::AuditReceipt;
+use airisk_core::ports::{Clock, StoreError};
+use airisk_core::security::tenant_context::TenantId;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+use crate::write::{Work, commit_batch};
+
+type Reply = oneshot::Sender<Result<Vec<AuditReceipt>, StoreError>>;
+
+/// A queued request.
+#[derive(Debug)]
+struct Request {
+    work: Work,
+    reply: Reply,
+}
+
+/// The per-store state shared with drainer tasks.
+#[derive(Debug)]
+pub(crate) struct Batcher {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    max_batch_events: usize,
+    /// A tenant is present while a drainer owns it; its queue may be empty meanwhile.
+    queues: Mutex<HashMap<TenantId, VecDeque<Request>>>,
+}
+
+impl Batcher {
+    pub(crate) fn new(pool: PgPool, clock: Arc<dyn Clock>, max_batch_events: usize) -> Self {
+        Batcher {
+            pool,
+            clock,
+            max_batch_events: max_batch_events.max(1),
+            queues: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn queues(&self) -> MutexGuard<'_, HashMap<TenantId, VecDeque<Request>>> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `work` for `tenant` and waits for its outcome.
+    pub(crate) async fn submit(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        work: Work,
+    ) -> Result<Vec<AuditReceipt>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request { work, reply };
+        let spawn = {
+            let mut queues = self.queues();
+            match queues.entry(tenant.clone()) {
+                Entry::Occupied(mut queue) => {
+                    queue.get_mut().push_back(request);
+                    false
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(VecDeque::from([request]));
+                    true
+                }
+            }
+        };
+        if spawn {
+            let batcher = Arc::clone(self);
+            tokio::spawn(async move { batcher.drain(tenant).await });
+        }
+        answer.await.map_err(|_| StoreError::Unavailable {
+            message: "the postgres batch writer stopped before answering".to_owned(),
+        })?
+    }
+
+    /// Takes the next batch of `tenant`, or releases the tenant if its queue is empty.
+    fn next_batch(&self, tenant: &TenantId) -> Option<Vec<Request>> {
+        let mut queues = self.queues();
+        let queue = queues.get_mut(tenant)?;
+        if queue.is_empty() {
+            queues.remove(tenant);
+            return None;
+        }
+        let mut budget = 0;
+        let mut batch = Vec::new();
+        while let Some(front) = queue.front() {
+            let weight = front.work.weight();
+            if !batch.is_empty() && budget + weight > self.max_batch_events {
+                break;
+            }
+            budget += weight;
+            if let Some(request) = queue.pop_front() {
+                batch.push(request);
+            }
+        }
+        Some(batch)
+    }
+
+    async fn drain(self: Arc<Self>, tenant: TenantId) {
+        // If this task dies (runtime shut down mid-batch), the guard releases the tenant and
+        // answers whoever is still queued, so nobody waits forever.
+        let mut guard = DrainGuard {
+            batcher: &self,
+            tenant: &tenant,
+            armed: true,
+        };
+        while let Some(batch) = self.next_batch(&tenant) {
+            let (works, replies): (Vec<Work>, Vec<Reply>) =
+                batch.into_iter().map(|r| (r.work, r.reply)).unzip();
+            let results = commit_batch(&self.pool, self.clock.as_ref(), &tenant, works).await;
+            for (reply, result) in replies.into_iter().zip(results) {
+                // A dropped receiver means the caller stopped waiting; the outcome stands.
+                let _ = reply.send(result);
+            }
+        }
+        guard.armed = false;
+    }
+}
+
+struct DrainGuard<'a> {
+    batcher: &'a Batcher,
+    tenant: &'a TenantId,
+    armed: bool,
+}
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let stranded = self.batcher.queues().remove(self.tenant);
+        for request in stranded.into_iter().flatten() {
+            let _ = request.reply.send(Err(StoreError::Unavailable {
+                message: "the postgres batch writer stopped".to_owned(),
+            }));
+        }
+    }
+}

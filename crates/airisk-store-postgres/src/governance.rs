@@ -1,0 +1,354 @@
+//! Governance state: mutations (inside a batch transaction, under the tenant's head lock) and
+//! reads (each in its own read-only transaction scoped to the tenant).
+//!
+//! Every value is stored whole as serde JSON in a `json` column (`body`), which keeps the text as
+//! written, so it reads back exactly equal; key and filter columns sit next to it.
+
+use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::model_registry::ModelVersion;
+use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::ports::{ApprovalFilter, Mutation, Page, StoreError};
+use airisk_core::security::tenant_context::TenantId;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgConnection;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use crate::error::{corrupt, map, to_i64};
+use crate::write::begin_for;
+
+fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Refused {
+        message: format!("{what} cannot be serialised: {e}"),
+    })
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(format!("stored {what} does not decode: {e}")))
+}
+
+fn conflict(what: String) -> StoreError {
+    StoreError::Conflict { what }
+}
+
+/// Takes the next creation-order number of the tenant.
+fn next_ord(writes: &mut u64) -> Result<i64, StoreError> {
+    let ord = to_i64(*writes, "write count")?;
+    *writes += 1;
+    Ok(ord)
+}
+
+/// Applies one mutation. Version clashes (an UPDATE that matched no row) and unique violations
+/// are [`StoreError::Conflict`].
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    mutation: &Mutation,
+    writes: &mut u64,
+) -> Result<(), StoreError> {
+    if mutation.tenant() != tenant {
+        return Err(StoreError::Refused {
+            message: format!(
+                "a write for tenant {} in a batch of {tenant}",
+                mutation.tenant()
+            ),
+        });
+    }
+    let t = tenant.as_str();
+    match mutation {
+        Mutation::InsertApproval(r) => {
+            sqlx::query(
+                "INSERT INTO approval_requests \
+                 (tenant_id, id, ord, version, status, subject, requested_by, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::json)",
+            )
+            .bind(t)
+            .bind(r.id())
+            .bind(next_ord(writes)?)
+            .bind(to_i64(r.version(), "approval version")?)
+            .bind(r.status().as_str())
+            .bind(to_json(r.subject(), "subject")?)
+            .bind(r.requested_by().as_str())
+            .bind(to_json(r, "approval request")?)
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+        }
+        Mutation::UpdateApproval {
+            expected_version,
+            request,
+        } => {
+            let done = sqlx::query(
+                "UPDATE approval_requests SET version = $4, status = $5, body = $6::json \
+                 WHERE tenant_id = $1 AND id = $2 AND version = $3",
+            )
+            .bind(t)
+            .bind(request.id())
+            .bind(to_i64(*expected_version, "approval version")?)
+            .bind(to_i64(request.version(), "approval version")?)
+            .bind(request.status().as_str())
+            .bind(to_json(request, "approval request")?)
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+            if done.rows_affected() != 1 {
+                return Err(conflict(format!(
+                    "approval request {} changed",
+                    request.id()
+                )));
+            }
+        }
+        Mutation::InsertModel(m) => {
+            sqlx::query(
+                "INSERT INTO model_versions (tenant_id, name, version, ord, row_version, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6::json)",
+            )
+            .bind(t)
+            .bind(m.model_name().as_str())
+            .bind(m.version().as_str())
+            .bind(next_ord(writes)?)
+            .bind(to_i64(m.row_version(), "model row version")?)
+            .bind(to_json(m, "model version")?)
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+        }
+        Mutation::UpdateModel {
+            expected_version,
+            model,
+        } => {
+            let done = sqlx::query(
+                "UPDATE model_versions SET row_version = $5, body = $6::json \
+                 WHERE tenant_id = $1 AND name = $2 AND version = $3 AND row_version = $4",
+            )
+            .bind(t)
+            .bind(model.model_name().as_str())
+            .bind(model.version().as_str())
+            .bind(to_i64(*expected_version, "model row version")?)
+            .bind(to_i64(model.row_version(), "model row version")?)
+            .bind(to_json(model, "model version")?)
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+            if done.rows_affected() != 1 {
+                return Err(conflict(format!(
+                    "model {}@{} changed",
+                    model.model_name(),
+                    model.version()
+                )));
+            }
+        }
+        Mutation::InsertPromptVersion(p) => {
+            sqlx::query(
+                "INSERT INTO prompt_versions (tenant_id, name, version, body) \
+                 VALUES ($1, $2, $3, $4::json)",
+            )
+            .bind(t)
+            .bind(p.name())
+            .bind(i64::from(p.version()))
+            .bind(to_json(p, "prompt version")?)
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+        }
+        Mutation::MoveLabel {
+            expected_from,
+            label_move,
+        } => {
+            let to = i64::from(label_move.to_version);
+            let done = match expected_from {
+                None => sqlx::query(
+                    "INSERT INTO prompt_labels (tenant_id, name, label, version) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(t)
+                .bind(&label_move.name)
+                .bind(&label_move.label)
+                .bind(to)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| map(&e))?,
+                Some(from) => sqlx::query(
+                    "UPDATE prompt_labels SET version = $4 \
+                     WHERE tenant_id = $1 AND name = $2 AND label = $3 AND version = $5",
+                )
+                .bind(t)
+                .bind(&label_move.name)
+                .bind(&label_move.label)
+                .bind(to)
+                .bind(i64::from(*from))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| map(&e))?,
+            };
+            if done.rows_affected() != 1 {
+                return Err(conflict(format!("label {} moved", label_move.label)));
+            }
+            sqlx::query(
+                "INSERT INTO label_moves (tenant_id, id, name, ord, body) \
+                 VALUES ($1, $2, $3, $4, $5::json)",
+            )
+            .bind(t)
+            .bind(label_move.id)
+            .bind(&label_move.name)
+            .bind(next_ord(writes)?)
+            .bind(to_json(label_move, "label move")?)
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+        }
+        _ => {
+            return Err(StoreError::Refused {
+                message: "unknown mutation".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs a query that returns `body::text` rows, in a read-only transaction of `tenant`, and
+/// decodes each.
+async fn bodies<T: DeserializeOwned>(
+    pool: &PgPool,
+    tenant: &TenantId,
+    mut query: QueryBuilder<'_, Postgres>,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let rows = query
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| map(&e))?;
+    tx.commit().await.map_err(|e| map(&e))?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get(0).map_err(|e| map(&e))?;
+            from_json(&text, what)
+        })
+        .collect()
+}
+
+pub(crate) async fn approval(
+    pool: &PgPool,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<ApprovalRequest>, StoreError> {
+    let mut q = QueryBuilder::new("SELECT body::text FROM approval_requests WHERE tenant_id = ");
+    q.push_bind(tenant.as_str())
+        .push(" AND id = ")
+        .push_bind(id);
+    Ok(bodies(pool, tenant, q, "approval request").await?.pop())
+}
+
+pub(crate) async fn approvals(
+    pool: &PgPool,
+    tenant: &TenantId,
+    filter: &ApprovalFilter,
+    page: Page,
+) -> Result<Vec<ApprovalRequest>, StoreError> {
+    let mut q = QueryBuilder::new("SELECT body::text FROM approval_requests WHERE tenant_id = ");
+    q.push_bind(tenant.as_str());
+    if let Some(status) = filter.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(subject) = &filter.subject {
+        q.push(" AND subject = ")
+            .push_bind(to_json(subject, "subject")?);
+    }
+    if let Some(actor) = &filter.requested_by {
+        q.push(" AND requested_by = ")
+            .push_bind(actor.as_str().to_owned());
+    }
+    if let Some(actor) = &filter.not_requested_by {
+        q.push(" AND requested_by <> ")
+            .push_bind(actor.as_str().to_owned());
+    }
+    q.push(" ORDER BY ord LIMIT ")
+        .push_bind(i64::from(page.limit.min(1000)))
+        .push(" OFFSET ")
+        .push_bind(i64::try_from(page.offset).unwrap_or(i64::MAX));
+    bodies(pool, tenant, q, "approval request").await
+}
+
+pub(crate) async fn model(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+    version: &str,
+) -> Result<Option<ModelVersion>, StoreError> {
+    let mut q = QueryBuilder::new("SELECT body::text FROM model_versions WHERE tenant_id = ");
+    q.push_bind(tenant.as_str())
+        .push(" AND name = ")
+        .push_bind(name.to_owned())
+        .push(" AND version = ")
+        .push_bind(version.to_owned());
+    Ok(bodies(pool, tenant, q, "model version").await?.pop())
+}
+
+pub(crate) async fn model_versions(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Vec<ModelVersion>, StoreError> {
+    let mut q = QueryBuilder::new("SELECT body::text FROM model_versions WHERE tenant_id = ");
+    q.push_bind(tenant.as_str())
+        .push(" AND name = ")
+        .push_bind(name.to_owned())
+        .push(" ORDER BY ord");
+    bodies(pool, tenant, q, "model version").await
+}
+
+pub(crate) async fn prompt_versions(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Vec<PromptVersion>, StoreError> {
+    let mut q = QueryBuilder::new("SELECT body::text FROM prompt_versions WHERE tenant_id = ");
+    q.push_bind(tenant.as_str())
+        .push(" AND name = ")
+        .push_bind(name.to_owned())
+        .push(" ORDER BY version");
+    bodies(pool, tenant, q, "prompt version").await
+}
+
+pub(crate) async fn label_moves(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Vec<LabelMove>, StoreError> {
+    let mut q = QueryBuilder::new("SELECT body::text FROM label_moves WHERE tenant_id = ");
+    q.push_bind(tenant.as_str())
+        .push(" AND name = ")
+        .push_bind(name.to_owned())
+        .push(" ORDER BY ord");
+    bodies(pool, tenant, q, "label move").await
+}
+
+pub(crate) async fn prompt_labels(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Vec<(String, u32)>, StoreError> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let rows = sqlx::query(
+        "SELECT label, version FROM prompt_labels WHERE tenant_id = $1 AND name = $2 \
+         ORDER BY label",
+    )
+    .bind(tenant.as_str())
+    .bind(name)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| map(&e))?;
+    tx.commit().await.map_err(|e| map(&e))?;
+    rows.iter()
+        .map(|row| {
+            let label: String = row.try_get(0).map_err(|e| map(&e))?;
+            let version: i64 = row.try_get(1).map_err(|e| map(&e))?;
+            let version = u32::try_from(version)
+                .map_err(|_| corrupt(format!("label {label} points at version {version}")))?;
+            Ok((label, version))
+        })
+        .collect()
+}

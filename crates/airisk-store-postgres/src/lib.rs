@@ -1,0 +1,425 @@
+//! # airisk-store-postgres
+//!
+//! The PostgreSQL store of the ai-risk-engine: every store port of `airisk-core`
+//! ([`AuditRepository`], [`GovernanceStore`]) over one database that many server processes share,
+//! where the database itself is the second wall: it keeps tenants apart and refuses to rewrite
+//! history even if application code has a bug.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use airisk_core::ports::{AuditRepository, GovernanceStore, SystemClock};
+//! use airisk_store_postgres::{PostgresOptions, PostgresStore};
+//!
+//! // Once, as the schema owner (also `airisk migrate --database-url …`):
+//! airisk_store_postgres::migrate("postgres://airisk_owner@db.internal/airisk").await?;
+//! // The service, as a login that is a member of airisk_app:
+//! let store = Arc::new(
+//!     PostgresStore::connect(
+//!         "postgres://airisk_svc@db.internal/airisk?sslmode=verify-full",
+//!         Arc::new(SystemClock),
+//!         PostgresOptions::default(),
+//!     )
+//!     .await?,
+//! );
+//! let audit: Arc<dyn AuditRepository> = store.clone();
+//! let governance: Arc<dyn GovernanceStore> = store;
+//! # let _ = (audit, governance);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Tenant isolation in the database
+//!
+//! Every tenant table has row-level security ENABLED and FORCED, with one policy:
+//! `tenant_id = current_setting('airisk.tenant_id', true)`. The store connects as a login that is
+//! a member of the `airisk_app` role, which the migrations create without `BYPASSRLS` and which
+//! owns nothing, and [`PostgresStore::connect`] refuses a login that could bypass the policies
+//! (superuser, `BYPASSRLS`, member of the tables' owner). Every transaction starts with
+//! `set_config('airisk.tenant_id', $tenant, true)`: transaction-local, so when a pooled connection
+//! is handed to the next request it carries no tenant, and a query without one sees no rows.
+//!
+//! The one deliberate cross-tenant read, [`AuditRepository::tenants`], reads `audit_tenants`, a
+//! directory of tenant ids (and nothing else) without row-level security, written in the
+//! transaction that appends a tenant's first entry.
+//!
+//! ## History the database refuses to change
+//!
+//! `airisk_app` may INSERT and SELECT audit entries, nodes, checkpoints, prompt versions and label
+//! moves, and has no UPDATE, DELETE or TRUNCATE on them; it may UPDATE only named columns of the
+//! tree heads and of the governance state rows (approval requests, model versions, prompt labels).
+//! Triggers raise on UPDATE, DELETE and TRUNCATE of history for every role, superusers included,
+//! and let a tree head only grow, unless a member of the tables' owner role opens a maintenance
+//! window (`SET LOCAL airisk.maintenance = 'on'`, docs/OPERATIONS.md). Refusals surface as
+//! [`StoreError::Refused`].
+//!
+//! ## Appends: serialised per tenant by its head row, group-committed per process
+//!
+//! Each tenant's tree head is one row of `audit_heads`. Every write transaction of a tenant locks
+//! it first (`SELECT … FOR UPDATE`, inserting it on first use with `ON CONFLICT DO NOTHING`), so
+//! appends from any number of connections and processes are serialised per tenant: seqs are
+//! gapless from 0 and there is one tree. Tenants never wait for each other.
+//!
+//! Within a process, concurrent writes of one tenant are batched into one transaction (one WAL
+//! flush): a small queue per tenant, drained by one task at a time. Each request of a batch keeps
+//! its own outcome: a governance change set's mutations run under a `SAVEPOINT`, so one that
+//! conflicts is rolled back and answered alone while the rest commit. [`PostgresOptions`] sets the
+//! batch budget. Entries go in with one `INSERT … SELECT FROM unnest(…)` per batch.
+//!
+//! A receipt means the record is durable: answers go out after `COMMIT` returned, and the store's
+//! connections never run with `synchronous_commit = off` (a server default of `off` is overridden
+//! to `on` per connection; `local`, `remote_write`, `remote_apply` are kept).
+//!
+//! ## Governance commits
+//!
+//! [`GovernanceStore::commit`] checks the change set's tenant, then queues it like an append: in
+//! the tenant's batch transaction its mutations are applied with optimistic checks (`UPDATE …
+//! WHERE tenant_id = $1 AND id = $2 AND version = $3`; no row means [`StoreError::Conflict`];
+//! unique violations, SQLSTATE 23505, become `Conflict` by constraint name), then its audit events
+//! are appended under the same head lock, then the batch commits. Nothing is half-written on any
+//! error.
+//!
+//! ## Runtime queries only
+//!
+//! Every statement is a runtime `sqlx::query()`: no compile-time checked macros, so building needs
+//! no database and no offline query data. The migrations in `migrations/` are embedded with
+//! `include_str!` and applied by [`migrate`] (and `airisk migrate`).
+//!
+//! ## TLS
+//!
+//! Built with rustls on ring (sqlx's `tls-rustls-ring-webpki`): the URL's `sslmode`
+//! (`require`, `verify-ca`, `verify-full`) and `sslrootcert` work, trusting the Mozilla roots or
+//! the given CA file. No OpenSSL or aws-lc is linked.
+#![deny(missing_docs)]
+
+mod batch;
+mod error;
+mod governance;
+mod read;
+mod schema;
+mod write;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
+use airisk_core::governance::model_registry::ModelVersion;
+use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::ledger::{Hash, NodeId};
+use airisk_core::ports::{
+    ApprovalFilter, AuditQuery, AuditRepository, ChangeSet, Clock, GovernanceStore, Page,
+    StoreError, StoredCheckpoint, StoredEntry, TreeHead,
+};
+use airisk_core::security::tenant_context::TenantId;
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+pub use error::{ConnectError, MigrateError};
+pub use schema::{MigrateReport, migrate, schema_version};
+
+use crate::batch::Batcher;
+use crate::error::map;
+use crate::write::Work;
+
+/// Tuning knobs of a [`PostgresStore`]. The defaults suit a small server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// Most connections the pool opens. Default 16.
+    pub max_connections: u32,
+    /// How long an operation waits for a free connection before it fails with
+    /// [`StoreError::Unavailable`]. Default 10 s.
+    pub acquire_timeout: Duration,
+    /// Most events (plus mutations) one batch transaction of a tenant carries. A single request
+    /// larger than this still commits whole, alone. 1 turns group commit off. Default 4096.
+    pub max_batch_events: usize,
+    /// Accept a login that bypasses row-level security (superuser, `BYPASSRLS`, or a member of
+    /// the tables' owner). Off by default: with it, the database no longer keeps tenants apart.
+    pub dangerous_allow_privileged_role: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            max_batch_events: 4096,
+            dangerous_allow_privileged_role: false,
+        }
+    }
+}
+
+/// The PostgreSQL store: a connection pool and the per-tenant batch writer. Cheap to share behind
+/// an `Arc`; one per process is the intended shape (it is the unit of group commit).
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    batcher: Arc<Batcher>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` as the application's login and checks that the schema
+    /// is there and that the login cannot bypass row-level security. Records are stamped with
+    /// `clock`. The pool opens connections lazily, up to [`PostgresOptions::max_connections`].
+    ///
+    /// # Errors
+    /// [`ConnectError::InvalidUrl`], [`ConnectError::Store`] if the server cannot be reached or
+    /// refuses the login, [`ConnectError::SchemaMissing`], or [`ConnectError::PrivilegedRole`].
+    pub async fn connect(
+        url: &str,
+        clock: Arc<dyn Clock>,
+        options: PostgresOptions,
+    ) -> Result<Self, ConnectError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| ConnectError::InvalidUrl {
+                message: e.to_string(),
+            })?
+            .application_name("airisk");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // A receipt promises durability: never run commits with synchronous_commit
+                    // off, whatever the server's default.
+                    sqlx::query(
+                        "SELECT set_config('synchronous_commit', 'on', false) \
+                         WHERE current_setting('synchronous_commit') = 'off'",
+                    )
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(|e| ConnectError::Store(map(&e)))?;
+        check_role(&pool, options.dangerous_allow_privileged_role).await?;
+        Ok(PostgresStore {
+            batcher: Arc::new(Batcher::new(
+                pool.clone(),
+                Arc::clone(&clock),
+                options.max_batch_events,
+            )),
+            pool,
+            clock,
+        })
+    }
+
+    /// Applies the embedded migrations to the database at `admin_url` (the schema owner's URL).
+    /// The same as [`migrate`]; call it at service start-up if the operator wants that.
+    ///
+    /// # Errors
+    /// As [`migrate`].
+    pub async fn migrate(admin_url: &str) -> Result<MigrateReport, MigrateError> {
+        migrate(admin_url).await
+    }
+
+    /// The connection pool, for operational queries (health checks). Tenant tables read through
+    /// it show no rows unless the transaction names a tenant with
+    /// `set_config('airisk.tenant_id', …, true)`.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Waits for in-flight work and closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Refuses a login for which row-level security would not apply.
+async fn check_role(pool: &PgPool, allow: bool) -> Result<(), ConnectError> {
+    let row = sqlx::query(
+        "SELECT current_user::text, r.rolsuper, r.rolbypassrls, \
+                to_regclass('audit_entries') IS NOT NULL, \
+                coalesce(pg_has_role(current_user, \
+                    (SELECT relowner FROM pg_class WHERE oid = to_regclass('audit_entries')), \
+                    'MEMBER'), false) \
+         FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| ConnectError::Store(map(&e)))?;
+    let get = |i: usize| -> Result<bool, ConnectError> {
+        row.try_get::<bool, _>(i)
+            .map_err(|e| ConnectError::Store(map(&e)))
+    };
+    let role: String = row.try_get(0).map_err(|e| ConnectError::Store(map(&e)))?;
+    if !get(3)? {
+        return Err(ConnectError::SchemaMissing);
+    }
+    let why = if get(1)? {
+        Some("superuser")
+    } else if get(2)? {
+        Some("BYPASSRLS")
+    } else if get(4)? {
+        Some("member of the tables' owner")
+    } else {
+        None
+    };
+    match why {
+        Some(why) if !allow => Err(ConnectError::PrivilegedRole { role, why }),
+        Some(why) => {
+            tracing::warn!(role = %role, why, "connected with a role that bypasses row-level security");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl AuditRepository for PostgresStore {
+    async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditReceipt>, StoreError> {
+        let Some(first) = events.first().map(|e| e.tenant_id().clone()) else {
+            return Ok(Vec::new());
+        };
+        if events.iter().all(|e| e.tenant_id() == &first) {
+            self.batcher
+                .submit(
+                    first,
+                    Work {
+                        mutations: Vec::new(),
+                        events,
+                    },
+                )
+                .await
+        } else {
+            write::append_across_tenants(&self.pool, self.clock.as_ref(), events).await
+        }
+    }
+
+    async fn tree_head(&self, tenant: &TenantId) -> Result<TreeHead, StoreError> {
+        read::tree_head(&self.pool, tenant).await
+    }
+
+    async fn entries(
+        &self,
+        tenant: &TenantId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        read::entries(&self.pool, tenant, from_seq, limit).await
+    }
+
+    async fn nodes(
+        &self,
+        tenant: &TenantId,
+        ids: &[NodeId],
+    ) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+        read::nodes(&self.pool, tenant, ids).await
+    }
+
+    async fn add_checkpoint(
+        &self,
+        tenant: &TenantId,
+        checkpoint: StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        read::add_checkpoint(&self.pool, tenant, &checkpoint).await
+    }
+
+    async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        read::checkpoints(&self.pool, tenant, false).await
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        Ok(read::checkpoints(&self.pool, tenant, true).await?.pop())
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        read::tenants(&self.pool).await
+    }
+
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: &AuditQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        read::search(&self.pool, tenant, query, limit).await
+    }
+}
+
+#[async_trait]
+impl GovernanceStore for PostgresStore {
+    async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
+        change.check_tenant()?;
+        if change.mutations.is_empty() && change.audit.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.batcher
+            .submit(
+                change.tenant,
+                Work {
+                    mutations: change.mutations,
+                    events: change.audit,
+                },
+            )
+            .await
+    }
+
+    async fn approval(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalRequest>, StoreError> {
+        governance::approval(&self.pool, tenant, id).await
+    }
+
+    async fn approvals(
+        &self,
+        tenant: &TenantId,
+        filter: &ApprovalFilter,
+        page: Page,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        governance::approvals(&self.pool, tenant, filter, page).await
+    }
+
+    async fn model(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        governance::model(&self.pool, tenant, name, version).await
+    }
+
+    async fn model_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<ModelVersion>, StoreError> {
+        governance::model_versions(&self.pool, tenant, name).await
+    }
+
+    async fn prompt_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        governance::prompt_versions(&self.pool, tenant, name).await
+    }
+
+    async fn prompt_labels(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        governance::prompt_labels(&self.pool, tenant, name).await
+    }
+
+    async fn label_moves(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<LabelMove>, StoreError> {
+        governance::label_moves(&self.pool, tenant, name).await
+    }
+}

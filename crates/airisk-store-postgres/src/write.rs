@@ -1,0 +1,426 @@
+//! The write path: one transaction per batch, serialised per tenant by the tenant's head row.
+//!
+//! A batch transaction:
+//!
+//! 1. `BEGIN`; `set_config('airisk.tenant_id', $tenant, true)` (transaction-local: it ends with
+//!    the transaction, so a pooled connection never carries a tenant into the next use);
+//! 2. locks the tenant's head row (`SELECT … FOR UPDATE`; on first use the row is inserted with
+//!    `ON CONFLICT DO NOTHING` and locked). Every writer of the tenant, in this process or
+//!    another, queues here, so seqs stay gapless and there is one tree;
+//! 3. per request: seals its events at the next seqs (in memory), and applies its mutations under
+//!    a `SAVEPOINT` with optimistic version checks, so a request that conflicts is rolled back
+//!    alone and the others go on;
+//! 4. inserts every entry of the batch in one statement (`unnest` of arrays), then the perfect
+//!    subtree nodes, then moves the head forward;
+//! 5. `COMMIT`, which returns once the WAL is flushed (`synchronous_commit` is never `off` on the
+//!    store's connections). Only then are the callers answered.
+//!
+//! If anything outside a request's savepoint fails, the transaction is rolled back and every
+//! request of the batch gets the error: nothing of the batch was stored.
+
+use std::collections::BTreeMap;
+
+use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
+use airisk_core::ledger::{Frontier, leaf_hash};
+use airisk_core::ports::{Clock, Mutation, StoreError};
+use airisk_core::security::tenant_context::TenantId;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::error::{corrupt, map, to_i64, to_u64};
+
+/// One caller's writes: a governance change set (mutations and events) or a plain append.
+#[derive(Debug)]
+pub(crate) struct Work {
+    pub(crate) mutations: Vec<Mutation>,
+    pub(crate) events: Vec<AuditEvent>,
+}
+
+impl Work {
+    /// Its share of a batch's budget (at least 1).
+    pub(crate) fn weight(&self) -> usize {
+        (self.events.len() + self.mutations.len()).max(1)
+    }
+}
+
+/// Starts a transaction scoped to `tenant`.
+pub(crate) async fn begin_for(
+    pool: &PgPool,
+    tenant: &TenantId,
+    read_only: bool,
+) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut tx = if read_only {
+        pool.begin_with("BEGIN READ ONLY").await
+    } else {
+        pool.begin().await
+    }
+    .map_err(|e| map(&e))?;
+    set_tenant(&mut tx, tenant).await?;
+    Ok(tx)
+}
+
+/// Names the tenant whose rows the rest of the transaction may see and write.
+pub(crate) async fn set_tenant(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT set_config('airisk.tenant_id', $1, true)")
+        .bind(tenant.as_str())
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| map(&e))
+}
+
+/// A tenant's head as locked at the start of a transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) frontier: Frontier,
+    pub(crate) writes: u64,
+}
+
+/// Locks `tenant`'s head row for the rest of the transaction, creating it on first use.
+async fn lock_head(conn: &mut PgConnection, tenant: &TenantId) -> Result<Head, StoreError> {
+    const SELECT: &str =
+        "SELECT size, frontier, writes FROM audit_heads WHERE tenant_id = $1 FOR UPDATE";
+    for _ in 0..2 {
+        let row = sqlx::query(SELECT)
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| map(&e))?;
+        if let Some(row) = row {
+            let size: i64 = row.try_get(0).map_err(|e| map(&e))?;
+            let bytes: Vec<u8> = row.try_get(1).map_err(|e| map(&e))?;
+            let writes: i64 = row.try_get(2).map_err(|e| map(&e))?;
+            return Ok(Head {
+                frontier: decode_frontier(tenant, size, &bytes)?,
+                writes: to_u64(writes, "write count")?,
+            });
+        }
+        // First write of the tenant. Another transaction may insert the same row meanwhile: then
+        // this one waits for it and does nothing, and the SELECT above locks the winner's row.
+        sqlx::query(
+            "INSERT INTO audit_heads (tenant_id, size, frontier, writes) VALUES ($1, 0, $2, 0) \
+             ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(Frontier::new().to_bytes())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map(&e))?;
+    }
+    Err(corrupt(format!(
+        "the tree head of tenant {tenant} cannot be created or read"
+    )))
+}
+
+/// Parses a stored head and checks it against its size column.
+pub(crate) fn decode_frontier(
+    tenant: &TenantId,
+    size: i64,
+    bytes: &[u8],
+) -> Result<Frontier, StoreError> {
+    let frontier = Frontier::from_bytes(bytes)
+        .map_err(|e| corrupt(format!("tree head of tenant {tenant}: {e}")))?;
+    if i64::try_from(frontier.size()).ok() != Some(size) {
+        return Err(corrupt(format!(
+            "tree head of tenant {tenant}: size column {size} but frontier of {}",
+            frontier.size()
+        )));
+    }
+    Ok(frontier)
+}
+
+/// The rows a batch adds to one tenant's ledger, as column arrays for one `unnest` insert each.
+#[derive(Debug, Default)]
+struct Rows {
+    seq: Vec<i64>,
+    leaf: Vec<Vec<u8>>,
+    leaf_hash: Vec<Vec<u8>>,
+    actor: Vec<String>,
+    action: Vec<String>,
+    outcome: Vec<String>,
+    resource_type: Vec<String>,
+    resource_id: Vec<String>,
+    correlation_id: Vec<String>,
+    node_level: Vec<i16>,
+    node_idx: Vec<i64>,
+    node_hash: Vec<Vec<u8>>,
+}
+
+/// Seals `events` at the next seqs of `frontier` (advancing it), adding their rows to `rows`.
+fn seal_into(
+    events: Vec<AuditEvent>,
+    now: DateTime<Utc>,
+    frontier: &mut Frontier,
+    rows: &mut Rows,
+    receipts: &mut Vec<AuditReceipt>,
+) -> Result<(), StoreError> {
+    for event in events {
+        let seq = frontier.size();
+        let record = event.seal(seq, now).map_err(|e| StoreError::Refused {
+            message: e.to_string(),
+        })?;
+        let hash = leaf_hash(record.leaf_bytes());
+        let completed = frontier.append(hash).map_err(|e| StoreError::Refused {
+            message: e.to_string(),
+        })?;
+        for (id, node) in completed.into_iter().filter(|(id, _)| id.level > 0) {
+            rows.node_level.push(i16::from(id.level));
+            rows.node_idx.push(to_i64(id.index, "node index")?);
+            rows.node_hash.push(node.as_bytes().to_vec());
+        }
+        let e = record.event();
+        rows.seq.push(to_i64(seq, "seq")?);
+        rows.leaf_hash.push(hash.as_bytes().to_vec());
+        rows.actor.push(e.actor().as_str().to_owned());
+        rows.action.push(e.action().to_owned());
+        rows.outcome.push(e.outcome().as_str().to_owned());
+        rows.resource_type.push(e.resource_type().to_owned());
+        rows.resource_id.push(e.resource_id().to_owned());
+        rows.correlation_id
+            .push(e.correlation_id().as_str().to_owned());
+        receipts.push(AuditReceipt {
+            id: e.id(),
+            tenant_id: e.tenant_id().clone(),
+            seq,
+            leaf_hash: hash.to_hex(),
+            recorded_at: record.recorded_at(),
+        });
+        rows.leaf.push(record.into_leaf_bytes());
+    }
+    Ok(())
+}
+
+impl Rows {
+    /// Takes `other`'s rows after this one's.
+    fn extend(&mut self, other: Rows) {
+        self.seq.extend(other.seq);
+        self.leaf.extend(other.leaf);
+        self.leaf_hash.extend(other.leaf_hash);
+        self.actor.extend(other.actor);
+        self.action.extend(other.action);
+        self.outcome.extend(other.outcome);
+        self.resource_type.extend(other.resource_type);
+        self.resource_id.extend(other.resource_id);
+        self.correlation_id.extend(other.correlation_id);
+        self.node_level.extend(other.node_level);
+        self.node_idx.extend(other.node_idx);
+        self.node_hash.extend(other.node_hash);
+    }
+}
+
+/// Stores a tenant's new rows and moves its head from `old` to (`frontier`, `writes`). The
+/// transaction's tenant must be `tenant`.
+async fn flush(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    old: &Head,
+    frontier: &Frontier,
+    writes: u64,
+    rows: Rows,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if !rows.seq.is_empty() {
+        sqlx::query(
+            "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash, recorded_at, actor, \
+             action, outcome, resource_type, resource_id, correlation_id) \
+             SELECT $1, e.seq, e.leaf, e.leaf_hash, $2, e.actor, e.action, e.outcome, \
+                    e.resource_type, e.resource_id, e.correlation_id \
+             FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], \
+                         $8::text[], $9::text[], $10::text[], $11::text[]) \
+                  AS e(seq, leaf, leaf_hash, actor, action, outcome, resource_type, resource_id, \
+                       correlation_id)",
+        )
+        .bind(tenant.as_str())
+        .bind(now)
+        .bind(rows.seq)
+        .bind(rows.leaf)
+        .bind(rows.leaf_hash)
+        .bind(rows.actor)
+        .bind(rows.action)
+        .bind(rows.outcome)
+        .bind(rows.resource_type)
+        .bind(rows.resource_id)
+        .bind(rows.correlation_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map(&e))?;
+    }
+    if !rows.node_level.is_empty() {
+        sqlx::query(
+            "INSERT INTO audit_nodes (tenant_id, level, idx, hash) \
+             SELECT $1, n.level, n.idx, n.hash \
+             FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS n(level, idx, hash)",
+        )
+        .bind(tenant.as_str())
+        .bind(rows.node_level)
+        .bind(rows.node_idx)
+        .bind(rows.node_hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map(&e))?;
+    }
+    if frontier.size() != old.frontier.size() || writes != old.writes {
+        sqlx::query(
+            "UPDATE audit_heads SET size = $2, frontier = $3, writes = $4 WHERE tenant_id = $1",
+        )
+        .bind(tenant.as_str())
+        .bind(to_i64(frontier.size(), "tree size")?)
+        .bind(frontier.to_bytes())
+        .bind(to_i64(writes, "write count")?)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map(&e))?;
+    }
+    if old.frontier.size() == 0 && frontier.size() > 0 {
+        sqlx::query("INSERT INTO audit_tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(tenant.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| map(&e))?;
+    }
+    Ok(())
+}
+
+async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::query(sql)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| map(&e))
+}
+
+/// Commits a batch of one tenant's requests in one transaction; one result per request, in order.
+pub(crate) async fn commit_batch(
+    pool: &PgPool,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    works: Vec<Work>,
+) -> Vec<Result<Vec<AuditReceipt>, StoreError>> {
+    let n = works.len();
+    let mut results = Vec::with_capacity(n);
+    if let Err(e) = run_batch(pool, clock, tenant, works, &mut results).await {
+        // The transaction was rolled back (dropping it does that): nothing of the batch is stored.
+        for r in &mut results {
+            if r.is_ok() {
+                *r = Err(e.clone());
+            }
+        }
+        results.resize(n, Err(e));
+    }
+    results
+}
+
+async fn run_batch(
+    pool: &PgPool,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    works: Vec<Work>,
+    results: &mut Vec<Result<Vec<AuditReceipt>, StoreError>>,
+) -> Result<(), StoreError> {
+    let mut tx = begin_for(pool, tenant, false).await?;
+    let head = lock_head(&mut tx, tenant).await?;
+    // One reading of the clock per batch, taken under the lock: records of one tenant are stamped
+    // in seq order (as far as the clocks of its writers agree).
+    let now = clock.now();
+    let mut frontier = head.frontier.clone();
+    let mut writes = head.writes;
+    let mut rows = Rows::default();
+    for work in works {
+        // Seal first, in memory: a request whose events cannot be sealed changes nothing.
+        let mut tentative = frontier.clone();
+        let mut request_rows = Rows::default();
+        let mut receipts = Vec::with_capacity(work.events.len());
+        if let Err(e) = seal_into(
+            work.events,
+            now,
+            &mut tentative,
+            &mut request_rows,
+            &mut receipts,
+        ) {
+            results.push(Err(e));
+            continue;
+        }
+        if !work.mutations.is_empty() {
+            exec(&mut tx, "SAVEPOINT request").await?;
+            let mut tentative_writes = writes;
+            match apply_all(&mut tx, tenant, &work.mutations, &mut tentative_writes).await {
+                Ok(()) => {
+                    exec(&mut tx, "RELEASE SAVEPOINT request").await?;
+                    writes = tentative_writes;
+                }
+                Err(e) => {
+                    exec(&mut tx, "ROLLBACK TO SAVEPOINT request").await?;
+                    exec(&mut tx, "RELEASE SAVEPOINT request").await?;
+                    results.push(Err(e));
+                    continue;
+                }
+            }
+        }
+        frontier = tentative;
+        rows.extend(request_rows);
+        results.push(Ok(receipts));
+    }
+    flush(&mut tx, tenant, &head, &frontier, writes, rows, now).await?;
+    tx.commit().await.map_err(|e| map(&e))
+}
+
+/// Appends events of several tenants atomically (the rare cross-tenant call of
+/// `AuditRepository::append`): locks every head in tenant order (so two such calls cannot
+/// deadlock), seals in call order, stores per tenant.
+pub(crate) async fn append_across_tenants(
+    pool: &PgPool,
+    clock: &dyn Clock,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<AuditReceipt>, StoreError> {
+    let mut heads: BTreeMap<TenantId, (Head, Frontier, Rows)> = BTreeMap::new();
+    for e in &events {
+        heads.entry(e.tenant_id().clone()).or_insert_with(|| {
+            (
+                Head {
+                    frontier: Frontier::new(),
+                    writes: 0,
+                },
+                Frontier::new(),
+                Rows::default(),
+            )
+        });
+    }
+    let mut tx = pool.begin().await.map_err(|e| map(&e))?;
+    for (tenant, (head, frontier, _)) in &mut heads {
+        set_tenant(&mut tx, tenant).await?;
+        *head = lock_head(&mut tx, tenant).await?;
+        *frontier = head.frontier.clone();
+    }
+    let now = clock.now();
+    let mut receipts = Vec::with_capacity(events.len());
+    for event in events {
+        let (_, frontier, rows) = heads
+            .get_mut(event.tenant_id())
+            .ok_or_else(|| corrupt("a tenant vanished from the batch"))?;
+        seal_into(vec![event], now, frontier, rows, &mut receipts)?;
+    }
+    for (tenant, (head, frontier, rows)) in heads {
+        set_tenant(&mut tx, &tenant).await?;
+        let writes = head.writes;
+        flush(&mut tx, &tenant, &head, &frontier, writes, rows, now).await?;
+    }
+    tx.commit().await.map_err(|e| map(&e))?;
+    Ok(receipts)
+}
+
+/// Applies a request's mutations in order; the first failure stops (the caller rolls back).
+async fn apply_all(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    mutations: &[Mutation],
+    writes: &mut u64,
+) -> Result<(), StoreError> {
+    for m in mutations {
+        crate::governance::apply(conn, tenant, m, writes).await?;
+    }
+    Ok(())
+}

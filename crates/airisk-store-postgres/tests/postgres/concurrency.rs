@@ -1,0 +1,221 @@
+//! Several processes appending to one tenant: gapless seqs and one valid tree, because every
+//! append locks the tenant's head row.
+//!
+//! The workers are this test binary itself, started with `--exact <worker> --include-ignored`
+//! and `AIRISK_PG_WORKER_URL` in the environment; without that variable the worker test does
+//! nothing (and it is `#[ignore]`d, so a plain run lists it as ignored rather than passed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
+use airisk_core::ledger::{LedgerName, root_from_leaf_hashes};
+use airisk_core::ports::{AuditRepository, GovernanceStore, SystemClock, UuidV7Generator};
+use airisk_core::security::rbac::Role;
+use airisk_store_postgres::{PostgresOptions, PostgresStore};
+use airisk_testkit::conformance::event;
+use airisk_testkit::fixtures::{ManualClock, human, tenant};
+use airisk_testkit::governance_conformance::Services;
+
+use crate::support::TestDb;
+
+const PROCESSES: u64 = 4;
+const TASKS: u64 = 16;
+const APPENDS_PER_TASK: u64 = 25;
+const WORKER: &str = "concurrency::worker_appends_to_acme";
+const WORKER_URL: &str = "AIRISK_PG_WORKER_URL";
+const WORKER_ID: &str = "AIRISK_PG_WORKER_ID";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_of_sixteen_tasks_append_to_one_tenant_gaplessly() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let exe = std::env::current_exe().unwrap();
+    let mut children = Vec::new();
+    for id in 0..PROCESSES {
+        children.push(
+            tokio::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    WORKER,
+                    "--nocapture",
+                    "--include-ignored",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(WORKER_URL, &db.app_url)
+                .env(WORKER_ID, id.to_string())
+                .kill_on_drop(true)
+                .output(),
+        );
+    }
+    for (id, child) in children.into_iter().enumerate() {
+        let out = tokio::time::timeout(Duration::from_secs(300), child)
+            .await
+            .expect("worker finished within 5 minutes")
+            .expect("worker started");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "worker {id} failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let store = Arc::new(db.store(Arc::new(SystemClock)).await);
+    let t = tenant("acme");
+    let total = PROCESSES * TASKS * APPENDS_PER_TASK;
+    let entries = store.entries(&t, 0, usize::MAX).await.unwrap();
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..total).collect::<Vec<_>>(), "gapless from 0");
+    let hashes: Vec<_> = entries.iter().map(|e| e.leaf_hash).collect();
+    let head = store.tree_head(&t).await.unwrap();
+    assert_eq!(head.size, total);
+    assert_eq!(head.root, root_from_leaf_hashes(&hashes));
+    // Every worker's records are there, once.
+    let mut ids: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            airisk_core::governance::audit_record::AuditRecord::from_leaf_bytes(&e.leaf)
+                .unwrap()
+                .event()
+                .id()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, total);
+
+    let logger = AuditLogger::new(
+        store.clone() as Arc<dyn AuditRepository>,
+        Arc::new(UuidV7Generator),
+        Arc::new(SystemClock),
+        LedgerName::parse("airisk.test/ledger").unwrap(),
+        None,
+        CheckpointPolicy::default(),
+    );
+    let report = logger.verify(&t, None, None, |_, _| {}).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.to_json());
+    assert_eq!(report.entries, total);
+}
+
+/// The worker: 16 tasks appending to tenant acme through one store (one process's pool and batch
+/// writer), as fast as they can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "worker process of four_processes_of_sixteen_tasks_append_to_one_tenant_gaplessly"]
+async fn worker_appends_to_acme() {
+    let Ok(url) = std::env::var(WORKER_URL) else {
+        return;
+    };
+    let id: u64 = std::env::var(WORKER_ID).unwrap().parse().unwrap();
+    let store = Arc::new(
+        PostgresStore::connect(&url, Arc::new(SystemClock), PostgresOptions::default())
+            .await
+            .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..APPENDS_PER_TASK {
+                let at = (id * TASKS + task) * 1000 + n;
+                store.append(vec![event("acme", at)]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    store.close().await;
+}
+
+/// Two stores (two pools, two batch writers: two processes as far as the database can tell) race
+/// to decide the same approval request: exactly one wins, and the loser wrote nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_stores_deciding_one_request_exactly_one_commits() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new());
+    let a = Arc::new(db.store(clock.clone()).await);
+    let b = Arc::new(db.store(clock.clone()).await);
+    let sa = Services::new(
+        a.clone() as Arc<dyn GovernanceStore>,
+        a.clone() as Arc<dyn AuditRepository>,
+        clock.clone(),
+    );
+    let sb = Services::new(
+        b.clone() as Arc<dyn GovernanceStore>,
+        b.clone() as Arc<dyn AuditRepository>,
+        clock.clone(),
+    );
+    let admin = human("ada@acme.example", "acme", Role::Admin);
+    let corr = airisk_core::request::CorrelationId::generate;
+    sa.prompts
+        .register_prompt(&admin, &corr(), "p", "a", "first")
+        .await
+        .unwrap();
+    for round in 0..10u32 {
+        let request = sa
+            .workflow
+            .request_approval(
+                &admin,
+                &corr(),
+                airisk_core::governance::approval_workflow::NewApprovalRequest {
+                    subject: airisk_core::governance::approval_workflow::Subject::PromptLabel {
+                        name: "p".into(),
+                        version: 1,
+                        label: format!("l{round}"),
+                    },
+                    justification: "ship it".into(),
+                    required_approvals: 1,
+                    expires_in: None,
+                },
+            )
+            .await
+            .unwrap()
+            .request;
+        let before = a.tree_head(&tenant("acme")).await.unwrap().size;
+        let approve = {
+            let wf = sa.workflow.clone();
+            let id = request.id();
+            tokio::spawn(async move {
+                wf.approve(
+                    &human("bob@acme.example", "acme", Role::Approver),
+                    &corr(),
+                    id,
+                    "ok",
+                )
+                .await
+            })
+        };
+        let reject = {
+            let wf = sb.workflow.clone();
+            let id = request.id();
+            tokio::spawn(async move {
+                wf.reject(
+                    &human("carol@acme.example", "acme", Role::Approver),
+                    &corr(),
+                    id,
+                    "no",
+                )
+                .await
+            })
+        };
+        let (x, y) = (approve.await.unwrap(), reject.await.unwrap());
+        let winners = u32::from(x.is_ok()) + u32::from(y.is_ok());
+        assert_eq!(winners, 1, "round {round}: {x:?} {y:?}");
+        let stored = a
+            .approval(&tenant("acme"), request.id())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.version(), request.version() + 1, "round {round}");
+        // The winner's decision record, plus whatever the loser recorded as a refusal (a
+        // workflow audits denials), never a second decision.
+        let after = a.tree_head(&tenant("acme")).await.unwrap().size;
+        assert!(after > before, "round {round}");
+    }
+}

@@ -1,0 +1,330 @@
+//! A fresh database per test, migrated, with a LOGIN member of `airisk_app` for the store.
+//!
+//! `AIRISK_TEST_DATABASE_URL` names a superuser (or a role with CREATEDB and CREATEROLE) on the
+//! server under test, e.g. `postgres://postgres@127.0.0.1:5432/postgres`. Each test creates
+//! `airisk_t_<uuid>`, migrates it as that role (the schema owner), and connects the store as
+//! `airisk_test_app`, a LOGIN role that is a member of `airisk_app` and nothing else (created once
+//! per cluster, kept). The database is dropped when the test's [`TestDb`] is dropped (best
+//! effort, `WITH (FORCE)`).
+//!
+//! Without the variable, [`TestDb::new`] prints one loud SKIPPED line and returns `None`; `.ci/run`
+//! fails if that line appears.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
+use airisk_core::governance::model_registry::ModelVersion;
+use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::ledger::{Hash, NodeId};
+use airisk_core::ports::{
+    ApprovalFilter, AuditQuery, AuditRepository, ChangeSet, Clock, GovernanceStore, Page,
+    StoreError, StoredCheckpoint, StoredEntry, TreeHead,
+};
+use airisk_core::security::tenant_context::TenantId;
+use airisk_store_postgres::{PostgresOptions, PostgresStore};
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+use uuid::Uuid;
+
+/// The variable naming the admin URL of the server under test.
+pub const URL_VAR: &str = "AIRISK_TEST_DATABASE_URL";
+/// The line a test prints when it could not run. `.ci/run` greps for it.
+pub const SKIPPED: &str =
+    "SKIPPED: AIRISK_TEST_DATABASE_URL not set — PostgreSQL store tests did not run";
+/// The application login the tests connect the store as.
+pub const APP_LOGIN: &str = "airisk_test_app";
+
+/// One test's database.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The database's name.
+    pub name: String,
+    /// The admin URL pointing at this database (superuser, owner of the tables).
+    pub admin_url: String,
+    /// The application login's URL for this database.
+    pub app_url: String,
+    /// The admin URL as given (its own database), for CREATE/DROP DATABASE.
+    server_url: String,
+}
+
+/// `url` with its user (if given) and database replaced.
+fn rewrite(url: &str, user: Option<&str>, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("the test URL has a scheme");
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
+    let authority = match user {
+        Some(u) => {
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{u}@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{scheme}://{authority}/{db}{query}")
+}
+
+async fn admin_connect(url: &str) -> PgConnection {
+    PgConnectOptions::from_str(url)
+        .expect("AIRISK_TEST_DATABASE_URL parses")
+        .application_name("airisk-tests")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {URL_VAR}: {e}"))
+}
+
+impl TestDb {
+    /// A fresh, migrated database, or `None` (after printing [`SKIPPED`]) without the variable.
+    pub async fn new() -> Option<TestDb> {
+        let Ok(server_url) = std::env::var(URL_VAR) else {
+            eprintln!("{SKIPPED}");
+            return None;
+        };
+        let name = format!("airisk_t_{}", Uuid::now_v7().simple());
+        let mut admin = admin_connect(&server_url).await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
+        let admin_url = rewrite(&server_url, None, &name);
+        let db = TestDb {
+            app_url: rewrite(&server_url, Some(APP_LOGIN), &name),
+            admin_url,
+            name,
+            server_url,
+        };
+        airisk_store_postgres::migrate(&db.admin_url)
+            .await
+            .expect("migrations apply to a fresh database");
+        // Cluster-wide and kept between runs; concurrent tests may race to create it.
+        sqlx::query(&format!(
+            "DO $$ BEGIN CREATE ROLE {APP_LOGIN} LOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("create the test login");
+        // Re-granting is harmless, but concurrent GRANTs of one membership can clash on the
+        // catalog row: retry a few times.
+        for attempt in 0..5 {
+            match sqlx::query(&format!("GRANT airisk_app TO {APP_LOGIN}"))
+                .execute(&mut admin)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if attempt < 4 => {
+                    eprintln!("GRANT airisk_app retry: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("GRANT airisk_app TO {APP_LOGIN}: {e}"),
+            }
+        }
+        let _ = admin.close().await;
+        Some(db)
+    }
+
+    /// The store, connected as the application login.
+    pub async fn store(&self, clock: Arc<dyn Clock>) -> PostgresStore {
+        self.store_with(clock, PostgresOptions::default()).await
+    }
+
+    /// The store with explicit options.
+    pub async fn store_with(
+        &self,
+        clock: Arc<dyn Clock>,
+        options: PostgresOptions,
+    ) -> PostgresStore {
+        PostgresStore::connect(&self.app_url, clock, options)
+            .await
+            .expect("the store connects as the application login")
+    }
+
+    /// A raw connection as the application login.
+    pub async fn app_connection(&self) -> PgConnection {
+        admin_connect(&self.app_url).await
+    }
+
+    /// A raw connection as the admin (superuser, owner of the tables).
+    pub async fn admin_connection(&self) -> PgConnection {
+        admin_connect(&self.admin_url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Best effort, on a thread of its own (Drop cannot await, and may run inside a runtime).
+        let server_url = self.server_url.clone();
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut admin = PgConnectOptions::from_str(&server_url)
+                    .ok()?
+                    .connect()
+                    .await
+                    .ok()?;
+                let done = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+                let _ = admin.close().await;
+                done.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// A store that keeps its test database alive as long as it lives.
+#[derive(Debug)]
+pub struct Guarded {
+    store: PostgresStore,
+    _db: TestDb,
+}
+
+impl Guarded {
+    /// A fresh database and a store on it.
+    pub async fn new(db: TestDb, clock: Arc<dyn Clock>) -> Self {
+        Guarded {
+            store: db.store(clock).await,
+            _db: db,
+        }
+    }
+}
+
+#[async_trait]
+impl AuditRepository for Guarded {
+    async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditReceipt>, StoreError> {
+        self.store.append(events).await
+    }
+    async fn tree_head(&self, tenant: &TenantId) -> Result<TreeHead, StoreError> {
+        self.store.tree_head(tenant).await
+    }
+    async fn entries(
+        &self,
+        tenant: &TenantId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.store.entries(tenant, from_seq, limit).await
+    }
+    async fn nodes(
+        &self,
+        tenant: &TenantId,
+        ids: &[NodeId],
+    ) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+        self.store.nodes(tenant, ids).await
+    }
+    async fn add_checkpoint(
+        &self,
+        tenant: &TenantId,
+        checkpoint: StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        self.store.add_checkpoint(tenant, checkpoint).await
+    }
+    async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        self.store.checkpoints(tenant).await
+    }
+    async fn latest_checkpoint(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.store.latest_checkpoint(tenant).await
+    }
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        self.store.tenants().await
+    }
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: &AuditQuery,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.store.search(tenant, query, limit).await
+    }
+}
+
+#[async_trait]
+impl GovernanceStore for Guarded {
+    async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
+        self.store.commit(change).await
+    }
+    async fn approval(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalRequest>, StoreError> {
+        self.store.approval(tenant, id).await
+    }
+    async fn approvals(
+        &self,
+        tenant: &TenantId,
+        filter: &ApprovalFilter,
+        page: Page,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        self.store.approvals(tenant, filter, page).await
+    }
+    async fn model(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        self.store.model(tenant, name, version).await
+    }
+    async fn model_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<ModelVersion>, StoreError> {
+        self.store.model_versions(tenant, name).await
+    }
+    async fn prompt_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        self.store.prompt_versions(tenant, name).await
+    }
+    async fn prompt_labels(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        self.store.prompt_labels(tenant, name).await
+    }
+    async fn label_moves(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<LabelMove>, StoreError> {
+        self.store.label_moves(tenant, name).await
+    }
+}
+
+/// The SQLSTATE of a failed raw query.
+pub fn sqlstate(result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>) -> String {
+    match result {
+        Ok(done) => panic!("expected a refusal, but the statement succeeded: {done:?}"),
+        Err(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()).unwrap_or_default(),
+        Err(other) => panic!("expected a database error, got {other}"),
+    }
+}
+
+/// The message of a failed raw query.
+pub fn refusal(result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>) -> String {
+    match result {
+        Ok(done) => panic!("expected a refusal, but the statement succeeded: {done:?}"),
+        Err(e) => e.to_string(),
+    }
+}
