@@ -391,11 +391,11 @@ impl TokenSigner {
         })
     }
 
-    /// Signs `claims`.
+    /// Signs `claims` (normally a [`Claims`]; any JSON object for tests of malformed tokens).
     ///
     /// # Errors
     /// [`AuthConfigError::InvalidSigningKey`] if the key is unusable.
-    pub fn sign(&self, claims: &Claims) -> Result<String, AuthConfigError> {
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthConfigError> {
         let (header, key) = match self {
             TokenSigner::Hs256(secret) => (
                 Header::new(Algorithm::HS256),

@@ -1,0 +1,18 @@
+//! End-to-end tests of the HTTP API: each test spawns the real router on 127.0.0.1:0 over a fresh
+//! in-memory store and drives it with an HTTP client.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests: a failed step should stop the test loudly
+
+mod support;
+
+mod correlation;
+mod errors;
+mod ops;
+mod rbac;
+mod scenario;
+mod shutdown;
+mod tenancy;
