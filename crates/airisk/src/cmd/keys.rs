@@ -16,7 +16,8 @@ pub struct KeysArgs {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Print a fresh AES-256 keyring entry `kid:base64key` for AIRISK_ENCRYPTION_KEYS.
+    /// Print a fresh AES-256 keyring entry `kid:base64key` for AIRISK_ENCRYPTION_KEYS, or with
+    /// `--ledger` a fresh Ed25519 checkpoint-signing key and its verifier key.
     ///
     /// Put the entry first in the variable to make it the primary (encrypting) key; keep older
     /// entries after it until `airisk crypto rewrap` has moved every value to the new key.
@@ -27,9 +28,16 @@ enum KeysCommand {
 struct GenerateArgs {
     /// Key id (1–32 of A-Z a-z 0-9 - _, starting with a letter or digit). Default:
     /// `k<YYYYMMDD>-<6 random hex digits>`, dated today (UTC).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "ledger")]
     kid: Option<KeyId>,
-    // A `--ledger` flag (Ed25519 checkpoint-signing key) will sit here.
+    /// Generate the ledger's Ed25519 checkpoint-signing key instead: line 1 is the signing key
+    /// for AIRISK_LEDGER_SIGNING_KEY, line 2 the verifier key to hand to auditors.
+    #[arg(long)]
+    ledger: bool,
+    /// The ledger's name (first part of every checkpoint origin line and the key name), with
+    /// `--ledger`.
+    #[arg(long, value_name = "NAME", requires = "ledger", default_value = crate::cmd::audit::DEFAULT_LEDGER_NAME)]
+    name: String,
 }
 
 /// Runs `airisk keys …`.
@@ -43,6 +51,15 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    if args.ledger {
+        let name = airisk_core::ledger::LedgerName::parse(&args.name)
+            .with_context(|| format!("invalid ledger name {:?}", args.name))?;
+        let (signing_key, verifier_key) = airisk_core::ledger::generate_key_pair(&name)?;
+        let mut stdout = std::io::stdout().lock();
+        return writeln!(stdout, "{}\n{verifier_key}", signing_key.as_str())
+            .and_then(|()| stdout.flush())
+            .context("could not write the ledger keys to stdout");
+    }
     let kid = match args.kid {
         Some(kid) => kid,
         None => KeyId::generate(SystemClock.now().date_naive())?,

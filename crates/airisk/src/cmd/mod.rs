@@ -3,13 +3,17 @@
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
 
+pub mod audit;
 pub mod crypto;
 pub mod keys;
 
 /// Arguments that carry secrets, with their environment variable. They may come from the
 /// environment only: on the command line every user of the machine could read them in the process
 /// list.
-const SECRET_ARGS: &[(&str, &str)] = &[("keys", "AIRISK_ENCRYPTION_KEYS")];
+const SECRET_ARGS: &[(&str, &str)] = &[
+    ("keys", "AIRISK_ENCRYPTION_KEYS"),
+    ("signing_key", "AIRISK_LEDGER_SIGNING_KEY"),
+];
 
 /// Fails with a usage error (exit code 2) if a secret argument was given on the command line, at
 /// any level of subcommands.
@@ -17,13 +21,16 @@ pub fn refuse_secrets_on_command_line(matches: &ArgMatches) -> Result<(), clap::
     let mut current = Some(matches);
     while let Some(m) = current {
         for (id, var) in SECRET_ARGS {
-            let present = m.ids().any(|present| present.as_str() == *id);
+            // `try_contains_id`, not `ids()`: a global argument can be listed where it is not
+            // defined, and asking for its source there panics.
+            let present = matches!(m.try_contains_id(id), Ok(true));
             if present && m.value_source(id) == Some(ValueSource::CommandLine) {
                 return Err(crate::Cli::command().error(
                     clap::error::ErrorKind::ArgumentConflict,
                     format!(
-                        "--{id} is not accepted on the command line, where other users can read it \
-                         in the process list; set {var} in the environment instead"
+                        "--{} is not accepted on the command line, where other users can read it \
+                         in the process list; set {var} in the environment instead",
+                        id.replace('_', "-")
                     ),
                 ));
             }
