@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Compares the SQLite audit store with a plain Python + sqlite3 hash-chain ledger.
+#
+#   bash bench/audit.sh                     # from anywhere in the repository
+#   SECONDS_PER_CASE=10 ENTRIES=1000000 bash bench/audit.sh
+#
+# Runs:
+#   1. cargo bench -p airisk-store-sqlite --bench audit -- append --callers 1 and --callers 64
+#      (durable appends/s: every receipt is on disk; WAL, synchronous=FULL, group commit)
+#   2. ... -- verify --entries N   (raw read + rehash, and the whole AuditLogger::verify)
+#   3. ... -- proof --entries N    (inclusion proof: tree head + stored nodes + assembly)
+#   4. python3 bench/audit_python_peer.py append / verify (WAL, synchronous=FULL, one commit per
+#      append, SHA-256 hash chain)
+# and prints the ratios against the targets: >= 50,000 durable appends/s with 64 callers,
+# verify >= 1,000,000 records/s, inclusion proof <= 1 ms at 1M entries.
+#
+# Durable appends are bound by the disk's fsync latency, and every figure by the load: check
+# `uptime` first. Databases go to $AIRISK_BENCH_DIR (default: the system temp dir); the 1M-entry
+# ledgers are built once (a minute or so each) and reused.
+set -euo pipefail
+
+cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
+seconds="${SECONDS_PER_CASE:-10}"
+entries="${ENTRIES:-1000000}"
+export AIRISK_BENCH_DIR="${AIRISK_BENCH_DIR:-${TMPDIR:-/tmp}/airisk-bench}"
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load:$(uptime | sed 's/.*load average://')"
+echo "== bench dir: $AIRISK_BENCH_DIR ($(df -h "$(dirname "$AIRISK_BENCH_DIR")" | awk 'NR==2 {print $1}'))"
+
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+
+bench() {
+    cargo bench -q -p airisk-store-sqlite --bench audit -- "$@" 2>/dev/null | grep '^bench=' | tee -a "$out"
+}
+
+echo "== rust: cargo bench -p airisk-store-sqlite --bench audit"
+bench append --callers 1 --seconds "$seconds"
+bench append --callers 64 --seconds "$seconds"
+bench verify --entries "$entries"
+bench proof --entries "$entries" --samples 2000
+
+echo "== python: python3 bench/audit_python_peer.py"
+python3 bench/audit_python_peer.py append --seconds "$seconds" | tee -a "$out"
+python3 bench/audit_python_peer.py verify --entries "$entries" | tee -a "$out"
+
+echo "== summary"
+python3 - "$out" <<'PY'
+import sys
+
+rows = []
+for line in open(sys.argv[1]):
+    fields = dict(kv.split("=", 1) for kv in line.split())
+    rows.append(fields)
+
+def pick(bench, **match):
+    for r in rows:
+        if r["bench"] == bench and all(r.get(k) == v for k, v in match.items()):
+            return r
+    raise SystemExit(f"missing {bench} {match}")
+
+rust1 = float(pick("append", callers="1")["appends_per_sec"])
+rust64 = float(pick("append", callers="64")["appends_per_sec"])
+py = float(pick("python_append")["appends_per_sec"])
+raw = float(pick("verify_raw", prefetch="true")["records_per_sec"])
+full = float(pick("verify_logger")["records_per_sec"])
+py_raw = float(pick("python_verify_raw")["records_per_sec"])
+py_full = float(pick("python_verify_decode")["records_per_sec"])
+proof = pick("inclusion_proof")
+
+def verdict(ok):
+    return "meets" if ok else "MISSES"
+
+print(f"durable appends/s, 1 caller:   {rust1:>10,.0f}  ({rust1 / py:.1f}x python's {py:,.0f})")
+print(f"durable appends/s, 64 callers: {rust64:>10,.0f}  ({rust64 / py:.1f}x python; "
+      f"{verdict(rust64 >= 50_000)} the 50,000 target)")
+print(f"verify, read + rehash:         {raw:>10,.0f}  records/s ({raw / py_raw:.1f}x python's chain check)")
+print(f"verify, AuditLogger::verify:   {full:>10,.0f}  records/s ({full / py_full:.1f}x python's "
+      f"check with JSON decode; {verdict(full >= 1_000_000)} the 1,000,000 target)")
+print(f"inclusion proof at {proof['entries']} entries: p50 {proof['p50_ms']} ms, "
+      f"p99 {proof['p99_ms']} ms ({verdict(float(proof['p99_ms']) <= 1.0)} the 1 ms target at p99)")
+PY
