@@ -21,6 +21,8 @@ enum Command {
     Keys(cmd::keys::KeysArgs),
     /// Encrypt, decrypt and rewrap values with the keyring in AIRISK_ENCRYPTION_KEYS.
     Crypto(cmd::crypto::CryptoArgs),
+    /// Apply the PostgreSQL store's schema migrations (as the schema owner).
+    Migrate(cmd::migrate::MigrateArgs),
     /// Append to, verify, export and prove the tamper-evident audit ledger.
     Audit(cmd::audit::AuditArgs),
 }
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keys(args) => cmd::keys::run(args),
         Command::Crypto(args) => cmd::crypto::run(args),
+        Command::Migrate(args) => cmd::migrate::run(args),
         Command::Audit(args) => cmd::audit::run(args),
     };
     match result {

@@ -6,6 +6,7 @@ use clap::{ArgMatches, CommandFactory};
 pub mod audit;
 pub mod crypto;
 pub mod keys;
+pub mod migrate;
 
 /// Arguments that carry secrets, with their environment variable. They may come from the
 /// environment only: on the command line every user of the machine could read them in the process
