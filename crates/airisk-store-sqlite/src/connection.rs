@@ -8,11 +8,18 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::error::OpenError;
 
 /// The schema, one plain SQL file per version, applied in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_audit_ledger.sql",
-    include_str!("../migrations/0001_audit_ledger.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_audit_ledger.sql",
+        include_str!("../migrations/0001_audit_ledger.sql"),
+    ),
+    (
+        2,
+        "0002_governance.sql",
+        include_str!("../migrations/0002_governance.sql"),
+    ),
+];
 
 /// The newest schema version this build knows.
 pub(crate) fn latest_schema_version() -> i64 {

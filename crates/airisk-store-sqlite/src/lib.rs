@@ -75,6 +75,7 @@
 
 mod connection;
 mod error;
+mod governance;
 mod reader;
 mod writer;
 
@@ -83,14 +84,19 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
+use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt, format_timestamp};
+use airisk_core::governance::model_registry::ModelVersion;
+use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
 use airisk_core::ledger::{Hash, NodeId};
 use airisk_core::ports::{
-    AuditRepository, Clock, StoreError, StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore, Page, StoreError,
+    StoredCheckpoint, StoredEntry, TreeHead,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
+use uuid::Uuid;
 
 pub use error::OpenError;
 
@@ -333,5 +339,98 @@ impl AuditRepository for SqliteStore {
 
     async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
         self.readers.read(reader::tenants).await
+    }
+}
+
+#[async_trait]
+impl GovernanceStore for SqliteStore {
+    async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
+        change.check_tenant()?;
+        if change.mutations.is_empty() && change.audit.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Commit { change, reply })?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    async fn approval(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalRequest>, StoreError> {
+        let tenant = tenant.clone();
+        self.readers
+            .read(move |tx| governance::approval(tx, &tenant, id))
+            .await
+    }
+
+    async fn approvals(
+        &self,
+        tenant: &TenantId,
+        filter: &ApprovalFilter,
+        page: Page,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let tenant = tenant.clone();
+        let filter = filter.clone();
+        self.readers
+            .read(move |tx| governance::approvals(tx, &tenant, &filter, page))
+            .await
+    }
+
+    async fn model(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        let (tenant, name, version) = (tenant.clone(), name.to_owned(), version.to_owned());
+        self.readers
+            .read(move |tx| governance::model(tx, &tenant, &name, &version))
+            .await
+    }
+
+    async fn model_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<ModelVersion>, StoreError> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.readers
+            .read(move |tx| governance::model_versions(tx, &tenant, &name))
+            .await
+    }
+
+    async fn prompt_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.readers
+            .read(move |tx| governance::prompt_versions(tx, &tenant, &name))
+            .await
+    }
+
+    async fn prompt_labels(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.readers
+            .read(move |tx| governance::prompt_labels(tx, &tenant, &name))
+            .await
+    }
+
+    async fn label_moves(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<LabelMove>, StoreError> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.readers
+            .read(move |tx| governance::label_moves(tx, &tenant, &name))
+            .await
     }
 }

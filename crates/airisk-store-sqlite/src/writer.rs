@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt, format_timestamp};
 use airisk_core::ledger::{Frontier, leaf_hash};
-use airisk_core::ports::{Clock, StoreError, StoredCheckpoint};
+use airisk_core::ports::{ChangeSet, Clock, StoreError, StoredCheckpoint};
 use airisk_core::security::tenant_context::TenantId;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -33,6 +33,13 @@ pub(crate) enum Command {
         /// Where the receipts go.
         reply: Reply<Vec<AuditReceipt>>,
     },
+    /// Apply a governance change set: its mutations, then its audit events, atomically.
+    Commit {
+        /// The change set (its tenant was checked by the caller).
+        change: ChangeSet,
+        /// Where the receipts go.
+        reply: Reply<Vec<AuditReceipt>>,
+    },
     /// Store a signed checkpoint.
     Checkpoint {
         /// Whose.
@@ -49,6 +56,7 @@ impl Command {
     fn weight(&self) -> usize {
         match self {
             Command::Append { events, .. } => events.len().max(1),
+            Command::Commit { change, .. } => (change.audit.len() + change.mutations.len()).max(1),
             Command::Checkpoint { .. } => 1,
         }
     }
@@ -57,7 +65,7 @@ impl Command {
     fn fail(self, error: StoreError) {
         // A dropped receiver means the caller stopped waiting; nothing to tell it.
         match self {
-            Command::Append { reply, .. } => {
+            Command::Append { reply, .. } | Command::Commit { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             Command::Checkpoint { reply, .. } => {
@@ -98,6 +106,10 @@ const SQL_UPDATE_HEAD: &str =
     "UPDATE audit_heads SET size = ?2, frontier = ?3 WHERE tenant_id = ?1";
 const SQL_INSERT_HEAD: &str =
     "INSERT INTO audit_heads (tenant_id, size, frontier) VALUES (?1, ?2, ?3)";
+
+/// Most tree heads the writer keeps cached (each is at most 64 hashes); beyond it the cache is
+/// dropped after the batch and refilled from `audit_heads` as tenants append again.
+const MAX_CACHED_HEADS: usize = 10_000;
 
 /// The writer thread's state.
 pub(crate) struct Writer {
@@ -186,6 +198,15 @@ impl Writer {
                     let result = self.in_savepoint(|w, saved| w.append(events, now, saved));
                     Answer::Append(reply, result)
                 }
+                Command::Commit { change, reply } => {
+                    let result = self.in_savepoint(|w, saved| {
+                        for mutation in &change.mutations {
+                            crate::governance::apply(&w.conn, mutation)?;
+                        }
+                        w.append(change.audit, now, saved)
+                    });
+                    Answer::Append(reply, result)
+                }
                 Command::Checkpoint {
                     tenant,
                     checkpoint,
@@ -205,6 +226,10 @@ impl Writer {
             self.data_version = None;
         }
         self.dirty.clear();
+        if self.heads.len() > MAX_CACHED_HEADS {
+            // A cache, not the truth: heads reload from the file on the next use.
+            self.heads.clear();
+        }
         for answer in answers {
             answer.send(&committed);
         }

@@ -170,3 +170,65 @@ impl AuditRepository for TempStore {
         self.store.tenants().await
     }
 }
+
+#[async_trait::async_trait]
+impl airisk_core::ports::GovernanceStore for TempStore {
+    async fn commit(
+        &self,
+        change: airisk_core::ports::ChangeSet,
+    ) -> Result<Vec<airisk_core::governance::audit_record::AuditReceipt>, StoreError> {
+        airisk_core::ports::GovernanceStore::commit(&self.store, change).await
+    }
+    async fn approval(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<airisk_core::governance::approval_workflow::ApprovalRequest>, StoreError>
+    {
+        self.store.approval(tenant, id).await
+    }
+    async fn approvals(
+        &self,
+        tenant: &TenantId,
+        filter: &airisk_core::ports::ApprovalFilter,
+        page: airisk_core::ports::Page,
+    ) -> Result<Vec<airisk_core::governance::approval_workflow::ApprovalRequest>, StoreError> {
+        self.store.approvals(tenant, filter, page).await
+    }
+    async fn model(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<airisk_core::governance::model_registry::ModelVersion>, StoreError> {
+        self.store.model(tenant, name, version).await
+    }
+    async fn model_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<airisk_core::governance::model_registry::ModelVersion>, StoreError> {
+        self.store.model_versions(tenant, name).await
+    }
+    async fn prompt_versions(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<airisk_core::governance::prompt_registry::PromptVersion>, StoreError> {
+        self.store.prompt_versions(tenant, name).await
+    }
+    async fn prompt_labels(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        self.store.prompt_labels(tenant, name).await
+    }
+    async fn label_moves(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Vec<airisk_core::governance::prompt_registry::LabelMove>, StoreError> {
+        self.store.label_moves(tenant, name).await
+    }
+}

@@ -1,0 +1,343 @@
+//! Governance state on SQLite: the writer side applies a change set's mutations inside the
+//! request's savepoint (the audit events follow in the same savepoint), the reader side answers the
+//! [`GovernanceStore`](airisk_core::ports::GovernanceStore) queries.
+//!
+//! Each row keeps the domain value as JSON in `body`, next to the columns queries use.
+
+use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::model_registry::ModelVersion;
+use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::ports::{ApprovalFilter, Mutation, Page, StoreError};
+use airisk_core::security::tenant_context::TenantId;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::{corrupt, map_sqlite, to_sql_int};
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Refused {
+        message: format!("cannot encode a governance value: {e}"),
+    })
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(format!("stored {what} does not decode: {e}")))
+}
+
+fn conflict(what: String) -> StoreError {
+    StoreError::Conflict { what }
+}
+
+/// Runs one cached statement with `params` on the writer's connection; returns rows changed.
+fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(|e| map_sqlite(&e))
+}
+
+/// Applies one mutation on the writer's connection (inside the request's savepoint).
+pub(crate) fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), StoreError> {
+    match mutation {
+        Mutation::InsertApproval(r) => {
+            execute(
+                conn,
+                "INSERT INTO approval_requests
+                     (tenant_id, id, status, subject_type, subject_id, requested_by, created_at, version, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.tenant_id().as_str(),
+                    r.id().to_string(),
+                    r.status().as_str(),
+                    r.subject().resource_type(),
+                    r.subject().resource_id(),
+                    r.requested_by().as_str(),
+                    r.created_at().to_rfc3339(),
+                    to_sql_int(r.version(), "version")?,
+                    to_json(r)?,
+                ],
+            )?;
+        }
+        Mutation::UpdateApproval {
+            expected_version,
+            request,
+        } => {
+            let changed = execute(
+                conn,
+                "UPDATE approval_requests SET status = ?1, version = ?2, body = ?3
+                 WHERE tenant_id = ?4 AND id = ?5 AND version = ?6",
+                params![
+                    request.status().as_str(),
+                    to_sql_int(request.version(), "version")?,
+                    to_json(request)?,
+                    request.tenant_id().as_str(),
+                    request.id().to_string(),
+                    to_sql_int(*expected_version, "version")?,
+                ],
+            )?;
+            if changed == 0 {
+                return Err(conflict(format!(
+                    "approval request {} is no longer at version {expected_version}",
+                    request.id()
+                )));
+            }
+        }
+        Mutation::InsertModel(m) => {
+            execute(
+                conn,
+                "INSERT INTO model_versions (tenant_id, name, version, status, row_version, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    m.tenant_id().as_str(),
+                    m.model_name().as_str(),
+                    m.version().as_str(),
+                    m.status().as_str(),
+                    to_sql_int(m.row_version(), "row version")?,
+                    to_json(m)?,
+                ],
+            )?;
+        }
+        Mutation::UpdateModel {
+            expected_version,
+            model,
+        } => {
+            let changed = execute(
+                conn,
+                "UPDATE model_versions SET status = ?1, row_version = ?2, body = ?3
+                 WHERE tenant_id = ?4 AND name = ?5 AND version = ?6 AND row_version = ?7",
+                params![
+                    model.status().as_str(),
+                    to_sql_int(model.row_version(), "row version")?,
+                    to_json(model)?,
+                    model.tenant_id().as_str(),
+                    model.model_name().as_str(),
+                    model.version().as_str(),
+                    to_sql_int(*expected_version, "row version")?,
+                ],
+            )?;
+            if changed == 0 {
+                return Err(conflict(format!(
+                    "model {}@{} is no longer at row version {expected_version}",
+                    model.model_name(),
+                    model.version()
+                )));
+            }
+        }
+        Mutation::InsertPromptVersion(p) => {
+            execute(
+                conn,
+                "INSERT INTO prompt_versions (tenant_id, name, version, body) VALUES (?1, ?2, ?3, ?4)",
+                params![p.tenant_id().as_str(), p.name(), p.version(), to_json(p)?],
+            )?;
+        }
+        Mutation::MoveLabel {
+            expected_from,
+            label_move: m,
+        } => {
+            let current: Option<u32> = conn
+                .prepare_cached(
+                    "SELECT version FROM prompt_labels WHERE tenant_id = ?1 AND name = ?2 AND label = ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![m.tenant_id.as_str(), m.name, m.label], |row| {
+                        row.get(0)
+                    })
+                    .optional()
+                })
+                .map_err(|e| map_sqlite(&e))?;
+            if current != *expected_from {
+                return Err(conflict(format!(
+                    "label {} of {} moved since it was read",
+                    m.label, m.name
+                )));
+            }
+            execute(
+                conn,
+                "INSERT INTO prompt_labels (tenant_id, name, label, version) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id, name, label) DO UPDATE SET version = excluded.version",
+                params![m.tenant_id.as_str(), m.name, m.label, m.to_version],
+            )?;
+            execute(
+                conn,
+                "INSERT INTO prompt_label_moves (tenant_id, name, id, body) VALUES (?1, ?2, ?3, ?4)",
+                params![m.tenant_id.as_str(), m.name, m.id.to_string(), to_json(m)?],
+            )?;
+        }
+        _ => {
+            return Err(StoreError::Refused {
+                message: "this store does not know that mutation".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One approval request.
+pub(crate) fn approval(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<ApprovalRequest>, StoreError> {
+    let body: Option<String> = tx
+        .prepare_cached("SELECT body FROM approval_requests WHERE tenant_id = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), id.to_string()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(|e| map_sqlite(&e))?;
+    body.map(|b| from_json(&b, "approval request")).transpose()
+}
+
+/// Approval requests matching `filter`, oldest first.
+pub(crate) fn approvals(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    filter: &ApprovalFilter,
+    page: Page,
+) -> Result<Vec<ApprovalRequest>, StoreError> {
+    // Fixed SQL with "IS NULL OR" guards: one cached statement for every filter combination.
+    let subject = filter
+        .subject
+        .as_ref()
+        .map(|s| (s.resource_type(), s.resource_id()));
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT body FROM approval_requests
+             WHERE tenant_id = ?1
+               AND (?2 IS NULL OR status = ?2)
+               AND (?3 IS NULL OR (subject_type = ?3 AND subject_id = ?4))
+               AND (?5 IS NULL OR requested_by = ?5)
+               AND (?6 IS NULL OR requested_by <> ?6)
+             ORDER BY created_at, rowid
+             LIMIT ?7 OFFSET ?8",
+        )
+        .map_err(|e| map_sqlite(&e))?;
+    let rows = stmt
+        .query_map(
+            params![
+                tenant.as_str(),
+                filter.status.map(|s| s.as_str()),
+                subject.as_ref().map(|(t, _)| *t),
+                subject.as_ref().map(|(_, i)| i.as_str()),
+                filter.requested_by.as_ref().map(|a| a.as_str()),
+                filter.not_requested_by.as_ref().map(|a| a.as_str()),
+                i64::from(page.limit.min(1000)),
+                to_sql_int(page.offset, "offset")?,
+            ],
+            |row| row.get::<_, String>(0),
+        )
+        .map_err(|e| map_sqlite(&e))?;
+    rows.map(|r| {
+        r.map_err(|e| map_sqlite(&e))
+            .and_then(|b| from_json(&b, "approval request"))
+    })
+    .collect()
+}
+
+/// One model version.
+pub(crate) fn model(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+    version: &str,
+) -> Result<Option<ModelVersion>, StoreError> {
+    let body: Option<String> = tx
+        .prepare_cached(
+            "SELECT body FROM model_versions WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), name, version], |row| row.get(0))
+                .optional()
+        })
+        .map_err(|e| map_sqlite(&e))?;
+    body.map(|b| from_json(&b, "model version")).transpose()
+}
+
+fn bodies<T: DeserializeOwned>(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    tenant: &TenantId,
+    name: &str,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = tx.prepare_cached(sql).map_err(|e| map_sqlite(&e))?;
+    let rows = stmt
+        .query_map(params![tenant.as_str(), name], |row| {
+            row.get::<_, String>(0)
+        })
+        .map_err(|e| map_sqlite(&e))?;
+    rows.map(|r| {
+        r.map_err(|e| map_sqlite(&e))
+            .and_then(|b| from_json(&b, what))
+    })
+    .collect()
+}
+
+/// Every version of a model, in registration order.
+pub(crate) fn model_versions(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Vec<ModelVersion>, StoreError> {
+    bodies(
+        tx,
+        "SELECT body FROM model_versions WHERE tenant_id = ?1 AND name = ?2 ORDER BY rowid",
+        tenant,
+        name,
+        "model version",
+    )
+}
+
+/// Every version of a prompt, in version order.
+pub(crate) fn prompt_versions(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Vec<PromptVersion>, StoreError> {
+    bodies(
+        tx,
+        "SELECT body FROM prompt_versions WHERE tenant_id = ?1 AND name = ?2 ORDER BY version",
+        tenant,
+        name,
+        "prompt version",
+    )
+}
+
+/// Every label move of a prompt, oldest first.
+pub(crate) fn label_moves(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Vec<LabelMove>, StoreError> {
+    bodies(
+        tx,
+        "SELECT body FROM prompt_label_moves WHERE tenant_id = ?1 AND name = ?2 ORDER BY rowid",
+        tenant,
+        name,
+        "label move",
+    )
+}
+
+/// Where each label of a prompt points.
+pub(crate) fn prompt_labels(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Vec<(String, u32)>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT label, version FROM prompt_labels WHERE tenant_id = ?1 AND name = ?2 ORDER BY label",
+        )
+        .map_err(|e| map_sqlite(&e))?;
+    let rows = stmt
+        .query_map(params![tenant.as_str(), name], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
+        })
+        .map_err(|e| map_sqlite(&e))?;
+    rows.map(|r| r.map_err(|e| map_sqlite(&e))).collect()
+}
