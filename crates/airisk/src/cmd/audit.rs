@@ -81,8 +81,8 @@ enum AuditCommand {
     Log(LogArgs),
     /// Recompute every leaf, root and checkpoint signature; exit 0 only if intact.
     Verify(VerifyArgs),
-    /// Write a tenant's ledger as JSON Lines with the exact leaf bytes, its checkpoint and the
-    /// verifier key.
+    /// Write a tenant's ledger as JSON Lines: a checkpoint header (signed note, verifier key), then
+    /// one line per entry with the exact leaf bytes.
     Export(ExportArgs),
     /// Print an inclusion or consistency proof as JSON.
     Proof(ProofArgs),
@@ -476,6 +476,14 @@ async fn export(
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 16, sink);
+    // The checkpoint comes first, so a verifier knows which prefix it covers while it streams.
+    let header = json!({
+        "type": "checkpoint",
+        "tenant_id": tenant.as_str(),
+        "checkpoint": checkpoint.as_ref().map(|c| c.note.as_str()),
+        "verifier_key": keys.verifier.as_ref().map(LedgerVerifier::to_verifier_key),
+    });
+    writeln!(out, "{header}")?;
     let mut next = 0u64;
     loop {
         let page = store.entries(&tenant, next, EXPORT_PAGE).await?;
@@ -491,14 +499,6 @@ async fn export(
             writeln!(out, "{line}")?;
         }
     }
-    let trailer = json!({
-        "type": "checkpoint",
-        "tenant_id": tenant.as_str(),
-        "entries": next,
-        "checkpoint": checkpoint.as_ref().map(|c| c.note.as_str()),
-        "verifier_key": keys.verifier.as_ref().map(LedgerVerifier::to_verifier_key),
-    });
-    writeln!(out, "{trailer}")?;
     out.flush().context("could not write the export")?;
     Ok(())
 }
