@@ -40,6 +40,8 @@ use crate::security::tenant_context::{ActorId, Principal, PrincipalKind, TenantI
 pub const REASON_MAX_LEN: usize = 4096;
 /// Most approvals a request may require.
 pub const MAX_REQUIRED_APPROVALS: u32 = 10;
+/// The audit action recorded when a command finds a pending request past its expiry.
+pub const EXPIRE_ACTION: &str = "approval.expire";
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -952,14 +954,18 @@ impl ApprovalWorkflow {
         expired: ApprovalRequest,
     ) -> Result<(), ApprovalError> {
         let k = &self.kernel;
-        let event = k.event(
-            principal,
-            correlation,
-            Action::ApprovalView,
+        // Expiry is the clock's doing, not an action a role grants: it is recorded under its own
+        // action name, with the principal whose command noticed it.
+        let event = AuditEvent::new(
+            k.ids.new_id(),
+            principal.tenant().clone(),
+            principal.actor().clone(),
+            EXPIRE_ACTION,
             Outcome::Success,
             "approval_request",
             &current.id.to_string(),
             Some("expired before a decision".to_owned()),
+            correlation.clone(),
             None,
         )?;
         let result = k

@@ -35,6 +35,10 @@ pub const ARTIFACT_URI_MAX_LEN: usize = 2048;
 pub const MODEL_METADATA_MAX_BYTES: usize = 16 * 1024;
 
 /// Where a model version stands.
+///
+/// A model whose approval request was cancelled or expired stays PENDING and can never be
+/// approved: its request is terminal and a model's request is opened only by registration.
+/// Register a new version instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ModelStatus {
