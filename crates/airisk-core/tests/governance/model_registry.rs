@@ -414,6 +414,12 @@ async fn an_expired_request_cannot_be_approved_and_becomes_expired() {
     );
     let request = w.workflow.get(&viewer(), r.request.id()).await.unwrap();
     assert_eq!(request.status(), ApprovalStatus::Expired);
+    assert!(
+        w.audit_trail("acme")
+            .await
+            .contains(&("approval.expire".to_owned(), Outcome::Success)),
+        "the expiry is on the record"
+    );
     let again = w
         .models
         .approve_model(&approver2(), &corr(), "m", "1", "late")
