@@ -17,6 +17,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP service (`--dev` for a one-command local start).
+    Serve(cmd::serve::ServeArgs),
+    /// Mint bearer tokens for the HTTP service, or make its Ed25519 signing key and JWKS.
+    Token(cmd::token::TokenArgs),
     /// Generate keys.
     Keys(cmd::keys::KeysArgs),
     /// Encrypt, decrypt and rewrap values with the keyring in AIRISK_ENCRYPTION_KEYS.
@@ -34,6 +38,8 @@ fn main() -> ExitCode {
         Err(err) => err.exit(),
     };
     let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Token(args) => cmd::token::run(args),
         Command::Keys(args) => cmd::keys::run(args),
         Command::Crypto(args) => cmd::crypto::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),

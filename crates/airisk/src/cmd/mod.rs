@@ -7,6 +7,8 @@ pub mod audit;
 pub mod crypto;
 pub mod keys;
 pub mod migrate;
+pub mod serve;
+pub mod token;
 
 /// Arguments that carry secrets, with their environment variable. They may come from the
 /// environment only: on the command line every user of the machine could read them in the process
@@ -14,6 +16,7 @@ pub mod migrate;
 const SECRET_ARGS: &[(&str, &str)] = &[
     ("keys", "AIRISK_ENCRYPTION_KEYS"),
     ("signing_key", "AIRISK_LEDGER_SIGNING_KEY"),
+    ("jwt_secret", "AIRISK_JWT_SECRET"),
 ];
 
 /// Fails with a usage error (exit code 2) if a secret argument was given on the command line, at

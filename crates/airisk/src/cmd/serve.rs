@@ -1,0 +1,566 @@
+//! `airisk serve`: the HTTP service.
+//!
+//! Configuration, highest precedence first: command-line flags, `AIRISK_…` environment variables,
+//! the TOML file given with `--config`, built-in defaults. Secrets (encryption keys, the ledger
+//! signing key, an HS256 secret) come from the environment only, never from flags or the file.
+//!
+//! Without `--dev` the service refuses to start unless it has its encryption keys, its ledger
+//! signing key and a JWT verification key, and says in one sentence each how to make them. With
+//! `--dev` it generates ephemeral ones, keeps data in memory, prints a ready token for one user of
+//! each role in tenant `demo`, and says loudly that it is dev mode.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use airisk_core::governance::audit_logger::CheckpointPolicy;
+use airisk_core::ledger::{LedgerName, LedgerSigner, SIGNING_KEY_ENV};
+use airisk_core::ports::{AuditRepository, Clock, SystemClock, UuidV7Generator};
+use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
+use airisk_core::security::rbac::Role;
+use airisk_server::auth::{
+    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, TokenSigner,
+};
+use airisk_server::{
+    AppState, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_REQUEST_TIMEOUT, LedgerConfig,
+    ServerConfig, Stores,
+};
+use anyhow::{Context, anyhow, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Args;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default store: a SQLite file under `./airisk-data/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://airisk-data/airisk.db";
+/// The non-durable in-memory store (dev mode's default; tests).
+pub const MEMORY_URL: &str = "memory:";
+/// The tenant dev mode prints tokens for.
+pub const DEV_TENANT: &str = "demo";
+/// How long dev tokens are valid.
+const DEV_TOKEN_TTL_SECS: u64 = 8 * 3600;
+
+/// Arguments of `airisk serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Dev mode: ephemeral encryption, ledger and HS256 keys, in-memory data (unless
+    /// --database-url is given), and a printed token for one user of each role in tenant `demo`.
+    /// Never for production.
+    #[arg(long)]
+    dev: bool,
+
+    /// TOML file with any of: bind, database_url, jwks_file, jwt_issuer, jwt_audience,
+    /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms,
+    /// checkpoint_every_entries, checkpoint_interval_ms, log. Flags and environment override it.
+    #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a free port (printed).
+    #[arg(long, env = "AIRISK_BIND")]
+    bind: Option<String>,
+
+    /// Database URL [default: sqlite://airisk-data/airisk.db; with --dev: memory:].
+    /// `postgres://…` for PostgreSQL.
+    #[arg(long, env = "AIRISK_DATABASE_URL")]
+    database_url: Option<String>,
+
+    /// JWKS file with the Ed25519 (EdDSA) or RSA (RS256) public keys tokens are verified with.
+    /// `airisk token keygen` makes a key pair and its JWKS.
+    #[arg(long, env = "AIRISK_JWKS_FILE", value_name = "FILE")]
+    jwks_file: Option<PathBuf>,
+
+    /// HS256 secret (at least 32 bytes). Environment only; accepted only with --dev or
+    /// AIRISK_DANGEROUS_ALLOW_HS256=true.
+    #[arg(long, env = "AIRISK_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+
+    /// Accept HS256 tokens signed with AIRISK_JWT_SECRET outside dev mode. Dangerous: every holder
+    /// of the secret can mint any identity in any tenant.
+    #[arg(long, env = "AIRISK_DANGEROUS_ALLOW_HS256")]
+    dangerous_allow_hs256: Option<bool>,
+
+    /// Expected `iss` claim [default: airisk].
+    #[arg(long, env = "AIRISK_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+
+    /// Expected `aud` claim [default: airisk-api].
+    #[arg(long, env = "AIRISK_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+
+    /// Clock-skew leeway for exp/nbf, seconds [default: 30].
+    #[arg(long, env = "AIRISK_JWT_LEEWAY_SECS")]
+    jwt_leeway_secs: Option<u64>,
+
+    /// Largest request body in bytes; larger is a 413 [default: 1048576].
+    #[arg(long, env = "AIRISK_BODY_LIMIT_BYTES")]
+    body_limit_bytes: Option<usize>,
+
+    /// Request timeout in milliseconds; slower is a 503 [default: 30000].
+    #[arg(long, env = "AIRISK_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
+
+    /// Sign a checkpoint after this many new entries; 0: never by count [default: 1000].
+    #[arg(long, env = "AIRISK_CHECKPOINT_EVERY_ENTRIES")]
+    checkpoint_every_entries: Option<u64>,
+
+    /// Sign a checkpoint when the last is older than this and new entries exist, milliseconds;
+    /// 0: never by time [default: 10000].
+    #[arg(long, env = "AIRISK_CHECKPOINT_INTERVAL_MS")]
+    checkpoint_interval_ms: Option<u64>,
+
+    /// Log filter (tracing env-filter syntax) [default: info].
+    #[arg(long, env = "AIRISK_LOG")]
+    log: Option<String>,
+}
+
+/// The `--config` file. Secrets are not accepted here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<String>,
+    database_url: Option<String>,
+    jwks_file: Option<PathBuf>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_leeway_secs: Option<u64>,
+    dangerous_allow_hs256: Option<bool>,
+    body_limit_bytes: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    checkpoint_every_entries: Option<u64>,
+    checkpoint_interval_ms: Option<u64>,
+    log: Option<String>,
+}
+
+/// The effective configuration, after layering.
+#[derive(Debug)]
+struct Settings {
+    dev: bool,
+    bind: String,
+    database_url: String,
+    jwks_file: Option<PathBuf>,
+    jwt_issuer: String,
+    jwt_audience: String,
+    jwt_leeway_secs: u64,
+    dangerous_allow_hs256: bool,
+    body_limit_bytes: usize,
+    request_timeout: Duration,
+    policy: CheckpointPolicy,
+    log: String,
+}
+
+impl Settings {
+    fn layer(args: &ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_config(path)?,
+            None => FileConfig::default(),
+        };
+        let every_entries = args
+            .checkpoint_every_entries
+            .or(file.checkpoint_every_entries)
+            .unwrap_or(1000);
+        let interval_ms = args
+            .checkpoint_interval_ms
+            .or(file.checkpoint_interval_ms)
+            .unwrap_or(10_000);
+        Ok(Settings {
+            dev: args.dev,
+            bind: args
+                .bind
+                .clone()
+                .or(file.bind)
+                .unwrap_or_else(|| DEFAULT_BIND.to_owned()),
+            database_url: args
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or_else(|| {
+                    if args.dev {
+                        MEMORY_URL.to_owned()
+                    } else {
+                        DEFAULT_DATABASE_URL.to_owned()
+                    }
+                }),
+            jwks_file: args.jwks_file.clone().or(file.jwks_file),
+            jwt_issuer: args
+                .jwt_issuer
+                .clone()
+                .or(file.jwt_issuer)
+                .unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
+            jwt_audience: args
+                .jwt_audience
+                .clone()
+                .or(file.jwt_audience)
+                .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
+            jwt_leeway_secs: args
+                .jwt_leeway_secs
+                .or(file.jwt_leeway_secs)
+                .unwrap_or(DEFAULT_LEEWAY_SECS),
+            dangerous_allow_hs256: args
+                .dangerous_allow_hs256
+                .or(file.dangerous_allow_hs256)
+                .unwrap_or(false),
+            body_limit_bytes: args
+                .body_limit_bytes
+                .or(file.body_limit_bytes)
+                .unwrap_or(DEFAULT_BODY_LIMIT),
+            request_timeout: args
+                .request_timeout_ms
+                .or(file.request_timeout_ms)
+                .map_or(DEFAULT_REQUEST_TIMEOUT, Duration::from_millis),
+            policy: CheckpointPolicy {
+                every_entries: Some(every_entries).filter(|n| *n > 0),
+                every_interval: Some(Duration::from_millis(interval_ms)).filter(|d| !d.is_zero()),
+            },
+            log: args
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read the configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a valid configuration file (secrets belong in the environment, not here)",
+            path.display()
+        )
+    })
+}
+
+/// The keys the service needs, from the environment or (dev mode) freshly generated.
+struct Keys {
+    ledger: Arc<LedgerSigner>,
+    /// Held so a misconfigured keyring stops the start; the stores that seal values take it from
+    /// here as they gain encrypted columns.
+    _encryption: Encryptor,
+    auth: JwtVerifier,
+    /// Dev mode only: the HS256 secret and the tokens minted with it.
+    dev_tokens: Option<DevTokens>,
+}
+
+/// What dev mode prints: its HS256 secret and one token per role of tenant `demo`.
+struct DevTokens {
+    secret: Zeroizing<String>,
+    tokens: Vec<(Role, String)>,
+}
+
+impl Keys {
+    fn production(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Keys> {
+        let mut problems = Vec::new();
+        let encryption = match Encryptor::from_env() {
+            Ok(e) => Some(e),
+            Err(e) => {
+                problems.push(format!(
+                    "{ENCRYPTION_KEYS_ENV} is missing or invalid ({e}): make a key with `airisk keys generate` and export AIRISK_ENCRYPTION_KEYS=<its output>."
+                ));
+                None
+            }
+        };
+        let ledger = match LedgerSigner::from_env() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(format!(
+                    "{SIGNING_KEY_ENV} is missing or invalid ({e}): make one with `airisk keys generate --ledger` and export the first line it prints as {SIGNING_KEY_ENV}."
+                ));
+                None
+            }
+        };
+        let auth = match verifier(settings, jwt_secret) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                None
+            }
+        };
+        match (encryption, ledger, auth) {
+            (Some(encryption), Some(ledger), Some(auth)) if problems.is_empty() => Ok(Keys {
+                ledger: Arc::new(ledger),
+                _encryption: encryption,
+                auth,
+                dev_tokens: None,
+            }),
+            _ => bail!(
+                "the service cannot start without its keys:\n  - {}",
+                problems.join("\n  - ")
+            ),
+        }
+    }
+
+    fn dev(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Keys> {
+        let kid = KeyId::generate(SystemClock.now().date_naive())?;
+        let entry = airisk_core::security::encryption::generate_key_entry(&kid)?;
+        let encryption = Encryptor::from_env_value(&entry)?;
+        let ledger = LedgerSigner::generate(LedgerName::parse("airisk.dev/ledger")?)?;
+        let secret: Zeroizing<String> = match jwt_secret {
+            Some(s) => Zeroizing::new(s.to_owned()),
+            None => {
+                let mut bytes = Zeroizing::new([0u8; 32]);
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut *bytes)
+                    .map_err(|_| anyhow!("the system random number generator failed"))?;
+                Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes))
+            }
+        };
+        // A JWKS, if configured, is honoured in dev mode too (and must be valid).
+        let auth = if settings.jwks_file.is_some() {
+            verifier(settings, None)?
+        } else {
+            JwtVerifier::new(&settings.jwt_issuer, &settings.jwt_audience)
+                .with_leeway(settings.jwt_leeway_secs)
+        }
+        .dangerous_with_hs256_secret(secret.as_bytes())?;
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret.as_bytes().to_vec()));
+        let mut tokens = Vec::new();
+        for role in Role::ALL {
+            let mut claims = Claims::new(
+                &format!("{}@{DEV_TENANT}", role.as_str()),
+                DEV_TENANT,
+                role,
+                DEV_TOKEN_TTL_SECS,
+            );
+            claims.iss.clone_from(&settings.jwt_issuer);
+            claims.aud.clone_from(&settings.jwt_audience);
+            tokens.push((role, signer.sign(&claims)?));
+        }
+        Ok(Keys {
+            ledger: Arc::new(ledger),
+            _encryption: encryption,
+            auth,
+            dev_tokens: Some(DevTokens { secret, tokens }),
+        })
+    }
+}
+
+/// The token verifier the settings call for: the JWKS file's keys, plus HS256 if allowed.
+fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<JwtVerifier> {
+    let mut v = JwtVerifier::new(&settings.jwt_issuer, &settings.jwt_audience)
+        .with_leeway(settings.jwt_leeway_secs);
+    if let Some(path) = &settings.jwks_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read the JWKS file {}", path.display()))?;
+        v = v
+            .with_jwks(&text)
+            .with_context(|| format!("the JWKS file {} is unusable", path.display()))?;
+    }
+    match (jwt_secret, settings.dangerous_allow_hs256) {
+        (Some(secret), true) => {
+            v = v.dangerous_with_hs256_secret(secret.as_bytes())?;
+        }
+        (Some(_), false) if !v.has_keys() => bail!(
+            "AIRISK_JWT_SECRET is set but HS256 is refused outside dev mode: set AIRISK_JWKS_FILE to the JWKS `airisk token keygen` prints (or, knowingly, AIRISK_DANGEROUS_ALLOW_HS256=true)."
+        ),
+        (Some(_), false) => tracing::warn!(
+            "AIRISK_JWT_SECRET is set but ignored: HS256 is refused outside dev mode unless AIRISK_DANGEROUS_ALLOW_HS256=true"
+        ),
+        (None, _) => {}
+    }
+    if !v.has_keys() {
+        bail!(
+            "no JWT verification key is configured: run `airisk token keygen --private-key jwt.pem > jwks.json` and set AIRISK_JWKS_FILE=jwks.json."
+        );
+    }
+    Ok(v)
+}
+
+/// Opens the stores a database URL names.
+///
+/// `memory:` is the in-memory store: non-durable, for dev mode and tests. Every other URL belongs
+/// to the store composition root, which opens SQLite and PostgreSQL for every port.
+fn open_stores(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
+    if url == MEMORY_URL {
+        let store = Arc::new(airisk_testkit::InMemoryStore::new(clock));
+        let audit: Arc<dyn AuditRepository> = store.clone();
+        return Ok(Stores {
+            audit,
+            governance: store,
+        });
+    }
+    bail!(
+        "the service cannot open {url} yet: the SQLite and PostgreSQL governance stores are not wired into `airisk serve` in this build; use --database-url memory: (non-durable) or --dev"
+    )
+}
+
+/// Runs `airisk serve`.
+///
+/// # Errors
+/// Missing keys, a bad configuration, a store that cannot be opened, or a port that cannot be
+/// bound.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::layer(&args)?;
+    init_logging(&settings.log)?;
+    let jwt_secret = args.jwt_secret.as_deref().map(str::trim);
+    let keys = if settings.dev {
+        Keys::dev(&settings, jwt_secret)?
+    } else {
+        Keys::production(&settings, jwt_secret)?
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(serve(settings, keys))
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid log filter {filter:?}"))?;
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow!("could not install the logger: {e}"))
+}
+
+async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let stores = open_stores(&settings.database_url, clock.clone())?;
+    let addr: SocketAddr = tokio::net::lookup_host(&settings.bind)
+        .await
+        .with_context(|| format!("invalid bind address {:?}", settings.bind))?
+        .next()
+        .ok_or_else(|| anyhow!("bind address {:?} resolves to nothing", settings.bind))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let verifier_key = keys.ledger.verifier().to_verifier_key();
+    let state = AppState::new(
+        stores,
+        clock,
+        Arc::new(UuidV7Generator),
+        LedgerConfig {
+            signer: keys.ledger,
+            policy: settings.policy,
+        },
+        keys.auth,
+        ServerConfig {
+            body_limit: settings.body_limit_bytes,
+            request_timeout: settings.request_timeout,
+            checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
+        },
+    );
+    if let Some(dev) = &keys.dev_tokens {
+        print_dev_banner(
+            local,
+            &settings.database_url,
+            &dev.secret,
+            &dev.tokens,
+            &verifier_key,
+        );
+    } else {
+        println!("airisk listening on http://{local}");
+    }
+    tracing::info!(
+        address = %local,
+        database = %redact_url(&settings.database_url),
+        dev = settings.dev,
+        ledger_verifier_key = %verifier_key,
+        "airisk service started"
+    );
+    airisk_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("the server failed")?;
+    tracing::info!("airisk service stopped");
+    Ok(())
+}
+
+fn print_dev_banner(
+    local: SocketAddr,
+    database_url: &str,
+    secret: &str,
+    tokens: &[(Role, String)],
+    verifier_key: &str,
+) {
+    let bar = "!".repeat(78);
+    eprintln!("{bar}");
+    eprintln!("!!  AIRISK DEV MODE: ephemeral keys, HS256 tokens, NOT FOR PRODUCTION.");
+    if database_url == MEMORY_URL {
+        eprintln!("!!  Data lives in memory and is gone when this process stops.");
+    } else {
+        eprintln!(
+            "!!  Data goes to {}, signed with a key that dies with this process.",
+            redact_url(database_url)
+        );
+    }
+    eprintln!("{bar}");
+    // Paste-able into a shell: `export …` lines, one token per role of tenant `demo`.
+    println!("# airisk dev mode: paste these lines into your shell");
+    println!("export AIRISK_URL=http://{local}");
+    for (role, token) in tokens {
+        println!("export {}_TOKEN={token}", role.as_str().to_uppercase());
+    }
+    println!(
+        "# mint more tokens with: AIRISK_JWT_SECRET=... airisk token issue --sub … --tenant … --role …"
+    );
+    println!("export AIRISK_JWT_SECRET={secret}");
+    println!("export AIRISK_LEDGER_VERIFIER_KEY={verifier_key}");
+    println!("# airisk listening on http://{local}");
+}
+
+/// A database URL without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = url.get(scheme + 3..at).unwrap_or_default();
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!(
+                "{}{user}:***{}",
+                url.get(..scheme + 3).unwrap_or_default(),
+                url.get(at..).unwrap_or_default()
+            )
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/airisk"),
+            "postgres://app:***@db:5432/airisk"
+        );
+        assert_eq!(
+            redact_url("sqlite://airisk-data/a.db"),
+            "sqlite://airisk-data/a.db"
+        );
+    }
+}

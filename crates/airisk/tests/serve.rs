@@ -1,0 +1,348 @@
+//! `airisk serve` and `airisk token` as a user runs them: the real binary, spawned, driven over
+//! HTTP, stopped with SIGTERM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests: a failed step should stop the test loudly
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airisk_core::ledger::{Hash, LedgerVerifier, leaf_hash, verify_checkpoint, verify_inclusion};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+fn airisk() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
+    for var in [
+        "AIRISK_ENCRYPTION_KEYS",
+        "AIRISK_LEDGER_SIGNING_KEY",
+        "AIRISK_JWT_SECRET",
+        "AIRISK_JWKS_FILE",
+        "AIRISK_DATABASE_URL",
+        "AIRISK_BIND",
+        "AIRISK_CONFIG",
+        "AIRISK_JWT_PRIVATE_KEY_FILE",
+        "AIRISK_DANGEROUS_ALLOW_HS256",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// A running `airisk serve`, killed on drop if the test did not stop it.
+struct Server {
+    child: Child,
+    exports: HashMap<String, String>,
+    base: String,
+    /// stderr, drained by a thread so the pipe never fills and blocks the server.
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Spawns `airisk serve <args>` on port 0 and reads stdout up to the "listening" line.
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .args(["--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut exports = HashMap::new();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("airisk serve exited before listening")
+                .unwrap();
+            if let Some(kv) = line.strip_prefix("export ") {
+                let (k, v) = kv.split_once('=').unwrap();
+                exports.insert(k.to_owned(), v.to_owned());
+            }
+            if let Some(url) = line
+                .strip_prefix("# airisk listening on ")
+                .or_else(|| line.strip_prefix("airisk listening on "))
+            {
+                break url.to_owned();
+            }
+        };
+        // Keep draining stdout so a later write never meets a closed pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            exports,
+            base,
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGTERM, then the exit status and stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "airisk serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+        (exit, stderr.join().unwrap())
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(client: &reqwest::Client, url: String, token: &str) -> (u16, Value) {
+    let r = client.get(url).bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn serve_dev_prints_tokens_that_drive_the_whole_scenario_and_stops_on_sigterm() {
+    let mut cmd = airisk();
+    cmd.args(["serve", "--dev"]);
+    let server = Server::spawn(cmd);
+    let exports = server.exports.clone();
+    let t = |role: &str| exports[&format!("{role}_TOKEN")].clone();
+    assert_eq!(server.exports["AIRISK_URL"], server.base);
+    let client = reqwest::Client::new();
+
+    let (s, _) = post(
+        &client,
+        server.url("/v1/models"),
+        &t("ADMIN"),
+        json!({"name": "credit-scoring", "version": "1.0.0", "checksum": DIGEST,
+               "artifact_uri": "s3://models/credit-scoring/1.0.0.onnx", "justification": "quarterly refresh"}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, v) = post(
+        &client,
+        server.url("/v1/models/credit-scoring/versions/1.0.0/approve"),
+        &t("APPROVER"),
+        json!({"reason": "validation report reviewed"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "APPROVED");
+    let (s, v) = post(
+        &client,
+        server.url("/v1/models/credit-scoring/versions/1.0.0/deployments"),
+        &t("ANALYST"),
+        json!({"sha256": DIGEST}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let seq = v["receipt"]["seq"].as_u64().unwrap();
+    let (s, _) = post(
+        &client,
+        server.url("/v1/audit/checkpoint"),
+        &t("ANALYST"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, report) = get(&client, server.url("/v1/audit/verify"), &t("VIEWER")).await;
+    assert_eq!(report["intact"], true, "{report}");
+    let (_, proof) = get(
+        &client,
+        server.url(&format!("/v1/audit/proofs/inclusion?seq={seq}")),
+        &t("VIEWER"),
+    )
+    .await;
+    // Offline, with the verifier key the banner printed.
+    let verifier = LedgerVerifier::parse(&server.exports["AIRISK_LEDGER_VERIFIER_KEY"]).unwrap();
+    let cp = verify_checkpoint(proof["checkpoint"].as_str().unwrap(), &verifier).unwrap();
+    let leaf = base64::engine::general_purpose::STANDARD
+        .decode(proof["leaf"].as_str().unwrap())
+        .unwrap();
+    let path: Vec<Hash> = proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash::from_hex(h.as_str().unwrap()).unwrap())
+        .collect();
+    verify_inclusion(seq, cp.size, leaf_hash(&leaf), &path, cp.root).unwrap();
+
+    // More tokens can be minted with the printed dev secret.
+    let out = airisk()
+        .args([
+            "token", "issue", "--sub", "zoe", "--tenant", "demo", "--role", "viewer",
+        ])
+        .env("AIRISK_JWT_SECRET", &server.exports["AIRISK_JWT_SECRET"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let zoe = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(get(&client, server.url("/v1/approvals"), &zoe).await.0, 200);
+
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("AIRISK DEV MODE"), "{stderr}");
+    assert!(
+        stderr.contains("\"route\":\"/v1/models\""),
+        "request log lines: {stderr}"
+    );
+    assert!(!stderr.contains(&t("ADMIN")), "tokens must not be logged");
+}
+
+#[test]
+fn serve_refuses_to_start_without_its_keys_and_says_how_to_make_each() {
+    let out = airisk()
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            "memory:",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("airisk keys generate`"), "{stderr}");
+    assert!(stderr.contains("airisk keys generate --ledger"), "{stderr}");
+    assert!(stderr.contains("airisk token keygen"), "{stderr}");
+}
+
+#[test]
+fn secrets_are_refused_on_the_command_line() {
+    for args in [
+        &["serve", "--dev", "--jwt-secret", "x"][..],
+        &[
+            "token",
+            "issue",
+            "--sub",
+            "a",
+            "--tenant",
+            "t",
+            "--role",
+            "admin",
+            "--jwt-secret",
+            "x",
+        ][..],
+    ] {
+        let out = airisk().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("AIRISK_JWT_SECRET"));
+    }
+}
+
+fn generate(args: &[&str]) -> String {
+    let out = airisk().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_production_like_start_verifies_eddsa_tokens_from_a_jwks_and_refuses_hs256() {
+    let dir = std::env::temp_dir().join(format!("airisk-serve-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("jwt.pem");
+    let jwks = generate(&["token", "keygen", "--private-key", key.to_str().unwrap()]);
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, &jwks).unwrap();
+    let encryption = generate(&["keys", "generate"]);
+    let ledger = generate(&["keys", "generate", "--ledger"]);
+    let signing_key = ledger.lines().next().unwrap();
+    let config = dir.join("airisk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"memory:\"\njwks_file = {:?}\nrequest_timeout_ms = 5000\n",
+            jwks_file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let mut cmd = airisk();
+    cmd.args(["serve", "--config", config.to_str().unwrap()])
+        .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
+        .env("AIRISK_LEDGER_SIGNING_KEY", signing_key)
+        // Set, but not allowed outside dev mode: HS256 tokens must be refused.
+        .env("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+    let server = Server::spawn(cmd);
+    assert!(server.exports.is_empty(), "no dev tokens outside dev mode");
+    let client = reqwest::Client::new();
+
+    let issue = |extra: &[(&str, &str)]| {
+        let mut c = airisk();
+        c.args([
+            "token", "issue", "--sub", "ada", "--tenant", "bank", "--role", "admin",
+        ]);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let eddsa = issue(&[("AIRISK_JWT_PRIVATE_KEY_FILE", key.to_str().unwrap())]);
+    let hs256 = issue(&[("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef")]);
+    assert_eq!(
+        get(&client, server.url("/v1/approvals"), &eddsa).await.0,
+        200
+    );
+    assert_eq!(
+        get(&client, server.url("/v1/approvals"), &hs256).await.0,
+        401
+    );
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("DEV MODE"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!Path::new(&dir).exists());
+}
