@@ -91,6 +91,9 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // 32 MiB of page cache (negative = KiB): bounded, so memory stays flat as the file grows.
     conn.pragma_update(None, "cache_size", -32_768)?;
+    // Savepoint sub-journals (one per request of a multi-request batch) stay in memory instead of
+    // spilling to a temporary file; they hold at most the pages one request touched.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }

@@ -191,20 +191,27 @@ impl Writer {
             return;
         }
         let now = self.clock.now();
+        // A lone request needs no savepoint: if it fails, the whole transaction is rolled back.
+        // (A savepoint copies every page it touches to a sub-journal first; that cost is worth
+        // paying only when other requests share the transaction.)
+        let alone = batch.len() == 1;
+        let mut failed_alone = false;
         let mut answers = Vec::with_capacity(batch.len());
         for command in batch {
             answers.push(match command {
                 Command::Append { events, reply } => {
-                    let result = self.in_savepoint(|w, saved| w.append(events, now, saved));
+                    let result = self.isolated(alone, |w, saved| w.append(events, now, saved));
+                    failed_alone |= alone && result.is_err();
                     Answer::Append(reply, result)
                 }
                 Command::Commit { change, reply } => {
-                    let result = self.in_savepoint(|w, saved| {
+                    let result = self.isolated(alone, |w, saved| {
                         for mutation in &change.mutations {
                             crate::governance::apply(&w.conn, mutation)?;
                         }
                         w.append(change.audit, now, saved)
                     });
+                    failed_alone |= alone && result.is_err();
                     Answer::Append(reply, result)
                 }
                 Command::Checkpoint {
@@ -212,10 +219,25 @@ impl Writer {
                     checkpoint,
                     reply,
                 } => {
-                    let result = self.in_savepoint(|w, _| w.add_checkpoint(&tenant, &checkpoint));
+                    let result =
+                        self.isolated(alone, |w, _| w.add_checkpoint(&tenant, &checkpoint));
+                    failed_alone |= alone && result.is_err();
                     Answer::Checkpoint(reply, result)
                 }
             });
+        }
+        if failed_alone {
+            // The only request failed (and answers with its own error): keep nothing of it.
+            if let Err(e) = self.exec("ROLLBACK") {
+                tracing::error!(error = %e, "could not roll back a failed audit request");
+                self.heads.clear();
+                self.data_version = None;
+            }
+            self.dirty.clear();
+            for answer in answers {
+                answer.send(&Ok(()));
+            }
+            return;
         }
         let committed = self.write_heads().and_then(|()| self.commit());
         if let Err(e) = &committed {
@@ -269,14 +291,26 @@ impl Writer {
             .map_err(|e| map_sqlite(&e))
     }
 
-    /// Runs one request under a savepoint. On failure the savepoint is rolled back and the cached
-    /// heads the request touched are restored, so the batch goes on as if it had never come.
-    fn in_savepoint<T>(
+    /// Runs one request so that its failure undoes exactly its own writes. With `alone`, the
+    /// request is the batch, and the caller rolls the whole transaction back on failure; otherwise
+    /// it runs under a savepoint, which is rolled back on failure. Either way the cached heads it
+    /// touched are restored, so the batch goes on as if the request had never come.
+    fn isolated<T>(
         &mut self,
+        alone: bool,
         f: impl FnOnce(&mut Self, &mut Vec<(TenantId, Frontier)>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.exec("SAVEPOINT request")?;
         let mut saved: Vec<(TenantId, Frontier)> = Vec::new();
+        if alone {
+            let result = f(self, &mut saved);
+            if result.is_err() {
+                for (tenant, frontier) in saved {
+                    self.heads.insert(tenant, frontier);
+                }
+            }
+            return result;
+        }
+        self.exec("SAVEPOINT request")?;
         match f(self, &mut saved) {
             Ok(value) => match self.exec("RELEASE request") {
                 Ok(()) => Ok(value),
@@ -599,6 +633,31 @@ mod tests {
             )
             .unwrap();
         assert_eq!(head_size, 3);
+    }
+
+    #[test]
+    fn a_lone_failing_request_keeps_nothing_and_the_next_one_starts_where_it_should() {
+        let (mut writer, _dir) = fixture("alone");
+        writer
+            .conn
+            .execute(
+                "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash)
+                 VALUES ('poisoned', 0, x'7b7d', zeroblob(32))",
+                [],
+            )
+            .unwrap();
+        let (bad, mut answer_bad) = append(vec![event("acme", 0), event("poisoned", 0)]);
+        writer.process(vec![bad]);
+        assert!(matches!(
+            seqs(&mut answer_bad),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(writer.conn.is_autocommit(), "the transaction was ended");
+        assert_eq!(stored(&writer, "acme"), 0);
+
+        let (good, mut answer_good) = append(vec![event("acme", 1)]);
+        writer.process(vec![good]);
+        assert_eq!(seqs(&mut answer_good).unwrap(), vec![0]);
     }
 
     #[test]
