@@ -1,7 +1,9 @@
 //! # airisk-store-sqlite
 //!
 //! The embedded default store of the ai-risk-engine: one SQLite file holding every tenant's
-//! tamper-evident audit ledger, behind the [`AuditRepository`] port of `airisk-core`.
+//! tamper-evident audit ledger, behind the [`AuditRepository`] port of `airisk-core`, and the
+//! governance state behind [`GovernanceStore`], whose change sets commit through the same writer
+//! and in the same transaction as their audit records.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,9 +31,12 @@
 //! waits on a oneshot reply. The thread takes everything that queued while its previous commit
 //! was being fsynced (up to [`SqliteOptions::max_batch_events`] events) and applies it in one
 //! `BEGIN IMMEDIATE … COMMIT`: a batch of 64 callers costs one fsync, not 64, so durability does
-//! not cost throughput. Each request inside the batch runs under its own `SAVEPOINT`, so a request
-//! that fails is rolled back and answered alone while the others commit; if the `COMMIT` itself
-//! fails, every request of the batch gets the error and nothing of it is stored.
+//! not cost throughput. Each request of a multi-request batch runs under its own `SAVEPOINT`, so a
+//! request that fails is rolled back and answered alone while the others commit (a lone request
+//! needs no savepoint: its failure rolls the transaction back); if the `COMMIT` itself fails,
+//! every request of the batch gets the error and nothing of it is stored. A caller that stops
+//! waiting (a dropped future) does not withdraw its request: once sent, it commits or fails with
+//! its batch.
 //!
 //! Appends per tenant are therefore serialised: the writer gives each event the next `seq` of its
 //! tenant (gapless from 0) from a cached tree head (size and frontier), stores the entry, the
