@@ -284,7 +284,8 @@ fn generate(args: &[&str]) -> String {
 }
 
 #[tokio::test]
-async fn a_production_like_start_verifies_eddsa_tokens_from_a_jwks_and_refuses_hs256() {
+async fn a_production_like_start_on_sqlite_verifies_eddsa_tokens_refuses_hs256_and_survives_a_restart()
+ {
     let dir = std::env::temp_dir().join(format!("airisk-serve-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("jwt.pem");
@@ -298,26 +299,30 @@ async fn a_production_like_start_verifies_eddsa_tokens_from_a_jwks_and_refuses_h
     std::fs::write(
         &config,
         format!(
-            "database_url = \"memory:\"\njwks_file = {:?}\nrequest_timeout_ms = 5000\n",
+            "database_url = \"sqlite://{}/airisk.db\"\njwks_file = {:?}\nrequest_timeout_ms = 5000\n",
+            dir.display(),
             jwks_file.to_str().unwrap()
         ),
     )
     .unwrap();
 
-    let mut cmd = airisk();
-    cmd.args(["serve", "--config", config.to_str().unwrap()])
-        .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
-        .env("AIRISK_LEDGER_SIGNING_KEY", signing_key)
-        // Set, but not allowed outside dev mode: HS256 tokens must be refused.
-        .env("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef");
-    let server = Server::spawn(cmd);
+    let start = || {
+        let mut cmd = airisk();
+        cmd.args(["serve", "--config", config.to_str().unwrap()])
+            .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
+            .env("AIRISK_LEDGER_SIGNING_KEY", signing_key)
+            // Set, but not allowed outside dev mode: HS256 tokens must be refused.
+            .env("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        Server::spawn(cmd)
+    };
+    let server = start();
     assert!(server.exports.is_empty(), "no dev tokens outside dev mode");
     let client = reqwest::Client::new();
 
-    let issue = |extra: &[(&str, &str)]| {
+    let issue = |role: &str, extra: &[(&str, &str)]| {
         let mut c = airisk();
         c.args([
-            "token", "issue", "--sub", "ada", "--tenant", "bank", "--role", "admin",
+            "token", "issue", "--sub", role, "--tenant", "bank", "--role", role,
         ]);
         for (k, v) in extra {
             c.env(k, v);
@@ -330,19 +335,56 @@ async fn a_production_like_start_verifies_eddsa_tokens_from_a_jwks_and_refuses_h
         );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
-    let eddsa = issue(&[("AIRISK_JWT_PRIVATE_KEY_FILE", key.to_str().unwrap())]);
-    let hs256 = issue(&[("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef")]);
+    let key_env = [("AIRISK_JWT_PRIVATE_KEY_FILE", key.to_str().unwrap())];
+    let admin = issue("admin", &key_env);
+    let approver = issue("approver", &key_env);
+    let hs256 = issue(
+        "admin",
+        &[("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef")],
+    );
     assert_eq!(
-        get(&client, server.url("/v1/approvals"), &eddsa).await.0,
+        get(&client, server.url("/v1/approvals"), &admin).await.0,
         200
     );
     assert_eq!(
         get(&client, server.url("/v1/approvals"), &hs256).await.0,
         401
     );
+    let (s, v) = post(
+        &client,
+        server.url("/v1/models"),
+        &admin,
+        json!({"name": "m", "version": "1", "checksum": DIGEST, "artifact_uri": "s3://b/m", "justification": "j"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
     let (status, stderr) = server.terminate();
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("DEV MODE"));
+    assert!(
+        stderr.contains("ledger committed by a checkpoint"),
+        "{stderr}"
+    );
+
+    // Restarted on the same file with the same keys: the registration survived, the ledger
+    // (with the checkpoint signed at shutdown) verifies, and work continues.
+    let server = start();
+    let (s, v) = post(
+        &client,
+        server.url("/v1/models/m/versions/1/approve"),
+        &approver,
+        json!({"reason": "after the restart"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, report) = get(&client, server.url("/v1/audit/verify"), &approver).await;
+    assert_eq!(report["intact"], true, "{report}");
+    assert!(
+        report["checkpoints_verified"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!Path::new(&dir).exists());
 }

@@ -377,11 +377,10 @@ pub(crate) async fn consistency_proof(
     }))
 }
 
-/// Stream the caller's tenant's ledger as JSON Lines (`audit.export`: every role): first a
-/// checkpoint is signed over the current head, then every entry it covers is one line
-/// `{"type":"entry","seq","leaf"(base64),"leaf_hash"}`, and a last line
-/// `{"type":"checkpoint","tenant_id","entries","checkpoint","verifier_key"}`: the format of
-/// `airisk audit export`.
+/// Stream the caller's tenant's ledger as JSON Lines (`audit.export`: every role), in the format of
+/// `airisk audit export` that `tools/verify_export.py` checks: a checkpoint is signed over the
+/// current head first; line 1 is `{"type":"checkpoint","tenant_id","checkpoint","verifier_key"}`,
+/// then every entry it covers is one line `{"type":"entry","seq","leaf"(base64),"leaf_hash"}`.
 #[utoipa::path(
     get, path = "/v1/audit/export", tag = "audit",
     responses(
@@ -396,29 +395,28 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     require(&caller, Action::AuditExport)?;
     let tenant = caller.principal.tenant().clone();
-    // Commit to the whole ledger first, so the export is covered end to end by a signature.
+    // Commit to the whole ledger first, so the export is covered end to end by a signature, and
+    // send exactly the entries that signature covers.
     let checkpoint = state.audit().checkpoint(&tenant).await?;
     let end = checkpoint.size;
-    let trailer = json!({
+    let mut header = json!({
         "type": "checkpoint",
         "tenant_id": tenant.as_str(),
-        "entries": end,
         "checkpoint": checkpoint.note,
         "verifier_key": state.ledger_verifier().to_verifier_key(),
-    });
+    })
+    .to_string();
+    header.push('\n');
     let repo = state.stores().audit.clone();
     let correlation = caller.correlation.clone();
-    // (next seq, trailer still to send)
-    let stream = futures_util::stream::unfold((0u64, Some(trailer)), move |(next, trailer)| {
+    let first = futures_util::stream::once(async move { Ok(Bytes::from(header)) });
+    let entries = futures_util::stream::unfold(0u64, move |next| {
         let repo = repo.clone();
         let tenant = tenant.clone();
         let correlation = correlation.clone();
         async move {
             if next >= end {
-                let t = trailer?;
-                let mut line = t.to_string();
-                line.push('\n');
-                return Some((Ok(Bytes::from(line)), (next, None)));
+                return None;
             }
             let want = usize::try_from(end - next)
                 .unwrap_or(EXPORT_CHUNK)
@@ -440,22 +438,23 @@ pub(crate) async fn export(
                         chunk.push('\n');
                         last = e.seq;
                     }
-                    Some((Ok(Bytes::from(chunk)), (last + 1, trailer)))
+                    Some((Ok(Bytes::from(chunk)), last + 1))
                 }
                 Ok(_) => {
                     tracing::error!(%correlation, tenant_id = %tenant, seq = next, "export: the ledger ended before its checkpoint");
                     Some((
                         Err(std::io::Error::other("ledger shorter than its checkpoint")),
-                        (end, None),
+                        end,
                     ))
                 }
                 Err(e) => {
                     tracing::error!(%correlation, tenant_id = %tenant, error = %e, "export failed mid-stream");
-                    Some((Err(std::io::Error::other("store failed")), (end, None)))
+                    Some((Err(std::io::Error::other("store failed")), end))
                 }
             }
         }
     });
+    let stream = futures_util::StreamExt::chain(first, entries);
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(stream),

@@ -6,11 +6,20 @@ use airisk_core::security::rbac::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, model_body};
+use crate::support::{Backend, TestApp, model_body};
 
 #[tokio::test]
-async fn a_valid_correlation_id_round_trips_into_the_audit_record() {
-    let app = TestApp::spawn().await;
+async fn a_valid_correlation_id_round_trips_into_the_audit_record_in_memory() {
+    a_valid_correlation_id_round_trips_into_the_audit_record(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn a_valid_correlation_id_round_trips_into_the_audit_record_on_sqlite() {
+    a_valid_correlation_id_round_trips_into_the_audit_record(Backend::Sqlite).await;
+}
+
+async fn a_valid_correlation_id_round_trips_into_the_audit_record(backend: Backend) {
+    let app = TestApp::spawn_backend(backend).await;
     let admin = app.token("ada", "acme", Role::Admin);
     let r = app
         .request(Method::POST, "/v1/models", &admin)

@@ -295,7 +295,7 @@ async fn a_request_over_the_timeout_is_a_503() {
 async fn an_internal_failure_says_nothing_of_its_cause() {
     let app = TestApp::spawn().await;
     let analyst = app.token("ann", "acme", Role::Analyst);
-    app.store.dangerous_fail_next_appends(1);
+    app.memory.as_ref().unwrap().dangerous_fail_next_appends(1);
     let r = app
         .post(
             "/v1/audit/events",

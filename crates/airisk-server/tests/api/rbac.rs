@@ -8,7 +8,7 @@ use airisk_core::security::rbac::{Action, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{DIGEST, TestApp, model_body};
+use crate::support::{Backend, DIGEST, TestApp, model_body};
 
 const TENANT: &str = "rbac";
 
@@ -85,8 +85,17 @@ impl Setup<'_> {
 }
 
 #[tokio::test]
-async fn every_role_is_allowed_exactly_what_the_matrix_grants() {
-    let app = TestApp::spawn().await;
+async fn every_role_is_allowed_exactly_what_the_matrix_grants_in_memory() {
+    every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn every_role_is_allowed_exactly_what_the_matrix_grants_on_sqlite() {
+    every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Sqlite).await;
+}
+
+async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) {
+    let app = TestApp::spawn_backend(backend).await;
     let setup = Setup {
         app: &app,
         admin: app.token("setup.admin", TENANT, Role::Admin),

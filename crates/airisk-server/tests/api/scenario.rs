@@ -7,11 +7,20 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
-use crate::support::{DIGEST, TestApp, model_body};
+use crate::support::{Backend, DIGEST, TestApp, model_body};
 
 #[tokio::test]
-async fn register_approve_authorise_verify_and_prove_a_model_end_to_end() {
-    let app = TestApp::spawn().await;
+async fn register_approve_authorise_verify_and_prove_a_model_end_to_end_in_memory() {
+    register_approve_authorise_verify_and_prove_a_model_end_to_end(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn register_approve_authorise_verify_and_prove_a_model_end_to_end_on_sqlite() {
+    register_approve_authorise_verify_and_prove_a_model_end_to_end(Backend::Sqlite).await;
+}
+
+async fn register_approve_authorise_verify_and_prove_a_model_end_to_end(backend: Backend) {
+    let app = TestApp::spawn_backend(backend).await;
     let admin = app.token("ada.admin", "acme", Role::Admin);
     let approver = app.token("bob.approver", "acme", Role::Approver);
     let analyst = app.token("ann.analyst", "acme", Role::Analyst);
@@ -211,8 +220,17 @@ async fn register_approve_authorise_verify_and_prove_a_model_end_to_end() {
 }
 
 #[tokio::test]
-async fn a_prompt_label_moves_only_with_an_approved_request() {
-    let app = TestApp::spawn().await;
+async fn a_prompt_label_moves_only_with_an_approved_request_in_memory() {
+    a_prompt_label_moves_only_with_an_approved_request(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn a_prompt_label_moves_only_with_an_approved_request_on_sqlite() {
+    a_prompt_label_moves_only_with_an_approved_request(Backend::Sqlite).await;
+}
+
+async fn a_prompt_label_moves_only_with_an_approved_request(backend: Backend) {
+    let app = TestApp::spawn_backend(backend).await;
     let analyst = app.token("ann.analyst", "acme", Role::Analyst);
     let approver = app.token("bob.approver", "acme", Role::Approver);
 
@@ -327,8 +345,17 @@ async fn a_prompt_label_moves_only_with_an_approved_request() {
 }
 
 #[tokio::test]
-async fn the_export_streams_every_entry_with_a_signed_trailer() {
-    let app = TestApp::spawn().await;
+async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers_in_memory() {
+    the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers_on_sqlite() {
+    the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(Backend::Sqlite).await;
+}
+
+async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(backend: Backend) {
+    let app = TestApp::spawn_backend(backend).await;
     let analyst = app.token("ann.analyst", "acme", Role::Analyst);
     for i in 0..5 {
         let r = app
@@ -349,20 +376,47 @@ async fn the_export_streams_every_entry_with_a_signed_trailer() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 6);
+    let header = &lines[0];
+    assert_eq!(header["type"], "checkpoint");
+    assert_eq!(header["tenant_id"], "acme");
     let mut frontier = airisk_core::ledger::Frontier::new();
-    for (i, line) in lines.iter().take(5).enumerate() {
+    for (i, line) in lines.iter().skip(1).enumerate() {
         assert_eq!(line["type"], "entry");
         assert_eq!(line["seq"], i as u64);
         let leaf = BASE64.decode(line["leaf"].as_str().unwrap()).unwrap();
         assert_eq!(leaf_hash(&leaf).to_hex(), line["leaf_hash"]);
         frontier.append(leaf_hash(&leaf)).unwrap();
     }
-    let trailer = &lines[5];
-    assert_eq!(trailer["type"], "checkpoint");
-    assert_eq!(trailer["entries"], 5);
-    let verifier = LedgerVerifier::parse(trailer["verifier_key"].as_str().unwrap()).unwrap();
-    let cp = verify_checkpoint(trailer["checkpoint"].as_str().unwrap(), &verifier).unwrap();
+    let verifier = app.signer.verifier();
+    assert_eq!(header["verifier_key"], verifier.to_verifier_key());
+    let cp = verify_checkpoint(header["checkpoint"].as_str().unwrap(), &verifier).unwrap();
     assert_eq!(cp.size, 5);
     assert_eq!(cp.root, frontier.root());
+
+    // The auditor's independent Python verifier accepts it, with the key from a trusted channel.
+    let file =
+        std::env::temp_dir().join(format!("airisk-http-export-{}.jsonl", uuid::Uuid::now_v7()));
+    std::fs::write(&file, &text).unwrap();
+    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py");
+    let out = std::process::Command::new("python3")
+        .args([
+            tool,
+            file.to_str().unwrap(),
+            "--verifier-key",
+            &verifier.to_verifier_key(),
+        ])
+        .output()
+        .expect("python3 must be installed to run the auditor's verifier");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("verified: airisk.test/ledger/acme: 5 entries")
+    );
     app.shutdown().await;
 }

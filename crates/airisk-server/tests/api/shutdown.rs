@@ -12,11 +12,20 @@ use airisk_core::security::rbac::Role;
 use airisk_testkit::fixtures::tenant;
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{Backend, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_loses_no_acknowledged_write() {
-    let mut app = TestApp::spawn().await;
+async fn shutdown_loses_no_acknowledged_write_in_memory() {
+    shutdown_loses_no_acknowledged_write(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_loses_no_acknowledged_write_on_sqlite() {
+    shutdown_loses_no_acknowledged_write(Backend::Sqlite).await;
+}
+
+async fn shutdown_loses_no_acknowledged_write(backend: Backend) {
+    let mut app = TestApp::spawn_backend(backend).await;
     let analyst = app.token("ann", "acme", Role::Analyst);
     let admin = app.token("ada", "acme", Role::Admin);
     let acknowledged = Arc::new(AtomicUsize::new(0));
@@ -71,7 +80,7 @@ async fn shutdown_loses_no_acknowledged_write() {
     assert!(receipts.len() >= 200);
 
     let acme = tenant("acme");
-    let repo: &dyn AuditRepository = app.store.as_ref();
+    let repo: &dyn AuditRepository = app.audit.as_ref();
     let head = repo.tree_head(&acme).await.unwrap();
     let entries = repo.entries(&acme, 0, head.size as usize).await.unwrap();
     for r in &receipts {
@@ -87,7 +96,7 @@ async fn shutdown_loses_no_acknowledged_write() {
         } else {
             let name = r["model"]["name"].as_str().unwrap();
             let version = r["model"]["version"].as_str().unwrap();
-            let found = app.governance().model(&acme, name, version).await.unwrap();
+            let found = app.governance.model(&acme, name, version).await.unwrap();
             assert!(found.is_some(), "acknowledged model {name}@{version} lost");
         }
     }
@@ -95,7 +104,7 @@ async fn shutdown_loses_no_acknowledged_write() {
     let latest = repo.latest_checkpoint(&acme).await.unwrap().unwrap();
     assert_eq!(latest.size, head.size);
     let logger = AuditLogger::new(
-        app.store.clone(),
+        app.audit.clone(),
         Arc::new(UuidV7Generator),
         Arc::new(SystemClock),
         LedgerName::parse("airisk.test/ledger").unwrap(),

@@ -26,10 +26,21 @@ pub const SECRET: &[u8; 32] = b"test-secret-test-secret-test-sec";
 /// A SHA-256 digest used as the artifact checksum in tests.
 pub const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
+/// Which store the app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Sqlite,
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub store: Arc<InMemoryStore>,
+    /// The in-memory store (its `dangerous_*` switches), when the app runs on it.
+    pub memory: Option<Arc<InMemoryStore>>,
+    pub audit: Arc<dyn AuditRepository>,
+    pub governance: Arc<dyn GovernanceStore>,
+    dir: Option<std::path::PathBuf>,
     pub signer: Arc<LedgerSigner>,
     pub eddsa: TokenSigner,
     pub hs256: TokenSigner,
@@ -43,24 +54,39 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config: ServerConfig) -> TestApp {
-        let store = Arc::new(InMemoryStore::new(Arc::new(SystemClock)));
-        let audit: Arc<dyn AuditRepository> = store.clone();
-        Self::spawn_on(
-            Stores {
-                audit,
-                governance: store.clone(),
-            },
-            store,
-            config,
-        )
-        .await
+        Self::spawn_on(Backend::Memory, config).await
     }
 
-    pub async fn spawn_on(
-        stores: Stores,
-        store: Arc<InMemoryStore>,
-        config: ServerConfig,
-    ) -> TestApp {
+    pub async fn spawn_backend(backend: Backend) -> TestApp {
+        Self::spawn_on(backend, ServerConfig::default()).await
+    }
+
+    pub async fn spawn_on(backend: Backend, config: ServerConfig) -> TestApp {
+        let mut memory = None;
+        let mut dir = None;
+        let (audit, governance): (Arc<dyn AuditRepository>, Arc<dyn GovernanceStore>) =
+            match backend {
+                Backend::Memory => {
+                    let store = Arc::new(InMemoryStore::new(Arc::new(SystemClock)));
+                    memory = Some(store.clone());
+                    (store.clone(), store)
+                }
+                Backend::Sqlite => {
+                    let path = std::env::temp_dir()
+                        .join(format!("airisk-server-test-{}", uuid::Uuid::now_v7()));
+                    let url = format!("sqlite://{}/airisk.db", path.display());
+                    dir = Some(path);
+                    let store = Arc::new(
+                        airisk_store_sqlite::SqliteStore::open(&url, Arc::new(SystemClock))
+                            .unwrap(),
+                    );
+                    (store.clone(), store)
+                }
+            };
+        let stores = Stores {
+            audit: audit.clone(),
+            governance: governance.clone(),
+        };
         let signer = Arc::new(
             LedgerSigner::generate(LedgerName::parse("airisk.test/ledger").unwrap()).unwrap(),
         );
@@ -92,7 +118,10 @@ impl TestApp {
         TestApp {
             addr,
             client: reqwest::Client::new(),
-            store,
+            memory,
+            audit,
+            governance,
+            dir,
             signer,
             eddsa,
             hs256: TokenSigner::Hs256(Zeroizing::new(SECRET.to_vec())),
@@ -171,9 +200,13 @@ impl TestApp {
         }
         self.handle.take().unwrap()
     }
+}
 
-    pub fn governance(&self) -> Arc<dyn GovernanceStore> {
-        self.store.clone()
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use airisk_core::security::rbac::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{DIGEST, TestApp};
+use crate::support::{Backend, DIGEST, TestApp};
 
 /// Sends `method path body` as `token` with a fixed correlation id; returns status and raw body.
 async fn call(
@@ -27,8 +27,17 @@ async fn call(
 }
 
 #[tokio::test]
-async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route() {
-    let app = TestApp::spawn().await;
+async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route_in_memory() {
+    another_tenants_resources_look_exactly_like_missing_ones_on_every_route(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route_on_sqlite() {
+    another_tenants_resources_look_exactly_like_missing_ones_on_every_route(Backend::Sqlite).await;
+}
+
+async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route(backend: Backend) {
+    let app = TestApp::spawn_backend(backend).await;
     // acme owns: an approved model, a prompt with a pending label request, audit entries.
     let acme_admin = app.token("ada", "acme", Role::Admin);
     let acme_approver = app.token("bob", "acme", Role::Approver);

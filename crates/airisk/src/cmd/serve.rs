@@ -371,9 +371,11 @@ fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Jwt
 
 /// Opens the stores a database URL names.
 ///
-/// `memory:` is the in-memory store: non-durable, for dev mode and tests. Every other URL belongs
-/// to the store composition root, which opens SQLite and PostgreSQL for every port.
-fn open_stores(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
+/// * `memory:`: the in-memory store, non-durable (dev mode's default, tests);
+/// * `sqlite://path` (or `sqlite:path`): the embedded default, one file for every port.
+///
+/// PostgreSQL belongs to the store composition root, which will replace this function.
+async fn open_stores(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
     if url == MEMORY_URL {
         let store = Arc::new(airisk_testkit::InMemoryStore::new(clock));
         let audit: Arc<dyn AuditRepository> = store.clone();
@@ -382,8 +384,25 @@ fn open_stores(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
             governance: store,
         });
     }
+    if url.starts_with("sqlite:") {
+        let location = url.to_owned();
+        // Opening migrates the file and starts the writer thread: blocking work.
+        let store = tokio::task::spawn_blocking(move || {
+            airisk_store_sqlite::SqliteStore::open(&location, clock)
+        })
+        .await
+        .context("the store opener panicked")?
+        .with_context(|| format!("could not open the SQLite store at {url}"))?;
+        let store = Arc::new(store);
+        let audit: Arc<dyn AuditRepository> = store.clone();
+        return Ok(Stores {
+            audit,
+            governance: store,
+        });
+    }
     bail!(
-        "the service cannot open {url} yet: the SQLite and PostgreSQL governance stores are not wired into `airisk serve` in this build; use --database-url memory: (non-durable) or --dev"
+        "airisk serve cannot open {} yet: use sqlite://path (the embedded default) or memory: (non-durable)",
+        redact_url(url)
     )
 }
 
@@ -423,7 +442,7 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let stores = open_stores(&settings.database_url, clock.clone())?;
+    let stores = open_stores(&settings.database_url, clock.clone()).await?;
     let addr: SocketAddr = tokio::net::lookup_host(&settings.bind)
         .await
         .with_context(|| format!("invalid bind address {:?}", settings.bind))?
