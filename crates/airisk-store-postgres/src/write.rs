@@ -10,8 +10,8 @@
 //! 3. per request: seals its events at the next seqs (in memory), and applies its mutations under
 //!    a `SAVEPOINT` with optimistic version checks, so a request that conflicts is rolled back
 //!    alone and the others go on;
-//! 4. inserts every entry of the batch in one statement (`unnest` of arrays), then the perfect
-//!    subtree nodes, then moves the head forward;
+//! 4. inserts every entry of the batch and the perfect subtree nodes they complete, and moves the
+//!    head forward, all in one statement (data-modifying CTEs over `unnest` of column arrays);
 //! 5. `COMMIT`, which returns once the WAL is flushed (`synchronous_commit` is never `off` on the
 //!    store's connections). Only then are the callers answered.
 //!
@@ -44,20 +44,38 @@ impl Work {
     }
 }
 
-/// Starts a transaction scoped to `tenant`.
+/// Starts a transaction scoped to `tenant`, in one round trip: `BEGIN` and `set_config` go
+/// together as one simple-protocol query.
+///
+/// That query carries the tenant id as a literal rather than a bind parameter (the simple protocol
+/// has none). It is safe because a [`TenantId`] holds only `a-z 0-9 - _` (checked again here, so
+/// a future relaxation of the newtype cannot turn into SQL injection); quotes would be doubled in
+/// any case.
 pub(crate) async fn begin_for(
     pool: &PgPool,
     tenant: &TenantId,
     read_only: bool,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
-    let mut tx = if read_only {
-        pool.begin_with("BEGIN READ ONLY").await
-    } else {
-        pool.begin().await
+    let id = tenant.as_str();
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(StoreError::Refused {
+            message: "tenant id outside a-z 0-9 - _".to_owned(),
+        });
     }
-    .map_err(|e| map(&e))?;
-    set_tenant(&mut tx, tenant).await?;
-    Ok(tx)
+    let begin = if read_only {
+        "BEGIN READ ONLY"
+    } else {
+        "BEGIN"
+    };
+    let sql = format!(
+        "{begin}; SELECT set_config('airisk.tenant_id', '{}', true)",
+        id.replace('\'', "''")
+    );
+    pool.begin_with(sql).await.map_err(|e| map(&e))
 }
 
 /// Names the tenant whose rows the rest of the transaction may see and write.
@@ -212,8 +230,11 @@ impl Rows {
     }
 }
 
-/// Stores a tenant's new rows and moves its head from `old` to (`frontier`, `writes`). The
-/// transaction's tenant must be `tenant`.
+/// Stores a tenant's new rows and moves its head from `old` to (`frontier`, `writes`), in one
+/// statement (one round trip while the head is locked): data-modifying CTEs insert the entries
+/// and the nodes (`unnest` of column arrays; empty arrays insert nothing), move the head, and
+/// list the tenant in `audit_tenants` on its first entry. The transaction's tenant must be
+/// `tenant`.
 async fn flush(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -223,66 +244,53 @@ async fn flush(
     rows: Rows,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if !rows.seq.is_empty() {
-        sqlx::query(
-            "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash, recorded_at, actor, \
-             action, outcome, resource_type, resource_id, correlation_id) \
-             SELECT $1, e.seq, e.leaf, e.leaf_hash, $2, e.actor, e.action, e.outcome, \
-                    e.resource_type, e.resource_id, e.correlation_id \
-             FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], \
-                         $8::text[], $9::text[], $10::text[], $11::text[]) \
-                  AS e(seq, leaf, leaf_hash, actor, action, outcome, resource_type, resource_id, \
-                       correlation_id)",
-        )
-        .bind(tenant.as_str())
-        .bind(now)
-        .bind(rows.seq)
-        .bind(rows.leaf)
-        .bind(rows.leaf_hash)
-        .bind(rows.actor)
-        .bind(rows.action)
-        .bind(rows.outcome)
-        .bind(rows.resource_type)
-        .bind(rows.resource_id)
-        .bind(rows.correlation_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| map(&e))?;
+    if rows.seq.is_empty() && writes == old.writes {
+        return Ok(());
     }
-    if !rows.node_level.is_empty() {
-        sqlx::query(
-            "INSERT INTO audit_nodes (tenant_id, level, idx, hash) \
-             SELECT $1, n.level, n.idx, n.hash \
-             FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS n(level, idx, hash)",
-        )
-        .bind(tenant.as_str())
-        .bind(rows.node_level)
-        .bind(rows.node_idx)
-        .bind(rows.node_hash)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| map(&e))?;
-    }
-    if frontier.size() != old.frontier.size() || writes != old.writes {
-        sqlx::query(
-            "UPDATE audit_heads SET size = $2, frontier = $3, writes = $4 WHERE tenant_id = $1",
-        )
-        .bind(tenant.as_str())
-        .bind(to_i64(frontier.size(), "tree size")?)
-        .bind(frontier.to_bytes())
-        .bind(to_i64(writes, "write count")?)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| map(&e))?;
-    }
-    if old.frontier.size() == 0 && frontier.size() > 0 {
-        sqlx::query("INSERT INTO audit_tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(tenant.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| map(&e))?;
-    }
-    Ok(())
+    let first_entries = old.frontier.size() == 0 && frontier.size() > 0;
+    sqlx::query(
+        "WITH entries AS ( \
+           INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash, recorded_at, actor, action, \
+                                      outcome, resource_type, resource_id, correlation_id) \
+           SELECT $1, e.seq, e.leaf, e.leaf_hash, $2, e.actor, e.action, e.outcome, \
+                  e.resource_type, e.resource_id, e.correlation_id \
+           FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], \
+                       $8::text[], $9::text[], $10::text[], $11::text[]) \
+                AS e(seq, leaf, leaf_hash, actor, action, outcome, resource_type, resource_id, \
+                     correlation_id) \
+         ), nodes AS ( \
+           INSERT INTO audit_nodes (tenant_id, level, idx, hash) \
+           SELECT $1, n.level, n.idx, n.hash \
+           FROM unnest($12::smallint[], $13::bigint[], $14::bytea[]) AS n(level, idx, hash) \
+         ), head AS ( \
+           UPDATE audit_heads SET size = $15, frontier = $16, writes = $17 WHERE tenant_id = $1 \
+         ), directory AS ( \
+           INSERT INTO audit_tenants (tenant_id) SELECT $1 WHERE $18 ON CONFLICT DO NOTHING \
+         ) \
+         SELECT 1",
+    )
+    .bind(tenant.as_str())
+    .bind(now)
+    .bind(rows.seq)
+    .bind(rows.leaf)
+    .bind(rows.leaf_hash)
+    .bind(rows.actor)
+    .bind(rows.action)
+    .bind(rows.outcome)
+    .bind(rows.resource_type)
+    .bind(rows.resource_id)
+    .bind(rows.correlation_id)
+    .bind(rows.node_level)
+    .bind(rows.node_idx)
+    .bind(rows.node_hash)
+    .bind(to_i64(frontier.size(), "tree size")?)
+    .bind(frontier.to_bytes())
+    .bind(to_i64(writes, "write count")?)
+    .bind(first_entries)
+    .execute(conn)
+    .await
+    .map(|_| ())
+    .map_err(|e| map(&e))
 }
 
 async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreError> {
