@@ -63,7 +63,10 @@
 //! flush): a small queue per tenant, drained by one task at a time. Each request of a batch keeps
 //! its own outcome: a governance change set's mutations run under a `SAVEPOINT`, so one that
 //! conflicts is rolled back and answered alone while the rest commit. [`PostgresOptions`] sets the
-//! batch budget. Entries go in with one `INSERT … SELECT FROM unnest(…)` per batch.
+//! batch budget. A batch costs four round trips whatever its size: `BEGIN` with
+//! the tenant's `set_config`, the head's `SELECT … FOR UPDATE`, one statement that inserts every
+//! entry and node (`unnest` of column arrays in data-modifying CTEs) and moves the head, `COMMIT`
+//! (plus a savepoint and the mutations of each governance request).
 //!
 //! A receipt means the record is durable: answers go out after `COMMIT` returned, and the store's
 //! connections never run with `synchronous_commit = off` (a server default of `off` is overridden
