@@ -529,4 +529,38 @@ mod tests {
             Err(AuthError::InvalidClaims(_))
         ));
     }
+
+    #[test]
+    fn an_rs256_token_verifies_against_its_jwk_and_the_rsa_key_is_no_hmac_secret() {
+        // A throwaway 2048-bit test key (PKCS#1 DER), never used outside tests.
+        let der = include_bytes!("../tests/fixtures/rsa-2048-test-key.pkcs1.der");
+        let pair = ring::signature::RsaKeyPair::from_der(der).unwrap();
+        let public: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
+        let (n, e) = (public.n, public.e);
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "RSA", "alg": "RS256", "use": "sig", "kid": "rsa-1",
+            "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(&e),
+        }]})
+        .to_string();
+        let verifier = JwtVerifier::new(DEFAULT_ISSUER, DEFAULT_AUDIENCE)
+            .with_jwks(&jwks)
+            .unwrap();
+        let claims = Claims::new("carol", "acme", Role::Approver, 60);
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".into());
+        let token =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_der(der)).unwrap();
+        assert_eq!(verifier.verify(&token).unwrap().role(), Role::Approver);
+        // The classic confusion: HS256 keyed with the public key. No HS256 key is configured.
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&n),
+        )
+        .unwrap();
+        assert_eq!(
+            verifier.verify(&forged),
+            Err(AuthError::UnsupportedAlgorithm)
+        );
+    }
 }
