@@ -61,12 +61,13 @@
 //!
 //! Within a process, concurrent writes of one tenant are batched into one transaction (one WAL
 //! flush): a small queue per tenant, drained by one task at a time. Each request of a batch keeps
-//! its own outcome: a governance change set's mutations run under a `SAVEPOINT`, so one that
-//! conflicts is rolled back and answered alone while the rest commit. [`PostgresOptions`] sets the
-//! batch budget. A batch costs four round trips whatever its size: `BEGIN` with
-//! the tenant's `set_config`, the head's `SELECT … FOR UPDATE`, one statement that inserts every
-//! entry and node (`unnest` of column arrays in data-modifying CTEs) and moves the head, `COMMIT`
-//! (plus a savepoint and the mutations of each governance request).
+//! its own outcome: a change set whose mutation conflicts rolls the batch's transaction back, is
+//! answered with its conflict, and the batch runs again without it (cheaper than a savepoint per
+//! request, which would add two round trips per request while the head is locked).
+//! [`PostgresOptions`] sets the batch budget. A batch costs four round trips whatever its size:
+//! `BEGIN` with the tenant's `set_config`, the head's `SELECT … FOR UPDATE`, one statement that
+//! inserts every entry and node (`unnest` of column arrays in data-modifying CTEs) and moves the
+//! head, `COMMIT`; plus one per mutation of the governance requests in it.
 //!
 //! A receipt means the record is durable: answers go out after `COMMIT` returned, and the store's
 //! connections never run with `synchronous_commit = off` (a server default of `off` is overridden

@@ -7,15 +7,15 @@
 //! 2. locks the tenant's head row (`SELECT … FOR UPDATE`; on first use the row is inserted with
 //!    `ON CONFLICT DO NOTHING` and locked). Every writer of the tenant, in this process or
 //!    another, queues here, so seqs stay gapless and there is one tree;
-//! 3. per request: seals its events at the next seqs (in memory), and applies its mutations under
-//!    a `SAVEPOINT` with optimistic version checks, so a request that conflicts is rolled back
-//!    alone and the others go on;
+//! 3. per request: seals its events at the next seqs (in memory), and applies its mutations with
+//!    optimistic version checks. A request that conflicts rolls the transaction back; it is
+//!    answered with its conflict and the batch runs again without it;
 //! 4. inserts every entry of the batch and the perfect subtree nodes they complete, and moves the
 //!    head forward, all in one statement (data-modifying CTEs over `unnest` of column arrays);
 //! 5. `COMMIT`, which returns once the WAL is flushed (`synchronous_commit` is never `off` on the
 //!    store's connections). Only then are the callers answered.
 //!
-//! If anything outside a request's savepoint fails, the transaction is rolled back and every
+//! If anything but a request's own mutation fails, the transaction is rolled back and every
 //! request of the batch gets the error: nothing of the batch was stored.
 
 use std::collections::BTreeMap;
@@ -293,42 +293,90 @@ async fn flush(
     .map_err(|e| map(&e))
 }
 
-async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreError> {
-    sqlx::query(sql)
-        .execute(conn)
-        .await
-        .map(|_| ())
-        .map_err(|e| map(&e))
-}
-
 /// Commits a batch of one tenant's requests in one transaction; one result per request, in order.
+///
+/// Requests run without savepoints (a savepoint and its release are two more round trips per
+/// request while the tenant's head is locked). If a request's mutation fails — a version clash,
+/// a unique violation, a refusal — the whole transaction is rolled back, that request is answered
+/// with its error, and the batch is run again without it. Conflicts are rare outside races, and a
+/// race of `n` requests costs at most `n` attempts, each under the same lock.
 pub(crate) async fn commit_batch(
     pool: &PgPool,
     clock: &dyn Clock,
     tenant: &TenantId,
     works: Vec<Work>,
 ) -> Vec<Result<Vec<AuditReceipt>, StoreError>> {
-    let n = works.len();
-    let mut results = Vec::with_capacity(n);
-    if let Err(e) = run_batch(pool, clock, tenant, works, &mut results).await {
-        // The transaction was rolled back (dropping it does that): nothing of the batch is stored.
-        for r in &mut results {
-            if r.is_ok() {
-                *r = Err(e.clone());
+    let mut answers: Vec<Option<Result<Vec<AuditReceipt>, StoreError>>> =
+        works.iter().map(|_| None).collect();
+    loop {
+        let active: Vec<usize> = (0..works.len())
+            .filter(|i| answers.get(*i).is_some_and(Option::is_none))
+            .collect();
+        if active.is_empty() {
+            break;
+        }
+        match attempt(pool, clock, tenant, &works, &active).await {
+            Ok(results) => {
+                for (i, result) in active.into_iter().zip(results) {
+                    if let Some(slot) = answers.get_mut(i) {
+                        *slot = Some(result);
+                    }
+                }
+                break;
+            }
+            Err(Failure::Request(i, e)) => {
+                // Rolled back; try the others again without it.
+                if let Some(slot) = answers.get_mut(i) {
+                    *slot = Some(Err(e));
+                }
+            }
+            Err(Failure::Batch(e)) => {
+                // Rolled back (dropping the transaction does that): nothing of the batch is
+                // stored.
+                for i in active {
+                    if let Some(slot) = answers.get_mut(i) {
+                        *slot = Some(Err(e.clone()));
+                    }
+                }
+                break;
             }
         }
-        results.resize(n, Err(e));
     }
-    results
+    answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| {
+                Err(StoreError::Unavailable {
+                    message: "the batch ended without an answer".to_owned(),
+                })
+            })
+        })
+        .collect()
 }
 
-async fn run_batch(
+/// Why an attempt at a batch was rolled back.
+enum Failure {
+    /// The request at this index failed; the others may be tried again.
+    Request(usize, StoreError),
+    /// The transaction itself failed; every request gets the error.
+    Batch(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Batch(e)
+    }
+}
+
+/// One transaction over the `active` requests of `works`. A request whose events cannot be sealed
+/// is answered without touching the database and does not stop the others.
+async fn attempt(
     pool: &PgPool,
     clock: &dyn Clock,
     tenant: &TenantId,
-    works: Vec<Work>,
-    results: &mut Vec<Result<Vec<AuditReceipt>, StoreError>>,
-) -> Result<(), StoreError> {
+    works: &[Work],
+    active: &[usize],
+) -> Result<Vec<Result<Vec<AuditReceipt>, StoreError>>, Failure> {
     let mut tx = begin_for(pool, tenant, false).await?;
     let head = lock_head(&mut tx, tenant).await?;
     // One reading of the clock per batch, taken under the lock: records of one tenant are stamped
@@ -337,13 +385,17 @@ async fn run_batch(
     let mut frontier = head.frontier.clone();
     let mut writes = head.writes;
     let mut rows = Rows::default();
-    for work in works {
+    let mut results = Vec::with_capacity(active.len());
+    for &i in active {
+        let Some(work) = works.get(i) else {
+            continue;
+        };
         // Seal first, in memory: a request whose events cannot be sealed changes nothing.
         let mut tentative = frontier.clone();
         let mut request_rows = Rows::default();
         let mut receipts = Vec::with_capacity(work.events.len());
         if let Err(e) = seal_into(
-            work.events,
+            work.events.clone(),
             now,
             &mut tentative,
             &mut request_rows,
@@ -352,20 +404,12 @@ async fn run_batch(
             results.push(Err(e));
             continue;
         }
-        if !work.mutations.is_empty() {
-            exec(&mut tx, "SAVEPOINT request").await?;
-            let mut tentative_writes = writes;
-            match apply_all(&mut tx, tenant, &work.mutations, &mut tentative_writes).await {
-                Ok(()) => {
-                    exec(&mut tx, "RELEASE SAVEPOINT request").await?;
-                    writes = tentative_writes;
-                }
-                Err(e) => {
-                    exec(&mut tx, "ROLLBACK TO SAVEPOINT request").await?;
-                    exec(&mut tx, "RELEASE SAVEPOINT request").await?;
-                    results.push(Err(e));
-                    continue;
-                }
+        for m in &work.mutations {
+            match crate::governance::apply(&mut tx, tenant, m, &mut writes).await {
+                Ok(()) => {}
+                // The connection or the server failed: not this request's doing.
+                Err(e @ StoreError::Unavailable { .. }) => return Err(Failure::Batch(e)),
+                Err(e) => return Err(Failure::Request(i, e)),
             }
         }
         frontier = tentative;
@@ -373,7 +417,8 @@ async fn run_batch(
         results.push(Ok(receipts));
     }
     flush(&mut tx, tenant, &head, &frontier, writes, rows, now).await?;
-    tx.commit().await.map_err(|e| map(&e))
+    tx.commit().await.map_err(|e| map(&e))?;
+    Ok(results)
 }
 
 /// Appends events of several tenants atomically (the rare cross-tenant call of
@@ -418,17 +463,4 @@ pub(crate) async fn append_across_tenants(
     }
     tx.commit().await.map_err(|e| map(&e))?;
     Ok(receipts)
-}
-
-/// Applies a request's mutations in order; the first failure stops (the caller rolls back).
-async fn apply_all(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    mutations: &[Mutation],
-    writes: &mut u64,
-) -> Result<(), StoreError> {
-    for m in mutations {
-        crate::governance::apply(conn, tenant, m, writes).await?;
-    }
-    Ok(())
 }

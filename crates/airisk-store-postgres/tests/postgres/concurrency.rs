@@ -219,3 +219,105 @@ async fn of_two_stores_deciding_one_request_exactly_one_commits() {
         assert!(after > before, "round {round}");
     }
 }
+
+/// Requests batched together keep their own outcomes: concurrent change sets of which half clash
+/// (their second mutation re-inserts an existing prompt version) — the clashing ones are refused
+/// whole, the others commit, and the ledger stays gapless with only the winners' records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_change_set_in_a_batch_fails_alone() {
+    use airisk_core::governance::approval_workflow::{
+        ApprovalRequest, NewApprovalRequest, Subject,
+    };
+    use airisk_core::ports::{ApprovalFilter, ChangeSet, Mutation, Page, StoreError};
+
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new());
+    let store = Arc::new(db.store(clock.clone()).await);
+    let s = Services::new(
+        store.clone() as Arc<dyn GovernanceStore>,
+        store.clone() as Arc<dyn AuditRepository>,
+        clock.clone(),
+    );
+    let admin = human("ada@acme.example", "acme", Role::Admin);
+    s.prompts
+        .register_prompt(
+            &admin,
+            &airisk_core::request::CorrelationId::generate(),
+            "p",
+            "a",
+            "first",
+        )
+        .await
+        .unwrap();
+    let t = tenant("acme");
+    let existing = store.prompt_versions(&t, "p").await.unwrap().remove(0);
+    let before = store.tree_head(&t).await.unwrap().size;
+    let request = |n: u32| {
+        ApprovalRequest::open(
+            uuid::Uuid::now_v7(),
+            &admin,
+            NewApprovalRequest {
+                subject: Subject::PromptLabel {
+                    name: "p".into(),
+                    version: 1,
+                    label: format!("l{n}"),
+                },
+                justification: "ship it".into(),
+                required_approvals: 1,
+                expires_in: None,
+            },
+            airisk_core::ports::Clock::now(clock.as_ref()),
+        )
+        .unwrap()
+    };
+    let mut tasks = Vec::new();
+    for n in 0..24u32 {
+        let store = store.clone();
+        let fresh = request(n);
+        let clashes = n % 2 == 1;
+        let mut mutations = vec![Mutation::InsertApproval(fresh.clone())];
+        if clashes {
+            mutations.push(Mutation::InsertPromptVersion(existing.clone()));
+        }
+        tasks.push(tokio::spawn(async move {
+            let got = store
+                .commit(ChangeSet {
+                    tenant: tenant("acme"),
+                    mutations,
+                    audit: vec![event("acme", u64::from(n))],
+                })
+                .await;
+            (clashes, fresh.id(), got)
+        }));
+    }
+    let mut committed = Vec::new();
+    for task in tasks {
+        let (clashes, id, got) = task.await.unwrap();
+        if clashes {
+            assert!(matches!(got, Err(StoreError::Conflict { .. })), "{got:?}");
+            assert!(
+                store.approval(&t, id).await.unwrap().is_none(),
+                "rolled back whole"
+            );
+        } else {
+            assert_eq!(got.unwrap().len(), 1);
+            committed.push(id);
+        }
+    }
+    assert_eq!(committed.len(), 12);
+    let listed = store
+        .approvals(&t, &ApprovalFilter::default(), Page::first(100))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 12);
+    let entries = store.entries(&t, 0, usize::MAX).await.unwrap();
+    assert_eq!(entries.len() as u64, before + 12);
+    assert!(entries.iter().enumerate().all(|(i, e)| e.seq == i as u64));
+    let hashes: Vec<_> = entries.iter().map(|e| e.leaf_hash).collect();
+    assert_eq!(
+        store.tree_head(&t).await.unwrap().root,
+        root_from_leaf_hashes(&hashes)
+    );
+}
