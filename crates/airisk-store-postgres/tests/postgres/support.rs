@@ -87,6 +87,7 @@ impl TestDb {
         };
         let name = format!("airisk_t_{}", Uuid::now_v7().simple());
         let mut admin = admin_connect(&server_url).await;
+        sweep_stale_databases(&mut admin).await;
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
@@ -152,6 +153,39 @@ impl TestDb {
     /// A raw connection as the admin (superuser, owner of the tables).
     pub async fn admin_connection(&self) -> PgConnection {
         admin_connect(&self.admin_url).await
+    }
+}
+
+/// Drops test databases left behind by runs that were killed before their `Drop` ran: those whose
+/// UUIDv7 name says they were created more than an hour ago (so never a running test's). Once per
+/// process, best effort.
+async fn sweep_stale_databases(admin: &mut PgConnection) {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let Ok(rows) =
+        sqlx::query("SELECT datname::text FROM pg_database WHERE datname LIKE 'airisk\\_t\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for row in rows {
+        let name: String = sqlx::Row::get(&row, 0);
+        let created = name
+            .strip_prefix("airisk_t_")
+            .and_then(|hex| Uuid::try_parse(hex).ok())
+            .and_then(|id| id.get_timestamp())
+            .map(|ts| ts.to_unix().0);
+        if created.is_some_and(|c| c + 3600 < now) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *admin)
+                .await;
+        }
     }
 }
 
