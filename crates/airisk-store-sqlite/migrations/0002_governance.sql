@@ -72,3 +72,18 @@ CREATE TRIGGER prompt_label_moves_no_delete BEFORE DELETE ON prompt_label_moves
 BEGIN
     SELECT RAISE(ABORT, 'label history is append-only');
 END;
+
+-- INSERT OR REPLACE deletes a clashing row without firing DELETE triggers: refuse the insert
+-- over an existing key before it happens, as the audit tables do.
+CREATE TRIGGER prompt_versions_no_replace BEFORE INSERT ON prompt_versions
+WHEN EXISTS (SELECT 1 FROM prompt_versions
+             WHERE tenant_id = NEW.tenant_id AND name = NEW.name AND version = NEW.version)
+BEGIN
+    SELECT RAISE(ABORT, 'prompt versions are immutable');
+END;
+CREATE TRIGGER prompt_label_moves_no_replace BEFORE INSERT ON prompt_label_moves
+WHEN EXISTS (SELECT 1 FROM prompt_label_moves
+             WHERE tenant_id = NEW.tenant_id AND name = NEW.name AND id = NEW.id)
+BEGIN
+    SELECT RAISE(ABORT, 'label history is append-only');
+END;

@@ -133,7 +133,17 @@ pub(crate) fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), StoreE
                 conn,
                 "INSERT INTO prompt_versions (tenant_id, name, version, body) VALUES (?1, ?2, ?3, ?4)",
                 params![p.tenant_id().as_str(), p.name(), p.version(), to_json(p)?],
-            )?;
+            )
+            .map_err(|e| match e {
+                // The no-replace trigger fires before the primary key does: on a plain insert its
+                // refusal means exactly "this version exists".
+                StoreError::Refused { .. } => conflict(format!(
+                    "prompt {}@{} exists",
+                    p.name(),
+                    p.version()
+                )),
+                other => other,
+            })?;
         }
         Mutation::MoveLabel {
             expected_from,

@@ -626,3 +626,38 @@ fn principals_of_a_service_kind_still_need_the_permission() {
         assert!(matches!(got, Err(AuditError::Forbidden(_))));
     });
 }
+
+#[tokio::test]
+async fn a_non_canonical_leaf_is_named_by_a_deep_verify() {
+    let f = fixture(no_auto_checkpoints());
+    append(&f, 4).await;
+    // Same record, one space added, hash recomputed: only the roots (or a deep check) notice.
+    let leaf = f.store.entries(&tenant("acme"), 2, 1).await.unwrap()[0]
+        .leaf
+        .clone();
+    let loose = String::from_utf8(leaf).unwrap().replacen(",", ", ", 1);
+    f.store
+        .dangerous_rewrite_entry(&tenant("acme"), 2, loose.into_bytes());
+    let shallow = verify(&f, None).await.unwrap();
+    assert!(
+        matches!(shallow, Problem::HeadMismatch { .. }),
+        "{shallow:?}"
+    );
+    let deep = f
+        .logger
+        .verify_with(
+            &tenant("acme"),
+            Some(&f.signer.verifier()),
+            None,
+            true,
+            |_, _| {},
+        )
+        .await
+        .unwrap()
+        .problem
+        .unwrap();
+    assert!(
+        matches!(deep, Problem::MalformedLeaf { seq: 2, .. }),
+        "{deep:?}"
+    );
+}

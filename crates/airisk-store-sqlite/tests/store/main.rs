@@ -11,5 +11,6 @@ mod support;
 mod concurrency;
 mod conformance;
 mod durability;
+mod governance_triggers;
 mod tamper;
 mod triggers;

@@ -138,6 +138,10 @@ struct VerifyArgs {
     /// Print one JSON object per tenant instead of sentences.
     #[arg(long)]
     json: bool,
+    /// Also decode every record and check its bytes are exactly canonical (slower; checks the
+    /// writer, not needed to detect tampering).
+    #[arg(long)]
+    deep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -396,12 +400,18 @@ async fn verify(
     let mut broken = Vec::new();
     for tenant in &tenants {
         let report = logger
-            .verify(tenant, Some(verifier), kept.as_deref(), |done, total| {
-                if show_progress {
-                    let pct = (done * 100).checked_div(total).unwrap_or(100);
-                    eprint!("\rverifying {tenant}: {done}/{total} entries ({pct}%)");
-                }
-            })
+            .verify_with(
+                tenant,
+                Some(verifier),
+                kept.as_deref(),
+                args.deep,
+                |done, total| {
+                    if show_progress {
+                        let pct = (done * 100).checked_div(total).unwrap_or(100);
+                        eprint!("\rverifying {tenant}: {done}/{total} entries ({pct}%)");
+                    }
+                },
+            )
             .await?;
         if show_progress {
             eprint!("\r\x1b[2K");
