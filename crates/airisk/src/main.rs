@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cmd;
+mod store;
 
 /// ai-risk-engine: governance and security kernel for AI risk platforms.
 #[derive(Debug, Parser)]

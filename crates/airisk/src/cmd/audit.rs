@@ -14,7 +14,6 @@ use airisk_core::ledger::{LedgerName, LedgerSigner, LedgerVerifier, SIGNING_KEY_
 use airisk_core::ports::{AuditRepository, IdGenerator, SystemClock, UuidV7Generator};
 use airisk_core::request::CorrelationId;
 use airisk_core::security::tenant_context::TenantId;
-use airisk_store_sqlite::SqliteStore;
 use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -40,7 +39,7 @@ pub struct AuditArgs {
 /// Where the ledger lives and which keys sign and verify it.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// Database URL: `sqlite://path/to/file.db` (the embedded default).
+    /// Database URL: `sqlite://path/to/file.db` (the embedded default) or `postgres://…`.
     #[arg(long, env = "AIRISK_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
 
@@ -212,7 +211,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
 
 async fn run_async(args: AuditArgs) -> anyhow::Result<()> {
     let keys = Keys::from_args(&args.store)?;
-    let store = open_store(&args.store.database_url)?;
+    let store = crate::store::open(&args.store.database_url, Arc::new(SystemClock))
+        .await?
+        .audit;
     let policy = CheckpointPolicy {
         every_entries: Some(args.store.checkpoint_every_entries).filter(|n| *n > 0),
         every_interval: Some(Duration::from_millis(args.store.checkpoint_interval_ms))
@@ -280,19 +281,6 @@ impl Keys {
             verifier,
         })
     }
-}
-
-/// Opens the store a database URL names.
-///
-/// # Errors
-/// An unsupported scheme, or a store that cannot be opened.
-pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn AuditRepository>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL URLs are not supported by this build yet; use a sqlite:// URL");
-    }
-    let store = SqliteStore::open(url, Arc::new(SystemClock))
-        .with_context(|| format!("could not open the audit store at {url}"))?;
-    Ok(Arc::new(store))
 }
 
 fn parse_tenant(s: &str) -> anyhow::Result<TenantId> {
