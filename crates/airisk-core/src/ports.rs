@@ -104,7 +104,7 @@ pub struct StoredCheckpoint {
     pub root: Hash,
     /// The complete signed note text (C2SP tlog-checkpoint body plus signature lines).
     pub note: String,
-    /// When it was signed.
+    /// When it was signed (whole microseconds, like every time the clock gives).
     pub signed_at: DateTime<Utc>,
 }
 
@@ -179,7 +179,8 @@ pub trait AuditRepository: Send + Sync + std::fmt::Debug {
         tenant: &TenantId,
     ) -> Result<Option<StoredCheckpoint>, StoreError>;
 
-    /// Every tenant that has at least one entry.
+    /// Every tenant that has at least one entry. The one read that spans tenants: stores keep it
+    /// to tenant ids (PostgreSQL: a directory table outside row-level security).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
@@ -360,7 +361,7 @@ impl ApprovalFilter {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Mutation {
-    /// A new approval request. Conflict if its id exists.
+    /// A new approval request. Conflict if the tenant already has a request with its id.
     InsertApproval(ApprovalRequest),
     /// Replaces an approval request whose stored version is `expected_version` (else Conflict).
     UpdateApproval {
@@ -478,7 +479,8 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
         id: Uuid,
     ) -> Result<Option<ApprovalRequest>, StoreError>;
 
-    /// Approval requests matching `filter`, oldest first.
+    /// Approval requests matching `filter`, oldest first: in the order their inserts committed
+    /// (creation timestamps can tie).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
@@ -500,7 +502,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
         version: &str,
     ) -> Result<Option<ModelVersion>, StoreError>;
 
-    /// Every version of a model, in registration order.
+    /// Every version of a model, in registration (commit) order.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].

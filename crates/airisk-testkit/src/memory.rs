@@ -94,7 +94,11 @@ impl State {
         let conflict = |what: String| Err(StoreError::Conflict { what });
         match m {
             Mutation::InsertApproval(r) => {
-                if self.approvals.iter().any(|a| a.id() == r.id()) {
+                if self
+                    .approvals
+                    .iter()
+                    .any(|a| a.id() == r.id() && a.tenant_id() == r.tenant_id())
+                {
                     return conflict(format!("approval request {} exists", r.id()));
                 }
             }
