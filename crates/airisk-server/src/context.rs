@@ -80,7 +80,20 @@ pub(crate) async fn observe(
     });
     let timeout: Duration = state.config().request_timeout;
     let _in_flight = InFlight::enter(&state);
-    let run = CONTEXT.scope(context.clone(), next.run(request));
+    // Operations routes skip the line: a saturated service must still answer its probes.
+    let limiter = if route.starts_with("/v1/") {
+        state.limiter().cloned()
+    } else {
+        None
+    };
+    let handle = async move {
+        let _permit = match &limiter {
+            Some(l) => l.acquire().await.ok(),
+            None => None,
+        };
+        next.run(request).await
+    };
+    let run = CONTEXT.scope(context.clone(), handle);
     let mut response = match tokio::time::timeout(timeout, run).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout {

@@ -37,8 +37,8 @@ pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use extract::Caller;
 pub use routes::{openapi, router};
 pub use state::{
-    AppState, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_REQUEST_TIMEOUT, LedgerConfig,
-    ServerConfig, Stores,
+    AppState, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_REQUEST_TIMEOUT, LedgerConfig, ServerConfig, Stores,
 };
 
 /// Serves `state`'s router on `listener` until `shutdown` completes, with the checkpoint timer

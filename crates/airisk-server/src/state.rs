@@ -20,6 +20,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default period of the checkpoint timer.
 pub const DEFAULT_CHECKPOINT_TICK: Duration = Duration::from_secs(1);
+/// Default most `/v1` requests handled at once (others wait their turn, within the request
+/// timeout).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 
 /// Limits and timers of the HTTP service.
 #[derive(Debug, Clone)]
@@ -30,6 +33,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How often the checkpoint timer asks each tenant's ledger whether a checkpoint is due.
     pub checkpoint_tick: Duration,
+    /// Most `/v1` requests handled at once; the rest wait in line (their wait counts against the
+    /// request timeout). 0: no limit. A few per core keeps the cores busy while bounding the
+    /// threads and store connections a burst of connections would otherwise fan out to.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +45,7 @@ impl Default for ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -71,6 +79,7 @@ struct Inner {
     auth: JwtVerifier,
     config: ServerConfig,
     metrics: Metrics,
+    limiter: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Shared by every request; cheap to clone.
@@ -119,6 +128,8 @@ impl AppState {
             prompts,
             approvals,
             auth,
+            limiter: (config.max_in_flight > 0)
+                .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_in_flight))),
             config,
             metrics: Metrics::new(),
         }))
@@ -163,5 +174,9 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+    /// The in-flight limit, if any.
+    pub(crate) fn limiter(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
+        self.0.limiter.as_ref()
     }
 }

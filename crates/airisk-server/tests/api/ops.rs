@@ -171,3 +171,50 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
     assert!(text.contains("process_resident_memory_bytes"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_in_flight_limit_queues_api_requests_but_not_the_probes() {
+    use std::time::{Duration, Instant};
+    let app = TestApp::spawn_with(airisk_server::ServerConfig {
+        max_in_flight: 1,
+        ..airisk_server::ServerConfig::default()
+    })
+    .await;
+    let analyst = app.token("ann", "acme", Role::Analyst);
+    // A request whose body trickles in holds the only slot for about 600 ms.
+    let slow = futures_util::stream::unfold(0u8, |n| async move {
+        if n == 6 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let chunk: &[u8] = if n == 0 {
+            b"{\"action\":\"a.b\",\"resource_type\":\"t\","
+        } else if n == 5 {
+            b"\"resource_id\":\"1\"}"
+        } else {
+            b" "
+        };
+        Some((Ok::<_, std::io::Error>(chunk.to_vec()), n + 1))
+    });
+    let holder = app
+        .request(Method::POST, "/v1/audit/events", &analyst)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(slow))
+        .send();
+    let holder = tokio::spawn(holder);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    let probe = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(probe.status(), 200);
+    let probe_took = started.elapsed();
+    let queued = app.get("/v1/approvals", &analyst).await;
+    let queued_took = started.elapsed();
+    assert_eq!(queued.status(), 200);
+    assert_eq!(holder.await.unwrap().unwrap().status(), 201);
+    assert!(probe_took < queued_took, "the probe skipped the line");
+    assert!(
+        queued_took >= Duration::from_millis(250),
+        "the second API request waited for the slot: {queued_took:?}"
+    );
+    app.shutdown().await;
+}

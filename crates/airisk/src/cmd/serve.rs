@@ -16,15 +16,15 @@ use std::time::Duration;
 
 use airisk_core::governance::audit_logger::CheckpointPolicy;
 use airisk_core::ledger::{LedgerName, LedgerSigner, SIGNING_KEY_ENV};
-use airisk_core::ports::{AuditRepository, Clock, SystemClock, UuidV7Generator};
+use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
 use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
 use airisk_core::security::rbac::Role;
 use airisk_server::auth::{
     Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, TokenSigner,
 };
 use airisk_server::{
-    AppState, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_REQUEST_TIMEOUT, LedgerConfig,
-    ServerConfig, Stores,
+    AppState, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_REQUEST_TIMEOUT, LedgerConfig, ServerConfig, Stores,
 };
 use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
@@ -33,12 +33,12 @@ use clap::Args;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::store::MEMORY_URL;
+
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Default store: a SQLite file under `./airisk-data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://airisk-data/airisk.db";
-/// The non-durable in-memory store (dev mode's default; tests).
-pub const MEMORY_URL: &str = "memory:";
 /// The tenant dev mode prints tokens for.
 pub const DEV_TENANT: &str = "demo";
 /// How long dev tokens are valid.
@@ -54,7 +54,7 @@ pub struct ServeArgs {
     dev: bool,
 
     /// TOML file with any of: bind, database_url, jwks_file, jwt_issuer, jwt_audience,
-    /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms,
+    /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms, max_in_flight,
     /// checkpoint_every_entries, checkpoint_interval_ms, log. Flags and environment override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -103,6 +103,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AIRISK_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
 
+    /// Most /v1 requests handled at once; others wait in line within the request timeout; 0: no
+    /// limit [default: 16].
+    #[arg(long, env = "AIRISK_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+
     /// Sign a checkpoint after this many new entries; 0: never by count [default: 1000].
     #[arg(long, env = "AIRISK_CHECKPOINT_EVERY_ENTRIES")]
     checkpoint_every_entries: Option<u64>,
@@ -130,6 +135,7 @@ struct FileConfig {
     dangerous_allow_hs256: Option<bool>,
     body_limit_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
+    max_in_flight: Option<usize>,
     checkpoint_every_entries: Option<u64>,
     checkpoint_interval_ms: Option<u64>,
     log: Option<String>,
@@ -148,6 +154,7 @@ struct Settings {
     dangerous_allow_hs256: bool,
     body_limit_bytes: usize,
     request_timeout: Duration,
+    max_in_flight: usize,
     policy: CheckpointPolicy,
     log: String,
 }
@@ -211,6 +218,10 @@ impl Settings {
                 .request_timeout_ms
                 .or(file.request_timeout_ms)
                 .map_or(DEFAULT_REQUEST_TIMEOUT, Duration::from_millis),
+            max_in_flight: args
+                .max_in_flight
+                .or(file.max_in_flight)
+                .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
             policy: CheckpointPolicy {
                 every_entries: Some(every_entries).filter(|n| *n > 0),
                 every_interval: Some(Duration::from_millis(interval_ms)).filter(|d| !d.is_zero()),
@@ -369,41 +380,13 @@ fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Jwt
     Ok(v)
 }
 
-/// Opens the stores a database URL names.
-///
-/// * `memory:`: the in-memory store, non-durable (dev mode's default, tests);
-/// * `sqlite://path` (or `sqlite:path`): the embedded default, one file for every port.
-///
-/// PostgreSQL belongs to the store composition root, which will replace this function.
+/// Opens the stores a database URL names, through the composition root's one opener.
 async fn open_stores(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
-    if url == MEMORY_URL {
-        let store = Arc::new(airisk_testkit::InMemoryStore::new(clock));
-        let audit: Arc<dyn AuditRepository> = store.clone();
-        return Ok(Stores {
-            audit,
-            governance: store,
-        });
-    }
-    if url.starts_with("sqlite:") {
-        let location = url.to_owned();
-        // Opening migrates the file and starts the writer thread: blocking work.
-        let store = tokio::task::spawn_blocking(move || {
-            airisk_store_sqlite::SqliteStore::open(&location, clock)
-        })
-        .await
-        .context("the store opener panicked")?
-        .with_context(|| format!("could not open the SQLite store at {url}"))?;
-        let store = Arc::new(store);
-        let audit: Arc<dyn AuditRepository> = store.clone();
-        return Ok(Stores {
-            audit,
-            governance: store,
-        });
-    }
-    bail!(
-        "airisk serve cannot open {} yet: use sqlite://path (the embedded default) or memory: (non-durable)",
-        redact_url(url)
-    )
+    let opened = crate::store::open(url, clock).await?;
+    Ok(Stores {
+        audit: opened.audit,
+        governance: opened.governance,
+    })
 }
 
 /// Runs `airisk serve`.
@@ -466,6 +449,7 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             body_limit: settings.body_limit_bytes,
             request_timeout: settings.request_timeout,
             checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
+            max_in_flight: settings.max_in_flight,
         },
     );
     if let Some(dev) = &keys.dev_tokens {
