@@ -19,7 +19,6 @@ pub struct Opened {
     /// The audit ledger.
     pub audit: Arc<dyn AuditRepository>,
     /// Governance state with its unit of work.
-    #[allow(dead_code)] // read by `serve` once it opens its stores here (until then: audit only)
     pub governance: Arc<dyn GovernanceStore>,
 }
 
