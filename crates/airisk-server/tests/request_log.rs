@@ -8,6 +8,8 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
+#[path = "api/pg.rs"]
+mod pg;
 #[path = "api/support.rs"]
 mod support;
 

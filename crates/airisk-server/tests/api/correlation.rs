@@ -18,6 +18,13 @@ async fn a_valid_correlation_id_round_trips_into_the_audit_record_on_sqlite() {
     a_valid_correlation_id_round_trips_into_the_audit_record(Backend::Sqlite).await;
 }
 
+#[tokio::test]
+async fn a_valid_correlation_id_round_trips_into_the_audit_record_on_postgres() {
+    if TestApp::postgres_configured() {
+        a_valid_correlation_id_round_trips_into_the_audit_record(Backend::Postgres).await;
+    }
+}
+
 async fn a_valid_correlation_id_round_trips_into_the_audit_record(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     let admin = app.token("ada", "acme", Role::Admin);

@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
+mod pg;
 mod support;
 
 mod correlation;

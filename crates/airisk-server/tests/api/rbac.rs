@@ -94,6 +94,13 @@ async fn every_role_is_allowed_exactly_what_the_matrix_grants_on_sqlite() {
     every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Sqlite).await;
 }
 
+#[tokio::test]
+async fn every_role_is_allowed_exactly_what_the_matrix_grants_on_postgres() {
+    if TestApp::postgres_configured() {
+        every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Postgres).await;
+    }
+}
+
 async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     let setup = Setup {

@@ -19,6 +19,13 @@ async fn register_approve_authorise_verify_and_prove_a_model_end_to_end_on_sqlit
     register_approve_authorise_verify_and_prove_a_model_end_to_end(Backend::Sqlite).await;
 }
 
+#[tokio::test]
+async fn register_approve_authorise_verify_and_prove_a_model_end_to_end_on_postgres() {
+    if TestApp::postgres_configured() {
+        register_approve_authorise_verify_and_prove_a_model_end_to_end(Backend::Postgres).await;
+    }
+}
+
 async fn register_approve_authorise_verify_and_prove_a_model_end_to_end(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     let admin = app.token("ada.admin", "acme", Role::Admin);
@@ -229,6 +236,13 @@ async fn a_prompt_label_moves_only_with_an_approved_request_on_sqlite() {
     a_prompt_label_moves_only_with_an_approved_request(Backend::Sqlite).await;
 }
 
+#[tokio::test]
+async fn a_prompt_label_moves_only_with_an_approved_request_on_postgres() {
+    if TestApp::postgres_configured() {
+        a_prompt_label_moves_only_with_an_approved_request(Backend::Postgres).await;
+    }
+}
+
 async fn a_prompt_label_moves_only_with_an_approved_request(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     let analyst = app.token("ann.analyst", "acme", Role::Analyst);
@@ -352,6 +366,13 @@ async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers_in_me
 #[tokio::test]
 async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers_on_sqlite() {
     the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers_on_postgres() {
+    if TestApp::postgres_configured() {
+        the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(Backend::Postgres).await;
+    }
 }
 
 async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(backend: Backend) {

@@ -24,6 +24,13 @@ async fn shutdown_loses_no_acknowledged_write_on_sqlite() {
     shutdown_loses_no_acknowledged_write(Backend::Sqlite).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_loses_no_acknowledged_write_on_postgres() {
+    if TestApp::postgres_configured() {
+        shutdown_loses_no_acknowledged_write(Backend::Postgres).await;
+    }
+}
+
 async fn shutdown_loses_no_acknowledged_write(backend: Backend) {
     let mut app = TestApp::spawn_backend(backend).await;
     let analyst = app.token("ann", "acme", Role::Analyst);

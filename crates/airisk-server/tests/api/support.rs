@@ -31,6 +31,8 @@ pub const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c
 pub enum Backend {
     Memory,
     Sqlite,
+    /// Only where `AIRISK_TEST_DATABASE_URL` is set (see `pg.rs`).
+    Postgres,
 }
 
 pub struct TestApp {
@@ -41,6 +43,7 @@ pub struct TestApp {
     pub audit: Arc<dyn AuditRepository>,
     pub governance: Arc<dyn GovernanceStore>,
     dir: Option<std::path::PathBuf>,
+    _pg: Option<crate::pg::PgDb>,
     pub signer: Arc<LedgerSigner>,
     pub eddsa: TokenSigner,
     pub hs256: TokenSigner,
@@ -64,6 +67,7 @@ impl TestApp {
     pub async fn spawn_on(backend: Backend, config: ServerConfig) -> TestApp {
         let mut memory = None;
         let mut dir = None;
+        let mut pg = None;
         let (audit, governance): (Arc<dyn AuditRepository>, Arc<dyn GovernanceStore>) =
             match backend {
                 Backend::Memory => {
@@ -80,6 +84,22 @@ impl TestApp {
                         airisk_store_sqlite::SqliteStore::open(&url, Arc::new(SystemClock))
                             .unwrap(),
                     );
+                    (store.clone(), store)
+                }
+                Backend::Postgres => {
+                    let db = crate::pg::PgDb::new()
+                        .await
+                        .expect("call TestApp::postgres_configured() first");
+                    let store = Arc::new(
+                        airisk_store_postgres::PostgresStore::connect(
+                            &db.app_url,
+                            Arc::new(SystemClock),
+                            airisk_store_postgres::PostgresOptions::default(),
+                        )
+                        .await
+                        .unwrap(),
+                    );
+                    pg = Some(db);
                     (store.clone(), store)
                 }
             };
@@ -122,12 +142,25 @@ impl TestApp {
             audit,
             governance,
             dir,
+            _pg: pg,
             signer,
             eddsa,
             hs256: TokenSigner::Hs256(Zeroizing::new(SECRET.to_vec())),
             shutdown: Some(tx),
             handle: Some(handle),
         }
+    }
+
+    /// Whether the PostgreSQL variants can run here (says so when not).
+    pub fn postgres_configured() -> bool {
+        let set = std::env::var(crate::pg::URL_VAR).is_ok();
+        if !set {
+            eprintln!(
+                "note: {} is not set; the PostgreSQL variant did not run",
+                crate::pg::URL_VAR
+            );
+        }
+        set
     }
 
     pub fn url(&self, path: &str) -> String {

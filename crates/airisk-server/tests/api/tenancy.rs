@@ -36,6 +36,14 @@ async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route
     another_tenants_resources_look_exactly_like_missing_ones_on_every_route(Backend::Sqlite).await;
 }
 
+#[tokio::test]
+async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route_on_postgres() {
+    if TestApp::postgres_configured() {
+        another_tenants_resources_look_exactly_like_missing_ones_on_every_route(Backend::Postgres)
+            .await;
+    }
+}
+
 async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     // acme owns: an approved model, a prompt with a pending label request, audit entries.
