@@ -5,7 +5,9 @@
 //! test) builds an [`AppState`] from the store ports and hands it in.
 //!
 //! * [`router`]: every route under `/v1`, plus `/healthz`, `/readyz`, `/metrics` and
-//!   `/openapi.json` (OpenAPI 3.1, generated from the same declarations as the router).
+//!   `/openapi.json` (OpenAPI 3.1, generated from the same declarations as the router), and the
+//!   approver console's HTML pages under `/console` ([`ConsoleConfig`]), which call the same
+//!   services with the same identity.
 //! * [`auth`]: bearer JWTs verified locally; the tenant and role come only from the token.
 //! * [`ApiError`]: the one error type, rendered as RFC 9457 problem+json with the correlation id.
 //! * [`serve`]: runs the router on a listener with the checkpoint timer, until a shutdown signal;
@@ -17,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod console;
 mod context;
 mod error;
 mod extract;
@@ -32,6 +35,7 @@ use airisk_core::ports::AuditRepository;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use console::ConsoleConfig;
 pub use context::{CORRELATION_HEADER, UNMATCHED_ROUTE};
 pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use extract::Caller;

@@ -12,6 +12,7 @@ use airisk_core::ledger::{LedgerName, LedgerSigner, LedgerVerifier};
 use airisk_core::ports::{AuditRepository, Clock, GovernanceStore, IdGenerator};
 
 use crate::auth::JwtVerifier;
+use crate::console::ConsoleConfig;
 use crate::metrics::Metrics;
 
 /// Default largest request body: 1 MiB.
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     /// request timeout). 0: no limit. A few per core keeps the cores busy while bounding the
     /// threads and store connections a burst of connections would otherwise fan out to.
     pub max_in_flight: usize,
+    /// How the approver console (`/console`) signs people in.
+    pub console: ConsoleConfig,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            console: ConsoleConfig::default(),
         }
     }
 }

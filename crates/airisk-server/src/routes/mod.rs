@@ -112,6 +112,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     api()
         .0
+        // The approver console's HTML pages: not API routes, so not in the OpenAPI document.
+        .merge(crate::console::routes(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))

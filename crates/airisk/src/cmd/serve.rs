@@ -23,7 +23,7 @@ use airisk_server::auth::{
     Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, TokenSigner,
 };
 use airisk_server::{
-    AppState, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_MAX_IN_FLIGHT,
+    AppState, ConsoleConfig, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_REQUEST_TIMEOUT, LedgerConfig, ServerConfig, Stores,
 };
 use anyhow::{Context, anyhow, bail};
@@ -55,7 +55,8 @@ pub struct ServeArgs {
 
     /// TOML file with any of: bind, database_url, jwks_file, jwt_issuer, jwt_audience,
     /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms, max_in_flight,
-    /// checkpoint_every_entries, checkpoint_interval_ms, log. Flags and environment override it.
+    /// checkpoint_every_entries, checkpoint_interval_ms, log, console_trusted_header. Flags and
+    /// environment override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -120,6 +121,12 @@ pub struct ServeArgs {
     /// Log filter (tracing env-filter syntax) [default: info].
     #[arg(long, env = "AIRISK_LOG")]
     log: Option<String>,
+
+    /// Approver console: a request header carrying the person's JWT, set by your SSO proxy
+    /// (e.g. x-airisk-jwt) [default: off; people paste a token]. The proxy MUST strip this header
+    /// from every client request, or anyone can send it.
+    #[arg(long, env = "AIRISK_CONSOLE_TRUSTED_HEADER", value_name = "HEADER")]
+    console_trusted_header: Option<String>,
 }
 
 /// The `--config` file. Secrets are not accepted here.
@@ -139,6 +146,7 @@ struct FileConfig {
     checkpoint_every_entries: Option<u64>,
     checkpoint_interval_ms: Option<u64>,
     log: Option<String>,
+    console_trusted_header: Option<String>,
 }
 
 /// The effective configuration, after layering.
@@ -157,6 +165,7 @@ struct Settings {
     max_in_flight: usize,
     policy: CheckpointPolicy,
     log: String,
+    console: ConsoleConfig,
 }
 
 impl Settings {
@@ -231,6 +240,16 @@ impl Settings {
                 .clone()
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_owned()),
+            console: ConsoleConfig {
+                trusted_header: args
+                    .console_trusted_header
+                    .clone()
+                    .or(file.console_trusted_header)
+                    .map(|h| ConsoleConfig::trusting_header(&h).map(|c| c.trusted_header))
+                    .transpose()
+                    .map_err(|e| anyhow!("console_trusted_header: {e}"))?
+                    .flatten(),
+            },
         })
     }
 }
@@ -450,6 +469,7 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             request_timeout: settings.request_timeout,
             checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
             max_in_flight: settings.max_in_flight,
+            console: settings.console.clone(),
         },
     );
     if let Some(dev) = &keys.dev_tokens {
@@ -507,6 +527,7 @@ fn print_dev_banner(
     );
     println!("export AIRISK_JWT_SECRET={secret}");
     println!("export AIRISK_LEDGER_VERIFIER_KEY={verifier_key}");
+    println!("# approver console: http://{local}/console/ (sign in with a token above)");
     println!("# airisk listening on http://{local}");
 }
 

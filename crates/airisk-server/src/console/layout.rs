@@ -1,0 +1,282 @@
+//! The page shell (header, navigation, sign-out form) and small rendering helpers shared by the
+//! pages. Everything is escaped by maud unless wrapped in `PreEscaped`, which this module never
+//! does with data.
+
+use airisk_core::governance::audit_record::format_timestamp;
+use airisk_core::security::rbac::{Action, RbacService};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, html};
+
+use super::session::{CSRF_FIELD, Identity};
+
+/// The navigation entries; `current` marks one with `aria-current="page"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nav {
+    Queue,
+    Models,
+    Prompts,
+    Audit,
+}
+
+const NAV: [(Nav, &str, &str); 4] = [
+    (Nav::Queue, "/console/queue", "Approval queue"),
+    (Nav::Models, "/console/models", "Models"),
+    (Nav::Prompts, "/console/prompts", "Prompts"),
+    (Nav::Audit, "/console/audit", "Audit ledger"),
+];
+
+/// A flash message shown above a page's content after a redirect.
+#[derive(Debug, Clone)]
+pub(crate) struct Flash {
+    pub(crate) ok: bool,
+    pub(crate) text: String,
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="referrer" content="no-referrer";
+            // No favicon request (the API's 404 would answer it); `img-src data:` admits this.
+            link rel="icon" href="data:,";
+            title { (title) " · airisk console" }
+            link rel="stylesheet" href=(super::assets::CSS_PATH);
+            script src=(super::assets::JS_PATH) defer {}
+        }
+    }
+}
+
+/// A complete page for a signed-in person.
+pub(crate) fn page(
+    identity: &Identity,
+    current: Nav,
+    title: &str,
+    flash: Option<Flash>,
+    content: Markup,
+) -> Response {
+    let p = &identity.principal;
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a class="skip-link" href="#main" { "Skip to content" }
+                header class="site-header" {
+                    div class="bar" {
+                        a class="brand" href="/console/queue" {
+                            "airisk" span class="brand-sub" { " approver console" }
+                        }
+                        nav aria-label="Main" {
+                            ul {
+                                @for (item, href, label) in NAV {
+                                    li {
+                                        a href=(href) aria-current=[(item == current).then_some("page")] { (label) }
+                                    }
+                                }
+                            }
+                        }
+                        div class="who" title=[session_end(identity)] {
+                            span class="who-name" { (p.actor().as_str()) }
+                            " "
+                            span class="badge badge-role" title="Role, from your token" { (p.role().as_str()) }
+                            " "
+                            span class="who-tenant" title="Tenant, from your token" { "tenant " strong { (p.tenant().as_str()) } }
+                            @if identity.via_proxy {
+                                span class="small" { "signed in by your SSO" }
+                            } @else {
+                                form class="inline" method="post" action="/console/sign-out" {
+                                    input type="hidden" name=(CSRF_FIELD) value=(identity.csrf);
+                                    button class="link-button" type="submit" { "Sign out" }
+                                }
+                            }
+                        }
+                    }
+                }
+                main id="main" tabindex="-1" {
+                    h1 { (title) }
+                    @if let Some(f) = flash {
+                        p class=(if f.ok { "flash flash-ok" } else { "flash flash-bad" }) role="status" { (f.text) }
+                    }
+                    (content)
+                }
+                (footer())
+            }
+        }
+    };
+    Html(markup.into_string()).into_response()
+}
+
+/// "Session ends …": the token's expiry, after which the console asks to sign in again.
+fn session_end(identity: &Identity) -> Option<String> {
+    let at = DateTime::from_timestamp(i64::try_from(identity.expires_at).ok()?, 0)?;
+    Some(format!("Session ends {}", at.format("%Y-%m-%d %H:%M UTC")))
+}
+
+fn footer() -> Markup {
+    html! {
+        footer class="site-footer" {
+            p { "Every decision here goes through the same checks as the API and is recorded in the tamper-evident audit ledger." }
+        }
+    }
+}
+
+/// A page for someone not signed in (the sign-in page).
+pub(crate) fn public_page(status: StatusCode, title: &str, content: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a class="skip-link" href="#main" { "Skip to content" }
+                header class="site-header" {
+                    div class="bar" {
+                        a class="brand" href="/console/queue" { "airisk" span class="brand-sub" { " approver console" } }
+                    }
+                }
+                main id="main" tabindex="-1" class="narrow" {
+                    h1 { (title) }
+                    (content)
+                }
+                (footer())
+            }
+        }
+    };
+    (status, Html(markup.into_string())).into_response()
+}
+
+/// The friendly error page.
+pub(crate) fn error_page(
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    correlation: &str,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a class="skip-link" href="#main" { "Skip to content" }
+                header class="site-header" {
+                    div class="bar" {
+                        a class="brand" href="/console/queue" { "airisk" span class="brand-sub" { " approver console" } }
+                        nav aria-label="Main" {
+                            ul {
+                                @for (_, href, label) in NAV {
+                                    li { a href=(href) { (label) } }
+                                }
+                            }
+                        }
+                    }
+                }
+                main id="main" tabindex="-1" class="narrow" {
+                    h1 { (title) }
+                    p class="error-status" { "Error " (status.as_u16()) }
+                    p class="error-detail" { (detail) }
+                    p class="muted" {
+                        "If you need help, quote this correlation id: "
+                        code class="correlation" { (correlation) }
+                    }
+                    p { a href="/console/queue" { "Back to the approval queue" } }
+                }
+                (footer())
+            }
+        }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for query values and paths).
+pub(crate) fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A timestamp as `<time>`: UTC text, RFC 3339 in `datetime` (the script shows local time on
+/// hover).
+pub(crate) fn time(t: DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(format_timestamp(&t)) { (t.format("%Y-%m-%d %H:%M:%S UTC")) }
+    }
+}
+
+/// "4 min", "2 h 5 min", "3 d 4 h".
+pub(crate) fn duration_words(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86_399 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// How long ago `t` was.
+pub(crate) fn age(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    duration_words((now - t).num_seconds())
+}
+
+/// When a request expires, relative to now.
+pub(crate) fn expiry(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Markup {
+    match at {
+        None => html! { span class="muted" { "never" } },
+        Some(t) if t <= now => html! { span class="badge badge-bad" { "expired" } " " (time(t)) },
+        Some(t) => {
+            html! { "in " (duration_words((t - now).num_seconds())) br; small { (time(t)) } }
+        }
+    }
+}
+
+/// A status word as a coloured badge (the word is always written out: colour is not the only
+/// signal).
+pub(crate) fn status_badge(status: &str) -> Markup {
+    let class = match status {
+        "APPROVED" | "success" | "authorised" => "badge badge-ok",
+        "REJECTED" | "EXPIRED" | "denied" => "badge badge-bad",
+        "PENDING" => "badge badge-wait",
+        _ => "badge",
+    };
+    html! { span class=(class) { (status) } }
+}
+
+/// The hidden CSRF field every form carries.
+pub(crate) fn csrf_field(identity: &Identity) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(identity.csrf); }
+}
+
+/// Whether the signed-in role may perform `action` (to hide what it may not do; the services
+/// refuse it anyway).
+pub(crate) fn may(identity: &Identity, action: Action) -> bool {
+    RbacService::new()
+        .check_permission(identity.principal.role(), action)
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_keeps_unreserved_characters_only() {
+        assert_eq!(pct("a/b c?d=é"), "a%2Fb%20c%3Fd%3D%C3%A9");
+        assert_eq!(pct("credit-scoring_1.0~x"), "credit-scoring_1.0~x");
+    }
+
+    #[test]
+    fn durations_read_as_words() {
+        assert_eq!(duration_words(5), "5 s");
+        assert_eq!(duration_words(125), "2 min");
+        assert_eq!(duration_words(3_720), "1 h 2 min");
+        assert_eq!(duration_words(90_000), "1 d 1 h");
+        assert_eq!(duration_words(-3), "0 s");
+    }
+}

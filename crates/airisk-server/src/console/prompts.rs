@@ -1,0 +1,240 @@
+//! Prompts: versions, labels, the label-move history, and a side-by-side diff of any two
+//! versions.
+
+use std::collections::BTreeSet;
+
+use airisk_core::governance::audit_record::{AuditRecord, Outcome};
+use airisk_core::ports::AuditQuery;
+use airisk_core::security::rbac::Action;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use maud::html;
+use serde::Deserialize;
+
+use super::error::ConsoleError;
+use super::layout::{self, Nav, pct, time};
+use super::requests::side_by_side;
+use super::session::Signed;
+use crate::routes::audit::require;
+use crate::state::AppState;
+
+/// Most prompt registrations read from the ledger to list the tenant's prompts.
+const MAX_PROMPTS: usize = 10_000;
+
+/// GET `/console/prompts`.
+pub(crate) async fn index(
+    State(app): State<AppState>,
+    Signed(id): Signed,
+) -> Result<Response, ConsoleError> {
+    let caller = id.caller();
+    // The registry has no "list prompts" port: every prompt's creation is a successful
+    // `prompt.register` record in the tenant's ledger, read with the audit's RBAC check.
+    require(&caller, Action::AuditRead)?;
+    let registered = app
+        .stores()
+        .audit
+        .search(
+            caller.principal.tenant(),
+            &AuditQuery {
+                action: Some(Action::PromptRegister.as_str().to_owned()),
+                outcome: Some(Outcome::Success),
+                ..AuditQuery::default()
+            },
+            MAX_PROMPTS,
+        )
+        .await?;
+    let names: BTreeSet<String> = registered
+        .iter()
+        .filter_map(|e| AuditRecord::from_leaf_bytes(&e.leaf).ok())
+        // `name@1`: the version is the last `@` part (a name may hold `@` itself).
+        .filter_map(|r| {
+            r.event()
+                .resource_id()
+                .rsplit_once('@')
+                .map(|(name, _)| name.to_owned())
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for name in &names {
+        let h = app.prompts().history(&caller.principal, name).await?;
+        rows.push((name, h));
+    }
+    let content = html! {
+        @if rows.is_empty() {
+            p class="empty" { "No prompt is registered in this tenant yet." }
+        } @else {
+            table class="data" {
+                caption class="visually-hidden" { "Prompts" }
+                thead {
+                    tr {
+                        th scope="col" { "Prompt" }
+                        th scope="col" { "Versions" }
+                        th scope="col" { "Labels" }
+                        th scope="col" { "Latest version" }
+                    }
+                }
+                tbody {
+                    @for (name, h) in &rows {
+                        tr {
+                            td data-label="Prompt" { a href=(format!("/console/prompts/view?name={}", pct(name))) { (name) } }
+                            td data-label="Versions" { (h.versions.len()) }
+                            td data-label="Labels" {
+                                @if h.labels.is_empty() { span class="muted" { "none" } }
+                                @for (label, v) in &h.labels {
+                                    span class="badge" { (label) " → v" (v) } " "
+                                }
+                            }
+                            td data-label="Latest version" {
+                                @if let Some(v) = h.versions.last() {
+                                    "v" (v.version()) " by " (v.author().as_str()) br;
+                                    small { (time(v.created_at())) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::page(&id, Nav::Prompts, "Prompts", None, content))
+}
+
+/// The prompt page's query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PromptQuery {
+    name: String,
+    from: Option<u32>,
+    to: Option<u32>,
+}
+
+/// GET `/console/prompts/view?name=…[&from=…&to=…]`.
+pub(crate) async fn detail(
+    State(app): State<AppState>,
+    Signed(id): Signed,
+    query: Result<Query<PromptQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ConsoleError> {
+    let Ok(Query(q)) = query else {
+        return Err(ConsoleError::invalid(
+            "name the prompt (and, to compare, two version numbers)",
+        ));
+    };
+    let caller = id.caller();
+    let p = &caller.principal;
+    let h = app.prompts().history(p, &q.name).await?;
+    let latest = h.versions.last().map_or(1, |v| v.version());
+    let to = q.to.unwrap_or(latest);
+    let from = q.from.unwrap_or_else(|| to.saturating_sub(1).max(1));
+    let diff = app.prompts().diff(p, &q.name, from, to).await?;
+    let content = html! {
+        section aria-labelledby="labels" {
+            h2 id="labels" { "Labels" }
+            @if h.labels.is_empty() {
+                p class="muted" { "No label yet. Moving a label (such as production) needs an approved request." }
+            } @else {
+                ul class="inline-list" {
+                    @for (label, v) in &h.labels {
+                        li { code { (label) } " → version " (v) }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="diff" {
+            h2 id="diff" { "Compare two versions" }
+            form method="get" action="/console/prompts/view" class="inline-form" {
+                input type="hidden" name="name" value=(q.name);
+                div class="field" {
+                    label for="from" { "From version" }
+                    select id="from" name="from" {
+                        @for v in &h.versions {
+                            option value=(v.version()) selected[v.version() == from] { (v.version()) }
+                        }
+                    }
+                }
+                div class="field" {
+                    label for="to" { "To version" }
+                    select id="to" name="to" {
+                        @for v in &h.versions {
+                            option value=(v.version()) selected[v.version() == to] { (v.version()) }
+                        }
+                    }
+                }
+                div class="actions" { button type="submit" { "Compare" } }
+            }
+            (side_by_side(&diff, &format!("Version {from}"), &format!("Version {to}")))
+        }
+        section aria-labelledby="versions" {
+            h2 id="versions" { "Versions" }
+            table class="data" {
+                thead {
+                    tr {
+                        th scope="col" { "Version" }
+                        th scope="col" { "Author" }
+                        th scope="col" { "Reason" }
+                        th scope="col" { "Template" }
+                    }
+                }
+                tbody {
+                    @for v in h.versions.iter().rev() {
+                        tr {
+                            td data-label="Version" {
+                                "v" (v.version())
+                                @for (label, lv) in &h.labels {
+                                    @if *lv == v.version() { " " span class="badge" { (label) } }
+                                }
+                                br; small { (time(v.created_at())) }
+                            }
+                            td data-label="Author" { (v.author().as_str()) }
+                            td data-label="Reason" { (v.change_reason()) }
+                            td data-label="Template" {
+                                details {
+                                    summary { "Show template" }
+                                    pre class="template" { (v.template()) }
+                                    p class="small" { "SHA-256 " code class="wrap" { (v.template_sha256().to_hex()) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="moves" {
+            h2 id="moves" { "Label-move history" }
+            @if h.label_moves.is_empty() {
+                p class="muted" { "No label has been moved." }
+            } @else {
+                table class="data" {
+                    thead {
+                        tr {
+                            th scope="col" { "When" }
+                            th scope="col" { "Label" }
+                            th scope="col" { "Move" }
+                            th scope="col" { "By" }
+                            th scope="col" { "Approved by request" }
+                        }
+                    }
+                    tbody {
+                        @for m in h.label_moves.iter().rev() {
+                            tr {
+                                td data-label="When" { (time(m.moved_at)) }
+                                td data-label="Label" { code { (m.label) } }
+                                td data-label="Move" {
+                                    (m.from_version.map_or_else(|| "none".to_owned(), |v| format!("v{v}")))
+                                    " → v" (m.to_version)
+                                }
+                                td data-label="By" { (m.moved_by.as_str()) }
+                                td data-label="Approved by request" { a href=(format!("/console/requests/{}", m.approval_request_id)) { "request" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::page(
+        &id,
+        Nav::Prompts,
+        &format!("Prompt {}", q.name),
+        None,
+        content,
+    ))
+}
