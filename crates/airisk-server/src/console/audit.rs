@@ -231,11 +231,20 @@ pub(crate) async fn search(
         newest_first: !oldest_first,
         cursor: q.cursor,
     };
-    let entries = app
+    // A damaged ledger may not even list: the page still shows the banner that says where.
+    let (entries, unreadable) = match app
         .stores()
         .audit
         .search(caller.principal.tenant(), &query, PAGE_SIZE)
-        .await?;
+        .await
+    {
+        Ok(entries) => (entries, false),
+        Err(e) if !status.intact => {
+            tracing::error!(correlation_id = %caller.correlation, error = %e, "console: the damaged ledger cannot be searched");
+            (Vec::new(), true)
+        }
+        Err(e) => return Err(e.into()),
+    };
     let next = (entries.len() == PAGE_SIZE)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
@@ -280,7 +289,12 @@ pub(crate) async fn search(
                 " " a href="/console/audit" { "Clear" }
             }
         }
-        @if entries.is_empty() {
+        @if unreadable {
+            p class="flash flash-bad" role="alert" {
+                "The entries cannot be listed: the ledger is damaged (see above). Correlation id "
+                code { (caller.correlation) } "."
+            }
+        } @else if entries.is_empty() {
             p class="empty" { "No entry matches." }
         } @else {
             table class="data audit" {
@@ -371,10 +385,10 @@ pub(crate) async fn entry(
             h2 id="proof" { "Inclusion proof" }
             p id="proof-result" {
                 @if path_ok {
-                    (status_badge("success")) " The audit path leads from this entry's leaf hash to the root of the first "
+                    (status_badge("verified")) " The audit path leads from this entry's leaf hash to the root of the first "
                     (tree_size) " entries."
                 } @else {
-                    (status_badge("denied")) " The audit path does NOT lead to the root: the ledger is inconsistent."
+                    (status_badge("FAILED")) " The audit path does NOT lead to the root: the ledger is inconsistent."
                 }
                 @match signed_ok {
                     Some(true) => { " That root is signed in checkpoint " (tree_size) " by key " code { (status.key) } "." }

@@ -240,8 +240,8 @@ pub(crate) fn expiry(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Markup {
 /// signal).
 pub(crate) fn status_badge(status: &str) -> Markup {
     let class = match status {
-        "APPROVED" | "success" | "authorised" => "badge badge-ok",
-        "REJECTED" | "EXPIRED" | "denied" => "badge badge-bad",
+        "APPROVED" | "success" | "authorised" | "verified" => "badge badge-ok",
+        "REJECTED" | "EXPIRED" | "denied" | "FAILED" => "badge badge-bad",
         "PENDING" => "badge badge-wait",
         _ => "badge",
     };
