@@ -15,3 +15,8 @@ pub mod ledger;
 pub mod ports;
 pub mod request;
 pub mod security;
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
