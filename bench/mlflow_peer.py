@@ -27,7 +27,8 @@ def main():
     counts = [0] * clients
     errors = [0] * clients
     lock = threading.Lock()
-    start_gate = threading.Barrier(clients + 1)
+    # A client that fails its set-up breaks the barrier, so nobody waits for it forever.
+    start_gate = threading.Barrier(clients + 1, timeout=120)
 
     def post(conn, path, body):
         conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
@@ -42,7 +43,7 @@ def main():
         name = f"bench-{run}-{i}"
         post(conn, "/api/2.0/mlflow/registered-models/create", {"name": name})
         # Warm-up: one unmeasured pair per client (workers loaded, connections open).
-        mv = post(conn, "/api/2.0/mlflow/model-versions/create", {"name": name, "source": "s3://warm"})
+        mv = post(conn, "/api/2.0/mlflow/model-versions/create", {"name": name, "source": f"s3://bench/{name}/warm"})
         post(
             conn,
             "/api/2.0/mlflow/model-versions/set-tag",
