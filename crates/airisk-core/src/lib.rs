@@ -12,6 +12,7 @@
 
 pub mod governance;
 pub mod ledger;
+mod newtype;
 pub mod ports;
 pub mod request;
 pub mod security;

@@ -6,7 +6,6 @@
 //! `approved_by`, `approved_at`, `status`) are all on [`ModelVersion`].
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -97,28 +96,7 @@ macro_rules! validated_name {
                 &self.0
             }
         }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl TryFrom<String> for $ty {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                $ty::parse(&s)
-            }
-        }
-        impl From<$ty> for String {
-            fn from(v: $ty) -> String {
-                v.0
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                $ty::parse(s)
-            }
-        }
+        crate::newtype::string_newtype!($ty, String);
     };
 }
 

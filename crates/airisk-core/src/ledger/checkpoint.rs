@@ -133,28 +133,8 @@ impl Origin {
     }
 }
 
-macro_rules! name_impls {
-    ($ty:ident) => {
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl AsRef<str> for $ty {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-        impl FromStr for $ty {
-            type Err = CheckpointError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $ty::parse(s)
-            }
-        }
-    };
-}
-name_impls!(LedgerName);
-name_impls!(Origin);
+crate::newtype::string_newtype!(LedgerName, CheckpointError);
+crate::newtype::string_newtype!(Origin, CheckpointError);
 
 /// A signed-note key id: the first four bytes of
 /// `SHA-256(key name || 0x0A || 0x01 || Ed25519 public key)`. Displays as 8 lower-case hex digits.

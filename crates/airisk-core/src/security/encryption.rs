@@ -101,7 +101,6 @@
 //! process owner can read it. [`Debug`] and [`Display`](fmt::Display) show key ids only.
 
 use std::fmt;
-use std::str::FromStr;
 
 use base64_simd::{Out, STANDARD, URL_SAFE_NO_PAD};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -110,6 +109,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::tenant_context::{IdentifierError, TENANT_ID_MAX_LEN, TenantId};
+use crate::newtype::validate_identifier;
 
 /// The environment variable [`Keyring::from_env`] and [`Encryptor::from_env`] read.
 pub const ENV_VAR: &str = "AIRISK_ENCRYPTION_KEYS";
@@ -217,68 +217,8 @@ impl Purpose {
     }
 }
 
-macro_rules! string_newtype_impls {
-    ($ty:ident) => {
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl AsRef<str> for $ty {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-        impl FromStr for $ty {
-            type Err = IdentifierError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $ty::parse(s)
-            }
-        }
-        impl TryFrom<String> for $ty {
-            type Error = IdentifierError;
-            fn try_from(s: String) -> Result<Self, Self::Error> {
-                $ty::parse(&s)
-            }
-        }
-        impl From<$ty> for String {
-            fn from(id: $ty) -> String {
-                id.0
-            }
-        }
-    };
-}
-string_newtype_impls!(KeyId);
-string_newtype_impls!(Purpose);
-
-fn validate_identifier(
-    kind: &'static str,
-    input: &str,
-    max: usize,
-    allowed_char: impl Fn(char) -> bool,
-    allowed: &'static str,
-) -> Result<(), IdentifierError> {
-    if input.is_empty() {
-        return Err(IdentifierError::Empty { kind });
-    }
-    if input.len() > max {
-        return Err(IdentifierError::TooLong {
-            kind,
-            len: input.len(),
-            max,
-        });
-    }
-    for (position, c) in input.char_indices() {
-        if !(allowed_char(c) && (position > 0 || c.is_ascii_alphanumeric())) {
-            return Err(IdentifierError::InvalidCharacter {
-                kind,
-                position,
-                allowed,
-            });
-        }
-    }
-    Ok(())
-}
+crate::newtype::string_newtype!(KeyId, IdentifierError);
+crate::newtype::string_newtype!(Purpose, IdentifierError);
 
 /// The tenant and purpose a value is sealed for, bound into the AES-GCM associated data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

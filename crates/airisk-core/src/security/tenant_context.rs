@@ -4,12 +4,10 @@
 //! [`TenantContext::validate_access`] is the application-level wall between tenants; stores add a
 //! second one (every query is scoped by tenant, and PostgreSQL row-level security).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use super::rbac::Role;
+use crate::newtype::validate_identifier;
 
 /// Longest tenant id, in bytes.
 pub const TENANT_ID_MAX_LEN: usize = 64;
@@ -31,7 +29,7 @@ impl TenantId {
     /// # Errors
     /// [`IdentifierError`] saying which rule the input broke.
     pub fn parse(input: &str) -> Result<Self, IdentifierError> {
-        validate(
+        validate_identifier(
             "tenant id",
             input,
             TENANT_ID_MAX_LEN,
@@ -60,7 +58,7 @@ impl ActorId {
     /// # Errors
     /// [`IdentifierError`] saying which rule the input broke.
     pub fn parse(input: &str) -> Result<Self, IdentifierError> {
-        validate(
+        validate_identifier(
             "actor id",
             input,
             ACTOR_ID_MAX_LEN,
@@ -76,39 +74,8 @@ impl ActorId {
     }
 }
 
-macro_rules! string_newtype_impls {
-    ($ty:ident) => {
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl AsRef<str> for $ty {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-        impl FromStr for $ty {
-            type Err = IdentifierError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $ty::parse(s)
-            }
-        }
-        impl TryFrom<String> for $ty {
-            type Error = IdentifierError;
-            fn try_from(s: String) -> Result<Self, Self::Error> {
-                $ty::parse(&s)
-            }
-        }
-        impl From<$ty> for String {
-            fn from(id: $ty) -> String {
-                id.0
-            }
-        }
-    };
-}
-string_newtype_impls!(TenantId);
-string_newtype_impls!(ActorId);
+crate::newtype::string_newtype!(TenantId, IdentifierError);
+crate::newtype::string_newtype!(ActorId, IdentifierError);
 
 /// Why a string is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,36 +109,6 @@ pub enum IdentifierError {
         /// The allowed set, in words.
         allowed: &'static str,
     },
-}
-
-fn validate(
-    kind: &'static str,
-    input: &str,
-    max: usize,
-    allowed_char: impl Fn(char) -> bool,
-    allowed: &'static str,
-) -> Result<(), IdentifierError> {
-    if input.is_empty() {
-        return Err(IdentifierError::Empty { kind });
-    }
-    if input.len() > max {
-        return Err(IdentifierError::TooLong {
-            kind,
-            len: input.len(),
-            max,
-        });
-    }
-    for (position, c) in input.char_indices() {
-        let ok = allowed_char(c) && (position > 0 || c.is_ascii_alphanumeric());
-        if !ok {
-            return Err(IdentifierError::InvalidCharacter {
-                kind,
-                position,
-                allowed,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Whether a principal is a person or an automated service.

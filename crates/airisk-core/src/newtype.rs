@@ -1,0 +1,74 @@
+//! The shared plumbing of validated string newtypes (`TenantId`, `ActorId`, `KeyId`, `Purpose`,
+//! `LedgerName`, `Origin`, `ModelName`, …): one validator for the common "identifier" shape and
+//! one macro for the conversions every such type has.
+
+use crate::security::tenant_context::IdentifierError;
+
+/// Checks an identifier: non-empty, at most `max` bytes, every character allowed by
+/// `allowed_char`, and the first one a letter or digit.
+///
+/// # Errors
+/// [`IdentifierError`] naming `kind` and the rule broken (`allowed` describes the set in words).
+pub(crate) fn validate_identifier(
+    kind: &'static str,
+    input: &str,
+    max: usize,
+    allowed_char: impl Fn(char) -> bool,
+    allowed: &'static str,
+) -> Result<(), IdentifierError> {
+    if input.is_empty() {
+        return Err(IdentifierError::Empty { kind });
+    }
+    if input.len() > max {
+        return Err(IdentifierError::TooLong {
+            kind,
+            len: input.len(),
+            max,
+        });
+    }
+    for (position, c) in input.char_indices() {
+        if !(allowed_char(c) && (position > 0 || c.is_ascii_alphanumeric())) {
+            return Err(IdentifierError::InvalidCharacter {
+                kind,
+                position,
+                allowed,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Implements `Display`, `AsRef<str>`, `FromStr`, `TryFrom<String>` and `From<$ty> for String`
+/// for a tuple newtype over `String` whose `parse(&str) -> Result<Self, $err>` validates.
+macro_rules! string_newtype {
+    ($ty:ident, $err:ty) => {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl ::std::str::FromStr for $ty {
+            type Err = $err;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $ty::parse(s)
+            }
+        }
+        impl TryFrom<String> for $ty {
+            type Error = $err;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                $ty::parse(&s)
+            }
+        }
+        impl From<$ty> for String {
+            fn from(value: $ty) -> String {
+                value.0
+            }
+        }
+    };
+}
+pub(crate) use string_newtype;
