@@ -388,3 +388,57 @@ async fn a_production_like_start_on_sqlite_verifies_eddsa_tokens_refuses_hs256_a
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!Path::new(&dir).exists());
 }
+
+#[tokio::test]
+async fn serve_dev_on_a_sqlite_file_keeps_its_keys_so_a_restart_still_verifies() {
+    let dir = std::env::temp_dir().join(format!("airisk-dev-{}", uuid::Uuid::now_v7()));
+    let url = format!("sqlite://{}/dev.db", dir.display());
+    let start = || {
+        let mut cmd = airisk();
+        cmd.args(["serve", "--dev", "--database-url", &url]);
+        Server::spawn(cmd)
+    };
+    let client = reqwest::Client::new();
+    let first = start();
+    let analyst = first.exports["ANALYST_TOKEN"].clone();
+    let (s, _) = post(
+        &client,
+        first.url("/v1/audit/events"),
+        &analyst,
+        json!({"action": "dev.event", "resource_type": "t", "resource_id": "1"}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _) = post(
+        &client,
+        first.url("/v1/audit/checkpoint"),
+        &analyst,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let verifier_key = first.exports["AIRISK_LEDGER_VERIFIER_KEY"].clone();
+    let (status, stderr) = first.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("dev.db.dev-keys"), "{stderr}");
+    let keys = dir.join("dev.db.dev-keys");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    // Same database, same keys: the old checkpoint verifies and the old token still works.
+    let second = start();
+    assert_eq!(second.exports["AIRISK_LEDGER_VERIFIER_KEY"], verifier_key);
+    let (_, report) = get(&client, second.url("/v1/audit/verify"), &analyst).await;
+    assert_eq!(report["intact"], true, "{report}");
+    assert!(
+        report["checkpoints_verified"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let (status, stderr) = second.terminate();
+    assert!(status.success(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

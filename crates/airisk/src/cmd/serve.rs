@@ -6,8 +6,9 @@
 //!
 //! Without `--dev` the service refuses to start unless it has its encryption keys, its ledger
 //! signing key and a JWT verification key, and says in one sentence each how to make them. With
-//! `--dev` it generates ephemeral ones, keeps data in memory, prints a ready token for one user of
-//! each role in tenant `demo`, and says loudly that it is dev mode.
+//! `--dev` it generates its own (ephemeral with the default in-memory data; kept beside a durable
+//! dev database, so a restart still verifies that database's ledger), prints a ready token for one
+//! user of each role in tenant `demo`, and says loudly that it is dev mode.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,9 +48,9 @@ const DEV_TOKEN_TTL_SECS: u64 = 8 * 3600;
 /// Arguments of `airisk serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Dev mode: ephemeral encryption, ledger and HS256 keys, in-memory data (unless
-    /// --database-url is given), and a printed token for one user of each role in tenant `demo`.
-    /// Never for production.
+    /// Dev mode: generated encryption, ledger and HS256 keys (kept in `<file>.dev-keys` beside a
+    /// SQLite --database-url; ephemeral with the default in-memory data), and a printed token for
+    /// one user of each role in tenant `demo`. Never for production.
     #[arg(long)]
     dev: bool,
 
@@ -280,6 +281,104 @@ struct Keys {
 struct DevTokens {
     secret: Zeroizing<String>,
     tokens: Vec<(Role, String)>,
+    /// Where the dev keys are kept (a durable dev database), if anywhere.
+    kept_in: Option<PathBuf>,
+}
+
+/// Dev mode's keys. With a durable database they are generated once and kept in a file beside it
+/// (mode 0600), so a restart signs with the same ledger key (the database's old checkpoints still
+/// verify) and the printed tokens stay valid. With `memory:` they die with the process, like the
+/// data.
+struct DevSecrets {
+    encryption: Zeroizing<String>,
+    ledger: Zeroizing<String>,
+    jwt: Zeroizing<String>,
+}
+
+const DEV_ENCRYPTION: &str = "AIRISK_ENCRYPTION_KEYS";
+const DEV_LEDGER: &str = "AIRISK_LEDGER_SIGNING_KEY";
+const DEV_JWT: &str = "AIRISK_JWT_SECRET";
+
+impl DevSecrets {
+    fn generate() -> anyhow::Result<DevSecrets> {
+        let kid = KeyId::generate(SystemClock.now().date_naive())?;
+        let encryption = airisk_core::security::encryption::generate_key_entry(&kid)?;
+        let (ledger, _) =
+            airisk_core::ledger::generate_key_pair(&LedgerName::parse("airisk.dev/ledger")?)?;
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut *bytes)
+            .map_err(|_| anyhow!("the system random number generator failed"))?;
+        Ok(DevSecrets {
+            encryption,
+            ledger,
+            jwt: Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes)),
+        })
+    }
+
+    /// Reads `NAME=value` lines written by [`DevSecrets::save`].
+    fn load(path: &Path) -> anyhow::Result<DevSecrets> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("could not read the dev keys {}", path.display()))?,
+        );
+        let get = |name: &str| -> anyhow::Result<Zeroizing<String>> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+                .map(|v| Zeroizing::new(v.trim().to_owned()))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{} lacks {name}: delete it together with the dev database",
+                        path.display()
+                    )
+                })
+        };
+        Ok(DevSecrets {
+            encryption: get(DEV_ENCRYPTION)?,
+            ledger: get(DEV_LEDGER)?,
+            jwt: get(DEV_JWT)?,
+        })
+    }
+
+    fn save(&self, path: &Path) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("could not create {}", dir.display()))?;
+        }
+        let text = Zeroizing::new(format!(
+            "# airisk dev mode keys for the database beside this file. Dev only; delete both together.\n\
+             {DEV_ENCRYPTION}={}\n{DEV_LEDGER}={}\n{DEV_JWT}={}\n",
+            self.encryption.as_str(),
+            self.ledger.as_str(),
+            self.jwt.as_str()
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(path)
+            .with_context(|| format!("could not create the dev keys {}", path.display()))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("could not write the dev keys {}", path.display()))
+    }
+}
+
+/// Where dev mode keeps its keys for `database_url`: beside a SQLite file
+/// (`<file>.dev-keys`), in `airisk-data/dev-keys` for another durable store, nowhere for
+/// `memory:`.
+fn dev_keys_file(database_url: &str) -> Option<PathBuf> {
+    if database_url == MEMORY_URL {
+        return None;
+    }
+    match database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+    {
+        Some(path) => Some(PathBuf::from(format!("{path}.dev-keys"))),
+        None => Some(PathBuf::from("airisk-data/dev-keys")),
+    }
 }
 
 impl Keys {
@@ -325,19 +424,25 @@ impl Keys {
     }
 
     fn dev(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Keys> {
-        let kid = KeyId::generate(SystemClock.now().date_naive())?;
-        let entry = airisk_core::security::encryption::generate_key_entry(&kid)?;
-        let encryption = Encryptor::from_env_value(&entry)?;
-        let ledger = LedgerSigner::generate(LedgerName::parse("airisk.dev/ledger")?)?;
-        let secret: Zeroizing<String> = match jwt_secret {
-            Some(s) => Zeroizing::new(s.to_owned()),
-            None => {
-                let mut bytes = Zeroizing::new([0u8; 32]);
-                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut *bytes)
-                    .map_err(|_| anyhow!("the system random number generator failed"))?;
-                Zeroizing::new(URL_SAFE_NO_PAD.encode(*bytes))
+        let keep = dev_keys_file(&settings.database_url);
+        let mut secrets = match &keep {
+            Some(path) if path.exists() => DevSecrets::load(path)?,
+            _ => {
+                let fresh = DevSecrets::generate()?;
+                if let Some(path) = &keep {
+                    fresh.save(path)?;
+                }
+                fresh
             }
         };
+        if let Some(s) = jwt_secret {
+            secrets.jwt = Zeroizing::new(s.to_owned());
+        }
+        let encryption = Encryptor::from_env_value(&secrets.encryption)
+            .context("the dev encryption key is invalid")?;
+        let ledger = LedgerSigner::from_signing_key(secrets.ledger.trim())
+            .context("the dev ledger signing key is invalid")?;
+        let secret = secrets.jwt;
         // A JWKS, if configured, is honoured in dev mode too (and must be valid).
         let auth = if settings.jwks_file.is_some() {
             verifier(settings, None)?
@@ -363,7 +468,11 @@ impl Keys {
             ledger: Arc::new(ledger),
             _encryption: encryption,
             auth,
-            dev_tokens: Some(DevTokens { secret, tokens }),
+            dev_tokens: Some(DevTokens {
+                secret,
+                tokens,
+                kept_in: keep,
+            }),
         })
     }
 }
@@ -476,6 +585,7 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         print_dev_banner(
             local,
             &settings.database_url,
+            dev.kept_in.as_deref(),
             &dev.secret,
             &dev.tokens,
             &verifier_key,
@@ -500,19 +610,23 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
 fn print_dev_banner(
     local: SocketAddr,
     database_url: &str,
+    kept_in: Option<&Path>,
     secret: &str,
     tokens: &[(Role, String)],
     verifier_key: &str,
 ) {
     let bar = "!".repeat(78);
     eprintln!("{bar}");
-    eprintln!("!!  AIRISK DEV MODE: ephemeral keys, HS256 tokens, NOT FOR PRODUCTION.");
+    eprintln!("!!  AIRISK DEV MODE: generated keys, HS256 tokens, NOT FOR PRODUCTION.");
     if database_url == MEMORY_URL {
         eprintln!("!!  Data lives in memory and is gone when this process stops.");
     } else {
+        eprintln!("!!  Data goes to {}.", redact_url(database_url));
+    }
+    if let Some(path) = kept_in {
         eprintln!(
-            "!!  Data goes to {}, signed with a key that dies with this process.",
-            redact_url(database_url)
+            "!!  Dev keys are kept in {} (delete it together with the database).",
+            path.display()
         );
     }
     eprintln!("{bar}");
