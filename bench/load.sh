@@ -129,6 +129,11 @@ if [ "$SKIP_MLFLOW" != "1" ]; then
   echo "   $mlflow_line"
   mlflow_pairs=$(field pairs_per_s "$mlflow_line")
   kill -- "-$mlflow_pgid" 2>/dev/null || true
+  # MLflow's workers take a few seconds to stop; wait for the whole group before going on.
+  for _ in $(seq 1 100); do
+    kill -0 -- "-$mlflow_pgid" 2>/dev/null || break
+    sleep 0.1
+  done
   mlflow_pgid=""
 fi
 
