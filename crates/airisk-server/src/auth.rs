@@ -532,8 +532,23 @@ mod tests {
 
     #[test]
     fn an_rs256_token_verifies_against_its_jwk_and_the_rsa_key_is_no_hmac_secret() {
-        // A throwaway 2048-bit test key (PKCS#1 DER), never used outside tests.
-        let der = include_bytes!("../tests/fixtures/rsa-2048-test-key.pkcs1.der");
+        // A fresh 2048-bit key for this run (ring cannot generate RSA keys; the openssl command
+        // line can), as PKCS#1 DER: no key material lives in the repository.
+        let pem = std::process::Command::new("openssl")
+            .args(["genrsa", "-traditional", "2048"])
+            .output()
+            .expect("the openssl command line makes the RSA test key");
+        assert!(pem.status.success(), "openssl genrsa failed");
+        let mut to_der = std::process::Command::new("openssl")
+            .args(["rsa", "-traditional", "-outform", "DER"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut to_der.stdin.take().unwrap(), &pem.stdout).unwrap();
+        let der_out = to_der.wait_with_output().unwrap();
+        assert!(der_out.status.success(), "openssl rsa -outform DER failed");
+        let der: &[u8] = &der_out.stdout;
         let pair = ring::signature::RsaKeyPair::from_der(der).unwrap();
         let public: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
         let (n, e) = (public.n, public.e);
