@@ -652,6 +652,37 @@ fn check_note(
     Ok(checkpoint)
 }
 
+/// Reads `(v, seq, tenant_id)` from the end of a canonical leaf without parsing the rest.
+///
+/// In RFC 8785 form the record's members are sorted, so a canonical leaf ends with exactly
+/// `,"seq":<digits>,"tenant_id":"<id>","v":<digits>}`; and since a `"` inside a JSON string is
+/// always escaped, the last `,"seq":` of the bytes is that member (a nested `seq` in metadata sorts
+/// earlier). Anything else returns `None` and the caller parses the JSON properly.
+fn canonical_tail(leaf: &[u8]) -> Option<(u64, u64, &[u8])> {
+    const SEQ: &[u8] = b",\"seq\":";
+    const TENANT: &[u8] = b",\"tenant_id\":\"";
+    const V: &[u8] = b"\",\"v\":";
+    let start = leaf.windows(SEQ.len()).rposition(|w| w == SEQ)?;
+    let rest = leaf.get(start + SEQ.len()..)?.strip_suffix(b"}")?;
+    let digits = |b: &[u8]| -> Option<u64> {
+        if b.is_empty() || b.len() > 19 || (b.len() > 1 && b.first() == Some(&b'0')) {
+            return None;
+        }
+        b.iter().try_fold(0u64, |n, d| {
+            d.is_ascii_digit()
+                .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .flatten()
+        })
+    };
+    let seq_end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    let seq = digits(rest.get(..seq_end)?)?;
+    let rest = rest.get(seq_end..)?.strip_prefix(TENANT)?;
+    let tenant_end = rest.iter().position(|b| *b == b'"')?;
+    let tenant = rest.get(..tenant_end)?;
+    let v = digits(rest.get(tenant_end..)?.strip_prefix(V)?)?;
+    Some((v, seq, tenant))
+}
+
 /// The members of a leaf that place it: read without decoding the rest.
 #[derive(serde::Deserialize)]
 struct LeafPlace<'a> {
@@ -674,6 +705,29 @@ fn check_leaf(
         return Some(Problem::LeafHashMismatch { seq });
     }
     if !deep {
+        if let Some((v, leaf_seq, leaf_tenant)) = canonical_tail(leaf) {
+            return if v != super::audit_record::LEAF_VERSION {
+                Some(Problem::MalformedLeaf {
+                    seq,
+                    detail: format!("unsupported leaf version {v}"),
+                })
+            } else if leaf_seq != seq {
+                Some(Problem::MisplacedLeaf {
+                    seq,
+                    detail: format!("the leaf says seq {leaf_seq}"),
+                })
+            } else if leaf_tenant != tenant.as_str().as_bytes() {
+                Some(Problem::MisplacedLeaf {
+                    seq,
+                    detail: format!(
+                        "the leaf belongs to tenant {}",
+                        String::from_utf8_lossy(leaf_tenant)
+                    ),
+                })
+            } else {
+                None
+            };
+        }
         return match serde_json::from_slice::<LeafPlace<'_>>(leaf) {
             Err(e) => Some(Problem::MalformedLeaf {
                 seq,
@@ -845,6 +899,74 @@ impl Problem {
             Problem::Gap { expected_seq, .. } => Some(*expected_seq),
             Problem::Truncated { ledger_size, .. } => Some(*ledger_size),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::audit_record::{AuditEventInput, Outcome};
+
+    fn leaf(seq: u64, metadata: Option<Value>) -> Vec<u8> {
+        AuditEvent::parse(
+            uuid::Uuid::now_v7(),
+            Outcome::Success,
+            AuditEventInput {
+                actor: "alice".into(),
+                tenant_id: "acme-eu".into(),
+                action: "model.register".into(),
+                resource_type: "model".into(),
+                resource_id: "m@1".into(),
+                reason: Some("a \"quoted\" ,\"seq\":9 reason".into()),
+                correlation_id: "c1".into(),
+                metadata,
+            },
+        )
+        .unwrap()
+        .seal(seq, chrono::Utc::now())
+        .unwrap()
+        .into_leaf_bytes()
+    }
+
+    #[test]
+    fn the_tail_of_a_canonical_leaf_places_it_like_a_full_parse() {
+        for (seq, metadata) in [
+            (0, None),
+            (
+                41,
+                Some(serde_json::json!({"seq": 7, "tenant_id": "globex", "v": 2})),
+            ),
+            (
+                9_007_199_254_740_991,
+                Some(serde_json::json!({"nested": {"seq": 1}})),
+            ),
+        ] {
+            let bytes = leaf(seq, metadata);
+            let full: LeafPlace<'_> = serde_json::from_slice(&bytes).unwrap();
+            let (v, s, t) = canonical_tail(&bytes).unwrap();
+            assert_eq!((v, s, t), (full.v, full.seq, full.tenant_id.as_bytes()));
+            assert_eq!((v, s, t), (1, seq, &b"acme-eu"[..]));
+        }
+    }
+
+    #[test]
+    fn anything_but_the_exact_canonical_tail_falls_back_to_parsing() {
+        for bad in [
+            &b""[..],
+            b"{}",
+            b"{\"seq\":1,\"tenant_id\":\"a\",\"v\":1}",
+            b"{\"x\":0,\"seq\":01,\"tenant_id\":\"a\",\"v\":1}",
+            b"{\"x\":0,\"seq\":1,\"tenant_id\":\"a\",\"v\":1} ",
+            b"{\"x\":0,\"seq\":1,\"tenant_id\":\"a\",\"v\":1,\"w\":2}",
+            b"{\"x\":0,\"seq\":99999999999999999999,\"tenant_id\":\"a\",\"v\":1}",
+        ] {
+            assert_eq!(
+                canonical_tail(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }
