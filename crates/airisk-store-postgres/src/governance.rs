@@ -287,17 +287,30 @@ pub(crate) async fn model(
     Ok(bodies(pool, tenant, q, "model version").await?.pop())
 }
 
+/// The bodies of one named object's rows of `table` (a model's versions, a prompt's versions or
+/// label moves), in `order`. Both are fixed names from this module, never input.
+async fn bodies_by_name<T: DeserializeOwned>(
+    pool: &PgPool,
+    tenant: &TenantId,
+    table: &'static str,
+    name: &str,
+    order: &'static str,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut q = QueryBuilder::new(format!("SELECT body::text FROM {table} WHERE tenant_id = "));
+    q.push_bind(tenant.as_str())
+        .push(" AND name = ")
+        .push_bind(name.to_owned())
+        .push(format!(" ORDER BY {order}"));
+    bodies(pool, tenant, q, what).await
+}
+
 pub(crate) async fn model_versions(
     pool: &PgPool,
     tenant: &TenantId,
     name: &str,
 ) -> Result<Vec<ModelVersion>, StoreError> {
-    let mut q = QueryBuilder::new("SELECT body::text FROM model_versions WHERE tenant_id = ");
-    q.push_bind(tenant.as_str())
-        .push(" AND name = ")
-        .push_bind(name.to_owned())
-        .push(" ORDER BY ord");
-    bodies(pool, tenant, q, "model version").await
+    bodies_by_name(pool, tenant, "model_versions", name, "ord", "model version").await
 }
 
 pub(crate) async fn prompt_versions(
@@ -305,12 +318,15 @@ pub(crate) async fn prompt_versions(
     tenant: &TenantId,
     name: &str,
 ) -> Result<Vec<PromptVersion>, StoreError> {
-    let mut q = QueryBuilder::new("SELECT body::text FROM prompt_versions WHERE tenant_id = ");
-    q.push_bind(tenant.as_str())
-        .push(" AND name = ")
-        .push_bind(name.to_owned())
-        .push(" ORDER BY version");
-    bodies(pool, tenant, q, "prompt version").await
+    bodies_by_name(
+        pool,
+        tenant,
+        "prompt_versions",
+        name,
+        "version",
+        "prompt version",
+    )
+    .await
 }
 
 pub(crate) async fn label_moves(
@@ -318,12 +334,7 @@ pub(crate) async fn label_moves(
     tenant: &TenantId,
     name: &str,
 ) -> Result<Vec<LabelMove>, StoreError> {
-    let mut q = QueryBuilder::new("SELECT body::text FROM label_moves WHERE tenant_id = ");
-    q.push_bind(tenant.as_str())
-        .push(" AND name = ")
-        .push_bind(name.to_owned())
-        .push(" ORDER BY ord");
-    bodies(pool, tenant, q, "label move").await
+    bodies_by_name(pool, tenant, "label_moves", name, "ord", "label move").await
 }
 
 pub(crate) async fn prompt_labels(
