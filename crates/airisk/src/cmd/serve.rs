@@ -618,6 +618,16 @@ async fn open_stores(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores>
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::layer(&args)?;
     init_logging(&settings.log)?;
+    if settings.max_in_flight > 0
+        && (settings.max_in_flight_per_tenant == 0
+            || settings.max_in_flight_per_tenant >= settings.max_in_flight)
+    {
+        tracing::warn!(
+            max_in_flight = settings.max_in_flight,
+            max_in_flight_per_tenant = settings.max_in_flight_per_tenant,
+            "one tenant can take every in-flight slot: set max_in_flight_per_tenant below max_in_flight when several tenants share the service"
+        );
+    }
     let jwt_secret = args.jwt_secret.as_deref().map(str::trim);
     let keys = if settings.dev {
         Keys::dev(&settings, jwt_secret)?
