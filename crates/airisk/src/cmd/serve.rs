@@ -655,6 +655,7 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let stores = open_stores(&settings.database_url, clock.clone()).await?;
     let addr: SocketAddr = tokio::net::lookup_host(&settings.bind)
@@ -707,7 +708,7 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         ledger_verifier_key = %verifier_key,
         "airisk service started"
     );
-    airisk_server::serve(listener, state, shutdown_signal())
+    airisk_server::serve(listener, state, shutdown)
         .await
         .context("the server failed")?;
     tracing::info!("airisk service stopped");
@@ -752,27 +753,40 @@ fn print_dev_banner(
     println!("# airisk listening on http://{local}");
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: call it before announcing the service, so a signal sent as
+/// soon as the "listening" line appears already means "shut down gracefully" (final checkpoints
+/// signed) rather than the default "die at once".
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (interrupt, terminate) = handlers;
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+        tracing::info!("shutdown signal received: finishing requests in flight");
     }
-    tracing::info!("shutdown signal received: finishing requests in flight");
 }
