@@ -1,8 +1,8 @@
 //! Admission control of `/v1` requests: a bounded number in flight, taken only by authenticated
 //! callers, with a per-tenant share so one tenant cannot take every slot.
 //!
-//! A request is admitted once its bearer token verified (the [`crate::Caller`] extractor), before
-//! its body is read. It first takes a slot of its tenant's share, waiting in its tenant's own line
+//! A request is admitted once its bearer token verified (the [`crate::Caller`] extractor; for
+//! the console, the session guard once the person's token verified), before its body is read. It first takes a slot of its tenant's share, waiting in its tenant's own line
 //! if the tenant is at its share, then a slot of the global limit. So:
 //!
 //! * unauthenticated requests never hold a slot (they are answered 401 before);

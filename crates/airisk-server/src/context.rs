@@ -110,8 +110,9 @@ pub(crate) async fn observe(
     });
     let timeout: Duration = state.config().request_timeout;
     let _in_flight = InFlight::enter(&state);
-    // The admission slot is taken by the `Caller` extractor, once the token verified: only
-    // `/v1` routes take one, so a saturated service still answers its probes.
+    // The admission slot is taken once the caller is authenticated (the `Caller` extractor of
+    // `/v1` routes, the console's session guard): the probes take none, so a saturated service
+    // still answers them.
     let run = CONTEXT.scope(context.clone(), next.run(request));
     let mut response = match tokio::time::timeout(timeout, run).await {
         Ok(response) => response,

@@ -374,6 +374,12 @@ async fn checked(app: &AppState, console: &Console, request: Request, next: Next
             id.principal.tenant().as_str(),
             id.principal.actor().as_str(),
         );
+        // A signed-in person's pages call the services: they take an admission slot of their
+        // tenant's share, like `/v1` requests (see `crate::admission`). The sign-in page and
+        // assets, unauthenticated, take none.
+        if let Err(e) = context::admit(app, id.principal.tenant().as_str()).await {
+            return with_cookies(ConsoleError::Api(e).into_response(), &resolved.cookies);
+        }
     }
     let (parts, body) = request.into_parts();
     let request = if parts.method == Method::POST {

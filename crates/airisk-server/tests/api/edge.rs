@@ -69,7 +69,12 @@ async fn junk_methods_and_paths_add_no_metric_series() {
     }
     // A 64 KiB method too: one label, like any other.
     let huge = Method::from_bytes("H".repeat(64 * 1024).as_bytes()).unwrap();
-    let r = app.client.request(huge, app.url("/v1/models")).send().await.unwrap();
+    let r = app
+        .client
+        .request(huge, app.url("/v1/models"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     metrics(&app).await;
     let (before, before_size) = series(&metrics(&app).await);
@@ -420,5 +425,49 @@ async fn every_response_carries_nosniff_and_hsts_only_under_an_https_url() {
             r.url()
         );
     }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_signed_in_persons_console_pages_take_a_slot_of_their_tenants_share() {
+    let app = TestApp::spawn_with(ServerConfig {
+        max_in_flight: 2,
+        max_in_flight_per_tenant: 1,
+        body_read_timeout: Duration::from_secs(120),
+        request_timeout: Duration::from_secs(20),
+        console: airisk_server::ConsoleConfig::trusting_header("x-sso-jwt").unwrap(),
+        ..ServerConfig::default()
+    })
+    .await;
+    let a = app.token("ann", "tenant-a", Role::Analyst);
+    let b = app.token("bob", "tenant-b", Role::Approver);
+    // Tenant A's one slot is held by a slow body.
+    let mut held = hold_post(&app, Some(&a)).await;
+    until_admission(&app, 1, 0).await;
+    // Tenant A's console page waits in A's line...
+    let page = |token: String| {
+        let client = app.client.clone();
+        let url = app.url("/console/queue");
+        async move {
+            client
+                .get(url)
+                .header("x-sso-jwt", token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let a_page = tokio::spawn(page(a.clone()));
+    until_admission(&app, 1, 1).await;
+    // ...while tenant B's is served.
+    assert_eq!(page(b).await, 200);
+    assert!(!a_page.is_finished());
+    // A's body arrives: its request completes, then its page.
+    held.stream.write_all(&held.rest).await.unwrap();
+    let r = read_response(&mut held.stream).await;
+    assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+    assert_eq!(a_page.await.unwrap(), 200);
+    until_admission(&app, 0, 0).await;
     app.shutdown().await;
 }
