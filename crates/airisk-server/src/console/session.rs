@@ -314,8 +314,10 @@ fn resolve(
     }
 }
 
-/// Whether a POST comes from another site (checked before the CSRF token, as a second wall).
-fn cross_site(headers: &HeaderMap) -> bool {
+/// Whether a POST comes from another site (checked before the CSRF token, as a second wall). A
+/// sent `Origin` must be the configured public URL's origin when there is one (behind a proxy the
+/// `Host` the service sees need not be what the browser addressed), else the `Host`'s.
+fn cross_site(headers: &HeaderMap, public_url: Option<&PublicUrl>) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
     {
@@ -328,6 +330,9 @@ fn cross_site(headers: &HeaderMap) -> bool {
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .filter(|o| *o != "null");
+    if let (Some(origin), Some(public)) = (origin, public_url) {
+        return !origin.eq_ignore_ascii_case(public.origin());
+    }
     match (origin, host) {
         (None, _) => false,
         (Some(origin), Some(host)) => {
@@ -383,7 +388,7 @@ async fn checked(app: &AppState, console: &Console, request: Request, next: Next
     }
     let (parts, body) = request.into_parts();
     let request = if parts.method == Method::POST {
-        if cross_site(&parts.headers) {
+        if cross_site(&parts.headers, app.config().public_url.as_ref()) {
             return with_cookies(ConsoleError::CrossSite.into_response(), &resolved.cookies);
         }
         let limit = app.config().body_limit;
@@ -623,24 +628,37 @@ mod tests {
     fn only_same_origin_posts_pass_the_origin_check() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(!cross_site(&h));
+        assert!(!cross_site(&h, None));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
-        assert!(!cross_site(&h));
+        assert!(!cross_site(&h, None));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
         );
-        assert!(cross_site(&h));
+        assert!(cross_site(&h, None));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(!cross_site(&h));
+        assert!(!cross_site(&h, None));
         h.remove(header::ORIGIN);
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(cross_site(&h));
+        assert!(cross_site(&h, None));
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(!cross_site(&h));
+        assert!(!cross_site(&h, None));
+        // Behind a proxy forwarding `Host: 127.0.0.1`, the public URL's origin is this origin.
+        let public = PublicUrl::parse("https://risk.bank.example").unwrap();
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://risk.bank.example"),
+        );
+        assert!(!cross_site(&h, Some(&public)));
+        assert!(cross_site(&h, None));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(cross_site(&h, Some(&public)));
     }
 
     #[test]
