@@ -69,11 +69,21 @@ pub(crate) fn set_caller(tenant: &str, actor: &str) {
 /// # Errors
 /// 503 if the admission control is shut down.
 pub(crate) async fn admit(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+    // Once per request: a second authentication of the same request (two extractors) must not
+    // wait for a second slot of the share the first one holds.
+    let admitted = CONTEXT
+        .try_with(|c| c.slot.lock().map(|s| s.is_some()).unwrap_or(false))
+        .unwrap_or(false);
+    if admitted {
+        return Ok(());
+    }
     let slot = state
         .admission()
         .admit(tenant, state.metrics_arc().clone())
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // Outside a request's scope (never: `observe` wraps every route) the slot would be freed
+    // here at once.
     let _ = CONTEXT.try_with(|c| {
         if let Ok(mut held) = c.slot.lock() {
             *held = Some(slot);
