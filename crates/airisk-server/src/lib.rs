@@ -60,7 +60,9 @@ pub use state::{
 /// head so the tail of every ledger is committed.
 ///
 /// # Errors
-/// An I/O error of the listener.
+/// None today: an error accepting a connection (out of file descriptors, say) is logged and the
+/// service keeps accepting. The `Result` stays for the listener errors a future transport may
+/// have.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -90,7 +92,7 @@ async fn accept_loop(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
-    // Dropped when shutdown begins: every connection then starts its graceful shutdown.
+    // Signalled when shutdown begins: every connection then starts its graceful shutdown.
     let (stop_tx, stop_rx) = watch::channel(());
     // Each connection holds a clone; `closed()` completes when the last is gone.
     let (done_tx, done_rx) = watch::channel(());
