@@ -7,12 +7,17 @@ use std::time::{Duration, Instant};
 
 use airisk_core::request::CorrelationId;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::admission::Slot;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// `Strict-Transport-Security` sent on every response when the public URL is https: one year.
+pub(crate) const HSTS: &str = "max-age=31536000";
 
 /// The header that carries the correlation id, both ways.
 pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -26,6 +31,9 @@ pub(crate) struct RequestContext {
     pub(crate) correlation: CorrelationId,
     /// `(tenant, actor)` once the bearer token verified.
     pub(crate) caller: Mutex<Option<(String, String)>>,
+    /// The admission slot, once the caller is authenticated and admitted; freed when the
+    /// request's handler is done (or timed out).
+    pub(crate) slot: Mutex<Option<Slot>>,
 }
 
 tokio::task_local! {
@@ -55,8 +63,38 @@ pub(crate) fn set_caller(tenant: &str, actor: &str) {
     });
 }
 
-/// The outermost middleware of every route: correlation id in and out, request timeout, one
-/// structured log line and the metrics per request.
+/// Waits for an admission slot for an authenticated request of `tenant` and holds it for the
+/// rest of the request (see [`crate::admission`]). The wait counts against the request timeout.
+///
+/// # Errors
+/// 503 if the admission control is shut down.
+pub(crate) async fn admit(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+    // Once per request: a second authentication of the same request (two extractors) must not
+    // wait for a second slot of the share the first one holds.
+    let admitted = CONTEXT
+        .try_with(|c| c.slot.lock().map(|s| s.is_some()).unwrap_or(false))
+        .unwrap_or(false);
+    if admitted {
+        return Ok(());
+    }
+    let slot = state
+        .admission()
+        .admit(tenant, state.metrics_arc().clone())
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // Outside a request's scope (never: `observe` wraps every route) the slot would be freed
+    // here at once.
+    let _ = CONTEXT.try_with(|c| {
+        if let Ok(mut held) = c.slot.lock() {
+            *held = Some(slot);
+        }
+    });
+    Ok(())
+}
+
+/// The outermost middleware of every route: correlation id in and out, request timeout, the
+/// headers every response carries (`X-Content-Type-Options: nosniff`; `Strict-Transport-Security`
+/// when the public URL is https), one structured log line and the metrics per request.
 pub(crate) async fn observe(
     State(state): State<AppState>,
     request: Request,
@@ -69,7 +107,8 @@ pub(crate) async fn observe(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| CorrelationId::parse(v).ok())
         .unwrap_or_else(CorrelationId::generate);
-    let method = request.method().clone();
+    // A client may send any token as a method: only a bounded label is kept.
+    let method = crate::metrics::method_label(request.method().as_str());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -77,23 +116,14 @@ pub(crate) async fn observe(
     let context = Arc::new(RequestContext {
         correlation: correlation.clone(),
         caller: Mutex::new(None),
+        slot: Mutex::new(None),
     });
     let timeout: Duration = state.config().request_timeout;
     let _in_flight = InFlight::enter(&state);
-    // Operations routes skip the line: a saturated service must still answer its probes.
-    let limiter = if route.starts_with("/v1/") {
-        state.limiter().cloned()
-    } else {
-        None
-    };
-    let handle = async move {
-        let _permit = match &limiter {
-            Some(l) => l.acquire().await.ok(),
-            None => None,
-        };
-        next.run(request).await
-    };
-    let run = CONTEXT.scope(context.clone(), handle);
+    // The admission slot is taken once the caller is authenticated (the `Caller` extractor of
+    // `/v1` routes, the console's session guard): the probes take none, so a saturated service
+    // still answers them.
+    let run = CONTEXT.scope(context.clone(), next.run(request));
     let mut response = match tokio::time::timeout(timeout, run).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout {
@@ -101,14 +131,26 @@ pub(crate) async fn observe(
         }
         .into_response_with(correlation.as_str()),
     };
+    // The handler is done (or timed out): its slot goes back.
+    if let Ok(mut held) = context.slot.lock() {
+        held.take();
+    }
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(correlation.as_str()) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
+        headers.insert(CORRELATION_HEADER, value);
+    }
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if state
+        .config()
+        .public_url
+        .as_ref()
+        .is_some_and(|u| u.is_https())
+    {
+        headers.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
     let status = response.status().as_u16();
     let latency = started.elapsed();
-    state
-        .metrics()
-        .observe(method.as_str(), &route, status, latency);
+    state.metrics().observe(method, &route, status, latency);
     let caller = context.caller.lock().ok().and_then(|c| c.clone());
     let (tenant, actor) = caller.unwrap_or_default();
     // One line per request. Never the Authorization header, never a body.

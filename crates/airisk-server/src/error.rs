@@ -74,6 +74,13 @@ pub enum ApiError {
         /// What conflicts.
         detail: String,
     },
+    /// 408: the client did not send the request body within the body read timeout. Sent with
+    /// `Connection: close`.
+    #[error("the request body was not received within {seconds} s")]
+    RequestTimeout {
+        /// The body read timeout in seconds.
+        seconds: u64,
+    },
     /// 413: the body is larger than the configured limit.
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -110,6 +117,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -128,6 +136,9 @@ impl ApiError {
             ApiError::NoRoute(_) => ("no-route", "No such route"),
             ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict { kind, .. } => (kind, "Conflict with the current state"),
+            ApiError::RequestTimeout { .. } => {
+                ("request-timeout", "Request body not received in time")
+            }
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("validation", "Invalid input"),
@@ -179,6 +190,10 @@ impl ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"airisk\""),
             );
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: the connection cannot carry another request.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -47,6 +47,8 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|t| state.auth().verify(t))
             .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
         context::set_caller(principal.tenant().as_str(), principal.actor().as_str());
+        // Admission after authentication, before the body is read: see `crate::admission`.
+        context::admit(state, principal.tenant().as_str()).await?;
         Ok(Caller {
             principal,
             correlation: context::correlation(),
@@ -54,8 +56,9 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// A JSON body, read up to the configured limit (413 beyond), deserialized strictly (400 for
-/// malformed JSON, 422 for a well-formed body of the wrong shape, 415 for another media type).
+/// A JSON body, read up to the configured limit (413 beyond) within the body read timeout (408
+/// beyond), deserialized strictly (400 for malformed JSON, 422 for a well-formed body of the wrong
+/// shape, 415 for another media type).
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -84,9 +87,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        let bytes = Limited::new(request.into_body(), limit)
-            .collect()
+        let read = state.config().body_read_timeout;
+        let bytes = tokio::time::timeout(read, Limited::new(request.into_body(), limit).collect())
             .await
+            .map_err(|_| ApiError::RequestTimeout {
+                seconds: read.as_secs().max(1),
+            })?
             .map_err(|e| {
                 if e.downcast_ref::<LengthLimitError>().is_some() {
                     ApiError::PayloadTooLarge { limit }

@@ -12,12 +12,18 @@
 //! * [`ApiError`]: the one error type, rendered as RFC 9457 problem+json with the correlation id.
 //! * [`serve`]: runs the router on a listener with the checkpoint timer, until a shutdown signal;
 //!   then stops accepting, finishes requests in flight, and signs a final checkpoint per tenant.
+//!   A client gets [`ServerConfig::header_read_timeout`] to send a request's head and
+//!   [`ServerConfig::body_read_timeout`] to send its body; `/v1` requests are admitted only once
+//!   authenticated, within a per-tenant share of the in-flight limit ([`ServerConfig`]).
+//! * Every response carries `X-Content-Type-Options: nosniff`, and `Strict-Transport-Security`
+//!   when the configured public URL is https.
 //!
 //! Every request gets a correlation id (`X-Correlation-Id`, accepted when valid, else generated),
 //! returned on every response, passed to every service call (so it is in the audit records), and
 //! written on the request's one JSON log line.
 #![deny(missing_docs)]
 
+mod admission;
 pub mod auth;
 mod console;
 mod context;
@@ -32,6 +38,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use airisk_core::ports::AuditRepository;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -41,8 +49,9 @@ pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use extract::Caller;
 pub use routes::{openapi, router};
 pub use state::{
-    AppState, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_REQUEST_TIMEOUT, LedgerConfig, ServerConfig, Stores,
+    AppState, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CHECKPOINT_TICK,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_TENANT,
+    DEFAULT_REQUEST_TIMEOUT, LedgerConfig, PublicUrl, ServerConfig, Stores,
 };
 
 /// Serves `state`'s router on `listener` until `shutdown` completes, with the checkpoint timer
@@ -51,7 +60,9 @@ pub use state::{
 /// head so the tail of every ledger is committed.
 ///
 /// # Errors
-/// An I/O error of the listener.
+/// None today: an error accepting a connection (out of file descriptors, say) is logged and the
+/// service keeps accepting. The `Result` stays for the listener errors a future transport may
+/// have.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -60,13 +71,67 @@ pub async fn serve(
     let (stop_timer, timer_stopped) = watch::channel(false);
     let timer = tokio::spawn(checkpoint_timer(state.clone(), timer_stopped));
     let app = router(state.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = accept_loop(listener, app, state.config(), shutdown).await;
     let _ = stop_timer.send(true);
     let _ = timer.await;
     flush(&state).await;
     served
+}
+
+/// Accepts connections until `shutdown`, serving each (HTTP/1.1) with the header read timeout;
+/// then asks every connection to finish its request in flight and close, and waits for them.
+///
+/// (`axum::serve` runs hyper without a timer, so without a header read timeout: a client that
+/// never finishes its headers would hold its connection and task forever.)
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    // Signalled when shutdown begins: every connection then starts its graceful shutdown.
+    let (stop_tx, stop_rx) = watch::channel(());
+    // Each connection holds a clone; `closed()` completes when the last is gone.
+    let (done_tx, done_rx) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin, keep serving.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let mut stop = stop_rx.clone();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.as_mut().await;
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(());
+    drop(done_rx);
+    done_tx.closed().await;
+    Ok(())
 }
 
 /// Asks every tenant's ledger, every tick, whether its checkpoint is stale (entries appended

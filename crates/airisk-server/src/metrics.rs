@@ -6,14 +6,41 @@
 //! * `airisk_http_requests_in_flight`: gauge;
 //! * `process_resident_memory_bytes`: gauge (Linux, from `/proc/self/statm`).
 //!
-//! Routes are the matched route templates (`/v1/models/{name}/versions/{version}`), never raw
-//! paths, so the label set stays bounded.
+//! No client-controlled value becomes a label: routes are the matched route templates
+//! (`/v1/models/{name}/versions/{version}`) or the one label [`crate::UNMATCHED_ROUTE`], never raw
+//! paths, and methods outside the standard set (RFC 9110 plus `PATCH`) are the one label
+//! [`OTHER_METHOD`]. So the number of series is bounded by routes × methods × statuses whatever
+//! clients send.
+//!
+//! * `airisk_http_requests_admitted`, `airisk_http_requests_waiting`: gauges of the admission
+//!   control (requests holding a slot, and authenticated requests waiting for one).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+/// The label of every method outside the standard set.
+pub const OTHER_METHOD: &str = "OTHER";
+
+/// The metrics label of an HTTP method: the method itself if it is one of the standard methods
+/// (`GET`, `HEAD`, `POST`, `PUT`, `DELETE`, `CONNECT`, `OPTIONS`, `TRACE`, `PATCH`), else
+/// [`OTHER_METHOD`]. A client may send any token as a method; none of them becomes a label.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => OTHER_METHOD,
+    }
+}
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -30,8 +57,8 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 struct Families {
-    requests: BTreeMap<(String, String, u16), u64>,
-    durations: BTreeMap<(String, String), Histogram>,
+    requests: BTreeMap<(&'static str, String, u16), u64>,
+    durations: BTreeMap<(&'static str, String), Histogram>,
 }
 
 /// The service's metrics. Cheap to update: one short critical section per request.
@@ -39,6 +66,8 @@ struct Families {
 pub struct Metrics {
     families: Mutex<Families>,
     in_flight: AtomicI64,
+    admitted: AtomicI64,
+    waiting: AtomicI64,
 }
 
 impl Metrics {
@@ -47,19 +76,18 @@ impl Metrics {
         Metrics::default()
     }
 
-    /// Records one finished request.
+    /// Records one finished request. `method` is reduced to its [`method_label`]; `route` must be
+    /// a route template or [`crate::UNMATCHED_ROUTE`] (never a raw path).
     pub fn observe(&self, method: &str, route: &str, status: u16, latency: Duration) {
         let seconds = latency.as_secs_f64();
+        let method = method_label(method);
         let Ok(mut f) = self.families.lock() else {
             return;
         };
         *f.requests
-            .entry((method.to_owned(), route.to_owned(), status))
+            .entry((method, route.to_owned(), status))
             .or_insert(0) += 1;
-        let h = f
-            .durations
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let h = f.durations.entry((method, route.to_owned())).or_default();
         if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b)
             && let Some(slot) = h.buckets.get_mut(i)
         {
@@ -72,6 +100,16 @@ impl Metrics {
     /// A request started (`+1`) or finished (`-1`).
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// A request was admitted (`+1`) or released its slot (`-1`).
+    pub fn admitted(&self, delta: i64) {
+        self.admitted.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// An authenticated request started (`+1`) or stopped (`-1`) waiting for a slot.
+    pub fn waiting(&self, delta: i64) {
+        self.waiting.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// The text exposition.
@@ -126,6 +164,22 @@ impl Metrics {
             "airisk_http_requests_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP airisk_http_requests_admitted API requests holding an admission slot.\n",
+        );
+        out.push_str("# TYPE airisk_http_requests_admitted gauge\n");
+        let _ = writeln!(
+            out,
+            "airisk_http_requests_admitted {}",
+            self.admitted.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP airisk_http_requests_waiting Authenticated API requests waiting for an admission slot.\n");
+        out.push_str("# TYPE airisk_http_requests_waiting gauge\n");
+        let _ = writeln!(
+            out,
+            "airisk_http_requests_waiting {}",
+            self.waiting.load(Ordering::Relaxed)
+        );
         if let Some(rss) = resident_memory_bytes() {
             out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
             out.push_str("# TYPE process_resident_memory_bytes gauge\n");
@@ -167,5 +221,26 @@ mod tests {
         assert!(text.contains("le=\"0.05\"} 2"));
         assert!(text.contains("le=\"+Inf\"} 2"));
         assert!(text.contains("_count{method=\"GET\",route=\"/v1/models/{name}\"} 2"));
+    }
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        let m = Metrics::new();
+        for junk in ["FOO", "get", "PROPFIND", &"X".repeat(10_000)] {
+            m.observe(junk, crate::UNMATCHED_ROUTE, 404, Duration::from_millis(1));
+        }
+        m.observe(
+            "PATCH",
+            crate::UNMATCHED_ROUTE,
+            404,
+            Duration::from_millis(1),
+        );
+        let text = m.render();
+        assert!(text.contains(
+            "airisk_http_requests_total{method=\"OTHER\",route=\"<unmatched>\",status=\"404\"} 4"
+        ), "{text}");
+        assert!(text.contains("method=\"PATCH\""));
+        assert!(!text.contains("FOO") && !text.contains("PROPFIND") && !text.contains("XXX"));
+        assert_eq!(method_label("get"), OTHER_METHOD);
     }
 }

@@ -11,6 +11,7 @@ use airisk_core::governance::prompt_registry::PromptRegistry;
 use airisk_core::ledger::{LedgerName, LedgerSigner, LedgerVerifier};
 use airisk_core::ports::{AuditRepository, Clock, GovernanceStore, IdGenerator};
 
+use crate::admission::Admission;
 use crate::auth::JwtVerifier;
 use crate::console::ConsoleConfig;
 use crate::metrics::Metrics;
@@ -24,6 +25,15 @@ pub const DEFAULT_CHECKPOINT_TICK: Duration = Duration::from_secs(1);
 /// Default most `/v1` requests handled at once (others wait their turn, within the request
 /// timeout).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+/// Default most `/v1` requests of one tenant handled at once: half the slots, so one tenant
+/// cannot take them all.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_TENANT: usize = 8;
+/// Default longest a client may take to send a request's head (line and headers); slower
+/// connections are closed.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default longest a client may take to send a request's body once its head is in; slower is a
+/// 408.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Limits and timers of the HTTP service.
 #[derive(Debug, Clone)]
@@ -37,7 +47,26 @@ pub struct ServerConfig {
     /// Most `/v1` requests handled at once; the rest wait in line (their wait counts against the
     /// request timeout). 0: no limit. A few per core keeps the cores busy while bounding the
     /// threads and store connections a burst of connections would otherwise fan out to.
+    ///
+    /// A request takes its slot only once its token verified (unauthenticated requests never
+    /// hold one), and before its body is read (so a slow body holds a slot at most for
+    /// `body_read_timeout`).
     pub max_in_flight: usize,
+    /// Most `/v1` requests of one tenant handled at once, within `max_in_flight`; the tenant's
+    /// other requests wait in their tenant's own line, not in everybody's. 0: no per-tenant
+    /// limit (one tenant may then take every slot).
+    pub max_in_flight_per_tenant: usize,
+    /// Longest a client may take to send a request's head; the connection is then closed
+    /// (without a response: the request was never complete). Also bounds an idle keep-alive
+    /// connection's wait for its next request.
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request's body (from when the handler starts reading
+    /// it); then 408 problem+json and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// The service's public URL, as browsers reach it (`https://risk.bank.example`), if
+    /// configured. `https`: every response carries `Strict-Transport-Security`, and the
+    /// console's cookies are always `Secure` with the `__Host-` prefix.
+    pub public_url: Option<PublicUrl>,
     /// How the approver console (`/console`) signs people in.
     pub console: ConsoleConfig,
 }
@@ -49,9 +78,77 @@ impl Default for ServerConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_per_tenant: DEFAULT_MAX_IN_FLIGHT_PER_TENANT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            public_url: None,
             console: ConsoleConfig::default(),
         }
     }
+}
+
+/// The service's public URL: an `http` or `https` origin (scheme, host, optional port), without
+/// user information, query or fragment. A path is accepted and ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    origin: String,
+    https: bool,
+}
+
+impl PublicUrl {
+    /// Parses `url`.
+    ///
+    /// # Errors
+    /// A message naming what is wrong: another scheme, no host, user information, a query or a
+    /// fragment.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
+            (true, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+            (false, rest)
+        } else {
+            return Err(format!(
+                "the public URL {url:?} must start with https:// (or http:// for a loopback test)"
+            ));
+        };
+        if rest.contains(['?', '#']) {
+            return Err("the public URL takes no query or fragment".to_owned());
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err("the public URL takes no user information".to_owned());
+        }
+        if authority.is_empty()
+            || !authority
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        {
+            return Err(format!("the public URL {url:?} has no valid host"));
+        }
+        let scheme = if https { "https" } else { "http" };
+        Ok(PublicUrl {
+            origin: format!("{scheme}://{}", authority.to_ascii_lowercase()),
+            https,
+        })
+    }
+
+    /// Whether browsers reach the service over TLS.
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// The origin, e.g. `https://risk.bank.example`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| s.get(prefix.len()..))
+        .flatten()
 }
 
 /// The stores the service runs on. Both may be the same object.
@@ -82,8 +179,8 @@ struct Inner {
     approvals: ApprovalWorkflow,
     auth: JwtVerifier,
     config: ServerConfig,
-    metrics: Metrics,
-    limiter: Option<Arc<tokio::sync::Semaphore>>,
+    metrics: Arc<Metrics>,
+    admission: Arc<Admission>,
 }
 
 /// Shared by every request; cheap to clone.
@@ -132,10 +229,12 @@ impl AppState {
             prompts,
             approvals,
             auth,
-            limiter: (config.max_in_flight > 0)
-                .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_in_flight))),
+            admission: Arc::new(Admission::new(
+                config.max_in_flight,
+                config.max_in_flight_per_tenant,
+            )),
             config,
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
         }))
     }
 
@@ -179,8 +278,40 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
-    /// The in-flight limit, if any.
-    pub(crate) fn limiter(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
-        self.0.limiter.as_ref()
+    /// The metrics, shared (for what outlives a borrow of the state).
+    pub(crate) fn metrics_arc(&self) -> &Arc<Metrics> {
+        &self.0.metrics
+    }
+    /// The admission control of `/v1` requests.
+    pub(crate) fn admission(&self) -> &Arc<Admission> {
+        &self.0.admission
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PublicUrl;
+
+    #[test]
+    fn public_urls_are_origins_over_http_or_https() {
+        let u = PublicUrl::parse("HTTPS://Risk.Bank.Example:8443/console").unwrap();
+        assert!(u.is_https());
+        assert_eq!(u.origin(), "https://risk.bank.example:8443");
+        assert!(
+            !PublicUrl::parse("http://127.0.0.1:8080")
+                .unwrap()
+                .is_https()
+        );
+        for bad in [
+            "risk.bank.example",
+            "ftp://risk.bank.example",
+            "https://",
+            "https://u:p@risk.bank.example",
+            "https://risk.bank.example/?a=b",
+            "https://risk.bank.example/#x",
+            "https://risk bank",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -187,7 +187,8 @@ async fn sign_in_needs_its_own_csrf_token_and_sets_a_strict_httponly_cookie() {
     assert!(b.cookies.is_empty());
     b.sign_in(&token).await;
     let set: Vec<_> = b.cookies.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(set, ["airisk-console"]);
+    // Secure and host-prefixed by default (no insecure cookies configured), whatever the host.
+    assert_eq!(set, ["__Host-airisk-console"]);
     // A bad token re-renders the form with a 401 and why.
     let mut other = Browser::new(&app);
     let page = other.get("/console/sign-in").await.text().await.unwrap();
@@ -204,7 +205,7 @@ async fn sign_in_needs_its_own_csrf_token_and_sets_a_strict_httponly_cookie() {
     let csrf = b.csrf().await;
     let r = b.post("/console/sign-out", &[("csrf", &csrf)]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(b.cookies.iter().all(|(k, _)| k != "airisk-console"));
+    assert!(b.cookies.iter().all(|(k, _)| k != "__Host-airisk-console"));
     assert_eq!(
         b.get("/console/queue").await.status(),
         StatusCode::SEE_OTHER
@@ -437,7 +438,7 @@ async fn a_trusted_sso_header_signs_people_in_when_configured() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.starts_with(&format!("airisk-console={token};")));
+    assert!(cookie.starts_with(&format!("__Host-airisk-console={token};")));
     assert!(r.text().await.unwrap().contains("signed in by your SSO"));
     // A token the verifier refuses signs nobody in.
     let r = client

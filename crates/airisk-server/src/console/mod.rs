@@ -22,8 +22,10 @@
 //! The session cookie holds the JWT itself and is re-verified on every request (signature,
 //! issuer, audience, expiry), so a session can never outlive its token and no session state is
 //! kept on the server: any replica that verifies the token serves the console. The cookie is
-//! `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` (named with the `__Host-` prefix) unless
-//! the browser addressed a loopback host. Every POST carries a synchronizer token, an HMAC-SHA-256
+//! `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` (named with the `__Host-` prefix) by
+//! configuration, never by a request header: always when the service's public URL is https, and
+//! unless [`ConsoleConfig::dangerous_insecure_cookies`] is set (dev mode, or a loopback-only
+//! deployment) otherwise. Every POST carries a synchronizer token, an HMAC-SHA-256
 //! (ring) over the session's token under a key drawn at start-up, compared in constant time; the
 //! sign-in form's token is bound the same way to a random pre-session cookie (no login CSRF).
 //! Cross-site POSTs (`Sec-Fetch-Site: cross-site`, or a foreign `Origin`) are refused before that.
@@ -66,6 +68,12 @@ pub struct ConsoleConfig {
     /// sets its own: any header the proxy passes through is one a client can forge. The token is
     /// still verified like any other (signature, issuer, audience, expiry).
     pub trusted_header: Option<HeaderName>,
+    /// Set the console's cookies without `Secure` (and so without the `__Host-` prefix), for a
+    /// console reached over plain http: dev mode, or a loopback-only deployment. Ignored when
+    /// the service's public URL is https. Off (the default): cookies are `Secure`. Dangerous: the
+    /// session cookie holds the bearer token, and without `Secure` a browser sends it over
+    /// plain http.
+    pub dangerous_insecure_cookies: bool,
 }
 
 impl ConsoleConfig {
@@ -88,6 +96,7 @@ impl ConsoleConfig {
         }
         Ok(ConsoleConfig {
             trusted_header: Some(header),
+            ..ConsoleConfig::default()
         })
     }
 }
@@ -95,6 +104,8 @@ impl ConsoleConfig {
 /// The console's own state: its configuration, its MAC key and the banner's cache.
 pub(crate) struct Console {
     pub(crate) config: ConsoleConfig,
+    /// How cookies are set, from the configuration (never from a request).
+    pub(crate) cookies: session::CookiePolicy,
     /// `None` only if the system random generator failed at start-up: then every console page
     /// answers 503 rather than run with a guessable key.
     pub(crate) keys: Option<session::Keys>,
@@ -105,13 +116,15 @@ impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Console")
             .field("config", &self.config)
+            .field("cookies", &self.cookies)
+            .field("cookies", &self.cookies)
             .field("keys", &self.keys.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
 
 impl Console {
-    fn new(config: ConsoleConfig) -> Self {
+    fn new(config: ConsoleConfig, public_url: Option<&crate::state::PublicUrl>) -> Self {
         let keys = session::Keys::generate();
         if keys.is_none() {
             tracing::error!(
@@ -119,6 +132,7 @@ impl Console {
             );
         }
         Console {
+            cookies: session::CookiePolicy::configured(&config, public_url),
             config,
             keys,
             verify_cache: Mutex::new(HashMap::new()),
@@ -144,7 +158,10 @@ impl Console {
 /// Every console route, with the console's middleware (session, CSRF, security headers). Not
 /// part of the OpenAPI document: these are HTML pages for people, not API routes.
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let console = Arc::new(Console::new(state.config().console.clone()));
+    let console = Arc::new(Console::new(
+        state.config().console.clone(),
+        state.config().public_url.as_ref(),
+    ));
     Router::new()
         .route("/console", get(queue::home))
         .route("/console/", get(queue::home))

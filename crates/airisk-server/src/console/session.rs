@@ -21,15 +21,16 @@ use super::{Console, ConsoleConfig};
 use crate::auth::now_secs;
 use crate::context;
 use crate::extract::Caller;
-use crate::state::AppState;
+use crate::state::{AppState, PublicUrl};
 
-/// The session cookie's name on a loopback host (no `Secure`, so no `__Host-` prefix).
+/// The session cookie's name when insecure cookies are configured (dev mode, or knowingly on
+/// loopback): no `Secure`, so no `__Host-` prefix.
 pub(crate) const SESSION_COOKIE: &str = "airisk-console";
-/// The session cookie's name everywhere else (`Secure`; the prefix pins it to this host and `/`).
+/// The session cookie's name otherwise (`Secure`; the prefix pins it to this host and `/`).
 pub(crate) const SECURE_SESSION_COOKIE: &str = "__Host-airisk-console";
-/// The pre-session cookie that binds the sign-in form's CSRF token, on a loopback host.
+/// The pre-session cookie that binds the sign-in form's CSRF token, when insecure.
 pub(crate) const PRESESSION_COOKIE: &str = "airisk-console-pre";
-/// The pre-session cookie elsewhere.
+/// The pre-session cookie otherwise.
 pub(crate) const SECURE_PRESESSION_COOKIE: &str = "__Host-airisk-console-pre";
 /// The form field every POST carries its CSRF token in.
 pub(crate) const CSRF_FIELD: &str = "csrf";
@@ -130,21 +131,23 @@ impl Identity {
     }
 }
 
-/// How cookies are set for this request.
+/// How cookies are set: from the configuration only, never from a request header (a proxy may
+/// well forward `Host: 127.0.0.1`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CookiePolicy {
-    /// `Secure` (and `__Host-` names): unless the browser addressed a loopback host.
+    /// `Secure` (and `__Host-` names): always, unless insecure cookies are configured and the
+    /// public URL is not https.
     pub(crate) secure: bool,
 }
 
 impl CookiePolicy {
-    pub(crate) fn for_request(headers: &HeaderMap) -> Self {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
+    /// The policy `config` and the service's public URL call for: `Secure` when the public URL
+    /// is https, whatever else is set; insecure only when `dangerous_insecure_cookies` is set;
+    /// else `Secure` (fail closed).
+    pub(crate) fn configured(config: &ConsoleConfig, public_url: Option<&PublicUrl>) -> Self {
+        let https = public_url.is_some_and(PublicUrl::is_https);
         CookiePolicy {
-            secure: !is_loopback_host(host),
+            secure: https || !config.dangerous_insecure_cookies,
         }
     }
 
@@ -189,22 +192,6 @@ impl CookiePolicy {
     pub(crate) fn clear_presession(self) -> Option<HeaderValue> {
         self.cookie(self.presession_name(), "", 0)
     }
-}
-
-/// `localhost`, `*.localhost`, `127.x.y.z` or `[::1]`, with or without a port.
-pub(crate) fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    let name = name.to_ascii_lowercase();
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || name == "::1"
-        || name
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The value of cookie `name`, if sent.
@@ -327,8 +314,10 @@ fn resolve(
     }
 }
 
-/// Whether a POST comes from another site (checked before the CSRF token, as a second wall).
-fn cross_site(headers: &HeaderMap) -> bool {
+/// Whether a POST comes from another site (checked before the CSRF token, as a second wall). A
+/// sent `Origin` must be the configured public URL's origin when there is one (behind a proxy the
+/// `Host` the service sees need not be what the browser addressed), else the `Host`'s.
+fn cross_site(headers: &HeaderMap, public_url: Option<&PublicUrl>) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
     {
@@ -341,6 +330,9 @@ fn cross_site(headers: &HeaderMap) -> bool {
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .filter(|o| *o != "null");
+    if let (Some(origin), Some(public)) = (origin, public_url) {
+        return !origin.eq_ignore_ascii_case(public.origin());
+    }
     match (origin, host) {
         (None, _) => false,
         (Some(origin), Some(host)) => {
@@ -380,25 +372,44 @@ async fn checked(app: &AppState, console: &Console, request: Request, next: Next
     let Some(keys) = console.keys.as_ref() else {
         return ConsoleError::Unavailable.into_response();
     };
-    let policy = CookiePolicy::for_request(request.headers());
+    let policy = console.cookies;
     let resolved = resolve(app, console, keys, request.headers(), policy);
     if let Some(id) = &resolved.identity {
         context::set_caller(
             id.principal.tenant().as_str(),
             id.principal.actor().as_str(),
         );
+        // A signed-in person's pages call the services: they take an admission slot of their
+        // tenant's share, like `/v1` requests (see `crate::admission`). The sign-in page and
+        // assets, unauthenticated, take none.
+        if let Err(e) = context::admit(app, id.principal.tenant().as_str()).await {
+            return with_cookies(ConsoleError::Api(e).into_response(), &resolved.cookies);
+        }
     }
     let (parts, body) = request.into_parts();
     let request = if parts.method == Method::POST {
-        if cross_site(&parts.headers) {
+        if cross_site(&parts.headers, app.config().public_url.as_ref()) {
             return with_cookies(ConsoleError::CrossSite.into_response(), &resolved.cookies);
         }
         let limit = app.config().body_limit;
-        let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-            return with_cookies(
-                ConsoleError::Api(crate::ApiError::PayloadTooLarge { limit }).into_response(),
-                &resolved.cookies,
-            );
+        let read = app.config().body_read_timeout;
+        let bytes = match tokio::time::timeout(read, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => {
+                return with_cookies(
+                    ConsoleError::Api(crate::ApiError::PayloadTooLarge { limit }).into_response(),
+                    &resolved.cookies,
+                );
+            }
+            Err(_) => {
+                return with_cookies(
+                    ConsoleError::Api(crate::ApiError::RequestTimeout {
+                        seconds: read.as_secs().max(1),
+                    })
+                    .into_response(),
+                    &resolved.cookies,
+                );
+            }
         };
         let presented = csrf_of(&bytes).unwrap_or_default();
         let ok = if parts.uri.path() == SIGN_IN_PATH {
@@ -508,7 +519,8 @@ impl FromRequestParts<AppState> for MaybeSigned {
             .extensions
             .get::<CookiePolicy>()
             .copied()
-            .unwrap_or_else(|| CookiePolicy::for_request(&parts.headers));
+            // Set by the console's middleware on every console request; fail closed otherwise.
+            .unwrap_or(CookiePolicy { secure: true });
         Ok(MaybeSigned(
             parts.extensions.get::<Identity>().cloned(),
             policy,
@@ -545,28 +557,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts_are_recognised_with_and_without_ports() {
-        for h in [
-            "localhost",
-            "localhost:8080",
-            "127.0.0.1:3000",
-            "127.1.2.3",
-            "[::1]:80",
-            "app.localhost",
-        ] {
-            assert!(is_loopback_host(h), "{h}");
-        }
-        for h in [
-            "risk.bank.example",
-            "10.0.0.1:80",
-            "",
-            "localhost.evil.example",
-        ] {
-            assert!(!is_loopback_host(h), "{h}");
-        }
-    }
-
-    #[test]
     fn csrf_tokens_are_bound_to_their_session_and_purpose() {
         let keys = Keys::generate().unwrap();
         let t = keys.session_csrf("a.b.c");
@@ -577,6 +567,22 @@ mod tests {
         assert!(!keys.check_sign_in_csrf("a.b.c", &t));
         let other = Keys::generate().unwrap();
         assert!(!other.check_session_csrf("a.b.c", &t));
+    }
+
+    #[test]
+    fn cookies_are_secure_unless_configured_insecure_and_always_under_an_https_url() {
+        let https = PublicUrl::parse("https://risk.bank.example").unwrap();
+        let http = PublicUrl::parse("http://127.0.0.1:8080").unwrap();
+        let insecure = ConsoleConfig {
+            dangerous_insecure_cookies: true,
+            ..ConsoleConfig::default()
+        };
+        let default = ConsoleConfig::default();
+        assert!(CookiePolicy::configured(&default, None).secure);
+        assert!(CookiePolicy::configured(&default, Some(&http)).secure);
+        assert!(CookiePolicy::configured(&insecure, Some(&https)).secure);
+        assert!(!CookiePolicy::configured(&insecure, None).secure);
+        assert!(!CookiePolicy::configured(&insecure, Some(&http)).secure);
     }
 
     #[test]
@@ -622,24 +628,37 @@ mod tests {
     fn only_same_origin_posts_pass_the_origin_check() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(!cross_site(&h));
+        assert!(!cross_site(&h, None));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
-        assert!(!cross_site(&h));
+        assert!(!cross_site(&h, None));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
         );
-        assert!(cross_site(&h));
+        assert!(cross_site(&h, None));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(!cross_site(&h));
+        assert!(!cross_site(&h, None));
         h.remove(header::ORIGIN);
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(cross_site(&h));
+        assert!(cross_site(&h, None));
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(!cross_site(&h));
+        assert!(!cross_site(&h, None));
+        // Behind a proxy forwarding `Host: 127.0.0.1`, the public URL's origin is this origin.
+        let public = PublicUrl::parse("https://risk.bank.example").unwrap();
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://risk.bank.example"),
+        );
+        assert!(!cross_site(&h, Some(&public)));
+        assert!(cross_site(&h, None));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(cross_site(&h, Some(&public)));
     }
 
     #[test]

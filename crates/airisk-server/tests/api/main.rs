@@ -11,6 +11,7 @@ mod pg;
 mod support;
 
 mod correlation;
+mod edge;
 mod errors;
 mod ops;
 mod rbac;

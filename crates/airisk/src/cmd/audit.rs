@@ -39,8 +39,16 @@ pub struct AuditArgs {
 /// Where the ledger lives and which keys sign and verify it.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// Database URL: `sqlite://path/to/file.db` (the embedded default) or `postgres://…`.
-    #[arg(long, env = "AIRISK_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    /// Database URL: `sqlite://path/to/file.db` (the embedded default) or `postgres://…`. A URL
+    /// with a password is refused here (the process list shows it): put it in
+    /// AIRISK_DATABASE_URL, or the password in PGPASSWORD or ~/.pgpass.
+    #[arg(
+        long,
+        env = "AIRISK_DATABASE_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_DATABASE_URL,
+        global = true
+    )]
     database_url: String,
 
     /// Ed25519 checkpoint signing key (`PRIVATE+KEY+<name>+<keyid>+<base64>`), from

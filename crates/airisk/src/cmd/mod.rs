@@ -19,11 +19,17 @@ const SECRET_ARGS: &[(&str, &str)] = &[
     ("jwt_secret", "AIRISK_JWT_SECRET"),
 ];
 
-/// Fails with a usage error (exit code 2) if a secret argument was given on the command line, at
-/// any level of subcommands.
+/// Arguments that take a database URL, with the environment variable that may carry it. A URL
+/// with a password (`user:password@`, or a `password=` parameter) is refused on the command line;
+/// from the environment, a configuration file or `~/.pgpass` it is accepted.
+const DATABASE_URL_ARGS: &[&str] = &["database_url"];
+
+/// Fails with a usage error (exit code 2) if a secret argument, or a database URL carrying a
+/// password, was given on the command line, at any level of subcommands.
 pub fn refuse_secrets_on_command_line(matches: &ArgMatches) -> Result<(), clap::Error> {
-    let mut current = Some(matches);
-    while let Some(m) = current {
+    let root = crate::Cli::command();
+    let mut current = Some((matches, Some(&root)));
+    while let Some((m, command)) = current {
         for (id, var) in SECRET_ARGS {
             // `try_contains_id`, not `ids()`: a global argument can be listed where it is not
             // defined, and asking for its source there panics.
@@ -39,7 +45,50 @@ pub fn refuse_secrets_on_command_line(matches: &ArgMatches) -> Result<(), clap::
                 ));
             }
         }
-        current = m.subcommand().map(|(_, sub)| sub);
+        if let Some((id, url)) = database_url_with_password(m) {
+            // The variable the command itself reads this URL from (`migrate`: the owner's).
+            let var = command
+                .and_then(|c| c.get_arguments().find(|a| a.get_id() == id))
+                .and_then(|a| a.get_env())
+                .map_or_else(
+                    || "AIRISK_DATABASE_URL".to_owned(),
+                    |v| v.to_string_lossy().into_owned(),
+                );
+            return Err(crate::Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--database-url {} holds a password, which other users can read in the \
+                     process list; pass the URL through {var} (or a configuration file), or the \
+                     password through PGPASSWORD or ~/.pgpass",
+                    crate::store::redact_url(&url)
+                ),
+            ));
+        }
+        current = m
+            .subcommand()
+            .map(|(name, sub)| (sub, command.and_then(|c| c.find_subcommand(name))));
     }
     Ok(())
+}
+
+/// A database URL given on the command line (any argument named `database_url`) that carries a
+/// password: the argument's id and the URL.
+fn database_url_with_password(m: &ArgMatches) -> Option<(&'static str, String)> {
+    for id in DATABASE_URL_ARGS {
+        if !matches!(m.try_contains_id(id), Ok(true))
+            || m.value_source(id) != Some(ValueSource::CommandLine)
+        {
+            continue;
+        }
+        let url = m
+            .get_raw(id)
+            .into_iter()
+            .flatten()
+            .map(|v| v.to_string_lossy().into_owned())
+            .find(|url| crate::store::has_password(url));
+        if let Some(url) = url {
+            return Some((id, url));
+        }
+    }
+    None
 }

@@ -24,8 +24,10 @@ use airisk_server::auth::{
     Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, TokenSigner,
 };
 use airisk_server::{
-    AppState, ConsoleConfig, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_REQUEST_TIMEOUT, LedgerConfig, ServerConfig, Stores,
+    AppState, ConsoleConfig, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT,
+    DEFAULT_CHECKPOINT_TICK, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_IN_FLIGHT_PER_TENANT, DEFAULT_REQUEST_TIMEOUT, LedgerConfig, PublicUrl,
+    ServerConfig, Stores,
 };
 use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
@@ -34,7 +36,7 @@ use clap::Args;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::store::MEMORY_URL;
+use crate::store::{MEMORY_URL, redact_url};
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -56,8 +58,9 @@ pub struct ServeArgs {
 
     /// TOML file with any of: bind, database_url, jwks_file, jwt_issuer, jwt_audience,
     /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms, max_in_flight,
-    /// checkpoint_every_entries, checkpoint_interval_ms, log, console_trusted_header. Flags and
-    /// environment override it.
+    /// max_in_flight_per_tenant, header_read_timeout_ms, body_read_timeout_ms, public_url,
+    /// dangerous_insecure_cookies, checkpoint_every_entries, checkpoint_interval_ms, log,
+    /// console_trusted_header. Flags and environment override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -66,8 +69,10 @@ pub struct ServeArgs {
     bind: Option<String>,
 
     /// Database URL [default: sqlite://airisk-data/airisk.db; with --dev: memory:].
-    /// `postgres://…` for PostgreSQL.
-    #[arg(long, env = "AIRISK_DATABASE_URL")]
+    /// `postgres://…` for PostgreSQL. A URL with a password is refused here (the process list
+    /// shows it): put it in AIRISK_DATABASE_URL or the --config file, or the password in
+    /// PGPASSWORD or ~/.pgpass.
+    #[arg(long, env = "AIRISK_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
 
     /// JWKS file with the Ed25519 (EdDSA) or RSA (RS256) public keys tokens are verified with.
@@ -110,6 +115,32 @@ pub struct ServeArgs {
     #[arg(long, env = "AIRISK_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
 
+    /// Most /v1 requests of one tenant handled at once, within --max-in-flight; the tenant's
+    /// others wait in their own line. 0: no per-tenant limit [default: 8].
+    #[arg(long, env = "AIRISK_MAX_IN_FLIGHT_PER_TENANT")]
+    max_in_flight_per_tenant: Option<usize>,
+
+    /// Longest a client may take to send a request's head, milliseconds; the connection is then
+    /// closed [default: 10000].
+    #[arg(long, env = "AIRISK_HEADER_READ_TIMEOUT_MS")]
+    header_read_timeout_ms: Option<u64>,
+
+    /// Longest a client may take to send a request's body, milliseconds; slower is a 408
+    /// [default: 10000].
+    #[arg(long, env = "AIRISK_BODY_READ_TIMEOUT_MS")]
+    body_read_timeout_ms: Option<u64>,
+
+    /// The service's public URL as browsers reach it, e.g. https://risk.bank.example. https:
+    /// Strict-Transport-Security on every response and Secure, __Host- console cookies always.
+    #[arg(long, env = "AIRISK_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
+    /// Console cookies without Secure (so without the __Host- prefix), for a console reached
+    /// over plain http on loopback; ignored under an https --public-url; implied by --dev.
+    /// Dangerous: the cookie holds the bearer token.
+    #[arg(long, env = "AIRISK_DANGEROUS_INSECURE_COOKIES")]
+    dangerous_insecure_cookies: Option<bool>,
+
     /// Sign a checkpoint after this many new entries; 0: never by count [default: 1000].
     #[arg(long, env = "AIRISK_CHECKPOINT_EVERY_ENTRIES")]
     checkpoint_every_entries: Option<u64>,
@@ -144,14 +175,19 @@ struct FileConfig {
     body_limit_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
     max_in_flight: Option<usize>,
+    max_in_flight_per_tenant: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
+    public_url: Option<String>,
+    dangerous_insecure_cookies: Option<bool>,
     checkpoint_every_entries: Option<u64>,
     checkpoint_interval_ms: Option<u64>,
     log: Option<String>,
     console_trusted_header: Option<String>,
 }
 
-/// The effective configuration, after layering.
-#[derive(Debug)]
+/// The effective configuration, after layering. (No `Debug`: the database URL may hold a
+/// password.)
 struct Settings {
     dev: bool,
     bind: String,
@@ -164,6 +200,10 @@ struct Settings {
     body_limit_bytes: usize,
     request_timeout: Duration,
     max_in_flight: usize,
+    max_in_flight_per_tenant: usize,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    public_url: Option<PublicUrl>,
     policy: CheckpointPolicy,
     log: String,
     console: ConsoleConfig,
@@ -183,6 +223,39 @@ impl Settings {
             .checkpoint_interval_ms
             .or(file.checkpoint_interval_ms)
             .unwrap_or(10_000);
+        let read_timeout = |name: &str, ms: Option<u64>, default: Duration| match ms {
+            Some(0) => Err(anyhow!("{name} must be more than 0")),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+            None => Ok(default),
+        };
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .map(|u| PublicUrl::parse(&u))
+            .transpose()
+            .map_err(|e| anyhow!("public_url: {e}"))?;
+        let https = public_url.as_ref().is_some_and(PublicUrl::is_https);
+        let asked_insecure = args
+            .dangerous_insecure_cookies
+            .or(file.dangerous_insecure_cookies)
+            .unwrap_or(false);
+        if https && asked_insecure {
+            bail!(
+                "dangerous_insecure_cookies contradicts the https public URL: under https the \
+                 console's cookies are always Secure; drop one of the two"
+            );
+        }
+        // Fail closed: insecure cookies only when asked for (or in dev mode), never under https.
+        let insecure_cookies = !https && (asked_insecure || args.dev);
+        if public_url.is_some() && !https && !insecure_cookies {
+            bail!(
+                "the public URL is http://, but the console's cookies are Secure and browsers do not \
+                 keep Secure cookies from plain http: serve over https (TLS at your proxy) with an \
+                 https:// public URL, or, for a loopback-only deployment, knowingly set \
+                 AIRISK_DANGEROUS_INSECURE_COOKIES=true"
+            );
+        }
         Ok(Settings {
             dev: args.dev,
             bind: args
@@ -232,6 +305,21 @@ impl Settings {
                 .max_in_flight
                 .or(file.max_in_flight)
                 .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+            max_in_flight_per_tenant: args
+                .max_in_flight_per_tenant
+                .or(file.max_in_flight_per_tenant)
+                .unwrap_or(DEFAULT_MAX_IN_FLIGHT_PER_TENANT),
+            header_read_timeout: read_timeout(
+                "header_read_timeout_ms",
+                args.header_read_timeout_ms.or(file.header_read_timeout_ms),
+                DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
+            body_read_timeout: read_timeout(
+                "body_read_timeout_ms",
+                args.body_read_timeout_ms.or(file.body_read_timeout_ms),
+                DEFAULT_BODY_READ_TIMEOUT,
+            )?,
+            public_url,
             policy: CheckpointPolicy {
                 every_entries: Some(every_entries).filter(|n| *n > 0),
                 every_interval: Some(Duration::from_millis(interval_ms)).filter(|d| !d.is_zero()),
@@ -250,6 +338,7 @@ impl Settings {
                     .transpose()
                     .map_err(|e| anyhow!("console_trusted_header: {e}"))?
                     .flatten(),
+                dangerous_insecure_cookies: insecure_cookies,
             },
         })
     }
@@ -376,7 +465,11 @@ fn dev_keys_file(database_url: &str) -> Option<PathBuf> {
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))
     {
-        Some(path) => Some(PathBuf::from(format!("{path}.dev-keys"))),
+        // The file's path only: the store ignores a `?query`, and it may carry a password.
+        Some(path) => Some(PathBuf::from(format!(
+            "{}.dev-keys",
+            path.split_once('?').map_or(path, |(p, _)| p)
+        ))),
         None => Some(PathBuf::from("airisk-data/dev-keys")),
     }
 }
@@ -525,6 +618,16 @@ async fn open_stores(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores>
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::layer(&args)?;
     init_logging(&settings.log)?;
+    if settings.max_in_flight > 0
+        && (settings.max_in_flight_per_tenant == 0
+            || settings.max_in_flight_per_tenant >= settings.max_in_flight)
+    {
+        tracing::warn!(
+            max_in_flight = settings.max_in_flight,
+            max_in_flight_per_tenant = settings.max_in_flight_per_tenant,
+            "one tenant can take every in-flight slot: set max_in_flight_per_tenant below max_in_flight when several tenants share the service"
+        );
+    }
     let jwt_secret = args.jwt_secret.as_deref().map(str::trim);
     let keys = if settings.dev {
         Keys::dev(&settings, jwt_secret)?
@@ -552,6 +655,7 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let stores = open_stores(&settings.database_url, clock.clone()).await?;
     let addr: SocketAddr = tokio::net::lookup_host(&settings.bind)
@@ -578,6 +682,10 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             request_timeout: settings.request_timeout,
             checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
             max_in_flight: settings.max_in_flight,
+            max_in_flight_per_tenant: settings.max_in_flight_per_tenant,
+            header_read_timeout: settings.header_read_timeout,
+            body_read_timeout: settings.body_read_timeout,
+            public_url: settings.public_url.clone(),
             console: settings.console.clone(),
         },
     );
@@ -600,7 +708,7 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         ledger_verifier_key = %verifier_key,
         "airisk service started"
     );
-    airisk_server::serve(listener, state, shutdown_signal())
+    airisk_server::serve(listener, state, shutdown)
         .await
         .context("the server failed")?;
     tracing::info!("airisk service stopped");
@@ -645,60 +753,40 @@ fn print_dev_banner(
     println!("# airisk listening on http://{local}");
 }
 
-/// A database URL without its password.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = url.get(scheme + 3..at).unwrap_or_default();
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!(
-                "{}{user}:***{}",
-                url.get(..scheme + 3).unwrap_or_default(),
-                url.get(at..).unwrap_or_default()
-            )
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: call it before announcing the service, so a signal sent as
+/// soon as the "listening" line appears already means "shut down gracefully" (final checkpoints
+/// signed) rather than the default "die at once".
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (interrupt, terminate) = handlers;
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
+            }
         }
-        _ => url.to_owned(),
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown signal received: finishing requests in flight");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted_from_database_urls() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/airisk"),
-            "postgres://app:***@db:5432/airisk"
-        );
-        assert_eq!(
-            redact_url("sqlite://airisk-data/a.db"),
-            "sqlite://airisk-data/a.db"
-        );
+        tracing::info!("shutdown signal received: finishing requests in flight");
     }
 }
