@@ -3,9 +3,20 @@
 //! # Design
 //!
 //! * **Who the caller is comes only from the token**: claims `sub` (the actor), `tenant`, `role`
-//!   (`admin`, `analyst`, `approver`, `viewer`, parsed exactly) and optional `kind` (`human`, the
-//!   default, or `service`: a service principal can never approve). No tenant in paths, no actor
-//!   in bodies.
+//!   (`admin`, `analyst`, `approver`, `viewer`, parsed exactly) and `kind` (`human` or `service`).
+//!   No tenant in paths, no actor in bodies.
+//! * **One canonical identity**: `sub` is mapped to its canonical actor id
+//!   ([`ActorId::canonical`]: NFKC, lower case, NFKC, then the ASCII actor-id rules), so `ADMIN1`,
+//!   `ａｄｍｉｎ１` and `admin¹` are all the person `admin1`, and the four-eyes rule cannot be passed
+//!   with a variant spelling of one's own id.
+//! * **A person only when the token says so** (fail closed): a principal is human only if the
+//!   configured person claim holds the configured value ([`PersonClaim`], default `kind` =
+//!   `human`; a claim holding a list counts if the list contains the value). A token that does not
+//!   say so (no `kind`, say) is a service principal, and a service principal never approves or
+//!   rejects. A token whose `kind` is `service` is a service whatever the person claim says.
+//! * **No critical header extensions**: a token whose JOSE header carries `crit` is refused
+//!   (RFC 7515 §4.1.11: a recipient must reject extensions it does not understand, and this
+//!   service understands none).
 //! * **Registered claims**: `exp`, `iss` and `aud` are required and checked; `nbf` is checked when
 //!   present; a small leeway (default 30 s) absorbs clock skew.
 //! * **Keys**: production verifies EdDSA (Ed25519) or RS256 signatures with public keys from a
@@ -49,7 +60,8 @@ pub struct Claims {
     pub tenant: String,
     /// The actor's role.
     pub role: String,
-    /// `human` (default) or `service`.
+    /// `human` or `service`. After [`JwtVerifier::verify_claims`] it holds the verdict of the
+    /// configured person claim; absent means service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Issuer.
@@ -64,33 +76,38 @@ pub struct Claims {
     /// Issued at (seconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Every other claim, kept so a configured person claim (see [`PersonClaim`]) can be read.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Claims {
-    /// Claims for `sub` in `tenant` with `role`, valid from now for `ttl_secs`, for the default
-    /// issuer and audience.
+    /// Claims for the person `sub` (`kind` = `human`) in `tenant` with `role`, valid from now for
+    /// `ttl_secs`, for the default issuer and audience.
     pub fn new(sub: &str, tenant: &str, role: Role, ttl_secs: u64) -> Self {
         let now = now_secs();
         Claims {
             sub: sub.to_owned(),
             tenant: tenant.to_owned(),
             role: role.as_str().to_owned(),
-            kind: None,
+            kind: Some("human".to_owned()),
             iss: DEFAULT_ISSUER.to_owned(),
             aud: DEFAULT_AUDIENCE.to_owned(),
             exp: now.saturating_add(ttl_secs),
             nbf: Some(now),
             iat: Some(now),
+            extra: serde_json::Map::new(),
         }
     }
 
-    /// The validated principal the claims name.
+    /// The validated principal the claims name: the canonical actor id of `sub`; human only when
+    /// `kind` is `human` (absent: a service).
     ///
     /// # Errors
     /// [`AuthError::InvalidClaims`] if the actor, tenant, role or kind is invalid.
     pub fn principal(&self) -> Result<Principal, AuthError> {
-        let actor =
-            ActorId::parse(&self.sub).map_err(|e| AuthError::InvalidClaims(format!("sub: {e}")))?;
+        let actor = ActorId::canonical(&self.sub)
+            .map_err(|e| AuthError::InvalidClaims(format!("sub: {e}")))?;
         let tenant = TenantId::parse(&self.tenant)
             .map_err(|e| AuthError::InvalidClaims(format!("tenant: {e}")))?;
         let role: Role = self
@@ -98,8 +115,8 @@ impl Claims {
             .parse()
             .map_err(|e| AuthError::InvalidClaims(format!("role: {e}")))?;
         match self.kind.as_deref() {
-            None | Some("human") => Ok(Principal::human(actor, tenant, role)),
-            Some("service") => Ok(Principal::service(actor, tenant, role)),
+            Some("human") => Ok(Principal::human(actor, tenant, role)),
+            None | Some("service") => Ok(Principal::service(actor, tenant, role)),
             Some(_) => Err(AuthError::InvalidClaims(
                 "kind must be human or service".to_owned(),
             )),
@@ -122,6 +139,10 @@ pub enum AuthError {
     /// Not a JWT, or a header or payload that does not decode.
     #[error("the bearer token is malformed")]
     Malformed,
+    /// The token's header names critical extensions (`crit`), which this service does not
+    /// understand (RFC 7515 §4.1.11).
+    #[error("the token's header names critical extensions (crit), which are not supported")]
+    CriticalHeader,
     /// The token's algorithm is not accepted (including `none`), or no configured key matches it.
     #[error("the token's signing algorithm or key is not accepted")]
     UnsupportedAlgorithm,
@@ -161,6 +182,84 @@ pub enum AuthConfigError {
     /// A signing key could not be read.
     #[error("invalid signing key: {0}")]
     InvalidSigningKey(String),
+    /// The person claim is not `NAME=VALUE`.
+    #[error("invalid person claim: {0}")]
+    InvalidPersonClaim(String),
+}
+
+/// How a token asserts that its subject is a person: a claim and the value it must hold.
+///
+/// The default is `kind` = `human`. An identity provider that marks people differently is
+/// configured with, say, `PersonClaim::new("idtyp", "user")` (`--person-claim idtyp=user`). A claim
+/// holding a list of strings counts when the list contains the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonClaim {
+    name: String,
+    value: String,
+}
+
+impl Default for PersonClaim {
+    fn default() -> Self {
+        PersonClaim {
+            name: "kind".to_owned(),
+            value: "human".to_owned(),
+        }
+    }
+}
+
+impl PersonClaim {
+    /// The claim `name` must hold `value`.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidPersonClaim`] if either is empty.
+    pub fn new(name: &str, value: &str) -> Result<Self, AuthConfigError> {
+        if name.is_empty() || value.is_empty() {
+            return Err(AuthConfigError::InvalidPersonClaim(
+                "the claim name and value must not be empty".to_owned(),
+            ));
+        }
+        Ok(PersonClaim {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    /// Parses `name=value`.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidPersonClaim`] without a `=` or with an empty side.
+    pub fn parse(spec: &str) -> Result<Self, AuthConfigError> {
+        let (name, value) = spec.split_once('=').ok_or_else(|| {
+            AuthConfigError::InvalidPersonClaim(format!("{spec:?} is not NAME=VALUE"))
+        })?;
+        Self::new(name.trim(), value.trim())
+    }
+
+    /// The claim's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value that makes the subject a person.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether `claims` assert a person.
+    fn holds(&self, claims: &Claims) -> bool {
+        let found = match self.name.as_str() {
+            "kind" => claims.kind.clone().map(serde_json::Value::String),
+            "sub" | "tenant" | "role" | "iss" | "aud" => None,
+            other => claims.extra.get(other).cloned(),
+        };
+        match found {
+            Some(serde_json::Value::String(v)) => v == self.value,
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .any(|i| i.as_str() == Some(self.value.as_str())),
+            _ => false,
+        }
+    }
 }
 
 struct VerifyKey {
@@ -175,6 +274,7 @@ pub struct JwtVerifier {
     audience: String,
     leeway: u64,
     keys: Vec<VerifyKey>,
+    person: PersonClaim,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -183,6 +283,7 @@ impl fmt::Debug for JwtVerifier {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
+            .field("person", &self.person)
             .field(
                 "keys",
                 &self
@@ -203,7 +304,20 @@ impl JwtVerifier {
             audience: audience.to_owned(),
             leeway: DEFAULT_LEEWAY_SECS,
             keys: Vec::new(),
+            person: PersonClaim::default(),
         }
+    }
+
+    /// Sets how a token asserts its subject is a person (default `kind` = `human`).
+    #[must_use]
+    pub fn with_person_claim(mut self, person: PersonClaim) -> Self {
+        self.person = person;
+        self
+    }
+
+    /// How a token asserts its subject is a person.
+    pub fn person_claim(&self) -> &PersonClaim {
+        &self.person
     }
 
     /// Sets the clock-skew leeway.
@@ -286,11 +400,28 @@ impl JwtVerifier {
         claims.principal()
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token` and returns its claims, with `kind` set to the verdict of the configured
+    /// person claim: `human` only when the token asserts a person, else `service`.
     ///
     /// # Errors
     /// An [`AuthError`] saying why.
     pub fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        refuse_critical_header(token)?;
+        let mut claims = self.verify_signed_claims(token)?;
+        match claims.kind.as_deref() {
+            None | Some("human" | "service") => {}
+            Some(_) => {
+                return Err(AuthError::InvalidClaims(
+                    "kind must be human or service".to_owned(),
+                ));
+            }
+        }
+        let person = claims.kind.as_deref() != Some("service") && self.person.holds(&claims);
+        claims.kind = Some(if person { "human" } else { "service" }.to_owned());
+        Ok(claims)
+    }
+
+    fn verify_signed_claims(&self, token: &str) -> Result<Claims, AuthError> {
         // `decode_header` fails on any `alg` jsonwebtoken does not know, `none` included.
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName | ErrorKind::InvalidAlgorithm => {
@@ -348,6 +479,21 @@ impl JwtVerifier {
         }
         Err(last)
     }
+}
+
+/// Refuses a token whose JOSE header has a `crit` member (RFC 7515 §4.1.11). `jsonwebtoken` 9
+/// ignores the member, so the raw header is read here.
+fn refuse_critical_header(token: &str) -> Result<(), AuthError> {
+    let header = token.split('.').next().ok_or(AuthError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .map_err(|_| AuthError::Malformed)?;
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    if object.contains_key("crit") {
+        return Err(AuthError::CriticalHeader);
+    }
+    Ok(())
 }
 
 /// Signs tokens: for `airisk token issue`, dev mode and tests.

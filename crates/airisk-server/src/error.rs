@@ -86,6 +86,13 @@ pub enum ApiError {
     /// 422: the body or parameters are well-formed but invalid.
     #[error("{0}")]
     Unprocessable(String),
+    /// 429: the caller keeps being refused; its refusals are throttled (see `throttle.rs`). Sent
+    /// with `Retry-After`.
+    #[error("too many refused requests from this principal; retry after {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until the next request may be refused and recorded again.
+        retry_after_secs: u64,
+    },
     /// 503: the request took longer than the configured timeout.
     #[error("the request did not complete within {seconds} s")]
     Timeout {
@@ -113,6 +120,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -131,6 +139,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("validation", "Invalid input"),
+            ApiError::TooManyRequests { .. } => ("too-many-refusals", "Too many refused requests"),
             ApiError::Timeout { .. } => ("timeout", "Request timed out"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
@@ -182,6 +191,9 @@ impl ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::TooManyRequests { retry_after_secs } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }
@@ -292,6 +304,7 @@ impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> Self {
         match e {
             AuditError::Forbidden(e) => e.into(),
+            e @ AuditError::KernelNamespace { .. } => ApiError::Forbidden(e.to_string()),
             // The server writes the principal's own tenant into every record, so this cannot
             // happen through the API; if it did, it must look like a missing resource.
             AuditError::TenantIsolation(_) => ApiError::NotFound("not found".into()),

@@ -14,6 +14,7 @@ use airisk_core::ports::{AuditRepository, Clock, GovernanceStore, IdGenerator};
 use crate::auth::JwtVerifier;
 use crate::console::ConsoleConfig;
 use crate::metrics::Metrics;
+use crate::throttle::{DenialThrottle, DenialThrottleConfig};
 
 /// Default largest request body: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// How the approver console (`/console`) signs people in.
     pub console: ConsoleConfig,
+    /// How fast one principal's refused requests may go on (then 429).
+    pub denial_throttle: DenialThrottleConfig,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             console: ConsoleConfig::default(),
+            denial_throttle: DenialThrottleConfig::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ struct Inner {
     config: ServerConfig,
     metrics: Metrics,
     limiter: Option<Arc<tokio::sync::Semaphore>>,
+    denials: DenialThrottle,
 }
 
 /// Shared by every request; cheap to clone.
@@ -134,6 +139,7 @@ impl AppState {
             auth,
             limiter: (config.max_in_flight > 0)
                 .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_in_flight))),
+            denials: DenialThrottle::new(config.denial_throttle),
             config,
             metrics: Metrics::new(),
         }))
@@ -178,6 +184,10 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+    /// The denial throttle.
+    pub fn denials(&self) -> &DenialThrottle {
+        &self.0.denials
     }
     /// The in-flight limit, if any.
     pub(crate) fn limiter(&self) -> Option<&Arc<tokio::sync::Semaphore>> {

@@ -21,7 +21,11 @@ use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
 use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
 use airisk_core::security::rbac::Role;
 use airisk_server::auth::{
-    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, TokenSigner,
+    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, PersonClaim,
+    TokenSigner,
+};
+use airisk_server::throttle::{
+    DEFAULT_DENIAL_BURST, DEFAULT_DENIALS_PER_MINUTE, DenialThrottleConfig,
 };
 use airisk_server::{
     AppState, ConsoleConfig, DEFAULT_BODY_LIMIT, DEFAULT_CHECKPOINT_TICK, DEFAULT_MAX_IN_FLIGHT,
@@ -56,8 +60,8 @@ pub struct ServeArgs {
 
     /// TOML file with any of: bind, database_url, jwks_file, jwt_issuer, jwt_audience,
     /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms, max_in_flight,
-    /// checkpoint_every_entries, checkpoint_interval_ms, log, console_trusted_header. Flags and
-    /// environment override it.
+    /// checkpoint_every_entries, checkpoint_interval_ms, log, console_trusted_header,
+    /// person_claim, denials_per_minute, denial_burst. Flags and environment override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -128,6 +132,21 @@ pub struct ServeArgs {
     /// from every client request, or anyone can send it.
     #[arg(long, env = "AIRISK_CONSOLE_TRUSTED_HEADER", value_name = "HEADER")]
     console_trusted_header: Option<String>,
+
+    /// How a token says its subject is a person, NAME=VALUE (a list claim counts if it contains
+    /// VALUE). Only such principals approve or reject; any other token is a service
+    /// [default: kind=human].
+    #[arg(long, env = "AIRISK_PERSON_CLAIM", value_name = "NAME=VALUE")]
+    person_claim: Option<String>,
+
+    /// Refused requests one principal may cause per minute, sustained, before it is answered 429;
+    /// 0: no throttle [default: 30].
+    #[arg(long, env = "AIRISK_DENIALS_PER_MINUTE")]
+    denials_per_minute: Option<u32>,
+
+    /// Refused requests one principal may cause in a burst [default: 60].
+    #[arg(long, env = "AIRISK_DENIAL_BURST")]
+    denial_burst: Option<u32>,
 }
 
 /// The `--config` file. Secrets are not accepted here.
@@ -148,6 +167,9 @@ struct FileConfig {
     checkpoint_interval_ms: Option<u64>,
     log: Option<String>,
     console_trusted_header: Option<String>,
+    person_claim: Option<String>,
+    denials_per_minute: Option<u32>,
+    denial_burst: Option<u32>,
 }
 
 /// The effective configuration, after layering.
@@ -167,6 +189,8 @@ struct Settings {
     policy: CheckpointPolicy,
     log: String,
     console: ConsoleConfig,
+    person_claim: PersonClaim,
+    denial_throttle: DenialThrottleConfig,
 }
 
 impl Settings {
@@ -250,6 +274,25 @@ impl Settings {
                     .transpose()
                     .map_err(|e| anyhow!("console_trusted_header: {e}"))?
                     .flatten(),
+            },
+            person_claim: args
+                .person_claim
+                .clone()
+                .or(file.person_claim)
+                .map(|spec| PersonClaim::parse(&spec))
+                .transpose()
+                .map_err(|e| anyhow!("person_claim: {e}"))?
+                .unwrap_or_default(),
+            denial_throttle: DenialThrottleConfig {
+                per_minute: args
+                    .denials_per_minute
+                    .or(file.denials_per_minute)
+                    .unwrap_or(DEFAULT_DENIALS_PER_MINUTE),
+                burst: args
+                    .denial_burst
+                    .or(file.denial_burst)
+                    .unwrap_or(DEFAULT_DENIAL_BURST),
+                ..DenialThrottleConfig::default()
             },
         })
     }
@@ -572,13 +615,14 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             signer: keys.ledger,
             policy: settings.policy,
         },
-        keys.auth,
+        keys.auth.with_person_claim(settings.person_claim.clone()),
         ServerConfig {
             body_limit: settings.body_limit_bytes,
             request_timeout: settings.request_timeout,
             checkpoint_tick: DEFAULT_CHECKPOINT_TICK,
             max_in_flight: settings.max_in_flight,
             console: settings.console.clone(),
+            denial_throttle: settings.denial_throttle,
         },
     );
     if let Some(dev) = &keys.dev_tokens {
