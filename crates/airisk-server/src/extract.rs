@@ -6,7 +6,7 @@ use airisk_core::request::CorrelationId;
 use airisk_core::security::tenant_context::Principal;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -158,11 +158,21 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
             Err(PathRejection::FailedToDeserializePathParams(e))
                 if matches!(e.kind(), ErrorKind::InvalidUtf8InPathParam { .. }) =>
             {
-                let raw = RawPathParams::from_request_parts(parts, state)
-                    .await
-                    .map_err(|r| bad(r.body_text()))?;
-                let values: Vec<serde_json::Value> = raw
+                // axum refuses the raw parameters too, so they are read from the path itself:
+                // the segments where the matched template has a `{parameter}`.
+                let template = parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .ok_or_else(|| bad(e.to_string()))?;
+                let template: Vec<&str> = template.as_str().split('/').collect();
+                let raw: Vec<&str> = parts.uri.path().split('/').collect();
+                if template.len() != raw.len() {
+                    return Err(bad(e.to_string()));
+                }
+                let values: Vec<serde_json::Value> = template
                     .iter()
+                    .zip(&raw)
+                    .filter(|(t, _)| t.starts_with('{') && t.ends_with('}'))
                     .map(|(_, v)| serde_json::Value::String(escape_invalid_utf8(v)))
                     .collect();
                 let value = match <[serde_json::Value; 1]>::try_from(values) {
