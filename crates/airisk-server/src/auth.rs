@@ -617,6 +617,7 @@ fn pem_or_der(bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, AuthConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use airisk_core::security::tenant_context::PrincipalKind;
 
     fn secret() -> Vec<u8> {
         vec![7u8; 32]
@@ -674,6 +675,86 @@ mod tests {
             verifier().verify(&token),
             Err(AuthError::InvalidClaims(_))
         ));
+    }
+
+    #[test]
+    fn only_a_positive_person_claim_makes_a_human() {
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret()));
+        let kind = |k: Option<&str>| {
+            let mut c = Claims::new("alice", "acme", Role::Approver, 60);
+            c.kind = k.map(str::to_owned);
+            signer.sign(&c).unwrap()
+        };
+        let v = verifier();
+        assert_eq!(
+            v.verify(&kind(Some("human"))).unwrap().kind(),
+            PrincipalKind::Human
+        );
+        for k in [None, Some("service")] {
+            assert_eq!(
+                v.verify(&kind(k)).unwrap().kind(),
+                PrincipalKind::Service,
+                "{k:?}"
+            );
+        }
+        // A provider that marks people with another claim, as a string or in a list.
+        let v = verifier().with_person_claim(PersonClaim::parse("idtyp=user").unwrap());
+        let with = |value: serde_json::Value, k: Option<&str>| {
+            let mut c = Claims::new("alice", "acme", Role::Approver, 60);
+            c.kind = k.map(str::to_owned);
+            c.extra.insert("idtyp".into(), value);
+            signer.sign(&c).unwrap()
+        };
+        let person = |t: &str| v.verify(t).unwrap().kind() == PrincipalKind::Human;
+        assert!(person(&with(serde_json::json!("user"), None)));
+        assert!(person(&with(serde_json::json!(["app", "user"]), None)));
+        assert!(!person(&with(serde_json::json!("app"), None)));
+        assert!(!person(&with(serde_json::json!("USER"), None)));
+        assert!(!person(&with(serde_json::json!(true), None)));
+        // `kind: human` alone says nothing under this configuration; `kind: service` always wins.
+        assert!(!person(&kind(Some("human"))));
+        assert!(!person(&with(serde_json::json!("user"), Some("service"))));
+        for bad in ["", "idtyp", "=user", "idtyp="] {
+            assert!(PersonClaim::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_header_with_crit_is_refused_whatever_it_lists() {
+        let claims = Claims::new("alice", "acme", Role::Viewer, 60);
+        for header in [
+            serde_json::json!({"alg": "HS256", "crit": ["exp"]}),
+            serde_json::json!({"alg": "HS256", "crit": []}),
+            serde_json::json!({"alg": "HS256", "crit": null}),
+        ] {
+            let h = URL_SAFE_NO_PAD.encode(header.to_string());
+            let c = URL_SAFE_NO_PAD.encode(serde_json::to_string(&claims).unwrap());
+            let input = format!("{h}.{c}");
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret());
+            let sig = URL_SAFE_NO_PAD.encode(ring::hmac::sign(&key, input.as_bytes()));
+            let token = format!("{input}.{sig}");
+            assert_eq!(
+                verifier().verify(&token),
+                Err(AuthError::CriticalHeader),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_actor_is_the_canonical_form_of_sub() {
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret()));
+        for sub in [
+            "Alice",
+            "ALICE",
+            "\u{ff41}lice",
+            "\u{ff21}\u{ff2c}\u{ff29}\u{ff23}\u{ff25}",
+        ] {
+            let token = signer
+                .sign(&Claims::new(sub, "acme", Role::Viewer, 60))
+                .unwrap();
+            assert_eq!(verifier().verify(&token).unwrap().actor().as_str(), "alice");
+        }
     }
 
     #[test]
