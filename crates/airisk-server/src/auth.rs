@@ -9,6 +9,8 @@
 //!   ([`ActorId::canonical`]: NFKC, lower case, NFKC, then the ASCII actor-id rules), so `ADMIN1`,
 //!   `ａｄｍｉｎ１` and `admin¹` are all the person `admin1`, and the four-eyes rule cannot be passed
 //!   with a variant spelling of one's own id.
+//!   Optionally ([`JwtVerifier::with_identity_claim`]) the actor is taken from an immutable claim
+//!   such as the provider's object id `oid` instead of `sub`.
 //! * **A person only when the token says so** (fail closed): a principal is human only if the
 //!   configured person claim holds the configured value ([`PersonClaim`], default `kind` =
 //!   `human`; a claim holding a list counts if the list contains the value). A token that does not
@@ -182,9 +184,9 @@ pub enum AuthConfigError {
     /// A signing key could not be read.
     #[error("invalid signing key: {0}")]
     InvalidSigningKey(String),
-    /// The person claim is not `NAME=VALUE`.
-    #[error("invalid person claim: {0}")]
-    InvalidPersonClaim(String),
+    /// The person claim is not `NAME=VALUE`, or the identity claim name is empty.
+    #[error("invalid claim mapping: {0}")]
+    InvalidClaimMapping(String),
 }
 
 /// How a token asserts that its subject is a person: a claim and the value it must hold.
@@ -211,10 +213,10 @@ impl PersonClaim {
     /// The claim `name` must hold `value`.
     ///
     /// # Errors
-    /// [`AuthConfigError::InvalidPersonClaim`] if either is empty.
+    /// [`AuthConfigError::InvalidClaimMapping`] if either is empty.
     pub fn new(name: &str, value: &str) -> Result<Self, AuthConfigError> {
         if name.is_empty() || value.is_empty() {
-            return Err(AuthConfigError::InvalidPersonClaim(
+            return Err(AuthConfigError::InvalidClaimMapping(
                 "the claim name and value must not be empty".to_owned(),
             ));
         }
@@ -227,10 +229,10 @@ impl PersonClaim {
     /// Parses `name=value`.
     ///
     /// # Errors
-    /// [`AuthConfigError::InvalidPersonClaim`] without a `=` or with an empty side.
+    /// [`AuthConfigError::InvalidClaimMapping`] without a `=` or with an empty side.
     pub fn parse(spec: &str) -> Result<Self, AuthConfigError> {
         let (name, value) = spec.split_once('=').ok_or_else(|| {
-            AuthConfigError::InvalidPersonClaim(format!("{spec:?} is not NAME=VALUE"))
+            AuthConfigError::InvalidClaimMapping(format!("{spec:?} is not NAME=VALUE"))
         })?;
         Self::new(name.trim(), value.trim())
     }
@@ -275,6 +277,7 @@ pub struct JwtVerifier {
     leeway: u64,
     keys: Vec<VerifyKey>,
     person: PersonClaim,
+    identity_claim: Option<String>,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -284,6 +287,7 @@ impl fmt::Debug for JwtVerifier {
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
             .field("person", &self.person)
+            .field("identity_claim", &self.identity_claim)
             .field(
                 "keys",
                 &self
@@ -305,7 +309,24 @@ impl JwtVerifier {
             leeway: DEFAULT_LEEWAY_SECS,
             keys: Vec::new(),
             person: PersonClaim::default(),
+            identity_claim: None,
         }
+    }
+
+    /// Takes the actor from the claim `name` instead of `sub`: for an identity provider whose
+    /// `sub` may be reassigned or re-spelled while an immutable id (Entra ID's `oid`, say) stays.
+    /// The claim must be a string and is canonicalised like `sub`; a token without it is refused.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidClaimMapping`] if `name` is empty.
+    pub fn with_identity_claim(mut self, name: &str) -> Result<Self, AuthConfigError> {
+        if name.trim().is_empty() {
+            return Err(AuthConfigError::InvalidClaimMapping(
+                "the identity claim name must not be empty".to_owned(),
+            ));
+        }
+        self.identity_claim = Some(name.trim().to_owned()).filter(|n| n != "sub");
+        Ok(self)
     }
 
     /// Sets how a token asserts its subject is a person (default `kind` = `human`).
@@ -415,6 +436,17 @@ impl JwtVerifier {
                     "kind must be human or service".to_owned(),
                 ));
             }
+        }
+        if let Some(name) = &self.identity_claim {
+            let id = claims
+                .extra
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    AuthError::InvalidClaims(format!("{name} (the identity claim) is required"))
+                })?;
+            claims.sub = id.to_owned();
         }
         let person = claims.kind.as_deref() != Some("service") && self.person.holds(&claims);
         claims.kind = Some(if person { "human" } else { "service" }.to_owned());
@@ -717,6 +749,23 @@ mod tests {
         for bad in ["", "idtyp", "=user", "idtyp="] {
             assert!(PersonClaim::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_configured_identity_claim_replaces_sub_and_is_required() {
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret()));
+        let v = verifier().with_identity_claim("oid").unwrap();
+        let mut c = Claims::new("Alice.Renamed", "acme", Role::Approver, 60);
+        c.extra
+            .insert("oid".into(), "6F1C2A4E-0000-4000-8000-00000000A11C".into());
+        let p = v.verify(&signer.sign(&c).unwrap()).unwrap();
+        assert_eq!(p.actor().as_str(), "6f1c2a4e-0000-4000-8000-00000000a11c");
+        c.extra.clear();
+        assert!(matches!(
+            v.verify(&signer.sign(&c).unwrap()),
+            Err(AuthError::InvalidClaims(_))
+        ));
+        assert!(verifier().with_identity_claim(" ").is_err());
     }
 
     #[test]

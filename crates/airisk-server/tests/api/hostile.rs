@@ -767,3 +767,81 @@ async fn refusals_by_an_approver_of_hostile_ids_that_name_nothing_are_recorded_t
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The same on every store: the marker and the escaped refusals are in the stored leaf, and the
+// ledger still verifies.
+// ---------------------------------------------------------------------------------------------
+
+async fn marked_and_escaped_records_verify(backend: crate::support::Backend) {
+    let app = TestApp::spawn_backend(backend).await;
+    let analyst = app.token("ann", T, Role::Analyst);
+    let r = app
+        .post(
+            "/v1/audit/events",
+            &analyst,
+            &json!({"action": "loan.decision", "resource_type": "loan", "resource_id": "L-1"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let viewer = app.token("vic", T, Role::Viewer);
+    for path in [
+        "/v1/models/credit%01/versions/1.0/approve",
+        "/v1/models/credit%FF/versions/1.0/approve",
+    ] {
+        problem(app.post(path, &viewer, &json!({"reason": "x"})).await, 403).await;
+    }
+    let forged = app
+        .post(
+            "/v1/audit/events",
+            &analyst,
+            &json!({"action": "approval.approve", "resource_type": "approval_request", "resource_id": "x"}),
+        )
+        .await;
+    problem(forged, 403).await;
+    let records = records_from(&app, T, 0).await;
+    let summary: Vec<(String, String, Option<String>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["resource_id"].as_str().unwrap().to_owned(),
+                r.get("origin").and_then(Value::as_str).map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "loan.decision".into(),
+                "L-1".into(),
+                Some("application".into())
+            ),
+            ("model.approve".into(), "credit\\u0001@1.0".into(), None),
+            ("model.approve".into(), "credit%FF@1.0".into(), None),
+            ("audit.append".into(), "x".into(), None),
+        ],
+        "{backend:?}"
+    );
+    let v: Value = app
+        .get("/v1/audit/verify", &viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["intact"], true, "{v}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn marked_and_escaped_records_verify_on_sqlite() {
+    marked_and_escaped_records_verify(crate::support::Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn marked_and_escaped_records_verify_on_postgres() {
+    if TestApp::postgres_configured() {
+        marked_and_escaped_records_verify(crate::support::Backend::Postgres).await;
+    }
+}

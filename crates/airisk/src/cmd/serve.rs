@@ -61,7 +61,8 @@ pub struct ServeArgs {
     /// TOML file with any of: bind, database_url, jwks_file, jwt_issuer, jwt_audience,
     /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms, max_in_flight,
     /// checkpoint_every_entries, checkpoint_interval_ms, log, console_trusted_header,
-    /// person_claim, denials_per_minute, denial_burst. Flags and environment override it.
+    /// person_claim, identity_claim, denials_per_minute, denial_burst. Flags and environment
+    /// override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -139,6 +140,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AIRISK_PERSON_CLAIM", value_name = "NAME=VALUE")]
     person_claim: Option<String>,
 
+    /// Take the actor id from this immutable claim (e.g. oid) instead of sub; tokens without it
+    /// are refused [default: sub].
+    #[arg(long, env = "AIRISK_IDENTITY_CLAIM", value_name = "CLAIM")]
+    identity_claim: Option<String>,
+
     /// Refused requests one principal may cause per minute, sustained, before it is answered 429;
     /// 0: no throttle [default: 30].
     #[arg(long, env = "AIRISK_DENIALS_PER_MINUTE")]
@@ -168,6 +174,7 @@ struct FileConfig {
     log: Option<String>,
     console_trusted_header: Option<String>,
     person_claim: Option<String>,
+    identity_claim: Option<String>,
     denials_per_minute: Option<u32>,
     denial_burst: Option<u32>,
 }
@@ -190,6 +197,7 @@ struct Settings {
     log: String,
     console: ConsoleConfig,
     person_claim: PersonClaim,
+    identity_claim: Option<String>,
     denial_throttle: DenialThrottleConfig,
 }
 
@@ -283,6 +291,7 @@ impl Settings {
                 .transpose()
                 .map_err(|e| anyhow!("person_claim: {e}"))?
                 .unwrap_or_default(),
+            identity_claim: args.identity_claim.clone().or(file.identity_claim),
             denial_throttle: DenialThrottleConfig {
                 per_minute: args
                     .denials_per_minute
@@ -615,7 +624,11 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             signer: keys.ledger,
             policy: settings.policy,
         },
-        keys.auth.with_person_claim(settings.person_claim.clone()),
+        match &settings.identity_claim {
+            Some(claim) => keys.auth.with_identity_claim(claim)?,
+            None => keys.auth,
+        }
+        .with_person_claim(settings.person_claim.clone()),
         ServerConfig {
             body_limit: settings.body_limit_bytes,
             request_timeout: settings.request_timeout,
