@@ -43,6 +43,30 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Runs the auditor's independent verifier (`tools/verify_export.py`) on an export; its stdout.
+fn python_verifies(app: &TestApp, export: &str) -> String {
+    let file = std::env::temp_dir().join(format!("airisk-hostile-{}.jsonl", uuid::Uuid::now_v7()));
+    std::fs::write(&file, export).unwrap();
+    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py");
+    let out = std::process::Command::new("python3")
+        .args([
+            tool,
+            file.to_str().unwrap(),
+            "--verifier-key",
+            &app.signer.verifier().to_verifier_key(),
+        ])
+        .output()
+        .expect("python3 (with the cryptography package) runs the auditor's verifier");
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 async fn model_status(app: &TestApp, token: &str, name: &str) -> String {
     let r = app
         .get(&format!("/v1/models/{name}/versions/1.0"), token)
@@ -441,6 +465,9 @@ async fn a_viewers_export_uses_the_latest_signed_checkpoint_and_signs_nothing() 
     assert_eq!(header["checkpoint_signed_for_export"], false);
     assert_eq!(header["checkpoint"], signed["note"]);
     assert_eq!(lines.count() as u64, covered);
+    // The auditor's verifier accepts it: exactly what the stored signature covers.
+    let out = python_verifies(&app, &text);
+    assert!(out.contains(&format!("{covered} entries")), "{out}");
     assert_eq!(
         app.audit.checkpoints(&tenant).await.unwrap().len(),
         checkpoints_before,
@@ -831,6 +858,15 @@ async fn marked_and_escaped_records_verify(backend: crate::support::Backend) {
         .await
         .unwrap();
     assert_eq!(v["intact"], true, "{v}");
+    // And the auditor's independent verifier accepts the export holding them.
+    let export = app
+        .get("/v1/audit/export", &analyst)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let out = python_verifies(&app, &export);
+    assert!(out.contains("4 entries"), "{out}");
     app.shutdown().await;
 }
 
