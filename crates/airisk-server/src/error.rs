@@ -364,6 +364,7 @@ error_set!(
     403 => "The caller's role may not read this",
     404 => "No such resource in the caller's tenant (another tenant's looks the same)",
     422 => "Invalid parameters",
+    429 => "The caller kept being refused and is throttled; see Retry-After",
 );
 error_set!(
     /// Errors of a listing (no 404).
@@ -372,6 +373,7 @@ error_set!(
     401 => "Missing or invalid bearer token",
     403 => "The caller's role may not read this",
     422 => "Invalid parameters",
+    429 => "The caller kept being refused and is throttled; see Retry-After",
 );
 error_set!(
     /// Errors of a write.
@@ -384,5 +386,6 @@ error_set!(
     413 => "The body exceeds the size limit",
     415 => "The body is not application/json",
     422 => "The body is well-formed but invalid",
+    429 => "The caller kept being refused and is throttled; see Retry-After",
     503 => "Timed out or the store is unavailable; retry",
 );
