@@ -3,9 +3,22 @@
 //! # Design
 //!
 //! * **Who the caller is comes only from the token**: claims `sub` (the actor), `tenant`, `role`
-//!   (`admin`, `analyst`, `approver`, `viewer`, parsed exactly) and optional `kind` (`human`, the
-//!   default, or `service`: a service principal can never approve). No tenant in paths, no actor
-//!   in bodies.
+//!   (`admin`, `analyst`, `approver`, `viewer`, parsed exactly) and `kind` (`human` or `service`).
+//!   No tenant in paths, no actor in bodies.
+//! * **One canonical identity**: `sub` is mapped to its canonical actor id
+//!   ([`ActorId::canonical`]: NFKC, lower case, NFKC, then the ASCII actor-id rules), so `ADMIN1`,
+//!   `ａｄｍｉｎ１` and `admin¹` are all the person `admin1`, and the four-eyes rule cannot be passed
+//!   with a variant spelling of one's own id.
+//!   Optionally ([`JwtVerifier::with_identity_claim`]) the actor is taken from an immutable claim
+//!   such as the provider's object id `oid` instead of `sub`.
+//! * **A person only when the token says so** (fail closed): a principal is human only if the
+//!   configured person claim holds the configured value ([`PersonClaim`], default `kind` =
+//!   `human`; a claim holding a list counts if the list contains the value). A token that does not
+//!   say so (no `kind`, say) is a service principal, and a service principal never approves or
+//!   rejects. A token whose `kind` is `service` is a service whatever the person claim says.
+//! * **No critical header extensions**: a token whose JOSE header carries `crit` is refused
+//!   (RFC 7515 §4.1.11: a recipient must reject extensions it does not understand, and this
+//!   service understands none).
 //! * **Registered claims**: `exp`, `iss` and `aud` are required and checked; `nbf` is checked when
 //!   present; a small leeway (default 30 s) absorbs clock skew.
 //! * **Keys**: production verifies EdDSA (Ed25519) or RS256 signatures with public keys from a
@@ -49,7 +62,8 @@ pub struct Claims {
     pub tenant: String,
     /// The actor's role.
     pub role: String,
-    /// `human` (default) or `service`.
+    /// `human` or `service`. After [`JwtVerifier::verify_claims`] it holds the verdict of the
+    /// configured person claim; absent means service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Issuer.
@@ -64,33 +78,38 @@ pub struct Claims {
     /// Issued at (seconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Every other claim, kept so a configured person claim (see [`PersonClaim`]) can be read.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Claims {
-    /// Claims for `sub` in `tenant` with `role`, valid from now for `ttl_secs`, for the default
-    /// issuer and audience.
+    /// Claims for the person `sub` (`kind` = `human`) in `tenant` with `role`, valid from now for
+    /// `ttl_secs`, for the default issuer and audience.
     pub fn new(sub: &str, tenant: &str, role: Role, ttl_secs: u64) -> Self {
         let now = now_secs();
         Claims {
             sub: sub.to_owned(),
             tenant: tenant.to_owned(),
             role: role.as_str().to_owned(),
-            kind: None,
+            kind: Some("human".to_owned()),
             iss: DEFAULT_ISSUER.to_owned(),
             aud: DEFAULT_AUDIENCE.to_owned(),
             exp: now.saturating_add(ttl_secs),
             nbf: Some(now),
             iat: Some(now),
+            extra: serde_json::Map::new(),
         }
     }
 
-    /// The validated principal the claims name.
+    /// The validated principal the claims name: the canonical actor id of `sub`; human only when
+    /// `kind` is `human` (absent: a service).
     ///
     /// # Errors
     /// [`AuthError::InvalidClaims`] if the actor, tenant, role or kind is invalid.
     pub fn principal(&self) -> Result<Principal, AuthError> {
-        let actor =
-            ActorId::parse(&self.sub).map_err(|e| AuthError::InvalidClaims(format!("sub: {e}")))?;
+        let actor = ActorId::canonical(&self.sub)
+            .map_err(|e| AuthError::InvalidClaims(format!("sub: {e}")))?;
         let tenant = TenantId::parse(&self.tenant)
             .map_err(|e| AuthError::InvalidClaims(format!("tenant: {e}")))?;
         let role: Role = self
@@ -98,8 +117,8 @@ impl Claims {
             .parse()
             .map_err(|e| AuthError::InvalidClaims(format!("role: {e}")))?;
         match self.kind.as_deref() {
-            None | Some("human") => Ok(Principal::human(actor, tenant, role)),
-            Some("service") => Ok(Principal::service(actor, tenant, role)),
+            Some("human") => Ok(Principal::human(actor, tenant, role)),
+            None | Some("service") => Ok(Principal::service(actor, tenant, role)),
             Some(_) => Err(AuthError::InvalidClaims(
                 "kind must be human or service".to_owned(),
             )),
@@ -122,6 +141,10 @@ pub enum AuthError {
     /// Not a JWT, or a header or payload that does not decode.
     #[error("the bearer token is malformed")]
     Malformed,
+    /// The token's header names critical extensions (`crit`), which this service does not
+    /// understand (RFC 7515 §4.1.11).
+    #[error("the token's header names critical extensions (crit), which are not supported")]
+    CriticalHeader,
     /// The token's algorithm is not accepted (including `none`), or no configured key matches it.
     #[error("the token's signing algorithm or key is not accepted")]
     UnsupportedAlgorithm,
@@ -161,6 +184,84 @@ pub enum AuthConfigError {
     /// A signing key could not be read.
     #[error("invalid signing key: {0}")]
     InvalidSigningKey(String),
+    /// The person claim is not `NAME=VALUE`, or the identity claim name is empty.
+    #[error("invalid claim mapping: {0}")]
+    InvalidClaimMapping(String),
+}
+
+/// How a token asserts that its subject is a person: a claim and the value it must hold.
+///
+/// The default is `kind` = `human`. An identity provider that marks people differently is
+/// configured with, say, `PersonClaim::new("idtyp", "user")` (`--person-claim idtyp=user`). A claim
+/// holding a list of strings counts when the list contains the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonClaim {
+    name: String,
+    value: String,
+}
+
+impl Default for PersonClaim {
+    fn default() -> Self {
+        PersonClaim {
+            name: "kind".to_owned(),
+            value: "human".to_owned(),
+        }
+    }
+}
+
+impl PersonClaim {
+    /// The claim `name` must hold `value`.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidClaimMapping`] if either is empty.
+    pub fn new(name: &str, value: &str) -> Result<Self, AuthConfigError> {
+        if name.is_empty() || value.is_empty() {
+            return Err(AuthConfigError::InvalidClaimMapping(
+                "the claim name and value must not be empty".to_owned(),
+            ));
+        }
+        Ok(PersonClaim {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    /// Parses `name=value`.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidClaimMapping`] without a `=` or with an empty side.
+    pub fn parse(spec: &str) -> Result<Self, AuthConfigError> {
+        let (name, value) = spec.split_once('=').ok_or_else(|| {
+            AuthConfigError::InvalidClaimMapping(format!("{spec:?} is not NAME=VALUE"))
+        })?;
+        Self::new(name.trim(), value.trim())
+    }
+
+    /// The claim's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value that makes the subject a person.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether `claims` assert a person.
+    fn holds(&self, claims: &Claims) -> bool {
+        let found = match self.name.as_str() {
+            "kind" => claims.kind.clone().map(serde_json::Value::String),
+            "sub" | "tenant" | "role" | "iss" | "aud" => None,
+            other => claims.extra.get(other).cloned(),
+        };
+        match found {
+            Some(serde_json::Value::String(v)) => v == self.value,
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .any(|i| i.as_str() == Some(self.value.as_str())),
+            _ => false,
+        }
+    }
 }
 
 struct VerifyKey {
@@ -175,6 +276,8 @@ pub struct JwtVerifier {
     audience: String,
     leeway: u64,
     keys: Vec<VerifyKey>,
+    person: PersonClaim,
+    identity_claim: Option<String>,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -183,6 +286,8 @@ impl fmt::Debug for JwtVerifier {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
+            .field("person", &self.person)
+            .field("identity_claim", &self.identity_claim)
             .field(
                 "keys",
                 &self
@@ -203,7 +308,37 @@ impl JwtVerifier {
             audience: audience.to_owned(),
             leeway: DEFAULT_LEEWAY_SECS,
             keys: Vec::new(),
+            person: PersonClaim::default(),
+            identity_claim: None,
         }
+    }
+
+    /// Takes the actor from the claim `name` instead of `sub`: for an identity provider whose
+    /// `sub` may be reassigned or re-spelled while an immutable id (Entra ID's `oid`, say) stays.
+    /// The claim must be a string and is canonicalised like `sub`; a token without it is refused.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidClaimMapping`] if `name` is empty.
+    pub fn with_identity_claim(mut self, name: &str) -> Result<Self, AuthConfigError> {
+        if name.trim().is_empty() {
+            return Err(AuthConfigError::InvalidClaimMapping(
+                "the identity claim name must not be empty".to_owned(),
+            ));
+        }
+        self.identity_claim = Some(name.trim().to_owned()).filter(|n| n != "sub");
+        Ok(self)
+    }
+
+    /// Sets how a token asserts its subject is a person (default `kind` = `human`).
+    #[must_use]
+    pub fn with_person_claim(mut self, person: PersonClaim) -> Self {
+        self.person = person;
+        self
+    }
+
+    /// How a token asserts its subject is a person.
+    pub fn person_claim(&self) -> &PersonClaim {
+        &self.person
     }
 
     /// Sets the clock-skew leeway.
@@ -286,11 +421,39 @@ impl JwtVerifier {
         claims.principal()
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token` and returns its claims, with `kind` set to the verdict of the configured
+    /// person claim: `human` only when the token asserts a person, else `service`.
     ///
     /// # Errors
     /// An [`AuthError`] saying why.
     pub fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        refuse_critical_header(token)?;
+        let mut claims = self.verify_signed_claims(token)?;
+        match claims.kind.as_deref() {
+            None | Some("human" | "service") => {}
+            Some(_) => {
+                return Err(AuthError::InvalidClaims(
+                    "kind must be human or service".to_owned(),
+                ));
+            }
+        }
+        if let Some(name) = &self.identity_claim {
+            let id = claims
+                .extra
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    AuthError::InvalidClaims(format!("{name} (the identity claim) is required"))
+                })?;
+            claims.sub = id.to_owned();
+        }
+        let person = claims.kind.as_deref() != Some("service") && self.person.holds(&claims);
+        claims.kind = Some(if person { "human" } else { "service" }.to_owned());
+        Ok(claims)
+    }
+
+    fn verify_signed_claims(&self, token: &str) -> Result<Claims, AuthError> {
         // `decode_header` fails on any `alg` jsonwebtoken does not know, `none` included.
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName | ErrorKind::InvalidAlgorithm => {
@@ -348,6 +511,21 @@ impl JwtVerifier {
         }
         Err(last)
     }
+}
+
+/// Refuses a token whose JOSE header has a `crit` member (RFC 7515 §4.1.11). `jsonwebtoken` 9
+/// ignores the member, so the raw header is read here.
+fn refuse_critical_header(token: &str) -> Result<(), AuthError> {
+    let header = token.split('.').next().ok_or(AuthError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .map_err(|_| AuthError::Malformed)?;
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    if object.contains_key("crit") {
+        return Err(AuthError::CriticalHeader);
+    }
+    Ok(())
 }
 
 /// Signs tokens: for `airisk token issue`, dev mode and tests.
@@ -471,6 +649,7 @@ fn pem_or_der(bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, AuthConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use airisk_core::security::tenant_context::PrincipalKind;
 
     fn secret() -> Vec<u8> {
         vec![7u8; 32]
@@ -528,6 +707,103 @@ mod tests {
             verifier().verify(&token),
             Err(AuthError::InvalidClaims(_))
         ));
+    }
+
+    #[test]
+    fn only_a_positive_person_claim_makes_a_human() {
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret()));
+        let kind = |k: Option<&str>| {
+            let mut c = Claims::new("alice", "acme", Role::Approver, 60);
+            c.kind = k.map(str::to_owned);
+            signer.sign(&c).unwrap()
+        };
+        let v = verifier();
+        assert_eq!(
+            v.verify(&kind(Some("human"))).unwrap().kind(),
+            PrincipalKind::Human
+        );
+        for k in [None, Some("service")] {
+            assert_eq!(
+                v.verify(&kind(k)).unwrap().kind(),
+                PrincipalKind::Service,
+                "{k:?}"
+            );
+        }
+        // A provider that marks people with another claim, as a string or in a list.
+        let v = verifier().with_person_claim(PersonClaim::parse("idtyp=user").unwrap());
+        let with = |value: serde_json::Value, k: Option<&str>| {
+            let mut c = Claims::new("alice", "acme", Role::Approver, 60);
+            c.kind = k.map(str::to_owned);
+            c.extra.insert("idtyp".into(), value);
+            signer.sign(&c).unwrap()
+        };
+        let person = |t: &str| v.verify(t).unwrap().kind() == PrincipalKind::Human;
+        assert!(person(&with(serde_json::json!("user"), None)));
+        assert!(person(&with(serde_json::json!(["app", "user"]), None)));
+        assert!(!person(&with(serde_json::json!("app"), None)));
+        assert!(!person(&with(serde_json::json!("USER"), None)));
+        assert!(!person(&with(serde_json::json!(true), None)));
+        // `kind: human` alone says nothing under this configuration; `kind: service` always wins.
+        assert!(!person(&kind(Some("human"))));
+        assert!(!person(&with(serde_json::json!("user"), Some("service"))));
+        for bad in ["", "idtyp", "=user", "idtyp="] {
+            assert!(PersonClaim::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_configured_identity_claim_replaces_sub_and_is_required() {
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret()));
+        let v = verifier().with_identity_claim("oid").unwrap();
+        let mut c = Claims::new("Alice.Renamed", "acme", Role::Approver, 60);
+        c.extra
+            .insert("oid".into(), "6F1C2A4E-0000-4000-8000-00000000A11C".into());
+        let p = v.verify(&signer.sign(&c).unwrap()).unwrap();
+        assert_eq!(p.actor().as_str(), "6f1c2a4e-0000-4000-8000-00000000a11c");
+        c.extra.clear();
+        assert!(matches!(
+            v.verify(&signer.sign(&c).unwrap()),
+            Err(AuthError::InvalidClaims(_))
+        ));
+        assert!(verifier().with_identity_claim(" ").is_err());
+    }
+
+    #[test]
+    fn a_header_with_crit_is_refused_whatever_it_lists() {
+        let claims = Claims::new("alice", "acme", Role::Viewer, 60);
+        for header in [
+            serde_json::json!({"alg": "HS256", "crit": ["exp"]}),
+            serde_json::json!({"alg": "HS256", "crit": []}),
+            serde_json::json!({"alg": "HS256", "crit": null}),
+        ] {
+            let h = URL_SAFE_NO_PAD.encode(header.to_string());
+            let c = URL_SAFE_NO_PAD.encode(serde_json::to_string(&claims).unwrap());
+            let input = format!("{h}.{c}");
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret());
+            let sig = URL_SAFE_NO_PAD.encode(ring::hmac::sign(&key, input.as_bytes()));
+            let token = format!("{input}.{sig}");
+            assert_eq!(
+                verifier().verify(&token),
+                Err(AuthError::CriticalHeader),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_actor_is_the_canonical_form_of_sub() {
+        let signer = TokenSigner::Hs256(Zeroizing::new(secret()));
+        for sub in [
+            "Alice",
+            "ALICE",
+            "\u{ff41}lice",
+            "\u{ff21}\u{ff2c}\u{ff29}\u{ff23}\u{ff25}",
+        ] {
+            let token = signer
+                .sign(&Claims::new(sub, "acme", Role::Viewer, 60))
+                .unwrap();
+            assert_eq!(verifier().verify(&token).unwrap().actor().as_str(), "alice");
+        }
     }
 
     #[test]

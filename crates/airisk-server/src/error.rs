@@ -93,6 +93,13 @@ pub enum ApiError {
     /// 422: the body or parameters are well-formed but invalid.
     #[error("{0}")]
     Unprocessable(String),
+    /// 429: the caller keeps being refused; its refusals are throttled (see `throttle.rs`). Sent
+    /// with `Retry-After`.
+    #[error("too many refused requests from this principal; retry after {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until the next request may be refused and recorded again.
+        retry_after_secs: u64,
+    },
     /// 503: the request took longer than the configured timeout.
     #[error("the request did not complete within {seconds} s")]
     Timeout {
@@ -121,6 +128,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -142,6 +150,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("validation", "Invalid input"),
+            ApiError::TooManyRequests { .. } => ("too-many-refusals", "Too many refused requests"),
             ApiError::Timeout { .. } => ("timeout", "Request timed out"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
@@ -197,6 +206,9 @@ impl ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::TooManyRequests { retry_after_secs } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }
@@ -307,6 +319,7 @@ impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> Self {
         match e {
             AuditError::Forbidden(e) => e.into(),
+            e @ AuditError::KernelNamespace { .. } => ApiError::Forbidden(e.to_string()),
             // The server writes the principal's own tenant into every record, so this cannot
             // happen through the API; if it did, it must look like a missing resource.
             AuditError::TenantIsolation(_) => ApiError::NotFound("not found".into()),
@@ -366,6 +379,7 @@ error_set!(
     403 => "The caller's role may not read this",
     404 => "No such resource in the caller's tenant (another tenant's looks the same)",
     422 => "Invalid parameters",
+    429 => "The caller kept being refused and is throttled; see Retry-After",
 );
 error_set!(
     /// Errors of a listing (no 404).
@@ -374,6 +388,7 @@ error_set!(
     401 => "Missing or invalid bearer token",
     403 => "The caller's role may not read this",
     422 => "Invalid parameters",
+    429 => "The caller kept being refused and is throttled; see Retry-After",
 );
 error_set!(
     /// Errors of a write.
@@ -386,5 +401,6 @@ error_set!(
     413 => "The body exceeds the size limit",
     415 => "The body is not application/json",
     422 => "The body is well-formed but invalid",
+    429 => "The caller kept being refused and is throttled; see Retry-After",
     503 => "Timed out or the store is unavailable; retry",
 );

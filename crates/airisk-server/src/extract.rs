@@ -4,7 +4,9 @@
 
 use airisk_core::request::CorrelationId;
 use airisk_core::security::tenant_context::Principal;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -14,6 +16,7 @@ use crate::auth::AuthError;
 use crate::context;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::throttle;
 
 /// The authenticated caller and the request's correlation id: what every service call takes.
 #[derive(Debug, Clone)]
@@ -47,6 +50,16 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|t| state.auth().verify(t))
             .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
         context::set_caller(principal.tenant().as_str(), principal.actor().as_str());
+        // A principal that keeps being refused waits before anything else runs (and is recorded).
+        let key = throttle::key_of(&principal);
+        if let Err(wait) = state.denials().check(&key) {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        if let Some(slot) = parts.extensions.get::<throttle::CallerSlot>() {
+            slot.set(key);
+        }
         // Admission after authentication, before the body is read: see `crate::admission`.
         context::admit(state, principal.tenant().as_str()).await?;
         Ok(Caller {
@@ -130,6 +143,11 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
 }
 
 /// Path parameters; failures are 400.
+///
+/// A parameter whose percent-decoded bytes are not UTF-8 is not refused here: it is handed on
+/// with every byte that is not part of valid UTF-8 kept as its `%XX` escape (upper-case hex), so
+/// the service still checks the caller and records its refusal (a name holding `%` matches no
+/// resource).
 #[derive(Debug, Clone)]
 pub struct ApiPath<T>(pub T);
 
@@ -140,9 +158,72 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(p)| ApiPath(p))
-            .map_err(|e| ApiError::BadRequest(format!("invalid path parameter: {}", e.body_text())))
+        let bad = |e: String| ApiError::BadRequest(format!("invalid path parameter: {e}"));
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(p)) => Ok(ApiPath(p)),
+            Err(PathRejection::FailedToDeserializePathParams(e))
+                if matches!(e.kind(), ErrorKind::InvalidUtf8InPathParam { .. }) =>
+            {
+                // axum refuses the raw parameters too, so they are read from the path itself:
+                // the segments where the matched template has a `{parameter}`.
+                let template = parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .ok_or_else(|| bad(e.to_string()))?;
+                let template: Vec<&str> = template.as_str().split('/').collect();
+                let raw: Vec<&str> = parts.uri.path().split('/').collect();
+                if template.len() != raw.len() {
+                    return Err(bad(e.to_string()));
+                }
+                let values: Vec<serde_json::Value> = template
+                    .iter()
+                    .zip(&raw)
+                    .filter(|(t, _)| t.starts_with('{') && t.ends_with('}'))
+                    .map(|(_, v)| serde_json::Value::String(escape_invalid_utf8(v)))
+                    .collect();
+                let value = match <[serde_json::Value; 1]>::try_from(values) {
+                    Ok([one]) => one,
+                    Err(many) => serde_json::Value::Array(many),
+                };
+                serde_json::from_value(value)
+                    .map(ApiPath)
+                    .map_err(|e| bad(e.to_string()))
+            }
+            Err(e) => Err(bad(e.body_text())),
+        }
     }
+}
+
+/// Percent-decodes `raw`, keeping every byte that is not part of valid UTF-8 as `%XX`.
+fn escape_invalid_utf8(raw: &str) -> String {
+    let bytes: Vec<u8> = percent_decode(raw.as_bytes());
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        if b == b'%'
+            && let (Some(h), Some(l)) = (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
 }

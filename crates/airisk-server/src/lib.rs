@@ -32,6 +32,7 @@ mod extract;
 pub mod metrics;
 mod routes;
 mod state;
+pub mod throttle;
 pub mod views;
 
 use std::future::Future;

@@ -15,6 +15,7 @@ use crate::admission::Admission;
 use crate::auth::JwtVerifier;
 use crate::console::ConsoleConfig;
 use crate::metrics::Metrics;
+use crate::throttle::{DenialThrottle, DenialThrottleConfig};
 
 /// Default largest request body: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -69,6 +70,8 @@ pub struct ServerConfig {
     pub public_url: Option<PublicUrl>,
     /// How the approver console (`/console`) signs people in.
     pub console: ConsoleConfig,
+    /// How fast one principal's refused requests may go on (then 429).
+    pub denial_throttle: DenialThrottleConfig,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             public_url: None,
             console: ConsoleConfig::default(),
+            denial_throttle: DenialThrottleConfig::default(),
         }
     }
 }
@@ -181,6 +185,7 @@ struct Inner {
     config: ServerConfig,
     metrics: Arc<Metrics>,
     admission: Arc<Admission>,
+    denials: DenialThrottle,
 }
 
 /// Shared by every request; cheap to clone.
@@ -233,6 +238,7 @@ impl AppState {
                 config.max_in_flight,
                 config.max_in_flight_per_tenant,
             )),
+            denials: DenialThrottle::new(config.denial_throttle),
             config,
             metrics: Arc::new(Metrics::new()),
         }))
@@ -285,6 +291,10 @@ impl AppState {
     /// The admission control of `/v1` requests.
     pub(crate) fn admission(&self) -> &Arc<Admission> {
         &self.0.admission
+    }
+    /// The denial throttle.
+    pub fn denials(&self) -> &DenialThrottle {
+        &self.0.denials
     }
 }
 

@@ -489,3 +489,77 @@ async fn the_banner_is_green_for_an_intact_ledger_and_red_naming_the_first_bad_e
     assert!(page.contains("href=\"/console/audit/1\""));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_principal_refused_through_the_console_is_throttled_as_through_the_api() {
+    let app = TestApp::spawn_with(ServerConfig {
+        denial_throttle: airisk_server::throttle::DenialThrottleConfig {
+            per_minute: 1,
+            burst: 3,
+            ..Default::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let id = app.register_model("acme", "pd", "1.0.0").await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let start = app.audit.tree_head(&tenant).await.unwrap().size;
+    let mut viewer = Browser::new(&app);
+    viewer
+        .sign_in(&app.token("vic", "acme", Role::Viewer))
+        .await;
+    let csrf = viewer.csrf().await;
+    for _ in 0..3 {
+        let r = viewer
+            .post(
+                &format!("/console/requests/{id}/approve"),
+                &[("csrf", &csrf), ("reason", "forged")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    for _ in 0..5 {
+        let r = viewer
+            .post(
+                &format!("/console/requests/{id}/approve"),
+                &[("csrf", &csrf), ("reason", "forged")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    // Three denials recorded, none for the throttled attempts; the API throttles the same person.
+    assert_eq!(app.audit.tree_head(&tenant).await.unwrap().size, start + 3);
+    let r = app
+        .get("/v1/approvals", &app.token("vic", "acme", Role::Viewer))
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_audit_page_marks_application_records() {
+    let app = TestApp::spawn().await;
+    let analyst = app.token("ann", "acme", Role::Analyst);
+    let r = app
+        .post(
+            "/v1/audit/events",
+            &analyst,
+            &serde_json::json!({"action": "loan.decision", "resource_type": "loan", "resource_id": "L-1"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    app.register_model("acme", "pd", "1.0.0").await;
+    let mut viewer = Browser::new(&app);
+    viewer
+        .sign_in(&app.token("vic", "acme", Role::Viewer))
+        .await;
+    let page = viewer.get("/console/audit").await.text().await.unwrap();
+    // One application record, one badge, on the row of its action.
+    assert_eq!(page.matches(">application</span>").count(), 1, "{page}");
+    let row = page
+        .split("<tr>")
+        .find(|r| r.contains("loan.decision"))
+        .unwrap();
+    assert!(row.contains(">application</span>"), "{row}");
+    app.shutdown().await;
+}

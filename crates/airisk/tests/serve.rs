@@ -442,3 +442,43 @@ async fn serve_dev_on_a_sqlite_file_keeps_its_keys_so_a_restart_still_verifies()
     assert!(status.success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn issued_tokens_always_say_whether_they_are_a_person_and_a_bad_claim_mapping_stops_the_start() {
+    // A token that does not say `kind: human` is a service principal and never approves, so the
+    // issuer writes `kind` every time.
+    for (extra, kind) in [(&[][..], "human"), (&["--kind", "service"][..], "service")] {
+        let mut args = vec![
+            "token", "issue", "--sub", "ada", "--tenant", "acme", "--role", "approver",
+        ];
+        args.extend_from_slice(extra);
+        let token = airisk()
+            .env("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            token.status.success(),
+            "{}",
+            String::from_utf8_lossy(&token.stderr)
+        );
+        let token = String::from_utf8(token.stdout).unwrap();
+        let payload = token.trim().split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["kind"], kind);
+    }
+    for (flag, value) in [("--person-claim", "kind"), ("--identity-claim", " ")] {
+        let out = airisk()
+            .args(["serve", "--dev", "--bind", "127.0.0.1:0", flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} {value:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("claim"), "{stderr}");
+    }
+}

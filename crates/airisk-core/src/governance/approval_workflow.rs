@@ -398,7 +398,9 @@ impl ApprovalRequest {
         if principal.kind() != PrincipalKind::Human {
             return Err(ApprovalError::NotHuman);
         }
-        if principal.actor() == &self.requested_by {
+        // Canonical comparison: a case or compatibility variant of the requester's id is the
+        // requester (ids stored before canonicalisation may still be mixed case).
+        if principal.actor().same_identity(&self.requested_by) {
             return Err(ApprovalError::SelfApproval);
         }
         Ok(())
@@ -422,7 +424,7 @@ impl ApprovalRequest {
         if self
             .approvals
             .iter()
-            .any(|a| &a.approver == principal.actor())
+            .any(|a| a.approver.same_identity(principal.actor()))
         {
             return Err(ApprovalError::AlreadyApproved {
                 approver: principal.actor().clone(),
@@ -475,7 +477,7 @@ impl ApprovalRequest {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<ApprovalRequest, ApprovalError> {
-        if principal.actor() != &self.requested_by {
+        if !principal.actor().same_identity(&self.requested_by) {
             return Err(ApprovalError::NotRequester);
         }
         self.ensure_pending()?;
@@ -558,7 +560,11 @@ impl Kernel {
         )
     }
 
-    /// Records a refused attempt. A failure to record is logged; the caller is refused either way.
+    /// Records a refused attempt. Caller input that a record cannot hold as it is (control
+    /// characters, over-long or empty ids) is recorded escaped (see
+    /// [`super::audit_record::recordable_text`]), with the original's SHA-256 in the metadata, so
+    /// every refusal is recorded. A failure to store the record is logged; the caller is refused
+    /// either way.
     pub(crate) async fn deny(
         &self,
         principal: &Principal,
@@ -568,20 +574,14 @@ impl Kernel {
         resource_id: &str,
         why: &str,
     ) {
-        let resource_id = if resource_id.is_empty() || resource_id.len() > 256 {
-            "-"
-        } else {
-            resource_id
-        };
-        let event = self.event(
+        let event = denial_event(
+            self.ids.new_id(),
             principal,
             correlation,
-            action,
-            Outcome::Denied,
+            action.as_str(),
             resource_type,
             resource_id,
-            Some(why.to_owned()),
-            None,
+            why,
         );
         let result = match event {
             Ok(event) => self
@@ -624,6 +624,49 @@ impl Kernel {
         }
         Ok(())
     }
+}
+
+/// The denial record of `principal` attempting `action` on a resource, with every piece of caller
+/// input made recordable (see [`super::audit_record::recordable_text`]); escaped fields are named
+/// in the metadata under `escaped`, each with the original's SHA-256 and length.
+///
+/// # Errors
+/// [`AuditValidationError`] only if `action` or `resource_type` (kernel constants) are invalid.
+pub(crate) fn denial_event(
+    id: Uuid,
+    principal: &Principal,
+    correlation: &CorrelationId,
+    action: &str,
+    resource_type: &str,
+    resource_id: &str,
+    why: &str,
+) -> Result<AuditEvent, AuditValidationError> {
+    use super::audit_record::{REASON_MAX_LEN, RESOURCE_ID_MAX_LEN, recordable_text};
+    let rid = recordable_text(resource_id, RESOURCE_ID_MAX_LEN);
+    let reason = recordable_text(why, REASON_MAX_LEN);
+    let mut escaped = serde_json::Map::new();
+    for (field, text) in [("resource_id", &rid), ("reason", &reason)] {
+        if let Some(original) = text.original_json() {
+            escaped.insert(field.to_owned(), original);
+        }
+    }
+    let metadata = (!escaped.is_empty()).then(|| {
+        let mut m = serde_json::Map::new();
+        m.insert("escaped".to_owned(), serde_json::Value::Object(escaped));
+        m
+    });
+    AuditEvent::new(
+        id,
+        principal.tenant().clone(),
+        principal.actor().clone(),
+        action,
+        Outcome::Denied,
+        resource_type,
+        &rid.text,
+        Some(reason.text),
+        correlation.clone(),
+        metadata,
+    )
 }
 
 /// The approval workflow service.

@@ -65,6 +65,15 @@ pub enum AuditError {
     /// The store failed; nothing was written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The action is in one of the kernel's own namespaces, which only the kernel writes (the
+    /// denial was recorded).
+    #[error(
+        "action {action:?} is in a namespace reserved for the kernel's own records; application actions must use another namespace"
+    )]
+    KernelNamespace {
+        /// The refused action (escaped if it held control characters).
+        action: String,
+    },
     /// No signing key is configured, so no checkpoint can be signed.
     #[error(
         "no ledger signing key is configured (set AIRISK_LEDGER_SIGNING_KEY; make one with `airisk keys generate --ledger`)"
@@ -152,12 +161,16 @@ impl AuditLogger {
     /// the fields, and appends one record durably.
     ///
     /// Order of checks: role (`audit.append`), tenant (the record's tenant must be the
-    /// principal's), then fields. A refused role or tenant is itself recorded, as a denial, in the
-    /// principal's own ledger.
+    /// principal's), the action's namespace (the kernel's own namespaces,
+    /// [`super::audit_record::KERNEL_NAMESPACES`], are refused, in any case or compatibility
+    /// spelling), then fields. A refused role, tenant or namespace is itself recorded, as a
+    /// denial, in the principal's own ledger. The record written is marked as an application
+    /// record (`"origin":"application"` in its leaf), so it can never pass for a kernel record,
+    /// whatever its correlation id.
     ///
     /// # Errors
-    /// [`AuditError::Forbidden`], [`AuditError::TenantIsolation`], [`AuditError::Invalid`] or
-    /// [`AuditError::Store`].
+    /// [`AuditError::Forbidden`], [`AuditError::KernelNamespace`], [`AuditError::TenantIsolation`],
+    /// [`AuditError::Invalid`] or [`AuditError::Store`].
     pub async fn log_action(
         &self,
         principal: &Principal,
@@ -179,7 +192,16 @@ impl AuditLogger {
                 .await;
             return Err(isolation.into());
         }
-        let event = AuditEvent::parse(self.ids.new_id(), Outcome::Success, input)?;
+        if super::audit_record::is_kernel_action(&input.action) {
+            let refused = AuditError::KernelNamespace {
+                action: super::audit_record::recordable_text(&input.action, 128).text,
+            };
+            self.record_denial(principal, &input, &refused.to_string())
+                .await;
+            return Err(refused);
+        }
+        let event =
+            AuditEvent::parse(self.ids.new_id(), Outcome::Success, input)?.into_application();
         let mut receipts = self.append(vec![event]).await?;
         receipts.pop().ok_or_else(|| {
             AuditError::Store(StoreError::Corrupt {
@@ -237,27 +259,20 @@ impl AuditLogger {
         Ok(receipts)
     }
 
-    /// Records a refused attempt in the principal's ledger. A failure to record is logged: the
-    /// caller is refused either way.
+    /// Records a refused attempt in the principal's ledger (a kernel record). Caller input a
+    /// record cannot hold as it is is recorded escaped, as the governance services' denials are.
+    /// A failure to store the record is logged: the caller is refused either way.
     async fn record_denial(&self, principal: &Principal, input: &AuditEventInput, why: &str) {
         let correlation = CorrelationId::parse(&input.correlation_id)
             .unwrap_or_else(|_| CorrelationId::generate());
-        let resource_id = if input.resource_id.is_empty() || input.resource_id.len() > 256 {
-            "-".to_owned()
-        } else {
-            input.resource_id.clone()
-        };
-        let event = AuditEvent::new(
+        let event = super::approval_workflow::denial_event(
             self.ids.new_id(),
-            principal.tenant().clone(),
-            principal.actor().clone(),
+            principal,
+            &correlation,
             Action::AuditAppend.as_str(),
-            Outcome::Denied,
             "audit_record",
-            &resource_id,
-            Some(why.to_owned()),
-            correlation,
-            None,
+            &input.resource_id,
+            why,
         );
         let result = match event {
             Ok(event) => self.append(vec![event]).await.map(|_| ()),

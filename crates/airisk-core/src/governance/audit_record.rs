@@ -30,6 +30,151 @@ pub const REASON_MAX_LEN: usize = 4096;
 /// Largest metadata object, measured as its canonical JSON, in bytes.
 pub const METADATA_MAX_BYTES: usize = 64 * 1024;
 
+/// The action namespaces of the kernel itself: an action named `<namespace>` or
+/// `<namespace>.<anything>` is a kernel action, written only by the kernel's own services, never
+/// through [`crate::governance::audit_logger::AuditLogger::log_action`] (the append API).
+///
+/// THE list: every action the kernel records falls in one of these (a test checks each
+/// [`crate::security::rbac::Action`]), and a namespace the kernel may use later is reserved here
+/// before it is used.
+pub const KERNEL_NAMESPACES: &[&str] = &[
+    "model",
+    "prompt",
+    "approval",
+    "audit",
+    "keys",
+    "crypto",
+    "tenant",
+    "ledger",
+    "system",
+    "console",
+    "auth",
+    "deployment",
+];
+
+/// Whether `action` is, or case-folds into, a kernel namespace (see [`KERNEL_NAMESPACES`]).
+///
+/// Action names are case-sensitive lower-case ASCII, so an upper-case spelling is refused by
+/// validation anyway; this check folds case and compatibility forms (NFKC) first as well, so that
+/// `Approval.approve` or a full-width `ａpproval.approve` can never be read as a non-kernel name.
+pub fn is_kernel_action(action: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization as _;
+    let folded: String = action
+        .nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfkc()
+        .collect();
+    KERNEL_NAMESPACES.iter().any(|ns| {
+        folded
+            .strip_prefix(ns)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
+}
+
+/// What a value that cannot be recorded as it is gets replaced by: see [`recordable_text`].
+pub const TRUNCATION_MARKER: &str = "…[truncated]";
+
+/// A piece of caller input as a denial record can hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordableText {
+    /// The text to record.
+    pub text: String,
+    /// Set when `text` is not the input itself (escaped, truncated or replaced because empty):
+    /// the input's SHA-256 (lower-case hex) and length in bytes, for the record's metadata.
+    pub original: Option<(String, usize)>,
+}
+
+impl RecordableText {
+    /// The `{"sha256": …, "bytes": …}` object describing the original, if it was changed.
+    pub fn original_json(&self) -> Option<Value> {
+        self.original.as_ref().map(|(sha256, bytes)| {
+            serde_json::json!({
+                "sha256": sha256,
+                "bytes": bytes,
+                "escaping": "json-u-escapes+truncation",
+            })
+        })
+    }
+}
+
+/// Makes caller input recordable in a free-text field of at most `max` bytes, so that a refusal is
+/// always recorded, whatever the input held.
+///
+/// Input that is non-empty, at most `max` bytes and free of control characters is kept unchanged.
+/// Anything else is escaped, byte for byte as documented in `docs/AUDIT_VERIFICATION.md`:
+/// `\` becomes `\\`; every control character (U+0000–U+001F, U+007F–U+009F) becomes the six
+/// characters `\u00xx` (lower-case hex, as in JSON); an empty input becomes `-`; and a result
+/// longer than `max` is cut at a character boundary and ends with [`TRUNCATION_MARKER`]. When the
+/// text was changed, [`RecordableText::original`] carries the input's SHA-256 and length, so the
+/// original can still be matched exactly. (Bytes that are not UTF-8 never reach here: the HTTP
+/// layer keeps them as `%XX`.)
+pub fn recordable_text(value: &str, max: usize) -> RecordableText {
+    if !value.is_empty() && value.len() <= max && !value.chars().any(char::is_control) {
+        return RecordableText {
+            text: value.to_owned(),
+            original: None,
+        };
+    }
+    let mut text = String::with_capacity(value.len().min(max));
+    for c in value.chars() {
+        match c {
+            '\\' => text.push_str("\\\\"),
+            c if c.is_control() => text.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => text.push(c),
+        }
+        if text.len() > max {
+            break;
+        }
+    }
+    if text.is_empty() {
+        text.push('-');
+    }
+    if text.len() > max {
+        let keep = max.saturating_sub(TRUNCATION_MARKER.len());
+        let mut cut = keep.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(TRUNCATION_MARKER);
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
+    let sha256 = digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    RecordableText {
+        text,
+        original: Some((sha256, value.len())),
+    }
+}
+
+/// Who wrote a record: the kernel's own services, or an application through the append API.
+///
+/// In the leaf an application record carries `"origin":"application"`; a kernel record carries no
+/// `origin` member (so every leaf written before the marker existed still decodes and verifies, as
+/// a kernel record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordOrigin {
+    /// Written by the kernel (governance services, denials, key operations).
+    Kernel,
+    /// Written by a client through `POST /v1/audit/events` (`log_action`).
+    Application,
+}
+
+impl RecordOrigin {
+    /// `"kernel"` or `"application"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordOrigin::Kernel => "kernel",
+            RecordOrigin::Application => "application",
+        }
+    }
+}
+
 /// What happened to the attempted action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,6 +299,7 @@ pub struct AuditEvent {
     reason: Option<String>,
     correlation_id: CorrelationId,
     metadata: Option<Map<String, Value>>,
+    origin: RecordOrigin,
 }
 
 impl AuditEvent {
@@ -258,7 +404,21 @@ impl AuditEvent {
             reason,
             correlation_id,
             metadata,
+            origin: RecordOrigin::Kernel,
         })
+    }
+
+    /// The same event, marked as written by an application (`"origin":"application"` in its
+    /// leaf). The append API marks every event it writes.
+    #[must_use]
+    pub fn into_application(mut self) -> Self {
+        self.origin = RecordOrigin::Application;
+        self
+    }
+
+    /// Who wrote it.
+    pub fn origin(&self) -> RecordOrigin {
+        self.origin
     }
 
     /// The event's id (UUIDv7).
@@ -370,7 +530,9 @@ impl AuditRecord {
     /// The object has these members (absent optional ones are omitted, never `null`):
     /// `v` (1), `id`, `tenant_id`, `seq`, `recorded_at` (RFC 3339, microseconds, `Z`), `actor`,
     /// `action`, `outcome` (`success`/`denied`), `resource_type`, `resource_id`, `reason`?,
-    /// `correlation_id`, `metadata`?.
+    /// `correlation_id`, `metadata`?, `origin`? (only on application records, as
+    /// `"application"`; it sorts before `seq`, so the leaf still ends with `seq`, `tenant_id`,
+    /// `v`).
     pub fn leaf_bytes(&self) -> &[u8] {
         &self.leaf
     }
@@ -398,6 +560,11 @@ impl AuditRecord {
         let recorded_at = DateTime::parse_from_rfc3339(&wire.recorded_at)
             .map_err(|e| malformed(format!("recorded_at: {e}")))?
             .with_timezone(&Utc);
+        let origin = match wire.origin.as_deref() {
+            None => RecordOrigin::Kernel,
+            Some("application") => RecordOrigin::Application,
+            Some(other) => return Err(malformed(format!("unknown origin {other:?}"))),
+        };
         let event = AuditEvent::parse(
             wire.id,
             wire.outcome,
@@ -413,6 +580,10 @@ impl AuditRecord {
             },
         )
         .map_err(|e| malformed(e.to_string()))?;
+        let event = match origin {
+            RecordOrigin::Kernel => event,
+            RecordOrigin::Application => event.into_application(),
+        };
         let record = event.seal(wire.seq, recorded_at)?;
         if record.leaf != leaf {
             return Err(malformed("bytes are not in canonical form".to_owned()));
@@ -459,6 +630,8 @@ struct LeafWire {
     correlation_id: String,
     #[serde(default)]
     metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    origin: Option<String>,
 }
 
 /// RFC 3339 with exactly six fractional digits and `Z`, e.g. `2026-11-27T04:30:51.123456Z`.
@@ -501,6 +674,13 @@ fn leaf_value(event: &AuditEvent, seq: u64, recorded_at: &DateTime<Utc>) -> Valu
     );
     if let Some(metadata) = &event.metadata {
         m.insert("metadata".into(), Value::Object(metadata.clone()));
+    }
+    // Only application records carry the member, so kernel leaves keep their old bytes.
+    if event.origin == RecordOrigin::Application {
+        m.insert(
+            "origin".into(),
+            Value::from(RecordOrigin::Application.as_str()),
+        );
     }
     Value::Object(m)
 }

@@ -45,9 +45,24 @@ impl TenantId {
     }
 }
 
+/// Longest raw identity accepted by [`ActorId::canonical`] before normalisation, in bytes
+/// (normalising can only shorten a full-width or compatibility spelling to the 128-byte limit).
+pub const ACTOR_ID_MAX_RAW_LEN: usize = 1024;
+
 /// The identity of a person or service acting: 1 to 128 characters of ASCII letters, digits and
 /// `.`, `_`, `-`, `@`, `:`, `+`, starting with a letter or digit (so e-mail addresses and
 /// `svc:pipeline` style names fit).
+///
+/// # One canonical identity
+///
+/// People are compared by their *canonical* id: Unicode NFKC, then lower case, then NFKC again
+/// (see [`ActorId::canonical`]), which must land in the ASCII set above. So `ADMIN1`, `Admin1`,
+/// full-width `ａｄｍｉｎ１` and `admin¹` all name the person `admin1`, and a spelling that does not
+/// fold into ASCII is refused rather than kept as a second identity. Every [`Principal`] holds the
+/// canonical id (its constructors fold), and [`ActorId::same_identity`] is the one comparison the
+/// four-eyes and quorum rules use, so ids stored before canonicalisation compare correctly too.
+/// [`ActorId::parse`] keeps its input byte for byte: it also reads ids back from stored records,
+/// whose bytes must not change.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ActorId(String);
@@ -66,6 +81,44 @@ impl ActorId {
             "ASCII letters, digits and . _ - @ : +",
         )?;
         Ok(ActorId(input.to_owned()))
+    }
+
+    /// The canonical id of an identity as it enters from outside (a token's `sub`, an operator's
+    /// flag): NFKC, lower case, NFKC again, then validated as by [`ActorId::parse`].
+    ///
+    /// Lower case (Rust's full Unicode `to_lowercase`) rather than Unicode case folding is enough
+    /// here because the result must be ASCII: every character whose fold and lower case differ
+    /// (`ß`, `İ`, `ŉ`, …) lower-cases to something outside ASCII and is refused, never kept as a
+    /// distinct identity. Refusing is the fail-closed side.
+    ///
+    /// # Errors
+    /// [`IdentifierError`]: too long before normalising (over [`ACTOR_ID_MAX_RAW_LEN`] bytes) or
+    /// after, or a character that does not fold into the allowed ASCII set.
+    pub fn canonical(input: &str) -> Result<Self, IdentifierError> {
+        use unicode_normalization::UnicodeNormalization as _;
+        if input.len() > ACTOR_ID_MAX_RAW_LEN {
+            return Err(IdentifierError::TooLong {
+                kind: "actor id",
+                len: input.len(),
+                max: ACTOR_ID_MAX_RAW_LEN,
+            });
+        }
+        let once: String = input.nfkc().collect();
+        let folded: String = once.to_lowercase().nfkc().collect();
+        Self::parse(&folded)
+    }
+
+    /// This id in canonical form. An id that parsed is ASCII, where NFKC is the identity and
+    /// lower case is the whole fold.
+    #[must_use]
+    pub fn to_canonical(&self) -> ActorId {
+        ActorId(self.0.to_ascii_lowercase())
+    }
+
+    /// Whether two ids name the same identity: their canonical forms are equal. The comparison
+    /// every "same person" rule (four eyes, quorum, requester-only) uses.
+    pub fn same_identity(&self, other: &ActorId) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
     }
 
     /// The id as a string slice.
@@ -114,6 +167,8 @@ pub enum IdentifierError {
 /// Whether a principal is a person or an automated service.
 ///
 /// Only humans may approve: a pipeline or system account never counts as the second pair of eyes.
+/// The authentication layer makes a principal human only on a positive assertion in the token
+/// (by default the claim `kind` = `human`); anything else is a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
@@ -126,7 +181,8 @@ pub enum PrincipalKind {
 /// Who is acting: the authenticated actor, the tenant they act in, and their role.
 ///
 /// Every service method takes one. It is built by the authentication layer (or a CLI operator's
-/// flags) and is never read from a request body.
+/// flags) and is never read from a request body. Its actor is always canonical (see [`ActorId`]):
+/// the constructors fold it, so no principal can carry a case variant of someone's id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
     actor: ActorId,
@@ -139,7 +195,7 @@ impl Principal {
     /// A human principal.
     pub fn human(actor: ActorId, tenant: TenantId, role: Role) -> Self {
         Principal {
-            actor,
+            actor: actor.to_canonical(),
             tenant,
             role,
             kind: PrincipalKind::Human,
@@ -149,7 +205,7 @@ impl Principal {
     /// A service (non-human) principal. It can never approve a request.
     pub fn service(actor: ActorId, tenant: TenantId, role: Role) -> Self {
         Principal {
-            actor,
+            actor: actor.to_canonical(),
             tenant,
             role,
             kind: PrincipalKind::Service,

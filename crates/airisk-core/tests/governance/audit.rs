@@ -56,7 +56,7 @@ fn input(tenant_id: &str, n: u32) -> AuditEventInput {
     AuditEventInput {
         actor: "alice@bank.example".into(),
         tenant_id: tenant_id.into(),
-        action: "model.register".into(),
+        action: "scoring.register".into(),
         resource_type: "model".into(),
         resource_id: format!("credit-scoring:{n}"),
         reason: Some("new challenger model".into()),
@@ -107,7 +107,7 @@ async fn audit_fields_completeness_who_what_when_why_and_correlation() {
     let [record] = records(&f.store, &tenant("acme")).await.try_into().unwrap();
     let e = record.event();
     assert_eq!(e.actor().as_str(), "alice@bank.example"); // who
-    assert_eq!(e.action(), "model.register"); // what
+    assert_eq!(e.action(), "scoring.register"); // what
     assert_eq!(
         (e.resource_type(), e.resource_id()),
         ("model", "credit-scoring:7")
@@ -141,7 +141,7 @@ async fn leaf_bytes_are_canonical_json_with_sorted_keys_and_no_nulls() {
         .unwrap();
     let [record] = records(&f.store, &tenant("acme")).await.try_into().unwrap();
     let leaf = String::from_utf8(record.leaf_bytes().to_vec()).unwrap();
-    assert!(leaf.starts_with(r#"{"action":"model.register","actor":"alice@bank.example","correlation_id":"req-1","id":""#), "{leaf}");
+    assert!(leaf.starts_with(r#"{"action":"scoring.register","actor":"alice@bank.example","correlation_id":"req-1","id":""#), "{leaf}");
     assert!(!leaf.contains("null") && !leaf.contains("reason") && !leaf.contains("metadata"));
     assert!(!leaf.contains(' ') && !leaf.contains('\n'));
 }
@@ -156,7 +156,9 @@ async fn invalid_fields_are_typed_errors_and_append_nothing() {
         ("empty action", |i| i.action.clear()),
         ("empty resource type", |i| i.resource_type.clear()),
         ("empty resource id", |i| i.resource_id.clear()),
-        ("upper-case action", |i| i.action = "Model.Register".into()),
+        ("upper-case action", |i| {
+            i.action = "Scoring.Register".into()
+        }),
         ("oversize action", |i| i.action = "a".repeat(129)),
         ("oversize resource id", |i| i.resource_id = "r".repeat(257)),
         ("oversize reason", |i| i.reason = Some("y".repeat(4097))),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use airisk_core::governance::audit_record::{AuditRecord, Outcome};
+use airisk_core::governance::audit_record::{AuditRecord, Outcome, RecordOrigin};
 use airisk_core::ledger::{verify_checkpoint, verify_inclusion};
 use airisk_core::ports::{AuditQuery, StoredEntry};
 use airisk_core::security::rbac::Action;
@@ -318,7 +318,12 @@ pub(crate) async fn search(
                                 td data-label="#" { a href=(format!("/console/audit/{}", e.seq)) { (e.seq) } }
                                 td data-label="When" { (time(r.recorded_at())) }
                                 td data-label="Actor" { (ev.actor().as_str()) }
-                                td data-label="Action" { code { (ev.action()) } }
+                                td data-label="Action" {
+                                    code { (ev.action()) }
+                                    @if ev.origin() == RecordOrigin::Application {
+                                        " " span class="badge" title="Written by an application through POST /v1/audit/events, not by the kernel" { "application" }
+                                    }
+                                }
                                 td data-label="Outcome" { (status_badge(ev.outcome().as_str())) }
                                 td data-label="Resource" { (ev.resource_type()) ": " span class="wrap" { (ev.resource_id()) } }
                                 td data-label="Reason" { (ev.reason().unwrap_or("")) }

@@ -123,6 +123,7 @@ impl IntoResponse for ConsoleError {
                     StatusCode::UNAUTHORIZED => "Please sign in again",
                     StatusCode::PAYLOAD_TOO_LARGE => "Too much data",
                     StatusCode::SERVICE_UNAVAILABLE => "Please try again shortly",
+                    StatusCode::TOO_MANY_REQUESTS => "Too many refused requests",
                     _ => "Something went wrong",
                 };
                 (status, title, problem.detail)

@@ -95,7 +95,7 @@ pub(crate) async fn page(
                             }
                             td data-label="Requested by" {
                                 (r.requested_by().as_str())
-                                @if r.requested_by() == id.principal.actor() {
+                                @if r.requested_by().same_identity(id.principal.actor()) {
                                     " " span class="badge" { "you" }
                                 }
                             }

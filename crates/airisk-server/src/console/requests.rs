@@ -92,10 +92,13 @@ pub(crate) fn why_not(id: &Identity, r: &ApprovalRequest, now: DateTime<Utc>) ->
     if p.kind() != PrincipalKind::Human {
         return Some("A service principal never approves or rejects.".to_owned());
     }
-    if r.requested_by() == p.actor() {
+    if r.requested_by().same_identity(p.actor()) {
         return Some("You asked for this: another approver must decide it (four eyes).".to_owned());
     }
-    if r.approvals().iter().any(|a| &a.approver == p.actor()) {
+    if r.approvals()
+        .iter()
+        .any(|a| a.approver.same_identity(p.actor()))
+    {
         return Some(format!(
             "You have approved this; it needs {} more approval(s) from others.",
             r.required_approvals()
@@ -225,7 +228,7 @@ pub(crate) async fn page(
             dl class="facts" {
                 dt { "Requested by" } dd {
                     (r.requested_by().as_str())
-                    @if r.requested_by() == id.principal.actor() { " " span class="badge" { "you" } }
+                    @if r.requested_by().same_identity(id.principal.actor()) { " " span class="badge" { "you" } }
                 }
                 dt { "Opened" } dd { (time(r.created_at())) " (" (age(now, r.created_at())) " ago)" }
                 dt { "Expires" } dd { (expiry(now, r.expires_at())) }

@@ -489,10 +489,22 @@ impl FromRequestParts<AppState> for Signed {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &AppState,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Identity>() {
-            Some(id) => Ok(Signed(id.clone())),
+            Some(id) => {
+                // The denial throttle covers the console's forms as it covers the API.
+                let key = crate::throttle::key_of(&id.principal);
+                if let Err(wait) = state.denials().check(&key) {
+                    return Err(ConsoleError::Api(crate::ApiError::TooManyRequests {
+                        retry_after_secs: wait.as_secs().max(1),
+                    }));
+                }
+                if let Some(slot) = parts.extensions.get::<crate::throttle::CallerSlot>() {
+                    slot.set(key);
+                }
+                Ok(Signed(id.clone()))
+            }
             None => {
                 let uri = parts.extract::<axum::http::Uri>().await.ok();
                 let next = uri

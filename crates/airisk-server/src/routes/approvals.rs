@@ -125,7 +125,8 @@ pub(crate) async fn list(
             .requested_by
             .as_deref()
             .map(|a| {
-                ActorId::parse(a).map_err(|e| ApiError::Unprocessable(format!("requested_by: {e}")))
+                ActorId::canonical(a)
+                    .map_err(|e| ApiError::Unprocessable(format!("requested_by: {e}")))
             })
             .transpose()?,
         ..ApprovalFilter::default()

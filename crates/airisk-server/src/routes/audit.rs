@@ -378,9 +378,17 @@ pub(crate) async fn consistency_proof(
 }
 
 /// Stream the caller's tenant's ledger as JSON Lines (`audit.export`: every role), in the format of
-/// `airisk audit export` that `tools/verify_export.py` checks: a checkpoint is signed over the
-/// current head first; line 1 is `{"type":"checkpoint","tenant_id","checkpoint","verifier_key"}`,
-/// then every entry it covers is one line `{"type":"entry","seq","leaf"(base64),"leaf_hash"}`.
+/// `airisk audit export` that `tools/verify_export.py` checks: line 1 is
+/// `{"type":"checkpoint","tenant_id","checkpoint","verifier_key","checkpoint_signed_for_export"}`,
+/// then every entry the checkpoint covers is one line
+/// `{"type":"entry","seq","leaf"(base64),"leaf_hash"}`.
+///
+/// A caller that may sign checkpoints (`audit.checkpoint`: analyst, admin) gets a checkpoint signed
+/// over the current head first, so the export covers the whole ledger. Anyone else gets the latest
+/// checkpoint already signed, and the entries it covers: exporting never makes a role sign what it
+/// may not sign through `POST /v1/audit/checkpoint`. The header's `checkpoint_signed_for_export`
+/// and the `X-Airisk-Checkpoint` response header (`signed-for-export` or `latest-stored`) say
+/// which; 404 if no checkpoint was ever signed.
 #[utoipa::path(
     get, path = "/v1/audit/export", tag = "audit",
     responses(
@@ -395,15 +403,31 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     require(&caller, Action::AuditExport)?;
     let tenant = caller.principal.tenant().clone();
-    // Commit to the whole ledger first, so the export is covered end to end by a signature, and
-    // send exactly the entries that signature covers.
-    let checkpoint = state.audit().checkpoint(&tenant).await?;
+    // Commit to the whole ledger first when the caller may sign, so the export is covered end to
+    // end by a signature; otherwise take the latest signed one. Either way, send exactly the
+    // entries that signature covers.
+    let may_sign = require(&caller, Action::AuditCheckpoint).is_ok();
+    let checkpoint = if may_sign {
+        state.audit().checkpoint(&tenant).await?
+    } else {
+        state
+            .stores()
+            .audit
+            .latest_checkpoint(&tenant)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(
+                    "no checkpoint has been signed yet; this role exports only what a signed checkpoint covers (retry after the checkpoint interval)".into(),
+                )
+            })?
+    };
     let end = checkpoint.size;
     let mut header = json!({
         "type": "checkpoint",
         "tenant_id": tenant.as_str(),
         "checkpoint": checkpoint.note,
         "verifier_key": state.ledger_verifier().to_verifier_key(),
+        "checkpoint_signed_for_export": may_sign,
     })
     .to_string();
     header.push('\n');
@@ -456,7 +480,17 @@ pub(crate) async fn export(
     });
     let stream = futures_util::StreamExt::chain(first, entries);
     Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::HeaderName::from_static("x-airisk-checkpoint"),
+                if may_sign {
+                    "signed-for-export"
+                } else {
+                    "latest-stored"
+                },
+            ),
+        ],
         Body::from_stream(stream),
     )
         .into_response())

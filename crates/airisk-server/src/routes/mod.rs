@@ -116,6 +116,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::routes(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::throttle::charge_refusals,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -13,6 +13,7 @@ mod support;
 mod correlation;
 mod edge;
 mod errors;
+mod hostile;
 mod ops;
 mod rbac;
 mod scenario;

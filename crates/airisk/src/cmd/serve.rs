@@ -21,7 +21,11 @@ use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
 use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
 use airisk_core::security::rbac::Role;
 use airisk_server::auth::{
-    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, TokenSigner,
+    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, PersonClaim,
+    TokenSigner,
+};
+use airisk_server::throttle::{
+    DEFAULT_DENIAL_BURST, DEFAULT_DENIALS_PER_MINUTE, DenialThrottleConfig,
 };
 use airisk_server::{
     AppState, ConsoleConfig, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT,
@@ -60,7 +64,8 @@ pub struct ServeArgs {
     /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms, max_in_flight,
     /// max_in_flight_per_tenant, header_read_timeout_ms, body_read_timeout_ms, public_url,
     /// dangerous_insecure_cookies, checkpoint_every_entries, checkpoint_interval_ms, log,
-    /// console_trusted_header. Flags and environment override it.
+    /// console_trusted_header, person_claim, identity_claim, denials_per_minute, denial_burst.
+    /// Flags and environment override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -159,6 +164,26 @@ pub struct ServeArgs {
     /// from every client request, or anyone can send it.
     #[arg(long, env = "AIRISK_CONSOLE_TRUSTED_HEADER", value_name = "HEADER")]
     console_trusted_header: Option<String>,
+
+    /// How a token says its subject is a person, NAME=VALUE (a list claim counts if it contains
+    /// VALUE). Only such principals approve or reject; any other token is a service
+    /// [default: kind=human].
+    #[arg(long, env = "AIRISK_PERSON_CLAIM", value_name = "NAME=VALUE")]
+    person_claim: Option<String>,
+
+    /// Take the actor id from this immutable claim (e.g. oid) instead of sub; tokens without it
+    /// are refused [default: sub].
+    #[arg(long, env = "AIRISK_IDENTITY_CLAIM", value_name = "CLAIM")]
+    identity_claim: Option<String>,
+
+    /// Refused requests one principal may cause per minute, sustained, before it is answered 429;
+    /// 0: no throttle [default: 30].
+    #[arg(long, env = "AIRISK_DENIALS_PER_MINUTE")]
+    denials_per_minute: Option<u32>,
+
+    /// Refused requests one principal may cause in a burst [default: 60].
+    #[arg(long, env = "AIRISK_DENIAL_BURST")]
+    denial_burst: Option<u32>,
 }
 
 /// The `--config` file. Secrets are not accepted here.
@@ -184,6 +209,10 @@ struct FileConfig {
     checkpoint_interval_ms: Option<u64>,
     log: Option<String>,
     console_trusted_header: Option<String>,
+    person_claim: Option<String>,
+    identity_claim: Option<String>,
+    denials_per_minute: Option<u32>,
+    denial_burst: Option<u32>,
 }
 
 /// The effective configuration, after layering. (No `Debug`: the database URL may hold a
@@ -207,6 +236,9 @@ struct Settings {
     policy: CheckpointPolicy,
     log: String,
     console: ConsoleConfig,
+    person_claim: PersonClaim,
+    identity_claim: Option<String>,
+    denial_throttle: DenialThrottleConfig,
 }
 
 impl Settings {
@@ -339,6 +371,26 @@ impl Settings {
                     .map_err(|e| anyhow!("console_trusted_header: {e}"))?
                     .flatten(),
                 dangerous_insecure_cookies: insecure_cookies,
+            },
+            person_claim: args
+                .person_claim
+                .clone()
+                .or(file.person_claim)
+                .map(|spec| PersonClaim::parse(&spec))
+                .transpose()
+                .map_err(|e| anyhow!("person_claim: {e}"))?
+                .unwrap_or_default(),
+            identity_claim: args.identity_claim.clone().or(file.identity_claim),
+            denial_throttle: DenialThrottleConfig {
+                per_minute: args
+                    .denials_per_minute
+                    .or(file.denials_per_minute)
+                    .unwrap_or(DEFAULT_DENIALS_PER_MINUTE),
+                burst: args
+                    .denial_burst
+                    .or(file.denial_burst)
+                    .unwrap_or(DEFAULT_DENIAL_BURST),
+                ..DenialThrottleConfig::default()
             },
         })
     }
@@ -676,7 +728,11 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             signer: keys.ledger,
             policy: settings.policy,
         },
-        keys.auth,
+        match &settings.identity_claim {
+            Some(claim) => keys.auth.with_identity_claim(claim)?,
+            None => keys.auth,
+        }
+        .with_person_claim(settings.person_claim.clone()),
         ServerConfig {
             body_limit: settings.body_limit_bytes,
             request_timeout: settings.request_timeout,
@@ -687,6 +743,7 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             body_read_timeout: settings.body_read_timeout,
             public_url: settings.public_url.clone(),
             console: settings.console.clone(),
+            denial_throttle: settings.denial_throttle,
         },
     );
     if let Some(dev) = &keys.dev_tokens {

@@ -113,7 +113,15 @@ fn issue(args: IssueArgs) -> anyhow::Result<()> {
         ),
     };
     let mut claims = Claims::new(&args.sub, &args.tenant, role, args.ttl);
-    claims.kind = (args.kind == Kind::Service).then(|| "service".to_owned());
+    // Always explicit: a token that does not say `human` is a service principal.
+    claims.kind = Some(
+        if args.kind == Kind::Service {
+            "service"
+        } else {
+            "human"
+        }
+        .to_owned(),
+    );
     claims.iss = args.issuer;
     claims.aud = args.audience;
     let token = signer.sign(&claims)?;
