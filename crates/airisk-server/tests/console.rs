@@ -488,3 +488,81 @@ async fn the_banner_is_green_for_an_intact_ledger_and_red_naming_the_first_bad_e
     assert!(page.contains("href=\"/console/audit/1\""));
     app.shutdown().await;
 }
+
+/// The audit page's kept-checkpoint form: a pasted note (CRLF line endings, as a browser sends a
+/// textarea) is checked against the ledger; a rollback to an older state is shown in red; a note
+/// that is not this tenant's is a 422 page; the form is a POST with the session's CSRF token.
+#[tokio::test]
+async fn a_pasted_kept_checkpoint_is_checked_and_a_rollback_shown() {
+    let app = TestApp::spawn().await;
+    let analyst = app.token("ana", "acme", Role::Analyst);
+    for i in 0..5 {
+        let r = app
+            .post(
+                "/v1/audit/events",
+                &analyst,
+                &serde_json::json!({"action": "report.generate", "resource_type": "report",
+                                    "resource_id": format!("r-{i}")}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let r = app
+        .post("/v1/audit/checkpoint", &analyst, &Value::Null)
+        .await;
+    let kept: Value = r.json().await.unwrap();
+    let kept = kept["note"].as_str().unwrap().to_owned();
+    let pasted = format!("\r\n{}\r\n", kept.replace('\n', "\r\n"));
+
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.token("aud", "acme", Role::Viewer)).await;
+    let page = b.get("/console/audit").await.text().await.unwrap();
+    assert!(
+        page.contains("action=\"/console/audit/checkpoint\""),
+        "{page}"
+    );
+    let csrf = b.csrf().await;
+
+    let r = b
+        .post(
+            "/console/audit/checkpoint",
+            &[("csrf", &csrf), ("checkpoint", &pasted)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_strict_headers(&r);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("data-consistent=\"true\""), "{page}");
+
+    // An older backup restored: the ledger alone is consistent, the kept checkpoint says not.
+    app.memory
+        .clone()
+        .unwrap()
+        .dangerous_truncate(&TenantId::parse("acme").unwrap(), 3);
+    let r = b
+        .post(
+            "/console/audit/checkpoint",
+            &[("csrf", &csrf), ("checkpoint", &pasted)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("data-consistent=\"false\""), "{page}");
+    assert!(page.contains("truncated or rolled back"), "{page}");
+    assert!(page.contains("href=\"/console/audit/3\""), "{page}");
+
+    // Not a note of this ledger: refused, not a verdict.
+    let r = b
+        .post(
+            "/console/audit/checkpoint",
+            &[("csrf", &csrf), ("checkpoint", "not a checkpoint")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Without the session's CSRF token: refused before anything runs.
+    let r = b
+        .post("/console/audit/checkpoint", &[("checkpoint", &pasted)])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    app.shutdown().await;
+}

@@ -10,6 +10,8 @@
 mod pg;
 mod support;
 
+mod audit_rollback;
+mod audit_snapshot;
 mod correlation;
 mod errors;
 mod input_edges;
