@@ -31,8 +31,6 @@ mod governance {
 /// triggers, as someone with the file could) still named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verification_sees_one_snapshot_under_concurrent_appends() {
-    use airisk_core::ports::SystemClock;
-
     use crate::support::TempDb;
 
     let db = Arc::new(TempDb::new());
