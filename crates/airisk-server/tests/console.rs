@@ -559,6 +559,9 @@ async fn a_pasted_kept_checkpoint_is_checked_and_a_rollback_shown() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A NUL character in a search filter: refused like the API does, on every store.
+    let r = b.get("/console/audit?actor=a%00b").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Without the session's CSRF token: refused before anything runs.
     let r = b
         .post("/console/audit/checkpoint", &[("checkpoint", &pasted)])

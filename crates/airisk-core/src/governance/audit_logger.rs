@@ -433,6 +433,11 @@ impl AuditLogger {
     /// checkpoint kept elsewhere (which detects truncation and rollback). Stops at the first
     /// problem and names it.
     ///
+    /// One consistent snapshot is checked: the tree head and the stored checkpoints as of one
+    /// moment ([`AuditRepository::head_and_checkpoints`]), and the entries up to that head only,
+    /// so appends and checkpoints committed while it reads are never mistaken for tampering.
+    /// Afterwards, a row stored beyond that head that no newer head covers is reported.
+    ///
     /// `progress(done, total)` is called after each page.
     ///
     /// # Errors

@@ -211,6 +211,25 @@ pub(crate) async fn search(
     })?;
     let caller = id.caller();
     require(&caller, Action::AuditRead)?;
+    // As the API: a NUL character no store can take is refused here, the same on every store.
+    if [
+        &q.actor,
+        &q.action,
+        &q.resource_type,
+        &q.resource_id,
+        &q.correlation_id,
+        &q.outcome,
+        &q.from,
+        &q.to,
+        &q.order,
+    ]
+    .iter()
+    .any(|f| f.contains('\0'))
+    {
+        return Err(ConsoleError::invalid(
+            "a search filter contains a NUL character (U+0000), which no field accepts",
+        ));
+    }
     let status = ledger_status(&app, &console, &caller).await?;
     let outcome = match q.outcome.trim() {
         "" => None,
