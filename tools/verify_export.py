@@ -2,11 +2,19 @@
 """Verify an `airisk audit export` file without trusting the operator.
 
 Usage:
-    python3 tools/verify_export.py EXPORT.jsonl --verifier-key 'name+keyid+base64'
+    python3 tools/verify_export.py EXPORT.jsonl --verifier-key 'name+keyid+base64' \
+        --tenant acme [--checkpoint KEPT.note]
 
-The verifier key must come from a channel you trust (the bank's key registry, a signed letter),
-NOT from the export file: the file is produced by the operator you are auditing. If the file names
-another key, verification fails.
+The verifier key and the tenant must come from what you know (the bank's key registry, a signed
+letter, your engagement), NOT from the export file: the file is produced by the operator you are
+auditing. If the file names another key or another tenant, verification fails.
+
+--checkpoint names a file holding a checkpoint you kept from an earlier moment (the signed note
+text of an earlier export's header or of `GET /v1/audit/checkpoint`). The export must then be
+consistent with it: the root of its first <kept size> leaves must be exactly the root the kept
+checkpoint signed, so the ledger was neither rolled back (an older backup restored: fewer
+entries than you once saw) nor rewritten. The check recomputes that root from the exported leaves
+themselves, which is equivalent to an RFC 6962 consistency proof between the two checkpoints.
 
 Checks, in order, stopping at the first failure (exit 1, naming the entry):
   1. line 1 is the checkpoint header; every later line is an entry, numbered 0, 1, 2, ... without
@@ -15,7 +23,10 @@ Checks, in order, stopping at the first failure (exit 1, naming the entry):
   3. each leaf is a JSON object naming this tenant and its own seq;
   4. the header's checkpoint is signed by the verifier key (C2SP signed note, Ed25519) and its
      origin names this tenant;
-  5. the RFC 6962 root of the first <checkpoint size> leaves equals the checkpoint's root.
+  5. the RFC 6962 root of the first <checkpoint size> leaves equals the checkpoint's root;
+  6. with --checkpoint: the kept note is signed by the verifier key for the same tenant's ledger,
+     the export holds at least its size of entries (else: rolled back or truncated), and the root
+     of its first <kept size> leaves equals the kept root (else: history rewritten).
 
 Needs Python 3.8+ and the `cryptography` package (Ed25519). Memory stays flat: the tree is folded
 with a compact frontier while the file streams.
@@ -119,10 +130,21 @@ def verify_note(note: str, verifier):
     return origin, int(size), root
 
 
-def verify(lines, verifier_key: str):
-    """Returns (origin, checkpoint size, entries, root) or raises Failure."""
+def verify(lines, verifier_key: str, expected_tenant: str, kept_note=None):
+    """Returns (origin, checkpoint size, entries, root, kept size or None) or raises Failure."""
     verifier = parse_verifier_key(verifier_key)
+    kept_origin = kept_size = kept_root = None
+    if kept_note is not None:
+        try:
+            kept_origin, kept_size, kept_root = verify_note(kept_note, verifier)
+        except Failure as e:
+            raise Failure(f"the kept checkpoint: {e}")
+        if not kept_origin.endswith("/" + expected_tenant):
+            raise Failure(f"the kept checkpoint is for {kept_origin!r}, not tenant {expected_tenant}'s ledger")
+    kept_seen_root = None
     frontier = Frontier()
+    if kept_size == 0:
+        kept_seen_root = frontier.root()
     header = None
     origin = size = root = tenant = None
     covered_root = None
@@ -144,8 +166,12 @@ def verify(lines, verifier_key: str):
                 raise Failure("the export carries no signed checkpoint")
             origin, size, root = verify_note(header["checkpoint"], verifier)
             tenant = header.get("tenant_id")
+            if tenant != expected_tenant:
+                raise Failure(f"the export is tenant {tenant!r}'s ledger, not {expected_tenant!r}'s, the tenant you expect")
             if not origin.endswith("/" + str(tenant)):
                 raise Failure(f"the checkpoint origin {origin!r} is not tenant {tenant}'s ledger")
+            if kept_origin is not None and kept_origin != origin:
+                raise Failure(f"the kept checkpoint is for {kept_origin!r}, the export for {origin!r}")
             if size == 0:
                 covered_root = frontier.root()
             continue
@@ -170,23 +196,47 @@ def verify(lines, verifier_key: str):
         entries += 1
         if entries == size:
             covered_root = frontier.root()
+        if entries == kept_size:
+            kept_seen_root = frontier.root()
     if header is None:
         raise Failure("the export is empty")
     if entries < size:
         raise Failure(f"the checkpoint commits to {size} entries; the export holds only {entries} (truncated)")
     if covered_root != root:
         raise Failure(f"the root of the first {size} entries differs from the signed checkpoint")
-    return origin, size, entries, root
+    if kept_size is not None:
+        if entries < kept_size:
+            raise Failure(
+                f"rolled back or truncated: your kept checkpoint commits to {kept_size} entries; "
+                f"the export holds only {entries}"
+            )
+        if kept_seen_root != kept_root:
+            raise Failure(
+                f"history rewritten: the root of the first {kept_size} entries differs from your kept checkpoint"
+            )
+    return origin, size, entries, root, kept_size
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("export", help="the JSON Lines file written by `airisk audit export`")
     parser.add_argument("--verifier-key", required=True, help="the ledger's verifier key, from a trusted channel")
+    parser.add_argument("--tenant", required=True, help="the tenant whose ledger you expect; a file naming another is refused")
+    parser.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="a checkpoint note you kept from earlier; the export must be consistent with it (no rollback)",
+    )
     args = parser.parse_args()
     try:
+        kept_note = None
+        if args.checkpoint is not None:
+            with open(args.checkpoint, "r", encoding="utf-8", newline="") as f:
+                # As saved: maybe CRLF, maybe with blank lines around; the note is LF and ends in
+                # exactly one newline.
+                kept_note = f.read().replace("\r\n", "\n").strip() + "\n"
         with open(args.export, "r", encoding="utf-8") as f:
-            origin, size, entries, root = verify(f, args.verifier_key)
+            origin, size, entries, root, kept_size = verify(f, args.verifier_key, args.tenant, kept_note)
     except Failure as e:
         print(f"NOT VERIFIED: {e}", file=sys.stderr)
         return 1
@@ -194,6 +244,8 @@ def main():
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"verified: {origin}: {entries} entries; checkpoint of size {size} signed, root {root.hex()}")
+    if kept_size is not None:
+        print(f"consistent with your kept checkpoint of size {kept_size}: its {kept_size} entries are the first of this export")
     if entries > size:
         print(f"note: entries {size}..{entries - 1} came after the checkpoint and are not covered by it")
     return 0

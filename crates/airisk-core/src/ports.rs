@@ -179,6 +179,27 @@ pub trait AuditRepository: Send + Sync + std::fmt::Debug {
         tenant: &TenantId,
     ) -> Result<Option<StoredCheckpoint>, StoreError>;
 
+    /// `tenant`'s tree head and every stored checkpoint (in size order), read as one consistent
+    /// view: the snapshot [`crate::governance::audit_logger::AuditLogger::verify`] checks, so
+    /// that appends and checkpoints committed while it reads never look like tampering.
+    ///
+    /// Contract: no checkpoint returned commits to more entries than the head returned, unless the
+    /// ledger really lost entries. Stores that can read in one transaction override this. The
+    /// provided implementation reads the checkpoints first and the head second, which keeps the
+    /// contract without a transaction: a checkpoint is only ever signed over a head that was
+    /// already committed, and heads only grow, so the head read afterwards covers it.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
+    async fn head_and_checkpoints(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
+        let checkpoints = self.checkpoints(tenant).await?;
+        let head = self.tree_head(tenant).await?;
+        Ok((head, checkpoints))
+    }
+
     /// Every tenant that has at least one entry. The one read that spans tenants: stores keep it
     /// to tenant ids (PostgreSQL: a directory table outside row-level security).
     ///

@@ -404,3 +404,14 @@ error_set!(
     429 => "The caller kept being refused and is throttled; see Retry-After",
     503 => "Timed out or the store is unavailable; retry",
 );
+error_set!(
+    /// Errors of checking the ledger against a kept checkpoint (`POST /v1/audit/verify`).
+    VerifyCheckpointErrors:
+    400 => "The body is not well-formed JSON",
+    401 => "Missing or invalid bearer token",
+    403 => "The caller's role may not verify the ledger",
+    413 => "The body exceeds the size limit",
+    415 => "The body is not application/json",
+    422 => "The checkpoint is missing, too long, not a signed note, not signed by this ledger's key, or for another tenant's ledger",
+    503 => "Timed out or the store is unavailable; retry",
+);

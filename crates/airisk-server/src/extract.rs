@@ -114,17 +114,72 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 }
             })?
             .to_bytes();
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+        let value = serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
             if e.classify() == serde_json::error::Category::Data {
                 ApiError::Unprocessable(format!("invalid body: {e}"))
             } else {
                 ApiError::BadRequest(format!("the body is not well-formed JSON: {e}"))
             }
-        })
+        })?;
+        if json_has_nul(&bytes) {
+            return Err(nul_refused("the body"));
+        }
+        Ok(value)
     }
 }
 
-/// A query string; failures are 400.
+/// The 422 for a NUL character (U+0000) anywhere in a request's strings. No field of the API
+/// accepts one, and PostgreSQL cannot store one in text, so it is refused at the edge, the same
+/// on every store, before anything is read or written.
+fn nul_refused(where_: &str) -> ApiError {
+    ApiError::Unprocessable(format!(
+        "{where_} contains a NUL character (U+0000), which no field accepts"
+    ))
+}
+
+/// Whether a well-formed JSON text has a `\u0000` escape inside a string (a raw NUL byte is not
+/// well-formed JSON, so the parser has refused it already).
+fn json_has_nul(bytes: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match (in_string, b) {
+            (false, b'"') => in_string = true,
+            (true, b'"') => in_string = false,
+            (true, b'\\') => {
+                if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000") {
+                    return true;
+                }
+                // Skip the escaped character (a `\uXXXX`'s digits are never quotes).
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether a raw (still percent-encoded) path or query string encodes a NUL byte (`%00`, read as
+/// a decoder reads it: `%2500` is the text `%00`, not a NUL).
+fn encodes_nul(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            match bytes.get(i + 1..i + 3) {
+                Some(b"00") => return true,
+                Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => i += 3,
+                _ => i += 1,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// A query string; failures are 400, a NUL character (`%00`) anywhere in it 422.
 #[derive(Debug, Clone)]
 pub struct ApiQuery<T>(pub T);
 
@@ -135,6 +190,9 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(encodes_nul) {
+            return Err(nul_refused("the query string"));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ApiQuery(q))
@@ -142,7 +200,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
     }
 }
 
-/// Path parameters; failures are 400.
+/// Path parameters; failures are 400, a NUL character (`%00`) anywhere in the path 422.
 ///
 /// A parameter whose percent-decoded bytes are not UTF-8 is not refused here: it is handed on
 /// with every byte that is not part of valid UTF-8 kept as its `%XX` escape (upper-case hex), so
@@ -158,6 +216,9 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if encodes_nul(parts.uri.path()) {
+            return Err(nul_refused("the path"));
+        }
         let bad = |e: String| ApiError::BadRequest(format!("invalid path parameter: {e}"));
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(p)) => Ok(ApiPath(p)),
@@ -226,4 +287,33 @@ fn percent_decode(raw: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{encodes_nul, json_has_nul};
+
+    #[test]
+    fn a_nul_escape_is_found_only_inside_a_string_and_only_as_an_escape() {
+        assert!(json_has_nul(br#"{"a":"x\u0000y"}"#));
+        assert!(json_has_nul(br#"{"a\u0000":1}"#));
+        assert!(json_has_nul(br#"{"m":{"k":["\u0000"]}}"#));
+        assert!(
+            !json_has_nul(br#"{"a":"x\\u0000y"}"#),
+            "an escaped backslash, then text"
+        );
+        assert!(!json_has_nul(br#"{"a":"\u0001"}"#));
+        assert!(!json_has_nul(br#"{"a":"u0000","b":0}"#));
+        assert!(json_has_nul(br#"{"a":"\"","b":"\u0000"}"#));
+    }
+
+    #[test]
+    fn a_percent_encoded_nul_is_found_as_a_decoder_reads_it() {
+        assert!(encodes_nul("actor=%00"));
+        assert!(encodes_nul("/v1/models/credit%00/versions/1"));
+        assert!(encodes_nul("a=%%00"));
+        assert!(!encodes_nul("actor=%2500"), "the text %00");
+        assert!(!encodes_nul("offset=100&limit=1000"));
+        assert!(!encodes_nul("a=%0"));
+    }
 }

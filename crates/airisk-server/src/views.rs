@@ -105,6 +105,26 @@ pub struct VerifyView {
     pub first_bad_seq: Option<u64>,
     /// What is wrong, if anything.
     pub problem: Option<String>,
+    /// The size of the kept checkpoint the caller gave (`POST /v1/audit/verify`); absent for a
+    /// plain `GET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_checkpoint_size: Option<u64>,
+    /// True when a kept checkpoint was given and the ledger's first `kept_checkpoint_size`
+    /// entries recompute to exactly the root it signed: the ledger still holds what it held then,
+    /// and everything since was appended after it (no rollback, no rewrite).
+    #[serde(default)]
+    pub kept_checkpoint_verified: bool,
+}
+
+/// A checkpoint kept from an earlier moment, to check the ledger against (rollback detection).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyCheckpointBody {
+    /// The complete signed note (C2SP tlog-checkpoint text plus signature lines) as kept, e.g.
+    /// the `note` of an earlier `GET /v1/audit/checkpoint` or the first line of an export. At
+    /// most 8192 bytes.
+    #[schema(max_length = 8192, min_length = 1)]
+    pub checkpoint: String,
 }
 
 /// A signed checkpoint (C2SP tlog-checkpoint signed note).

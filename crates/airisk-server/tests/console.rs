@@ -563,3 +563,84 @@ async fn the_audit_page_marks_application_records() {
     assert!(row.contains(">application</span>"), "{row}");
     app.shutdown().await;
 }
+
+/// The audit page's kept-checkpoint form: a pasted note (CRLF line endings, as a browser sends a
+/// textarea) is checked against the ledger; a rollback to an older state is shown in red; a note
+/// that is not this tenant's is a 422 page; the form is a POST with the session's CSRF token.
+#[tokio::test]
+async fn a_pasted_kept_checkpoint_is_checked_and_a_rollback_shown() {
+    let app = TestApp::spawn().await;
+    let analyst = app.token("ana", "acme", Role::Analyst);
+    for i in 0..5 {
+        let r = app
+            .post(
+                "/v1/audit/events",
+                &analyst,
+                &serde_json::json!({"action": "report.generate", "resource_type": "report",
+                                    "resource_id": format!("r-{i}")}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let r = app
+        .post("/v1/audit/checkpoint", &analyst, &Value::Null)
+        .await;
+    let kept: Value = r.json().await.unwrap();
+    let kept = kept["note"].as_str().unwrap().to_owned();
+    let pasted = format!("\r\n{}\r\n", kept.replace('\n', "\r\n"));
+
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.token("aud", "acme", Role::Viewer)).await;
+    let page = b.get("/console/audit").await.text().await.unwrap();
+    assert!(
+        page.contains("action=\"/console/audit/checkpoint\""),
+        "{page}"
+    );
+    let csrf = b.csrf().await;
+
+    let r = b
+        .post(
+            "/console/audit/checkpoint",
+            &[("csrf", &csrf), ("checkpoint", &pasted)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_strict_headers(&r);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("data-consistent=\"true\""), "{page}");
+
+    // An older backup restored: the ledger alone is consistent, the kept checkpoint says not.
+    app.memory
+        .clone()
+        .unwrap()
+        .dangerous_truncate(&TenantId::parse("acme").unwrap(), 3);
+    let r = b
+        .post(
+            "/console/audit/checkpoint",
+            &[("csrf", &csrf), ("checkpoint", &pasted)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("data-consistent=\"false\""), "{page}");
+    assert!(page.contains("truncated or rolled back"), "{page}");
+    assert!(page.contains("href=\"/console/audit/3\""), "{page}");
+
+    // Not a note of this ledger: refused, not a verdict.
+    let r = b
+        .post(
+            "/console/audit/checkpoint",
+            &[("csrf", &csrf), ("checkpoint", "not a checkpoint")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A NUL character in a search filter: refused like the API does, on every store.
+    let r = b.get("/console/audit?actor=a%00b").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Without the session's CSRF token: refused before anything runs.
+    let r = b
+        .post("/console/audit/checkpoint", &[("checkpoint", &pasted)])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    app.shutdown().await;
+}

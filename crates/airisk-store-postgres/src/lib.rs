@@ -330,6 +330,13 @@ impl AuditRepository for PostgresStore {
         read::checkpoints(&self.pool, tenant, false).await
     }
 
+    async fn head_and_checkpoints(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
+        read::head_and_checkpoints(&self.pool, tenant).await
+    }
+
     async fn latest_checkpoint(
         &self,
         tenant: &TenantId,

@@ -5,7 +5,7 @@ use airisk_core::ports::{AuditQuery, StoreError, StoredCheckpoint, StoredEntry, 
 use airisk_core::security::tenant_context::TenantId;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::error::{corrupt, map, to_i64, to_u64};
 use crate::write::{begin_for, decode_frontier};
@@ -21,12 +21,17 @@ fn limit(n: usize) -> i64 {
 
 pub(crate) async fn tree_head(pool: &PgPool, tenant: &TenantId) -> Result<TreeHead, StoreError> {
     let mut tx = begin_for(pool, tenant, true).await?;
+    let head = head_in(&mut tx, tenant).await?;
+    tx.commit().await.map_err(|e| map(&e))?;
+    Ok(head)
+}
+
+async fn head_in(conn: &mut PgConnection, tenant: &TenantId) -> Result<TreeHead, StoreError> {
     let row = sqlx::query("SELECT size, frontier FROM audit_heads WHERE tenant_id = $1")
         .bind(tenant.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(|e| map(&e))?;
-    tx.commit().await.map_err(|e| map(&e))?;
     let frontier = match row {
         None => Frontier::new(),
         Some(row) => {
@@ -39,6 +44,21 @@ pub(crate) async fn tree_head(pool: &PgPool, tenant: &TenantId) -> Result<TreeHe
         size: frontier.size(),
         root: frontier.root(),
     })
+}
+
+/// The head and every checkpoint of `tenant` in one read-only transaction, checkpoints first: a
+/// checkpoint is signed over a head already committed and heads only grow, so the head read
+/// second covers every checkpoint read first (under READ COMMITTED each statement has its own
+/// snapshot; this order is what makes the pair consistent).
+pub(crate) async fn head_and_checkpoints(
+    pool: &PgPool,
+    tenant: &TenantId,
+) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let checkpoints = checkpoints_in(&mut tx, tenant, false).await?;
+    let head = head_in(&mut tx, tenant).await?;
+    tx.commit().await.map_err(|e| map(&e))?;
+    Ok((head, checkpoints))
 }
 
 fn entry(tenant: &TenantId, row: &PgRow) -> Result<StoredEntry, StoreError> {
@@ -167,6 +187,17 @@ pub(crate) async fn checkpoints(
     tenant: &TenantId,
     latest_only: bool,
 ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let found = checkpoints_in(&mut tx, tenant, latest_only).await?;
+    tx.commit().await.map_err(|e| map(&e))?;
+    Ok(found)
+}
+
+async fn checkpoints_in(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    latest_only: bool,
+) -> Result<Vec<StoredCheckpoint>, StoreError> {
     let sql = if latest_only {
         "SELECT size, root, note, signed_at FROM audit_checkpoints WHERE tenant_id = $1 \
          ORDER BY size DESC LIMIT 1"
@@ -174,13 +205,11 @@ pub(crate) async fn checkpoints(
         "SELECT size, root, note, signed_at FROM audit_checkpoints WHERE tenant_id = $1 \
          ORDER BY size"
     };
-    let mut tx = begin_for(pool, tenant, true).await?;
     let rows = sqlx::query(sql)
         .bind(tenant.as_str())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await
         .map_err(|e| map(&e))?;
-    tx.commit().await.map_err(|e| map(&e))?;
     rows.iter()
         .map(|row| {
             let size: i64 = row.try_get(0).map_err(|e| map(&e))?;
@@ -197,10 +226,11 @@ pub(crate) async fn checkpoints(
         .collect()
 }
 
-/// Every tenant with a ledger, from the `audit_tenants` directory (no row-level security there:
-/// it holds tenant ids only).
+/// Every tenant with a ledger, from the `audit_tenants` directory. The table itself is under
+/// row-level security (the application role sees only its transaction's tenant's row); the list
+/// comes from `airisk_ledger_tenants()`, a SECURITY DEFINER function that returns ids only.
 pub(crate) async fn tenants(pool: &PgPool) -> Result<Vec<TenantId>, StoreError> {
-    let rows = sqlx::query("SELECT tenant_id FROM audit_tenants ORDER BY tenant_id")
+    let rows = sqlx::query("SELECT t FROM airisk_ledger_tenants() AS t")
         .fetch_all(pool)
         .await
         .map_err(|e| map(&e))?;

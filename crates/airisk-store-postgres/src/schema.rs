@@ -18,8 +18,14 @@ use sqlx_core::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use crate::error::MigrateError;
 
 /// `(version, description, sql)` of every migration, in order.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "schema", include_str!("../migrations/0001_schema.sql")),
+    (
+        2,
+        "audit tenants rls",
+        include_str!("../migrations/0002_audit_tenants_rls.sql"),
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> i64 {

@@ -54,11 +54,16 @@ pub(crate) fn parse_location(location: &str) -> Result<PathBuf, OpenError> {
     Ok(PathBuf::from(path))
 }
 
-/// Creates the file's directory if needed.
+/// Creates the file's directory if needed; directories this creates are `0700` on Unix (the
+/// ledger's directory is nobody else's business either).
 pub(crate) fn ensure_parent_dir(path: &Path) -> Result<(), OpenError> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|e| OpenError::CreateDir {
                 path: dir.to_owned(),
                 message: e.to_string(),
             })
@@ -67,10 +72,57 @@ pub(crate) fn ensure_parent_dir(path: &Path) -> Result<(), OpenError> {
     }
 }
 
+/// Owner read and write only: the mode of the database file, and so of its `-wal` and `-shm`
+/// files, which SQLite's Unix VFS creates with the database file's permissions (and sets them
+/// explicitly, so the umask does not loosen them).
+#[cfg(unix)]
+const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Creates the database file, if it does not exist yet, with mode `0600` whatever the umask
+/// (created `0600`, then set to `0600` explicitly, before SQLite ever opens it). An existing file
+/// keeps its mode; a file others may read is reported in the log, since the ledger and sealed
+/// governance state are in it.
+pub(crate) fn create_private_file(path: &Path) -> Result<(), OpenError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let failed = |e: std::io::Error| OpenError::CreateFile {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(PRIVATE_FILE_MODE)
+            .open(path)
+        {
+            Ok(file) => file
+                .set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+                .map_err(failed)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Ok(meta) = std::fs::metadata(path)
+                    && meta.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                        "the database file is readable or writable by others; its -wal and -shm files will be too (chmod 600 it)"
+                    );
+                }
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Opens (creating if needed) the writer connection: WAL, `synchronous=FULL`, foreign keys,
 /// a busy timeout, and a page cache large enough that the hot right edge of every index stays in
 /// memory.
 pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, OpenError> {
+    create_private_file(path)?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -29,6 +29,14 @@ pub enum OpenError {
         /// The operating system's reason.
         message: String,
     },
+    /// The database file could not be created with owner-only permissions.
+    #[error("cannot create database file {}: {message}", path.display())]
+    CreateFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        message: String,
+    },
     /// The database was migrated by a newer version of this crate; this one does not know its
     /// schema and refuses to touch it.
     #[error(

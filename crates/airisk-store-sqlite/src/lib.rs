@@ -330,6 +330,20 @@ impl AuditRepository for SqliteStore {
             .await
     }
 
+    async fn head_and_checkpoints(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
+        // One read transaction: one WAL snapshot for both.
+        let tenant = tenant.clone();
+        self.readers
+            .read(move |tx| {
+                let checkpoints = reader::checkpoints(tx, &tenant, false)?;
+                Ok((reader::tree_head(tx, &tenant)?, checkpoints))
+            })
+            .await
+    }
+
     async fn latest_checkpoint(
         &self,
         tenant: &TenantId,

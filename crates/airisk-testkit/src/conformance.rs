@@ -606,3 +606,161 @@ pub async fn search_filters_and_pages_in_both_directions(
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(other.len(), 3);
 }
+
+/// The back door a store's test gives [`verification_sees_one_snapshot_under_concurrent_appends`]:
+/// change the stored leaf bytes of entry `seq` of `tenant` and leave its stored hash alone, as an
+/// attacker with raw database access would (memory: `dangerous_overwrite_leaf`; SQLite and
+/// PostgreSQL: raw SQL past the triggers).
+pub type Tamper = Arc<
+    dyn Fn(TenantId, u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Verification under load: four writers append to one tenant (and sign checkpoints) while the
+/// ledger is verified again and again. Every verification must report the ledger intact (it
+/// checks one snapshot: the head and checkpoints it read, and the entries up to that head), and
+/// after one leaf is altered mid-run, every verification must name that entry.
+///
+/// Writers are paced by the verifier (each verification releases 64 more appends), so the ledger
+/// stays small on any store; no sleeps, no timing. The case insists that appends really landed
+/// during some verifications, or it would prove nothing.
+pub async fn verification_sees_one_snapshot_under_concurrent_appends(
+    store: Arc<dyn AuditRepository>,
+    tamper: Tamper,
+) {
+    use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy, Problem};
+    use airisk_core::ledger::{LedgerName, LedgerSigner};
+    use airisk_core::ports::{SystemClock, UuidV7Generator};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const WRITERS: u64 = 4;
+    const RELEASE: u64 = 64;
+    const CLEAN_RUNS: u64 = 30;
+    const MIN_OVERLAPS: u64 = 5;
+    const MAX_RUNS: u64 = 400;
+    const TAMPERED_RUNS: u64 = 10;
+    const TAMPERED_SEQ: u64 = 3;
+
+    let name = LedgerName::parse("bank.example/ledger").expect("valid ledger name");
+    let signer = Arc::new(LedgerSigner::generate(name.clone()).expect("a signing key"));
+    let verifier = signer.verifier();
+    let logger = Arc::new(AuditLogger::new(
+        Arc::clone(&store),
+        Arc::new(UuidV7Generator),
+        Arc::new(SystemClock),
+        name,
+        Some(signer),
+        // Checkpoints are signed while the verifier reads, too.
+        CheckpointPolicy {
+            every_entries: Some(7),
+            every_interval: None,
+        },
+    ));
+    let acme = tenant("acme");
+    append_n(&store, "acme", TAMPERED_SEQ + 1).await;
+
+    // (appends released so far, stop)
+    let (gate, _) = tokio::sync::watch::channel((RELEASE, false));
+    let appended = Arc::new(AtomicU64::new(0));
+    // Appends completed, for the verifier to wait on (so the ledger keeps growing on every store).
+    let (done, _) = tokio::sync::watch::channel(0u64);
+    let done = Arc::new(done);
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let logger = Arc::clone(&logger);
+        let appended = Arc::clone(&appended);
+        let done = Arc::clone(&done);
+        let mut gate = gate.subscribe();
+        writers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                // The borrowed value is read at once: holding it would block the verifier.
+                let open = match gate
+                    .wait_for(|(released, stop)| {
+                        *stop || appended.load(Ordering::SeqCst) < *released
+                    })
+                    .await
+                {
+                    Ok(state) => !state.1,
+                    Err(_) => false,
+                };
+                if !open {
+                    return n;
+                }
+                logger
+                    .append(vec![event("acme", 1_000_000 * (w + 1) + n)])
+                    .await
+                    .expect("append under load");
+                appended.fetch_add(1, Ordering::SeqCst);
+                done.send_modify(|d| *d += 1);
+                n += 1;
+            }
+        }));
+    }
+
+    let mut runs = 0u64;
+    let mut overlaps = 0u64;
+    let mut false_alarms = Vec::new();
+    let mut progress = done.subscribe();
+    while runs < MAX_RUNS && (runs < CLEAN_RUNS || overlaps < MIN_OVERLAPS) {
+        // Note the appends done so far, release more, then wait for one more, so each run has
+        // something new. (Noted before releasing: the writers may use the whole release at once,
+        // and then nothing would come after a count taken later.)
+        let seen = *progress.borrow_and_update();
+        gate.send_modify(|(released, _)| *released += RELEASE);
+        progress
+            .wait_for(|d| *d > seen)
+            .await
+            .expect("the writers are running");
+        let before = store.tree_head(&acme).await.expect("head").size;
+        let report = logger
+            .verify(&acme, Some(&verifier), None, |_, _| {})
+            .await
+            .expect("verify reads the store");
+        let after = store.tree_head(&acme).await.expect("head").size;
+        runs += 1;
+        if after > before {
+            overlaps += 1;
+        }
+        if let Some(problem) = report.problem {
+            false_alarms.push(format!("{problem}"));
+        }
+        assert!(
+            report.entries >= before,
+            "verified fewer entries than the head had"
+        );
+    }
+    assert!(
+        false_alarms.is_empty(),
+        "{} of {runs} verifications of an untouched ledger under load reported tampering: {:?}",
+        false_alarms.len(),
+        false_alarms.iter().take(3).collect::<Vec<_>>()
+    );
+    assert!(
+        overlaps >= MIN_OVERLAPS,
+        "appends landed during only {overlaps} of {runs} verifications: the case proved nothing"
+    );
+
+    // A real tampering, while the writers keep going: every verification names it.
+    tamper(acme.clone(), TAMPERED_SEQ).await;
+    for _ in 0..TAMPERED_RUNS {
+        let report = logger
+            .verify(&acme, Some(&verifier), None, |_, _| {})
+            .await
+            .expect("verify reads the store");
+        assert_eq!(
+            report.problem,
+            Some(Problem::LeafHashMismatch { seq: TAMPERED_SEQ }),
+            "the altered entry was not named"
+        );
+        gate.send_modify(|(released, _)| *released += RELEASE);
+    }
+
+    gate.send_modify(|(_, stop)| *stop = true);
+    let mut written = 0;
+    for w in writers {
+        written += w.await.expect("writer task");
+    }
+    assert!(written > 0, "the writers appended nothing");
+}

@@ -457,6 +457,30 @@ impl AuditRepository for InMemoryStore {
             .unwrap_or_default())
     }
 
+    async fn head_and_checkpoints(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
+        // Both under one lock: one snapshot.
+        let state = self.lock();
+        Ok(match state.ledgers.get(tenant) {
+            Some(l) => (
+                TreeHead {
+                    size: l.frontier.size(),
+                    root: l.frontier.root(),
+                },
+                l.checkpoints.values().cloned().collect(),
+            ),
+            None => (
+                TreeHead {
+                    size: 0,
+                    root: Frontier::new().root(),
+                },
+                Vec::new(),
+            ),
+        })
+    }
+
     async fn latest_checkpoint(
         &self,
         tenant: &TenantId,

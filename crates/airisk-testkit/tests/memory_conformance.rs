@@ -23,3 +23,31 @@ mod governance {
         )
     });
 }
+
+/// Verification under concurrent appends: no false alarm, and a real tampering still named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_sees_one_snapshot_under_concurrent_appends() {
+    use airisk_core::ports::SystemClock;
+
+    let store = InMemoryStore::new(Arc::new(SystemClock));
+    let back_door = store.clone();
+    let tamper: airisk_testkit::conformance::Tamper = Arc::new(move |tenant, seq| {
+        let store = back_door.clone();
+        Box::pin(async move {
+            let mut leaf = store
+                .entries(&tenant, seq, 1)
+                .await
+                .ok()
+                .and_then(|mut e| e.pop())
+                .map(|e| e.leaf)
+                .unwrap_or_default();
+            leaf.push(b' ');
+            store.dangerous_overwrite_leaf(&tenant, seq, leaf);
+        })
+    });
+    airisk_testkit::conformance::verification_sees_one_snapshot_under_concurrent_appends(
+        Arc::new(store),
+        tamper,
+    )
+    .await;
+}

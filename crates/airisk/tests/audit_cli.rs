@@ -455,7 +455,14 @@ fn an_export_verifies_with_the_independent_python_verifier() {
     let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py");
     let python = |path: &Path, key: &str| {
         Command::new("python3")
-            .args([tool, path.to_str().unwrap(), "--verifier-key", key])
+            .args([
+                tool,
+                path.to_str().unwrap(),
+                "--verifier-key",
+                key,
+                "--tenant",
+                "acme",
+            ])
             .output()
             .expect("python3 must be installed to run the auditor's verifier")
     };
@@ -500,5 +507,159 @@ fn an_export_verifies_with_the_independent_python_verifier() {
         text(&out.stderr).contains("another verifier key"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Runs `tools/verify_export.py` on `export` with the given extra arguments.
+fn python_verifier(export: &Path, key: &str, extra: &[&str]) -> Output {
+    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py");
+    Command::new("python3")
+        .args([tool, export.to_str().unwrap(), "--verifier-key", key])
+        .args(extra)
+        .output()
+        .expect("python3 must be installed to run the auditor's verifier")
+}
+
+/// The Python verifier takes the tenant the auditor expects and refuses an export of another,
+/// and checks an export against a checkpoint kept from earlier: consistent after growth, and a
+/// restored older copy of the database file (rollback) or a history rewritten after it fails.
+#[test]
+fn the_python_verifier_checks_the_tenant_and_a_kept_checkpoint_across_a_restored_backup() {
+    let l = Ledger::new("python-kept");
+    let export = |name: &str| {
+        let out = l.operator(&["export", "--tenant", "acme"], b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let file = l.scratch.0.join(name);
+        std::fs::write(&file, &out.stdout).unwrap();
+        let header: serde_json::Value =
+            serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+        // Kept as an auditor would: the note, saved with one more newline (as `jq -r` writes).
+        let kept = l.scratch.0.join(format!("{name}.note"));
+        std::fs::write(
+            &kept,
+            format!("{}\n", header["checkpoint"].as_str().unwrap()),
+        )
+        .unwrap();
+        (file, kept)
+    };
+    let key = l.verifier_key.clone();
+    let ok = |out: &Output| {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    };
+    let refused = |out: &Output, why: &str| {
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(why),
+            "{why}: {}",
+            text(&out.stderr)
+        );
+    };
+
+    l.log(6);
+    let (_, kept6) = export("six.jsonl");
+    // A backup as of 6 entries: the database file with its -wal (no process has it open, so the
+    // files together are one consistent state).
+    let backup = l.scratch.0.join("backup-6");
+    std::fs::create_dir_all(&backup).unwrap();
+    let files = |dir: &Path| -> Vec<(PathBuf, PathBuf)> {
+        ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                (
+                    PathBuf::from(format!("{}{suffix}", l.scratch.db_path().display())),
+                    dir.join(format!("ledger.db{suffix}")),
+                )
+            })
+            .collect()
+    };
+    for (live, copy) in files(&backup) {
+        if live.exists() {
+            std::fs::copy(&live, &copy).unwrap();
+        }
+    }
+    l.log(3);
+    let (nine, kept9) = export("nine.jsonl");
+
+    // The right tenant, consistent with the checkpoint kept at 6.
+    let out = python_verifier(
+        &nine,
+        &key,
+        &["--tenant", "acme", "--checkpoint", kept6.to_str().unwrap()],
+    );
+    ok(&out);
+    assert!(
+        text(&out.stdout).contains("consistent with your kept checkpoint of size 6"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Another tenant than the file names: refused, whatever the file says about itself.
+    refused(
+        &python_verifier(&nine, &key, &["--tenant", "globex"]),
+        "not 'globex'",
+    );
+    // The tenant is required.
+    let out = python_verifier(&nine, &key, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    // The operator restores the older backup: its own export verifies on its own…
+    for (live, copy) in files(&backup) {
+        let _ = std::fs::remove_file(&live);
+        if copy.exists() {
+            std::fs::copy(&copy, &live).unwrap();
+        }
+    }
+    let (restored, _) = export("restored.jsonl");
+    ok(&python_verifier(&restored, &key, &["--tenant", "acme"]));
+    // …but not against the checkpoint the auditor kept at 9.
+    refused(
+        &python_verifier(
+            &restored,
+            &key,
+            &["--tenant", "acme", "--checkpoint", kept9.to_str().unwrap()],
+        ),
+        "rolled back or truncated",
+    );
+    // Grown back to 9 with different records: same size, another history.
+    l.log(3);
+    let (rewritten, _) = export("rewritten.jsonl");
+    refused(
+        &python_verifier(
+            &rewritten,
+            &key,
+            &["--tenant", "acme", "--checkpoint", kept9.to_str().unwrap()],
+        ),
+        "history rewritten",
+    );
+    // A kept checkpoint signed by another key is refused as such.
+    let other = Ledger::new("python-kept-other");
+    other.log(1);
+    let out = other.operator(&["export", "--tenant", "acme"], b"");
+    let header: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    let foreign = l.scratch.0.join("foreign.note");
+    std::fs::write(&foreign, header["checkpoint"].as_str().unwrap()).unwrap();
+    refused(
+        &python_verifier(
+            &nine,
+            &key,
+            &[
+                "--tenant",
+                "acme",
+                "--checkpoint",
+                foreign.to_str().unwrap(),
+            ],
+        ),
+        "the kept checkpoint",
     );
 }

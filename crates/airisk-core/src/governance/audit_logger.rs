@@ -448,6 +448,11 @@ impl AuditLogger {
     /// checkpoint kept elsewhere (which detects truncation and rollback). Stops at the first
     /// problem and names it.
     ///
+    /// One consistent snapshot is checked: the tree head and the stored checkpoints as of one
+    /// moment ([`AuditRepository::head_and_checkpoints`]), and the entries up to that head only,
+    /// so appends and checkpoints committed while it reads are never mistaken for tampering.
+    /// Afterwards, a row stored beyond that head that no newer head covers is reported.
+    ///
     /// `progress(done, total)` is called after each page.
     ///
     /// # Errors
@@ -478,8 +483,12 @@ impl AuditLogger {
         deep: bool,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> Result<VerifyReport, AuditError> {
-        let head = self.repo.tree_head(tenant).await?;
-        let checkpoints = self.repo.checkpoints(tenant).await?;
+        // One consistent snapshot: the head and the checkpoints as of one moment. Entries are
+        // then read up to that head only. The ledger is append-only, so the first `head.size`
+        // entries read later are exactly those the head committed to; entries appended meanwhile
+        // lie beyond it and are not part of this verification (they are checked, after the
+        // snapshot, only for being covered by a head at all).
+        let (head, checkpoints) = self.repo.head_and_checkpoints(tenant).await?;
         let origin = self.name.origin_for(tenant);
         let mut report = VerifyReport {
             tenant: tenant.clone(),
@@ -550,19 +559,27 @@ impl AuditLogger {
             expected.next();
         }
         let mut next_seq = 0u64;
-        let mut page = self.repo.entries(tenant, 0, VERIFY_PAGE).await?;
+        // How many entries to ask for from `from`: never past the snapshot's head.
+        let want = |from: u64| {
+            usize::try_from(head.size.saturating_sub(from))
+                .unwrap_or(VERIFY_PAGE)
+                .min(VERIFY_PAGE)
+        };
+        let mut page = self.repo.entries(tenant, 0, want(0)).await?;
         while let Some(last_seq) = page.last().map(|e| e.seq) {
             // Read the next page while this one is checked: the store reads on its own thread
             // (SQLite: a blocking reader; PostgreSQL: the server), so reading and hashing overlap.
-            let mut next_page = std::pin::pin!(self.repo.entries(
-                tenant,
-                last_seq.saturating_add(1),
-                VERIFY_PAGE
-            ));
+            let from = last_seq.saturating_add(1);
+            let mut next_page = std::pin::pin!(self.repo.entries(tenant, from, want(from)));
             let early =
                 std::future::poll_fn(|cx| std::task::Poll::Ready(next_page.as_mut().poll(cx)))
                     .await;
             for entry in &page {
+                if entry.seq >= head.size {
+                    // A row at or past the snapshot's head (a store that ignored the limit, or a
+                    // row planted beyond a gap): judged after the snapshot, below.
+                    break;
+                }
                 if entry.seq != next_seq {
                     report.problem = Some(Problem::Gap {
                         expected_seq: next_seq,
@@ -601,6 +618,9 @@ impl AuditLogger {
                 std::task::Poll::Ready(result) => result?,
                 std::task::Poll::Pending => next_page.await?,
             };
+            if next_seq >= head.size || page.first().is_some_and(|e| e.seq >= head.size) {
+                break;
+            }
         }
         report.entries = next_seq;
         if next_seq != head.size {
@@ -618,6 +638,10 @@ impl AuditLogger {
             });
             return Ok(report);
         }
+        if let Some(problem) = self.rows_beyond(tenant, head.size).await? {
+            report.problem = Some(problem);
+            return Ok(report);
+        }
         if let Some((size, _, what)) = expected.next() {
             // Only reachable if a checkpoint is beyond the entries read: entries were removed.
             report.problem = Some(Problem::Truncated {
@@ -629,6 +653,29 @@ impl AuditLogger {
         }
         report.root = Some(frontier.root());
         Ok(report)
+    }
+}
+
+impl AuditLogger {
+    /// After a snapshot of `size` entries verified: a row stored at or beyond `size` is genuine
+    /// only if a head committed after it covers it (an append stores its rows and its head in one
+    /// transaction, and heads only grow). So the first such row is read, then the head again; a
+    /// row the newer head does not cover was put there outside the ledger.
+    async fn rows_beyond(
+        &self,
+        tenant: &TenantId,
+        size: u64,
+    ) -> Result<Option<Problem>, AuditError> {
+        let Some(row) = self.repo.entries(tenant, size, 1).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let now = self.repo.tree_head(tenant).await?;
+        Ok((row.seq >= now.size).then(|| Problem::HeadMismatch {
+            detail: format!(
+                "entry {} is stored beyond the tree head ({} entries): it is not part of the ledger",
+                row.seq, now.size
+            ),
+        }))
     }
 }
 

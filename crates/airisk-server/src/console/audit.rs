@@ -16,11 +16,11 @@ use serde::Deserialize;
 
 use super::Console;
 use super::error::ConsoleError;
-use super::layout::{self, Nav, pct, status_badge, time};
-use super::requests::ConsolePath;
+use super::layout::{self, Nav, csrf_field, pct, status_badge, time};
+use super::requests::{ConsoleForm, ConsolePath};
 use super::session::Signed;
 use crate::extract::Caller;
-use crate::routes::audit::require;
+use crate::routes::audit::{check_kept_checkpoint, require};
 use crate::state::AppState;
 
 /// Entries per page of the audit view.
@@ -211,6 +211,25 @@ pub(crate) async fn search(
     })?;
     let caller = id.caller();
     require(&caller, Action::AuditRead)?;
+    // As the API: a NUL character no store can take is refused here, the same on every store.
+    if [
+        &q.actor,
+        &q.action,
+        &q.resource_type,
+        &q.resource_id,
+        &q.correlation_id,
+        &q.outcome,
+        &q.from,
+        &q.to,
+        &q.order,
+    ]
+    .iter()
+    .any(|f| f.contains('\0'))
+    {
+        return Err(ConsoleError::invalid(
+            "a search filter contains a NUL character (U+0000), which no field accepts",
+        ));
+    }
     let status = ledger_status(&app, &console, &caller).await?;
     let outcome = match q.outcome.trim() {
         "" => None,
@@ -339,6 +358,7 @@ pub(crate) async fn search(
             @if q.cursor.is_some() { a href=(with("")) { "← First page" } }
             @if let Some(n) = next { a href=(with(&format!("cursor={n}"))) rel="next" { "Next page →" } }
         }
+        (checkpoint_form(&id, ""))
     };
     Ok(layout::page(&id, Nav::Audit, "Audit ledger", None, content))
 }
@@ -423,6 +443,89 @@ pub(crate) async fn entry(
         &id,
         Nav::Audit,
         &format!("Audit entry #{seq}"),
+        None,
+        content,
+    ))
+}
+
+/// The form that checks the ledger against a checkpoint kept from earlier (pasted signed note).
+fn checkpoint_form(id: &super::session::Identity, pasted: &str) -> Markup {
+    html! {
+        section aria-labelledby="kept" {
+            h2 id="kept" { "Check a kept checkpoint" }
+            p class="hint" {
+                "The ledger alone cannot show that it was rolled back to an older backup. Paste a checkpoint you kept from earlier (the signed note of "
+                code { "GET /v1/audit/checkpoint" } ", or the first line of an export): the ledger must still hold exactly the entries it signed."
+            }
+            form method="post" action="/console/audit/checkpoint" class="stack" {
+                (csrf_field(id))
+                label for="kept-note" { "Signed checkpoint note" }
+                textarea id="kept-note" name="checkpoint" rows="6" required maxlength="8192" spellcheck="false" { (pasted) }
+                div class="actions" { button type="submit" class="primary" { "Check against the ledger" } }
+            }
+        }
+    }
+}
+
+/// The kept-checkpoint form's fields (the CSRF token is checked by the console's middleware).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CheckpointForm {
+    checkpoint: String,
+}
+
+/// POST `/console/audit/checkpoint`: the ledger recomputed against a pasted kept checkpoint, as
+/// `POST /v1/audit/verify` does (`audit.verify`). Changes nothing, so the result is the response
+/// itself (no redirect). A note that is not this ledger's is a 422 page, never a red banner.
+pub(crate) async fn check_checkpoint(
+    State(app): State<AppState>,
+    Extension(console): Extension<Arc<Console>>,
+    Signed(id): Signed,
+    ConsoleForm(f): ConsoleForm<CheckpointForm>,
+) -> Result<Response, ConsoleError> {
+    let caller = id.caller();
+    require(&caller, Action::AuditVerify)?;
+    let tenant = caller.principal.tenant();
+    // A browser sends a textarea's lines with CRLF, and pasting adds blank lines around: back
+    // to the note's exact form (LF, one final newline).
+    let note = format!("{}\n", f.checkpoint.replace("\r\n", "\n").trim());
+    let kept_size = check_kept_checkpoint(&app, tenant, &note).map_err(ConsoleError::invalid)?;
+    let status = ledger_status(&app, &console, &caller).await?;
+    let report = app
+        .audit()
+        .verify(tenant, Some(app.ledger_verifier()), Some(&note), |_, _| {})
+        .await?;
+    let consistent = report.is_intact() && report.kept_checkpoint_verified;
+    let content = html! {
+        (banner(&status))
+        @if consistent {
+            div class="banner banner-ok" role="status" id="kept-result" data-consistent="true" {
+                p {
+                    strong { "✓ Consistent with your checkpoint. " }
+                    "The ledger still holds the " strong { (kept_size) } " entries your checkpoint signed, with exactly its root; "
+                    (report.entries.saturating_sub(kept_size)) " entries were appended after it. No rollback, no rewrite."
+                }
+            }
+        } @else {
+            div class="banner banner-bad" role="alert" id="kept-result" data-consistent="false" {
+                p {
+                    strong { "✗ NOT consistent with your checkpoint" }
+                    @if let Some(seq) = report.problem.as_ref().and_then(|p| p.seq()) {
+                        " (from entry " a href=(format!("/console/audit/{seq}")) { strong { "#" (seq) } } ")"
+                    }
+                    ". " (report.problem.as_ref().map(ToString::to_string).unwrap_or_default())
+                }
+                p class="small" {
+                    "Your checkpoint commits to " (kept_size) " entries; the ledger verified " (report.entries)
+                    ". If the ledger was restored from an older backup, entries recorded since are missing. Alert your operator and auditors."
+                }
+            }
+        }
+        (checkpoint_form(&id, &f.checkpoint))
+    };
+    Ok(layout::page(
+        &id,
+        Nav::Audit,
+        "Audit ledger: kept checkpoint",
         None,
         content,
     ))

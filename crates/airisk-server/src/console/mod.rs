@@ -176,6 +176,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/prompts", get(prompts::index))
         .route("/console/prompts/view", get(prompts::detail))
         .route("/console/audit", get(audit::search))
+        .route("/console/audit/checkpoint", post(audit::check_checkpoint))
         .route("/console/audit/{seq}", get(audit::entry))
         .route("/console/assets/{file}", get(assets::serve))
         .route(

@@ -77,7 +77,8 @@ pub(crate) struct ListParams {
     /// `true`: the caller's queue: PENDING, not expired, and not requested by the caller (what
     /// they may decide).
     pending_for_me: Option<bool>,
-    /// Skip this many (the previous page's `next_offset`).
+    /// Skip this many (the previous page's `next_offset`), 0 to 9223372036854775807 (2^63 - 1,
+    /// the largest offset a database can take; beyond it, 422).
     offset: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
@@ -141,6 +142,13 @@ pub(crate) async fn list(
         filter.not_requested_by = Some(caller.principal.actor().clone());
     }
     let offset = q.offset.unwrap_or(0);
+    // Refused here, the same on every store (SQLite cannot bind it, and answered 500).
+    if i64::try_from(offset).is_err() {
+        return Err(ApiError::Unprocessable(format!(
+            "offset must be at most {}",
+            i64::MAX
+        )));
+    }
     let found = state
         .approvals()
         .list(&caller.principal, &filter, Page { offset, limit })

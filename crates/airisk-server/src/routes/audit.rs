@@ -16,12 +16,12 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
+use crate::error::{ApiError, ListErrors, ReadErrors, VerifyCheckpointErrors, WriteErrors};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
 use crate::views::{
     AppendAuditBody, AuditEntryView, AuditPage, CheckpointView, ConsistencyProofView,
-    InclusionProofView, ReceiptView, VerifyView,
+    InclusionProofView, ReceiptView, VerifyCheckpointBody, VerifyView,
 };
 
 /// Largest page of a search.
@@ -206,7 +206,10 @@ pub(crate) async fn get_entry(
 }
 
 /// Recompute the caller's tenant's whole ledger: every leaf, root and checkpoint signature
-/// (`audit.verify`: every role).
+/// (`audit.verify`: every role). One consistent snapshot is checked: the tree head and stored
+/// checkpoints as of one moment, and the entries up to that head, so appends that land while it
+/// reads never look like tampering. The ledger alone cannot show a rollback to an older, consistent
+/// state (a restored backup): `POST` this route with a checkpoint kept from earlier for that.
 #[utoipa::path(
     get, path = "/v1/audit/verify", tag = "audit",
     responses((status = 200, description = "The report (intact or not)", body = VerifyView), ReadErrors),
@@ -226,7 +229,15 @@ pub(crate) async fn verify(
             |_, _| {},
         )
         .await?;
-    Ok(Json(VerifyView {
+    Ok(Json(verify_view(&report, None)))
+}
+
+/// The API's view of a verification report.
+pub(crate) fn verify_view(
+    report: &airisk_core::governance::audit_logger::VerifyReport,
+    kept_size: Option<u64>,
+) -> VerifyView {
+    VerifyView {
         tenant: report.tenant.to_string(),
         intact: report.is_intact(),
         entries: report.entries,
@@ -234,7 +245,78 @@ pub(crate) async fn verify(
         checkpoints_verified: report.checkpoints_verified,
         first_bad_seq: report.problem.as_ref().and_then(|p| p.seq()),
         problem: report.problem.as_ref().map(ToString::to_string),
-    }))
+        kept_checkpoint_size: kept_size,
+        kept_checkpoint_verified: report.kept_checkpoint_verified,
+    }
+}
+
+/// Longest kept checkpoint accepted (a checkpoint with a few signatures is a few hundred bytes).
+pub(crate) const MAX_KEPT_CHECKPOINT: usize = 8192;
+
+/// Why a kept checkpoint cannot be used, or `None` with its size when it is a note signed by this
+/// ledger's key for `tenant`'s ledger. Refusing it is the caller's mistake (422), never a verdict
+/// on the ledger.
+pub(crate) fn check_kept_checkpoint(
+    state: &AppState,
+    tenant: &TenantId,
+    note: &str,
+) -> Result<u64, String> {
+    if note.trim().is_empty() {
+        return Err("checkpoint: give the signed note text".into());
+    }
+    if note.len() > MAX_KEPT_CHECKPOINT {
+        return Err(format!(
+            "checkpoint: at most {MAX_KEPT_CHECKPOINT} bytes (a signed note is a few hundred)"
+        ));
+    }
+    let checkpoint = airisk_core::ledger::verify_checkpoint(note, state.ledger_verifier())
+        .map_err(|e| format!("checkpoint: not a note signed by this ledger's key: {e}"))?;
+    let origin = state.audit().name().origin_for(tenant);
+    if checkpoint.origin != origin {
+        return Err(format!(
+            "checkpoint: it is for the ledger {:?}, not yours ({:?})",
+            checkpoint.origin.as_str(),
+            origin.as_str()
+        ));
+    }
+    Ok(checkpoint.size)
+}
+
+/// Recompute the caller's tenant's ledger as `GET` does, and also against a checkpoint kept from
+/// earlier (`audit.verify`: every role): the ledger must still hold the entries that checkpoint
+/// signed, with exactly its root. A ledger rolled back or truncated below the kept size (an older
+/// backup restored) is reported `intact: false` with "ledger truncated or rolled back"; one whose
+/// first entries were rewritten to a different history, with "differs from the kept checkpoint".
+/// The kept note must be signed by this ledger's key and name the caller's tenant's ledger, or
+/// the request is refused with 422 (a bad note says nothing about the ledger).
+#[utoipa::path(
+    post, path = "/v1/audit/verify", tag = "audit",
+    request_body = VerifyCheckpointBody,
+    responses(
+        (status = 200, description = "The report (intact or not); `kept_checkpoint_verified` says whether the kept checkpoint is consistent with the ledger", body = VerifyView),
+        VerifyCheckpointErrors
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn verify_checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<VerifyCheckpointBody>,
+) -> Result<Json<VerifyView>, ApiError> {
+    require(&caller, Action::AuditVerify)?;
+    let tenant = caller.principal.tenant();
+    let kept_size =
+        check_kept_checkpoint(&state, tenant, &body.checkpoint).map_err(ApiError::Unprocessable)?;
+    let report = state
+        .audit()
+        .verify(
+            tenant,
+            Some(state.ledger_verifier()),
+            Some(&body.checkpoint),
+            |_, _| {},
+        )
+        .await?;
+    Ok(Json(verify_view(&report, Some(kept_size))))
 }
 
 /// The latest signed checkpoint of the caller's tenant's ledger (`audit.read`).

@@ -74,7 +74,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(audit::append, audit::search))
         .routes(routes!(audit::get_entry))
-        .routes(routes!(audit::verify))
+        .routes(routes!(audit::verify, audit::verify_checkpoint))
         .routes(routes!(audit::latest_checkpoint, audit::sign_checkpoint))
         .routes(routes!(audit::inclusion_proof))
         .routes(routes!(audit::consistency_proof))

@@ -10,10 +10,13 @@
 mod pg;
 mod support;
 
+mod audit_rollback;
+mod audit_snapshot;
 mod correlation;
 mod edge;
 mod errors;
 mod hostile;
+mod input_edges;
 mod ops;
 mod rbac;
 mod scenario;

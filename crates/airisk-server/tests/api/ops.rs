@@ -31,6 +31,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit/proofs/consistency"),
     ("GET", "/v1/audit/proofs/inclusion"),
     ("GET", "/v1/audit/verify"),
+    ("POST", "/v1/audit/verify"),
     ("POST", "/v1/models"),
     ("GET", "/v1/models/{name}/versions"),
     ("GET", "/v1/models/{name}/versions/{version}"),

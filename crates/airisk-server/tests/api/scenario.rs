@@ -425,6 +425,8 @@ async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(backe
             file.to_str().unwrap(),
             "--verifier-key",
             &verifier.to_verifier_key(),
+            "--tenant",
+            "acme",
         ])
         .output()
         .expect("python3 must be installed to run the auditor's verifier");

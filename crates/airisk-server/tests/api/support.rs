@@ -163,6 +163,16 @@ impl TestApp {
         set
     }
 
+    /// The SQLite database file, when the app runs on SQLite.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self.dir.as_ref().map(|d| d.join("airisk.db"))
+    }
+
+    /// The PostgreSQL database's name, when the app runs on PostgreSQL.
+    pub fn pg_database(&self) -> Option<&str> {
+        self._pg.as_ref().map(|db| db.name.as_str())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

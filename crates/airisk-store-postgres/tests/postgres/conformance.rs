@@ -46,3 +46,44 @@ mod governance {
         }
     });
 }
+
+/// Verification under concurrent appends: no false alarm, and a real tampering (the owner's
+/// maintenance window, as a database administrator could open) still named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_sees_one_snapshot_under_concurrent_appends() {
+    use airisk_core::ports::SystemClock;
+    use sqlx::Connection;
+
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let db = Arc::new(db);
+    let store = Arc::new(db.store(Arc::new(SystemClock)).await);
+    let admin = Arc::clone(&db);
+    let tamper: airisk_testkit::conformance::Tamper = Arc::new(move |tenant, seq| {
+        let admin = Arc::clone(&admin);
+        Box::pin(async move {
+            let mut conn = admin.admin_connection().await;
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("SET LOCAL airisk.maintenance = 'on'")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let changed = sqlx::query(
+                "UPDATE audit_entries SET leaf = leaf || '\\x20'::bytea \
+                 WHERE tenant_id = $1 AND seq = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(i64::try_from(seq).unwrap())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            assert_eq!(changed.rows_affected(), 1);
+            tx.commit().await.unwrap();
+        })
+    });
+    airisk_testkit::conformance::verification_sees_one_snapshot_under_concurrent_appends(
+        store, tamper,
+    )
+    .await;
+}

@@ -17,3 +17,4 @@ mod conformance;
 mod immutability;
 mod rls;
 mod support;
+mod tenant_directory;

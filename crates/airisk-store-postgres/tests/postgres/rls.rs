@@ -25,6 +25,7 @@ const TENANT_TABLES: &[&str] = &[
     "prompt_versions",
     "prompt_labels",
     "label_moves",
+    "audit_tenants",
 ];
 
 /// Two tenants with rows in every tenant table.
@@ -155,7 +156,7 @@ async fn a_raw_query_with_no_tenant_set_sees_no_rows() {
     let Some(db) = TestDb::new().await else {
         return;
     };
-    let _store = two_tenants(&db).await;
+    let store = two_tenants(&db).await;
     let mut app = db.app_connection().await;
     for table in TENANT_TABLES {
         assert_eq!(
@@ -171,10 +172,10 @@ async fn a_raw_query_with_no_tenant_set_sees_no_rows() {
         );
         tx.rollback().await.unwrap();
     }
-    // The tenant directory is the one deliberate exception: ids only.
+    // The tenant directory too; the list of tenants comes from its SECURITY DEFINER function.
     assert_eq!(
-        count(&mut app, "SELECT count(*) FROM audit_tenants").await,
-        2
+        store.tenants().await.unwrap(),
+        vec![tenant("acme"), tenant("globex")]
     );
 }
 
@@ -317,7 +318,8 @@ async fn the_application_role_has_no_bypass_and_owns_nothing() {
         &mut admin,
         "SELECT count(*) FROM pg_class WHERE relrowsecurity AND relforcerowsecurity \
          AND relname = ANY(ARRAY['audit_entries','audit_nodes','audit_heads','audit_checkpoints',\
-         'approval_requests','model_versions','prompt_versions','prompt_labels','label_moves'])",
+         'approval_requests','model_versions','prompt_versions','prompt_labels','label_moves',\
+         'audit_tenants'])",
     )
     .await;
     assert_eq!(forced, TENANT_TABLES.len() as i64);

@@ -266,6 +266,12 @@ impl AuditRepository for Guarded {
     ) -> Result<(), StoreError> {
         self.store.add_checkpoint(tenant, checkpoint).await
     }
+    async fn head_and_checkpoints(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
+        self.store.head_and_checkpoints(tenant).await
+    }
     async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<StoredCheckpoint>, StoreError> {
         self.store.checkpoints(tenant).await
     }

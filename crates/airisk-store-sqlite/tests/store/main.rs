@@ -11,6 +11,7 @@ mod support;
 mod concurrency;
 mod conformance;
 mod durability;
+mod file_modes;
 mod governance_triggers;
 mod tamper;
 mod triggers;

@@ -157,6 +157,13 @@ impl AuditRepository for TempStore {
     ) -> Result<(), StoreError> {
         self.store.add_checkpoint(tenant, checkpoint).await
     }
+    async fn head_and_checkpoints(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
+        self.store.head_and_checkpoints(tenant).await
+    }
+
     async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<StoredCheckpoint>, StoreError> {
         self.store.checkpoints(tenant).await
     }

@@ -234,3 +234,22 @@ async fn the_store_itself_reads_a_tampered_file_without_failing() {
     );
     assert_eq!(store.tree_head(&tenant("acme")).await.unwrap().size, SIZE);
 }
+
+#[tokio::test]
+async fn a_row_planted_beyond_the_head_is_named_even_though_verify_reads_up_to_the_head() {
+    // Verify checks the snapshot up to the head it read, so appends made meanwhile are not
+    // alarms; a row beyond the head that no head covers is still reported.
+    let l = ledger().await;
+    let raw = l.db.raw();
+    let (leaf, hash) = Ledger::leaf(&raw, SIZE - 1);
+    raw.execute(
+        "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash) VALUES ('acme', ?1, ?2, ?3)",
+        rusqlite::params![SIZE as i64, leaf, hash],
+    )
+    .unwrap();
+    let problem = l.verify(false).await.unwrap();
+    assert!(
+        matches!(&problem, Problem::HeadMismatch { detail } if detail.contains("beyond the tree head")),
+        "{problem:?}"
+    );
+}
