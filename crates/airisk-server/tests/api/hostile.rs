@@ -44,7 +44,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Runs the auditor's independent verifier (`tools/verify_export.py`) on an export; its stdout.
-fn python_verifies(app: &TestApp, export: &str) -> String {
+fn python_verifies(app: &TestApp, tenant: &str, export: &str) -> String {
     let file = std::env::temp_dir().join(format!("airisk-hostile-{}.jsonl", uuid::Uuid::now_v7()));
     std::fs::write(&file, export).unwrap();
     let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py");
@@ -54,6 +54,8 @@ fn python_verifies(app: &TestApp, export: &str) -> String {
             file.to_str().unwrap(),
             "--verifier-key",
             &app.signer.verifier().to_verifier_key(),
+            "--tenant",
+            tenant,
         ])
         .output()
         .expect("python3 (with the cryptography package) runs the auditor's verifier");
@@ -466,7 +468,7 @@ async fn a_viewers_export_uses_the_latest_signed_checkpoint_and_signs_nothing() 
     assert_eq!(header["checkpoint"], signed["note"]);
     assert_eq!(lines.count() as u64, covered);
     // The auditor's verifier accepts it: exactly what the stored signature covers.
-    let out = python_verifies(&app, &text);
+    let out = python_verifies(&app, T, &text);
     assert!(out.contains(&format!("{covered} entries")), "{out}");
     assert_eq!(
         app.audit.checkpoints(&tenant).await.unwrap().len(),
@@ -865,7 +867,7 @@ async fn marked_and_escaped_records_verify(backend: crate::support::Backend) {
         .text()
         .await
         .unwrap();
-    let out = python_verifies(&app, &export);
+    let out = python_verifies(&app, T, &export);
     assert!(out.contains("4 entries"), "{out}");
     app.shutdown().await;
 }
