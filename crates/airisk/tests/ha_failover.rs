@@ -235,7 +235,8 @@ impl Ctx {
         let mut log = self.log.lock().unwrap();
         match result {
             Err(e) => {
-                log.violations.push(format!("POST {path}: transport error {e}"));
+                log.violations
+                    .push(format!("POST {path}: transport error {e}"));
                 Err(())
             }
             Ok((status, retry_after, value)) => {
@@ -328,11 +329,9 @@ async fn append_worker(ctx: Arc<Ctx>, tenant: &'static str, worker: usize) {
         };
         if let Some((status, v)) = answer {
             if status != 201 || v["seq"].as_u64().is_none() || v["leaf_hash"].as_str().is_none() {
-                ctx.log
-                    .lock()
-                    .unwrap()
-                    .violations
-                    .push(format!("append acknowledged without a receipt: {status} {v}"));
+                ctx.log.lock().unwrap().violations.push(format!(
+                    "append acknowledged without a receipt: {status} {v}"
+                ));
             } else {
                 ctx.log.lock().unwrap().appended.insert(
                     marker,
@@ -361,9 +360,7 @@ async fn governance_worker(ctx: Arc<Ctx>, tenant: &'static str, worker: usize) {
         n += 1;
         let body = json!({"name": name, "version": "1", "checksum": DIGEST,
             "artifact_uri": format!("s3://models/{name}"), "justification": "ha test"});
-        let Some((_, registered)) = ctx
-            .post_until_done(n, "/v1/models", &admin, &body)
-            .await
+        let Some((_, registered)) = ctx.post_until_done(n, "/v1/models", &admin, &body).await
         else {
             continue;
         };
@@ -410,8 +407,18 @@ async fn readiness_poller(ctx: Arc<Ctx>, samples: Arc<Mutex<Vec<(Instant, usize,
 }
 
 fn psql(url: &str, sql: &str) -> String {
-    run(Command::new("psql")
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-q", "-d", url, "-c", sql]))
+    run(Command::new("psql").args([
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-A",
+        "-t",
+        "-q",
+        "-d",
+        url,
+        "-c",
+        sql,
+    ]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -525,7 +532,10 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
         .status()
         .unwrap();
     assert!(kill.success(), "could not kill postmaster {postmaster}");
-    eprintln!("killed the postmaster {} of {old_primary}", postmaster.trim());
+    eprintln!(
+        "killed the postmaster {} of {old_primary}",
+        postmaster.trim()
+    );
 
     // Patroni promotes the synchronous standby; the services carry on without a restart.
     let new_primary = wait_until("a new primary", Duration::from_secs(90), || {
@@ -621,10 +631,7 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
             unready_after_kill
         );
     }
-    assert!(
-        unready_after_kill > 0,
-        "/readyz never reported the outage"
-    );
+    assert!(unready_after_kill > 0, "/readyz never reported the outage");
     for (i, _) in servers.iter().enumerate() {
         let last = samples.iter().rev().find(|(_, s, _)| *s == i).unwrap();
         assert_eq!(last.2, 200, "instance {i} is not ready at the end");
@@ -665,7 +672,14 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
         String::from_utf8_lossy(&verify.stderr)
     );
     let verifier_key = run(airisk()
-        .args(["audit", "export", "--tenant", TENANTS[0], "--database-url", &svc_url])
+        .args([
+            "audit",
+            "export",
+            "--tenant",
+            TENANTS[0],
+            "--database-url",
+            &svc_url,
+        ])
         .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key))
     .lines()
     .next()
@@ -703,7 +717,10 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
                 .decode(entry["leaf"].as_str().unwrap())
                 .unwrap();
             let record: Value = serde_json::from_slice(&leaf).unwrap();
-            let resource = record["resource_id"].as_str().unwrap_or_default().to_owned();
+            let resource = record["resource_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let action = record["action"].as_str().unwrap_or_default();
             if action == "ha.probe" {
                 ledger_markers.entry(resource).or_default().push((

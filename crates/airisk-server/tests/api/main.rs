@@ -12,6 +12,7 @@ mod support;
 
 mod correlation;
 mod errors;
+mod idempotency;
 mod ops;
 mod rbac;
 mod scenario;
