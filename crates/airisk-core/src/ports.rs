@@ -86,7 +86,10 @@ pub enum StoreError {
         /// What clashed, in words (never row contents).
         what: String,
     },
-    /// The store could not be reached or failed to complete the operation; nothing changed.
+    /// The store could not be reached or failed to complete the operation; nothing changed,
+    /// except when the connection was lost during the commit itself: then the outcome is unknown
+    /// (the write may have committed), and only a retry with the same idempotent correlation id
+    /// ([`IDEMPOTENT_CORRELATION_PREFIX`]) is safe.
     #[error("store unavailable: {message}")]
     Unavailable {
         /// The underlying failure, without secrets or row contents.

@@ -461,8 +461,36 @@ async fn attempt(
         results.push(Ok(receipts));
     }
     flush(&mut tx, tenant, &head, &frontier, writes, rows, now).await?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    tx.commit().await.map_err(|e| commit_failed(&e))?;
     Ok(results)
+}
+
+/// A failed `COMMIT`. If the server refused it, nothing was stored. If the connection broke
+/// while it was in flight (the server crashed, a failover, a network cut), the server may have
+/// committed: the outcome is unknown, so it is never reported as success and never retried here
+/// (a blind retry could store the records twice). The caller gets `Unavailable` (HTTP 503) and
+/// may retry with the same idempotency key, which finds the first attempt if it committed.
+///
+/// The server refusing the commit itself (integrity, serialization, a trigger: SQLSTATE classes
+/// 23, 40, 42, P0) rolled it back. Anything else, including the server ending the session while
+/// it waits for the synchronous standby ("the transaction has already committed locally"), is
+/// unknown.
+fn commit_failed(e: &sqlx::Error) -> StoreError {
+    let refused = match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| ["23", "40", "42", "P0"].iter().any(|p| c.starts_with(p))),
+        _ => false,
+    };
+    match e {
+        _ if refused => map(e),
+        other => StoreError::Unavailable {
+            message: format!(
+                "COMMIT did not complete, so its outcome is unknown ({other}); \
+                 retry with the same idempotency key"
+            ),
+        },
+    }
 }
 
 /// Appends events of several tenants atomically (the rare cross-tenant call of
@@ -517,6 +545,6 @@ pub(crate) async fn append_across_tenants(
         let writes = head.writes;
         flush(&mut tx, &tenant, &head, &frontier, writes, rows, now).await?;
     }
-    tx.commit().await.map_err(|e| map(&e))?;
+    tx.commit().await.map_err(|e| commit_failed(&e))?;
     Ok(receipts)
 }
