@@ -13,6 +13,10 @@
 #   scripts/ha-cluster.sh stop      stop everything it started and delete its directory
 #   scripts/ha-cluster.sh primary   print the primary's name (node1/node2); exit 1 if none
 #   scripts/ha-cluster.sh postmaster-pid NODE   print NODE's postmaster pid (for fault injection)
+#   scripts/ha-cluster.sh kill-node NODE        SIGKILL NODE's Patroni, then its postmaster: the
+#                                               node dies as if its host lost power
+#   scripts/ha-cluster.sh start-node NODE       start NODE's Patroni again (it rejoins as standby,
+#                                               rewinding its data directory if it must)
 #
 # Everything lives in AIRISK_HA_DIR (default: $TMPDIR/airisk-ha). PostgreSQL refuses to run as
 # root, so Patroni (and the postgres it starts) runs as the `postgres` user; etcd and HAProxy run
@@ -119,8 +123,9 @@ etcd3:
 bootstrap:
   dcs:
     # Failure detection: the leader key lives ttl seconds; loop_wait + 2 * retry_timeout <= ttl.
-    ttl: 20
-    loop_wait: 2
+    # A dead primary node is replaced about ttl seconds after its last renewal.
+    ttl: 12
+    loop_wait: 1
     retry_timeout: 5
     # A crashed primary is not restarted in place: fail over to the synchronous standby at once.
     primary_start_timeout: 0
@@ -351,6 +356,31 @@ postmaster_pid() {
   head -n1 "$DIR/$node/data/postmaster.pid"
 }
 
+cmd_kill_node() {
+  local node="$1" pm
+  api_port "$node" >/dev/null
+  # Patroni first, so it cannot react; then the postmaster (its backends and walsenders exit on
+  # postmaster death).
+  if alive "$DIR/$node/patroni.pid"; then
+    kill -KILL "$(cat "$DIR/$node/patroni.pid")"
+  fi
+  if pm="$(postmaster_pid "$node")" && kill -0 "$pm" 2>/dev/null; then
+    kill -KILL "$pm"
+    echo "killed $node (Patroni and postmaster $pm)"
+  else
+    echo "killed $node's Patroni; its postmaster was not running"
+  fi
+}
+
+cmd_start_node() {
+  local node="$1"
+  api_port "$node" >/dev/null
+  alive "$DIR/$node/patroni.pid" && die "$node's Patroni is already running"
+  start_patroni "$node"
+  wait_for 30 "$node's Patroni REST API" bash -c "[ \"\$(curl -s -o /dev/null -m 2 -w '%{http_code}' http://127.0.0.1:$(api_port "$node")/health)\" != 000 ]"
+  echo "started $node's Patroni"
+}
+
 cmd_stop() {
   [ -d "$DIR" ] || { say "nothing to stop ($DIR does not exist)"; return 0; }
   stop_pid "$DIR/haproxy.pid" 10
@@ -383,8 +413,10 @@ case "${1:-}" in
   status) cmd_status ;;
   primary) primary || { echo "ha-cluster: no primary" >&2; exit 1; } ;;
   postmaster-pid) postmaster_pid "${2:?usage: $0 postmaster-pid node1|node2}" ;;
+  kill-node) cmd_kill_node "${2:?usage: $0 kill-node node1|node2}" ;;
+  start-node) cmd_start_node "${2:?usage: $0 start-node node1|node2}" ;;
   *)
-    echo "usage: $0 start|stop|status|primary|postmaster-pid NODE" >&2
+    echo "usage: $0 start|stop|status|primary|postmaster-pid NODE|kill-node NODE|start-node NODE" >&2
     exit 2
     ;;
 esac
