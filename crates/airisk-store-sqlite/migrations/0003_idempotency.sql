@@ -18,3 +18,11 @@ CREATE TRIGGER idempotency_keys_no_delete BEFORE DELETE ON idempotency_keys
 BEGIN
     SELECT RAISE(ABORT, 'audit ledger is append-only');
 END;
+-- INSERT OR REPLACE would delete a claim without firing the DELETE trigger: refuse it too. (A plain
+-- INSERT of a used id fails here as well; the writer reports either as the id being used.)
+CREATE TRIGGER idempotency_keys_no_replace BEFORE INSERT ON idempotency_keys
+WHEN EXISTS (SELECT 1 FROM idempotency_keys
+             WHERE tenant_id = NEW.tenant_id AND correlation_id = NEW.correlation_id)
+BEGIN
+    SELECT RAISE(ABORT, 'audit ledger is append-only');
+END;
