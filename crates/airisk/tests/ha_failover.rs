@@ -309,7 +309,7 @@ async fn append_worker(ctx: Arc<Ctx>, tenant: &'static str, worker: usize) {
     while !ctx.stop.load(Ordering::Relaxed) {
         let marker = format!("{tenant}.w{worker}.{n}");
         let body = json!({"action": "ha.probe", "resource_type": "probe", "resource_id": marker});
-        let answer = if worker % 2 == 0 {
+        let answer = if worker.is_multiple_of(2) {
             match ctx
                 .post(n + worker, "/v1/audit/events", &token, &body, None)
                 .await
