@@ -193,6 +193,9 @@ struct Log {
     approved: Vec<(String, String, String)>,
     /// Writes that succeeded only on a retry with the same Idempotency-Key.
     retried_ok: usize,
+    /// Of those, retries answered from the ledger (`Idempotency-Replayed`): the first attempt had
+    /// committed although its client saw a 503.
+    replayed: usize,
 }
 
 struct Ctx {
@@ -228,8 +231,9 @@ impl Ctx {
             Ok(r) => {
                 let status = r.status().as_u16();
                 let retry_after = r.headers().contains_key("retry-after");
+                let replayed = r.headers().contains_key("idempotency-replayed");
                 let value: Value = r.json().await.unwrap_or(Value::Null);
-                Ok((status, retry_after, value))
+                Ok((status, retry_after, replayed, value))
             }
             Err(e) => Err(e),
         };
@@ -241,7 +245,8 @@ impl Ctx {
                     .push(format!("POST {path}: transport error {e}"));
                 Err(())
             }
-            Ok((status, retry_after, value)) => {
+            Ok((status, retry_after, replayed, value)) => {
+                log.replayed += usize::from(replayed);
                 log.requests.push(Seen {
                     started,
                     ended,
@@ -606,12 +611,14 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
         .count();
     eprintln!(
         "HA failover: {} writes sent, {} acknowledged appends, {} models approved, {} answered 503 \
-         (Retry-After), {} succeeded on an idempotent retry; {} appends of unknown outcome",
+         (Retry-After), {} succeeded on an idempotent retry ({} of them replayed from the ledger); {} \
+         appends of unknown outcome",
         log.requests.len(),
         log.appended.len(),
         log.approved.len(),
         failed.len(),
         log.retried_ok,
+        log.replayed,
         log.unknown.len()
     );
     let secs = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64();
