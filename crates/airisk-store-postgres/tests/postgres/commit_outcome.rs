@@ -174,3 +174,41 @@ async fn a_commit_whose_answer_is_lost_is_not_a_success_and_its_retry_is_not_a_d
         .count();
     assert_eq!(with_key, 1);
 }
+
+/// The idempotency contract holds on every write path, including an append of several tenants'
+/// events in one call: a second write with a used id is refused whole, and nothing of it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_idempotent_id_refuses_every_later_write_carrying_it() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let store = db.store(Arc::new(SystemClock)).await;
+    let key = "idem-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let refused = || {
+        Err::<Vec<airisk_core::governance::audit_record::AuditReceipt>, _>(StoreError::Conflict {
+            what: IDEMPOTENCY_CONFLICT.to_owned(),
+        })
+    };
+    store.append(vec![event("acme", key, 0)]).await.unwrap();
+    // The same id again, alone and inside a multi-tenant append: refused, nothing stored.
+    assert_eq!(store.append(vec![event("acme", key, 1)]).await, refused());
+    assert_eq!(
+        store
+            .append(vec![event("globex", "c-1", 2), event("acme", key, 3)])
+            .await,
+        refused()
+    );
+    let acme = TenantId::parse("acme").unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    assert_eq!(store.tree_head(&acme).await.unwrap().size, 1);
+    assert_eq!(store.tree_head(&globex).await.unwrap().size, 0);
+    // The id is per tenant: another tenant may use the same one.
+    store.append(vec![event("globex", key, 4)]).await.unwrap();
+    // Several events of one write share the id: that is one write, not a clash with itself.
+    let other = "idem-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let receipts = store
+        .append(vec![event("acme", other, 5), event("acme", other, 6)])
+        .await
+        .unwrap();
+    assert_eq!(receipts.len(), 2);
+}
