@@ -774,5 +774,6 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
             .unwrap_or(0);
         assert_eq!(n, 1, "{tenant}/{name} has {n} registration records");
     }
+    psql(&admin_url, &format!("DROP DATABASE {db} WITH (FORCE)"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -331,5 +331,6 @@ async fn two_instances_on_one_database_decide_each_request_once_and_keep_one_gap
         .unwrap();
     assert!(stored >= 2, "{stored} checkpoints");
     assert_eq!(report["checkpoints_verified"], stored, "{report}");
+    psql(&admin_url, &format!("DROP DATABASE {db} WITH (FORCE)"));
     let _ = std::fs::remove_dir_all(&dir);
 }
