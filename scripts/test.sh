@@ -7,6 +7,10 @@
 #     is started when one is installed; without any, those tests print a loud SKIPPED line.
 #   * Python 3 with the `cryptography` package, for the auditor's independent verifier
 #     (tools/verify_export.py), installed with pip if missing.
+#   * The highly available PostgreSQL cluster of scripts/ha-cluster.sh (etcd, two Patroni nodes,
+#     HAProxy; Debian packages installed when missing) for the failover test
+#     (crates/airisk/tests/ha_failover.rs): started here, stopped on exit. Set AIRISK_SKIP_HA=1 to
+#     leave it out (the test then prints SKIPPED).
 #   * Headless Chromium and the e2e/ node modules for the console's browser tests, installed by
 #     scripts/setup-browser-tests.sh if missing (when that script exists).
 set -euo pipefail
@@ -37,6 +41,18 @@ fi
 if ! python3 -c 'import cryptography' 2>/dev/null; then
   say "installing the Python 'cryptography' package for tools/verify_export.py"
   python3 -m pip install --quiet cryptography
+fi
+
+if [ "${AIRISK_SKIP_HA:-0}" != 1 ] && [ -z "${AIRISK_HA_DATABASE_URL:-}" ]; then
+  say "starting the HA PostgreSQL cluster (scripts/ha-cluster.sh)"
+  ha_started=$SECONDS
+  if bash scripts/ha-cluster.sh start; then
+    trap 'bash scripts/ha-cluster.sh stop || true' EXIT
+    export AIRISK_HA_DATABASE_URL="postgres://postgres@127.0.0.1:${AIRISK_HA_PORT:-54330}/postgres"
+    say "HA cluster up in $((SECONDS - ha_started)) s"
+  else
+    say "the HA cluster could not start: the failover test will print SKIPPED"
+  fi
 fi
 
 if [ -f scripts/setup-browser-tests.sh ]; then

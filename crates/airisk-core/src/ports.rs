@@ -44,6 +44,38 @@ impl IdGenerator for UuidV7Generator {
     }
 }
 
+/// Prefix of the correlation ids that mark an idempotent write. The HTTP layer derives such an id
+/// from a request's `Idempotency-Key` (scoped by tenant, principal, method and path); every
+/// audit record of the write carries it, in the same transaction as the write's state change, so
+/// the ledger itself records which keys were used, and stores refuse a second write with the same
+/// id (see [`AuditRepository`]'s contract). A retry after an unknown outcome (connection lost
+/// during `COMMIT`, a failover) therefore either commits the write once or finds it committed.
+pub const IDEMPOTENT_CORRELATION_PREFIX: &str = "idem-";
+
+/// The `what` of the [`StoreError::Conflict`] a store answers when a write's idempotent
+/// correlation id is already in the tenant's ledger.
+pub const IDEMPOTENCY_CONFLICT: &str = "idempotency key already used";
+
+/// The idempotent correlation ids (those starting with [`IDEMPOTENT_CORRELATION_PREFIX`]) of
+/// `events`, each once, in first-seen order.
+pub fn idempotent_correlations(events: &[AuditEvent]) -> Vec<&str> {
+    let mut ids: Vec<&str> = Vec::new();
+    for e in events {
+        let id = e.correlation_id().as_str();
+        if id.starts_with(IDEMPOTENT_CORRELATION_PREFIX) && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// The refusal of a write whose idempotent correlation id is already used.
+pub fn idempotency_conflict() -> StoreError {
+    StoreError::Conflict {
+        what: IDEMPOTENCY_CONFLICT.to_owned(),
+    }
+}
+
 /// Why a store could not do what was asked. Stores map their own errors onto these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -54,7 +86,10 @@ pub enum StoreError {
         /// What clashed, in words (never row contents).
         what: String,
     },
-    /// The store could not be reached or failed to complete the operation; nothing changed.
+    /// The store could not be reached or failed to complete the operation; nothing changed,
+    /// except when the connection was lost during the commit itself: then the outcome is unknown
+    /// (the write may have committed), and only a retry with the same idempotent correlation id
+    /// ([`IDEMPOTENT_CORRELATION_PREFIX`]) is safe.
     #[error("store unavailable: {message}")]
     Unavailable {
         /// The underlying failure, without secrets or row contents.
@@ -115,7 +150,12 @@ pub struct StoredCheckpoint {
 ///   concurrent appends from many tasks or processes;
 /// * an append either stores every event of the call (entries, their perfect-subtree nodes and the
 ///   new tree head) or nothing, and returns only once the data is durable;
-/// * every read is scoped by tenant.
+/// * every read is scoped by tenant;
+/// * a write (append or governance commit) carrying an event whose correlation id starts with
+///   [`IDEMPOTENT_CORRELATION_PREFIX`] is refused with [`StoreError::Conflict`] (`what` =
+///   [`IDEMPOTENCY_CONFLICT`]) when the tenant's ledger already holds an entry with that
+///   correlation id, checked inside the write's own transaction, under the tenant's write lock: of
+///   any number of writes with one such id, from any process, at most one commits.
 #[async_trait::async_trait]
 pub trait AuditRepository: Send + Sync + std::fmt::Debug {
     /// Appends `events` atomically, giving each the next `seq` of its tenant's ledger and the

@@ -29,6 +29,7 @@ mod console;
 mod context;
 mod error;
 mod extract;
+mod idempotency;
 pub mod metrics;
 mod routes;
 mod state;
@@ -48,6 +49,7 @@ pub use console::ConsoleConfig;
 pub use context::{CORRELATION_HEADER, UNMATCHED_ROUTE};
 pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use extract::Caller;
+pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_REPLAYED_HEADER};
 pub use routes::{openapi, router};
 pub use state::{
     AppState, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_CHECKPOINT_TICK,

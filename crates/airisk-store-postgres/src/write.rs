@@ -18,11 +18,13 @@
 //! If anything but a request's own mutation fails, the transaction is rolled back and every
 //! request of the batch gets the error: nothing of the batch was stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
 use airisk_core::ledger::{Frontier, leaf_hash};
-use airisk_core::ports::{Clock, Mutation, StoreError};
+use airisk_core::ports::{
+    Clock, Mutation, StoreError, idempotency_conflict, idempotent_correlations,
+};
 use airisk_core::security::tenant_context::TenantId;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
@@ -132,6 +134,33 @@ async fn lock_head(conn: &mut PgConnection, tenant: &TenantId) -> Result<Head, S
     Err(corrupt(format!(
         "the tree head of tenant {tenant} cannot be created or read"
     )))
+}
+
+/// Which of the idempotent correlation ids `keys` the tenant's ledger already holds. Called with
+/// the tenant's head locked, so no other writer of the tenant can add one meanwhile: a write whose
+/// id is found here is refused (the `AuditRepository` contract), and of two writes with one id,
+/// whichever locks the head second sees the first one's entries. One indexed round trip, only
+/// for batches that carry such ids.
+async fn used_keys(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    keys: Vec<String>,
+) -> Result<HashSet<String>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = sqlx::query(
+        "SELECT DISTINCT correlation_id FROM audit_entries \
+         WHERE tenant_id = $1 AND correlation_id = ANY($2::text[])",
+    )
+    .bind(tenant.as_str())
+    .bind(keys)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| map(&e))?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0).map_err(|e| map(&e)))
+        .collect()
 }
 
 /// Parses a stored head and checks it against its size column.
@@ -386,10 +415,24 @@ async fn attempt(
     let mut writes = head.writes;
     let mut rows = Rows::default();
     let mut results = Vec::with_capacity(active.len());
+    let keys: Vec<String> = active
+        .iter()
+        .filter_map(|&i| works.get(i))
+        .flat_map(|w| idempotent_correlations(&w.events))
+        .map(str::to_owned)
+        .collect();
+    let mut used = used_keys(&mut tx, tenant, keys).await?;
     for &i in active {
         let Some(work) = works.get(i) else {
             continue;
         };
+        // A retried idempotent write whose first attempt committed (here or in an earlier
+        // request of this batch) changes nothing.
+        let ids = idempotent_correlations(&work.events);
+        if ids.iter().any(|id| used.contains(*id)) {
+            results.push(Err(idempotency_conflict()));
+            continue;
+        }
         // Seal first, in memory: a request whose events cannot be sealed changes nothing.
         let mut tentative = frontier.clone();
         let mut request_rows = Rows::default();
@@ -414,11 +457,40 @@ async fn attempt(
         }
         frontier = tentative;
         rows.extend(request_rows);
+        used.extend(ids.into_iter().map(str::to_owned));
         results.push(Ok(receipts));
     }
     flush(&mut tx, tenant, &head, &frontier, writes, rows, now).await?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    tx.commit().await.map_err(|e| commit_failed(&e))?;
     Ok(results)
+}
+
+/// A failed `COMMIT`. If the server refused it, nothing was stored. If the connection broke
+/// while it was in flight (the server crashed, a failover, a network cut), the server may have
+/// committed: the outcome is unknown, so it is never reported as success and never retried here
+/// (a blind retry could store the records twice). The caller gets `Unavailable` (HTTP 503) and
+/// may retry with the same idempotency key, which finds the first attempt if it committed.
+///
+/// The server refusing the commit itself (integrity, serialization, a trigger: SQLSTATE classes
+/// 23, 40, 42, P0) rolled it back. Anything else, including the server ending the session while
+/// it waits for the synchronous standby ("the transaction has already committed locally"), is
+/// unknown.
+fn commit_failed(e: &sqlx::Error) -> StoreError {
+    let refused = match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| ["23", "40", "42", "P0"].iter().any(|p| c.starts_with(p))),
+        _ => false,
+    };
+    match e {
+        _ if refused => map(e),
+        other => StoreError::Unavailable {
+            message: format!(
+                "COMMIT did not complete, so its outcome is unknown ({other}); \
+                 retry with the same idempotency key"
+            ),
+        },
+    }
 }
 
 /// Appends events of several tenants atomically (the rare cross-tenant call of
@@ -447,6 +519,18 @@ pub(crate) async fn append_across_tenants(
         set_tenant(&mut tx, tenant).await?;
         *head = lock_head(&mut tx, tenant).await?;
         *frontier = head.frontier.clone();
+        let mine: Vec<AuditEvent> = events
+            .iter()
+            .filter(|e| e.tenant_id() == tenant)
+            .cloned()
+            .collect();
+        let keys = idempotent_correlations(&mine)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if !used_keys(&mut tx, tenant, keys).await?.is_empty() {
+            return Err(idempotency_conflict());
+        }
     }
     let now = clock.now();
     let mut receipts = Vec::with_capacity(events.len());
@@ -461,6 +545,6 @@ pub(crate) async fn append_across_tenants(
         let writes = head.writes;
         flush(&mut tx, &tenant, &head, &frontier, writes, rows, now).await?;
     }
-    tx.commit().await.map_err(|e| map(&e))?;
+    tx.commit().await.map_err(|e| commit_failed(&e))?;
     Ok(receipts)
 }

@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_governance.sql",
         include_str!("../migrations/0002_governance.sql"),
     ),
+    (
+        3,
+        "0003_idempotency.sql",
+        include_str!("../migrations/0003_idempotency.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

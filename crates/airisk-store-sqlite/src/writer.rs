@@ -12,7 +12,10 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt, format_timestamp};
 use airisk_core::ledger::{Frontier, leaf_hash};
-use airisk_core::ports::{ChangeSet, Clock, StoreError, StoredCheckpoint};
+use airisk_core::ports::{
+    ChangeSet, Clock, IDEMPOTENT_CORRELATION_PREFIX, StoreError, StoredCheckpoint,
+    idempotency_conflict,
+};
 use airisk_core::security::tenant_context::TenantId;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -104,6 +107,10 @@ const SQL_INSERT_NODE: &str = "INSERT INTO audit_nodes (tenant_id, last_leaf, le
 const SQL_SELECT_HEAD: &str = "SELECT size, frontier FROM audit_heads WHERE tenant_id = ?1";
 const SQL_UPDATE_HEAD: &str =
     "UPDATE audit_heads SET size = ?2, frontier = ?3 WHERE tenant_id = ?1";
+/// Claims an idempotent correlation id for the write being stored (a second claim violates the
+/// primary key: the write is refused, the `AuditRepository` contract).
+const SQL_INSERT_IDEMPOTENCY_KEY: &str =
+    "INSERT INTO idempotency_keys (tenant_id, correlation_id, seq) VALUES (?1, ?2, ?3)";
 const SQL_INSERT_HEAD: &str =
     "INSERT INTO audit_heads (tenant_id, size, frontier) VALUES (?1, ?2, ?3)";
 
@@ -356,9 +363,31 @@ impl Writer {
         saved: &mut Vec<(TenantId, Frontier)>,
     ) -> Result<Vec<AuditReceipt>, StoreError> {
         let mut receipts = Vec::with_capacity(events.len());
+        let mut claimed: Vec<(TenantId, String)> = Vec::new();
         for event in events {
             let tenant = event.tenant_id().clone();
             self.load_head(&tenant)?;
+            let correlation = event.correlation_id().as_str();
+            if correlation.starts_with(IDEMPOTENT_CORRELATION_PREFIX)
+                && !claimed
+                    .iter()
+                    .any(|(t, c)| t == &tenant && c == correlation)
+            {
+                let seq = self
+                    .heads
+                    .get(&tenant)
+                    .ok_or_else(|| corrupt("tree head vanished from the writer's cache"))?
+                    .size();
+                let seq = to_sql_int(seq, "seq")?;
+                self.conn
+                    .prepare_cached(SQL_INSERT_IDEMPOTENCY_KEY)
+                    .and_then(|mut s| s.execute(params![tenant.as_str(), correlation, seq]))
+                    .map_err(|e| match e.sqlite_error_code() {
+                        Some(rusqlite::ErrorCode::ConstraintViolation) => idempotency_conflict(),
+                        _ => map_sqlite(&e),
+                    })?;
+                claimed.push((tenant.clone(), correlation.to_owned()));
+            }
             let Writer {
                 conn, heads, dirty, ..
             } = self;

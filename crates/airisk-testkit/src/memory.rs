@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -8,8 +8,9 @@ use airisk_core::governance::model_registry::ModelVersion;
 use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
 use airisk_core::ledger::{self, Frontier, Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore, Mutation, Page, StoreError,
-    StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore,
+    IDEMPOTENT_CORRELATION_PREFIX, Mutation, Page, StoreError, StoredCheckpoint, StoredEntry,
+    TreeHead, idempotency_conflict,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
@@ -33,6 +34,9 @@ struct State {
     prompts: BTreeMap<(TenantId, String, u32), PromptVersion>,
     labels: BTreeMap<(TenantId, String, String), u32>,
     label_moves: Vec<(TenantId, LabelMove)>,
+    /// The idempotent correlation ids each tenant's ledger holds (the contract of
+    /// `AuditRepository`: a second write with one of them is refused).
+    idempotent: HashSet<(TenantId, String)>,
 }
 
 impl State {
@@ -44,6 +48,17 @@ impl State {
         events: Vec<AuditEvent>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<AuditReceipt>, StoreError> {
+        let mut keys = Vec::new();
+        for e in &events {
+            let id = e.correlation_id().as_str();
+            if id.starts_with(IDEMPOTENT_CORRELATION_PREFIX) {
+                let key = (e.tenant_id().clone(), id.to_owned());
+                if self.idempotent.contains(&key) {
+                    return Err(idempotency_conflict());
+                }
+                keys.push(key);
+            }
+        }
         for m in mutations {
             self.check(m)?;
         }
@@ -87,6 +102,7 @@ impl State {
                 leaf_hash,
             });
         }
+        self.idempotent.extend(keys);
         Ok(receipts)
     }
 

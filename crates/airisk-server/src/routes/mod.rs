@@ -28,7 +28,9 @@ use crate::state::AppState;
 model registry with human approval, versioned prompts, four-eyes approvals. Every `/v1` call needs \
 `Authorization: Bearer <jwt>` with claims `sub`, `tenant`, `role` (`kind` optional); the tenant comes \
 only from the token. Errors are RFC 9457 `application/problem+json` with the request's correlation \
-id; send `X-Correlation-Id` to choose it.",
+id; send `X-Correlation-Id` to choose it. A write may carry `Idempotency-Key` (1-255 visible ASCII \
+characters, scoped to the caller and the route): retrying it with the same key never applies it twice, \
+and a retry of a write that committed answers with its receipts and `Idempotency-Replayed: true`.",
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
@@ -116,11 +118,22 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::routes(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside the request scope: a 409 of a write with an Idempotency-Key whose write
+        // committed becomes its replay (inside the throttle, so a replay is not charged).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::replay,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::throttle::charge_refusals,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // Outermost: an Idempotency-Key becomes the request's correlation id.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::scope,
+        ))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ mod correlation;
 mod edge;
 mod errors;
 mod hostile;
+mod idempotency;
 mod input_edges;
 mod ops;
 mod rbac;

@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )] // tests: a failure should stop the test loudly
 
+mod commit_outcome;
 mod concurrency;
 mod conformance;
 mod immutability;

@@ -1,0 +1,336 @@
+//! Two `airisk serve` processes on one PostgreSQL database, as behind a load balancer: they race
+//! to decide the same approval requests (exactly one decision each), append to the same tenant
+//! (one gapless ledger, every receipt a distinct seq), and both sign checkpoints (no two
+//! conflicting checkpoints; the ledger verifies).
+//!
+//! Runs when `AIRISK_TEST_DATABASE_URL` names a PostgreSQL server as a superuser (as the store's
+//! tests use it); otherwise prints SKIPPED.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests: a failed step should stop the test loudly
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+fn airisk() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
+    for var in [
+        "AIRISK_ENCRYPTION_KEYS",
+        "AIRISK_LEDGER_SIGNING_KEY",
+        "AIRISK_LEDGER_VERIFIER_KEY",
+        "AIRISK_JWT_SECRET",
+        "AIRISK_JWKS_FILE",
+        "AIRISK_DATABASE_URL",
+        "AIRISK_BIND",
+        "AIRISK_CONFIG",
+        "AIRISK_JWT_PRIVATE_KEY_FILE",
+        "AIRISK_DANGEROUS_ALLOW_HS256",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .args(["--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("airisk serve exited before listening")
+                .unwrap();
+            if let Some(url) = line
+                .strip_prefix("# airisk listening on ")
+                .or_else(|| line.strip_prefix("airisk listening on "))
+            {
+                break url.to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base,
+            stderr,
+        }
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exit = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "airisk serve did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+        (exit, stderr.join().unwrap())
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_database_decide_each_request_once_and_keep_one_gapless_ledger() {
+    let Ok(admin_url) = std::env::var("AIRISK_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: AIRISK_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let db = format!("airisk_two_{}", uuid::Uuid::now_v7().simple());
+    let (server_part, _) = admin_url.rsplit_once('/').unwrap();
+    let psql = |url: &str, sql: &str| {
+        run(Command::new("psql").args([
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-A",
+            "-t",
+            "-q",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ]))
+    };
+    psql(&admin_url, &format!("CREATE DATABASE {db}"));
+    let owner_url = format!("{server_part}/{db}");
+    run(airisk().args(["migrate", "--database-url", &owner_url]));
+    psql(
+        &owner_url,
+        "DO $$ BEGIN CREATE ROLE airisk_two_svc LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE airisk_app; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    );
+    let host_part = server_part.split_once('@').unwrap().1;
+    let svc_url = format!("postgres://airisk_two_svc@{host_part}/{db}");
+
+    let dir = std::env::temp_dir().join(format!("airisk-two-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("jwt.pem");
+    let jwks = run(airisk().args(["token", "keygen", "--private-key", key.to_str().unwrap()]));
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, &jwks).unwrap();
+    let encryption = run(airisk().args(["keys", "generate"]));
+    let ledger = run(airisk().args(["keys", "generate", "--ledger"]));
+    let signing_key = ledger.lines().next().unwrap().trim().to_owned();
+    let config = dir.join("airisk.toml");
+    // Both instances sign checkpoints often, so they race to sign the same sizes.
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{svc_url}\"\njwks_file = {:?}\ncheckpoint_every_entries = 8\n",
+            jwks_file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        let mut cmd = airisk();
+        cmd.args(["serve", "--config", config.to_str().unwrap()])
+            .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
+            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key)
+            .env("AIRISK_LOG", "warn");
+        Server::spawn(cmd)
+    };
+    let servers = [start(), start()];
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let token = |sub: &str, role: &str| {
+        run(airisk()
+            .args([
+                "token", "issue", "--sub", sub, "--tenant", "bank", "--role", role,
+            ])
+            .env("AIRISK_JWT_PRIVATE_KEY_FILE", &key))
+        .trim()
+        .to_owned()
+    };
+    let admin = token("ada", "admin");
+    let bob = token("bob", "approver");
+    let carol = token("carol", "approver");
+    let analyst = token("ann", "analyst");
+    let client = reqwest::Client::new();
+
+    // Appends from both instances at once, interleaved with the races below.
+    let appenders: Vec<_> = (0..8)
+        .map(|w| {
+            let (client, base, analyst) = (client.clone(), bases[w % 2].clone(), analyst.clone());
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for n in 0..40 {
+                    let (s, v) = post(
+                        &client,
+                        format!("{base}/v1/audit/events"),
+                        &analyst,
+                        json!({"action": "app.event", "resource_type": "doc", "resource_id": format!("w{w}-{n}")}),
+                    )
+                    .await;
+                    assert_eq!(s, 201, "{v}");
+                    seqs.push(v["seq"].as_u64().unwrap());
+                }
+                seqs
+            })
+        })
+        .collect();
+
+    // Each request decided at the same time through both instances, by two approvers: one
+    // approves, the other rejects. Exactly one decision stands.
+    for round in 0..12 {
+        let name = format!("m{round}");
+        let (s, v) = post(
+            &client,
+            format!("{}/v1/models", bases[round % 2]),
+            &admin,
+            json!({"name": name, "version": "1", "checksum": DIGEST,
+                   "artifact_uri": "s3://m", "justification": "j"}),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        let approve = post(
+            &client,
+            format!("{}/v1/models/{name}/versions/1/approve", bases[0]),
+            &bob,
+            json!({"reason": "ok"}),
+        );
+        let reject = post(
+            &client,
+            format!("{}/v1/models/{name}/versions/1/reject", bases[1]),
+            &carol,
+            json!({"reason": "no"}),
+        );
+        let ((sa, va), (sr, vr)) = tokio::join!(approve, reject);
+        let wins = u32::from(sa == 200) + u32::from(sr == 200);
+        assert_eq!(
+            wins, 1,
+            "round {round}: approve {sa} {va}, reject {sr} {vr}"
+        );
+        for (s, v) in [(sa, &va), (sr, &vr)] {
+            assert!(s == 200 || s == 409, "round {round}: {s} {v}");
+        }
+        // Both instances read the one outcome.
+        for base in &bases {
+            let r = client
+                .get(format!("{base}/v1/models/{name}/versions/1"))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["approved"], sa == 200, "round {round}: {v}");
+            assert_eq!(v["status"] == "REJECTED", sr == 200, "round {round}: {v}");
+        }
+    }
+    let mut seqs = HashSet::new();
+    for a in appenders {
+        for seq in a.await.unwrap() {
+            assert!(seqs.insert(seq), "seq {seq} acknowledged twice");
+        }
+    }
+
+    for server in servers {
+        let (status, stderr) = server.terminate();
+        assert!(status.success(), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // One gapless ledger holding every acknowledged seq, and its checkpoints all verify.
+    let verify = run(airisk()
+        .args([
+            "audit",
+            "verify",
+            "--tenant",
+            "bank",
+            "--json",
+            "--database-url",
+            &svc_url,
+        ])
+        .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key));
+    let report: Value = serde_json::from_str(verify.lines().next().unwrap()).unwrap();
+    assert_eq!(report["intact"], true, "{report}");
+    let size = report["entries"].as_u64().unwrap();
+    assert!(seqs.iter().all(|s| *s < size));
+    let export = run(airisk()
+        .args([
+            "audit",
+            "export",
+            "--tenant",
+            "bank",
+            "--database-url",
+            &svc_url,
+        ])
+        .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key));
+    let entries: Vec<u64> = export
+        .lines()
+        .skip(1)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(entries, (0..size).collect::<Vec<_>>(), "gapless");
+    // Checkpoints signed by both instances: every stored one verifies against the one ledger.
+    let stored: u64 = psql(&owner_url, "SELECT count(*) FROM audit_checkpoints")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(stored >= 2, "{stored} checkpoints");
+    assert_eq!(report["checkpoints_verified"], stored, "{report}");
+    psql(&admin_url, &format!("DROP DATABASE {db} WITH (FORCE)"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
