@@ -5,7 +5,8 @@
 #
 # Creates .venv/ at the repository root (Python 3.11+), installs the pinned build and test tools,
 # and builds the extension into the venv with `maturin develop` (a debug build sharing the
-# workspace's target/ directory, so it reuses what `cargo build` compiled). Afterwards, from the
+# workspace's target/ directory, so it reuses what `cargo build` compiled), and builds the
+# `airisk` CLI the ledger cross-check runs (target/debug/airisk). Afterwards, from the
 # repository root:
 #
 #     .venv/bin/pytest tests/unit/governance
@@ -39,4 +40,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
   cd python
   VIRTUAL_ENV="$PWD/../.venv" ../.venv/bin/maturin develop --locked ${AIRISK_PY_RELEASE:+--release} --quiet
 )
+say "building the airisk CLI (the tests cross-check the ledger with \`airisk audit verify\`)"
+cargo build -p airisk --locked --quiet
+
 .venv/bin/python -c 'import airisk; print("airisk", airisk.__version__, "imported from", airisk.__file__)'

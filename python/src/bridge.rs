@@ -83,13 +83,18 @@ impl Runtime {
 }
 
 impl Drop for Runtime {
-    /// Stops the workers and waits (with the interpreter released) until they have: a worker may
-    /// be inside a result delivery, and must not be left running into interpreter finalisation.
-    /// The last reference is always dropped from Python (services hold the runtime; kernel tasks
-    /// never do), never from a worker.
+    /// Stops the workers. From Python code (the usual case) it waits, with the interpreter
+    /// released, until they have stopped: a worker may be inside a result delivery and must not
+    /// be left running into interpreter finalisation. On a worker itself (its delivery released
+    /// the last reference to a service, e.g. through a traceback) it cannot wait for itself, so
+    /// it only signals the others.
     fn drop(&mut self) {
         if let Some(rt) = self.take() {
-            Python::attach(|py| py.detach(|| rt.shutdown_timeout(EXIT_GRACE)));
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                Python::attach(|py| py.detach(|| rt.shutdown_timeout(EXIT_GRACE)));
+            }
         }
     }
 }
