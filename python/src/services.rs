@@ -418,18 +418,20 @@ fn prompt_change(py: Python<'_>, c: airisk_core::governance::prompt_registry::Pr
 #[pymethods]
 impl PromptRegistry {
     /// Creates a prompt at version 1 (`prompt.register`). Returns a `PromptChange`.
-    #[pyo3(signature = (*, actor, name, template, change_reason = "initial version".to_owned(), correlation_id = None))]
+    /// `change_reason` defaults to "initial version".
+    #[pyo3(signature = (*, actor, name, template, change_reason = None, correlation_id = None))]
     fn register_prompt<'py>(
         &self,
         py: Python<'py>,
         actor: PyRef<'py, Principal>,
         name: String,
         template: String,
-        change_reason: String,
+        change_reason: Option<String>,
         correlation_id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let principal = actor.inner.clone();
         let correlation = correlation(correlation_id)?;
+        let change_reason = change_reason.unwrap_or_else(|| "initial version".to_owned());
         let prompts = self.inner.clone();
         self.bridge.awaitable(
             py,
