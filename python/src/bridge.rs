@@ -105,7 +105,11 @@ impl Drop for Runtime {
 pub fn _airisk_shutdown(py: Python<'_>) {
     let runtimes: Vec<tokio::runtime::Runtime> = LIVE
         .lock()
-        .map(|mut live| live.drain(..).filter_map(|w| w.upgrade()).collect::<Vec<_>>())
+        .map(|mut live| {
+            live.drain(..)
+                .filter_map(|w| w.upgrade())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .iter()
         .filter_map(|r| r.take())
@@ -178,9 +182,7 @@ impl Bridge {
         F: Future<Output = Result<T, Failure>> + Send + 'static,
         C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
     {
-        let event_loop = py
-            .import("asyncio")?
-            .call_method0("get_running_loop")?;
+        let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
         let py_future = event_loop.call_method0("create_future")?;
         let loop_ref: Py<PyAny> = event_loop.unbind();
         let future_ref: Py<PyAny> = py_future.clone().unbind();

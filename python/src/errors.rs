@@ -261,7 +261,9 @@ impl From<CoreModelError> for Failure {
             CoreModelError::AlreadyRegistered { .. } => {
                 Failure::new(Family::ModelRegistry, "already_registered", e.to_string())
             }
-            CoreModelError::Invalid(_) => Failure::new(Family::Validation, "invalid", e.to_string()),
+            CoreModelError::Invalid(_) => {
+                Failure::new(Family::Validation, "invalid", e.to_string())
+            }
             other => Failure::new(Family::ModelRegistry, "model_registry", other.to_string()),
         }
     }

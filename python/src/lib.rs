@@ -296,9 +296,8 @@ fn open(
 #[pyfunction]
 #[pyo3(signature = (name = "airisk.local/ledger"))]
 fn generate_ledger_key(name: &str) -> PyResult<(String, String)> {
-    let name = LedgerName::parse(name).map_err(|e| {
-        Failure::new(Family::Validation, "invalid_ledger_name", e.to_string())
-    })?;
+    let name = LedgerName::parse(name)
+        .map_err(|e| Failure::new(Family::Validation, "invalid_ledger_name", e.to_string()))?;
     let (signing, verifier) = generate_key_pair(&name)
         .map_err(|e| Failure::new(Family::Configuration, "key_generation", e.to_string()))?;
     Ok((signing.as_str().to_owned(), verifier))
@@ -347,15 +346,30 @@ fn airisk_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<services::TenantContextPy>()?;
     m.add_class::<services::EncryptionService>()?;
     m.add("AiriskError", py.get_type::<errors::AiriskError>())?;
-    m.add("AuthorizationError", py.get_type::<errors::AuthorizationError>())?;
-    m.add("TenantIsolationError", py.get_type::<errors::TenantIsolationError>())?;
+    m.add(
+        "AuthorizationError",
+        py.get_type::<errors::AuthorizationError>(),
+    )?;
+    m.add(
+        "TenantIsolationError",
+        py.get_type::<errors::TenantIsolationError>(),
+    )?;
     m.add("ValidationError", py.get_type::<errors::ValidationError>())?;
     m.add("AuditError", py.get_type::<errors::AuditError>())?;
-    m.add("ModelRegistryError", py.get_type::<errors::ModelRegistryError>())?;
-    m.add("PromptRegistryError", py.get_type::<errors::PromptRegistryError>())?;
+    m.add(
+        "ModelRegistryError",
+        py.get_type::<errors::ModelRegistryError>(),
+    )?;
+    m.add(
+        "PromptRegistryError",
+        py.get_type::<errors::PromptRegistryError>(),
+    )?;
     m.add("ApprovalError", py.get_type::<errors::ApprovalError>())?;
     m.add("EncryptionError", py.get_type::<errors::EncryptionError>())?;
     m.add("StoreError", py.get_type::<errors::StoreError>())?;
-    m.add("ConfigurationError", py.get_type::<errors::ConfigurationError>())?;
+    m.add(
+        "ConfigurationError",
+        py.get_type::<errors::ConfigurationError>(),
+    )?;
     Ok(())
 }

@@ -28,7 +28,7 @@ use crate::bridge::Bridge;
 use crate::errors::{Failure, Family};
 use crate::values::{
     ApprovalRequest, AuditEntry, AuditReceipt, Decision, DeploymentDecision, LabelMove,
-    ModelVersion, PromptChange, PromptVersion, Principal, Registration, VerifyReport, py_to_json,
+    ModelVersion, Principal, PromptChange, PromptVersion, Registration, VerifyReport, py_to_json,
     role_of,
 };
 
@@ -404,7 +404,10 @@ pub struct PromptRegistry {
     pub(crate) inner: Arc<CorePrompts>,
 }
 
-fn prompt_change(py: Python<'_>, c: airisk_core::governance::prompt_registry::PromptChange) -> PyResult<Py<PyAny>> {
+fn prompt_change(
+    py: Python<'_>,
+    c: airisk_core::governance::prompt_registry::PromptChange,
+) -> PyResult<Py<PyAny>> {
     Ok(Py::new(
         py,
         PromptChange {
@@ -557,7 +560,10 @@ fn parse_request_id(id: &str) -> Result<uuid::Uuid, Failure> {
     })
 }
 
-fn decision(py: Python<'_>, d: airisk_core::governance::approval_workflow::Decided) -> PyResult<Py<PyAny>> {
+fn decision(
+    py: Python<'_>,
+    d: airisk_core::governance::approval_workflow::Decided,
+) -> PyResult<Py<PyAny>> {
     Ok(Py::new(
         py,
         Decision {
@@ -623,7 +629,14 @@ impl ApprovalWorkflow {
         reason: String,
         correlation_id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.decide(py, actor, request_id, reason, correlation_id, Verdict::Approve)
+        self.decide(
+            py,
+            actor,
+            request_id,
+            reason,
+            correlation_id,
+            Verdict::Approve,
+        )
     }
 
     /// Rejects (`approval.reject`): a human, not the requester, while PENDING.
@@ -636,7 +649,14 @@ impl ApprovalWorkflow {
         reason: String,
         correlation_id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.decide(py, actor, request_id, reason, correlation_id, Verdict::Reject)
+        self.decide(
+            py,
+            actor,
+            request_id,
+            reason,
+            correlation_id,
+            Verdict::Reject,
+        )
     }
 
     /// Withdraws one's own PENDING request (`approval.cancel`).
@@ -649,7 +669,14 @@ impl ApprovalWorkflow {
         reason: String,
         correlation_id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.decide(py, actor, request_id, reason, correlation_id, Verdict::Cancel)
+        self.decide(
+            py,
+            actor,
+            request_id,
+            reason,
+            correlation_id,
+            Verdict::Cancel,
+        )
     }
 
     /// Reads a request of the principal's tenant (`approval.view`).
@@ -696,7 +723,11 @@ impl ApprovalWorkflow {
             py,
             async move {
                 let decided = match verdict {
-                    Verdict::Approve => workflow.approve(&principal, &correlation, id, &reason).await,
+                    Verdict::Approve => {
+                        workflow
+                            .approve(&principal, &correlation, id, &reason)
+                            .await
+                    }
                     Verdict::Reject => workflow.reject(&principal, &correlation, id, &reason).await,
                     Verdict::Cancel => workflow.cancel(&principal, &correlation, id, &reason).await,
                 };
@@ -805,6 +836,9 @@ impl EncryptionService {
     }
 
     fn __repr__(&self) -> String {
-        format!("EncryptionService(primary_key_id={:?})", self.primary_key_id())
+        format!(
+            "EncryptionService(primary_key_id={:?})",
+            self.primary_key_id()
+        )
     }
 }

@@ -8,10 +8,14 @@ use airisk_core::governance::approval_workflow::{ApprovalRequest as CoreRequest,
 use airisk_core::governance::audit_logger::VerifyReport as CoreVerifyReport;
 use airisk_core::governance::audit_record::{AuditReceipt as CoreReceipt, AuditRecord};
 use airisk_core::governance::model_registry::ModelVersion as CoreModel;
-use airisk_core::governance::prompt_registry::{LabelMove as CoreLabelMove, PromptVersion as CorePrompt};
+use airisk_core::governance::prompt_registry::{
+    LabelMove as CoreLabelMove, PromptVersion as CorePrompt,
+};
 use airisk_core::ports::StoredEntry;
 use airisk_core::security::rbac::Role;
-use airisk_core::security::tenant_context::{ActorId, Principal as CorePrincipal, PrincipalKind, TenantId};
+use airisk_core::security::tenant_context::{
+    ActorId, Principal as CorePrincipal, PrincipalKind, TenantId,
+};
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -124,7 +128,11 @@ impl Principal {
 /// A JSON value as a fresh Python object (`json.loads`).
 fn json_to_py(py: Python<'_>, value: &serde_json::Value) -> PyResult<Py<PyAny>> {
     let text = serde_json::to_string(value).map_err(|e| {
-        PyErr::from(Failure::new(Family::Validation, "invalid_json", e.to_string()))
+        PyErr::from(Failure::new(
+            Family::Validation,
+            "invalid_json",
+            e.to_string(),
+        ))
     })?;
     Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
 }
@@ -219,7 +227,11 @@ impl AuditEntry {
     /// Decodes a stored entry.
     pub fn decode(entry: StoredEntry) -> Result<Self, Failure> {
         let record = AuditRecord::from_leaf_bytes(&entry.leaf).map_err(|e| {
-            Failure::new(Family::Store, "corrupt", format!("entry {}: {e}", entry.seq))
+            Failure::new(
+                Family::Store,
+                "corrupt",
+                format!("entry {}: {e}", entry.seq),
+            )
         })?;
         Ok(AuditEntry {
             seq: entry.seq,
@@ -389,7 +401,10 @@ impl ModelVersion {
     /// Metadata (a fresh dict).
     #[getter]
     fn metadata(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        json_to_py(py, &serde_json::Value::Object(self.inner.metadata().clone()))
+        json_to_py(
+            py,
+            &serde_json::Value::Object(self.inner.metadata().clone()),
+        )
     }
     /// Who registered it.
     #[getter]
@@ -495,7 +510,10 @@ impl ApprovalRequest {
     /// Who approved so far (a tuple).
     #[getter]
     fn approved_by(&self, py: Python<'_>) -> PyResult<Py<PyTuple>> {
-        tuple_of_str(py, self.inner.approvals().iter().map(|a| a.approver.as_str()))
+        tuple_of_str(
+            py,
+            self.inner.approvals().iter().map(|a| a.approver.as_str()),
+        )
     }
     /// Who rejected it.
     #[getter]

@@ -110,3 +110,11 @@ def test_a_kernel_opens_from_the_same_environment_variables_as_the_binary(monkey
     assert kernel.verifier_key == keys.verifier_key
     sealed = kernel.encryption.encrypt("x")
     assert airisk.EncryptionService(keys.encryption_keys).decrypt(sealed) == "x"
+
+
+def test_a_kernel_will_not_open_an_unknown_or_unusable_store(keys, tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    for url in ("mysql://localhost/airisk", "sqlite", f"sqlite://{tmp_path}/a-file/x.db"):
+        with pytest.raises(airisk.ConfigurationError) as raised:
+            airisk.open(database_url=url, ledger_signing_key=keys.signing_key, encryption_keys=keys.encryption_keys)
+        assert raised.value.kind == "store", url
