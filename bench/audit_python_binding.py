@@ -15,7 +15,10 @@ AIRISK_PY_RELEASE=1 for meaningful figures). Prints `key=value` lines like the o
   without the disk (the Python -> tokio -> asyncio round trip, validation, canonical JSON,
   the Merkle append);
 * airisk_sqlite_concurrent: `--concurrency` calls in flight from one event loop (the SQLite
-  store commits them in groups).
+  store commits them in groups);
+* airisk_roundtrip_floor: `await audit_logger.entries(actor=..., limit=0)` on the in-memory store,
+  a call that does almost nothing in the kernel: the floor of any awaited call (argument
+  conversion, a spawn on the kernel's runtime, the hand-back through `call_soon_threadsafe`).
 """
 
 import argparse
@@ -94,6 +97,22 @@ async def bench_airisk(url, seconds, concurrency, name):
     assert verified.intact and verified.entries == n + 1, verified.problem
 
 
+async def bench_floor(seconds):
+    signing, _ = airisk.generate_ledger_key()
+    kernel = airisk.open(
+        database_url="memory:", ledger_signing_key=signing, encryption_keys=airisk.generate_encryption_key("k1")
+    )
+    reader = airisk.Principal(actor="auditor@bank.example", tenant_id="acme", role=airisk.Role.VIEWER)
+    entries = kernel.audit_logger.entries
+    n = 0
+    started = time.perf_counter()
+    stop = started + seconds
+    while time.perf_counter() < stop:
+        await entries(actor=reader, limit=0)
+        n += 1
+    report("airisk_roundtrip_floor", n, time.perf_counter() - started)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5)
@@ -108,6 +127,7 @@ def main():
     peer.remove_db(path)
     bench_peer(args.seconds)
     asyncio.run(bench_airisk("memory:", args.seconds, 1, "airisk_memory_sequential"))
+    asyncio.run(bench_floor(args.seconds))
     print(f"loadavg_after={' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
