@@ -194,3 +194,17 @@ async def test_a_ledger_written_from_python_verifies_with_the_airisk_cli(sqlite_
     _, stranger = airisk.generate_ledger_key()
     bad = cli(stranger)
     assert bad.returncode != 0, bad.stdout
+
+
+async def test_checkpoints_are_signed_at_the_cadence_open_was_given(tmp_path, keys, admin):
+    kernel = airisk.open(
+        database_url=f"sqlite://{tmp_path / 'cadence.db'}",
+        ledger_signing_key=keys.signing_key,
+        encryption_keys=keys.encryption_keys,
+        checkpoint_every_entries=2,
+    )
+    for i in range(6):
+        await kernel.audit_logger.log_action(actor=admin, **{**FIELDS, "resource_id": f"LA-{i}"})
+    report = await kernel.audit_logger.verify(actor=admin)
+    assert report.intact and report.entries == 6 and report.checkpoints_verified == 3
+    assert kernel.verifier_key == keys.verifier_key

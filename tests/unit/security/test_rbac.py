@@ -107,3 +107,15 @@ def test_role_is_an_enum_and_a_principal_is_a_service_unless_it_says_human():
     assert [r.value for r in Role] == ["admin", "analyst", "approver", "viewer"]
     p = airisk.Principal(actor="svc:ci", tenant_id="acme", role="admin")
     assert p.role is Role.ADMIN and p.human is False
+
+
+def test_principals_compare_by_value():
+    a = airisk.Principal(actor="alice@bank.example", tenant_id="acme", role=Role.ADMIN, human=True)
+    same = airisk.Principal(actor="alice@bank.example", tenant_id="acme", role="admin", human=True)
+    assert a == same and hash(a) == hash(same) and len({a, same}) == 1
+    for other in (
+        airisk.Principal(actor="alice@bank.example", tenant_id="acme", role=Role.ADMIN, human=False),
+        airisk.Principal(actor="alice@bank.example", tenant_id="acme", role=Role.VIEWER, human=True),
+        airisk.Principal(actor="alice@bank.example", tenant_id="globex", role=Role.ADMIN, human=True),
+    ):
+        assert a != other
