@@ -38,7 +38,7 @@ def fields(n):
     """The peer's record, as log_action keyword arguments."""
     return dict(
         tenant_id="acme",
-        action="model.approve",
+        action="risk.approval",  # the peer's model.approve, outside the kernel's namespaces
         resource_type="model",
         resource_id=f"credit-risk-pd-{n}",
         reason="four-eyes approval after the validation review",
