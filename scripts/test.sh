@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: checks (and where it can, provides) what the tests
-# need, then runs `cargo test --workspace`. Exits non-zero if anything fails.
+# need, then runs `cargo test --workspace` and the Python suites. Exits non-zero if anything fails.
 #
 #   * PostgreSQL for the PostgreSQL store's tests: AIRISK_TEST_DATABASE_URL (default: the local
 #     server, postgres://postgres@127.0.0.1:5432/postgres). If no server answers, the local cluster
@@ -11,6 +11,8 @@
 #     HAProxy; Debian packages installed when missing) for the failover test
 #     (crates/airisk/tests/ha_failover.rs): started here, stopped on exit. Set AIRISK_SKIP_HA=1 to
 #     leave it out (the test then prints SKIPPED).
+#   * Python 3.11+ with venv and pip for the Python package's suites (tests/unit/): a .venv/ with
+#     pinned tools, made by scripts/setup-python.sh.
 #   * Headless Chromium and the e2e/ node modules for the console's browser tests, installed by
 #     scripts/setup-browser-tests.sh if missing (when that script exists).
 set -euo pipefail
@@ -61,3 +63,10 @@ fi
 
 say "cargo test --workspace"
 cargo test --workspace --locked
+
+# The Python package (python/, `import airisk`) and the specification's pytest suites, against
+# the compiled extension (a debug build in the same target/ directory as the line above).
+say "Python: bash scripts/setup-python.sh, then pytest tests/unit/governance and tests/unit/security"
+bash scripts/setup-python.sh
+.venv/bin/pytest tests/unit/governance
+.venv/bin/pytest tests/unit/security
