@@ -220,6 +220,10 @@ impl From<CoreAuditError> for Failure {
             CoreAuditError::BeyondTree { .. } => {
                 Failure::new(Family::Audit, "beyond_tree", e.to_string())
             }
+            // The HTTP API answers 403: writing a kernel record is not the caller's to do.
+            CoreAuditError::KernelNamespace { .. } => {
+                Failure::new(Family::Authorization, "kernel_namespace", e.to_string())
+            }
             other => Failure::new(Family::Audit, "audit", other.to_string()),
         }
     }

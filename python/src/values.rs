@@ -65,7 +65,8 @@ impl Principal {
     #[new]
     #[pyo3(signature = (*, actor, tenant_id, role, human = false))]
     fn new(actor: &str, tenant_id: &str, role: &Bound<'_, PyAny>, human: bool) -> PyResult<Self> {
-        let actor = ActorId::parse(actor).map_err(Failure::from)?;
+        // The one canonical identity (NFKC, lower case): the same rule as a token's `sub`.
+        let actor = ActorId::canonical(actor).map_err(Failure::from)?;
         let tenant = TenantId::parse(tenant_id).map_err(Failure::from)?;
         let role = role_of(role)?;
         let inner = if human {

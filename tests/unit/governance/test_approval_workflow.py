@@ -102,6 +102,20 @@ async def test_nobody_decides_their_own_request(kernel, prompt, admin):
     assert (await workflow.get(actor=admin, request_id=request.id)).status == "PENDING"
 
 
+@pytest.mark.parametrize("variant", ["ALICE@BANK.EXAMPLE", "Alice@Bank.Example", "ａｌｉｃｅ@bank.example"])
+async def test_a_case_or_full_width_variant_of_the_requester_is_the_same_person(kernel, prompt, admin, variant):
+    # One canonical identity (NFKC, lower case) where identities enter, as for a token's `sub`.
+    workflow = kernel.approval_workflow
+    request = await open_request(kernel, admin)
+    same = airisk.Principal(actor=variant, tenant_id="acme", role=airisk.Role.ADMIN, human=True)
+    assert same.actor == "alice@bank.example"
+    for decide in (workflow.approve, workflow.reject):
+        with pytest.raises(airisk.ApprovalError) as raised:
+            await decide(actor=same, request_id=request.id, reason="a second pair of eyes?")
+        assert raised.value.kind == "self_approval"
+    assert (await workflow.get(actor=admin, request_id=request.id)).status == "PENDING"
+
+
 async def test_a_request_for_a_missing_prompt_version_or_a_bad_id_is_refused(kernel, prompt, analyst, approver):
     workflow = kernel.approval_workflow
     with pytest.raises(airisk.ApprovalError) as raised:

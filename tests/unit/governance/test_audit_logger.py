@@ -116,6 +116,16 @@ async def test_a_viewer_cannot_append_and_the_denial_is_recorded(kernel, viewer)
     assert (denial.actor, denial.action, denial.outcome) == ("dave@bank.example", "audit.append", "denied")
 
 
+@pytest.mark.parametrize("action", ["approval.approve", "Model.register", "ａudit.append", "keys.rotate"])
+async def test_no_one_writes_a_record_in_a_kernel_namespace(kernel, admin, action):
+    # Only the kernel writes its own decisions; the refusal is itself recorded.
+    with pytest.raises(airisk.AuthorizationError) as raised:
+        await kernel.audit_logger.log_action(actor=admin, **{**FIELDS, "action": action})
+    assert raised.value.kind == "kernel_namespace"
+    [denial] = await entries(kernel, admin)
+    assert (denial.action, denial.outcome) == ("audit.append", "denied")
+
+
 @pytest.mark.parametrize(
     "field, value",
     [
