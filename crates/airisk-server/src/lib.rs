@@ -23,6 +23,7 @@ mod console;
 mod context;
 mod error;
 mod extract;
+pub mod integrations;
 pub mod metrics;
 mod routes;
 mod state;

@@ -84,6 +84,7 @@ struct Inner {
     config: ServerConfig,
     metrics: Metrics,
     limiter: Option<Arc<tokio::sync::Semaphore>>,
+    mlflow: std::sync::OnceLock<Arc<crate::integrations::mlflow::MlflowIntegration>>,
 }
 
 /// Shared by every request; cheap to clone.
@@ -136,6 +137,7 @@ impl AppState {
                 .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_in_flight))),
             config,
             metrics: Metrics::new(),
+            mlflow: std::sync::OnceLock::new(),
         }))
     }
 
@@ -178,6 +180,17 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+    /// Connects the MLflow integration (once; a second call is refused with `false`).
+    pub fn connect_mlflow(
+        &self,
+        mlflow: Arc<crate::integrations::mlflow::MlflowIntegration>,
+    ) -> bool {
+        self.0.mlflow.set(mlflow).is_ok()
+    }
+    /// The MLflow integration, if connected.
+    pub fn mlflow(&self) -> Option<&Arc<crate::integrations::mlflow::MlflowIntegration>> {
+        self.0.mlflow.get()
     }
     /// The in-flight limit, if any.
     pub(crate) fn limiter(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
