@@ -453,7 +453,23 @@ impl MlflowIntegration {
                                 report.synced += 1;
                             }
                             Err(e) => {
-                                self.mark_pending(state, inst, &model, request.id(), status, &e);
+                                let attempt = self.mark_pending(state, inst, &model, request.id(), status, &e);
+                                let mut meta = Map::new();
+                                meta.insert("instance".into(), inst.id.clone().into());
+                                meta.insert("approval_request_id".into(), request.id().to_string().into());
+                                meta.insert("decision".into(), status.to_string().into());
+                                meta.insert("attempt".into(), attempt.into());
+                                self.record(
+                                    state,
+                                    inst,
+                                    &correlation,
+                                    "mlflow.sync",
+                                    Outcome::Denied,
+                                    &format!("{name}@{version}"),
+                                    Some(format!("pending sync, will retry: {e}")),
+                                    meta,
+                                )
+                                .await;
                                 report.errors.push(format!("{}: {name}@{version}: {e}", inst.id));
                             }
                         }
@@ -491,9 +507,10 @@ impl MlflowIntegration {
         id: Uuid,
         status: ApprovalStatus,
         error: &MlflowError,
-    ) {
+    ) -> u32 {
+        let mut attempts = 1;
         if let Ok(mut s) = self.sync.lock() {
-            let attempts = s.pending.get(&id).map_or(0, |p| p.attempts) + 1;
+            attempts = s.pending.get(&id).map_or(0, |p| p.attempts) + 1;
             let backoff = self
                 .settings
                 .tick
@@ -515,6 +532,7 @@ impl MlflowIntegration {
                 },
             );
         }
+        attempts
     }
 
     /// Brings a decided version into MLflow: approval tags on the version and, when approved,
