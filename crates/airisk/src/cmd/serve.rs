@@ -128,6 +128,12 @@ pub struct ServeArgs {
     /// from every client request, or anyone can send it.
     #[arg(long, env = "AIRISK_CONSOLE_TRUSTED_HEADER", value_name = "HEADER")]
     console_trusted_header: Option<String>,
+
+    /// MLflow integration: the TOML file of connected MLflow instances (`airisk integrations
+    /// mlflow connect` writes it; docs/MLFLOW.md). Their secrets come from the environment
+    /// variables it names. The service refuses to start if an instance cannot be loaded.
+    #[arg(long, env = "AIRISK_MLFLOW_CONFIG", value_name = "FILE")]
+    mlflow_config: Option<PathBuf>,
 }
 
 /// The `--config` file. Secrets are not accepted here.
@@ -167,6 +173,7 @@ struct Settings {
     policy: CheckpointPolicy,
     log: String,
     console: ConsoleConfig,
+    mlflow_config: Option<PathBuf>,
 }
 
 impl Settings {
@@ -184,6 +191,7 @@ impl Settings {
             .or(file.checkpoint_interval_ms)
             .unwrap_or(10_000);
         Ok(Settings {
+            mlflow_config: args.mlflow_config.clone(),
             dev: args.dev,
             bind: args
                 .bind
@@ -581,6 +589,20 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             console: settings.console.clone(),
         },
     );
+    let mlflow_sync = match &settings.mlflow_config {
+        Some(path) => {
+            let mlflow = airisk_server::integrations::mlflow::MlflowIntegration::load(
+                path,
+                airisk_server::integrations::mlflow::SyncSettings::default(),
+            )
+            .map_err(|e| anyhow!("MLflow integration: {e}"))?;
+            let mlflow = Arc::new(mlflow);
+            state.connect_mlflow(mlflow.clone());
+            tracing::info!(instances = mlflow.instances().count(), "MLflow integration connected");
+            Some(tokio::spawn(mlflow.run(state.clone())))
+        }
+        None => None,
+    };
     if let Some(dev) = &keys.dev_tokens {
         print_dev_banner(
             local,
@@ -600,9 +622,11 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         ledger_verifier_key = %verifier_key,
         "airisk service started"
     );
-    airisk_server::serve(listener, state, shutdown_signal())
-        .await
-        .context("the server failed")?;
+    let served = airisk_server::serve(listener, state, shutdown_signal()).await;
+    if let Some(sync) = mlflow_sync {
+        sync.abort();
+    }
+    served.context("the server failed")?;
     tracing::info!("airisk service stopped");
     Ok(())
 }
