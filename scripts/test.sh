@@ -7,6 +7,9 @@
 #     is started when one is installed; without any, those tests print a loud SKIPPED line.
 #   * Python 3 with the `cryptography` package, for the auditor's independent verifier
 #     (tools/verify_export.py), installed with pip if missing.
+#   * MLflow (PyPI, pinned 3.x) in target/mlflow-venv for the MLflow integration's test against a
+#     real tracking server, installed by scripts/setup-mlflow.sh if missing; the test then must run
+#     (AIRISK_REQUIRE_MLFLOW=1), it does not skip.
 #   * Headless Chromium and the e2e/ node modules for the console's browser tests, installed by
 #     scripts/setup-browser-tests.sh if missing (when that script exists).
 set -euo pipefail
@@ -38,6 +41,9 @@ if ! python3 -c 'import cryptography' 2>/dev/null; then
   say "installing the Python 'cryptography' package for tools/verify_export.py"
   python3 -m pip install --quiet cryptography
 fi
+
+bash scripts/setup-mlflow.sh
+export AIRISK_REQUIRE_MLFLOW=1
 
 if [ -f scripts/setup-browser-tests.sh ]; then
   bash scripts/setup-browser-tests.sh
