@@ -37,9 +37,7 @@ const DEADLINE: Duration = Duration::from_secs(90);
 fn venv() -> Option<PathBuf> {
     let dir = std::env::var_os("AIRISK_MLFLOW_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/mlflow-venv")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/mlflow-venv"));
     dir.join("bin/mlflow").exists().then_some(dir)
 }
 
@@ -106,10 +104,10 @@ impl MlflowServer {
         let client = reqwest::Client::new();
         let started = Instant::now();
         loop {
-            if let Ok(r) = client.get(format!("{}/health", self.url())).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}/health", self.url())).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             assert!(
                 started.elapsed() < DEADLINE,
@@ -222,7 +220,12 @@ impl Airisk {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn webhook(&self, instance: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
+    async fn webhook(
+        &self,
+        instance: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> (u16, Value) {
         let mut r = self
             .http
             .post(format!(
@@ -264,17 +267,16 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn alias_of(mlflow: &MlflowClient, name: &str) -> Option<String> {
-    mlflow
-        .alias_target(name, "production")
-        .await
-        .ok()
-        .flatten()
+    mlflow.alias_target(name, "production").await.ok().flatten()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +286,9 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
             std::env::var("AIRISK_REQUIRE_MLFLOW").as_deref() != Ok("1"),
             "AIRISK_REQUIRE_MLFLOW=1 but no MLflow virtualenv: run scripts/setup-mlflow.sh"
         );
-        eprintln!("note: no MLflow virtualenv (scripts/setup-mlflow.sh); the MLflow test did not run");
+        eprintln!(
+            "note: no MLflow virtualenv (scripts/setup-mlflow.sh); the MLflow test did not run"
+        );
         return;
     };
     let dir = std::env::temp_dir().join(format!("airisk-mlflow-test-{}", uuid::Uuid::now_v7()));
@@ -353,7 +357,10 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     mlflow
         .create_webhook(
             "airisk",
-            &format!("{}/v1/integrations/mlflow/webhook?instance={INSTANCE}", airisk.url),
+            &format!(
+                "{}/v1/integrations/mlflow/webhook?instance={INSTANCE}",
+                airisk.url
+            ),
             WEBHOOK_SECRET,
         )
         .await
@@ -366,7 +373,9 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     //    airisk computed from the artifacts; the oracle hashed the local files.
     let (v1, digest1) = server.log_version("credit", "one").await;
     let model = eventually("version 1 registered in airisk", || async {
-        let (s, m) = airisk.get(&format!("/v1/models/credit/versions/{v1}"), &viewer).await;
+        let (s, m) = airisk
+            .get(&format!("/v1/models/credit/versions/{v1}"), &viewer)
+            .await;
         (s == 200).then_some(m)
     })
     .await;
@@ -379,7 +388,10 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         .unwrap()
         .timestamp_millis();
     let mlflow_created_ms = reqwest::Client::new()
-        .get(format!("{}/api/2.0/mlflow/model-versions/get?name=credit&version={v1}", server.url()))
+        .get(format!(
+            "{}/api/2.0/mlflow/model-versions/get?name=credit&version={v1}",
+            server.url()
+        ))
         .send()
         .await
         .unwrap()
@@ -392,19 +404,31 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         "latency: MLflow version created -> airisk request registered: {} ms",
         registered_ms - mlflow_created_ms
     );
-    assert_eq!(alias_of(&mlflow, "credit").await, None, "nothing moved production yet");
+    assert_eq!(
+        alias_of(&mlflow, "credit").await,
+        None,
+        "nothing moved production yet"
+    );
 
     // 2. The registrant (the instance's service principal) cannot approve.
     let registrant = airisk.token(&format!("mlflow:{INSTANCE}"), Role::Admin, true);
     let (s, _) = airisk
-        .post(&format!("/v1/models/credit/versions/{v1}/approve"), &registrant, &json!({"reason": "self"}))
+        .post(
+            &format!("/v1/models/credit/versions/{v1}/approve"),
+            &registrant,
+            &json!({"reason": "self"}),
+        )
         .await;
     assert_eq!(s, 403);
 
     // 3. An approver approves: the alias moves in MLflow and the version is tagged.
     let approved_at = Instant::now();
     let (s, body) = airisk
-        .post(&format!("/v1/models/credit/versions/{v1}/approve"), &approver, &json!({"reason": "validated"}))
+        .post(
+            &format!("/v1/models/credit/versions/{v1}/approve"),
+            &approver,
+            &json!({"reason": "validated"}),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     eventually("production -> version 1", || async {
@@ -428,7 +452,9 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     //    the bypass and moves the alias back.
     let (v2, digest2) = server.log_version("credit", "two").await;
     eventually("version 2 registered", || async {
-        let (s, m) = airisk.get(&format!("/v1/models/credit/versions/{v2}"), &viewer).await;
+        let (s, m) = airisk
+            .get(&format!("/v1/models/credit/versions/{v2}"), &viewer)
+            .await;
         (s == 200 && m["checksum"] == digest2.as_str()).then_some(())
     })
     .await;
@@ -450,7 +476,11 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     //    pending, and completes when MLflow is back.
     server.stop();
     let (s, body) = airisk
-        .post(&format!("/v1/models/credit/versions/{v2}/approve"), &approver, &json!({"reason": "ok"}))
+        .post(
+            &format!("/v1/models/credit/versions/{v2}/approve"),
+            &approver,
+            &json!({"reason": "ok"}),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     let admin = airisk.token("root", Role::Admin, false);
@@ -463,7 +493,9 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
             .then_some(())
     })
     .await;
-    let (_, m2) = airisk.get(&format!("/v1/models/credit/versions/{v2}"), &viewer).await;
+    let (_, m2) = airisk
+        .get(&format!("/v1/models/credit/versions/{v2}"), &viewer)
+        .await;
     assert_eq!(m2["status"], "APPROVED");
     let failed = airisk.audit("mlflow.sync", "denied").await;
     assert!(!failed.is_empty(), "failed MLflow calls are recorded");
@@ -480,7 +512,10 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     );
     eventually("nothing pending", || async {
         let (_, st) = airisk.get("/v1/integrations/mlflow/status", &viewer).await;
-        st["instances"][0]["pending_sync"].as_array()?.is_empty().then_some(())
+        st["instances"][0]["pending_sync"]
+            .as_array()?
+            .is_empty()
+            .then_some(())
     })
     .await;
 
@@ -497,28 +532,65 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         ]
     };
     let forged = sign(b"not-the-secret-not-the-secret", "d-1", now, body);
-    assert_eq!(airisk.webhook(INSTANCE, &headers("d-1", now, forged), body).await.0, 401);
+    assert_eq!(
+        airisk
+            .webhook(INSTANCE, &headers("d-1", now, forged), body)
+            .await
+            .0,
+        401
+    );
     let stale = sign(WEBHOOK_SECRET.as_bytes(), "d-2", now - 3600, body);
-    assert_eq!(airisk.webhook(INSTANCE, &headers("d-2", now - 3600, stale), body).await.0, 401);
+    assert_eq!(
+        airisk
+            .webhook(INSTANCE, &headers("d-2", now - 3600, stale), body)
+            .await
+            .0,
+        401
+    );
     let good = sign(WEBHOOK_SECRET.as_bytes(), "d-3", now, body);
-    assert_eq!(airisk.webhook("other", &headers("d-3", now, good.clone()), body).await.0, 404);
+    assert_eq!(
+        airisk
+            .webhook("other", &headers("d-3", now, good.clone()), body)
+            .await
+            .0,
+        404
+    );
     let garbage = b"not json";
     let signed_garbage = sign(WEBHOOK_SECRET.as_bytes(), "d-4", now, garbage);
-    let (s, problem) = airisk.webhook(INSTANCE, &headers("d-4", now, signed_garbage), garbage).await;
+    let (s, problem) = airisk
+        .webhook(INSTANCE, &headers("d-4", now, signed_garbage), garbage)
+        .await;
     assert_eq!(s, 400, "{problem}");
     // A genuine delivery for an event airisk ignores, then the same delivery again.
     let ignored = br#"{"entity":"model_version_tag","action":"set","timestamp":"x","data":{"name":"credit","version":"1","key":"k","value":"v"}}"#;
     let sig = sign(WEBHOOK_SECRET.as_bytes(), "d-5", now, ignored);
-    assert_eq!(airisk.webhook(INSTANCE, &headers("d-5", now, sig.clone()), ignored).await.0, 200);
-    let (s, problem) = airisk.webhook(INSTANCE, &headers("d-5", now, sig), ignored).await;
+    assert_eq!(
+        airisk
+            .webhook(INSTANCE, &headers("d-5", now, sig.clone()), ignored)
+            .await
+            .0,
+        200
+    );
+    let (s, problem) = airisk
+        .webhook(INSTANCE, &headers("d-5", now, sig), ignored)
+        .await;
     assert_eq!(s, 409, "{problem}");
     assert_eq!(problem["type"], "urn:airisk:problem:replayed-delivery");
-    assert_eq!(airisk.get("/v1/models/credit/versions", &viewer).await.1, versions_before);
+    assert_eq!(
+        airisk.get("/v1/models/credit/versions", &viewer).await.1,
+        versions_before
+    );
     let refusals = airisk.audit("mlflow.webhook.receive", "denied").await;
-    assert!(refusals.len() >= 4, "forged, stale, malformed and replayed are recorded: {}", refusals.len());
+    assert!(
+        refusals.len() >= 4,
+        "forged, stale, malformed and replayed are recorded: {}",
+        refusals.len()
+    );
 
     // 7. Reconcile finds nothing to repair now, and the ledger verifies.
-    let (s, report) = airisk.post("/v1/integrations/mlflow/reconcile", &admin, &json!({})).await;
+    let (s, report) = airisk
+        .post("/v1/integrations/mlflow/reconcile", &admin, &json!({}))
+        .await;
     assert_eq!(s, 200, "{report}");
     assert_eq!(report["instances"][0]["repaired"], 0, "{report}");
     let (s, verify) = airisk.get("/v1/audit/verify", &admin).await;

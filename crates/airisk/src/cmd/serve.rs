@@ -598,7 +598,10 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             .map_err(|e| anyhow!("MLflow integration: {e}"))?;
             let mlflow = Arc::new(mlflow);
             state.connect_mlflow(mlflow.clone());
-            tracing::info!(instances = mlflow.instances().count(), "MLflow integration connected");
+            tracing::info!(
+                instances = mlflow.instances().count(),
+                "MLflow integration connected"
+            );
             Some(tokio::spawn(mlflow.run(state.clone())))
         }
         None => None,

@@ -281,14 +281,20 @@ impl MlflowClient {
                 return Ok(out);
             }
         }
-        Err(MlflowError::Unexpected("too many pages of registered models".to_owned()))
+        Err(MlflowError::Unexpected(
+            "too many pages of registered models".to_owned(),
+        ))
     }
 
     /// Where `alias` of `name` points, or `None` if it is not set.
     ///
     /// # Errors
     /// [`MlflowError`].
-    pub async fn alias_target(&self, name: &str, alias: &str) -> Result<Option<String>, MlflowError> {
+    pub async fn alias_target(
+        &self,
+        name: &str,
+        alias: &str,
+    ) -> Result<Option<String>, MlflowError> {
         let model = self.registered_model(name).await?;
         Ok(model
             .aliases
@@ -301,7 +307,12 @@ impl MlflowClient {
     ///
     /// # Errors
     /// [`MlflowError`].
-    pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), MlflowError> {
+    pub async fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: &str,
+    ) -> Result<(), MlflowError> {
         self.call(
             Method::POST,
             "/api/2.0/mlflow/registered-models/alias",
@@ -409,7 +420,9 @@ impl MlflowClient {
         let mut dirs: Vec<(String, usize)> = vec![(String::new(), 0)];
         while let Some((rel, depth)) = dirs.pop() {
             if depth > MAX_DEPTH {
-                return Err(MlflowError::Unexpected("artifacts nest too deep".to_owned()));
+                return Err(MlflowError::Unexpected(
+                    "artifacts nest too deep".to_owned(),
+                ));
             }
             let full = join(&root, &rel);
             let v = self
@@ -420,15 +433,23 @@ impl MlflowClient {
                     None,
                 )
                 .await?;
-            let files = v.get("files").and_then(Value::as_array).cloned().unwrap_or_default();
+            let files = v
+                .get("files")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for f in files {
                 let Some(name) = f.get("path").and_then(Value::as_str) else {
-                    return Err(MlflowError::Unexpected("a listed file has no path".to_owned()));
+                    return Err(MlflowError::Unexpected(
+                        "a listed file has no path".to_owned(),
+                    ));
                 };
                 // The proxy lists paths relative to the listed directory; keep only the last part.
                 let base = name.rsplit('/').next().unwrap_or(name);
                 if base.is_empty() || base == "." || base == ".." {
-                    return Err(MlflowError::Unexpected(format!("odd artifact name {name:?}")));
+                    return Err(MlflowError::Unexpected(format!(
+                        "odd artifact name {name:?}"
+                    )));
                 }
                 let child = join(&rel, base);
                 if f.get("is_dir").and_then(Value::as_bool).unwrap_or(false) {
@@ -507,7 +528,9 @@ pub fn proxied_path(uri: &str) -> Result<String, MlflowError> {
     };
     let rest = rest.trim_end_matches('/');
     if rest.split('/').any(|s| s == "..") {
-        return Err(MlflowError::Unexpected(format!("artifact URI {uri:?} climbs out")));
+        return Err(MlflowError::Unexpected(format!(
+            "artifact URI {uri:?} climbs out"
+        )));
     }
     Ok(rest.to_owned())
 }
@@ -534,7 +557,9 @@ fn percent_encode(segment: &str) -> String {
 
 /// Tags as a map.
 pub fn tag_map(tags: &[KeyValue]) -> BTreeMap<String, String> {
-    tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect()
+    tags.iter()
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect()
 }
 
 #[cfg(test)]

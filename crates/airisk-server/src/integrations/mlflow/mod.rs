@@ -173,7 +173,9 @@ impl Instance {
         let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
         let actor = ActorId::parse(&format!("mlflow:{id}")).map_err(|e| e.to_string())?;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("MLflow URL {url:?} must start with http:// or https://"));
+            return Err(format!(
+                "MLflow URL {url:?} must start with http:// or https://"
+            ));
         }
         if url.starts_with("https://") {
             return Err(
@@ -424,7 +426,9 @@ impl MlflowIntegration {
                     {
                         Ok(p) => p,
                         Err(e) => {
-                            report.errors.push(format!("{}: list approvals: {e}", inst.id));
+                            report
+                                .errors
+                                .push(format!("{}: list approvals: {e}", inst.id));
                             break;
                         }
                     };
@@ -436,7 +440,11 @@ impl MlflowIntegration {
                         if !self.due(request.id(), state.clock().now()) {
                             continue;
                         }
-                        let model = match state.models().get_model(&inst.principal, name, version).await {
+                        let model = match state
+                            .models()
+                            .get_model(&inst.principal, name, version)
+                            .await
+                        {
                             Ok(m) => m,
                             Err(_) => continue,
                         };
@@ -453,10 +461,20 @@ impl MlflowIntegration {
                                 report.synced += 1;
                             }
                             Err(e) => {
-                                let attempt = self.mark_pending(state, inst, &model, request.id(), status, &e);
+                                let attempt = self.mark_pending(
+                                    state,
+                                    inst,
+                                    &model,
+                                    request.id(),
+                                    status,
+                                    &e,
+                                );
                                 let mut meta = Map::new();
                                 meta.insert("instance".into(), inst.id.clone().into());
-                                meta.insert("approval_request_id".into(), request.id().to_string().into());
+                                meta.insert(
+                                    "approval_request_id".into(),
+                                    request.id().to_string().into(),
+                                );
                                 meta.insert("decision".into(), status.to_string().into());
                                 meta.insert("attempt".into(), attempt.into());
                                 self.record(
@@ -470,7 +488,9 @@ impl MlflowIntegration {
                                     meta,
                                 )
                                 .await;
-                                report.errors.push(format!("{}: {name}@{version}: {e}", inst.id));
+                                report
+                                    .errors
+                                    .push(format!("{}: {name}@{version}: {e}", inst.id));
                             }
                         }
                     }
@@ -481,7 +501,11 @@ impl MlflowIntegration {
                 }
             }
         }
-        report.pending = self.sync.lock().map(|s| s.pending.len() as u32).unwrap_or(0);
+        report.pending = self
+            .sync
+            .lock()
+            .map(|s| s.pending.len() as u32)
+            .unwrap_or(0);
         report
     }
 
@@ -556,7 +580,10 @@ impl MlflowIntegration {
             _ => "rejected",
         };
         let id_text = request_id.to_string();
-        for (key, value) in [(TAG_APPROVAL_ID, id_text.as_str()), (TAG_APPROVAL_STATUS, status_text)] {
+        for (key, value) in [
+            (TAG_APPROVAL_ID, id_text.as_str()),
+            (TAG_APPROVAL_STATUS, status_text),
+        ] {
             if tags.get(key).map(String::as_str) != Some(value) {
                 let result = inst.client.set_version_tag(name, version, key, value).await;
                 self.record_call(
@@ -623,7 +650,10 @@ impl MlflowIntegration {
             };
         }
         let (action, result) = match to {
-            Some(v) => ("mlflow.alias.set", inst.client.set_alias(name, alias, v).await),
+            Some(v) => (
+                "mlflow.alias.set",
+                inst.client.set_alias(name, alias, v).await,
+            ),
             None => (
                 "mlflow.alias.delete",
                 match inst.client.delete_alias(name, alias).await {
@@ -646,8 +676,17 @@ impl MlflowIntegration {
     }
 
     /// The latest approved version of `name` that came from `inst` (by approval time).
-    async fn desired_version(&self, state: &AppState, inst: &Instance, name: &str) -> Option<String> {
-        let versions = state.models().list_versions(&inst.principal, name).await.ok()?;
+    async fn desired_version(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        name: &str,
+    ) -> Option<String> {
+        let versions = state
+            .models()
+            .list_versions(&inst.principal, name)
+            .await
+            .ok()?;
         versions
             .iter()
             .filter(|m| m.status() == ModelStatus::Approved && origin(m) == Some(inst.id.as_str()))
@@ -693,11 +732,20 @@ impl MlflowIntegration {
                 )
                 .await;
                 match self
-                    .move_alias(state, inst, &correlation, &model.name, alias, desired.as_deref())
+                    .move_alias(
+                        state,
+                        inst,
+                        &correlation,
+                        &model.name,
+                        alias,
+                        desired.as_deref(),
+                    )
                     .await
                 {
                     Ok(()) => report.repaired += 1,
-                    Err(e) => report.errors.push(format!("{}: {}#{alias}: {e}", inst.id, model.name)),
+                    Err(e) => report
+                        .errors
+                        .push(format!("{}: {}#{alias}: {e}", inst.id, model.name)),
                 }
             }
         }
@@ -707,7 +755,10 @@ impl MlflowIntegration {
     /// The status shown to `tenant`: its instances and what is pending sync.
     pub fn status(&self, tenant: &TenantId) -> Value {
         let (pending, last_reconcile) = match self.sync.lock() {
-            Ok(s) => (s.pending.values().cloned().collect::<Vec<_>>(), s.last_reconcile),
+            Ok(s) => (
+                s.pending.values().cloned().collect::<Vec<_>>(),
+                s.last_reconcile,
+            ),
             Err(_) => (Vec::new(), None),
         };
         let instances: Vec<Value> = self
@@ -785,8 +836,17 @@ impl MlflowIntegration {
             // A failed call is recorded as a refusal by MLflow, with the error; it is retried.
             Err(e) => (Outcome::Denied, Some(format!("MLflow call failed: {e}"))),
         };
-        self.record(state, inst, correlation, action, outcome, resource, reason, meta)
-            .await;
+        self.record(
+            state,
+            inst,
+            correlation,
+            action,
+            outcome,
+            resource,
+            reason,
+            meta,
+        )
+        .await;
     }
 
     /// Appends one record to the instance's tenant's ledger, as the instance's principal.
@@ -816,7 +876,12 @@ impl MlflowIntegration {
             Some(metadata),
         );
         let result = match event {
-            Ok(e) => state.audit().append(vec![e]).await.map(|_| ()).map_err(|e| e.to_string()),
+            Ok(e) => state
+                .audit()
+                .append(vec![e])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = result {

@@ -37,7 +37,9 @@ pub enum Refusal {
     #[error("the delivery's signature does not verify")]
     BadSignature,
     /// The timestamp is outside the accepted window (401).
-    #[error("the delivery's timestamp is {age} s from now; at most {MAX_AGE_SECS} s old and {MAX_SKEW_SECS} s ahead are accepted")]
+    #[error(
+        "the delivery's timestamp is {age} s from now; at most {MAX_AGE_SECS} s old and {MAX_SKEW_SECS} s ahead are accepted"
+    )]
     Stale {
         /// Now minus the timestamp, in seconds.
         age: i64,
@@ -212,7 +214,10 @@ mod tests {
     fn headers(id: &str, ts: i64, sig: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(DELIVERY_ID_HEADER, HeaderValue::from_str(id).unwrap());
-        h.insert(TIMESTAMP_HEADER, HeaderValue::from_str(&ts.to_string()).unwrap());
+        h.insert(
+            TIMESTAMP_HEADER,
+            HeaderValue::from_str(&ts.to_string()).unwrap(),
+        );
         h.insert(SIGNATURE_HEADER, HeaderValue::from_str(sig).unwrap());
         h
     }

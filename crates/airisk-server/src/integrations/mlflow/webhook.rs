@@ -41,7 +41,11 @@ fn text<'a>(data: &'a Value, key: &str) -> Result<&'a str, ApiError> {
     data.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or_else(|| ApiError::BadRequest(format!("the payload's data.{key} is missing or not a short string")))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "the payload's data.{key} is missing or not a short string"
+            ))
+        })
 }
 
 /// Receive a signed MLflow webhook delivery (no bearer token: the HMAC signature of the
@@ -67,7 +71,9 @@ pub(crate) async fn receive(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let Some(mlflow) = state.mlflow().cloned() else {
-        return Err(ApiError::NotFound("no MLflow instance is connected".to_owned()));
+        return Err(ApiError::NotFound(
+            "no MLflow instance is connected".to_owned(),
+        ));
     };
     let Some(inst) = mlflow.instance(&query.instance).cloned() else {
         // No tenant to record it in: logged only (the instance id is not a secret).
@@ -79,7 +85,15 @@ pub(crate) async fn receive(
     let verified = match signature::verify(&inst.secret, &headers, &body, now) {
         Ok(v) => v,
         Err(refusal) => {
-            refuse(&mlflow, &state, &inst, &correlation, &refusal.to_string(), None).await;
+            refuse(
+                &mlflow,
+                &state,
+                &inst,
+                &correlation,
+                &refusal.to_string(),
+                None,
+            )
+            .await;
             return Err(refusal_error(refusal));
         }
     };
@@ -95,13 +109,29 @@ pub(crate) async fn receive(
         .await;
         return Err(refusal_error(refusal));
     }
-    let result = handle(&mlflow, &state, &inst, &correlation, &body, &verified.delivery_id).await;
+    let result = handle(
+        &mlflow,
+        &state,
+        &inst,
+        &correlation,
+        &body,
+        &verified.delivery_id,
+    )
+    .await;
     match &result {
         Ok(_) => mlflow.replay.complete(&inst.id, &verified),
         Err(e) => {
             mlflow.replay.abandon(&inst.id, &verified);
             if !matches!(e, ApiError::Unavailable(_) | ApiError::Internal(_)) {
-                refuse(&mlflow, &state, &inst, &correlation, &e.to_string(), Some(&verified.delivery_id)).await;
+                refuse(
+                    &mlflow,
+                    &state,
+                    &inst,
+                    &correlation,
+                    &e.to_string(),
+                    Some(&verified.delivery_id),
+                )
+                .await;
             }
         }
     }
@@ -157,8 +187,11 @@ async fn handle(
     body: &[u8],
     delivery_id: &str,
 ) -> Result<Value, ApiError> {
-    let envelope: Envelope = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the payload is not an MLflow webhook envelope: {e}")))?;
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the payload is not an MLflow webhook envelope: {e}"
+        ))
+    })?;
     match (envelope.entity.as_str(), envelope.action.as_str()) {
         ("model_version", "created") => {
             register_version(state, inst, correlation, &envelope, delivery_id).await
@@ -191,8 +224,16 @@ async fn register_version(
     let version = text(&envelope.data, "version")?;
     // What MLflow holds now, not what the payload says: the payload is signed, but the artifacts
     // are what gets deployed, so airisk fetches and hashes them itself.
-    let mv = inst.client.model_version(name, version).await.map_err(mlflow_error)?;
-    let uri = inst.client.download_uri(name, version).await.map_err(mlflow_error)?;
+    let mv = inst
+        .client
+        .model_version(name, version)
+        .await
+        .map_err(mlflow_error)?;
+    let uri = inst
+        .client
+        .download_uri(name, version)
+        .await
+        .map_err(mlflow_error)?;
     let entries = inst.client.manifest(&uri).await.map_err(mlflow_error)?;
     if entries.is_empty() {
         return Err(ApiError::Unprocessable(format!(
@@ -206,7 +247,10 @@ async fn register_version(
     mlflow_meta.insert("source".into(), mv.source.clone().into());
     mlflow_meta.insert("artifact_uri".into(), uri.clone().into());
     mlflow_meta.insert("run_id".into(), mv.run_id.clone().into());
-    mlflow_meta.insert("user_id".into(), mv.user_id.clone().filter(|u| !u.is_empty()).into());
+    mlflow_meta.insert(
+        "user_id".into(),
+        mv.user_id.clone().filter(|u| !u.is_empty()).into(),
+    );
     mlflow_meta.insert("description".into(), mv.description.clone().into());
     mlflow_meta.insert("tags".into(), json!(tag_map(&mv.tags)));
     mlflow_meta.insert("delivery_id".into(), delivery_id.into());
@@ -222,7 +266,10 @@ async fn register_version(
         name: name.to_owned(),
         version: version.to_owned(),
         checksum: digest.to_hex(),
-        artifact_uri: format!("{}/api/2.0/mlflow-artifacts/artifacts/{path}", inst.client.base()),
+        artifact_uri: format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{path}",
+            inst.client.base()
+        ),
         metadata: Some(Value::Object(metadata)),
         justification: format!(
             "version {version} of {name} was registered in MLflow instance {}",
@@ -231,7 +278,11 @@ async fn register_version(
         required_approvals: None,
         expires_in_seconds: None,
     };
-    match state.models().register_model(&inst.principal, correlation, input).await {
+    match state
+        .models()
+        .register_model(&inst.principal, correlation, input)
+        .await
+    {
         Ok(r) => Ok(json!({
             "status": "registered",
             "model": name,
@@ -243,10 +294,15 @@ async fn register_version(
         Err(ModelRegistryError::AlreadyRegistered { .. }) => {
             // MLflow retried, or sent the event again: the same version with the same digest
             // is the same registration. Different artifacts under the same version are not.
-            let existing = state.models().get_model(&inst.principal, name, version).await?;
+            let existing = state
+                .models()
+                .get_model(&inst.principal, name, version)
+                .await?;
             if existing.checksum().matches(&digest) {
-                Ok(json!({"status": "already_registered", "model": name, "version": version,
-                          "checksum": digest.to_hex(), "approval_request_id": existing.approval_request_id()}))
+                Ok(
+                    json!({"status": "already_registered", "model": name, "version": version,
+                          "checksum": digest.to_hex(), "approval_request_id": existing.approval_request_id()}),
+                )
             } else {
                 Err(ApiError::Conflict {
                     kind: "conflict",
@@ -275,7 +331,11 @@ async fn check_alias(
         return Ok(json!({"status": "ignored", "reason": "alias is not protected"}));
     }
     let desired = mlflow.desired_version(state, inst, name).await;
-    let current = inst.client.alias_target(name, alias).await.map_err(mlflow_error)?;
+    let current = inst
+        .client
+        .alias_target(name, alias)
+        .await
+        .map_err(mlflow_error)?;
     if current == desired {
         return Ok(json!({"status": "consistent", "alias": alias, "version": current}));
     }
@@ -325,7 +385,10 @@ async fn check_alias(
     responses((status = 200, description = "Instances and pending syncs", body = Object)),
     security(("bearer" = []))
 )]
-pub(crate) async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     RbacService::new().check_permission(caller.principal.role(), Action::ApprovalView)?;
     Ok(Json(match state.mlflow() {
         Some(m) => m.status(caller.principal.tenant()),
@@ -340,14 +403,20 @@ pub(crate) async fn status(State(state): State<AppState>, caller: Caller) -> Res
     responses((status = 200, description = "What the pass did", body = Object)),
     security(("bearer" = []))
 )]
-pub(crate) async fn reconcile(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn reconcile(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     RbacService::new().check_permission(caller.principal.role(), Action::ModelRegister)?;
     let Some(m) = state.mlflow().cloned() else {
         return Ok(Json(json!({"instances": []})));
     };
     let sync = m.sync_once(&state).await;
     let mut out = Vec::new();
-    for inst in m.instances().filter(|i| i.tenant() == caller.principal.tenant()) {
+    for inst in m
+        .instances()
+        .filter(|i| i.tenant() == caller.principal.tenant())
+    {
         let r = m.reconcile(&state, inst).await;
         out.push(json!({"instance": inst.id(), "repaired": r.repaired, "errors": r.errors}));
     }
