@@ -6,7 +6,7 @@ use airisk_core::request::CorrelationId;
 use airisk_core::security::rbac::{Action, RbacService};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -17,7 +17,8 @@ use super::signature::{self, Refusal};
 use super::{Instance, MlflowIntegration};
 use crate::context;
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::error::{ListErrors, WriteErrors};
+use crate::extract::{ApiQuery, Caller};
 use crate::state::AppState;
 
 /// The query of the webhook URL.
@@ -62,11 +63,13 @@ fn text<'a>(data: &'a Value, key: &str) -> Result<&'a str, ApiError> {
         (status = 404, description = "Unknown instance"),
         (status = 409, description = "Replayed delivery, or a version whose artifacts changed"),
         (status = 503, description = "MLflow or the store is unavailable; MLflow retries"),
-    )
+    ),
+    // No bearer token: the HMAC signature authenticates the sender.
+    security(())
 )]
 pub(crate) async fn receive(
     State(state): State<AppState>,
-    Query(query): Query<WebhookQuery>,
+    ApiQuery(query): ApiQuery<WebhookQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -382,7 +385,7 @@ async fn check_alias(
 /// (`approval.view`).
 #[utoipa::path(
     get, path = "/v1/integrations/mlflow/status", tag = "integrations",
-    responses((status = 200, description = "Instances and pending syncs", body = Object)),
+    responses((status = 200, description = "Instances and pending syncs", body = Object), ListErrors),
     security(("bearer" = []))
 )]
 pub(crate) async fn status(
@@ -400,7 +403,7 @@ pub(crate) async fn status(
 /// protected alias, repairing drift (`model.register`: admin only).
 #[utoipa::path(
     post, path = "/v1/integrations/mlflow/reconcile", tag = "integrations",
-    responses((status = 200, description = "What the pass did", body = Object)),
+    responses((status = 200, description = "What the pass did", body = Object), WriteErrors),
     security(("bearer" = []))
 )]
 pub(crate) async fn reconcile(
