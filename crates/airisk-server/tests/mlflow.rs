@@ -82,6 +82,12 @@ impl MlflowServer {
             // MLflow caches its webhook list for 60 s by default.
             .env("MLFLOW_WEBHOOK_CACHE_TTL", "0")
             .env("MLFLOW_WEBHOOK_REQUEST_TIMEOUT", "60")
+            // Without a fixed key MLflow encrypts webhook secrets under a key it makes per
+            // process, and after a restart can no longer deliver any webhook.
+            .env(
+                "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY",
+                "ZmRzYWZkc2FmZHNhZmRzYWZkc2FmZHNhZmRzYWZkc2E=",
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -518,6 +524,34 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
             .then_some(())
     })
     .await;
+
+    // 5b. A rejected version is tagged rejected in MLflow; production does not move.
+    let (v3, _) = server.log_version("credit", "three").await;
+    eventually("version 3 registered", || async {
+        let (s, _) = airisk
+            .get(&format!("/v1/models/credit/versions/{v3}"), &viewer)
+            .await;
+        (s == 200).then_some(())
+    })
+    .await;
+    let (s, body) = airisk
+        .post(
+            &format!("/v1/models/credit/versions/{v3}/reject"),
+            &approver,
+            &json!({"reason": "drift in validation"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    eventually("version 3 tagged rejected", || async {
+        let mv = mlflow.model_version("credit", &v3).await.ok()?;
+        let tags = airisk_server::integrations::mlflow::client::tag_map(&mv.tags);
+        (tags.get("airisk.approval_status").map(String::as_str) == Some("rejected")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        alias_of(&mlflow, "credit").await.as_deref(),
+        Some(v2.as_str())
+    );
 
     // 6. Forged, stale, replayed, unknown-instance and malformed deliveries are refused and
     //    change nothing.
