@@ -360,7 +360,7 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
 
     server.wait_ready().await;
     // What `airisk integrations mlflow connect` does: MLflow's webhook to airisk.
-    mlflow
+    let webhook_id = mlflow
         .create_webhook(
             "airisk",
             &format!(
@@ -621,12 +621,29 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         refusals.len()
     );
 
-    // 7. Reconcile finds nothing to repair now, and the ledger verifies.
+    // 7. A version whose webhook never arrived (the webhook is gone) is found and registered by
+    //    the reconcile, which has no alias to repair now.
+    mlflow.delete_webhook(&webhook_id).await.unwrap();
+    let (v4, digest4) = server.log_version("credit", "four").await;
+    let (s, _) = airisk
+        .get(&format!("/v1/models/credit/versions/{v4}"), &viewer)
+        .await;
+    assert_eq!(
+        s, 404,
+        "no webhook, so airisk does not know version {v4} yet"
+    );
     let (s, report) = airisk
         .post("/v1/integrations/mlflow/reconcile", &admin, &json!({}))
         .await;
     assert_eq!(s, 200, "{report}");
+    assert_eq!(report["instances"][0]["registered"], 1, "{report}");
     assert_eq!(report["instances"][0]["repaired"], 0, "{report}");
+    let (s, m4) = airisk
+        .get(&format!("/v1/models/credit/versions/{v4}"), &viewer)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(m4["checksum"], digest4.as_str());
+    assert_eq!(m4["status"], "PENDING");
     let (s, verify) = airisk.get("/v1/audit/verify", &admin).await;
     assert_eq!(s, 200);
     assert_eq!(verify["intact"], true, "{verify}");

@@ -101,6 +101,19 @@ pub struct RegisteredModel {
     /// Aliases.
     #[serde(default)]
     pub aliases: Vec<Alias>,
+    /// Tags (`mlflow.prompt.is_prompt` marks a prompt).
+    #[serde(default)]
+    pub tags: Vec<KeyValue>,
+}
+
+impl RegisteredModel {
+    /// Whether MLflow keeps a prompt under this name (MLflow 3 stores prompts as registered
+    /// models tagged `mlflow.prompt.is_prompt`).
+    pub fn is_prompt(&self) -> bool {
+        self.tags
+            .iter()
+            .any(|t| t.key == "mlflow.prompt.is_prompt" && t.value == "true")
+    }
 }
 
 /// A client for one MLflow tracking server.
@@ -283,6 +296,48 @@ impl MlflowClient {
         }
         Err(MlflowError::Unexpected(
             "too many pages of registered models".to_owned(),
+        ))
+    }
+
+    /// Every version of `name` (`GET …/model-versions/search`, all pages).
+    ///
+    /// # Errors
+    /// [`MlflowError`].
+    pub async fn model_versions(&self, name: &str) -> Result<Vec<MlflowModelVersion>, MlflowError> {
+        let filter = format!("name='{}'", name.replace('\'', "\\'"));
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..1000 {
+            let mut query = vec![("filter", filter.as_str()), ("max_results", "200")];
+            if let Some(t) = &token {
+                query.push(("page_token", t.as_str()));
+            }
+            let v = self
+                .call(
+                    Method::GET,
+                    "/api/2.0/mlflow/model-versions/search",
+                    &query,
+                    None,
+                )
+                .await?;
+            let page: Vec<MlflowModelVersion> = serde_json::from_value(
+                v.get("model_versions")
+                    .cloned()
+                    .unwrap_or_else(|| json!([])),
+            )
+            .map_err(|e| MlflowError::Unexpected(format!("model versions: {e}")))?;
+            out.extend(page);
+            token = v
+                .get("next_page_token")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+        Err(MlflowError::Unexpected(
+            "too many pages of model versions".to_owned(),
         ))
     }
 

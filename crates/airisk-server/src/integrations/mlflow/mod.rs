@@ -315,6 +315,8 @@ pub struct PassReport {
     pub pending: u32,
     /// Protected aliases found drifted and repaired.
     pub repaired: u32,
+    /// MLflow versions airisk had missed (no webhook) and registered now.
+    pub registered: u32,
     /// Errors, in words.
     pub errors: Vec<String>,
 }
@@ -710,6 +712,45 @@ impl MlflowIntegration {
             }
         };
         for model in models {
+            if model.is_prompt() {
+                continue;
+            }
+            // Versions whose webhook airisk never received: register them now (PENDING).
+            match inst.client.model_versions(&model.name).await {
+                Ok(versions) => {
+                    for mv in versions {
+                        let ready = mv.status.as_deref().is_none_or(|s| s == "READY");
+                        let known = state
+                            .models()
+                            .get_model(&inst.principal, &mv.name, &mv.version)
+                            .await
+                            .is_ok();
+                        if !ready || known {
+                            continue;
+                        }
+                        match webhook::register(
+                            state,
+                            inst,
+                            &correlation,
+                            &mv.name,
+                            &mv.version,
+                            None,
+                            None,
+                        )
+                        .await
+                        {
+                            Ok(v) if v["status"] == "registered" => report.registered += 1,
+                            Ok(_) => {}
+                            Err(e) => report
+                                .errors
+                                .push(format!("{}: {}@{}: {e}", inst.id, mv.name, mv.version)),
+                        }
+                    }
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("{}: {}: {e}", inst.id, model.name)),
+            }
             for alias in &inst.protected_aliases {
                 let current = model
                     .aliases

@@ -225,6 +225,30 @@ async fn register_version(
 ) -> Result<Value, ApiError> {
     let name = text(&envelope.data, "name")?;
     let version = text(&envelope.data, "version")?;
+    register(
+        state,
+        inst,
+        correlation,
+        name,
+        version,
+        Some(delivery_id),
+        envelope.timestamp.clone(),
+    )
+    .await
+}
+
+/// Registers `name` version `version` of MLflow in airisk (PENDING, with its approval request),
+/// from what MLflow holds now. Idempotent: the same version with the same digest is
+/// `already_registered`.
+pub(super) async fn register(
+    state: &AppState,
+    inst: &Instance,
+    correlation: &CorrelationId,
+    name: &str,
+    version: &str,
+    delivery_id: Option<&str>,
+    event_timestamp: Option<String>,
+) -> Result<Value, ApiError> {
     // What MLflow holds now, not what the payload says: the payload is signed, but the artifacts
     // are what gets deployed, so airisk fetches and hashes them itself.
     let mv = inst
@@ -232,6 +256,11 @@ async fn register_version(
         .model_version(name, version)
         .await
         .map_err(mlflow_error)?;
+    if mv.tags.iter().any(|t| t.key.starts_with("mlflow.prompt.")) {
+        return Ok(
+            json!({"status": "ignored", "reason": "MLflow prompt versions are not governed by this integration"}),
+        );
+    }
     let uri = inst
         .client
         .download_uri(name, version)
@@ -257,7 +286,7 @@ async fn register_version(
     mlflow_meta.insert("description".into(), mv.description.clone().into());
     mlflow_meta.insert("tags".into(), json!(tag_map(&mv.tags)));
     mlflow_meta.insert("delivery_id".into(), delivery_id.into());
-    mlflow_meta.insert("event_timestamp".into(), envelope.timestamp.clone().into());
+    mlflow_meta.insert("event_timestamp".into(), event_timestamp.into());
     mlflow_meta.insert("manifest_files".into(), entries.len().into());
     mlflow_meta.insert(
         "manifest_bytes".into(),
@@ -421,7 +450,7 @@ pub(crate) async fn reconcile(
         .filter(|i| i.tenant() == caller.principal.tenant())
     {
         let r = m.reconcile(&state, inst).await;
-        out.push(json!({"instance": inst.id(), "repaired": r.repaired, "errors": r.errors}));
+        out.push(json!({"instance": inst.id(), "registered": r.registered, "repaired": r.repaired, "errors": r.errors}));
     }
     Ok(Json(json!({"sync": sync, "instances": out})))
 }
