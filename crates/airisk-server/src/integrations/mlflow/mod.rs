@@ -739,7 +739,12 @@ impl MlflowIntegration {
                         )
                         .await
                         {
-                            Ok(v) if v["status"] == "registered" => report.registered += 1,
+                            Ok(v)
+                                if v.get("status").and_then(Value::as_str)
+                                    == Some("registered") =>
+                            {
+                                report.registered += 1
+                            }
                             Ok(_) => {}
                             Err(e) => report
                                 .errors
