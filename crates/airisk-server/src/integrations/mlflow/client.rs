@@ -17,7 +17,7 @@ pub const MAX_FILES: usize = 10_000;
 /// Deepest directory nesting followed.
 const MAX_DEPTH: usize = 32;
 
-/// Why a call to MLflow failed.
+/// Why a call to MLflow (or the sync around it) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MlflowError {
@@ -34,6 +34,9 @@ pub enum MlflowError {
         /// MLflow's `error_code: message`, shortened.
         message: String,
     },
+    /// airisk's own approvals could not be read, so nothing was changed in MLflow.
+    #[error("airisk's approvals could not be read: {0}")]
+    Airisk(String),
     /// MLflow's answer is not what its API documents, or the artifacts are beyond the limits.
     #[error("unexpected answer from MLflow: {0}")]
     Unexpected(String),

@@ -616,7 +616,7 @@ impl MlflowIntegration {
         correlation: &CorrelationId,
         name: &str,
     ) -> Result<u32, MlflowError> {
-        let desired = self.desired_version(state, inst, name).await;
+        let desired = self.desired_version(state, inst, name).await?;
         let model = inst.client.registered_model(name).await?;
         let mut changed = 0;
         for alias in &inst.protected_aliases {
@@ -683,17 +683,18 @@ impl MlflowIntegration {
         state: &AppState,
         inst: &Instance,
         name: &str,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, MlflowError> {
+        // An error here must not read as "nothing approved": that would remove the alias.
         let versions = state
             .models()
             .list_versions(&inst.principal, name)
             .await
-            .ok()?;
-        versions
+            .map_err(|e| MlflowError::Airisk(e.to_string()))?;
+        Ok(versions
             .iter()
             .filter(|m| m.status() == ModelStatus::Approved && origin(m) == Some(inst.id.as_str()))
             .max_by_key(|m| (m.approved_at(), m.created_at()))
-            .map(|m| m.version().to_string())
+            .map(|m| m.version().to_string()))
     }
 
     /// Compares every protected alias of every registered model in MLflow with airisk's
@@ -762,7 +763,15 @@ impl MlflowIntegration {
                     .iter()
                     .find(|a| &a.alias == alias)
                     .map(|a| a.version.clone());
-                let desired = self.desired_version(state, inst, &model.name).await;
+                let desired = match self.desired_version(state, inst, &model.name).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(format!("{}: {}: {e}", inst.id, model.name));
+                        continue;
+                    }
+                };
                 if current == desired {
                     continue;
                 }

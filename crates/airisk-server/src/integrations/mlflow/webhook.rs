@@ -208,7 +208,9 @@ async fn handle(
 
 fn mlflow_error(e: super::client::MlflowError) -> ApiError {
     match e {
-        super::client::MlflowError::Unreachable(m) => ApiError::Unavailable(m),
+        super::client::MlflowError::Unreachable(m) | super::client::MlflowError::Airisk(m) => {
+            ApiError::Unavailable(m)
+        }
         super::client::MlflowError::Status { status, .. } if status >= 500 => {
             ApiError::Unavailable(e.to_string())
         }
@@ -362,7 +364,10 @@ async fn check_alias(
     if !inst.protects(alias) {
         return Ok(json!({"status": "ignored", "reason": "alias is not protected"}));
     }
-    let desired = mlflow.desired_version(state, inst, name).await;
+    let desired = mlflow
+        .desired_version(state, inst, name)
+        .await
+        .map_err(mlflow_error)?;
     let current = inst
         .client
         .alias_target(name, alias)
