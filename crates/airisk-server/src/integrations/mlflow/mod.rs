@@ -326,6 +326,8 @@ pub struct PassReport {
 pub struct MlflowIntegration {
     instances: BTreeMap<String, Arc<Instance>>,
     replay: signature::ReplayGuard,
+    /// Registrations (artifact downloads and hashing) running at once.
+    hashing: Arc<tokio::sync::Semaphore>,
     sync: Mutex<SyncState>,
     settings: SyncSettings,
 }
@@ -346,6 +348,7 @@ impl MlflowIntegration {
         Ok(MlflowIntegration {
             instances: map,
             replay: signature::ReplayGuard::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(2)),
             sync: Mutex::new(SyncState::default()),
             settings,
         })

@@ -9,6 +9,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::client::tag_map;
@@ -183,9 +185,9 @@ async fn refuse(
 }
 
 async fn handle(
-    mlflow: &MlflowIntegration,
+    mlflow: &Arc<MlflowIntegration>,
     state: &AppState,
-    inst: &Instance,
+    inst: &Arc<Instance>,
     correlation: &CorrelationId,
     body: &[u8],
     delivery_id: &str,
@@ -197,7 +199,52 @@ async fn handle(
     })?;
     match (envelope.entity.as_str(), envelope.action.as_str()) {
         ("model_version", "created") => {
-            register_version(state, inst, correlation, &envelope, delivery_id).await
+            // Fetching and hashing the artifacts can take longer than MLflow waits for an
+            // answer (30 s) or than the request timeout: acknowledge now, register in the
+            // background. A registration that fails is recorded; the periodic reconcile
+            // registers every version airisk has no record of, so none is lost.
+            let name = text(&envelope.data, "name")?.to_owned();
+            let version = text(&envelope.data, "version")?.to_owned();
+            let task = (
+                mlflow.clone(),
+                state.clone(),
+                inst.clone(),
+                correlation.clone(),
+                delivery_id.to_owned(),
+            );
+            let (n, v) = (name.clone(), version.clone());
+            tokio::spawn(async move {
+                let (mlflow, state, inst, correlation, delivery) = task;
+                let _permit = mlflow.hashing.clone().acquire_owned().await;
+                if let Err(e) = register(
+                    &state,
+                    &inst,
+                    &correlation,
+                    &n,
+                    &v,
+                    Some(&delivery),
+                    envelope.timestamp.clone(),
+                )
+                .await
+                {
+                    let mut meta = Map::new();
+                    meta.insert("instance".into(), inst.id.clone().into());
+                    meta.insert("delivery_id".into(), delivery.into());
+                    mlflow
+                        .record(
+                            &state,
+                            &inst,
+                            &correlation,
+                            "mlflow.version.register",
+                            Outcome::Denied,
+                            &format!("{n}@{v}"),
+                            Some(format!("not registered (the reconcile retries): {e}")),
+                            meta,
+                        )
+                        .await;
+                }
+            });
+            Ok(json!({"status": "accepted", "model": name, "version": version}))
         }
         ("model_version_alias", "created" | "deleted") => {
             check_alias(mlflow, state, inst, correlation, &envelope, delivery_id).await
@@ -216,27 +263,6 @@ fn mlflow_error(e: super::client::MlflowError) -> ApiError {
         }
         other => ApiError::Unprocessable(other.to_string()),
     }
-}
-
-async fn register_version(
-    state: &AppState,
-    inst: &Instance,
-    correlation: &CorrelationId,
-    envelope: &Envelope,
-    delivery_id: &str,
-) -> Result<Value, ApiError> {
-    let name = text(&envelope.data, "name")?;
-    let version = text(&envelope.data, "version")?;
-    register(
-        state,
-        inst,
-        correlation,
-        name,
-        version,
-        Some(delivery_id),
-        envelope.timestamp.clone(),
-    )
-    .await
 }
 
 /// Registers `name` version `version` of MLflow in airisk (PENDING, with its approval request),
