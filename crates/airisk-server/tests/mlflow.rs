@@ -621,6 +621,40 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         refusals.len()
     );
 
+    // 6b. A version whose artifacts MLflow does not serve cannot be hashed: not registered,
+    //     recorded, so it can never be approved.
+    let created: Value = http
+        .post(format!(
+            "{}/api/2.0/mlflow/model-versions/create",
+            server.url()
+        ))
+        .json(&json!({"name": "credit", "source": "s3://bucket/credit/model"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let unserved = created["model_version"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(
+        "the unhashable version is recorded as not registered",
+        || async {
+            let refused = airisk.audit("mlflow.version.register", "denied").await;
+            refused
+                .iter()
+                .any(|e| e["record"]["resource_id"] == format!("credit@{unserved}").as_str())
+                .then_some(())
+        },
+    )
+    .await;
+    let (s, _) = airisk
+        .get(&format!("/v1/models/credit/versions/{unserved}"), &viewer)
+        .await;
+    assert_eq!(s, 404);
+
     // 7. A version whose webhook never arrived (the webhook is gone) is found and registered by
     //    the reconcile, which has no alias to repair now.
     mlflow.delete_webhook(&webhook_id).await.unwrap();
