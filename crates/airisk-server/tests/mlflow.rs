@@ -21,7 +21,9 @@ use airisk_core::security::rbac::Role;
 use airisk_server::auth::{Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, JwtVerifier, TokenSigner};
 use airisk_server::integrations::mlflow::client::MlflowClient;
 use airisk_server::integrations::mlflow::signature::sign;
-use airisk_server::integrations::mlflow::{Instance, MlflowIntegration, SyncSettings};
+use airisk_server::integrations::mlflow::{
+    BaselineAlias, Instance, MlflowIntegration, SyncSettings,
+};
 use airisk_server::{AppState, LedgerConfig, ServerConfig, Stores};
 use airisk_testkit::InMemoryStore;
 use serde_json::{Value, json};
@@ -322,6 +324,13 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         ServerConfig::default(),
     );
     let http = reqwest::Client::new();
+    // A model already in production before airisk is connected: its alias is the baseline.
+    server.wait_ready().await;
+    let (legacy, _) = server.log_version("legacy", "old").await;
+    MlflowClient::new(http.clone(), &server.url(), None)
+        .set_alias("legacy", "production", &legacy)
+        .await
+        .unwrap();
     let instance = Instance::new(
         INSTANCE,
         &server.url(),
@@ -331,7 +340,12 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         vec!["production".into()],
         http.clone(),
     )
-    .unwrap();
+    .unwrap()
+    .with_baseline(vec![BaselineAlias {
+        model: "legacy".into(),
+        alias: "production".into(),
+        version: legacy.clone(),
+    }]);
     let integration = Arc::new(
         MlflowIntegration::new(
             vec![instance],
@@ -466,7 +480,12 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     .await;
     mlflow.set_alias("credit", "production", &v2).await.unwrap();
     let bypass = eventually("bypass recorded", || async {
-        let e = airisk.audit("mlflow.alias.bypass", "denied").await;
+        let e: Vec<Value> = airisk
+            .audit("mlflow.alias.bypass", "denied")
+            .await
+            .into_iter()
+            .filter(|e| e["record"]["resource_id"] == "credit#production")
+            .collect();
         (!e.is_empty()).then_some(e)
     })
     .await;
@@ -672,6 +691,20 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     assert_eq!(s, 200, "{report}");
     assert_eq!(report["instances"][0]["registered"], 1, "{report}");
     assert_eq!(report["instances"][0]["repaired"], 0, "{report}");
+    // The baseline alias was left where it was (its version is PENDING, not approved), and its
+    // keeping is on the record.
+    assert_eq!(
+        alias_of(&mlflow, "legacy").await.as_deref(),
+        Some(legacy.as_str())
+    );
+    assert!(
+        airisk
+            .audit("mlflow.alias.bypass", "denied")
+            .await
+            .iter()
+            .all(|e| e["record"]["resource_id"] != "legacy#production")
+    );
+    assert_eq!(airisk.audit("mlflow.baseline", "success").await.len(), 1);
     let (s, m4) = airisk
         .get(&format!("/v1/models/credit/versions/{v4}"), &viewer)
         .await;

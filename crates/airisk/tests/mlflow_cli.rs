@@ -47,6 +47,27 @@ fn webhooks(port: u16) -> Vec<Value> {
     v["webhooks"].as_array().cloned().unwrap_or_default()
 }
 
+/// A JSON POST on a throwaway runtime.
+fn http_post(url: &str, body: Value) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                r.status().is_success(),
+                "{url}: {}",
+                r.text().await.unwrap()
+            );
+        });
+}
+
 /// A GET on a throwaway runtime (the binary's tests have no async harness).
 fn http_get(url: &str) -> String {
     tokio::runtime::Builder::new_current_thread()
@@ -101,6 +122,20 @@ fn connect_creates_the_webhook_in_mlflow_and_disconnect_removes_it() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // A model already in production before airisk is connected.
+    let api = format!("http://127.0.0.1:{port}/api/2.0/mlflow");
+    http_post(
+        &format!("{api}/registered-models/create"),
+        serde_json::json!({"name": "credit"}),
+    );
+    http_post(
+        &format!("{api}/model-versions/create"),
+        serde_json::json!({"name": "credit", "source": "s3://bucket/credit"}),
+    );
+    http_post(
+        &format!("{api}/registered-models/alias"),
+        serde_json::json!({"name": "credit", "alias": "production", "version": "1"}),
+    );
     let file = dir.join("mlflow.toml");
     let file_arg = file.to_str().unwrap();
     let url = format!("http://127.0.0.1:{port}");
@@ -147,6 +182,13 @@ fn connect_creates_the_webhook_in_mlflow_and_disconnect_removes_it() {
     assert!(!text.contains(SECRET), "the file never holds the secret");
     assert!(text.contains("webhook_secret_env = \"AIRISK_MLFLOW_WEBHOOK_SECRET\""));
     assert!(text.contains(hooks[0]["webhook_id"].as_str().unwrap()));
+    // The live production alias is kept as the baseline; champion is not set anywhere.
+    let parsed: toml::Value = toml::from_str(&text).unwrap();
+    let baseline = parsed["instances"][0]["baseline"].as_array().unwrap();
+    assert_eq!(baseline.len(), 1, "{text}");
+    assert_eq!(baseline[0]["model"].as_str(), Some("credit"));
+    assert_eq!(baseline[0]["alias"].as_str(), Some("production"));
+    assert_eq!(baseline[0]["version"].as_str(), Some("1"));
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,

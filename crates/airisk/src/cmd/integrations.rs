@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use airisk_server::integrations::mlflow::client::MlflowClient;
 use airisk_server::integrations::mlflow::{
-    ConfigFile, DEFAULT_PROTECTED_ALIAS, Instance, InstanceConfig, check_instance_id,
+    BaselineAlias, ConfigFile, DEFAULT_PROTECTED_ALIAS, Instance, InstanceConfig, check_instance_id,
 };
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -139,6 +139,7 @@ async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
                 webhook_secret_env: webhook_secret_env.clone(),
                 token_env,
                 webhook_id: None,
+                baseline: Vec::new(),
             };
             // Validates everything the service will, secrets included, before touching MLflow.
             let instance = Instance::from_config(&entry, http.clone()).map_err(|e| anyhow!(e))?;
@@ -146,6 +147,24 @@ async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
                 std::env::var(&webhook_secret_env)
                     .with_context(|| format!("{webhook_secret_env} is not set"))?,
             );
+            // Where the protected aliases point now: kept there until a version is approved,
+            // so connecting does not take live aliases away.
+            let models = instance
+                .client()
+                .registered_models()
+                .await
+                .map_err(|e| anyhow!("could not read MLflow's registered models: {e}"))?;
+            for model in models.iter().filter(|m| !m.is_prompt()) {
+                for alias in &model.aliases {
+                    if entry.protected_aliases.contains(&alias.alias) {
+                        entry.baseline.push(BaselineAlias {
+                            model: model.name.clone(),
+                            alias: alias.alias.clone(),
+                            version: alias.version.clone(),
+                        });
+                    }
+                }
+            }
             let hook_url = format!(
                 "{}/v1/integrations/mlflow/webhook?instance={id}",
                 airisk_url.trim_end_matches('/')
@@ -158,8 +177,9 @@ async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
             entry.webhook_id = Some(webhook_id.clone());
             config.instances.push(entry);
             config.write(&file.file).map_err(|e| anyhow!(e))?;
+            let kept = config.instances.last().map_or(0, |i| i.baseline.len());
             println!(
-                "connected MLflow instance {id}: webhook {webhook_id} -> {hook_url}; restart airisk serve --mlflow-config {} to load it",
+                "connected MLflow instance {id}: webhook {webhook_id} -> {hook_url}; {kept} protected alias(es) kept as the baseline; restart airisk serve --mlflow-config {} to load it",
                 file.file.display()
             );
             Ok(())

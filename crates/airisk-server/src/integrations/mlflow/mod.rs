@@ -69,6 +69,22 @@ pub struct InstanceConfig {
     /// Id of the webhook `connect` created in MLflow (for `disconnect`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_id: Option<String>,
+    /// Where the protected aliases pointed when the instance was connected: kept there until a
+    /// version of the model is approved in airisk (adoption without removing live aliases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<BaselineAlias>,
+}
+
+/// A protected alias as it was when the instance was connected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineAlias {
+    /// Registered model name.
+    pub model: String,
+    /// The alias.
+    pub alias: String,
+    /// The version it pointed at.
+    pub version: String,
 }
 
 fn default_aliases() -> Vec<String> {
@@ -139,6 +155,7 @@ pub struct Instance {
     principal: Principal,
     secret: Zeroizing<Vec<u8>>,
     protected_aliases: Vec<String>,
+    baseline: Vec<BaselineAlias>,
     client: MlflowClient,
 }
 
@@ -203,8 +220,28 @@ impl Instance {
             tenant,
             secret,
             protected_aliases,
+            baseline: Vec::new(),
             client: MlflowClient::new(http, url, token),
         })
+    }
+
+    /// The same instance with a baseline: where its protected aliases pointed when it was
+    /// connected. A baseline alias stays where it is until a version of its model is approved.
+    pub fn with_baseline(mut self, baseline: Vec<BaselineAlias>) -> Self {
+        self.baseline = baseline;
+        self
+    }
+
+    fn baseline_of(&self, model: &str, alias: &str) -> Option<String> {
+        self.baseline
+            .iter()
+            .find(|b| b.model == model && b.alias == alias)
+            .map(|b| b.version.clone())
+    }
+
+    /// Where `alias` of `model` must point given its latest approved version, if any.
+    fn target(&self, model: &str, alias: &str, approved: Option<&String>) -> Option<String> {
+        approved.cloned().or_else(|| self.baseline_of(model, alias))
     }
 
     /// Builds an instance from its file entry, reading its secrets from the environment.
@@ -233,6 +270,7 @@ impl Instance {
             c.protected_aliases.clone(),
             http,
         )
+        .map(|i| i.with_baseline(c.baseline.clone()))
     }
 
     /// The instance's id.
@@ -383,6 +421,23 @@ impl MlflowIntegration {
 
     /// Runs the sync loop until the task is dropped or aborted.
     pub async fn run(self: Arc<Self>, state: AppState) {
+        let correlation = CorrelationId::generate();
+        for inst in self.instances.values().filter(|i| !i.baseline.is_empty()) {
+            let mut meta = Map::new();
+            meta.insert("instance".into(), inst.id.clone().into());
+            meta.insert("baseline".into(), json!(inst.baseline));
+            self.record(
+                &state,
+                inst,
+                &correlation,
+                "mlflow.baseline",
+                Outcome::Success,
+                "baseline",
+                Some("protected aliases kept where they were at connection until a version is approved".to_owned()),
+                meta,
+            )
+            .await;
+        }
         let mut interval = tokio::time::interval(self.settings.tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -619,10 +674,11 @@ impl MlflowIntegration {
         correlation: &CorrelationId,
         name: &str,
     ) -> Result<u32, MlflowError> {
-        let desired = self.desired_version(state, inst, name).await?;
+        let approved = self.desired_version(state, inst, name).await?;
         let model = inst.client.registered_model(name).await?;
         let mut changed = 0;
         for alias in &inst.protected_aliases {
+            let desired = inst.target(name, alias, approved.as_ref());
             let current = model
                 .aliases
                 .iter()
@@ -767,7 +823,7 @@ impl MlflowIntegration {
                     .find(|a| &a.alias == alias)
                     .map(|a| a.version.clone());
                 let desired = match self.desired_version(state, inst, &model.name).await {
-                    Ok(d) => d,
+                    Ok(d) => inst.target(&model.name, alias, d.as_ref()),
                     Err(e) => {
                         report
                             .errors

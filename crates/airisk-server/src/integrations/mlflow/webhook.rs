@@ -390,10 +390,11 @@ async fn check_alias(
     if !inst.protects(alias) {
         return Ok(json!({"status": "ignored", "reason": "alias is not protected"}));
     }
-    let desired = mlflow
+    let approved = mlflow
         .desired_version(state, inst, name)
         .await
         .map_err(mlflow_error)?;
+    let desired = inst.target(name, alias, approved.as_ref());
     let current = inst
         .client
         .alias_target(name, alias)
