@@ -1021,3 +1021,62 @@ fn origin(model: &ModelVersion) -> Option<&str> {
         .and_then(|m| m.get("instance"))
         .and_then(Value::as_str)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests
+mod tests {
+    use super::*;
+
+    fn instance(secret: &str, url: &str) -> Result<Instance, String> {
+        Instance::new(
+            "risk",
+            url,
+            "acme",
+            Zeroizing::new(secret.as_bytes().to_vec()),
+            Some(Zeroizing::new("mlflow-api-token-value".to_owned())),
+            Vec::new(),
+            reqwest::Client::new(),
+        )
+    }
+
+    #[test]
+    fn an_instance_is_a_service_principal_and_never_shows_its_secrets() {
+        let i = instance("a-long-enough-webhook-secret", "http://mlflow:5000").unwrap();
+        assert_eq!(
+            i.principal().kind(),
+            airisk_core::security::tenant_context::PrincipalKind::Service
+        );
+        assert_eq!(i.protected_aliases(), ["production"]);
+        let shown = format!("{i:?} {:?}", i.client());
+        assert!(!shown.contains("a-long-enough-webhook-secret"), "{shown}");
+        assert!(!shown.contains("mlflow-api-token-value"), "{shown}");
+    }
+
+    #[test]
+    fn weak_secrets_odd_ids_and_unsupported_urls_are_refused() {
+        assert!(instance("short", "http://mlflow:5000").is_err());
+        assert!(instance("a-long-enough-webhook-secret", "ftp://mlflow").is_err());
+        assert!(instance("a-long-enough-webhook-secret", "https://mlflow").is_err());
+        assert!(check_instance_id("risk/../x").is_err());
+        assert!(check_instance_id("").is_err());
+        assert!(check_instance_id("risk-1.prod").is_ok());
+    }
+
+    #[test]
+    fn a_baseline_alias_holds_only_until_a_version_is_approved() {
+        let i = instance("a-long-enough-webhook-secret", "http://mlflow:5000")
+            .unwrap()
+            .with_baseline(vec![BaselineAlias {
+                model: "credit".into(),
+                alias: "production".into(),
+                version: "3".into(),
+            }]);
+        assert_eq!(i.target("credit", "production", None).as_deref(), Some("3"));
+        assert_eq!(
+            i.target("credit", "production", Some(&"5".to_owned()))
+                .as_deref(),
+            Some("5")
+        );
+        assert_eq!(i.target("other", "production", None), None);
+    }
+}
