@@ -57,7 +57,7 @@ enum MlflowCommand {
         #[arg(long = "protected-alias", value_name = "ALIAS")]
         protected_aliases: Vec<String>,
         /// airisk's base URL as MLflow reaches it (the webhook goes to
-        /// <URL>/v1/integrations/mlflow/webhook?instance=<id>).
+        /// URL/v1/integrations/mlflow/webhook?instance=ID).
         #[arg(long, env = "AIRISK_PUBLIC_URL")]
         airisk_url: String,
         /// Environment variable holding the webhook's HMAC secret (at least 16 bytes); the

@@ -4,7 +4,7 @@
 //! workflow, the audit logger) as a service principal of the instance's tenant, so RBAC, the
 //! tenant wall, four eyes and the ledger apply unchanged. See docs/MLFLOW.md.
 //!
-//! * [`webhook`]: `POST /v1/integrations/mlflow/webhook?instance=<id>` receives MLflow's signed
+//! * `webhook`: `POST /v1/integrations/mlflow/webhook?instance=<id>` receives MLflow's signed
 //!   deliveries. `model_version.created` registers the version PENDING with an approval request
 //!   (artifact digest computed by airisk, [`manifest`]); an alias event on a protected alias that
 //!   does not match airisk's approvals is recorded as a denied bypass and undone.

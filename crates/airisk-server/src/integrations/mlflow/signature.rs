@@ -1,6 +1,6 @@
 //! MLflow's webhook signature (OSS 3.x, `mlflow/webhooks/delivery.py`): headers
 //! `X-MLflow-Delivery-Id`, `X-MLflow-Timestamp` (Unix seconds) and `X-MLflow-Signature`
-//! = `v1,` + base64(HMAC-SHA256(secret, "<delivery id>.<timestamp>.<body>")), and the replay
+//! = `v1,` + base64(HMAC-SHA256(secret, `"<delivery id>.<timestamp>.<body>"`)), and the replay
 //! window that goes with it.
 
 use std::collections::HashMap;
