@@ -13,6 +13,9 @@
 #     leave it out (the test then prints SKIPPED).
 #   * Python 3.11+ with venv and pip for the Python package's suites (tests/unit/): a .venv/ with
 #     pinned tools, made by scripts/setup-python.sh.
+#   * MLflow (PyPI, pinned 3.x) in target/mlflow-venv for the MLflow integration's test against a
+#     real tracking server, installed by scripts/setup-mlflow.sh if missing; the test then must run
+#     (AIRISK_REQUIRE_MLFLOW=1), it does not skip.
 #   * Headless Chromium and the e2e/ node modules for the console's browser tests, installed by
 #     scripts/setup-browser-tests.sh if missing (when that script exists).
 set -euo pipefail
@@ -56,6 +59,8 @@ if [ "${AIRISK_SKIP_HA:-0}" != 1 ] && [ -z "${AIRISK_HA_DATABASE_URL:-}" ]; then
     say "the HA cluster could not start: the failover test will print SKIPPED"
   fi
 fi
+bash scripts/setup-mlflow.sh
+export AIRISK_REQUIRE_MLFLOW=1
 
 if [ -f scripts/setup-browser-tests.sh ]; then
   bash scripts/setup-browser-tests.sh

@@ -30,6 +30,7 @@ mod context;
 mod error;
 mod extract;
 mod idempotency;
+pub mod integrations;
 pub mod metrics;
 mod routes;
 mod state;

@@ -186,6 +186,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     admission: Arc<Admission>,
     denials: DenialThrottle,
+    mlflow: std::sync::OnceLock<Arc<crate::integrations::mlflow::MlflowIntegration>>,
 }
 
 /// Shared by every request; cheap to clone.
@@ -241,6 +242,7 @@ impl AppState {
             denials: DenialThrottle::new(config.denial_throttle),
             config,
             metrics: Arc::new(Metrics::new()),
+            mlflow: std::sync::OnceLock::new(),
         }))
     }
 
@@ -295,6 +297,17 @@ impl AppState {
     /// The denial throttle.
     pub fn denials(&self) -> &DenialThrottle {
         &self.0.denials
+    }
+    /// Connects the MLflow integration (once; a second call is refused with `false`).
+    pub fn connect_mlflow(
+        &self,
+        mlflow: Arc<crate::integrations::mlflow::MlflowIntegration>,
+    ) -> bool {
+        self.0.mlflow.set(mlflow).is_ok()
+    }
+    /// The MLflow integration, if connected.
+    pub fn mlflow(&self) -> Option<&Arc<crate::integrations::mlflow::MlflowIntegration>> {
+        self.0.mlflow.get()
     }
 }
 

@@ -30,6 +30,8 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
     /// Append to, verify, export and prove the tamper-evident audit ledger.
     Audit(cmd::audit::AuditArgs),
+    /// Govern external registries (MLflow): connect, list, disconnect, reconcile.
+    Integrations(cmd::integrations::IntegrationsArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Crypto(args) => cmd::crypto::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Integrations(args) => cmd::integrations::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

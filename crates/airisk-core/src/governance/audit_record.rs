@@ -50,6 +50,7 @@ pub const KERNEL_NAMESPACES: &[&str] = &[
     "console",
     "auth",
     "deployment",
+    "mlflow",
 ];
 
 /// Whether `action` is, or case-folds into, a kernel namespace (see [`KERNEL_NAMESPACES`]).

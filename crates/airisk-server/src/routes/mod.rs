@@ -39,6 +39,7 @@ and a retry of a write that committed answers with its receipts and `Idempotency
         (name = "models", description = "Model registry and deployment gate"),
         (name = "prompts", description = "Versioned prompts and approved label moves"),
         (name = "approvals", description = "Four-eyes approval requests"),
+        (name = "integrations", description = "External registries (MLflow) governed by airisk"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -98,6 +99,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(approvals::approve))
         .routes(routes!(approvals::reject))
         .routes(routes!(approvals::cancel))
+        .routes(routes!(crate::integrations::mlflow::webhook::receive))
+        .routes(routes!(crate::integrations::mlflow::webhook::status))
+        .routes(routes!(crate::integrations::mlflow::webhook::reconcile))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -44,6 +44,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/prompts/{name}/history"),
     ("PUT", "/v1/prompts/{name}/labels/{label}"),
     ("POST", "/v1/prompts/{name}/versions"),
+    ("POST", "/v1/integrations/mlflow/webhook"),
+    ("GET", "/v1/integrations/mlflow/status"),
+    ("POST", "/v1/integrations/mlflow/reconcile"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];

@@ -5,6 +5,7 @@ use clap::{ArgMatches, CommandFactory};
 
 pub mod audit;
 pub mod crypto;
+pub mod integrations;
 pub mod keys;
 pub mod migrate;
 pub mod serve;
@@ -17,6 +18,7 @@ const SECRET_ARGS: &[(&str, &str)] = &[
     ("keys", "AIRISK_ENCRYPTION_KEYS"),
     ("signing_key", "AIRISK_LEDGER_SIGNING_KEY"),
     ("jwt_secret", "AIRISK_JWT_SECRET"),
+    ("token", "AIRISK_TOKEN"),
 ];
 
 /// Arguments that take a database URL, with the environment variable that may carry it. A URL

@@ -184,6 +184,12 @@ pub struct ServeArgs {
     /// Refused requests one principal may cause in a burst [default: 60].
     #[arg(long, env = "AIRISK_DENIAL_BURST")]
     denial_burst: Option<u32>,
+
+    /// MLflow integration: the TOML file of connected MLflow instances (`airisk integrations
+    /// mlflow connect` writes it; docs/MLFLOW.md). Their secrets come from the environment
+    /// variables it names. The service refuses to start if an instance cannot be loaded.
+    #[arg(long, env = "AIRISK_MLFLOW_CONFIG", value_name = "FILE")]
+    mlflow_config: Option<PathBuf>,
 }
 
 /// The `--config` file. Secrets are not accepted here.
@@ -239,6 +245,7 @@ struct Settings {
     person_claim: PersonClaim,
     identity_claim: Option<String>,
     denial_throttle: DenialThrottleConfig,
+    mlflow_config: Option<PathBuf>,
 }
 
 impl Settings {
@@ -289,6 +296,7 @@ impl Settings {
             );
         }
         Ok(Settings {
+            mlflow_config: args.mlflow_config.clone(),
             dev: args.dev,
             bind: args
                 .bind
@@ -746,6 +754,23 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             denial_throttle: settings.denial_throttle,
         },
     );
+    let mlflow_sync = match &settings.mlflow_config {
+        Some(path) => {
+            let mlflow = airisk_server::integrations::mlflow::MlflowIntegration::load(
+                path,
+                airisk_server::integrations::mlflow::SyncSettings::default(),
+            )
+            .map_err(|e| anyhow!("MLflow integration: {e}"))?;
+            let mlflow = Arc::new(mlflow);
+            state.connect_mlflow(mlflow.clone());
+            tracing::info!(
+                instances = mlflow.instances().count(),
+                "MLflow integration connected"
+            );
+            Some(tokio::spawn(mlflow.run(state.clone())))
+        }
+        None => None,
+    };
     if let Some(dev) = &keys.dev_tokens {
         print_dev_banner(
             local,
@@ -765,9 +790,11 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         ledger_verifier_key = %verifier_key,
         "airisk service started"
     );
-    airisk_server::serve(listener, state, shutdown)
-        .await
-        .context("the server failed")?;
+    let served = airisk_server::serve(listener, state, shutdown).await;
+    if let Some(sync) = mlflow_sync {
+        sync.abort();
+    }
+    served.context("the server failed")?;
     tracing::info!("airisk service stopped");
     Ok(())
 }

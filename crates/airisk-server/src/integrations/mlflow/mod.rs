@@ -1,0 +1,1082 @@
+//! The MLflow integration: airisk's four-eyes gate in front of an existing MLflow (OSS 3.x) Model
+//! Registry. An adapter like the HTTP API: every change goes through the core services
+//! ([`ModelRegistry`](airisk_core::governance::model_registry::ModelRegistry), the approval
+//! workflow, the audit logger) as a service principal of the instance's tenant, so RBAC, the
+//! tenant wall, four eyes and the ledger apply unchanged. See docs/MLFLOW.md.
+//!
+//! * `webhook`: `POST /v1/integrations/mlflow/webhook?instance=<id>` receives MLflow's signed
+//!   deliveries. `model_version.created` registers the version PENDING with an approval request
+//!   (artifact digest computed by airisk, [`manifest`]); an alias event on a protected alias that
+//!   does not match airisk's approvals is recorded as a denied bypass and undone.
+//! * [`MlflowIntegration::run`]: the sync loop. It reads decided approval requests of MLflow
+//!   versions and brings MLflow in line (protected aliases, approval tags), recording each call;
+//!   what MLflow could not take yet stays "pending sync" (visible at
+//!   `GET /v1/integrations/mlflow/status`) and is retried with back-off. Every so often it also
+//!   reconciles every protected alias in MLflow against airisk's approvals (drift repair).
+
+pub mod client;
+pub mod manifest;
+pub mod signature;
+pub(crate) mod webhook;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airisk_core::governance::approval_workflow::{ApprovalStatus, Subject};
+use airisk_core::governance::audit_record::{AuditEvent, Outcome};
+use airisk_core::governance::model_registry::{ModelStatus, ModelVersion};
+use airisk_core::ports::{ApprovalFilter, Page};
+use airisk_core::request::CorrelationId;
+use airisk_core::security::rbac::Role;
+use airisk_core::security::tenant_context::{ActorId, Principal, TenantId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::state::AppState;
+use client::{MlflowClient, MlflowError};
+
+/// Protected aliases when the configuration names none.
+pub const DEFAULT_PROTECTED_ALIAS: &str = "production";
+/// MLflow tag with the approval request id.
+pub const TAG_APPROVAL_ID: &str = "airisk.approval_id";
+/// MLflow tag with the approval status (`approved`, `rejected`).
+pub const TAG_APPROVAL_STATUS: &str = "airisk.approval_status";
+
+/// One `[[instances]]` entry of the integration's TOML file. Secrets are not in the file: it
+/// names the environment variables that hold them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// The instance's id (letters, digits, `-`, `_`, `.`); in the webhook URL's `instance`.
+    pub id: String,
+    /// MLflow's base URL, e.g. `http://mlflow:5000`.
+    pub url: String,
+    /// The airisk tenant the instance belongs to.
+    pub tenant: String,
+    /// Aliases only airisk moves [default: `["production"]`].
+    #[serde(default = "default_aliases")]
+    pub protected_aliases: Vec<String>,
+    /// Environment variable with the webhook's HMAC secret.
+    pub webhook_secret_env: String,
+    /// Environment variable with a bearer token for MLflow's API, if MLflow needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Id of the webhook `connect` created in MLflow (for `disconnect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
+    /// Where the protected aliases pointed when the instance was connected: kept there until a
+    /// version of the model is approved in airisk (adoption without removing live aliases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<BaselineAlias>,
+}
+
+/// A protected alias as it was when the instance was connected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineAlias {
+    /// Registered model name.
+    pub model: String,
+    /// The alias.
+    pub alias: String,
+    /// The version it pointed at.
+    pub version: String,
+}
+
+fn default_aliases() -> Vec<String> {
+    vec![DEFAULT_PROTECTED_ALIAS.to_owned()]
+}
+
+/// The integration's TOML file: `[[instances]]` tables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Connected instances.
+    #[serde(default)]
+    pub instances: Vec<InstanceConfig>,
+}
+
+impl ConfigFile {
+    /// Reads `path` (a missing file is an empty configuration).
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, in words.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// Writes the file (mode 0600 on Unix: it names where secrets are, and the webhook id).
+    ///
+    /// # Errors
+    /// An I/O error, in words.
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let text = toml::to_string(self).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600));
+        }
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Checks an instance id.
+///
+/// # Errors
+/// The rule broken, in words.
+pub fn check_instance_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "instance id {id:?} must be 1 to 64 ASCII letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(())
+}
+
+/// A connected MLflow instance.
+pub struct Instance {
+    id: String,
+    tenant: TenantId,
+    principal: Principal,
+    secret: Zeroizing<Vec<u8>>,
+    protected_aliases: Vec<String>,
+    baseline: Vec<BaselineAlias>,
+    client: MlflowClient,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("url", &self.client.base())
+            .field("protected_aliases", &self.protected_aliases)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Instance {
+    /// An instance from validated parts. Its principal is the service (non-human) admin
+    /// `mlflow:<id>` of `tenant`: it may register versions, never approve them.
+    ///
+    /// # Errors
+    /// An invalid id, tenant, URL, alias or an empty secret, in words.
+    pub fn new(
+        id: &str,
+        url: &str,
+        tenant: &str,
+        secret: Zeroizing<Vec<u8>>,
+        token: Option<Zeroizing<String>>,
+        protected_aliases: Vec<String>,
+        http: reqwest::Client,
+    ) -> Result<Self, String> {
+        check_instance_id(id)?;
+        let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
+        let actor = ActorId::parse(&format!("mlflow:{id}")).map_err(|e| e.to_string())?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "MLflow URL {url:?} must start with http:// or https://"
+            ));
+        }
+        if url.starts_with("https://") {
+            return Err(
+                "https MLflow URLs are not supported by this build (no TLS client); \
+                 reach MLflow over a trusted network or a local TLS-terminating proxy"
+                    .to_owned(),
+            );
+        }
+        if secret.len() < 16 {
+            return Err("the webhook secret must be at least 16 bytes".to_owned());
+        }
+        let protected_aliases = if protected_aliases.is_empty() {
+            default_aliases()
+        } else {
+            protected_aliases
+        };
+        for alias in &protected_aliases {
+            if alias.is_empty() || alias.len() > 255 || alias.chars().any(char::is_whitespace) {
+                return Err(format!("protected alias {alias:?} is not a valid alias"));
+            }
+        }
+        Ok(Instance {
+            id: id.to_owned(),
+            principal: Principal::service(actor, tenant.clone(), Role::Admin),
+            tenant,
+            secret,
+            protected_aliases,
+            baseline: Vec::new(),
+            client: MlflowClient::new(http, url, token),
+        })
+    }
+
+    /// The same instance with a baseline: where its protected aliases pointed when it was
+    /// connected. A baseline alias stays where it is until a version of its model is approved.
+    pub fn with_baseline(mut self, baseline: Vec<BaselineAlias>) -> Self {
+        self.baseline = baseline;
+        self
+    }
+
+    fn baseline_of(&self, model: &str, alias: &str) -> Option<String> {
+        self.baseline
+            .iter()
+            .find(|b| b.model == model && b.alias == alias)
+            .map(|b| b.version.clone())
+    }
+
+    /// Where `alias` of `model` must point given its latest approved version, if any.
+    fn target(&self, model: &str, alias: &str, approved: Option<&String>) -> Option<String> {
+        approved.cloned().or_else(|| self.baseline_of(model, alias))
+    }
+
+    /// Builds an instance from its file entry, reading its secrets from the environment.
+    ///
+    /// # Errors
+    /// A missing secret variable or an invalid entry, in words.
+    pub fn from_config(c: &InstanceConfig, http: reqwest::Client) -> Result<Self, String> {
+        let secret = std::env::var(&c.webhook_secret_env).map_err(|_| {
+            format!(
+                "instance {}: the webhook secret variable {} is not set",
+                c.id, c.webhook_secret_env
+            )
+        })?;
+        let token = match &c.token_env {
+            Some(var) => Some(Zeroizing::new(std::env::var(var).map_err(|_| {
+                format!("instance {}: the token variable {var} is not set", c.id)
+            })?)),
+            None => None,
+        };
+        Instance::new(
+            &c.id,
+            &c.url,
+            &c.tenant,
+            Zeroizing::new(secret.into_bytes()),
+            token,
+            c.protected_aliases.clone(),
+            http,
+        )
+        .map(|i| i.with_baseline(c.baseline.clone()))
+    }
+
+    /// The instance's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// Its tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+    /// The service principal it acts as.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+    /// Its protected aliases.
+    pub fn protected_aliases(&self) -> &[String] {
+        &self.protected_aliases
+    }
+    /// Its MLflow client.
+    pub fn client(&self) -> &MlflowClient {
+        &self.client
+    }
+    fn protects(&self, alias: &str) -> bool {
+        self.protected_aliases.iter().any(|a| a == alias)
+    }
+}
+
+/// Timers of the sync loop.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSettings {
+    /// How often decided approvals are looked for.
+    pub tick: Duration,
+    /// How often every protected alias is reconciled against airisk's approvals.
+    pub reconcile_every: Duration,
+    /// Longest wait between retries of a failing sync.
+    pub max_backoff: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            tick: Duration::from_secs(2),
+            reconcile_every: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Pending {
+    instance: String,
+    approval_request_id: Uuid,
+    model: String,
+    version: String,
+    decision: String,
+    attempts: u32,
+    last_error: String,
+    #[serde(skip)]
+    next_try: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Decided requests whose result MLflow holds (this process confirmed it).
+    done: HashSet<Uuid>,
+    /// Decided requests MLflow does not hold yet.
+    pending: BTreeMap<Uuid, Pending>,
+    /// `(instance, model, alias) → version` airisk itself last set, to tell its own alias
+    /// events from someone else's.
+    own_sets: HashMap<(String, String, String), String>,
+    last_reconcile: Option<DateTime<Utc>>,
+}
+
+/// What one sync or reconcile pass did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PassReport {
+    /// Decided requests brought into MLflow.
+    pub synced: u32,
+    /// Decided requests still pending sync.
+    pub pending: u32,
+    /// Protected aliases found drifted and repaired.
+    pub repaired: u32,
+    /// MLflow versions airisk had missed (no webhook) and registered now.
+    pub registered: u32,
+    /// Errors, in words.
+    pub errors: Vec<String>,
+}
+
+/// The connected instances and the integration's state.
+#[derive(Debug)]
+pub struct MlflowIntegration {
+    instances: BTreeMap<String, Arc<Instance>>,
+    replay: signature::ReplayGuard,
+    /// Registrations (artifact downloads and hashing) running at once.
+    hashing: Arc<tokio::sync::Semaphore>,
+    sync: Mutex<SyncState>,
+    settings: SyncSettings,
+}
+
+impl MlflowIntegration {
+    /// The integration over `instances`.
+    ///
+    /// # Errors
+    /// Two instances with the same id.
+    pub fn new(instances: Vec<Instance>, settings: SyncSettings) -> Result<Self, String> {
+        let mut map = BTreeMap::new();
+        for i in instances {
+            let id = i.id.clone();
+            if map.insert(id.clone(), Arc::new(i)).is_some() {
+                return Err(format!("instance {id} is configured twice"));
+            }
+        }
+        Ok(MlflowIntegration {
+            instances: map,
+            replay: signature::ReplayGuard::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(2)),
+            sync: Mutex::new(SyncState::default()),
+            settings,
+        })
+    }
+
+    /// Loads the TOML file at `path`, secrets from the environment.
+    ///
+    /// # Errors
+    /// An unreadable file, an invalid entry or a missing secret, in words.
+    pub fn load(path: &Path, settings: SyncSettings) -> Result<Self, String> {
+        let file = ConfigFile::read(path)?;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let instances = file
+            .instances
+            .iter()
+            .map(|c| Instance::from_config(c, http.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(instances, settings)
+    }
+
+    /// The instance with `id`.
+    pub fn instance(&self, id: &str) -> Option<&Arc<Instance>> {
+        self.instances.get(id)
+    }
+
+    /// Every instance.
+    pub fn instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        self.instances.values()
+    }
+
+    /// Runs the sync loop until the task is dropped or aborted.
+    pub async fn run(self: Arc<Self>, state: AppState) {
+        let correlation = CorrelationId::generate();
+        for inst in self.instances.values().filter(|i| !i.baseline.is_empty()) {
+            let mut meta = Map::new();
+            meta.insert("instance".into(), inst.id.clone().into());
+            meta.insert("baseline".into(), json!(inst.baseline));
+            self.record(
+                &state,
+                inst,
+                &correlation,
+                "mlflow.baseline",
+                Outcome::Success,
+                "baseline",
+                Some("protected aliases kept where they were at connection until a version is approved".to_owned()),
+                meta,
+            )
+            .await;
+        }
+        let mut interval = tokio::time::interval(self.settings.tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let due = {
+                let now = state.clock().now();
+                match self.sync.lock() {
+                    Ok(s) => s.last_reconcile.is_none_or(|t| {
+                        (now - t).to_std().unwrap_or_default() >= self.settings.reconcile_every
+                    }),
+                    Err(_) => false,
+                }
+            };
+            let report = self.sync_once(&state).await;
+            if !report.errors.is_empty() {
+                tracing::warn!(errors = ?report.errors, pending = report.pending, "mlflow sync: some decisions are pending sync");
+            }
+            if due {
+                for inst in self.instances.values() {
+                    let r = self.reconcile(&state, inst).await;
+                    if !r.errors.is_empty() {
+                        tracing::warn!(instance = %inst.id, errors = ?r.errors, "mlflow reconcile failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass of the sync: every decided (approved or rejected) request of an MLflow version
+    /// not yet confirmed in MLflow is applied there.
+    pub async fn sync_once(&self, state: &AppState) -> PassReport {
+        let mut report = PassReport::default();
+        let correlation = CorrelationId::generate();
+        for inst in self.instances.values() {
+            for status in [ApprovalStatus::Approved, ApprovalStatus::Rejected] {
+                let mut offset = 0u64;
+                loop {
+                    let filter = ApprovalFilter {
+                        status: Some(status),
+                        ..ApprovalFilter::default()
+                    };
+                    let page = match state
+                        .approvals()
+                        .list(&inst.principal, &filter, Page { offset, limit: 500 })
+                        .await
+                    {
+                        Ok(p) => p,
+                        Err(e) => {
+                            report
+                                .errors
+                                .push(format!("{}: list approvals: {e}", inst.id));
+                            break;
+                        }
+                    };
+                    let n = page.len();
+                    for request in page {
+                        let Subject::Model { name, version } = request.subject() else {
+                            continue;
+                        };
+                        if !self.due(request.id(), state.clock().now()) {
+                            continue;
+                        }
+                        let model = match state
+                            .models()
+                            .get_model(&inst.principal, name, version)
+                            .await
+                        {
+                            Ok(m) => m,
+                            Err(_) => continue,
+                        };
+                        if origin(&model) != Some(inst.id.as_str()) {
+                            self.mark_done(request.id());
+                            continue;
+                        }
+                        match self
+                            .apply_decision(state, inst, &correlation, &model, request.id(), status)
+                            .await
+                        {
+                            Ok(()) => {
+                                self.mark_done(request.id());
+                                report.synced += 1;
+                            }
+                            Err(e) => {
+                                let attempt = self.mark_pending(
+                                    state,
+                                    inst,
+                                    &model,
+                                    request.id(),
+                                    status,
+                                    &e,
+                                );
+                                let mut meta = Map::new();
+                                meta.insert("instance".into(), inst.id.clone().into());
+                                meta.insert(
+                                    "approval_request_id".into(),
+                                    request.id().to_string().into(),
+                                );
+                                meta.insert("decision".into(), status.to_string().into());
+                                meta.insert("attempt".into(), attempt.into());
+                                self.record(
+                                    state,
+                                    inst,
+                                    &correlation,
+                                    "mlflow.sync",
+                                    Outcome::Denied,
+                                    &format!("{name}@{version}"),
+                                    Some(format!("pending sync, will retry: {e}")),
+                                    meta,
+                                )
+                                .await;
+                                report
+                                    .errors
+                                    .push(format!("{}: {name}@{version}: {e}", inst.id));
+                            }
+                        }
+                    }
+                    if n < 500 {
+                        break;
+                    }
+                    offset += 500;
+                }
+            }
+        }
+        report.pending = self
+            .sync
+            .lock()
+            .map(|s| s.pending.len() as u32)
+            .unwrap_or(0);
+        report
+    }
+
+    fn due(&self, id: Uuid, now: DateTime<Utc>) -> bool {
+        match self.sync.lock() {
+            Ok(s) => !s.done.contains(&id) && s.pending.get(&id).is_none_or(|p| p.next_try <= now),
+            Err(_) => false,
+        }
+    }
+
+    fn mark_done(&self, id: Uuid) {
+        if let Ok(mut s) = self.sync.lock() {
+            s.pending.remove(&id);
+            s.done.insert(id);
+        }
+    }
+
+    fn mark_pending(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        model: &ModelVersion,
+        id: Uuid,
+        status: ApprovalStatus,
+        error: &MlflowError,
+    ) -> u32 {
+        let mut attempts = 1;
+        if let Ok(mut s) = self.sync.lock() {
+            attempts = s.pending.get(&id).map_or(0, |p| p.attempts) + 1;
+            let backoff = self
+                .settings
+                .tick
+                .saturating_mul(2u32.saturating_pow(attempts.min(16)))
+                .min(self.settings.max_backoff);
+            let next_try = state.clock().now()
+                + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::seconds(60));
+            s.pending.insert(
+                id,
+                Pending {
+                    instance: inst.id.clone(),
+                    approval_request_id: id,
+                    model: model.model_name().to_string(),
+                    version: model.version().to_string(),
+                    decision: status.to_string(),
+                    attempts,
+                    last_error: error.to_string(),
+                    next_try,
+                },
+            );
+        }
+        attempts
+    }
+
+    /// Brings a decided version into MLflow: approval tags on the version and, when approved,
+    /// every protected alias to the model's latest approved version. Reads first, writes only
+    /// what differs, and records every write.
+    async fn apply_decision(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        model: &ModelVersion,
+        request_id: Uuid,
+        status: ApprovalStatus,
+    ) -> Result<(), MlflowError> {
+        let name = model.model_name().as_str();
+        let version = model.version().as_str();
+        let mv = inst.client.model_version(name, version).await?;
+        let tags = client::tag_map(&mv.tags);
+        let status_text = match status {
+            ApprovalStatus::Approved => "approved",
+            _ => "rejected",
+        };
+        let id_text = request_id.to_string();
+        for (key, value) in [
+            (TAG_APPROVAL_ID, id_text.as_str()),
+            (TAG_APPROVAL_STATUS, status_text),
+        ] {
+            if tags.get(key).map(String::as_str) != Some(value) {
+                let result = inst.client.set_version_tag(name, version, key, value).await;
+                self.record_call(
+                    state,
+                    inst,
+                    correlation,
+                    "mlflow.tag.set",
+                    &format!("{name}@{version}"),
+                    json!({"key": key, "value": value, "approval_request_id": id_text}),
+                    &result,
+                )
+                .await;
+                result?;
+            }
+        }
+        if status == ApprovalStatus::Approved {
+            self.align_aliases(state, inst, correlation, name).await?;
+        }
+        Ok(())
+    }
+
+    /// Points every protected alias of `name` at its latest approved version (removes it if
+    /// there is none). Returns how many aliases it changed.
+    async fn align_aliases(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        name: &str,
+    ) -> Result<u32, MlflowError> {
+        let approved = self.desired_version(state, inst, name).await?;
+        let model = inst.client.registered_model(name).await?;
+        let mut changed = 0;
+        for alias in &inst.protected_aliases {
+            let desired = inst.target(name, alias, approved.as_ref());
+            let current = model
+                .aliases
+                .iter()
+                .find(|a| &a.alias == alias)
+                .map(|a| a.version.clone());
+            if current == desired {
+                continue;
+            }
+            changed += 1;
+            self.move_alias(state, inst, correlation, name, alias, desired.as_deref())
+                .await?;
+        }
+        Ok(changed)
+    }
+
+    async fn move_alias(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        name: &str,
+        alias: &str,
+        to: Option<&str>,
+    ) -> Result<(), MlflowError> {
+        if let Ok(mut s) = self.sync.lock() {
+            let key = (inst.id.clone(), name.to_owned(), alias.to_owned());
+            match to {
+                Some(v) => s.own_sets.insert(key, v.to_owned()),
+                None => s.own_sets.remove(&key),
+            };
+        }
+        let (action, result) = match to {
+            Some(v) => (
+                "mlflow.alias.set",
+                inst.client.set_alias(name, alias, v).await,
+            ),
+            None => (
+                "mlflow.alias.delete",
+                match inst.client.delete_alias(name, alias).await {
+                    Err(e) if e.is_not_found() => Ok(()),
+                    other => other,
+                },
+            ),
+        };
+        self.record_call(
+            state,
+            inst,
+            correlation,
+            action,
+            &format!("{name}#{alias}"),
+            json!({"alias": alias, "version": to}),
+            &result,
+        )
+        .await;
+        result
+    }
+
+    /// The latest approved version of `name` that came from `inst` (by approval time).
+    async fn desired_version(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        name: &str,
+    ) -> Result<Option<String>, MlflowError> {
+        // An error here must not read as "nothing approved": that would remove the alias.
+        let versions = state
+            .models()
+            .list_versions(&inst.principal, name)
+            .await
+            .map_err(|e| MlflowError::Airisk(e.to_string()))?;
+        Ok(versions
+            .iter()
+            .filter(|m| m.status() == ModelStatus::Approved && origin(m) == Some(inst.id.as_str()))
+            .max_by_key(|m| (m.approved_at(), m.created_at()))
+            .map(|m| m.version().to_string()))
+    }
+
+    /// Compares every protected alias of every registered model in MLflow with airisk's
+    /// approvals and repairs what drifted, recording each drift as a denied bypass.
+    pub async fn reconcile(&self, state: &AppState, inst: &Instance) -> PassReport {
+        let mut report = PassReport::default();
+        let correlation = CorrelationId::generate();
+        if let Ok(mut s) = self.sync.lock() {
+            s.last_reconcile = Some(state.clock().now());
+        }
+        let models = match inst.client.registered_models().await {
+            Ok(m) => m,
+            Err(e) => {
+                report.errors.push(format!("{}: {e}", inst.id));
+                return report;
+            }
+        };
+        for model in models {
+            if model.is_prompt() {
+                continue;
+            }
+            // Versions whose webhook airisk never received: register them now (PENDING).
+            match inst.client.model_versions(&model.name).await {
+                Ok(versions) => {
+                    for mv in versions {
+                        let ready = mv.status.as_deref().is_none_or(|s| s == "READY");
+                        let known = state
+                            .models()
+                            .get_model(&inst.principal, &mv.name, &mv.version)
+                            .await
+                            .is_ok();
+                        if !ready || known {
+                            continue;
+                        }
+                        match webhook::register(
+                            state,
+                            inst,
+                            &correlation,
+                            &mv.name,
+                            &mv.version,
+                            None,
+                            None,
+                        )
+                        .await
+                        {
+                            Ok(v)
+                                if v.get("status").and_then(Value::as_str)
+                                    == Some("registered") =>
+                            {
+                                report.registered += 1
+                            }
+                            Ok(_) => {}
+                            Err(e) => report
+                                .errors
+                                .push(format!("{}: {}@{}: {e}", inst.id, mv.name, mv.version)),
+                        }
+                    }
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("{}: {}: {e}", inst.id, model.name)),
+            }
+            for alias in &inst.protected_aliases {
+                let current = model
+                    .aliases
+                    .iter()
+                    .find(|a| &a.alias == alias)
+                    .map(|a| a.version.clone());
+                let desired = match self.desired_version(state, inst, &model.name).await {
+                    Ok(d) => inst.target(&model.name, alias, d.as_ref()),
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(format!("{}: {}: {e}", inst.id, model.name));
+                        continue;
+                    }
+                };
+                if current == desired {
+                    continue;
+                }
+                self.record_bypass(
+                    state,
+                    inst,
+                    &correlation,
+                    &model.name,
+                    alias,
+                    current.as_deref(),
+                    desired.as_deref(),
+                    json!({"found_by": "reconcile"}),
+                )
+                .await;
+                match self
+                    .move_alias(
+                        state,
+                        inst,
+                        &correlation,
+                        &model.name,
+                        alias,
+                        desired.as_deref(),
+                    )
+                    .await
+                {
+                    Ok(()) => report.repaired += 1,
+                    Err(e) => report
+                        .errors
+                        .push(format!("{}: {}#{alias}: {e}", inst.id, model.name)),
+                }
+            }
+        }
+        report
+    }
+
+    /// The status shown to `tenant`: its instances and what is pending sync.
+    pub fn status(&self, tenant: &TenantId) -> Value {
+        let (pending, last_reconcile) = match self.sync.lock() {
+            Ok(s) => (
+                s.pending.values().cloned().collect::<Vec<_>>(),
+                s.last_reconcile,
+            ),
+            Err(_) => (Vec::new(), None),
+        };
+        let instances: Vec<Value> = self
+            .instances
+            .values()
+            .filter(|i| &i.tenant == tenant)
+            .map(|i| {
+                let mine: Vec<&Pending> = pending.iter().filter(|p| p.instance == i.id).collect();
+                json!({
+                    "id": i.id,
+                    "url": i.client.base(),
+                    "protected_aliases": i.protected_aliases,
+                    "pending_sync": mine,
+                })
+            })
+            .collect();
+        json!({"instances": instances, "last_reconcile": last_reconcile})
+    }
+
+    /// Records a protected alias found where airisk's approvals do not put it, as a denial.
+    #[allow(clippy::too_many_arguments)] // one argument per field of the record
+    async fn record_bypass(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        name: &str,
+        alias: &str,
+        found: Option<&str>,
+        restored: Option<&str>,
+        extra: Value,
+    ) {
+        let mut meta = Map::new();
+        meta.insert("instance".into(), inst.id.clone().into());
+        meta.insert("alias".into(), alias.into());
+        meta.insert("found_version".into(), found.into());
+        meta.insert("restored_version".into(), restored.into());
+        if let Value::Object(extra) = extra {
+            meta.extend(extra);
+        }
+        let reason = format!(
+            "protected alias {alias} of {name} was moved outside airisk (to {}); airisk restores it to {}",
+            found.unwrap_or("nothing"),
+            restored.unwrap_or("nothing (no approved version)")
+        );
+        self.record(
+            state,
+            inst,
+            correlation,
+            "mlflow.alias.bypass",
+            Outcome::Denied,
+            &format!("{name}#{alias}"),
+            Some(reason),
+            meta,
+        )
+        .await;
+    }
+
+    #[allow(clippy::too_many_arguments)] // one argument per field of the record
+    async fn record_call(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        action: &str,
+        resource: &str,
+        detail: Value,
+        result: &Result<(), MlflowError>,
+    ) {
+        let mut meta = Map::new();
+        meta.insert("instance".into(), inst.id.clone().into());
+        meta.insert("call".into(), detail);
+        let (outcome, reason) = match result {
+            Ok(()) => (Outcome::Success, None),
+            // A failed call is recorded as a refusal by MLflow, with the error; it is retried.
+            Err(e) => (Outcome::Denied, Some(format!("MLflow call failed: {e}"))),
+        };
+        self.record(
+            state,
+            inst,
+            correlation,
+            action,
+            outcome,
+            resource,
+            reason,
+            meta,
+        )
+        .await;
+    }
+
+    /// Appends one record to the instance's tenant's ledger, as the instance's principal.
+    #[allow(clippy::too_many_arguments)] // one argument per field of the record
+    async fn record(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        action: &str,
+        outcome: Outcome,
+        resource_id: &str,
+        reason: Option<String>,
+        metadata: Map<String, Value>,
+    ) {
+        let reason = reason.map(|r| r.chars().take(1000).collect::<String>());
+        let event = AuditEvent::new(
+            Uuid::now_v7(),
+            inst.tenant.clone(),
+            inst.principal.actor().clone(),
+            action,
+            outcome,
+            "mlflow",
+            resource_id,
+            reason,
+            correlation.clone(),
+            Some(metadata),
+        );
+        let result = match event {
+            Ok(e) => state
+                .audit()
+                .append(vec![e])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::error!(instance = %inst.id, action, error = %e, "mlflow integration: could not record");
+        }
+    }
+
+    pub(crate) fn own_set(&self, inst: &str, name: &str, alias: &str) -> Option<String> {
+        self.sync
+            .lock()
+            .ok()?
+            .own_sets
+            .get(&(inst.to_owned(), name.to_owned(), alias.to_owned()))
+            .cloned()
+    }
+}
+
+/// The MLflow instance a model version came from (its metadata `mlflow.instance`).
+fn origin(model: &ModelVersion) -> Option<&str> {
+    model
+        .metadata()
+        .get("mlflow")
+        .and_then(|m| m.get("instance"))
+        .and_then(Value::as_str)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests
+mod tests {
+    use super::*;
+
+    fn instance(secret: &str, url: &str) -> Result<Instance, String> {
+        Instance::new(
+            "risk",
+            url,
+            "acme",
+            Zeroizing::new(secret.as_bytes().to_vec()),
+            Some(Zeroizing::new("mlflow-api-token-value".to_owned())),
+            Vec::new(),
+            reqwest::Client::new(),
+        )
+    }
+
+    #[test]
+    fn an_instance_is_a_service_principal_and_never_shows_its_secrets() {
+        let i = instance("a-long-enough-webhook-secret", "http://mlflow:5000").unwrap();
+        assert_eq!(
+            i.principal().kind(),
+            airisk_core::security::tenant_context::PrincipalKind::Service
+        );
+        assert_eq!(i.protected_aliases(), ["production"]);
+        let shown = format!("{i:?} {:?}", i.client());
+        assert!(!shown.contains("a-long-enough-webhook-secret"), "{shown}");
+        assert!(!shown.contains("mlflow-api-token-value"), "{shown}");
+    }
+
+    #[test]
+    fn weak_secrets_odd_ids_and_unsupported_urls_are_refused() {
+        assert!(instance("short", "http://mlflow:5000").is_err());
+        assert!(instance("a-long-enough-webhook-secret", "ftp://mlflow").is_err());
+        assert!(instance("a-long-enough-webhook-secret", "https://mlflow").is_err());
+        assert!(check_instance_id("risk/../x").is_err());
+        assert!(check_instance_id("").is_err());
+        assert!(check_instance_id("risk-1.prod").is_ok());
+    }
+
+    #[test]
+    fn a_baseline_alias_holds_only_until_a_version_is_approved() {
+        let i = instance("a-long-enough-webhook-secret", "http://mlflow:5000")
+            .unwrap()
+            .with_baseline(vec![BaselineAlias {
+                model: "credit".into(),
+                alias: "production".into(),
+                version: "3".into(),
+            }]);
+        assert_eq!(i.target("credit", "production", None).as_deref(), Some("3"));
+        assert_eq!(
+            i.target("credit", "production", Some(&"5".to_owned()))
+                .as_deref(),
+            Some("5")
+        );
+        assert_eq!(i.target("other", "production", None), None);
+    }
+}
