@@ -31,6 +31,7 @@ mod error;
 mod extract;
 mod idempotency;
 pub mod metrics;
+pub mod oidc;
 mod routes;
 mod state;
 pub mod throttle;

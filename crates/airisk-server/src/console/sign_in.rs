@@ -138,7 +138,8 @@ pub(crate) async fn submit(
         .trim();
     let verified = app
         .auth()
-        .verify_claims(token)
+        .verify_claims_fresh(token)
+        .await
         .and_then(|claims| claims.principal().map(|p| (p, claims.exp)));
     match verified {
         Ok((principal, exp)) if cookie_safe(token) => {

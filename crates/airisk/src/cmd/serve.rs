@@ -21,9 +21,10 @@ use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
 use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
 use airisk_core::security::rbac::Role;
 use airisk_server::auth::{
-    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, PersonClaim,
-    TokenSigner,
+    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, MAX_LEEWAY_SECS,
+    PersonClaim, TokenSigner,
 };
+use airisk_server::oidc::{OidcKeys, OidcOptions};
 use airisk_server::throttle::{
     DEFAULT_DENIAL_BURST, DEFAULT_DENIALS_PER_MINUTE, DenialThrottleConfig,
 };
@@ -64,7 +65,9 @@ pub struct ServeArgs {
     /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms, max_in_flight,
     /// max_in_flight_per_tenant, header_read_timeout_ms, body_read_timeout_ms, public_url,
     /// dangerous_insecure_cookies, checkpoint_every_entries, checkpoint_interval_ms, log,
-    /// console_trusted_header, person_claim, identity_claim, denials_per_minute, denial_burst.
+    /// console_trusted_header, person_claim, identity_claim, denials_per_minute, denial_burst,
+    /// oidc_issuer, oidc_ca_file, oidc_refresh_secs, oidc_min_refresh_gap_secs,
+    /// oidc_max_stale_secs.
     /// Flags and environment override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -103,7 +106,7 @@ pub struct ServeArgs {
     #[arg(long, env = "AIRISK_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
 
-    /// Clock-skew leeway for exp/nbf, seconds [default: 30].
+    /// Clock-skew leeway for exp/nbf, seconds, at most 300 [default: 30].
     #[arg(long, env = "AIRISK_JWT_LEEWAY_SECS")]
     jwt_leeway_secs: Option<u64>,
 
@@ -184,6 +187,31 @@ pub struct ServeArgs {
     /// Refused requests one principal may cause in a burst [default: 60].
     #[arg(long, env = "AIRISK_DENIAL_BURST")]
     denial_burst: Option<u32>,
+
+    /// OpenID provider issuer URL (https://…, exactly the tokens' `iss`): its signing keys are
+    /// discovered from <issuer>/.well-known/openid-configuration, refreshed on an unknown `kid`
+    /// and on a schedule. Also the expected `iss` (a different --jwt-issuer is refused).
+    #[arg(long, env = "AIRISK_OIDC_ISSUER", value_name = "URL")]
+    oidc_issuer: Option<String>,
+
+    /// PEM bundle of the CA certificates to trust for the OpenID provider, instead of the Mozilla
+    /// roots (a bank's private CA).
+    #[arg(long, env = "AIRISK_OIDC_CA_FILE", value_name = "FILE")]
+    oidc_ca_file: Option<PathBuf>,
+
+    /// Scheduled refresh of the provider's keys, seconds [default: 900].
+    #[arg(long, env = "AIRISK_OIDC_REFRESH_SECS")]
+    oidc_refresh_secs: Option<u64>,
+
+    /// Least time between two key fetches caused by tokens with an unknown `kid`, seconds
+    /// [default: 30].
+    #[arg(long, env = "AIRISK_OIDC_MIN_REFRESH_GAP_SECS")]
+    oidc_min_refresh_gap_secs: Option<u64>,
+
+    /// Longest use of the provider's keys after the last successful fetch while it is
+    /// unreachable, seconds; then its tokens are refused and /readyz fails [default: 86400].
+    #[arg(long, env = "AIRISK_OIDC_MAX_STALE_SECS")]
+    oidc_max_stale_secs: Option<u64>,
 }
 
 /// The `--config` file. Secrets are not accepted here.
@@ -213,6 +241,11 @@ struct FileConfig {
     identity_claim: Option<String>,
     denials_per_minute: Option<u32>,
     denial_burst: Option<u32>,
+    oidc_issuer: Option<String>,
+    oidc_ca_file: Option<PathBuf>,
+    oidc_refresh_secs: Option<u64>,
+    oidc_min_refresh_gap_secs: Option<u64>,
+    oidc_max_stale_secs: Option<u64>,
 }
 
 /// The effective configuration, after layering. (No `Debug`: the database URL may hold a
@@ -239,6 +272,7 @@ struct Settings {
     person_claim: PersonClaim,
     identity_claim: Option<String>,
     denial_throttle: DenialThrottleConfig,
+    oidc: Option<OidcOptions>,
 }
 
 impl Settings {
@@ -288,6 +322,63 @@ impl Settings {
                  AIRISK_DANGEROUS_INSECURE_COOKIES=true"
             );
         }
+        let oidc = match args.oidc_issuer.clone().or(file.oidc_issuer) {
+            None => None,
+            Some(issuer) => {
+                let mut o = OidcOptions::new(&issuer);
+                o.ca_file = args.oidc_ca_file.clone().or(file.oidc_ca_file);
+                let secs = |name: &str, v: Option<u64>, default: Duration| match v {
+                    Some(0) => Err(anyhow!("{name} must be more than 0")),
+                    Some(s) => Ok(Duration::from_secs(s)),
+                    None => Ok(default),
+                };
+                o.refresh_every = secs(
+                    "oidc_refresh_secs",
+                    args.oidc_refresh_secs.or(file.oidc_refresh_secs),
+                    o.refresh_every,
+                )?;
+                o.min_refresh_gap = secs(
+                    "oidc_min_refresh_gap_secs",
+                    args.oidc_min_refresh_gap_secs
+                        .or(file.oidc_min_refresh_gap_secs),
+                    o.min_refresh_gap,
+                )?;
+                o.max_stale = secs(
+                    "oidc_max_stale_secs",
+                    args.oidc_max_stale_secs.or(file.oidc_max_stale_secs),
+                    o.max_stale,
+                )?;
+                if o.max_stale < o.refresh_every {
+                    bail!(
+                        "oidc_max_stale_secs ({}) is shorter than oidc_refresh_secs ({}): the keys \
+                         would lapse between two scheduled refreshes",
+                        o.max_stale.as_secs(),
+                        o.refresh_every.as_secs()
+                    );
+                }
+                Some(o)
+            }
+        };
+        let jwt_issuer = args.jwt_issuer.clone().or(file.jwt_issuer);
+        if let (Some(o), Some(iss)) = (&oidc, &jwt_issuer)
+            && *iss != o.issuer
+        {
+            bail!(
+                "jwt_issuer {iss:?} contradicts oidc_issuer {:?}: the provider's tokens carry its \
+                 issuer; drop jwt_issuer",
+                o.issuer
+            );
+        }
+        let jwt_leeway_secs = args
+            .jwt_leeway_secs
+            .or(file.jwt_leeway_secs)
+            .unwrap_or(DEFAULT_LEEWAY_SECS);
+        if jwt_leeway_secs > MAX_LEEWAY_SECS {
+            bail!(
+                "jwt_leeway_secs {jwt_leeway_secs} is more than {MAX_LEEWAY_SECS}: a leeway that \
+                 long keeps expired tokens alive; fix the clocks instead"
+            );
+        }
         Ok(Settings {
             dev: args.dev,
             bind: args
@@ -307,20 +398,15 @@ impl Settings {
                     }
                 }),
             jwks_file: args.jwks_file.clone().or(file.jwks_file),
-            jwt_issuer: args
-                .jwt_issuer
-                .clone()
-                .or(file.jwt_issuer)
+            jwt_issuer: jwt_issuer
+                .or_else(|| oidc.as_ref().map(|o| o.issuer.clone()))
                 .unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
             jwt_audience: args
                 .jwt_audience
                 .clone()
                 .or(file.jwt_audience)
                 .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
-            jwt_leeway_secs: args
-                .jwt_leeway_secs
-                .or(file.jwt_leeway_secs)
-                .unwrap_or(DEFAULT_LEEWAY_SECS),
+            jwt_leeway_secs,
             dangerous_allow_hs256: args
                 .dangerous_allow_hs256
                 .or(file.dangerous_allow_hs256)
@@ -392,6 +478,7 @@ impl Settings {
                     .unwrap_or(DEFAULT_DENIAL_BURST),
                 ..DenialThrottleConfig::default()
             },
+            oidc,
         })
     }
 }
@@ -588,8 +675,8 @@ impl Keys {
         let ledger = LedgerSigner::from_signing_key(secrets.ledger.trim())
             .context("the dev ledger signing key is invalid")?;
         let secret = secrets.jwt;
-        // A JWKS, if configured, is honoured in dev mode too (and must be valid).
-        let auth = if settings.jwks_file.is_some() {
+        // A JWKS or an OpenID provider, if configured, is honoured in dev mode too.
+        let auth = if settings.jwks_file.is_some() || settings.oidc.is_some() {
             verifier(settings, None)?
         } else {
             JwtVerifier::new(&settings.jwt_issuer, &settings.jwt_audience)
@@ -626,6 +713,9 @@ impl Keys {
 fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<JwtVerifier> {
     let mut v = JwtVerifier::new(&settings.jwt_issuer, &settings.jwt_audience)
         .with_leeway(settings.jwt_leeway_secs);
+    if let Some(options) = &settings.oidc {
+        v = v.with_oidc(OidcKeys::new(options.clone()).context("oidc_issuer")?);
+    }
     if let Some(path) = &settings.jwks_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("could not read the JWKS file {}", path.display()))?;
@@ -720,6 +810,15 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         .with_context(|| format!("could not listen on {addr}"))?;
     let local = listener.local_addr()?;
     let verifier_key = keys.ledger.verifier().to_verifier_key();
+    if let Some(oidc) = keys.auth.oidc() {
+        // Not fatal: the service runs and reports not ready until the provider answers (the
+        // refresher retries), so a provider outage at start-up is not a crash loop.
+        match oidc.refresh().await {
+            Ok(n) => tracing::info!(issuer = %oidc.issuer(), keys = n, "oidc: provider keys loaded"),
+            Err(e) => tracing::warn!(issuer = %oidc.issuer(), error = %e, "oidc: the provider is unreachable at start-up; not ready until it answers"),
+        }
+        oidc.spawn_refresher();
+    }
     let state = AppState::new(
         stores,
         clock,
