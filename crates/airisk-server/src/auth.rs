@@ -342,7 +342,6 @@ pub(crate) fn keys_from_jwks(jwks_json: &str) -> Result<Vec<VerifyKey>, AuthConf
     Ok(keys)
 }
 
-
 /// Verifies bearer tokens against the configured keys, issuer and audience.
 pub struct JwtVerifier {
     issuer: String,
@@ -531,8 +530,7 @@ impl JwtVerifier {
                 let header = jsonwebtoken::decode_header(token)
                     .map_err(|_| AuthError::UnsupportedAlgorithm)?;
                 let known = |kid: &str| {
-                    self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
-                        || oidc.knows_kid(kid)
+                    self.keys.iter().any(|k| k.kid.as_deref() == Some(kid)) || oidc.knows_kid(kid)
                 };
                 match header.kid.as_deref() {
                     Some(kid)

@@ -158,17 +158,11 @@ impl OidcKeys {
             Some(path) => {
                 let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
                     .map_err(|e| {
-                        AuthConfigError::InvalidOidc(format!(
-                            "the CA file {}: {e}",
-                            path.display()
-                        ))
+                        AuthConfigError::InvalidOidc(format!("the CA file {}: {e}", path.display()))
                     })?
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| {
-                        AuthConfigError::InvalidOidc(format!(
-                            "the CA file {}: {e}",
-                            path.display()
-                        ))
+                        AuthConfigError::InvalidOidc(format!("the CA file {}: {e}", path.display()))
                     })?;
                 let (added, _) = roots.add_parsable_certificates(certs);
                 if added == 0 {
@@ -391,8 +385,7 @@ impl OidcKeys {
             .await
             .map_err(|e| format!("GET {url}: cannot connect: {e}"))?;
         if https {
-            let name = ServerName::try_from(host.clone())
-                .map_err(|e| format!("GET {url}: {e}"))?;
+            let name = ServerName::try_from(host.clone()).map_err(|e| format!("GET {url}: {e}"))?;
             let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, tcp)
                 .await

@@ -814,8 +814,12 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         // Not fatal: the service runs and reports not ready until the provider answers (the
         // refresher retries), so a provider outage at start-up is not a crash loop.
         match oidc.refresh().await {
-            Ok(n) => tracing::info!(issuer = %oidc.issuer(), keys = n, "oidc: provider keys loaded"),
-            Err(e) => tracing::warn!(issuer = %oidc.issuer(), error = %e, "oidc: the provider is unreachable at start-up; not ready until it answers"),
+            Ok(n) => {
+                tracing::info!(issuer = %oidc.issuer(), keys = n, "oidc: provider keys loaded")
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %oidc.issuer(), error = %e, "oidc: the provider is unreachable at start-up; not ready until it answers")
+            }
         }
         oidc.spawn_refresher();
     }
