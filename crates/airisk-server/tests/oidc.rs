@@ -424,3 +424,192 @@ fn issuers_and_ca_files_are_checked_when_configured() {
     o.ca_file = Some(std::env::temp_dir().join("airisk-no-such-ca.pem"));
     assert!(OidcKeys::new(o).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Against a real OpenID provider: `oidc-provider` (a certified implementation) run by node from
+// e2e/oidc-provider.mjs. Never skipped: without node or e2e/node_modules the test fails and says
+// how to install them.
+
+const CLIENT_SECRET: &str = "airisk-tests-client-secret-0123456789";
+
+/// A running `e2e/oidc-provider.mjs`; killed on drop.
+struct RealProvider {
+    child: std::process::Child,
+    issuer: String,
+    port: u16,
+    state: std::path::PathBuf,
+}
+
+impl Drop for RealProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RealProvider {
+    /// Starts the provider with `keys` (`KID:ALG,…`, the first signs) on `port` (0: any).
+    async fn start(state: &std::path::Path, keys: &str, port: u16) -> RealProvider {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let script = root.join("e2e/oidc-provider.mjs");
+        assert!(
+            root.join("e2e/node_modules/oidc-provider").is_dir(),
+            "e2e/node_modules/oidc-provider is missing: run `bash scripts/setup-browser-tests.sh` \
+             (or `npm ci` in e2e/) and test again"
+        );
+        let mut child = std::process::Command::new("node")
+            .arg(&script)
+            .args(["--state", state.to_str().unwrap(), "--keys", keys])
+            .args(["--port", &port.to_string()])
+            .env("OIDC_TEST_CLIENT_SECRET", CLIENT_SECRET)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node (Node.js 20 or newer) runs e2e/oidc-provider.mjs");
+        let stdout = child.stdout.take().unwrap();
+        // Blocks until the provider prints its issuer (or exits).
+        let issuer = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead as _;
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|l| l.strip_prefix("listening ").map(str::to_owned))
+        })
+        .await
+        .unwrap()
+        .expect("the provider printed `listening <issuer>`");
+        let port = issuer.rsplit(':').next().unwrap().parse().unwrap();
+        RealProvider {
+            child,
+            issuer,
+            port,
+            state: state.to_owned(),
+        }
+    }
+
+    /// Stops this provider and starts it again on the same port with `keys`.
+    async fn restart(self, keys: &str) -> RealProvider {
+        let (state, port) = (self.state.clone(), self.port);
+        drop(self);
+        RealProvider::start(&state, keys, port).await
+    }
+
+    /// An access token from the client_credentials grant, for `resource`.
+    async fn token(&self, resource: &str) -> String {
+        let r: Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "airisk-tests"),
+                ("client_secret", CLIENT_SECRET),
+                ("scope", "api"),
+                ("resource", resource),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {r}"))
+            .to_owned()
+    }
+
+    /// JWKS requests the provider has answered since it started.
+    async fn jwks_requests(&self) -> u64 {
+        let r: Value = reqwest::get(format!("{}/__stats", self.issuer))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["jwks"].as_u64().unwrap()
+    }
+}
+
+const API: &str = "https://airisk.test/api";
+
+fn state_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("airisk-oidc-provider-{}", uuid::Uuid::now_v7()))
+}
+
+#[tokio::test]
+async fn a_real_provider_s_tokens_are_accepted_and_its_key_rotation_followed() {
+    let state = state_dir();
+    let provider = RealProvider::start(&state, "old:EdDSA", 0).await;
+    let mut o = OidcOptions::new(&provider.issuer);
+    o.min_refresh_gap = Duration::from_millis(1);
+    o.refresh_every = Duration::from_millis(200);
+    let app = App::spawn(o, true, true).await;
+    let old_token = provider.token(API).await;
+    let (status, body) = app.call(&old_token).await;
+    assert_eq!(status, 200, "{body}");
+    // A token the provider issued for another resource server (audience) is refused.
+    let (status, body) = app
+        .call(&provider.token("https://other.test/api").await)
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        body["detail"].as_str().unwrap().contains("audience"),
+        "{body}"
+    );
+    // Another issuer holding the very same key: refused for its issuer.
+    let other = RealProvider::start(&state, "old:EdDSA", 0).await;
+    let (status, body) = app.call(&other.token(API).await).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["detail"].as_str().unwrap().contains("issuer"),
+        "{body}"
+    );
+    drop(other);
+    // Rotation: a new key signs, the old one is still published as second. No airisk restart.
+    let provider = provider.restart("new:ES256,old:EdDSA").await;
+    let new_token = provider.token(API).await;
+    assert_ne!(
+        jsonwebtoken::decode_header(&new_token).unwrap().kid,
+        jsonwebtoken::decode_header(&old_token).unwrap().kid
+    );
+    let (status, body) = app.call(&new_token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.call(&old_token).await.0, 200);
+    // The provider drops the old key: its tokens stop working at the next scheduled refresh.
+    let provider = provider.restart("new:ES256").await;
+    eventually("the dropped key's token is refused", || async {
+        app.call(&old_token).await.0 == 401
+    })
+    .await;
+    assert_eq!(app.call(&new_token).await.0, 200);
+    drop(provider);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[tokio::test]
+async fn made_up_kids_against_a_real_provider_cause_one_jwks_fetch() {
+    let state = state_dir();
+    let provider = RealProvider::start(&state, "k:EdDSA", 0).await;
+    let mut o = OidcOptions::new(&provider.issuer);
+    o.min_refresh_gap = Duration::from_secs(3600);
+    let app = Arc::new(App::spawn(o, false, false).await);
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let app = app.clone();
+        let mut claims = Claims::new("mallory", "acme", Role::Viewer, 300);
+        claims.iss.clone_from(&provider.issuer);
+        claims.aud = AUDIENCE.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let forged = Key::ed25519(&format!("made-up-{i}")).sign(&claims);
+            app.call(&forged).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 401);
+    }
+    assert_eq!(provider.jwks_requests().await, 1);
+    // That one fetch brought the real key.
+    assert_eq!(app.call(&provider.token(API).await).await.0, 200);
+    assert_eq!(provider.jwks_requests().await, 1);
+    drop(provider);
+    let _ = std::fs::remove_dir_all(&state);
+}
