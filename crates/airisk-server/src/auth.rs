@@ -62,9 +62,12 @@ pub const MIN_HS256_SECRET_LEN: usize = 32;
 pub struct Claims {
     /// The actor (an actor id: letters, digits, `. _ - @ : +`).
     pub sub: String,
-    /// The tenant the actor acts in.
+    /// The tenant the actor acts in (absent in a provider's token whose issuer maps it: see
+    /// [`crate::mapping`]; a token without it is otherwise refused).
+    #[serde(default)]
     pub tenant: String,
-    /// The actor's role.
+    /// The actor's role (absent in a provider's token whose issuer maps it).
+    #[serde(default)]
     pub role: String,
     /// `human` or `service`. After [`JwtVerifier::verify_claims`] it holds the verdict of the
     /// configured person claim; absent means service.
@@ -154,7 +157,8 @@ pub fn now_secs() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
-/// Why a token was refused. Every variant is a 401; the message is safe to send.
+/// Why a token was refused. Every variant but [`AuthError::NotMapped`] (a 403) is a 401; the
+/// message is safe to send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -189,6 +193,17 @@ pub enum AuthError {
     /// A required claim is missing, or a claim's value is invalid.
     #[error("the token's claims are invalid: {0}")]
     InvalidClaims(String),
+    /// The token is genuine but its claims map to no tenant and single role here (see
+    /// [`crate::mapping`]): a 403, recorded in the ledger.
+    #[error("the token is valid but not mapped to a role here: {reason}")]
+    NotMapped {
+        /// Why, safe to send.
+        reason: String,
+        /// The tenant, when the token names one.
+        tenant: Option<String>,
+        /// The subject (after the identity claim), for the audit record.
+        subject: Option<String>,
+    },
 }
 
 /// Why an authentication configuration was refused.
@@ -351,6 +366,8 @@ pub struct JwtVerifier {
     person: PersonClaim,
     identity_claim: Option<String>,
     oidc: Option<std::sync::Arc<crate::oidc::OidcKeys>>,
+    mapping: Option<crate::mapping::ClaimMapping>,
+    others: Vec<JwtVerifier>,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -362,6 +379,8 @@ impl fmt::Debug for JwtVerifier {
             .field("person", &self.person)
             .field("identity_claim", &self.identity_claim)
             .field("oidc", &self.oidc.as_ref().map(|o| o.issuer().to_owned()))
+            .field("mapping", &self.mapping)
+            .field("others", &self.others)
             .field(
                 "keys",
                 &self
@@ -385,6 +404,61 @@ impl JwtVerifier {
             person: PersonClaim::default(),
             identity_claim: None,
             oidc: None,
+            mapping: None,
+            others: Vec::new(),
+        }
+    }
+
+    /// Takes the tenant and role from the claims the provider issues, through `mapping`, instead
+    /// of the `tenant` and `role` claims.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: crate::mapping::ClaimMapping) -> Self {
+        self.mapping = Some(mapping);
+        self
+    }
+
+    /// Also accepts the tokens of another issuer, verified by `other` alone (its own keys,
+    /// audience, identity and person claims, mapping). A token is routed by its (unverified)
+    /// `iss`; a token of an issuer no verifier has is refused as [`AuthError::WrongIssuer`].
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidClaimMapping`] when an issuer is configured twice.
+    pub fn with_issuer(mut self, other: JwtVerifier) -> Result<Self, AuthConfigError> {
+        if other.issuer == self.issuer || self.others.iter().any(|o| o.issuer == other.issuer) {
+            return Err(AuthConfigError::InvalidClaimMapping(format!(
+                "the issuer {:?} is configured twice",
+                other.issuer
+            )));
+        }
+        self.others.push(other);
+        Ok(self)
+    }
+
+    /// Every OpenID provider whose keys this verifier uses (its own and its other issuers').
+    pub fn oidc_sources(&self) -> Vec<std::sync::Arc<crate::oidc::OidcKeys>> {
+        self.oidc
+            .iter()
+            .cloned()
+            .chain(self.others.iter().flat_map(|o| o.oidc_sources()))
+            .collect()
+    }
+
+    /// The verifier for the token's `iss` (read before any check, only to choose).
+    fn route(&self, token: &str) -> &JwtVerifier {
+        if self.others.is_empty() {
+            return self;
+        }
+        let iss = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("iss").and_then(|i| i.as_str()).map(str::to_owned));
+        match iss {
+            Some(iss) if iss != self.issuer => {
+                self.others.iter().find(|o| o.issuer == iss).unwrap_or(self)
+            }
+            _ => self,
         }
     }
 
@@ -409,9 +483,15 @@ impl JwtVerifier {
     /// # Errors
     /// The reason, safe to show to operators.
     pub fn readiness(&self) -> Result<(), String> {
-        match &self.oidc {
-            Some(o) => o.readiness(),
-            None => Ok(()),
+        let reasons: Vec<String> = self
+            .oidc_sources()
+            .iter()
+            .filter_map(|o| o.readiness().err())
+            .collect();
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.join("; "))
         }
     }
 
@@ -485,7 +565,7 @@ impl JwtVerifier {
     /// Whether any key is configured (an OpenID provider counts, whether it has answered yet
     /// or not: see [`JwtVerifier::readiness`]).
     pub fn has_keys(&self) -> bool {
-        !self.keys.is_empty() || self.oidc.is_some()
+        !self.keys.is_empty() || self.oidc.is_some() || self.others.iter().any(Self::has_keys)
     }
 
     /// The configured issuer.
@@ -522,7 +602,11 @@ impl JwtVerifier {
     /// # Errors
     /// An [`AuthError`] saying why.
     pub async fn verify_claims_fresh(&self, token: &str) -> Result<Claims, AuthError> {
-        match self.verify_claims(token) {
+        self.route(token).fresh_here(token).await
+    }
+
+    async fn fresh_here(&self, token: &str) -> Result<Claims, AuthError> {
+        match self.verify_here(token) {
             Err(AuthError::UnsupportedAlgorithm) => {
                 let Some(oidc) = &self.oidc else {
                     return Err(AuthError::UnsupportedAlgorithm);
@@ -540,7 +624,7 @@ impl JwtVerifier {
                         ) && !known(kid) =>
                     {
                         if oidc.refresh_for_unknown_kid().await {
-                            self.verify_claims(token)
+                            self.verify_here(token)
                         } else {
                             Err(AuthError::UnsupportedAlgorithm)
                         }
@@ -558,6 +642,10 @@ impl JwtVerifier {
     /// # Errors
     /// An [`AuthError`] saying why.
     pub fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        self.route(token).verify_here(token)
+    }
+
+    fn verify_here(&self, token: &str) -> Result<Claims, AuthError> {
         refuse_critical_header(token)?;
         let mut claims = self.verify_signed_claims(token)?;
         match claims.kind.as_deref() {
@@ -578,6 +666,15 @@ impl JwtVerifier {
                     AuthError::InvalidClaims(format!("{name} (the identity claim) is required"))
                 })?;
             claims.sub = id.to_owned();
+        }
+        match &self.mapping {
+            Some(mapping) => mapping.apply(&mut claims)?,
+            None if claims.tenant.is_empty() || claims.role.is_empty() => {
+                return Err(AuthError::InvalidClaims(
+                    "sub, tenant and role are required".to_owned(),
+                ));
+            }
+            None => {}
         }
         let person = claims.kind.as_deref() != Some("service") && self.person.holds(&claims);
         claims.kind = Some(if person { "human" } else { "service" }.to_owned());

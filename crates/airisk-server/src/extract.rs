@@ -49,8 +49,17 @@ impl FromRequestParts<AppState> for Caller {
         let principal = match token {
             Ok(t) => state.auth().verify_fresh(t).await,
             Err(e) => Err(e),
-        }
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        };
+        let principal = match principal {
+            Ok(p) => p,
+            // Genuine but not mapped to a tenant and one role here: 403, and on the record.
+            Err(e @ AuthError::NotMapped { .. }) => {
+                crate::mapping::record_refusal(state, &e, &context::correlation().to_string())
+                    .await;
+                return Err(ApiError::Forbidden(e.to_string()));
+            }
+            Err(e) => return Err(ApiError::Unauthorized(e.to_string())),
+        };
         context::set_caller(principal.tenant().as_str(), principal.actor().as_str());
         // A principal that keeps being refused waits before anything else runs (and is recorded).
         let key = throttle::key_of(&principal);

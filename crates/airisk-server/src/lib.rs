@@ -30,6 +30,7 @@ mod context;
 mod error;
 mod extract;
 mod idempotency;
+pub mod mapping;
 pub mod metrics;
 pub mod oidc;
 mod routes;

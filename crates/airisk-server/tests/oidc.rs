@@ -159,10 +159,15 @@ impl App {
         if schedule {
             keys.spawn_refresher();
         }
-        let store = Arc::new(InMemoryStore::new(Arc::new(SystemClock)));
         let auth = JwtVerifier::new(&keys.options().issuer, AUDIENCE)
             .with_leeway(5)
             .with_oidc(keys.clone());
+        App::spawn_with(auth, keys).await
+    }
+
+    /// The real router verifying with `auth`; `keys` is the provider the test watches.
+    async fn spawn_with(auth: JwtVerifier, keys: Arc<OidcKeys>) -> App {
+        let store = Arc::new(InMemoryStore::new(Arc::new(SystemClock)));
         let state = AppState::new(
             Stores {
                 audit: store.clone(),
@@ -612,4 +617,122 @@ async fn made_up_kids_against_a_real_provider_cause_one_jwks_fetch() {
     assert_eq!(provider.jwks_requests().await, 1);
     drop(provider);
     let _ = std::fs::remove_dir_all(&state);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claim mapping: a second issuer whose tokens carry groups and an immutable object id, no tenant
+// or role claim of airisk's own.
+
+#[tokio::test]
+async fn a_mapped_issuer_s_groups_give_one_role_and_unmapped_or_ambiguous_tokens_are_refused_on_the_record()
+ {
+    use airisk_server::mapping::{ClaimMapping, TenantSource};
+    let (p1, p2) = (Provider::start().await, Provider::start().await);
+    let (k1, k2) = (Key::ed25519("k1"), Key::p256("k2"));
+    p1.publish(&[&k1]);
+    p2.publish(&[&k2]);
+    let keys1 = OidcKeys::new(options(&p1)).unwrap();
+    let keys2 = OidcKeys::new(options(&p2)).unwrap();
+    keys1.refresh().await.unwrap();
+    keys2.refresh().await.unwrap();
+    let table = [
+        ("model-risk-approvers", "approver"),
+        ("risk-readers", "viewer"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    let mapped = JwtVerifier::new(&p2.issuer, AUDIENCE)
+        .with_oidc(keys2)
+        .with_mapping(
+            ClaimMapping::new(
+                TenantSource::Fixed(
+                    airisk_core::security::tenant_context::TenantId::parse("bank-b").unwrap(),
+                ),
+                "groups",
+                &table,
+                &[],
+            )
+            .unwrap(),
+        )
+        .with_identity_claim("oid")
+        .unwrap();
+    let auth = JwtVerifier::new(&p1.issuer, AUDIENCE)
+        .with_oidc(keys1.clone())
+        .with_issuer(mapped)
+        .unwrap();
+    let app = App::spawn_with(auth, keys1).await;
+    let person = |oid: &str, groups: Value| {
+        // What a provider issues: no tenant or role of airisk's, a role claim that must not count.
+        let mut c = p2.claims("Alice.Display@bank-b.example", Role::Admin);
+        c.tenant.clear();
+        c.role = "admin".into();
+        c.extra.insert("oid".into(), oid.into());
+        c.extra.insert("groups".into(), groups);
+        k2.sign(&c)
+    };
+    // One mapped group: accepted as a viewer of bank-b (the `role: admin` claim counts for nothing).
+    let viewer = person("OID-1", json!(["staff", "risk-readers"]));
+    assert_eq!(app.call(&viewer).await.0, 200);
+    let r = app
+        .client
+        .post(format!("{}/v1/models", app.base))
+        .bearer_auth(&viewer)
+        .json(
+            &json!({"name": "m", "version": "1", "checksum": format!("sha256:{}", "ab".repeat(32)),
+                      "artifact_uri": "s3://models/m/1.onnx", "justification": "test"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        !body["detail"].as_str().unwrap().contains("mapped"),
+        "{body}"
+    );
+    // No mapped group, or groups mapping to two roles: 403 with the reason.
+    for (oid, groups, why) in [
+        ("OID-2", json!(["staff"]), "mapped"),
+        (
+            "OID-3",
+            json!(["model-risk-approvers", "risk-readers"]),
+            "several roles",
+        ),
+    ] {
+        let (status, body) = app.call(&person(oid, groups)).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(why), "{body}");
+    }
+    // Without the immutable id: refused, never the display name instead.
+    let mut c = p2.claims("Alice.Display@bank-b.example", Role::Viewer);
+    c.extra.insert("groups".into(), json!(["risk-readers"]));
+    assert_eq!(app.call(&k2.sign(&c)).await.0, 401);
+    // The refusals are on bank-b's ledger, under the subject's stable id.
+    let mut auditor = p1.claims("auditor", Role::Viewer);
+    auditor.tenant = "bank-b".into();
+    let page: Value = app
+        .client
+        .get(format!("{}/v1/audit/events?action=auth.refused", app.base))
+        .bearer_auth(k1.sign(&auditor))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let records: Vec<&Value> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["record"])
+        .filter(|r| r["action"] == "auth.refused")
+        .collect();
+    let actors: Vec<&str> = records
+        .iter()
+        .map(|r| r["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, ["oid-2", "oid-3"], "{page}");
+    assert!(records.iter().all(|r| r["outcome"] == "denied"), "{page}");
 }

@@ -10,6 +10,7 @@
 //! dev database, so a restart still verifies that database's ledger), prints a ready token for one
 //! user of each role in tenant `demo`, and says loudly that it is dev mode.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,10 +21,12 @@ use airisk_core::ledger::{LedgerName, LedgerSigner, SIGNING_KEY_ENV};
 use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
 use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
 use airisk_core::security::rbac::Role;
+use airisk_core::security::tenant_context::TenantId;
 use airisk_server::auth::{
     Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, MAX_LEEWAY_SECS,
     PersonClaim, TokenSigner,
 };
+use airisk_server::mapping::{ClaimMapping, TenantSource};
 use airisk_server::oidc::{OidcKeys, OidcOptions};
 use airisk_server::throttle::{
     DEFAULT_DENIAL_BURST, DEFAULT_DENIALS_PER_MINUTE, DenialThrottleConfig,
@@ -246,6 +249,37 @@ struct FileConfig {
     oidc_refresh_secs: Option<u64>,
     oidc_min_refresh_gap_secs: Option<u64>,
     oidc_max_stale_secs: Option<u64>,
+    /// More OpenID providers, each with its claim mapping (`[[issuers]]` tables).
+    #[serde(default)]
+    issuers: Vec<IssuerConfig>,
+}
+
+/// One `[[issuers]]` table: an OpenID provider and how its claims map to tenant and role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerConfig {
+    /// The issuer URL, exactly the tokens' `iss`.
+    issuer: String,
+    /// Expected `aud` [default: the service's jwt_audience].
+    audience: Option<String>,
+    /// PEM CA bundle for this provider.
+    ca_file: Option<PathBuf>,
+    /// Every token of this issuer acts in this tenant (one provider per tenant)…
+    tenant: Option<String>,
+    /// …or the tenant is this claim's value (one shared provider).
+    tenant_claim: Option<String>,
+    /// The claim whose values map to roles [default: roles].
+    role_claim: Option<String>,
+    /// Claim value → role (admin, analyst, approver, viewer).
+    roles: BTreeMap<String, String>,
+    /// For tokens mapping to several roles: the first of these the token maps to. Without it,
+    /// such tokens are refused as ambiguous.
+    #[serde(default)]
+    role_precedence: Vec<String>,
+    /// Immutable claim for the actor id (e.g. oid) [default: sub].
+    identity_claim: Option<String>,
+    /// NAME=VALUE that makes the subject a person [default: the service's person_claim].
+    person_claim: Option<String>,
 }
 
 /// The effective configuration, after layering. (No `Debug`: the database URL may hold a
@@ -273,6 +307,7 @@ struct Settings {
     identity_claim: Option<String>,
     denial_throttle: DenialThrottleConfig,
     oidc: Option<OidcOptions>,
+    issuers: Vec<IssuerConfig>,
 }
 
 impl Settings {
@@ -479,6 +514,7 @@ impl Settings {
                 ..DenialThrottleConfig::default()
             },
             oidc,
+            issuers: file.issuers,
         })
     }
 }
@@ -676,7 +712,10 @@ impl Keys {
             .context("the dev ledger signing key is invalid")?;
         let secret = secrets.jwt;
         // A JWKS or an OpenID provider, if configured, is honoured in dev mode too.
-        let auth = if settings.jwks_file.is_some() || settings.oidc.is_some() {
+        let auth = if settings.jwks_file.is_some()
+            || settings.oidc.is_some()
+            || !settings.issuers.is_empty()
+        {
             verifier(settings, None)?
         } else {
             JwtVerifier::new(&settings.jwt_issuer, &settings.jwt_audience)
@@ -716,6 +755,11 @@ fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Jwt
     if let Some(options) = &settings.oidc {
         v = v.with_oidc(OidcKeys::new(options.clone()).context("oidc_issuer")?);
     }
+    for table in &settings.issuers {
+        v = v
+            .with_issuer(issuer_verifier(settings, table)?)
+            .context("[[issuers]]")?;
+    }
     if let Some(path) = &settings.jwks_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("could not read the JWKS file {}", path.display()))?;
@@ -739,6 +783,48 @@ fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Jwt
         bail!(
             "no JWT verification key is configured: run `airisk token keygen --private-key jwt.pem > jwks.json` and set AIRISK_JWKS_FILE=jwks.json."
         );
+    }
+    Ok(v)
+}
+
+/// The verifier of one `[[issuers]]` table: the provider's keys and its claim mapping.
+fn issuer_verifier(settings: &Settings, table: &IssuerConfig) -> anyhow::Result<JwtVerifier> {
+    let what = || format!("[[issuers]] {}", table.issuer);
+    let mut options = OidcOptions::new(&table.issuer);
+    options.ca_file.clone_from(&table.ca_file);
+    if let Some(o) = &settings.oidc {
+        options.refresh_every = o.refresh_every;
+        options.min_refresh_gap = o.min_refresh_gap;
+        options.max_stale = o.max_stale;
+    }
+    let tenant = match (&table.tenant, &table.tenant_claim) {
+        (Some(t), None) => {
+            TenantSource::Fixed(TenantId::parse(t).map_err(|e| anyhow!("{}: tenant: {e}", what()))?)
+        }
+        (None, Some(c)) => TenantSource::Claim(c.clone()),
+        _ => bail!("{}: set exactly one of tenant and tenant_claim", what()),
+    };
+    let mapping = ClaimMapping::new(
+        tenant,
+        table.role_claim.as_deref().unwrap_or("roles"),
+        &table.roles,
+        &table.role_precedence,
+    )
+    .with_context(what)?;
+    let person = match &table.person_claim {
+        Some(spec) => PersonClaim::parse(spec).with_context(what)?,
+        None => settings.person_claim.clone(),
+    };
+    let mut v = JwtVerifier::new(
+        &table.issuer,
+        table.audience.as_deref().unwrap_or(&settings.jwt_audience),
+    )
+    .with_leeway(settings.jwt_leeway_secs)
+    .with_oidc(OidcKeys::new(options).with_context(what)?)
+    .with_mapping(mapping)
+    .with_person_claim(person);
+    if let Some(claim) = &table.identity_claim {
+        v = v.with_identity_claim(claim).with_context(what)?;
     }
     Ok(v)
 }
@@ -810,7 +896,7 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         .with_context(|| format!("could not listen on {addr}"))?;
     let local = listener.local_addr()?;
     let verifier_key = keys.ledger.verifier().to_verifier_key();
-    if let Some(oidc) = keys.auth.oidc() {
+    for oidc in keys.auth.oidc_sources() {
         // Not fatal: the service runs and reports not ready until the provider answers (the
         // refresher retries), so a provider outage at start-up is not a crash loop.
         match oidc.refresh().await {
