@@ -167,14 +167,23 @@ pub(crate) async fn submit(
             false,
             Some("This token is too large to keep in a browser cookie."),
         ),
-        Err(e) => form(
-            &console,
-            policy,
-            &headers,
-            &next,
-            false,
-            Some(&format!("Sign-in refused: {e}.")),
-        ),
+        Err(e) => {
+            // A genuine token that maps to no single role is on the record (see crate::mapping).
+            crate::mapping::record_refusal(
+                &app,
+                &e,
+                &crate::context::correlation().to_string(),
+            )
+            .await;
+            form(
+                &console,
+                policy,
+                &headers,
+                &next,
+                false,
+                Some(&format!("Sign-in refused: {e}.")),
+            )
+        }
     }
 }
 
