@@ -30,6 +30,8 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
     /// Append to, verify, export and prove the tamper-evident audit ledger.
     Audit(cmd::audit::AuditArgs),
+    /// Check authentication: `airisk auth check` explains why a token is or is not accepted.
+    Auth(cmd::auth::AuthArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Crypto(args) => cmd::crypto::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Auth(args) => cmd::auth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

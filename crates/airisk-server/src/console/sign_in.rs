@@ -169,12 +169,8 @@ pub(crate) async fn submit(
         ),
         Err(e) => {
             // A genuine token that maps to no single role is on the record (see crate::mapping).
-            crate::mapping::record_refusal(
-                &app,
-                &e,
-                &crate::context::correlation().to_string(),
-            )
-            .await;
+            crate::mapping::record_refusal(&app, &e, &crate::context::correlation().to_string())
+                .await;
             form(
                 &console,
                 policy,

@@ -787,6 +787,21 @@ fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Jwt
     Ok(v)
 }
 
+/// The token verifier `airisk serve` would build from `args` (keys, issuers, identity and person
+/// claims), for `airisk auth check`. Nothing else is read (no encryption or ledger keys).
+///
+/// # Errors
+/// A configuration `airisk serve` would refuse.
+pub fn configured_verifier(args: &ServeArgs) -> anyhow::Result<JwtVerifier> {
+    let settings = Settings::layer(args)?;
+    let v = verifier(&settings, args.jwt_secret.as_deref())?;
+    let v = match &settings.identity_claim {
+        Some(claim) => v.with_identity_claim(claim)?,
+        None => v,
+    };
+    Ok(v.with_person_claim(settings.person_claim.clone()))
+}
+
 /// The verifier of one `[[issuers]]` table: the provider's keys and its claim mapping.
 fn issuer_verifier(settings: &Settings, table: &IssuerConfig) -> anyhow::Result<JwtVerifier> {
     let what = || format!("[[issuers]] {}", table.issuer);
