@@ -341,10 +341,11 @@ pub(crate) fn keys_from_jwks(jwks_json: &str) -> Result<Vec<VerifyKey>, AuthConf
             }
             _ => continue,
         };
-        if let Some(declared) = jwk.common.key_algorithm {
-            if format!("{declared:?}") != format!("{algorithm:?}") {
-                continue;
-            }
+        // Both enums name the algorithms alike (RS256, ES256, EdDSA).
+        if let Some(declared) = jwk.common.key_algorithm
+            && format!("{declared:?}") != format!("{algorithm:?}")
+        {
+            continue;
         }
         let key =
             DecodingKey::from_jwk(jwk).map_err(|e| AuthConfigError::InvalidJwks(e.to_string()))?;

@@ -54,8 +54,7 @@ impl FromRequestParts<AppState> for Caller {
             Ok(p) => p,
             // Genuine but not mapped to a tenant and one role here: 403, and on the record.
             Err(e @ AuthError::NotMapped { .. }) => {
-                crate::mapping::record_refusal(state, &e, &context::correlation().to_string())
-                    .await;
+                crate::mapping::record_refusal(state, &e, context::correlation().as_ref()).await;
                 return Err(ApiError::Forbidden(e.to_string()));
             }
             Err(e) => return Err(ApiError::Unauthorized(e.to_string())),

@@ -169,8 +169,7 @@ pub(crate) async fn submit(
         ),
         Err(e) => {
             // A genuine token that maps to no single role is on the record (see crate::mapping).
-            crate::mapping::record_refusal(&app, &e, &crate::context::correlation().to_string())
-                .await;
+            crate::mapping::record_refusal(&app, &e, crate::context::correlation().as_ref()).await;
             form(
                 &console,
                 policy,

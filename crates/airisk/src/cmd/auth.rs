@@ -116,9 +116,16 @@ fn describe(token: &str) {
         println!("token      not a JWT (the header does not decode)");
         return;
     };
+    let field = |name: &str| {
+        header
+            .get(name)
+            .map_or_else(|| "(none)".to_owned(), ToString::to_string)
+    };
     println!(
         "header     alg {}, kid {}, typ {}",
-        header["alg"], header["kid"], header["typ"]
+        field("alg"),
+        field("kid"),
+        field("typ")
     );
     let Some(claims) = part(1) else {
         println!("claims     do not decode");
