@@ -444,10 +444,11 @@ impl JwtVerifier {
             .collect()
     }
 
-    /// The verifier for the token's `iss` (read before any check, only to choose).
-    fn route(&self, token: &str) -> &JwtVerifier {
+    /// The verifier for the token's `iss` (read before any check, only to choose); an issuer no
+    /// verifier has is refused here, before any key is looked at.
+    fn route(&self, token: &str) -> Result<&JwtVerifier, AuthError> {
         if self.others.is_empty() {
-            return self;
+            return Ok(self);
         }
         let iss = token
             .split('.')
@@ -456,10 +457,12 @@ impl JwtVerifier {
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v.get("iss").and_then(|i| i.as_str()).map(str::to_owned));
         match iss {
-            Some(iss) if iss != self.issuer => {
-                self.others.iter().find(|o| o.issuer == iss).unwrap_or(self)
-            }
-            _ => self,
+            Some(iss) if iss != self.issuer => self
+                .others
+                .iter()
+                .find(|o| o.issuer == iss)
+                .ok_or(AuthError::WrongIssuer),
+            _ => Ok(self),
         }
     }
 
@@ -603,7 +606,7 @@ impl JwtVerifier {
     /// # Errors
     /// An [`AuthError`] saying why.
     pub async fn verify_claims_fresh(&self, token: &str) -> Result<Claims, AuthError> {
-        self.route(token).fresh_here(token).await
+        self.route(token)?.fresh_here(token).await
     }
 
     async fn fresh_here(&self, token: &str) -> Result<Claims, AuthError> {
@@ -643,7 +646,7 @@ impl JwtVerifier {
     /// # Errors
     /// An [`AuthError`] saying why.
     pub fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
-        self.route(token).verify_here(token)
+        self.route(token)?.verify_here(token)
     }
 
     fn verify_here(&self, token: &str) -> Result<Claims, AuthError> {

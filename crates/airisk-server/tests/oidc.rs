@@ -709,6 +709,15 @@ async fn a_mapped_issuer_s_groups_give_one_role_and_unmapped_or_ambiguous_tokens
     let mut c = p2.claims("Alice.Display@bank-b.example", Role::Viewer);
     c.extra.insert("groups".into(), json!(["risk-readers"]));
     assert_eq!(app.call(&k2.sign(&c)).await.0, 401);
+    // An issuer neither verifier has: refused for its issuer.
+    let mut c = p2.claims("x", Role::Viewer);
+    c.iss = "https://elsewhere.example".into();
+    let (status, body) = app.call(&k2.sign(&c)).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["detail"].as_str().unwrap().contains("issuer"),
+        "{body}"
+    );
     // The refusals are on bank-b's ledger, under the subject's stable id.
     let mut auditor = p1.claims("auditor", Role::Viewer);
     auditor.tenant = "bank-b".into();
