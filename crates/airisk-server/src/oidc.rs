@@ -333,6 +333,15 @@ impl OidcKeys {
             ));
         }
         check_url("jwks_uri", &discovery.jwks_uri)?;
+        // An https issuer's keys come over https too (never downgraded, even to loopback).
+        if self.options.issuer.starts_with("https://")
+            && !discovery.jwks_uri.starts_with("https://")
+        {
+            return Err(format!(
+                "the discovery document's jwks_uri {:?} is not https",
+                discovery.jwks_uri
+            ));
+        }
         let jwks = self.get(&discovery.jwks_uri).await?;
         let text = std::str::from_utf8(&jwks)
             .map_err(|_| format!("the JWKS at {} is not UTF-8", discovery.jwks_uri))?;
