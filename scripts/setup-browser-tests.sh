@@ -31,7 +31,7 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-if [ ! -d "$root/e2e/node_modules/playwright-core" ]; then
+if [ ! -d "$root/e2e/node_modules/playwright-core" ] || [ ! -d "$root/e2e/node_modules/oidc-provider" ]; then
   echo "setup-browser-tests: npm ci in e2e/"
   npm ci --prefix "$root/e2e" --no-audit --no-fund
 fi

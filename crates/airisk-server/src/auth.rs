@@ -21,8 +21,9 @@
 //!   service understands none).
 //! * **Registered claims**: `exp`, `iss` and `aud` are required and checked; `nbf` is checked when
 //!   present; a small leeway (default 30 s) absorbs clock skew.
-//! * **Keys**: production verifies EdDSA (Ed25519) or RS256 signatures with public keys from a
-//!   JWKS document (`AIRISK_JWKS_FILE`). The key fixes the algorithm: a token's `alg` must be the
+//! * **Keys**: production verifies EdDSA (Ed25519), RS256 or ES256 (P-256) signatures with public
+//!   keys from a JWKS document (`AIRISK_JWKS_FILE`, for air-gapped use) or published by an OpenID
+//!   provider (`AIRISK_OIDC_ISSUER`: discovered, cached and refreshed by [`crate::oidc`]). The key fixes the algorithm: a token's `alg` must be the
 //!   one its key is for, so an RSA public key can never be used as an HMAC secret, and `alg: none`
 //!   is not an algorithm at all. HS256 (a shared secret) is accepted only when the operator opts in
 //!   with [`JwtVerifier::dangerous_with_hs256_secret`]: `airisk serve --dev`, or
@@ -50,6 +51,9 @@ pub const DEFAULT_ISSUER: &str = "airisk";
 pub const DEFAULT_AUDIENCE: &str = "airisk-api";
 /// Default clock-skew leeway, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// Longest clock-skew leeway `airisk serve` accepts, in seconds: a longer one keeps expired
+/// tokens alive.
+pub const MAX_LEEWAY_SECS: u64 = 300;
 /// Shortest HS256 secret accepted, in bytes.
 pub const MIN_HS256_SECRET_LEN: usize = 32;
 
@@ -58,9 +62,12 @@ pub const MIN_HS256_SECRET_LEN: usize = 32;
 pub struct Claims {
     /// The actor (an actor id: letters, digits, `. _ - @ : +`).
     pub sub: String,
-    /// The tenant the actor acts in.
+    /// The tenant the actor acts in (absent in a provider's token whose issuer maps it: see
+    /// [`crate::mapping`]; a token without it is otherwise refused).
+    #[serde(default)]
     pub tenant: String,
-    /// The actor's role.
+    /// The actor's role (absent in a provider's token whose issuer maps it).
+    #[serde(default)]
     pub role: String,
     /// `human` or `service`. After [`JwtVerifier::verify_claims`] it holds the verdict of the
     /// configured person claim; absent means service.
@@ -68,7 +75,8 @@ pub struct Claims {
     pub kind: Option<String>,
     /// Issuer.
     pub iss: String,
-    /// Audience.
+    /// Audience (a token's list of audiences is read as the one that is this service).
+    #[serde(deserialize_with = "string_or_first")]
     pub aud: String,
     /// Expiry (seconds since the epoch).
     pub exp: u64,
@@ -126,12 +134,31 @@ impl Claims {
     }
 }
 
+/// A string, or the first string of a list (`aud` may be either, RFC 7519 §4.1.3; the verifier
+/// replaces it with its own audience once the validation found that in the list).
+fn string_or_first<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => Ok(s),
+        OneOrMany::Many(v) => v
+            .into_iter()
+            .next()
+            .ok_or_else(|| serde::de::Error::custom("aud is an empty list")),
+    }
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn now_secs() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
-/// Why a token was refused. Every variant is a 401; the message is safe to send.
+/// Why a token was refused. Every variant but [`AuthError::NotMapped`] (a 403) is a 401; the
+/// message is safe to send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -166,6 +193,17 @@ pub enum AuthError {
     /// A required claim is missing, or a claim's value is invalid.
     #[error("the token's claims are invalid: {0}")]
     InvalidClaims(String),
+    /// The token is genuine but its claims map to no tenant and single role here (see
+    /// [`crate::mapping`]): a 403, recorded in the ledger.
+    #[error("the token is valid but not mapped to a role here: {reason}")]
+    NotMapped {
+        /// Why, safe to send.
+        reason: String,
+        /// The tenant, when the token names one.
+        tenant: Option<String>,
+        /// The subject (after the identity claim), for the audit record.
+        subject: Option<String>,
+    },
 }
 
 /// Why an authentication configuration was refused.
@@ -176,7 +214,7 @@ pub enum AuthConfigError {
     #[error("the JWKS is not a valid JWK set: {0}")]
     InvalidJwks(String),
     /// The JWKS holds no usable key.
-    #[error("the JWKS holds no Ed25519 (OKP) or RSA public key")]
+    #[error("the JWKS holds no Ed25519 (OKP), RSA or EC P-256 public signing key")]
     NoUsableKey,
     /// The HS256 secret is too short.
     #[error("the HS256 secret must be at least {MIN_HS256_SECRET_LEN} bytes")]
@@ -184,6 +222,9 @@ pub enum AuthConfigError {
     /// A signing key could not be read.
     #[error("invalid signing key: {0}")]
     InvalidSigningKey(String),
+    /// The OpenID provider configuration is invalid (issuer URL, CA file, intervals).
+    #[error("invalid OpenID provider configuration: {0}")]
+    InvalidOidc(String),
     /// The person claim is not `NAME=VALUE`, or the identity claim name is empty.
     #[error("invalid claim mapping: {0}")]
     InvalidClaimMapping(String),
@@ -264,10 +305,57 @@ impl PersonClaim {
     }
 }
 
-struct VerifyKey {
-    kid: Option<String>,
-    algorithm: Algorithm,
-    key: DecodingKey,
+/// One verification key: its id, the one algorithm it verifies, the key.
+pub(crate) struct VerifyKey {
+    pub(crate) kid: Option<String>,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) key: DecodingKey,
+}
+
+/// Every usable public key of a JWKS document: Ed25519 (`kty: OKP`, EdDSA), RSA (RS256) and
+/// EC P-256 (ES256); other keys (encryption keys, other curves) are skipped. A key whose `alg`
+/// names another algorithm than the one its type fixes is skipped too.
+///
+/// # Errors
+/// [`AuthConfigError::InvalidJwks`] if the document is not a JWK set or a key does not decode.
+pub(crate) fn keys_from_jwks(jwks_json: &str) -> Result<Vec<VerifyKey>, AuthConfigError> {
+    let set: JwkSet =
+        serde_json::from_str(jwks_json).map_err(|e| AuthConfigError::InvalidJwks(e.to_string()))?;
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        if jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+        {
+            continue;
+        }
+        let algorithm = match &jwk.algorithm {
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                Algorithm::EdDSA
+            }
+            AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+                Algorithm::ES256
+            }
+            _ => continue,
+        };
+        // Both enums name the algorithms alike (RS256, ES256, EdDSA).
+        if let Some(declared) = jwk.common.key_algorithm
+            && format!("{declared:?}") != format!("{algorithm:?}")
+        {
+            continue;
+        }
+        let key =
+            DecodingKey::from_jwk(jwk).map_err(|e| AuthConfigError::InvalidJwks(e.to_string()))?;
+        keys.push(VerifyKey {
+            kid: jwk.common.key_id.clone(),
+            algorithm,
+            key,
+        });
+    }
+    Ok(keys)
 }
 
 /// Verifies bearer tokens against the configured keys, issuer and audience.
@@ -278,6 +366,9 @@ pub struct JwtVerifier {
     keys: Vec<VerifyKey>,
     person: PersonClaim,
     identity_claim: Option<String>,
+    oidc: Option<std::sync::Arc<crate::oidc::OidcKeys>>,
+    mapping: Option<crate::mapping::ClaimMapping>,
+    others: Vec<JwtVerifier>,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -288,6 +379,9 @@ impl fmt::Debug for JwtVerifier {
             .field("leeway", &self.leeway)
             .field("person", &self.person)
             .field("identity_claim", &self.identity_claim)
+            .field("oidc", &self.oidc.as_ref().map(|o| o.issuer().to_owned()))
+            .field("mapping", &self.mapping)
+            .field("others", &self.others)
             .field(
                 "keys",
                 &self
@@ -310,6 +404,98 @@ impl JwtVerifier {
             keys: Vec::new(),
             person: PersonClaim::default(),
             identity_claim: None,
+            oidc: None,
+            mapping: None,
+            others: Vec::new(),
+        }
+    }
+
+    /// Takes the tenant and role from the claims the provider issues, through `mapping`, instead
+    /// of the `tenant` and `role` claims.
+    #[must_use]
+    pub fn with_mapping(mut self, mapping: crate::mapping::ClaimMapping) -> Self {
+        self.mapping = Some(mapping);
+        self
+    }
+
+    /// Also accepts the tokens of another issuer, verified by `other` alone (its own keys,
+    /// audience, identity and person claims, mapping). A token is routed by its (unverified)
+    /// `iss`; a token of an issuer no verifier has is refused as [`AuthError::WrongIssuer`].
+    ///
+    /// # Errors
+    /// [`AuthConfigError::InvalidClaimMapping`] when an issuer is configured twice.
+    pub fn with_issuer(mut self, other: JwtVerifier) -> Result<Self, AuthConfigError> {
+        if other.issuer == self.issuer || self.others.iter().any(|o| o.issuer == other.issuer) {
+            return Err(AuthConfigError::InvalidClaimMapping(format!(
+                "the issuer {:?} is configured twice",
+                other.issuer
+            )));
+        }
+        self.others.push(other);
+        Ok(self)
+    }
+
+    /// Every OpenID provider whose keys this verifier uses (its own and its other issuers').
+    pub fn oidc_sources(&self) -> Vec<std::sync::Arc<crate::oidc::OidcKeys>> {
+        self.oidc
+            .iter()
+            .cloned()
+            .chain(self.others.iter().flat_map(|o| o.oidc_sources()))
+            .collect()
+    }
+
+    /// The verifier for the token's `iss` (read before any check, only to choose); an issuer no
+    /// verifier has is refused here, before any key is looked at.
+    fn route(&self, token: &str) -> Result<&JwtVerifier, AuthError> {
+        if self.others.is_empty() {
+            return Ok(self);
+        }
+        let iss = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("iss").and_then(|i| i.as_str()).map(str::to_owned));
+        match iss {
+            Some(iss) if iss != self.issuer => self
+                .others
+                .iter()
+                .find(|o| o.issuer == iss)
+                .ok_or(AuthError::WrongIssuer),
+            _ => Ok(self),
+        }
+    }
+
+    /// Also verifies with the signing keys an OpenID provider publishes (discovered from its
+    /// issuer, refreshed on an unknown `kid` and on a schedule: see [`crate::oidc`]). Use
+    /// [`JwtVerifier::verify_fresh`] / [`JwtVerifier::verify_claims_fresh`] so that a key the
+    /// provider has just rotated in is fetched.
+    #[must_use]
+    pub fn with_oidc(mut self, keys: std::sync::Arc<crate::oidc::OidcKeys>) -> Self {
+        self.oidc = Some(keys);
+        self
+    }
+
+    /// The OpenID provider's keys, when configured.
+    pub fn oidc(&self) -> Option<&std::sync::Arc<crate::oidc::OidcKeys>> {
+        self.oidc.as_ref()
+    }
+
+    /// `Ok` when tokens can be verified now; else why not (for `/readyz`): an OpenID provider
+    /// that has not answered since start-up, or whose keys are older than the staleness bound.
+    ///
+    /// # Errors
+    /// The reason, safe to show to operators.
+    pub fn readiness(&self) -> Result<(), String> {
+        let reasons: Vec<String> = self
+            .oidc_sources()
+            .iter()
+            .filter_map(|o| o.readiness().err())
+            .collect();
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.join("; "))
         }
     }
 
@@ -348,34 +534,17 @@ impl JwtVerifier {
         self
     }
 
-    /// Adds every Ed25519 (`kty: OKP`, `crv: Ed25519`) and RSA key of a JWKS document; other keys
-    /// are skipped.
+    /// Adds every Ed25519 (`kty: OKP`, `crv: Ed25519`), RSA and EC P-256 signing key of a JWKS
+    /// document; other keys are skipped.
     ///
     /// # Errors
     /// [`AuthConfigError::InvalidJwks`] or [`AuthConfigError::NoUsableKey`].
     pub fn with_jwks(mut self, jwks_json: &str) -> Result<Self, AuthConfigError> {
-        let set: JwkSet = serde_json::from_str(jwks_json)
-            .map_err(|e| AuthConfigError::InvalidJwks(e.to_string()))?;
-        let before = self.keys.len();
-        for jwk in &set.keys {
-            let algorithm = match &jwk.algorithm {
-                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-                    Algorithm::EdDSA
-                }
-                AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                _ => continue,
-            };
-            let key = DecodingKey::from_jwk(jwk)
-                .map_err(|e| AuthConfigError::InvalidJwks(e.to_string()))?;
-            self.keys.push(VerifyKey {
-                kid: jwk.common.key_id.clone(),
-                algorithm,
-                key,
-            });
-        }
-        if self.keys.len() == before {
+        let keys = keys_from_jwks(jwks_json)?;
+        if keys.is_empty() {
             return Err(AuthConfigError::NoUsableKey);
         }
+        self.keys.extend(keys);
         Ok(self)
     }
 
@@ -397,9 +566,10 @@ impl JwtVerifier {
         Ok(self)
     }
 
-    /// Whether any key is configured.
+    /// Whether any key is configured (an OpenID provider counts, whether it has answered yet
+    /// or not: see [`JwtVerifier::readiness`]).
     pub fn has_keys(&self) -> bool {
-        !self.keys.is_empty()
+        !self.keys.is_empty() || self.oidc.is_some() || self.others.iter().any(Self::has_keys)
     }
 
     /// The configured issuer.
@@ -421,12 +591,65 @@ impl JwtVerifier {
         claims.principal()
     }
 
+    /// [`JwtVerifier::verify`], fetching the OpenID provider's keys again first when the token
+    /// names a key id none of the known keys has (at most once per the provider's refresh gap,
+    /// however many such tokens arrive: see [`crate::oidc::OidcKeys::refresh_for_unknown_kid`]).
+    ///
+    /// # Errors
+    /// An [`AuthError`] saying why, safe to send to the caller.
+    pub async fn verify_fresh(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_claims_fresh(token).await?.principal()
+    }
+
+    /// [`JwtVerifier::verify_claims`] with the refresh of [`JwtVerifier::verify_fresh`].
+    ///
+    /// # Errors
+    /// An [`AuthError`] saying why.
+    pub async fn verify_claims_fresh(&self, token: &str) -> Result<Claims, AuthError> {
+        self.route(token)?.fresh_here(token).await
+    }
+
+    async fn fresh_here(&self, token: &str) -> Result<Claims, AuthError> {
+        match self.verify_here(token) {
+            Err(AuthError::UnsupportedAlgorithm) => {
+                let Some(oidc) = &self.oidc else {
+                    return Err(AuthError::UnsupportedAlgorithm);
+                };
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|_| AuthError::UnsupportedAlgorithm)?;
+                let known = |kid: &str| {
+                    self.keys.iter().any(|k| k.kid.as_deref() == Some(kid)) || oidc.knows_kid(kid)
+                };
+                match header.kid.as_deref() {
+                    Some(kid)
+                        if matches!(
+                            header.alg,
+                            Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+                        ) && !known(kid) =>
+                    {
+                        if oidc.refresh_for_unknown_kid().await {
+                            self.verify_here(token)
+                        } else {
+                            Err(AuthError::UnsupportedAlgorithm)
+                        }
+                    }
+                    _ => Err(AuthError::UnsupportedAlgorithm),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Verifies `token` and returns its claims, with `kind` set to the verdict of the configured
     /// person claim: `human` only when the token asserts a person, else `service`.
     ///
     /// # Errors
     /// An [`AuthError`] saying why.
     pub fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        self.route(token)?.verify_here(token)
+    }
+
+    fn verify_here(&self, token: &str) -> Result<Claims, AuthError> {
         refuse_critical_header(token)?;
         let mut claims = self.verify_signed_claims(token)?;
         match claims.kind.as_deref() {
@@ -448,6 +671,15 @@ impl JwtVerifier {
                 })?;
             claims.sub = id.to_owned();
         }
+        match &self.mapping {
+            Some(mapping) => mapping.apply(&mut claims)?,
+            None if claims.tenant.is_empty() || claims.role.is_empty() => {
+                return Err(AuthError::InvalidClaims(
+                    "sub, tenant and role are required".to_owned(),
+                ));
+            }
+            None => {}
+        }
         let person = claims.kind.as_deref() != Some("service") && self.person.holds(&claims);
         claims.kind = Some(if person { "human" } else { "service" }.to_owned());
         Ok(claims)
@@ -461,9 +693,11 @@ impl JwtVerifier {
             }
             _ => AuthError::Malformed,
         })?;
+        let published = self.oidc.as_ref().and_then(|o| o.current());
         let candidates: Vec<&VerifyKey> = self
             .keys
             .iter()
+            .chain(published.iter().flat_map(|k| k.iter()))
             .filter(|k| k.algorithm == header.alg)
             .filter(|k| match (&header.kid, &k.kid) {
                 (Some(wanted), Some(have)) => wanted == have,
@@ -485,7 +719,12 @@ impl JwtVerifier {
         let mut last = AuthError::BadSignature;
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => {
+                    let mut claims = data.claims;
+                    // `aud` may be a list; the validation above found this service in it.
+                    claims.aud = self.audience.clone();
+                    return Ok(claims);
+                }
                 Err(e) => {
                     last = match e.kind() {
                         ErrorKind::InvalidSignature => AuthError::BadSignature,

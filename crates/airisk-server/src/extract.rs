@@ -46,9 +46,19 @@ impl FromRequestParts<AppState> for Caller {
             })
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing);
-        let principal = token
-            .and_then(|t| state.auth().verify(t))
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        let principal = match token {
+            Ok(t) => state.auth().verify_fresh(t).await,
+            Err(e) => Err(e),
+        };
+        let principal = match principal {
+            Ok(p) => p,
+            // Genuine but not mapped to a tenant and one role here: 403, and on the record.
+            Err(e @ AuthError::NotMapped { .. }) => {
+                crate::mapping::record_refusal(state, &e, context::correlation().as_ref()).await;
+                return Err(ApiError::Forbidden(e.to_string()));
+            }
+            Err(e) => return Err(ApiError::Unauthorized(e.to_string())),
+        };
         context::set_caller(principal.tenant().as_str(), principal.actor().as_str());
         // A principal that keeps being refused waits before anything else runs (and is recorded).
         let key = throttle::key_of(&principal);

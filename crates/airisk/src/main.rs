@@ -32,6 +32,8 @@ enum Command {
     Audit(cmd::audit::AuditArgs),
     /// Govern external registries (MLflow): connect, list, disconnect, reconcile.
     Integrations(cmd::integrations::IntegrationsArgs),
+    /// Check authentication: `airisk auth check` explains why a token is or is not accepted.
+    Auth(cmd::auth::AuthArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => cmd::migrate::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Integrations(args) => cmd::integrations::run(args),
+        Command::Auth(args) => cmd::auth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

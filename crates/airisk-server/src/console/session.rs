@@ -237,7 +237,7 @@ struct Resolved {
     token: Option<String>,
 }
 
-fn resolve(
+async fn resolve(
     app: &AppState,
     console: &Console,
     keys: &Keys,
@@ -248,7 +248,7 @@ fn resolve(
     let mut cookies = Vec::new();
     // The proxy, when configured and present, is authoritative: it authenticated this request.
     if let Some(token) = proxy_token(&console.config, headers) {
-        return match app.auth().verify_claims(token).and_then(|c| {
+        return match app.auth().verify_claims_fresh(token).await.and_then(|c| {
             let p = c.principal()?;
             Ok((p, c.exp))
         }) {
@@ -287,7 +287,7 @@ fn resolve(
             token: None,
         };
     };
-    match app.auth().verify_claims(token).and_then(|c| {
+    match app.auth().verify_claims_fresh(token).await.and_then(|c| {
         let p = c.principal()?;
         Ok((p, c.exp))
     }) {
@@ -373,7 +373,7 @@ async fn checked(app: &AppState, console: &Console, request: Request, next: Next
         return ConsoleError::Unavailable.into_response();
     };
     let policy = console.cookies;
-    let resolved = resolve(app, console, keys, request.headers(), policy);
+    let resolved = resolve(app, console, keys, request.headers(), policy).await;
     if let Some(id) = &resolved.identity {
         context::set_caller(
             id.principal.tenant().as_str(),

@@ -138,7 +138,8 @@ pub(crate) async fn submit(
         .trim();
     let verified = app
         .auth()
-        .verify_claims(token)
+        .verify_claims_fresh(token)
+        .await
         .and_then(|claims| claims.principal().map(|p| (p, claims.exp)));
     match verified {
         Ok((principal, exp)) if cookie_safe(token) => {
@@ -166,14 +167,18 @@ pub(crate) async fn submit(
             false,
             Some("This token is too large to keep in a browser cookie."),
         ),
-        Err(e) => form(
-            &console,
-            policy,
-            &headers,
-            &next,
-            false,
-            Some(&format!("Sign-in refused: {e}.")),
-        ),
+        Err(e) => {
+            // A genuine token that maps to no single role is on the record (see crate::mapping).
+            crate::mapping::record_refusal(&app, &e, crate::context::correlation().as_ref()).await;
+            form(
+                &console,
+                policy,
+                &headers,
+                &next,
+                false,
+                Some(&format!("Sign-in refused: {e}.")),
+            )
+        }
     }
 }
 

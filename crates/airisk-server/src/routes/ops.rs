@@ -19,6 +19,7 @@ use crate::views::HealthView;
 pub(crate) async fn healthz() -> Json<HealthView> {
     Json(HealthView {
         status: "ok".into(),
+        reason: None,
     })
 }
 
@@ -49,11 +50,18 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<H
         }
         Err(_) => false,
     };
+    // Tokens can be verified: an OpenID provider that has not answered is a reason to wait.
+    let auth = state.auth().readiness();
+    if let Err(reason) = &auth {
+        tracing::warn!(reason = %reason, "readiness: token verification is not ready");
+    }
+    let ready = ready && auth.is_ok();
     if ready {
         (
             StatusCode::OK,
             Json(HealthView {
                 status: "ok".into(),
+                reason: None,
             }),
         )
     } else {
@@ -61,6 +69,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<H
             StatusCode::SERVICE_UNAVAILABLE,
             Json(HealthView {
                 status: "unavailable".into(),
+                reason: auth.err(),
             }),
         )
     }

@@ -4,6 +4,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
 
 pub mod audit;
+pub mod auth;
 pub mod crypto;
 pub mod integrations;
 pub mod keys;

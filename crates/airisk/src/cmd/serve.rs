@@ -10,6 +10,7 @@
 //! dev database, so a restart still verifies that database's ledger), prints a ready token for one
 //! user of each role in tenant `demo`, and says loudly that it is dev mode.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,10 +21,13 @@ use airisk_core::ledger::{LedgerName, LedgerSigner, SIGNING_KEY_ENV};
 use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
 use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
 use airisk_core::security::rbac::Role;
+use airisk_core::security::tenant_context::TenantId;
 use airisk_server::auth::{
-    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, PersonClaim,
-    TokenSigner,
+    Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY_SECS, JwtVerifier, MAX_LEEWAY_SECS,
+    PersonClaim, TokenSigner,
 };
+use airisk_server::mapping::{ClaimMapping, TenantSource};
+use airisk_server::oidc::{OidcKeys, OidcOptions};
 use airisk_server::throttle::{
     DEFAULT_DENIAL_BURST, DEFAULT_DENIALS_PER_MINUTE, DenialThrottleConfig,
 };
@@ -64,7 +68,9 @@ pub struct ServeArgs {
     /// jwt_leeway_secs, dangerous_allow_hs256, body_limit_bytes, request_timeout_ms, max_in_flight,
     /// max_in_flight_per_tenant, header_read_timeout_ms, body_read_timeout_ms, public_url,
     /// dangerous_insecure_cookies, checkpoint_every_entries, checkpoint_interval_ms, log,
-    /// console_trusted_header, person_claim, identity_claim, denials_per_minute, denial_burst.
+    /// console_trusted_header, person_claim, identity_claim, denials_per_minute, denial_burst,
+    /// oidc_issuer, oidc_ca_file, oidc_refresh_secs, oidc_min_refresh_gap_secs,
+    /// oidc_max_stale_secs.
     /// Flags and environment override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -103,7 +109,7 @@ pub struct ServeArgs {
     #[arg(long, env = "AIRISK_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
 
-    /// Clock-skew leeway for exp/nbf, seconds [default: 30].
+    /// Clock-skew leeway for exp/nbf, seconds, at most 300 [default: 30].
     #[arg(long, env = "AIRISK_JWT_LEEWAY_SECS")]
     jwt_leeway_secs: Option<u64>,
 
@@ -190,6 +196,31 @@ pub struct ServeArgs {
     /// variables it names. The service refuses to start if an instance cannot be loaded.
     #[arg(long, env = "AIRISK_MLFLOW_CONFIG", value_name = "FILE")]
     mlflow_config: Option<PathBuf>,
+
+    /// OpenID provider issuer URL (https://…, exactly the tokens' `iss`): its signing keys are
+    /// discovered from <issuer>/.well-known/openid-configuration, refreshed on an unknown `kid`
+    /// and on a schedule. Also the expected `iss` (a different --jwt-issuer is refused).
+    #[arg(long, env = "AIRISK_OIDC_ISSUER", value_name = "URL")]
+    oidc_issuer: Option<String>,
+
+    /// PEM bundle of the CA certificates to trust for the OpenID provider, instead of the Mozilla
+    /// roots (a bank's private CA).
+    #[arg(long, env = "AIRISK_OIDC_CA_FILE", value_name = "FILE")]
+    oidc_ca_file: Option<PathBuf>,
+
+    /// Scheduled refresh of the provider's keys, seconds [default: 900].
+    #[arg(long, env = "AIRISK_OIDC_REFRESH_SECS")]
+    oidc_refresh_secs: Option<u64>,
+
+    /// Least time between two key fetches caused by tokens with an unknown `kid`, seconds
+    /// [default: 30].
+    #[arg(long, env = "AIRISK_OIDC_MIN_REFRESH_GAP_SECS")]
+    oidc_min_refresh_gap_secs: Option<u64>,
+
+    /// Longest use of the provider's keys after the last successful fetch while it is
+    /// unreachable, seconds; then its tokens are refused and /readyz fails [default: 86400].
+    #[arg(long, env = "AIRISK_OIDC_MAX_STALE_SECS")]
+    oidc_max_stale_secs: Option<u64>,
 }
 
 /// The `--config` file. Secrets are not accepted here.
@@ -219,6 +250,42 @@ struct FileConfig {
     identity_claim: Option<String>,
     denials_per_minute: Option<u32>,
     denial_burst: Option<u32>,
+    oidc_issuer: Option<String>,
+    oidc_ca_file: Option<PathBuf>,
+    oidc_refresh_secs: Option<u64>,
+    oidc_min_refresh_gap_secs: Option<u64>,
+    oidc_max_stale_secs: Option<u64>,
+    /// More OpenID providers, each with its claim mapping (`[[issuers]]` tables).
+    #[serde(default)]
+    issuers: Vec<IssuerConfig>,
+}
+
+/// One `[[issuers]]` table: an OpenID provider and how its claims map to tenant and role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerConfig {
+    /// The issuer URL, exactly the tokens' `iss`.
+    issuer: String,
+    /// Expected `aud` [default: the service's jwt_audience].
+    audience: Option<String>,
+    /// PEM CA bundle for this provider.
+    ca_file: Option<PathBuf>,
+    /// Every token of this issuer acts in this tenant (one provider per tenant)…
+    tenant: Option<String>,
+    /// …or the tenant is this claim's value (one shared provider).
+    tenant_claim: Option<String>,
+    /// The claim whose values map to roles [default: roles].
+    role_claim: Option<String>,
+    /// Claim value → role (admin, analyst, approver, viewer).
+    roles: BTreeMap<String, String>,
+    /// For tokens mapping to several roles: the first of these the token maps to. Without it,
+    /// such tokens are refused as ambiguous.
+    #[serde(default)]
+    role_precedence: Vec<String>,
+    /// Immutable claim for the actor id (e.g. oid) [default: sub].
+    identity_claim: Option<String>,
+    /// NAME=VALUE that makes the subject a person [default: the service's person_claim].
+    person_claim: Option<String>,
 }
 
 /// The effective configuration, after layering. (No `Debug`: the database URL may hold a
@@ -246,6 +313,8 @@ struct Settings {
     identity_claim: Option<String>,
     denial_throttle: DenialThrottleConfig,
     mlflow_config: Option<PathBuf>,
+    oidc: Option<OidcOptions>,
+    issuers: Vec<IssuerConfig>,
 }
 
 impl Settings {
@@ -295,6 +364,63 @@ impl Settings {
                  AIRISK_DANGEROUS_INSECURE_COOKIES=true"
             );
         }
+        let oidc = match args.oidc_issuer.clone().or(file.oidc_issuer) {
+            None => None,
+            Some(issuer) => {
+                let mut o = OidcOptions::new(&issuer);
+                o.ca_file = args.oidc_ca_file.clone().or(file.oidc_ca_file);
+                let secs = |name: &str, v: Option<u64>, default: Duration| match v {
+                    Some(0) => Err(anyhow!("{name} must be more than 0")),
+                    Some(s) => Ok(Duration::from_secs(s)),
+                    None => Ok(default),
+                };
+                o.refresh_every = secs(
+                    "oidc_refresh_secs",
+                    args.oidc_refresh_secs.or(file.oidc_refresh_secs),
+                    o.refresh_every,
+                )?;
+                o.min_refresh_gap = secs(
+                    "oidc_min_refresh_gap_secs",
+                    args.oidc_min_refresh_gap_secs
+                        .or(file.oidc_min_refresh_gap_secs),
+                    o.min_refresh_gap,
+                )?;
+                o.max_stale = secs(
+                    "oidc_max_stale_secs",
+                    args.oidc_max_stale_secs.or(file.oidc_max_stale_secs),
+                    o.max_stale,
+                )?;
+                if o.max_stale < o.refresh_every {
+                    bail!(
+                        "oidc_max_stale_secs ({}) is shorter than oidc_refresh_secs ({}): the keys \
+                         would lapse between two scheduled refreshes",
+                        o.max_stale.as_secs(),
+                        o.refresh_every.as_secs()
+                    );
+                }
+                Some(o)
+            }
+        };
+        let jwt_issuer = args.jwt_issuer.clone().or(file.jwt_issuer);
+        if let (Some(o), Some(iss)) = (&oidc, &jwt_issuer)
+            && *iss != o.issuer
+        {
+            bail!(
+                "jwt_issuer {iss:?} contradicts oidc_issuer {:?}: the provider's tokens carry its \
+                 issuer; drop jwt_issuer",
+                o.issuer
+            );
+        }
+        let jwt_leeway_secs = args
+            .jwt_leeway_secs
+            .or(file.jwt_leeway_secs)
+            .unwrap_or(DEFAULT_LEEWAY_SECS);
+        if jwt_leeway_secs > MAX_LEEWAY_SECS {
+            bail!(
+                "jwt_leeway_secs {jwt_leeway_secs} is more than {MAX_LEEWAY_SECS}: a leeway that \
+                 long keeps expired tokens alive; fix the clocks instead"
+            );
+        }
         Ok(Settings {
             mlflow_config: args.mlflow_config.clone(),
             dev: args.dev,
@@ -315,20 +441,15 @@ impl Settings {
                     }
                 }),
             jwks_file: args.jwks_file.clone().or(file.jwks_file),
-            jwt_issuer: args
-                .jwt_issuer
-                .clone()
-                .or(file.jwt_issuer)
+            jwt_issuer: jwt_issuer
+                .or_else(|| oidc.as_ref().map(|o| o.issuer.clone()))
                 .unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
             jwt_audience: args
                 .jwt_audience
                 .clone()
                 .or(file.jwt_audience)
                 .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
-            jwt_leeway_secs: args
-                .jwt_leeway_secs
-                .or(file.jwt_leeway_secs)
-                .unwrap_or(DEFAULT_LEEWAY_SECS),
+            jwt_leeway_secs,
             dangerous_allow_hs256: args
                 .dangerous_allow_hs256
                 .or(file.dangerous_allow_hs256)
@@ -400,6 +521,8 @@ impl Settings {
                     .unwrap_or(DEFAULT_DENIAL_BURST),
                 ..DenialThrottleConfig::default()
             },
+            oidc,
+            issuers: file.issuers,
         })
     }
 }
@@ -596,8 +719,11 @@ impl Keys {
         let ledger = LedgerSigner::from_signing_key(secrets.ledger.trim())
             .context("the dev ledger signing key is invalid")?;
         let secret = secrets.jwt;
-        // A JWKS, if configured, is honoured in dev mode too (and must be valid).
-        let auth = if settings.jwks_file.is_some() {
+        // A JWKS or an OpenID provider, if configured, is honoured in dev mode too.
+        let auth = if settings.jwks_file.is_some()
+            || settings.oidc.is_some()
+            || !settings.issuers.is_empty()
+        {
             verifier(settings, None)?
         } else {
             JwtVerifier::new(&settings.jwt_issuer, &settings.jwt_audience)
@@ -634,6 +760,14 @@ impl Keys {
 fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<JwtVerifier> {
     let mut v = JwtVerifier::new(&settings.jwt_issuer, &settings.jwt_audience)
         .with_leeway(settings.jwt_leeway_secs);
+    if let Some(options) = &settings.oidc {
+        v = v.with_oidc(OidcKeys::new(options.clone()).context("oidc_issuer")?);
+    }
+    for table in &settings.issuers {
+        v = v
+            .with_issuer(issuer_verifier(settings, table)?)
+            .context("[[issuers]]")?;
+    }
     if let Some(path) = &settings.jwks_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("could not read the JWKS file {}", path.display()))?;
@@ -657,6 +791,63 @@ fn verifier(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Jwt
         bail!(
             "no JWT verification key is configured: run `airisk token keygen --private-key jwt.pem > jwks.json` and set AIRISK_JWKS_FILE=jwks.json."
         );
+    }
+    Ok(v)
+}
+
+/// The token verifier `airisk serve` would build from `args` (keys, issuers, identity and person
+/// claims), for `airisk auth check`. Nothing else is read (no encryption or ledger keys).
+///
+/// # Errors
+/// A configuration `airisk serve` would refuse.
+pub fn configured_verifier(args: &ServeArgs) -> anyhow::Result<JwtVerifier> {
+    let settings = Settings::layer(args)?;
+    let v = verifier(&settings, args.jwt_secret.as_deref())?;
+    let v = match &settings.identity_claim {
+        Some(claim) => v.with_identity_claim(claim)?,
+        None => v,
+    };
+    Ok(v.with_person_claim(settings.person_claim.clone()))
+}
+
+/// The verifier of one `[[issuers]]` table: the provider's keys and its claim mapping.
+fn issuer_verifier(settings: &Settings, table: &IssuerConfig) -> anyhow::Result<JwtVerifier> {
+    let what = || format!("[[issuers]] {}", table.issuer);
+    let mut options = OidcOptions::new(&table.issuer);
+    options.ca_file.clone_from(&table.ca_file);
+    if let Some(o) = &settings.oidc {
+        options.refresh_every = o.refresh_every;
+        options.min_refresh_gap = o.min_refresh_gap;
+        options.max_stale = o.max_stale;
+    }
+    let tenant = match (&table.tenant, &table.tenant_claim) {
+        (Some(t), None) => {
+            TenantSource::Fixed(TenantId::parse(t).map_err(|e| anyhow!("{}: tenant: {e}", what()))?)
+        }
+        (None, Some(c)) => TenantSource::Claim(c.clone()),
+        _ => bail!("{}: set exactly one of tenant and tenant_claim", what()),
+    };
+    let mapping = ClaimMapping::new(
+        tenant,
+        table.role_claim.as_deref().unwrap_or("roles"),
+        &table.roles,
+        &table.role_precedence,
+    )
+    .with_context(what)?;
+    let person = match &table.person_claim {
+        Some(spec) => PersonClaim::parse(spec).with_context(what)?,
+        None => settings.person_claim.clone(),
+    };
+    let mut v = JwtVerifier::new(
+        &table.issuer,
+        table.audience.as_deref().unwrap_or(&settings.jwt_audience),
+    )
+    .with_leeway(settings.jwt_leeway_secs)
+    .with_oidc(OidcKeys::new(options).with_context(what)?)
+    .with_mapping(mapping)
+    .with_person_claim(person);
+    if let Some(claim) = &table.identity_claim {
+        v = v.with_identity_claim(claim).with_context(what)?;
     }
     Ok(v)
 }
@@ -728,6 +919,19 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         .with_context(|| format!("could not listen on {addr}"))?;
     let local = listener.local_addr()?;
     let verifier_key = keys.ledger.verifier().to_verifier_key();
+    for oidc in keys.auth.oidc_sources() {
+        // Not fatal: the service runs and reports not ready until the provider answers (the
+        // refresher retries), so a provider outage at start-up is not a crash loop.
+        match oidc.refresh().await {
+            Ok(n) => {
+                tracing::info!(issuer = %oidc.issuer(), keys = n, "oidc: provider keys loaded")
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %oidc.issuer(), error = %e, "oidc: the provider is unreachable at start-up; not ready until it answers")
+            }
+        }
+        oidc.spawn_refresher();
+    }
     let state = AppState::new(
         stores,
         clock,
