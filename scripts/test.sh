@@ -8,6 +8,8 @@
 #     AIRISK_TEST_DATABASE_URL"): `cargo test --workspace` lists them as ignored, and this script
 #     then runs them with `--ignored` when the server answers. Without a server they stay listed
 #     as ignored (never as passed); with CI set, a guard test fails instead.
+#   * strace, for the SQLite durability test (it counts fsyncs between an append and its receipt),
+#     installed with apt-get if missing.
 #   * Python 3 with the `cryptography` package, for the auditor's independent verifier
 #     (tools/verify_export.py), installed with pip if missing.
 #   * Headless Chromium and the e2e/ node modules for the console's browser tests, installed by
@@ -35,6 +37,16 @@ if command -v pg_isready >/dev/null 2>&1; then
 else
   say "no PostgreSQL client tools: the PostgreSQL tests stay IGNORED (not run)"
   unset AIRISK_TEST_DATABASE_URL
+fi
+
+if ! command -v strace >/dev/null 2>&1; then
+  # The SQLite durability test traces fsync calls (crates/airisk-store-sqlite/tests/store/sync.rs).
+  say "installing strace (Debian package) for the SQLite durability test"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get install -y -qq strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
+  else
+    sudo apt-get install -y -qq strace >/dev/null
+  fi
 fi
 
 if ! python3 -c 'import cryptography' 2>/dev/null; then
