@@ -330,18 +330,37 @@ impl AuditEvent {
 
 /// A recorded action: an event with its place (`seq`) and time, and its exact leaf bytes.
 ///
-/// Immutable once made: the fields are private and there is no setter or `&mut` accessor, so
-/// neither of these compiles:
+/// Immutable once made: the fields are private and every accessor hands out a shared reference,
+/// so none of these compiles, even with the record held mutably (each fails for that reason: a
+/// private field, and assignment through a `&` reference):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0616
 /// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord) {
 /// record.seq = 7;
 /// # }
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0594
 /// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord) {
-/// record.leaf_bytes_mut().clear();
+/// record.leaf_bytes()[0] = b'x';
+/// # }
+/// ```
+///
+/// ```compile_fail,E0594
+/// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord,
+/// #      other: airisk_core::governance::audit_record::AuditEvent) {
+/// *record.event() = other;
+/// # }
+/// ```
+///
+/// The same calls through the shared accessors do compile (so the examples above fail for the
+/// reason given, not because a name is wrong):
+///
+/// ```
+/// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord) {
+/// let _: u64 = record.seq();
+/// let _: u8 = record.leaf_bytes()[0];
+/// let _ = record.event().clone();
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq)]
