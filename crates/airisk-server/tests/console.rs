@@ -466,7 +466,16 @@ async fn a_trusted_sso_header_signs_people_in_when_configured() {
 
 #[tokio::test]
 async fn the_banner_is_green_for_an_intact_ledger_and_red_naming_the_first_bad_entry() {
-    let app = TestApp::spawn().await;
+    // No verification cache: each page load verifies afresh (the default reuses a result for 5 s,
+    // which a test would otherwise have to sleep through).
+    let app = TestApp::spawn_with(ServerConfig {
+        console: ConsoleConfig {
+            verify_cache_ttl: Some(std::time::Duration::ZERO),
+            ..ConsoleConfig::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
     app.register_model("acme", "pd", "1.0.0").await;
     let analyst = app.token("ana", "acme", Role::Analyst);
     let r = app
@@ -478,13 +487,54 @@ async fn the_banner_is_green_for_an_intact_ledger_and_red_naming_the_first_bad_e
     let page = b.get("/console/audit").await.text().await.unwrap();
     assert!(page.contains("banner-ok"), "{page}");
     assert!(page.contains("Verified up to checkpoint <strong>2</strong>, signed by key"));
-    // An altered record: the next verification (after the few seconds' cache) names entry 1.
+    // An altered record: the next verification names entry 1.
     let memory = app.memory.clone().unwrap();
     memory.dangerous_overwrite_leaf(&TenantId::parse("acme").unwrap(), 1, b"{}".to_vec());
-    tokio::time::sleep(std::time::Duration::from_millis(5_200)).await;
     let page = b.get("/console/audit").await.text().await.unwrap();
     assert!(page.contains("banner-bad"), "{page}");
     assert!(page.contains("Ledger verification FAILED"));
     assert!(page.contains("href=\"/console/audit/1\""));
     app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_banner_reuses_a_verification_for_its_configured_time() {
+    // An hour's cache: a newer checkpoint is not seen by the next load, which proves the
+    // configured time is what the cache uses; with no cache it is seen at once.
+    for (ttl, expect_size) in [(3_600, 2), (0, 4)] {
+        let app = TestApp::spawn_with(ServerConfig {
+            console: ConsoleConfig {
+                verify_cache_ttl: Some(std::time::Duration::from_secs(ttl)),
+                ..ConsoleConfig::default()
+            },
+            ..ServerConfig::default()
+        })
+        .await;
+        let analyst = app.token("ana", "acme", Role::Analyst);
+        app.register_model("acme", "pd", "1.0.0").await;
+        let r = app
+            .post("/v1/audit/checkpoint", &analyst, &Value::Null)
+            .await;
+        assert_eq!(r.status(), 200);
+        let mut b = Browser::new(&app);
+        b.sign_in(&app.token("aud", "acme", Role::Viewer)).await;
+        let page = b.get("/console/audit").await.text().await.unwrap();
+        assert!(
+            page.contains("Verified up to checkpoint <strong>2</strong>"),
+            "{page}"
+        );
+        app.register_model("acme", "pd", "2.0.0").await;
+        let r = app
+            .post("/v1/audit/checkpoint", &analyst, &Value::Null)
+            .await;
+        assert_eq!(r.status(), 200);
+        let page = b.get("/console/audit").await.text().await.unwrap();
+        assert!(
+            page.contains(&format!(
+                "Verified up to checkpoint <strong>{expect_size}</strong>"
+            )),
+            "ttl {ttl}s: {page}"
+        );
+        app.shutdown().await;
+    }
 }

@@ -66,6 +66,11 @@ pub struct ConsoleConfig {
     /// sets its own: any header the proxy passes through is one a client can forge. The token is
     /// still verified like any other (signature, issuer, audience, expiry).
     pub trusted_header: Option<HeaderName>,
+    /// How long the audit page's ledger verification is reused. `None` (the default): 5 seconds.
+    /// Tests set `Some(Duration::ZERO)` so that a tampered ledger shows at the next page load
+    /// without waiting out the cache.
+    #[doc(hidden)]
+    pub verify_cache_ttl: Option<Duration>,
 }
 
 impl ConsoleConfig {
@@ -88,6 +93,7 @@ impl ConsoleConfig {
         }
         Ok(ConsoleConfig {
             trusted_header: Some(header),
+            verify_cache_ttl: None,
         })
     }
 }
@@ -125,17 +131,23 @@ impl Console {
         }
     }
 
+    fn verify_cache_ttl(&self) -> Duration {
+        self.config.verify_cache_ttl.unwrap_or(VERIFY_CACHE_TTL)
+    }
+
     fn cached_status(&self, tenant: &TenantId) -> Option<Arc<audit::LedgerStatus>> {
+        let ttl = self.verify_cache_ttl();
         let cache = self.verify_cache.lock().ok()?;
         cache
             .get(tenant)
-            .filter(|(at, _)| at.elapsed() < VERIFY_CACHE_TTL)
+            .filter(|(at, _)| at.elapsed() < ttl)
             .map(|(_, s)| s.clone())
     }
 
     fn cache_status(&self, tenant: &TenantId, status: Arc<audit::LedgerStatus>) {
+        let ttl = self.verify_cache_ttl();
         if let Ok(mut cache) = self.verify_cache.lock() {
-            cache.retain(|_, (at, _)| at.elapsed() < VERIFY_CACHE_TTL);
+            cache.retain(|_, (at, _)| at.elapsed() < ttl);
             cache.insert(tenant.clone(), (Instant::now(), status));
         }
     }

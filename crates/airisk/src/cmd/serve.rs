@@ -250,6 +250,7 @@ impl Settings {
                     .transpose()
                     .map_err(|e| anyhow!("console_trusted_header: {e}"))?
                     .flatten(),
+                ..ConsoleConfig::default()
             },
         })
     }
