@@ -13,6 +13,7 @@ mod support;
 mod correlation;
 mod errors;
 mod ops;
+mod paths;
 mod rbac;
 mod scenario;
 mod shutdown;

@@ -65,6 +65,17 @@ impl TestApp {
     }
 
     pub async fn spawn_on(backend: Backend, config: ServerConfig) -> TestApp {
+        Self::spawn_custom(backend, config, Arc::new(SystemClock), |g| g).await
+    }
+
+    /// [`TestApp::spawn_on`] with the service clock given (the stores keep the system clock),
+    /// and the governance store passed through `wrap` (to inject faults).
+    pub async fn spawn_custom(
+        backend: Backend,
+        config: ServerConfig,
+        clock: Arc<dyn airisk_core::ports::Clock>,
+        wrap: impl FnOnce(Arc<dyn GovernanceStore>) -> Arc<dyn GovernanceStore>,
+    ) -> TestApp {
         let mut memory = None;
         let mut dir = None;
         let mut pg = None;
@@ -101,6 +112,7 @@ impl TestApp {
                     (store.clone(), store)
                 }
             };
+        let governance = wrap(governance);
         let stores = Stores {
             audit: audit.clone(),
             governance: governance.clone(),
@@ -118,7 +130,7 @@ impl TestApp {
             .unwrap();
         let state = AppState::new(
             stores,
-            Arc::new(SystemClock),
+            clock,
             Arc::new(UuidV7Generator),
             LedgerConfig {
                 signer: signer.clone(),
