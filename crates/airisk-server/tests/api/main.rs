@@ -12,6 +12,7 @@ mod support;
 
 mod correlation;
 mod errors;
+mod jwt_parsing;
 mod ops;
 mod paths;
 mod rbac;
