@@ -436,3 +436,46 @@ async fn two_approvers_racing_exactly_one_wins(backend: Backend) {
     );
     app.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Found by fuzzing (see crates/airisk-core/tests/ledger/parsers.rs): metadata holding a double
+// that canonical JSON prints as an integer beyond 2^53 was stored, and then could not be read
+// back — verification reported the intact entry as malformed. It is now a 422 and nothing is
+// stored.
+
+on_every_store!(a_number_that_would_not_read_back_is_refused:
+    a_number_that_would_not_read_back_is_refused_in_memory,
+    a_number_that_would_not_read_back_is_refused_on_sqlite,
+    a_number_that_would_not_read_back_is_refused_on_postgres);
+
+async fn a_number_that_would_not_read_back_is_refused(backend: Backend) {
+    let app = TestApp::spawn_backend(backend).await;
+    let analyst = app.token("ann", "acme", Role::Analyst);
+    let body = r#"{"action":"app.event","resource_type":"t","resource_id":"1","metadata":{"x":3.2049508818234835e17}}"#;
+    let r = app
+        .request(reqwest::Method::POST, "/v1/audit/events", &analyst)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 422).await;
+    assert!(p["detail"].as_str().unwrap().contains("2^53"), "{p}");
+    let r = app
+        .post(
+            "/v1/audit/events",
+            &analyst,
+            &json!({"action": "app.event", "resource_type": "t", "resource_id": "2", "metadata": {"x": 0.5}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let report: Value = app
+        .get("/v1/audit/verify", &analyst)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["entries"], 1, "{report}");
+    assert_eq!(report["intact"], true, "{report}");
+    app.shutdown().await;
+}
