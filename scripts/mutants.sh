@@ -6,6 +6,12 @@
 #   bash scripts/mutants.sh                 # every file in scope (slow: hours on 2 cores)
 #   bash scripts/mutants.sh FILE...         # only these files, e.g. crates/airisk-core/src/security/rbac.rs
 #   JOBS=2 bash scripts/mutants.sh ...      # parallel builds (each needs its own copy of target/)
+#   IN_PLACE=1 bash scripts/mutants.sh ...  # mutate this tree (reuses target/; do not edit meanwhile,
+#                                           # and check `git status` if the run is killed)
+#
+# Each mutant is tested by the core, testkit and SQLite suites (the shared conformance cases live
+# in airisk-testkit and run in the stores' binaries, so a mutation of ports.rs is caught there),
+# plus the PostgreSQL store's when AIRISK_TEST_DATABASE_URL is set.
 #
 # PostgreSQL tests run only if AIRISK_TEST_DATABASE_URL is set (then with --ignored included, so
 # the store's PostgreSQL suite counts); results land in mutants.out/ (caught.txt, missed.txt,
@@ -45,15 +51,19 @@ files=("$@")
 args=()
 for f in "${files[@]}"; do args+=(--file "$f"); done
 
+packages=(--test-package airisk-core --test-package airisk-testkit --test-package airisk-store-sqlite)
 test_args=()
 if [ -n "${AIRISK_TEST_DATABASE_URL:-}" ]; then
+  packages+=(--test-package airisk-store-postgres)
   test_args=(-- --include-ignored)
 fi
+mode=(--copy-target true)
+[ -n "${IN_PLACE:-}" ] && mode=(--in-place)
 
 start=$(date +%s)
 set +e
-cargo mutants --no-shuffle --jobs "${JOBS:-1}" --timeout-multiplier 3 \
-  "${args[@]}" "${test_args[@]}"
+cargo mutants --no-shuffle --jobs "${JOBS:-1}" --timeout-multiplier 3 "${mode[@]}" \
+  "${packages[@]}" "${args[@]}" "${test_args[@]}"
 status=$?
 set -e
 echo "==> cargo-mutants finished in $(( $(date +%s) - start )) s (exit $status)"
