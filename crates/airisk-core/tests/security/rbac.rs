@@ -204,3 +204,18 @@ proptest! {
         prop_assert_eq!(allowed, seed_allows(role, column), "{} x {}", role, action);
     }
 }
+
+/// The names the seed's matrix uses, as the permissions print them (in denials and the API's
+/// problem details). Killed a surviving mutant: Display for Permission printing nothing.
+#[test]
+fn permissions_and_roles_print_their_seed_names() {
+    let permissions: Vec<String> = Permission::ALL.iter().map(|p| p.to_string()).collect();
+    assert_eq!(permissions, ["create", "approve", "view", "register_model"]);
+    let roles: Vec<String> = Role::ALL.iter().map(|r| r.to_string()).collect();
+    assert_eq!(roles, ["admin", "analyst", "approver", "viewer"]);
+    let denied = RbacService::new()
+        .check_permission(Role::Viewer, Action::ModelRegister)
+        .unwrap_err()
+        .to_string();
+    assert!(denied.contains("viewer") && denied.contains("model.register"), "{denied}");
+}
