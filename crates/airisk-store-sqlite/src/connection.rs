@@ -133,6 +133,8 @@ pub struct ConnectionSettings {
     pub busy_timeout_ms: i64,
     /// Whether the connection was opened read-only.
     pub read_only: bool,
+    /// `PRAGMA cache_size` (negative: KiB).
+    pub cache_size: i64,
 }
 
 /// Reads `conn`'s effective settings.
@@ -151,6 +153,7 @@ pub(crate) fn read_settings(
         foreign_keys: int("foreign_keys")? == 1,
         busy_timeout_ms: int("busy_timeout")?,
         read_only: conn.is_readonly(rusqlite::MAIN_DB)?,
+        cache_size: int("cache_size")?,
     })
 }
 

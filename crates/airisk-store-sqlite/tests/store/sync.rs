@@ -51,6 +51,10 @@ async fn every_connection_the_store_opens_runs_with_the_promised_pragmas() {
     assert!(writer.foreign_keys, "{writer:?}");
     assert!(!writer.read_only, "{writer:?}");
     assert_eq!(writer.busy_timeout_ms, 1_234, "{writer:?}");
+    assert_eq!(
+        writer.cache_size, -32_768,
+        "a 32 MiB page cache: {writer:?}"
+    );
     let readers = &settings[1..];
     assert!(!readers.is_empty(), "the reads opened at least one reader");
     for reader in readers {
@@ -59,6 +63,10 @@ async fn every_connection_the_store_opens_runs_with_the_promised_pragmas() {
         assert!(reader.foreign_keys, "{reader:?}");
         assert!(reader.read_only, "{reader:?}");
         assert_eq!(reader.busy_timeout_ms, 1_234, "{reader:?}");
+        assert_eq!(
+            reader.cache_size, -16_384,
+            "a 16 MiB page cache: {reader:?}"
+        );
     }
 }
 
