@@ -217,5 +217,8 @@ fn permissions_and_roles_print_their_seed_names() {
         .check_permission(Role::Viewer, Action::ModelRegister)
         .unwrap_err()
         .to_string();
-    assert!(denied.contains("viewer") && denied.contains("model.register"), "{denied}");
+    assert!(
+        denied.contains("viewer") && denied.contains("model.register"),
+        "{denied}"
+    );
 }
