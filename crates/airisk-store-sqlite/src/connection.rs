@@ -172,6 +172,48 @@ pub(crate) fn open_reader(
     Ok(conn)
 }
 
+/// The settings a connection actually runs with, read back from that connection with `PRAGMA`
+/// queries (not the values the code meant to set). For tests: `synchronous` and `journal_mode`
+/// carry the durability promise ("a receipt means the record is on disk").
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// `"writer"` or `"reader"`.
+    pub role: &'static str,
+    /// `PRAGMA journal_mode` (lower case).
+    pub journal_mode: String,
+    /// `PRAGMA synchronous`: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+    pub synchronous: i64,
+    /// `PRAGMA foreign_keys`.
+    pub foreign_keys: bool,
+    /// `PRAGMA busy_timeout`, in milliseconds.
+    pub busy_timeout_ms: i64,
+    /// Whether the connection was opened read-only.
+    pub read_only: bool,
+    /// `PRAGMA cache_size` (negative: KiB).
+    pub cache_size: i64,
+}
+
+/// Reads `conn`'s effective settings.
+pub(crate) fn read_settings(
+    conn: &Connection,
+    role: &'static str,
+) -> Result<ConnectionSettings, rusqlite::Error> {
+    let int =
+        |pragma: &str| conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get::<_, i64>(0));
+    Ok(ConnectionSettings {
+        role,
+        journal_mode: conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?
+            .to_ascii_lowercase(),
+        synchronous: int("synchronous")?,
+        foreign_keys: int("foreign_keys")? == 1,
+        busy_timeout_ms: int("busy_timeout")?,
+        read_only: conn.is_readonly(rusqlite::MAIN_DB)?,
+        cache_size: int("cache_size")?,
+    })
+}
+
 /// Applies every migration the database lacks, all in one `IMMEDIATE` transaction (so two
 /// processes opening a new file at once cannot both migrate it), and records each in
 /// `schema_migrations`.

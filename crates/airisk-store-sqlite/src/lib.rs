@@ -103,6 +103,8 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+#[doc(hidden)]
+pub use connection::ConnectionSettings;
 pub use error::OpenError;
 
 use crate::reader::ReadPool;
@@ -144,6 +146,8 @@ pub struct SqliteStore {
     commands: RwLock<Option<Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
+    /// The writer connection's settings, read back from it once configured and migrated.
+    writer_settings: connection::ConnectionSettings,
 }
 
 impl SqliteStore {
@@ -176,6 +180,7 @@ impl SqliteStore {
         connection::ensure_parent_dir(&path)?;
         let mut conn = connection::open_writer(&path, options.busy_timeout)?;
         connection::migrate(&mut conn, &format_timestamp(&clock.now()))?;
+        let writer_settings = connection::read_settings(&conn, "writer")?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer::new(conn, clock, options.max_batch_events);
         let handle = std::thread::Builder::new()
@@ -195,7 +200,17 @@ impl SqliteStore {
             path,
             commands: RwLock::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            writer_settings,
         })
+    }
+
+    /// The settings read back from the writer connection and, deduplicated, from every reader
+    /// connection opened so far (the writer's first). For the durability tests.
+    #[doc(hidden)]
+    pub fn connection_settings(&self) -> Vec<ConnectionSettings> {
+        let mut all = vec![self.writer_settings.clone()];
+        all.extend(self.readers.settings_seen());
+        all
     }
 
     /// The database file.

@@ -11,7 +11,7 @@ use airisk_core::security::tenant_context::TenantId;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::connection::open_reader;
+use crate::connection::{ConnectionSettings, open_reader, read_settings};
 use crate::error::{corrupt, from_sql_int, map_sqlite};
 use crate::writer::decode_head;
 
@@ -23,6 +23,9 @@ pub(crate) struct ReadPool {
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
     busy_timeout: Duration,
+    /// The distinct settings read back from every reader connection opened so far (for tests;
+    /// bounded: reader settings never vary unless the code is wrong).
+    settings_seen: Mutex<Vec<ConnectionSettings>>,
 }
 
 impl ReadPool {
@@ -32,7 +35,29 @@ impl ReadPool {
             idle: Mutex::new(Vec::new()),
             max_idle,
             busy_timeout,
+            settings_seen: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The distinct settings of the reader connections opened so far.
+    pub(crate) fn settings_seen(&self) -> Vec<ConnectionSettings> {
+        self.settings_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = open_reader(&self.path, self.busy_timeout).map_err(|e| map_sqlite(&e))?;
+        let settings = read_settings(&conn, "reader").map_err(|e| map_sqlite(&e))?;
+        let mut seen = self
+            .settings_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !seen.contains(&settings) {
+            seen.push(settings);
+        }
+        Ok(conn)
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Connection>> {
@@ -67,7 +92,7 @@ impl ReadPool {
         let pooled = self.lock().pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => open_reader(&self.path, self.busy_timeout).map_err(|e| map_sqlite(&e))?,
+            None => self.open()?,
         };
         let result = (|| {
             let tx = conn.transaction().map_err(|e| map_sqlite(&e))?;

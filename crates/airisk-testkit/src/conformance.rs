@@ -26,10 +26,13 @@ use crate::fixtures::{ManualClock, tenant};
 
 /// Expands into one `#[tokio::test]` per conformance case. `$make` is a closure
 /// `Fn(Arc<dyn Clock>) -> impl Future<Output = Arc<dyn AuditRepository>>` giving a fresh store.
+///
+/// An optional leading attribute is put on every generated test, e.g.
+/// `#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL"]` for a store that needs a server.
 #[macro_export]
 macro_rules! audit_repository_conformance {
-    ($make:expr) => {
-        $crate::audit_repository_conformance!(@cases $make;
+    (#[$attr:meta] $make:expr) => {
+        $crate::audit_repository_conformance!(@cases [#[$attr]] $make;
             appends_are_gapless_from_zero_per_tenant,
             receipts_describe_what_was_stored,
             records_carry_the_injected_clock_time,
@@ -44,16 +47,23 @@ macro_rules! audit_repository_conformance {
             search_filters_and_pages_in_both_directions,
         );
     };
-    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+    ($make:expr) => {
+        $crate::audit_repository_conformance!(#[cfg(all())] $make);
+    };
+    (@cases $attrs:tt $make:expr; $($case:ident),+ $(,)?) => {
         $(
+            $crate::audit_repository_conformance!(@case $attrs $make; $case);
+        )+
+    };
+    (@case [$($attr:tt)*] $make:expr; $case:ident) => {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $($attr)*
             async fn $case() {
                 let clock: ::std::sync::Arc<$crate::fixtures::ManualClock> =
                     ::std::sync::Arc::new($crate::fixtures::ManualClock::new());
                 let store = ($make)(clock.clone() as ::std::sync::Arc<dyn ::airisk_core::ports::Clock>).await;
                 $crate::conformance::$case(store, clock).await;
             }
-        )+
     };
 }
 

@@ -34,10 +34,13 @@ use crate::fixtures::{ManualClock, human, tenant};
 
 /// Expands into one `#[tokio::test]` per governance conformance case. `$make` is a closure
 /// `Fn(Arc<dyn Clock>) -> impl Future<Output = (Arc<dyn GovernanceStore>, Arc<dyn AuditRepository>)>`.
+///
+/// An optional leading attribute is put on every generated test, e.g.
+/// `#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL"]` for a store that needs a server.
 #[macro_export]
 macro_rules! governance_store_conformance {
-    ($make:expr) => {
-        $crate::governance_store_conformance!(@cases $make;
+    (#[$attr:meta] $make:expr) => {
+        $crate::governance_store_conformance!(@cases [#[$attr]] $make;
             a_commit_applies_state_and_audit_together,
             a_conflicting_mutation_rolls_back_the_whole_change_set,
             a_stale_version_is_a_conflict_and_changes_nothing,
@@ -48,18 +51,27 @@ macro_rules! governance_store_conformance {
             a_label_move_from_a_stale_position_conflicts,
             of_concurrent_updates_of_one_version_exactly_one_commits,
             stored_values_read_back_exactly,
+            prompt_versions_keep_their_author_and_change_reason,
+            a_mutation_of_another_tenant_is_refused_and_stores_nothing,
         );
     };
-    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+    ($make:expr) => {
+        $crate::governance_store_conformance!(#[cfg(all())] $make);
+    };
+    (@cases $attrs:tt $make:expr; $($case:ident),+ $(,)?) => {
         $(
+            $crate::governance_store_conformance!(@case $attrs $make; $case);
+        )+
+    };
+    (@case [$($attr:tt)*] $make:expr; $case:ident) => {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $($attr)*
             async fn $case() {
                 let clock: ::std::sync::Arc<$crate::fixtures::ManualClock> =
                     ::std::sync::Arc::new($crate::fixtures::ManualClock::new());
                 let (gov, audit) = ($make)(clock.clone() as ::std::sync::Arc<dyn ::airisk_core::ports::Clock>).await;
                 $crate::governance_conformance::$case($crate::governance_conformance::Services::new(gov, audit, clock)).await;
             }
-        )+
     };
 }
 
@@ -625,6 +637,118 @@ pub async fn stored_values_read_back_exactly(s: Services) {
         .unwrap();
     let versions = s.gov.prompt_versions(&tenant("acme"), "p").await.unwrap();
     assert_eq!(versions, vec![change.version]);
+}
+
+/// Every prompt version keeps who wrote it and why, exactly as given (the seed requires both): the
+/// expected values are the literals passed in, not anything the registry computed.
+pub async fn prompt_versions_keep_their_author_and_change_reason(s: Services) {
+    let ada = human("ada@acme.example", "acme", Role::Admin);
+    let eve = human("eve@acme.example", "acme", Role::Admin);
+    s.prompts
+        .register_prompt(&ada, &corr(), "p", "Hello {name}", "first release for KYC")
+        .await
+        .unwrap();
+    s.prompts
+        .update_prompt(
+            &eve,
+            &corr(),
+            "p",
+            "Hi {name}",
+            "shorter greeting, ticket RISK-42",
+        )
+        .await
+        .unwrap();
+    let stored: Vec<(u32, String, String, String)> = s
+        .gov
+        .prompt_versions(&tenant("acme"), "p")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v.version(),
+                v.author().as_str().to_owned(),
+                v.change_reason().to_owned(),
+                v.template().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            (
+                1,
+                "ada@acme.example".to_owned(),
+                "first release for KYC".to_owned(),
+                "Hello {name}".to_owned()
+            ),
+            (
+                2,
+                "eve@acme.example".to_owned(),
+                "shorter greeting, ticket RISK-42".to_owned(),
+                "Hi {name}".to_owned()
+            ),
+        ]
+    );
+    // The model registry's author as well.
+    s.register(&ada, "m", "1").await;
+    let model = s
+        .gov
+        .model(&tenant("acme"), "m", "1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(model.registered_by().as_str(), "ada@acme.example");
+}
+
+/// A change set of tenant acme holding a MUTATION (not an audit event) of tenant globex is refused
+/// whole: neither tenant gains a row or a record. (The event-only case is
+/// [`a_change_set_naming_another_tenant_is_refused`].)
+pub async fn a_mutation_of_another_tenant_is_refused_and_stores_nothing(s: Services) {
+    let foreign = ApprovalRequest::open(
+        uuid::Uuid::now_v7(),
+        &admin("globex"),
+        NewApprovalRequest {
+            subject: Subject::PromptLabel {
+                name: "p".into(),
+                version: 1,
+                label: "production".into(),
+            },
+            justification: "smuggled".into(),
+            required_approvals: 1,
+            expires_in: None,
+        },
+        s.clock.now_utc(),
+    )
+    .unwrap();
+    let got = s
+        .gov
+        .commit(ChangeSet {
+            tenant: tenant("acme"),
+            mutations: vec![Mutation::InsertApproval(foreign.clone())],
+            audit: vec![event("acme", 1)],
+        })
+        .await;
+    assert!(matches!(got, Err(StoreError::Refused { .. })), "{got:?}");
+    for t in ["acme", "globex"] {
+        assert!(
+            s.gov
+                .approval(&tenant(t), foreign.id())
+                .await
+                .unwrap()
+                .is_none(),
+            "no approval stored under {t}"
+        );
+        assert!(
+            s.gov
+                .approvals(&tenant(t), &ApprovalFilter::default(), Page::first(10))
+                .await
+                .unwrap()
+                .is_empty(),
+            "no approval listed under {t}"
+        );
+        assert_eq!(s.audit_len(t).await, 0, "no record under {t}");
+    }
 }
 
 /// The clock's current instant (a convenience for building values in the suite).

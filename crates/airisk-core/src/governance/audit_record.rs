@@ -382,6 +382,14 @@ impl AuditEvent {
             None => None,
         };
         if let Some(map) = &metadata {
+            if let Some(f) = map.values().find_map(large_integral_double) {
+                return Err(AuditValidationError::MetadataNotCanonical {
+                    reason: format!(
+                        "the number {f} prints as an integer beyond ±(2^53 - 1) and would not \
+                         read back; use a string"
+                    ),
+                });
+            }
             let bytes = to_canonical_json(&Value::Object(map.clone())).map_err(|e| {
                 AuditValidationError::MetadataNotCanonical {
                     reason: e.to_string(),
@@ -489,20 +497,57 @@ impl AuditEvent {
     }
 }
 
+/// The first double in `value` (at any depth) whose canonical form is an integer literal beyond
+/// the safe range: RFC 8785 prints a double in `(2^53 - 1, 1e21)` without exponent, e.g.
+/// `320495088182348350`, and a JSON parser reads that back as an unsafe integer, which canonical
+/// JSON refuses. A leaf holding one could be sealed but never read back (found by fuzzing).
+fn large_integral_double(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) if n.as_u64().is_none() && n.as_i64().is_none() => {
+            #[allow(clippy::cast_precision_loss)] // 2^53 - 1 is exact as a double
+            let safe = super::super::ledger::MAX_SAFE_INTEGER as f64;
+            n.as_f64()
+                .filter(|f| f.is_finite() && f.abs() > safe && f.abs() < 1e21)
+        }
+        Value::Array(items) => items.iter().find_map(large_integral_double),
+        Value::Object(members) => members.values().find_map(large_integral_double),
+        _ => None,
+    }
+}
+
 /// A recorded action: an event with its place (`seq`) and time, and its exact leaf bytes.
 ///
-/// Immutable once made: the fields are private and there is no setter or `&mut` accessor, so
-/// neither of these compiles:
+/// Immutable once made: the fields are private and every accessor hands out a shared reference,
+/// so none of these compiles, even with the record held mutably (each fails for that reason: a
+/// private field, and assignment through a `&` reference):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0616
 /// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord) {
 /// record.seq = 7;
 /// # }
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0594
 /// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord) {
-/// record.leaf_bytes_mut().clear();
+/// record.leaf_bytes()[0] = b'x';
+/// # }
+/// ```
+///
+/// ```compile_fail,E0594
+/// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord,
+/// #      other: airisk_core::governance::audit_record::AuditEvent) {
+/// *record.event() = other;
+/// # }
+/// ```
+///
+/// The same calls through the shared accessors do compile (so the examples above fail for the
+/// reason given, not because a name is wrong):
+///
+/// ```
+/// # fn f(record: &mut airisk_core::governance::audit_record::AuditRecord) {
+/// let _: u64 = record.seq();
+/// let _: u8 = record.leaf_bytes()[0];
+/// let _ = record.event().clone();
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq)]

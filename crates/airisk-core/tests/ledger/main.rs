@@ -13,6 +13,7 @@
 mod canonical_json;
 mod checkpoint;
 mod merkle;
+mod parsers;
 mod proof;
 mod reference;
 mod vectors;

@@ -74,6 +74,11 @@ pub struct ConsoleConfig {
     /// session cookie holds the bearer token, and without `Secure` a browser sends it over
     /// plain http.
     pub dangerous_insecure_cookies: bool,
+    /// How long the audit page's ledger verification is reused. `None` (the default): 5 seconds.
+    /// Tests set `Some(Duration::ZERO)` so that a tampered ledger shows at the next page load
+    /// without waiting out the cache.
+    #[doc(hidden)]
+    pub verify_cache_ttl: Option<Duration>,
 }
 
 impl ConsoleConfig {
@@ -139,17 +144,23 @@ impl Console {
         }
     }
 
+    fn verify_cache_ttl(&self) -> Duration {
+        self.config.verify_cache_ttl.unwrap_or(VERIFY_CACHE_TTL)
+    }
+
     fn cached_status(&self, tenant: &TenantId) -> Option<Arc<audit::LedgerStatus>> {
+        let ttl = self.verify_cache_ttl();
         let cache = self.verify_cache.lock().ok()?;
         cache
             .get(tenant)
-            .filter(|(at, _)| at.elapsed() < VERIFY_CACHE_TTL)
+            .filter(|(at, _)| at.elapsed() < ttl)
             .map(|(_, s)| s.clone())
     }
 
     fn cache_status(&self, tenant: &TenantId, status: Arc<audit::LedgerStatus>) {
+        let ttl = self.verify_cache_ttl();
         if let Ok(mut cache) = self.verify_cache.lock() {
-            cache.retain(|_, (at, _)| at.elapsed() < VERIFY_CACHE_TTL);
+            cache.retain(|_, (at, _)| at.elapsed() < ttl);
             cache.insert(tenant.clone(), (Instant::now(), status));
         }
     }

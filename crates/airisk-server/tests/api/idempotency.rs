@@ -24,10 +24,9 @@ macro_rules! on_every_store {
             }
 
             #[tokio::test]
+            #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
             async fn on_postgres() {
-                if TestApp::postgres_configured() {
-                    super::$name(Backend::Postgres).await;
-                }
+                super::$name(Backend::Postgres).await;
             }
         }
     };

@@ -178,47 +178,95 @@ async fn health_readiness_and_metrics_answer_without_a_token() {
 
 #[tokio::test]
 async fn the_in_flight_limit_queues_api_requests_but_not_the_probes() {
-    use std::time::{Duration, Instant};
     let app = TestApp::spawn_with(airisk_server::ServerConfig {
         max_in_flight: 1,
         ..airisk_server::ServerConfig::default()
     })
     .await;
     let analyst = app.token("ann", "acme", Role::Analyst);
-    // A request whose body trickles in holds the only slot for about 600 ms.
-    let slow = futures_util::stream::unfold(0u8, |n| async move {
-        if n == 6 {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let chunk: &[u8] = if n == 0 {
-            b"{\"action\":\"a.b\",\"resource_type\":\"t\","
-        } else if n == 5 {
-            b"\"resource_id\":\"1\"}"
-        } else {
-            b" "
-        };
-        Some((Ok::<_, std::io::Error>(chunk.to_vec()), n + 1))
+    // The holder's body is released by this test, not by a timer: until then it holds the only
+    // slot.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let first = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(b"{\"action\":\"held.first\",\"resource_type\":\"t\",".to_vec())
     });
-    let holder = app
-        .request(Method::POST, "/v1/audit/events", &analyst)
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(slow))
-        .send();
-    let holder = tokio::spawn(holder);
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let started = Instant::now();
+    let rest = futures_util::stream::once(async move {
+        let _ = released.await;
+        Ok::<_, std::io::Error>(b"\"resource_id\":\"1\"}".to_vec())
+    });
+    let body = futures_util::StreamExt::chain(first, rest);
+    let holder = tokio::spawn(
+        app.request(Method::POST, "/v1/audit/events", &analyst)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    // Wait (polling /metrics, which is not limited, with a deadline) until the holder is in flight
+    // (the gauge counts the /metrics request itself too).
+    wait_for_in_flight(&app, 2, || false).await;
+    // A second API request queues behind it...
+    let queued = {
+        let request = app
+            .request(Method::POST, "/v1/audit/events", &analyst)
+            .json(&serde_json::json!({"action": "queued.second", "resource_type": "t", "resource_id": "2"}))
+            .send();
+        tokio::spawn(request)
+    };
+    wait_for_in_flight(&app, 3, || queued.is_finished()).await;
+    // ...while a probe is answered at once.
     let probe = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(probe.status(), 200);
-    let probe_took = started.elapsed();
-    let queued = app.get("/v1/approvals", &analyst).await;
-    let queued_took = started.elapsed();
-    assert_eq!(queued.status(), 200);
-    assert_eq!(holder.await.unwrap().unwrap().status(), 201);
-    assert!(probe_took < queued_took, "the probe skipped the line");
     assert!(
-        queued_took >= Duration::from_millis(250),
-        "the second API request waited for the slot: {queued_took:?}"
+        !queued.is_finished(),
+        "the queued API request was answered while the only slot was held"
+    );
+    release.send(()).unwrap();
+    let held = holder.await.unwrap().unwrap();
+    assert_eq!(held.status(), 201);
+    let queued = queued.await.unwrap().unwrap();
+    assert_eq!(queued.status(), 201);
+    // Served in order: the held request took seq 0, the queued one seq 1 (had the limit not
+    // queued it, its complete body would have been appended first).
+    let held: Value = held.json().await.unwrap();
+    let queued: Value = queued.json().await.unwrap();
+    assert_eq!(
+        (held["seq"].as_u64(), queued["seq"].as_u64()),
+        (Some(0), Some(1))
     );
     app.shutdown().await;
+}
+
+/// Polls `/metrics` until `airisk_http_requests_in_flight` is at least `n`; fails at once if
+/// `answered()` (the queued request came back: it was not queued), and after a generous deadline
+/// (a bound on a hang, not a timing assertion).
+async fn wait_for_in_flight(app: &TestApp, n: i64, answered: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let now: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("airisk_http_requests_in_flight "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the in-flight gauge is exported");
+        if now >= n {
+            return;
+        }
+        assert!(
+            !answered(),
+            "the queued API request was answered while the only slot was held"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "in-flight never reached {n} (now {now})"
+        );
+        tokio::task::yield_now().await;
+    }
 }

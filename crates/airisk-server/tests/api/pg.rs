@@ -1,8 +1,12 @@
 //! A fresh PostgreSQL database per test, for the `_on_postgres` variants: created and migrated
 //! through `AIRISK_TEST_DATABASE_URL` (a superuser or CREATEDB/CREATEROLE role, as in CI), with
 //! the store connected as `airisk_test_app`, a LOGIN member of `airisk_app` only (row-level
-//! security applies). Dropped when the [`PgDb`] is. Without the variable the test returns early
-//! and says so.
+//! security applies). Dropped when the [`PgDb`] is.
+//!
+//! Every `_on_postgres` test is `#[ignore = "PostgreSQL: ..."]` (a plain `cargo test` reports it
+//! as ignored, never as passed) and panics when run without the variable; `scripts/test.sh` runs
+//! them with `--ignored` when a server answers. With `AIRISK_TEST_RUN_ID` set (by `.ci/run`) each
+//! records its name in `airisk_test_pg_runs`, which `.ci/run` checks afterwards.
 #![allow(dead_code)] // shared by two test binaries; each uses a part
 
 use std::str::FromStr;
@@ -11,6 +15,16 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
 pub const URL_VAR: &str = "AIRISK_TEST_DATABASE_URL";
+/// The variable naming this run in `airisk_test_pg_runs` (set by `.ci/run`).
+pub const RUN_ID_VAR: &str = "AIRISK_TEST_RUN_ID";
+/// Why a PostgreSQL variant cannot run here.
+pub const MISSING: &str = "AIRISK_TEST_DATABASE_URL is not set: this PostgreSQL variant cannot \
+     run (mark it #[ignore = \"PostgreSQL: ...\"] and run it with the variable set, as scripts/test.sh does)";
+
+/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
+}
 const APP_LOGIN: &str = "airisk_test_app";
 
 #[derive(Debug)]
@@ -49,14 +63,30 @@ async fn connect(url: &str) -> PgConnection {
 }
 
 impl PgDb {
-    /// A fresh migrated database, or `None` without the variable.
-    pub async fn new() -> Option<PgDb> {
+    /// A fresh migrated database. Panics without the variable ([`MISSING`]).
+    pub async fn new() -> PgDb {
         let Ok(server_url) = std::env::var(URL_VAR) else {
-            eprintln!("note: {URL_VAR} is not set; this PostgreSQL variant did not run");
-            return None;
+            panic!("{MISSING}");
         };
         let name = format!("airisk_srv_{}", uuid::Uuid::now_v7().simple());
         let mut admin = connect(&server_url).await;
+        if let Ok(run) = std::env::var(RUN_ID_VAR) {
+            // libtest names each test's thread after the test: proof for `.ci/run` that this
+            // test reached PostgreSQL. The table is created by `.ci/run`.
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("<unnamed>")
+                .to_owned();
+            sqlx::query(
+                "INSERT INTO airisk_test_pg_runs (run_id, suite, test) VALUES ($1, $2, $3)",
+            )
+            .bind(run)
+            .bind("airisk-server")
+            .bind(test)
+            .execute(&mut admin)
+            .await
+            .expect("record this PostgreSQL test in airisk_test_pg_runs (created by .ci/run)");
+        }
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
@@ -84,12 +114,22 @@ impl PgDb {
             }
         }
         let _ = admin.close().await;
-        Some(PgDb {
+        PgDb {
             app_url: rewrite(&server_url, Some(APP_LOGIN), &name),
             name,
             server_url,
-        })
+        }
     }
+}
+
+/// The one PostgreSQL test of this binary that is never ignored: under CI a missing
+/// `AIRISK_TEST_DATABASE_URL` fails the run (the `_on_postgres` variants would not run).
+#[test]
+fn under_ci_the_postgresql_variants_cannot_be_skipped() {
+    assert!(
+        !under_ci() || std::env::var(URL_VAR).is_ok_and(|u| !u.is_empty()),
+        "CI is set but {URL_VAR} is not: the PostgreSQL variants would not run"
+    );
 }
 
 impl Drop for PgDb {

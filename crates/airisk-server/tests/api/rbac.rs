@@ -1,6 +1,8 @@
 //! The RBAC matrix over HTTP: every role against a representative route of every action the API
-//! exposes. Allowed exactly when the core's matrix grants the action's permission; a refusal is a
-//! 403 naming the action.
+//! exposes. The expected answers come from a table written out below from the seed's matrix
+//! (admin: everything; analyst: create + view; approver: approve + view; viewer: view; only admin
+//! registers models), never from `Role::grants` — a wrong entry in the code's matrix fails this
+//! test. A refusal is a 403 naming the action.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +13,47 @@ use serde_json::{Value, json};
 use crate::support::{Backend, DIGEST, TestApp, model_body};
 
 const TENANT: &str = "rbac";
+
+/// The roles, in the column order of [`SEED_HTTP_MATRIX`].
+const ROLES: [&str; 4] = ["admin", "analyst", "approver", "viewer"];
+
+/// Every action the API exposes, and whether [admin, analyst, approver, viewer] may perform it,
+/// written out by hand from the seed's matrix (columns create / approve / view / register_model)
+/// and the action-to-column mapping documented on `Action::required_permission`.
+const SEED_HTTP_MATRIX: [(&str, [bool; 4]); 19] = [
+    ("model.register", [true, false, false, false]),
+    ("model.approve", [true, false, true, false]),
+    ("model.reject", [true, false, true, false]),
+    ("model.authorize_deployment", [true, true, false, false]),
+    ("model.view", [true, true, true, true]),
+    ("prompt.register", [true, true, false, false]),
+    ("prompt.update", [true, true, false, false]),
+    ("prompt.move_label", [true, true, false, false]),
+    ("prompt.view", [true, true, true, true]),
+    ("approval.request", [true, true, false, false]),
+    ("approval.approve", [true, false, true, false]),
+    ("approval.reject", [true, false, true, false]),
+    ("approval.cancel", [true, true, false, false]),
+    ("approval.view", [true, true, true, true]),
+    ("audit.append", [true, true, false, false]),
+    ("audit.read", [true, true, true, true]),
+    ("audit.export", [true, true, true, true]),
+    ("audit.verify", [true, true, true, true]),
+    ("audit.checkpoint", [true, true, false, false]),
+];
+
+/// The table's answer for `role` x `action`.
+fn seed_allows(role: Role, action: Action) -> bool {
+    let column = ROLES
+        .iter()
+        .position(|r| *r == role.as_str())
+        .unwrap_or_else(|| panic!("{role} is not in the table"));
+    let (_, row) = SEED_HTTP_MATRIX
+        .iter()
+        .find(|(a, _)| *a == action.as_str())
+        .unwrap_or_else(|| panic!("{action} is not in the table"));
+    row[column]
+}
 
 struct Setup<'a> {
     app: &'a TestApp,
@@ -95,10 +138,9 @@ async fn every_role_is_allowed_exactly_what_the_matrix_grants_on_sqlite() {
 }
 
 #[tokio::test]
+#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
 async fn every_role_is_allowed_exactly_what_the_matrix_grants_on_postgres() {
-    if TestApp::postgres_configured() {
-        every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Postgres).await;
-    }
+    every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Postgres).await;
 }
 
 async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) {
@@ -127,7 +169,7 @@ async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) 
         let to_reject = setup
             .label_request(&setup.analyst, &format!("p-{r}"), "b")
             .await;
-        let to_cancel = if role.grants(Action::ApprovalCancel.required_permission()) {
+        let to_cancel = if seed_allows(role, Action::ApprovalCancel) {
             setup.label_request(&me, &format!("p-{r}"), "c").await
         } else {
             setup
@@ -262,7 +304,7 @@ async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) 
             let resp = req.send().await.unwrap();
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap();
-            let allowed = role.grants(action.required_permission());
+            let allowed = seed_allows(role, action);
             if allowed {
                 assert!(
                     (200..300).contains(&status),

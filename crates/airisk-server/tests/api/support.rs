@@ -65,6 +65,17 @@ impl TestApp {
     }
 
     pub async fn spawn_on(backend: Backend, config: ServerConfig) -> TestApp {
+        Self::spawn_custom(backend, config, Arc::new(SystemClock), |g| g).await
+    }
+
+    /// [`TestApp::spawn_on`] with the service clock given (the stores keep the system clock),
+    /// and the governance store passed through `wrap` (to inject faults).
+    pub async fn spawn_custom(
+        backend: Backend,
+        config: ServerConfig,
+        clock: Arc<dyn airisk_core::ports::Clock>,
+        wrap: impl FnOnce(Arc<dyn GovernanceStore>) -> Arc<dyn GovernanceStore>,
+    ) -> TestApp {
         let mut memory = None;
         let mut dir = None;
         let mut pg = None;
@@ -87,9 +98,7 @@ impl TestApp {
                     (store.clone(), store)
                 }
                 Backend::Postgres => {
-                    let db = crate::pg::PgDb::new()
-                        .await
-                        .expect("call TestApp::postgres_configured() first");
+                    let db = crate::pg::PgDb::new().await;
                     let store = Arc::new(
                         airisk_store_postgres::PostgresStore::connect(
                             &db.app_url,
@@ -103,6 +112,7 @@ impl TestApp {
                     (store.clone(), store)
                 }
             };
+        let governance = wrap(governance);
         let stores = Stores {
             audit: audit.clone(),
             governance: governance.clone(),
@@ -120,7 +130,7 @@ impl TestApp {
             .unwrap();
         let state = AppState::new(
             stores,
-            Arc::new(SystemClock),
+            clock,
             Arc::new(UuidV7Generator),
             LedgerConfig {
                 signer: signer.clone(),
@@ -151,16 +161,17 @@ impl TestApp {
         }
     }
 
-    /// Whether the PostgreSQL variants can run here (says so when not).
+    /// Kept for PostgreSQL variants written as `if TestApp::postgres_configured() { .. }`: it
+    /// returns `true` or panics — a PostgreSQL test never passes without PostgreSQL. Such a test
+    /// must be `#[ignore = "PostgreSQL: ..."]` so that a run without the server lists it as
+    /// ignored.
     pub fn postgres_configured() -> bool {
-        let set = std::env::var(crate::pg::URL_VAR).is_ok();
-        if !set {
-            eprintln!(
-                "note: {} is not set; the PostgreSQL variant did not run",
-                crate::pg::URL_VAR
-            );
-        }
-        set
+        assert!(
+            std::env::var(crate::pg::URL_VAR).is_ok(),
+            "{}",
+            crate::pg::MISSING
+        );
+        true
     }
 
     /// The SQLite database file, when the app runs on SQLite.

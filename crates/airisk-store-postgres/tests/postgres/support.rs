@@ -7,8 +7,12 @@
 //! per cluster, kept). The database is dropped when the test's [`TestDb`] is dropped (best
 //! effort, `WITH (FORCE)`).
 //!
-//! Without the variable, [`TestDb::new`] prints one loud SKIPPED line and returns `None`; `.ci/run`
-//! fails if that line appears.
+//! Every test that calls [`TestDb::new`] is `#[ignore = "PostgreSQL: ..."]`: a plain `cargo test`
+//! lists it as *ignored* (never as passed), and `scripts/test.sh` runs them with `--ignored` when a
+//! server answers. Run without the variable, [`TestDb::new`] panics: a PostgreSQL test never passes
+//! without PostgreSQL, and never falls back to another store. When `AIRISK_TEST_RUN_ID` is set
+//! (`.ci/run` sets it), each test records its name in `airisk_test_pg_runs` on the server, and
+//! `.ci/run` checks afterwards that every PostgreSQL test left its row.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -31,9 +35,11 @@ use uuid::Uuid;
 
 /// The variable naming the admin URL of the server under test.
 pub const URL_VAR: &str = "AIRISK_TEST_DATABASE_URL";
-/// The line a test prints when it could not run. `.ci/run` greps for it.
-pub const SKIPPED: &str =
-    "SKIPPED: AIRISK_TEST_DATABASE_URL not set — PostgreSQL store tests did not run";
+/// Why a PostgreSQL test cannot run here.
+pub const MISSING: &str = "AIRISK_TEST_DATABASE_URL is not set: this PostgreSQL test cannot run \
+     (it is #[ignore]d for that reason; run it with the variable set, as scripts/test.sh does)";
+/// The variable naming this run in `airisk_test_pg_runs` (set by `.ci/run`).
+pub const RUN_ID_VAR: &str = "AIRISK_TEST_RUN_ID";
 /// The application login the tests connect the store as.
 pub const APP_LOGIN: &str = "airisk_test_app";
 
@@ -79,14 +85,17 @@ async fn admin_connect(url: &str) -> PgConnection {
 }
 
 impl TestDb {
-    /// A fresh, migrated database, or `None` (after printing [`SKIPPED`]) without the variable.
-    pub async fn new() -> Option<TestDb> {
+    /// A fresh, migrated database.
+    ///
+    /// # Panics
+    /// Without `AIRISK_TEST_DATABASE_URL` ([`MISSING`]), or if the server cannot be reached.
+    pub async fn new() -> TestDb {
         let Ok(server_url) = std::env::var(URL_VAR) else {
-            eprintln!("{SKIPPED}");
-            return None;
+            panic!("{MISSING}");
         };
         let name = format!("airisk_t_{}", Uuid::now_v7().simple());
         let mut admin = admin_connect(&server_url).await;
+        record_run(&mut admin, "airisk-store-postgres").await;
         sweep_stale_databases(&mut admin).await;
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
@@ -126,7 +135,7 @@ impl TestDb {
             }
         }
         let _ = admin.close().await;
-        Some(db)
+        db
     }
 
     /// The store, connected as the application login.
@@ -154,6 +163,27 @@ impl TestDb {
     pub async fn admin_connection(&self) -> PgConnection {
         admin_connect(&self.admin_url).await
     }
+}
+
+/// With `AIRISK_TEST_RUN_ID` set, records `(run, suite, this test's name)` in
+/// `airisk_test_pg_runs` of the server's own database — proof, for `.ci/run`, that this test
+/// reached PostgreSQL. libtest names each test's thread after the test. The table is created by
+/// `.ci/run`; a failed insert fails the test.
+pub async fn record_run(admin: &mut PgConnection, suite: &str) {
+    let Ok(run) = std::env::var(RUN_ID_VAR) else {
+        return;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    sqlx::query("INSERT INTO airisk_test_pg_runs (run_id, suite, test) VALUES ($1, $2, $3)")
+        .bind(run)
+        .bind(suite)
+        .bind(test)
+        .execute(&mut *admin)
+        .await
+        .expect("record this PostgreSQL test in airisk_test_pg_runs (created by .ci/run)");
 }
 
 /// Drops test databases left behind by runs that were killed before their `Drop` ran: those whose

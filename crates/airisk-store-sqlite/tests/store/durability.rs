@@ -179,8 +179,22 @@ async fn the_file_is_in_wal_mode_and_every_accepted_location_spelling_opens_it()
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    assert!(matches!(
-        SqliteStore::open(":memory:", Arc::new(SystemClock)),
-        Err(OpenError::InvalidLocation { .. })
-    ));
+    // In-memory and URI databases are refused, each spelling on its own (readers must share the
+    // writer's file).
+    for location in [
+        ":memory:",
+        "sqlite::memory:",
+        "file:audit.db",
+        "sqlite:file:audit.db",
+        "audit.db?mode=memory",
+        "",
+    ] {
+        assert!(
+            matches!(
+                SqliteStore::open(location, Arc::new(SystemClock)),
+                Err(OpenError::InvalidLocation { .. })
+            ),
+            "{location:?}"
+        );
+    }
 }

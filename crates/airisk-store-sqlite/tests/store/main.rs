@@ -7,6 +7,7 @@
 )] // tests: a failed unwrap is a failed test
 
 mod support;
+mod sync;
 
 mod concurrency;
 mod conformance;

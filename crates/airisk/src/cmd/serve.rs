@@ -500,6 +500,7 @@ impl Settings {
                     .map_err(|e| anyhow!("console_trusted_header: {e}"))?
                     .flatten(),
                 dangerous_insecure_cookies: insecure_cookies,
+                ..ConsoleConfig::default()
             },
             person_claim: args
                 .person_claim
