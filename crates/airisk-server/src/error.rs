@@ -11,6 +11,7 @@ use airisk_core::governance::approval_workflow::ApprovalError;
 use airisk_core::governance::audit_logger::AuditError;
 use airisk_core::governance::model_registry::{DeploymentDenial, ModelRegistryError};
 use airisk_core::governance::prompt_registry::PromptRegistryError;
+use airisk_core::governance::visible_text::HiddenCharacter;
 use airisk_core::ledger::ProofError;
 use airisk_core::ports::StoreError;
 use airisk_core::security::rbac::AuthorizationError;
@@ -39,6 +40,37 @@ pub struct Problem {
     pub detail: String,
     /// The request's correlation id (also in the `X-Correlation-Id` header).
     pub correlation_id: String,
+    /// For `urn:airisk:problem:hidden-character` only: the refused character and where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_character: Option<HiddenCharacterView>,
+}
+
+/// A character refused in text a person approves (invisible, bidirectional control, …), and
+/// where it is: the extension member of a `hidden-character` problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct HiddenCharacterView {
+    /// The field, e.g. `template`, `justification`, `metadata.owner`.
+    pub field: String,
+    /// The code point, `U+` and at least four upper-case hex digits, e.g. `U+E0041`.
+    pub code_point: String,
+    /// Its position in the field, in characters (Unicode scalar values) from 1.
+    pub position: u64,
+    /// Its line, from 1.
+    pub line: u64,
+    /// Its column in that line, in characters from 1.
+    pub column: u64,
+}
+
+impl From<&HiddenCharacter> for HiddenCharacterView {
+    fn from(h: &HiddenCharacter) -> Self {
+        HiddenCharacterView {
+            field: h.field.clone(),
+            code_point: h.code_point(),
+            position: h.position as u64,
+            line: h.line as u64,
+            column: h.column as u64,
+        }
+    }
 }
 
 /// Why a request failed. Each variant's doc names its HTTP status.
@@ -86,6 +118,10 @@ pub enum ApiError {
     /// 422: the body or parameters are well-formed but invalid.
     #[error("{0}")]
     Unprocessable(String),
+    /// 422: text a person approves holds a character they would not see (tag characters, bidi
+    /// controls, zero-width characters, …); the problem names the code point and its position.
+    #[error(transparent)]
+    HiddenCharacter(HiddenCharacter),
     /// 503: the request took longer than the configured timeout.
     #[error("the request did not complete within {seconds} s")]
     Timeout {
@@ -112,7 +148,9 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::HiddenCharacter(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Timeout { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -131,6 +169,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("validation", "Invalid input"),
+            ApiError::HiddenCharacter(_) => ("hidden-character", "Hidden character refused"),
             ApiError::Timeout { .. } => ("timeout", "Request timed out"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
@@ -155,6 +194,10 @@ impl ApiError {
             status: self.status().as_u16(),
             detail,
             correlation_id: correlation_id.to_owned(),
+            hidden_character: match self {
+                ApiError::HiddenCharacter(h) => Some(h.into()),
+                _ => None,
+            },
         }
     }
 
@@ -229,6 +272,7 @@ impl From<ApprovalError> for ApiError {
                 detail: e.to_string(),
             },
             ApprovalError::Invalid(m) => ApiError::Unprocessable(m),
+            ApprovalError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             ApprovalError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             ApprovalError::Store(e) => e.into(),
             other => ApiError::Internal(other.to_string()),
@@ -246,6 +290,7 @@ impl From<ModelRegistryError> for ApiError {
                 detail: e.to_string(),
             },
             ModelRegistryError::Invalid(m) => ApiError::Unprocessable(m),
+            ModelRegistryError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             ModelRegistryError::Approval(e) => e.into(),
             ModelRegistryError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             ModelRegistryError::Store(e) => e.into(),
@@ -281,6 +326,7 @@ impl From<PromptRegistryError> for ApiError {
                 detail: e.to_string(),
             },
             PromptRegistryError::Invalid(m) => ApiError::Unprocessable(m),
+            PromptRegistryError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             PromptRegistryError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             PromptRegistryError::Store(e) => e.into(),
             other => ApiError::Internal(other.to_string()),

@@ -12,3 +12,4 @@ mod audit;
 mod model_registry;
 mod prompt_registry;
 mod support;
+mod visible_text;

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::context::observe;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, HiddenCharacterView, Problem};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -30,7 +30,7 @@ model registry with human approval, versioned prompts, four-eyes approvals. Ever
 only from the token. Errors are RFC 9457 `application/problem+json` with the request's correlation \
 id; send `X-Correlation-Id` to choose it.",
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, HiddenCharacterView)),
     modifiers(&BearerAuth),
     tags(
         (name = "audit", description = "The caller's tenant's tamper-evident ledger"),
