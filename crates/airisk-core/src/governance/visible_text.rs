@@ -263,6 +263,24 @@ pub fn check_object(
     })
 }
 
+/// Every code point refused whatever its neighbours ([`hidden_class`] is `Some`), as inclusive
+/// ranges in ascending order: for documents that must state the rule, such as a JSON Schema
+/// `pattern`. The presentation selectors U+FE0E/U+FE0F are not included (they are allowed once
+/// after a visible character), nor are surrogates (never in a Rust string).
+pub fn refused_ranges() -> Vec<(char, char)> {
+    let mut out: Vec<(char, char)> = Vec::new();
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        if hidden_class(c).is_none() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((_, hi)) if char::from_u32(u32::from(*hi) + 1) == Some(c) => *hi = c,
+            _ => out.push((c, c)),
+        }
+    }
+    out
+}
+
 /// A piece of text split for display: visible runs, and each refused character on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Segment<'a> {
@@ -353,6 +371,21 @@ mod tests {
         assert!(check("t", "\u{FE0F}start").is_err());
         let e = check("t", "\u{2764}\u{FE0F}\u{FE0F}").unwrap_err();
         assert_eq!(e.position, 3);
+    }
+
+    #[test]
+    fn refused_ranges_agree_with_hidden_class() {
+        let ranges = refused_ranges();
+        assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0));
+        for &(lo, hi) in &ranges {
+            assert!(hidden_class(lo).is_some() && hidden_class(hi).is_some());
+        }
+        for c in ['a', 'é', '中', '\u{05D0}', '\u{0627}', '😀', '\n', '\t', '\u{FE0F}'] {
+            assert!(!ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)), "{c:?}");
+        }
+        for c in ['\u{E0041}', '\u{202E}', '\u{200D}', '\r', '\u{0378}'] {
+            assert!(ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)), "{c:?}");
+        }
     }
 
     #[test]
