@@ -77,7 +77,7 @@ impl From<&HiddenCharacter> for HiddenCharacterView {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// 400: the body is not well-formed JSON, or a query string does not parse.
+    /// 400: the body is not well-formed JSON (or cannot be read).
     #[error("{0}")]
     BadRequest(String),
     /// 401: no bearer token, or one that does not verify (signature, expiry, issuer, audience,
@@ -115,7 +115,8 @@ pub enum ApiError {
     /// 415: a body was sent with a media type other than JSON.
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
-    /// 422: the body or parameters are well-formed but invalid.
+    /// 422: the body or parameters are well-formed but invalid (a query or path parameter that
+    /// does not parse as its documented type is invalid too).
     #[error("{0}")]
     Unprocessable(String),
     /// 422: text a person approves holds a character they would not see (tag characters, bidi
@@ -343,13 +344,16 @@ impl From<AuditError> for ApiError {
             AuditError::TenantIsolation(_) => ApiError::NotFound("not found".into()),
             AuditError::Invalid(e) => ApiError::Unprocessable(e.to_string()),
             AuditError::Store(e) => e.into(),
-            e @ AuditError::BeyondTree { .. } => ApiError::Unprocessable(e.to_string()),
+            // A tree size or entry the ledger has not reached, or a proof from a larger tree to a
+            // smaller one: no such proof exists (yet), as for any missing resource. Every
+            // parameter the document can state (types, minimum sizes) is a 422 before this.
+            e @ AuditError::BeyondTree { .. } => ApiError::NotFound(e.to_string()),
             AuditError::Proof(
-                e @ (ProofError::IndexOutOfRange { .. }
-                | ProofError::SizesOutOfOrder { .. }
-                | ProofError::EmptyTreeConsistency
-                | ProofError::InvalidRange { .. }),
-            ) => ApiError::Unprocessable(e.to_string()),
+                e @ (ProofError::IndexOutOfRange { .. } | ProofError::SizesOutOfOrder { .. }),
+            ) => ApiError::NotFound(e.to_string()),
+            AuditError::Proof(e @ (ProofError::EmptyTreeConsistency | ProofError::InvalidRange { .. })) => {
+                ApiError::Unprocessable(e.to_string())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -396,15 +400,18 @@ error_set!(
     401 => "Missing or invalid bearer token",
     403 => "The caller's role may not read this",
     404 => "No such resource in the caller's tenant (another tenant's looks the same)",
-    422 => "Invalid parameters",
+    422 => "A parameter does not match its schema (type, range, pattern)",
+    429 => "Too many requests refused to this caller; retry after Retry-After",
+    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
 );
 error_set!(
     /// Errors of a listing (no 404).
     ListErrors:
-    400 => "A query parameter does not parse",
     401 => "Missing or invalid bearer token",
     403 => "The caller's role may not read this",
-    422 => "Invalid parameters",
+    422 => "A parameter does not match its schema (type, range, pattern)",
+    429 => "Too many requests refused to this caller; retry after Retry-After",
+    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
 );
 error_set!(
     /// Errors of a write.
@@ -416,6 +423,7 @@ error_set!(
     409 => "Conflict with the current state",
     413 => "The body exceeds the size limit",
     415 => "The body is not application/json",
-    422 => "The body is well-formed but invalid",
-    503 => "Timed out or the store is unavailable; retry",
+    422 => "The body or a parameter is well-formed but invalid (schema, or a `hidden-character` problem naming the code point and its position)",
+    429 => "Too many requests refused to this caller; retry after Retry-After",
+    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
 );

@@ -105,7 +105,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// A query string; failures are 400.
+/// A query string; failures are 422 (a parameter that does not match its documented schema:
+/// wrong type, out of range, missing), like every other invalid parameter.
 #[derive(Debug, Clone)]
 pub struct ApiQuery<T>(pub T);
 
@@ -119,11 +120,11 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+            .map_err(|e| ApiError::Unprocessable(format!("invalid query string: {}", e.body_text())))
     }
 }
 
-/// Path parameters; failures are 400.
+/// Path parameters; failures are 422, as for query strings.
 #[derive(Debug, Clone)]
 pub struct ApiPath<T>(pub T);
 
@@ -137,6 +138,8 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(p)| ApiPath(p))
-            .map_err(|e| ApiError::BadRequest(format!("invalid path parameter: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::Unprocessable(format!("invalid path parameter: {}", e.body_text()))
+            })
     }
 }

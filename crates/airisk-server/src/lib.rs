@@ -37,7 +37,7 @@ use tokio::sync::watch;
 
 pub use console::ConsoleConfig;
 pub use context::{CORRELATION_HEADER, UNMATCHED_ROUTE};
-pub use error::{ApiError, PROBLEM_JSON, Problem};
+pub use error::{ApiError, HiddenCharacterView, PROBLEM_JSON, Problem};
 pub use extract::Caller;
 pub use routes::{openapi, router};
 pub use state::{

@@ -235,11 +235,19 @@ impl AuditEvent {
             None => None,
         };
         if let Some(map) = &metadata {
-            let bytes = to_canonical_json(&Value::Object(map.clone())).map_err(|e| {
+            let not_canonical = |e: &dyn std::fmt::Display| {
                 AuditValidationError::MetadataNotCanonical {
                     reason: e.to_string(),
                 }
-            })?;
+            };
+            let bytes =
+                to_canonical_json(&Value::Object(map.clone())).map_err(|e| not_canonical(&e))?;
+            // The leaf must read back: a double such as 2^60 is written as plain digits, which
+            // parse as an integer outside the canonical range, and the record could never be
+            // read or verified again. Refuse it here instead.
+            serde_json::from_str::<Value>(&bytes)
+                .map_err(|e| not_canonical(&e))
+                .and_then(|v| to_canonical_json(&v).map_err(|e| not_canonical(&e)))?;
             if bytes.len() > METADATA_MAX_BYTES {
                 return Err(AuditValidationError::MetadataTooLarge {
                     len: bytes.len(),

@@ -25,9 +25,9 @@
 //!   console turns a textarea's CR LF into LF before it submits;
 //! * **Zl, Zp**: U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR, line breaks that a line
 //!   diff does not see either;
-//! * **Co, private use** and **Cn, unassigned** (noncharacters included): no agreed glyph, so a
-//!   reader cannot know what they stand for, and a code point assigned by a later Unicode version
-//!   may turn out to be a format character;
+//! * **Co, private use**: no agreed glyph (a font may draw anything, or nothing), so a reader
+//!   cannot know what they stand for; and the **noncharacters** U+FDD0–U+FDEF and U+xFFFE/U+xFFFF
+//!   of every plane, never meant for interchange;
 //! * **default-ignorable characters of other categories**, listed explicitly because they render
 //!   as nothing: U+034F COMBINING GRAPHEME JOINER, the Hangul fillers U+115F, U+1160, U+3164,
 //!   U+FFA0, the Khmer inherent vowels U+17B4, U+17B5, the Mongolian variation selectors
@@ -44,6 +44,12 @@
 //! controls), combining accents, emoji, ordinary and no-break spaces. Emoji sequences glued by
 //! U+200D ZERO WIDTH JOINER (family or profession emoji) and subdivision flags (tag characters)
 //! are refused with the rest: write them as separate emoji or in words.
+//!
+//! Code points **unassigned** in this build's Unicode tables (Cn, noncharacters aside) are
+//! accepted: they are not invisible (browsers and terminals draw a replacement box), and the
+//! console shows each one escaped and highlighted anyway ([`display_class`], [`segments`]), so
+//! one assigned later as a format character still cannot pass unseen there. Refusing them would
+//! also make the rule depend on the Unicode version of every client that validates it.
 //!
 //! Homoglyphs (a Cyrillic `а` for a Latin `a`) are visible characters and are not refused here:
 //! an approver sees a letter, and the diff marks the line as changed.
@@ -70,7 +76,8 @@ pub enum HiddenClass {
     LineSeparator,
     /// A private-use code point: no agreed glyph.
     PrivateUse,
-    /// A code point unassigned in Unicode (noncharacters included).
+    /// A noncharacter (refused), or, for display only, a code point unassigned in this build's
+    /// Unicode tables (accepted, shown escaped).
     Unassigned,
     /// A default-ignorable character that renders as nothing (fillers, variation selectors…).
     Blank,
@@ -87,7 +94,7 @@ impl HiddenClass {
             HiddenClass::Control => "a control character",
             HiddenClass::LineSeparator => "a line or paragraph separator",
             HiddenClass::PrivateUse => "a private-use character",
-            HiddenClass::Unassigned => "an unassigned code point",
+            HiddenClass::Unassigned => "a noncharacter or unassigned code point",
             HiddenClass::Blank => "a character that renders as nothing",
         }
     }
@@ -143,9 +150,21 @@ pub fn hidden_class(c: char) -> Option<HiddenClass> {
             Some(HiddenClass::LineSeparator)
         }
         GeneralCategory::PrivateUse => Some(HiddenClass::PrivateUse),
-        GeneralCategory::Unassigned | GeneralCategory::Surrogate => Some(HiddenClass::Unassigned),
+        GeneralCategory::Unassigned if (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE => {
+            Some(HiddenClass::Unassigned)
+        }
+        GeneralCategory::Surrogate => Some(HiddenClass::Unassigned),
         _ => None,
     }
+}
+
+/// What a display must escape: every refused character ([`hidden_class`]), and also every code
+/// point unassigned in this build's Unicode tables (accepted on input, but a newer renderer may
+/// know it as a format character and draw nothing).
+pub fn display_class(c: char) -> Option<HiddenClass> {
+    hidden_class(c).or_else(|| {
+        (c.general_category() == GeneralCategory::Unassigned).then_some(HiddenClass::Unassigned)
+    })
 }
 
 /// A refused character found in a field: which, where, and why.
@@ -181,7 +200,11 @@ impl HiddenCharacter {
 
 /// Walks `text`, calling `found` for each refused character with its 0-based character index,
 /// 1-based line and column; stops early when `found` returns `false`.
-fn scan(text: &str, mut found: impl FnMut(usize, usize, usize, char, HiddenClass) -> bool) {
+fn scan(
+    text: &str,
+    classify: fn(char) -> Option<HiddenClass>,
+    mut found: impl FnMut(usize, usize, usize, char, HiddenClass) -> bool,
+) {
     let (mut line, mut column) = (1usize, 0usize);
     let mut previous: Option<char> = None;
     for (index, c) in text.chars().enumerate() {
@@ -191,12 +214,12 @@ fn scan(text: &str, mut found: impl FnMut(usize, usize, usize, char, HiddenClass
                 // A selector needs a visible base: not at the start, not after a line break or
                 // tab, another selector, or a refused character.
                 None | Some('\n' | '\t') => Some(HiddenClass::Blank),
-                Some(p) if PRESENTATION_SELECTORS.contains(&p) || hidden_class(p).is_some() => {
+                Some(p) if PRESENTATION_SELECTORS.contains(&p) || classify(p).is_some() => {
                     Some(HiddenClass::Blank)
                 }
                 Some(_) => None,
             },
-            c => hidden_class(c),
+            c => classify(c),
         };
         if let Some(class) = class
             && !found(index, line, column, c, class)
@@ -218,7 +241,7 @@ fn scan(text: &str, mut found: impl FnMut(usize, usize, usize, char, HiddenClass
 /// column.
 pub fn check(field: &str, text: &str) -> Result<(), HiddenCharacter> {
     let mut first = None;
-    scan(text, |index, line, column, character, class| {
+    scan(text, hidden_class, |index, line, column, character, class| {
         first = Some(HiddenCharacter {
             field: field.to_owned(),
             character,
@@ -300,12 +323,13 @@ impl fmt::Display for Segment<'_> {
     }
 }
 
-/// Splits `text` into visible runs and refused characters, for renderers that must show text
-/// written before this check existed (data older than the policy may hold such characters).
+/// Splits `text` into visible runs and characters to show escaped ([`display_class`]: refused
+/// ones, and unassigned code points), for renderers of approved text: data written before the
+/// check existed may hold refused characters.
 pub fn segments(text: &str) -> Vec<Segment<'_>> {
     let mut out = Vec::new();
     let mut hidden: Vec<(usize, char, HiddenClass)> = Vec::new();
-    scan(text, |index, _, _, c, class| {
+    scan(text, display_class, |index, _, _, c, class| {
         hidden.push((index, c, class));
         true
     });
@@ -383,9 +407,16 @@ mod tests {
         for c in ['a', 'é', '中', '\u{05D0}', '\u{0627}', '😀', '\n', '\t', '\u{FE0F}'] {
             assert!(!ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)), "{c:?}");
         }
-        for c in ['\u{E0041}', '\u{202E}', '\u{200D}', '\r', '\u{0378}'] {
+        for c in ['\u{E0041}', '\u{202E}', '\u{200D}', '\r', '\u{FDD0}', '\u{10FFFF}'] {
             assert!(ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)), "{c:?}");
         }
+    }
+
+    #[test]
+    fn unassigned_code_points_are_accepted_but_displayed_escaped() {
+        assert!(check("t", "a\u{0378}b").is_ok());
+        assert_eq!(escape("a\u{0378}b"), "a⟨U+0378⟩b");
+        assert_eq!(display_class('\u{0378}'), Some(HiddenClass::Unassigned));
     }
 
     #[test]
