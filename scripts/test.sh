@@ -9,6 +9,8 @@
 #     (tools/verify_export.py), installed with pip if missing.
 #   * Headless Chromium and the e2e/ node modules for the console's browser tests, installed by
 #     scripts/setup-browser-tests.sh if missing (when that script exists).
+#   * Schemathesis (pinned, in a virtual environment under target/) for the API contract check,
+#     run after cargo test by scripts/schemathesis.sh against the debug `airisk serve --dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,3 +47,6 @@ fi
 
 say "cargo test --workspace"
 cargo test --workspace --locked
+
+say "the API contract: schemathesis, every check, one run per role"
+bash scripts/schemathesis.sh

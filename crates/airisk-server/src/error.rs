@@ -351,9 +351,9 @@ impl From<AuditError> for ApiError {
             AuditError::Proof(
                 e @ (ProofError::IndexOutOfRange { .. } | ProofError::SizesOutOfOrder { .. }),
             ) => ApiError::NotFound(e.to_string()),
-            AuditError::Proof(e @ (ProofError::EmptyTreeConsistency | ProofError::InvalidRange { .. })) => {
-                ApiError::Unprocessable(e.to_string())
-            }
+            AuditError::Proof(
+                e @ (ProofError::EmptyTreeConsistency | ProofError::InvalidRange { .. }),
+            ) => ApiError::Unprocessable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

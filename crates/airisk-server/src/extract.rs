@@ -120,7 +120,9 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::Unprocessable(format!("invalid query string: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::Unprocessable(format!("invalid query string: {}", e.body_text()))
+            })
     }
 }
 

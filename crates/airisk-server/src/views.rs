@@ -94,7 +94,10 @@ fn json_value_schemas(object: &str, value: &str, visible: bool) -> (Value, Value
         let mut m = Map::new();
         m.insert("type".into(), Value::from("string"));
         if visible {
-            m.insert("pattern".into(), Value::from(pattern(VISIBLE_TEXT_OR_EMPTY)));
+            m.insert(
+                "pattern".into(),
+                Value::from(pattern(VISIBLE_TEXT_OR_EMPTY)),
+            );
         }
         Value::Object(m)
     };
@@ -127,8 +130,7 @@ pub(crate) fn expand_patterns(doc: &mut Value) {
         match v {
             Value::Object(map) => {
                 if let Some(Value::String(p)) = map.get_mut("pattern")
-                    && let Some((_, real)) =
-                        generated_patterns().iter().find(|(name, _)| name == p)
+                    && let Some((_, real)) = generated_patterns().iter().find(|(name, _)| name == p)
                 {
                     *p = real.clone();
                 }
@@ -258,15 +260,26 @@ pub struct AppendAuditBody {
     #[schema(pattern = "^[a-z0-9._-]+$", min_length = 1, max_length = 128)]
     pub action: String,
     /// The kind of thing acted on (one line, no control characters; at most 64 bytes of UTF-8).
-    #[schema(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$", min_length = 1, max_length = 64)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub resource_type: String,
     /// Which one (one line, no control characters; at most 256 bytes of UTF-8).
-    #[schema(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$", min_length = 1, max_length = 256)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        min_length = 1,
+        max_length = 256
+    )]
     pub resource_id: String,
     /// Why, in words (no control characters but tab and line feed; at most 4096 bytes of UTF-8;
     /// empty is the same as absent).
     #[serde(default)]
-    #[schema(pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$", max_length = 4096)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$",
+        max_length = 4096
+    )]
     pub reason: Option<String>,
     /// Extra structured context (a JSON object, at most 64 KiB as canonical JSON).
     #[serde(default)]
@@ -423,10 +436,18 @@ pub struct ConsistencyProofView {
 pub struct RegisterModelBody {
     /// Model name, e.g. `credit-scoring`: 1 to 128 ASCII letters, digits, `.`, `_`, `-`,
     /// starting with a letter or digit.
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 128)]
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub name: String,
     /// Version label, e.g. `1.4.0`: as the name, at most 64.
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)]
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub version: String,
     /// SHA-256 of the artifact: 64 hex digits (optionally `sha256:`-prefixed).
     #[schema(pattern = "^(sha256:)?[0-9A-Fa-f]{64}$")]
@@ -588,7 +609,11 @@ pub struct DeploymentView {
 pub struct RegisterPromptBody {
     /// Prompt name: 1 to 128 ASCII letters, digits, `.`, `_`, `-`, `/`, starting with a letter
     /// or digit (percent-encode `/` in paths).
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 128)]
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub name: String,
     /// The template text: visible text (no tag, bidi-control, zero-width or other hidden
     /// character; line breaks are LF), not blank, at most 262144 bytes of UTF-8.
@@ -815,7 +840,11 @@ pub enum NewSubjectBody {
     /// Moving a prompt label to a version.
     PromptLabel {
         /// Prompt name (as in `POST /v1/prompts`).
-        #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 128)]
+        #[schema(
+            pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+            min_length = 1,
+            max_length = 128
+        )]
         name: String,
         /// The version the label would point to.
         #[serde(deserialize_with = "integral::u32")]
@@ -823,7 +852,11 @@ pub enum NewSubjectBody {
         version: u32,
         /// The label: 1 to 64 ASCII letters, digits, `.`, `_`, `-`, `/`, starting with a letter
         /// or digit.
-        #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 64)]
+        #[schema(
+            pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+            min_length = 1,
+            max_length = 64
+        )]
         label: String,
     },
 }

@@ -235,11 +235,10 @@ impl AuditEvent {
             None => None,
         };
         if let Some(map) = &metadata {
-            let not_canonical = |e: &dyn std::fmt::Display| {
-                AuditValidationError::MetadataNotCanonical {
+            let not_canonical =
+                |e: &dyn std::fmt::Display| AuditValidationError::MetadataNotCanonical {
                     reason: e.to_string(),
-                }
-            };
+                };
             let bytes =
                 to_canonical_json(&Value::Object(map.clone())).map_err(|e| not_canonical(&e))?;
             // The leaf must read back: a double such as 2^60 is written as plain digits, which

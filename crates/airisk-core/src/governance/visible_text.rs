@@ -241,17 +241,21 @@ fn scan(
 /// column.
 pub fn check(field: &str, text: &str) -> Result<(), HiddenCharacter> {
     let mut first = None;
-    scan(text, hidden_class, |index, line, column, character, class| {
-        first = Some(HiddenCharacter {
-            field: field.to_owned(),
-            character,
-            class,
-            position: index + 1,
-            line,
-            column,
-        });
-        false
-    });
+    scan(
+        text,
+        hidden_class,
+        |index, line, column, character, class| {
+            first = Some(HiddenCharacter {
+                field: field.to_owned(),
+                character,
+                class,
+                position: index + 1,
+                line,
+                column,
+            });
+            false
+        },
+    );
     first.map_or(Ok(()), Err)
 }
 
@@ -342,14 +346,14 @@ pub fn segments(text: &str) -> Vec<Segment<'_>> {
     let mut wanted = hidden.into_iter().peekable();
     let mut start = 0usize;
     for (index, (byte, c)) in text.char_indices().enumerate() {
-        if wanted.peek().is_some_and(|&(i, _, _)| i == index) {
-            if let Some((_, _, class)) = wanted.next() {
-                if let Some(run) = text.get(start..byte).filter(|r| !r.is_empty()) {
-                    out.push(Segment::Visible(run));
-                }
-                out.push(Segment::Hidden(c, class));
-                start = byte + c.len_utf8();
+        if wanted.peek().is_some_and(|&(i, _, _)| i == index)
+            && let Some((_, _, class)) = wanted.next()
+        {
+            if let Some(run) = text.get(start..byte).filter(|r| !r.is_empty()) {
+                out.push(Segment::Visible(run));
             }
+            out.push(Segment::Hidden(c, class));
+            start = byte + c.len_utf8();
         }
     }
     if let Some(run) = text.get(start..).filter(|r| !r.is_empty()) {
@@ -404,11 +408,26 @@ mod tests {
         for &(lo, hi) in &ranges {
             assert!(hidden_class(lo).is_some() && hidden_class(hi).is_some());
         }
-        for c in ['a', 'é', '中', '\u{05D0}', '\u{0627}', '😀', '\n', '\t', '\u{FE0F}'] {
-            assert!(!ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)), "{c:?}");
+        for c in [
+            'a', 'é', '中', '\u{05D0}', '\u{0627}', '😀', '\n', '\t', '\u{FE0F}',
+        ] {
+            assert!(
+                !ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)),
+                "{c:?}"
+            );
         }
-        for c in ['\u{E0041}', '\u{202E}', '\u{200D}', '\r', '\u{FDD0}', '\u{10FFFF}'] {
-            assert!(ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)), "{c:?}");
+        for c in [
+            '\u{E0041}',
+            '\u{202E}',
+            '\u{200D}',
+            '\r',
+            '\u{FDD0}',
+            '\u{10FFFF}',
+        ] {
+            assert!(
+                ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)),
+                "{c:?}"
+            );
         }
     }
 

@@ -50,14 +50,14 @@ const REFUSED: &[(char, HiddenClass)] = &[
     ('\u{2029}', HiddenClass::LineSeparator),
     ('\u{E000}', HiddenClass::PrivateUse),
     ('\u{F0000}', HiddenClass::PrivateUse),
-    ('\u{FFFF}', HiddenClass::Unassigned), // a noncharacter
+    ('\u{FFFF}', HiddenClass::Unassigned),   // a noncharacter
     ('\u{10FFFE}', HiddenClass::Unassigned), // a noncharacter
-    ('\u{FDD0}', HiddenClass::Unassigned), // a noncharacter
-    ('\u{034F}', HiddenClass::Blank),      // COMBINING GRAPHEME JOINER
-    ('\u{3164}', HiddenClass::Blank),      // HANGUL FILLER
-    ('\u{2800}', HiddenClass::Blank),      // BRAILLE PATTERN BLANK
-    ('\u{FE00}', HiddenClass::Blank),      // VARIATION SELECTOR-1
-    ('\u{E0100}', HiddenClass::Blank),     // VARIATION SELECTOR-17
+    ('\u{FDD0}', HiddenClass::Unassigned),   // a noncharacter
+    ('\u{034F}', HiddenClass::Blank),        // COMBINING GRAPHEME JOINER
+    ('\u{3164}', HiddenClass::Blank),        // HANGUL FILLER
+    ('\u{2800}', HiddenClass::Blank),        // BRAILLE PATTERN BLANK
+    ('\u{FE00}', HiddenClass::Blank),        // VARIATION SELECTOR-1
+    ('\u{E0100}', HiddenClass::Blank),       // VARIATION SELECTOR-17
 ];
 
 /// Text a person reads as what it is: every one must be accepted and stored unchanged.

@@ -16,8 +16,7 @@ use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
 use crate::views::{
-    ApprovalPage, ApprovalView, MAX_OFFSET, NewApprovalBody, ReasonBody,
-    check_expires_in,
+    ApprovalPage, ApprovalView, MAX_OFFSET, NewApprovalBody, ReasonBody, check_expires_in,
 };
 
 /// Largest page of a listing.
@@ -110,7 +109,11 @@ pub(crate) struct ListParams {
     status: Option<StatusFilter>,
     /// Only requests opened by this actor (1 to 128 ASCII letters, digits, `.`, `_`, `-`, `@`,
     /// `:`, `+`, starting with a letter or digit).
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9._@:+-]*$", min_length = 1, max_length = 128)]
+    #[param(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._@:+-]*$",
+        min_length = 1,
+        max_length = 128
+    )]
     requested_by: Option<String>,
     /// `true`: the caller's queue: PENDING, not expired, and not requested by the caller (what
     /// they may decide).

@@ -51,7 +51,11 @@ pub(crate) struct SelectorParams {
     #[param(minimum = 0, maximum = 4_294_967_295_u64, format = Int64)]
     version: Option<u32>,
     /// A label, e.g. `production`.
-    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 64)]
+    #[param(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        min_length = 1,
+        max_length = 64
+    )]
     label: Option<String>,
 }
 
