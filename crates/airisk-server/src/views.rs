@@ -162,15 +162,24 @@ pub(crate) fn expand_patterns(doc: &mut Value) {
                  integers are within ±(2^53 - 1).",
             ));
         }
-        // serde refuses unknown fields in every variant too; utoipa does not say so there.
-        if let Some(variants) = schemas
+        // The subject has one variant: state it as that object (a one-member `oneOf` says the
+        // same, and slows generators down), refusing unknown fields as serde does.
+        if let Some(subject) = schemas
             .get_mut("NewSubjectBody")
-            .and_then(|s| s.get_mut("oneOf"))
-            .and_then(Value::as_array_mut)
+            .and_then(Value::as_object_mut)
+            && subject
+                .get("oneOf")
+                .and_then(Value::as_array)
+                .is_some_and(|v| v.len() == 1)
+            && let Some(Value::Array(mut variants)) = subject.remove("oneOf")
+            && let Some(Value::Object(only)) = variants.pop()
         {
-            for v in variants.iter_mut().filter_map(Value::as_object_mut) {
-                v.insert("additionalProperties".into(), Value::Bool(false));
+            for (k, v) in only {
+                if k != "description" {
+                    subject.insert(k, v);
+                }
             }
+            subject.insert("additionalProperties".into(), Value::Bool(false));
         }
         schemas.insert("AuditMetadata".into(), object);
         schemas.insert("AuditMetadataValue".into(), value);

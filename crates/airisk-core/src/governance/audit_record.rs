@@ -243,10 +243,11 @@ impl AuditEvent {
                 to_canonical_json(&Value::Object(map.clone())).map_err(|e| not_canonical(&e))?;
             // The leaf must read back: a double such as 2^60 is written as plain digits, which
             // parse as an integer outside the canonical range, and the record could never be
-            // read or verified again. Refuse it here instead.
-            serde_json::from_str::<Value>(&bytes)
-                .map_err(|e| not_canonical(&e))
-                .and_then(|v| to_canonical_json(&v).map_err(|e| not_canonical(&e)))?;
+            // read or verified again. Refuse every whole number beyond ±(2^53 - 1), however it
+            // is written (the rule the API document states).
+            map.values()
+                .try_for_each(crate::ledger::check_safe_integers)
+                .map_err(|e| not_canonical(&e))?;
             if bytes.len() > METADATA_MAX_BYTES {
                 return Err(AuditValidationError::MetadataTooLarge {
                     len: bytes.len(),

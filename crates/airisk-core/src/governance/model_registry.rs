@@ -443,6 +443,10 @@ impl ModelRegistry {
         };
         // The metadata is shown to the approver: every key and string value must be visible.
         visible_text::check_object("metadata", &metadata)?;
+        metadata
+            .values()
+            .try_for_each(crate::ledger::check_safe_integers)
+            .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?;
         let size = to_canonical_json(&Value::Object(metadata.clone()))
             .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?
             .len();
