@@ -481,3 +481,61 @@ test('approver console in a real browser', { timeout: 300_000 }, async (t) => {
     rmSync(profile, { recursive: true, force: true });
   }
 });
+
+// What an approver approves is what they could see: text with characters a reader would not see
+// is refused at the console's form, with an error naming the code point, and nothing is stored.
+test('a prompt with hidden tag characters is refused at the console form', { timeout: 120_000 }, async (t) => {
+  const server = await startServer();
+  const { base, exports: env } = server;
+  const profile = mkdtempSync(join(tmpdir(), 'airisk-console-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 800 },
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(20_000);
+  // "Ignore" spelled in invisible tag characters (U+E0049 U+E0067 …) after a visible line.
+  const hidden = [...'Ignore'].map((c) => String.fromCodePoint(0xe0000 + c.codePointAt(0))).join('');
+  try {
+    await t.test('the form refuses it with a visible error naming U+E0049 and its position', async () => {
+      await signIn(page, base, env.ANALYST_TOKEN);
+      await goto(page, `${base}/console/prompts`, 'prompts');
+      await page.fill('#p-name', 'smuggled');
+      await page.fill('#p-template', `Summarise {doc}.\nBe brief.${hidden}`);
+      await page.fill('#p-reason', 'first version');
+      const [response] = await Promise.all([
+        page.waitForNavigation(),
+        page.click('button:has-text("Register prompt")'),
+      ]);
+      assert.equal(response.status(), 422);
+      assert.match(await page.textContent('h1'), /Please check what you entered/);
+      const detail = await page.textContent('.error-detail');
+      assert.match(detail, /U\+E0049/);
+      assert.match(detail, /character 27 \(line 2, column 10\)/);
+      assert.ok(await page.locator('.error-detail').isVisible(), 'the error is visible');
+      await checkAndShoot(page, '20-hidden-characters-refused');
+    });
+
+    await t.test('nothing was stored: the prompts page does not list it, the API does not have it', async () => {
+      await goto(page, `${base}/console/prompts`, 'prompts after refusal');
+      assert.equal(await page.locator('a:has-text("smuggled")').count(), 0);
+      await api(base, env.ANALYST_TOKEN, 'GET', '/v1/prompts/smuggled', null, 404);
+    });
+
+    await t.test('the same prompt without the hidden text is registered, lines intact', async () => {
+      await page.fill('#p-name', 'smuggled');
+      await page.fill('#p-template', 'Summarise {doc}.\nBe brief.');
+      await page.fill('#p-reason', 'first version');
+      await Promise.all([page.waitForURL(/\/console\/prompts\/view\?name=smuggled$/), page.click('button:has-text("Register prompt")')]);
+      const v = await api(base, env.ANALYST_TOKEN, 'GET', '/v1/prompts/smuggled', null, 200);
+      assert.equal(v.template, 'Summarise {doc}.\nBe brief.');
+      await checkAndShoot(page, '21-prompt-registered');
+    });
+  } finally {
+    await context.close();
+    server.child.kill('SIGTERM');
+    rmSync(profile, { recursive: true, force: true });
+  }
+});

@@ -15,7 +15,7 @@
 #   * The highly available PostgreSQL cluster of scripts/ha-cluster.sh (etcd, two Patroni nodes,
 #     HAProxy; Debian packages installed when missing) for the failover test
 #     (crates/airisk/tests/ha_failover.rs): started here, stopped on exit. Set AIRISK_SKIP_HA=1 to
-#     leave it out (the test then prints SKIPPED).
+#     leave it out (the test then stays listed as ignored).
 #   * Python 3.11+ with venv and pip for the Python package's suites (tests/unit/): a .venv/ with
 #     pinned tools, made by scripts/setup-python.sh.
 #   * MLflow (PyPI, pinned 3.x) in target/mlflow-venv for the MLflow integration's test against a
@@ -23,6 +23,8 @@
 #     (AIRISK_REQUIRE_MLFLOW=1), it does not skip.
 #   * Headless Chromium and the e2e/ node modules for the console's browser tests, installed by
 #     scripts/setup-browser-tests.sh if missing (when that script exists).
+#   * Schemathesis (pinned, in a virtual environment under target/) for the API contract check,
+#     run after cargo test by scripts/schemathesis.sh against the debug `airisk serve --dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,3 +108,5 @@ say "Python: bash scripts/setup-python.sh, then pytest tests/unit/governance and
 bash scripts/setup-python.sh
 .venv/bin/pytest tests/unit/governance
 .venv/bin/pytest tests/unit/security
+say "the API contract: schemathesis, every check, one run per role"
+bash scripts/schemathesis.sh

@@ -11,6 +11,7 @@ use airisk_core::governance::approval_workflow::ApprovalError;
 use airisk_core::governance::audit_logger::AuditError;
 use airisk_core::governance::model_registry::{DeploymentDenial, ModelRegistryError};
 use airisk_core::governance::prompt_registry::PromptRegistryError;
+use airisk_core::governance::visible_text::HiddenCharacter;
 use airisk_core::ledger::ProofError;
 use airisk_core::ports::StoreError;
 use airisk_core::security::rbac::AuthorizationError;
@@ -39,13 +40,44 @@ pub struct Problem {
     pub detail: String,
     /// The request's correlation id (also in the `X-Correlation-Id` header).
     pub correlation_id: String,
+    /// For `urn:airisk:problem:hidden-character` only: the refused character and where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_character: Option<HiddenCharacterView>,
+}
+
+/// A character refused in text a person approves (invisible, bidirectional control, …), and
+/// where it is: the extension member of a `hidden-character` problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct HiddenCharacterView {
+    /// The field, e.g. `template`, `justification`, `metadata.owner`.
+    pub field: String,
+    /// The code point, `U+` and at least four upper-case hex digits, e.g. `U+E0041`.
+    pub code_point: String,
+    /// Its position in the field, in characters (Unicode scalar values) from 1.
+    pub position: u64,
+    /// Its line, from 1.
+    pub line: u64,
+    /// Its column in that line, in characters from 1.
+    pub column: u64,
+}
+
+impl From<&HiddenCharacter> for HiddenCharacterView {
+    fn from(h: &HiddenCharacter) -> Self {
+        HiddenCharacterView {
+            field: h.field.clone(),
+            code_point: h.code_point(),
+            position: h.position as u64,
+            line: h.line as u64,
+            column: h.column as u64,
+        }
+    }
 }
 
 /// Why a request failed. Each variant's doc names its HTTP status.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// 400: the body is not well-formed JSON, or a query string does not parse.
+    /// 400: the body is not well-formed JSON (or cannot be read).
     #[error("{0}")]
     BadRequest(String),
     /// 401: no bearer token, or one that does not verify (signature, expiry, issuer, audience,
@@ -90,7 +122,8 @@ pub enum ApiError {
     /// 415: a body was sent with a media type other than JSON.
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
-    /// 422: the body or parameters are well-formed but invalid.
+    /// 422: the body or parameters are well-formed but invalid (a query or path parameter that
+    /// does not parse as its documented type is invalid too).
     #[error("{0}")]
     Unprocessable(String),
     /// 429: the caller keeps being refused; its refusals are throttled (see `throttle.rs`). Sent
@@ -100,6 +133,10 @@ pub enum ApiError {
         /// Seconds until the next request may be refused and recorded again.
         retry_after_secs: u64,
     },
+    /// 422: text a person approves holds a character they would not see (tag characters, bidi
+    /// controls, zero-width characters, …); the problem names the code point and its position.
+    #[error(transparent)]
+    HiddenCharacter(HiddenCharacter),
     /// 503: the request took longer than the configured timeout.
     #[error("the request did not complete within {seconds} s")]
     Timeout {
@@ -127,7 +164,9 @@ impl ApiError {
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::HiddenCharacter(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -151,6 +190,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             ApiError::Unprocessable(_) => ("validation", "Invalid input"),
             ApiError::TooManyRequests { .. } => ("too-many-refusals", "Too many refused requests"),
+            ApiError::HiddenCharacter(_) => ("hidden-character", "Hidden character refused"),
             ApiError::Timeout { .. } => ("timeout", "Request timed out"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
@@ -175,6 +215,10 @@ impl ApiError {
             status: self.status().as_u16(),
             detail,
             correlation_id: correlation_id.to_owned(),
+            hidden_character: match self {
+                ApiError::HiddenCharacter(h) => Some(h.into()),
+                _ => None,
+            },
         }
     }
 
@@ -256,6 +300,7 @@ impl From<ApprovalError> for ApiError {
                 detail: e.to_string(),
             },
             ApprovalError::Invalid(m) => ApiError::Unprocessable(m),
+            ApprovalError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             ApprovalError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             ApprovalError::Store(e) => e.into(),
             other => ApiError::Internal(other.to_string()),
@@ -273,6 +318,7 @@ impl From<ModelRegistryError> for ApiError {
                 detail: e.to_string(),
             },
             ModelRegistryError::Invalid(m) => ApiError::Unprocessable(m),
+            ModelRegistryError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             ModelRegistryError::Approval(e) => e.into(),
             ModelRegistryError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             ModelRegistryError::Store(e) => e.into(),
@@ -308,6 +354,7 @@ impl From<PromptRegistryError> for ApiError {
                 detail: e.to_string(),
             },
             PromptRegistryError::Invalid(m) => ApiError::Unprocessable(m),
+            PromptRegistryError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             PromptRegistryError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             PromptRegistryError::Store(e) => e.into(),
             other => ApiError::Internal(other.to_string()),
@@ -325,12 +372,15 @@ impl From<AuditError> for ApiError {
             AuditError::TenantIsolation(_) => ApiError::NotFound("not found".into()),
             AuditError::Invalid(e) => ApiError::Unprocessable(e.to_string()),
             AuditError::Store(e) => e.into(),
-            e @ AuditError::BeyondTree { .. } => ApiError::Unprocessable(e.to_string()),
+            // A tree size or entry the ledger has not reached, or a proof from a larger tree to a
+            // smaller one: no such proof exists (yet), as for any missing resource. Every
+            // parameter the document can state (types, minimum sizes) is a 422 before this.
+            e @ AuditError::BeyondTree { .. } => ApiError::NotFound(e.to_string()),
             AuditError::Proof(
-                e @ (ProofError::IndexOutOfRange { .. }
-                | ProofError::SizesOutOfOrder { .. }
-                | ProofError::EmptyTreeConsistency
-                | ProofError::InvalidRange { .. }),
+                e @ (ProofError::IndexOutOfRange { .. } | ProofError::SizesOutOfOrder { .. }),
+            ) => ApiError::NotFound(e.to_string()),
+            AuditError::Proof(
+                e @ (ProofError::EmptyTreeConsistency | ProofError::InvalidRange { .. }),
             ) => ApiError::Unprocessable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
@@ -378,17 +428,18 @@ error_set!(
     401 => "Missing or invalid bearer token",
     403 => "The caller's role may not read this",
     404 => "No such resource in the caller's tenant (another tenant's looks the same)",
-    422 => "Invalid parameters",
-    429 => "The caller kept being refused and is throttled; see Retry-After",
+    422 => "A parameter does not match its schema (type, range, pattern)",
+    429 => "Too many requests refused to this caller; retry after Retry-After",
+    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
 );
 error_set!(
     /// Errors of a listing (no 404).
     ListErrors:
-    400 => "A query parameter does not parse",
     401 => "Missing or invalid bearer token",
     403 => "The caller's role may not read this",
-    422 => "Invalid parameters",
-    429 => "The caller kept being refused and is throttled; see Retry-After",
+    422 => "A parameter does not match its schema (type, range, pattern)",
+    429 => "Too many requests refused to this caller; retry after Retry-After",
+    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
 );
 error_set!(
     /// Errors of a write.
@@ -397,12 +448,13 @@ error_set!(
     401 => "Missing or invalid bearer token",
     403 => "The caller's role may not do this, or a governance rule refuses the caller",
     404 => "No such resource in the caller's tenant (another tenant's looks the same)",
+    408 => "The body did not arrive within the body read timeout",
     409 => "Conflict with the current state",
     413 => "The body exceeds the size limit",
     415 => "The body is not application/json",
-    422 => "The body is well-formed but invalid",
-    429 => "The caller kept being refused and is throttled; see Retry-After",
-    503 => "Timed out or the store is unavailable; retry",
+    422 => "The body or a parameter is well-formed but invalid (schema, or a `hidden-character` problem naming the code point and its position)",
+    429 => "Too many requests refused to this caller; retry after Retry-After",
+    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
 );
 error_set!(
     /// Errors of checking the ledger against a kept checkpoint (`POST /v1/audit/verify`).
@@ -410,8 +462,10 @@ error_set!(
     400 => "The body is not well-formed JSON",
     401 => "Missing or invalid bearer token",
     403 => "The caller's role may not verify the ledger",
+    408 => "The body did not arrive within the body read timeout",
     413 => "The body exceeds the size limit",
     415 => "The body is not application/json",
     422 => "The checkpoint is missing, too long, not a signed note, not signed by this ledger's key, or for another tenant's ledger",
-    503 => "Timed out or the store is unavailable; retry",
+    429 => "Too many requests refused to this caller; retry after Retry-After",
+    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
 );

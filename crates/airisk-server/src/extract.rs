@@ -189,7 +189,9 @@ fn encodes_nul(raw: &str) -> bool {
     false
 }
 
-/// A query string; failures are 400, a NUL character (`%00`) anywhere in it 422.
+/// A query string; failures are 422 (a parameter that does not match its documented schema:
+/// wrong type, out of range, missing), like every other invalid parameter; so is a NUL character
+/// (`%00`) anywhere in it.
 #[derive(Debug, Clone)]
 pub struct ApiQuery<T>(pub T);
 
@@ -206,11 +208,14 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::Unprocessable(format!("invalid query string: {}", e.body_text()))
+            })
     }
 }
 
-/// Path parameters; failures are 400, a NUL character (`%00`) anywhere in the path 422.
+/// Path parameters; failures are 422, as for query strings, and so is a NUL character (`%00`)
+/// anywhere in the path.
 ///
 /// A parameter whose percent-decoded bytes are not UTF-8 is not refused here: it is handed on
 /// with every byte that is not part of valid UTF-8 kept as its `%XX` escape (upper-case hex), so
@@ -229,7 +234,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
         if encodes_nul(parts.uri.path()) {
             return Err(nul_refused("the path"));
         }
-        let bad = |e: String| ApiError::BadRequest(format!("invalid path parameter: {e}"));
+        let bad = |e: String| ApiError::Unprocessable(format!("invalid path parameter: {e}"));
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(p)) => Ok(ApiPath(p)),
             Err(PathRejection::FailedToDeserializePathParams(e))

@@ -50,7 +50,7 @@ use tokio::sync::watch;
 
 pub use console::ConsoleConfig;
 pub use context::{CORRELATION_HEADER, UNMATCHED_ROUTE};
-pub use error::{ApiError, PROBLEM_JSON, Problem};
+pub use error::{ApiError, HiddenCharacterView, PROBLEM_JSON, Problem};
 pub use extract::Caller;
 pub use idempotency::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_REPLAYED_HEADER};
 pub use routes::{openapi, router};

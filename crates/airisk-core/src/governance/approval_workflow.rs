@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit_record::{AuditEvent, AuditReceipt, AuditValidationError, Outcome};
+use super::visible_text::{self, HiddenCharacter};
 use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
 };
@@ -214,6 +215,10 @@ pub enum ApprovalError {
     /// An input is invalid (nothing was written).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A justification or reason holds a character a reader would not see (see
+    /// [`visible_text`]); nothing was written.
+    #[error(transparent)]
+    HiddenCharacter(#[from] HiddenCharacter),
     /// The audit record could not be built.
     #[error(transparent)]
     Audit(#[from] AuditValidationError),
@@ -519,6 +524,8 @@ fn check_reason(field: &str, reason: &str) -> Result<(), ApprovalError> {
             reason.len()
         )));
     }
+    // What an approver approves is what they could see: no invisible or reordering characters.
+    visible_text::check(field, reason)?;
     Ok(())
 }
 

@@ -382,19 +382,19 @@ impl AuditEvent {
             None => None,
         };
         if let Some(map) = &metadata {
-            if let Some(f) = map.values().find_map(large_integral_double) {
-                return Err(AuditValidationError::MetadataNotCanonical {
-                    reason: format!(
-                        "the number {f} prints as an integer beyond ±(2^53 - 1) and would not \
-                         read back; use a string"
-                    ),
-                });
-            }
-            let bytes = to_canonical_json(&Value::Object(map.clone())).map_err(|e| {
-                AuditValidationError::MetadataNotCanonical {
+            let not_canonical =
+                |e: &dyn std::fmt::Display| AuditValidationError::MetadataNotCanonical {
                     reason: e.to_string(),
-                }
-            })?;
+                };
+            let bytes =
+                to_canonical_json(&Value::Object(map.clone())).map_err(|e| not_canonical(&e))?;
+            // The leaf must read back: a double such as 2^60 is written as plain digits, which
+            // parse as an integer outside the canonical range, and the record could never be
+            // read or verified again. Refuse every whole number beyond ±(2^53 - 1), however it
+            // is written (the rule the API document states).
+            map.values()
+                .try_for_each(crate::ledger::check_safe_integers)
+                .map_err(|e| not_canonical(&e))?;
             if bytes.len() > METADATA_MAX_BYTES {
                 return Err(AuditValidationError::MetadataTooLarge {
                     len: bytes.len(),
@@ -494,24 +494,6 @@ impl AuditEvent {
             recorded_at,
             leaf,
         })
-    }
-}
-
-/// The first double in `value` (at any depth) whose canonical form is an integer literal beyond
-/// the safe range: RFC 8785 prints a double in `(2^53 - 1, 1e21)` without exponent, e.g.
-/// `320495088182348350`, and a JSON parser reads that back as an unsafe integer, which canonical
-/// JSON refuses. A leaf holding one could be sealed but never read back (found by fuzzing).
-fn large_integral_double(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) if n.as_u64().is_none() && n.as_i64().is_none() => {
-            #[allow(clippy::cast_precision_loss)] // 2^53 - 1 is exact as a double
-            let safe = super::super::ledger::MAX_SAFE_INTEGER as f64;
-            n.as_f64()
-                .filter(|f| f.is_finite() && f.abs() > safe && f.abs() < 1e21)
-        }
-        Value::Array(items) => items.iter().find_map(large_integral_double),
-        Value::Object(members) => members.values().find_map(large_integral_double),
-        _ => None,
     }
 }
 

@@ -7,3 +7,4 @@ pub mod audit_logger;
 pub mod audit_record;
 pub mod model_registry;
 pub mod prompt_registry;
+pub mod visible_text;

@@ -18,6 +18,7 @@ use super::approval_workflow::{
     Subject,
 };
 use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
+use super::visible_text::{self, HiddenCharacter};
 use crate::ledger::to_canonical_json;
 use crate::ports::{ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError};
 use crate::request::CorrelationId;
@@ -303,6 +304,10 @@ pub enum ModelRegistryError {
     /// An input is invalid; nothing was written.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The artifact URI or a metadata key or value holds a character a reader would not see
+    /// (see [`visible_text`]); nothing was written.
+    #[error(transparent)]
+    HiddenCharacter(#[from] HiddenCharacter),
     /// The approval step failed (self-approval, already decided, expired, conflict, …).
     #[error(transparent)]
     Approval(#[from] ApprovalError),
@@ -409,6 +414,8 @@ impl ModelRegistry {
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::Invalid`],
+    /// [`ModelRegistryError::HiddenCharacter`] (artifact URI, metadata, or as
+    /// [`ModelRegistryError::Approval`] the justification),
     /// [`ModelRegistryError::AlreadyRegistered`], [`ModelRegistryError::Store`].
     pub async fn register_model(
         &self,
@@ -434,6 +441,12 @@ impl ModelRegistry {
                 ));
             }
         };
+        // The metadata is shown to the approver: every key and string value must be visible.
+        visible_text::check_object("metadata", &metadata)?;
+        metadata
+            .values()
+            .try_for_each(crate::ledger::check_safe_integers)
+            .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?;
         let size = to_canonical_json(&Value::Object(metadata.clone()))
             .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?
             .len();
@@ -749,6 +762,7 @@ fn check_uri(uri: &str) -> Result<String, ModelRegistryError> {
     if uri.len() > ARTIFACT_URI_MAX_LEN {
         return Err(invalid("is too long"));
     }
+    visible_text::check("artifact_uri", uri)?;
     let Some((scheme, rest)) = uri.split_once("://") else {
         return Err(invalid("must be an absolute URI such as s3://bucket/key"));
     };

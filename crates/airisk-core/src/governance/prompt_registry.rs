@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::approval_workflow::{ApprovalError, ApprovalStatus, Kernel, Subject};
 use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
 use super::model_registry::Sha256Digest;
+use super::visible_text::{self, HiddenCharacter};
 use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
 };
@@ -193,6 +194,10 @@ pub enum PromptRegistryError {
     /// An input is invalid; nothing was written.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The template or change reason holds a character a reader would not see (see
+    /// [`visible_text`]); nothing was written.
+    #[error(transparent)]
+    HiddenCharacter(#[from] HiddenCharacter),
     /// The audit record could not be built.
     #[error(transparent)]
     Audit(#[from] AuditValidationError),
@@ -215,6 +220,7 @@ impl From<ApprovalError> for PromptRegistryError {
         match e {
             ApprovalError::Conflict => PromptRegistryError::Conflict,
             ApprovalError::Store(s) => PromptRegistryError::Store(s),
+            ApprovalError::HiddenCharacter(h) => PromptRegistryError::HiddenCharacter(h),
             other => PromptRegistryError::Invalid(other.to_string()),
         }
     }
@@ -267,6 +273,8 @@ fn check_text(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError
             "{kind} contains a NUL byte"
         )));
     }
+    // What an approver approves is what they could see: no invisible or reordering characters.
+    visible_text::check(kind, s)?;
     Ok(())
 }
 
@@ -291,7 +299,9 @@ impl PromptRegistry {
     ///
     /// # Errors
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::Invalid`],
-    /// [`PromptRegistryError::AlreadyExists`], [`PromptRegistryError::Store`].
+    /// [`PromptRegistryError::HiddenCharacter`] for a template or change reason holding a
+    /// character a reader would not see, [`PromptRegistryError::AlreadyExists`],
+    /// [`PromptRegistryError::Store`].
     pub async fn register_prompt(
         &self,
         principal: &Principal,
@@ -345,6 +355,7 @@ impl PromptRegistry {
     /// # Errors
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`],
     /// [`PromptRegistryError::NoChange`], [`PromptRegistryError::Invalid`],
+    /// [`PromptRegistryError::HiddenCharacter`],
     /// [`PromptRegistryError::Conflict`] if another update took n+1 first.
     pub async fn update_prompt(
         &self,

@@ -102,6 +102,36 @@ fn write_object(out: &mut String, members: &Map<String, Value>) -> Result<(), Ca
     Ok(())
 }
 
+/// Checks that every number in `value` (at any depth) whose value is a whole number lies within
+/// `±(2^53 - 1)`, however it is written: `9007199254740993`, `9.007199254740993e15` and `1e300`
+/// alike. [`to_canonical_json`] refuses such integers only when they are held as integers, so a
+/// rule stated on JSON values (as a JSON Schema `integer` range is) needs this check too; put
+/// larger values in strings.
+///
+/// # Errors
+/// [`CanonicalJsonError::UnsafeInteger`] for the first such number (saturated to `i128`).
+pub fn check_safe_integers(value: &Value) -> Result<(), CanonicalJsonError> {
+    match value {
+        Value::Number(n) => {
+            let unsafe_value = if let Some(u) = n.as_u64() {
+                (u > MAX_SAFE_INTEGER).then_some(i128::from(u))
+            } else if let Some(i) = n.as_i64() {
+                (i.unsigned_abs() > MAX_SAFE_INTEGER).then_some(i128::from(i))
+            } else {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() > MAX_SAFE_INTEGER as f64)
+                    .map(|f| f as i128)
+            };
+            unsafe_value.map_or(Ok(()), |value| {
+                Err(CanonicalJsonError::UnsafeInteger { value })
+            })
+        }
+        Value::Array(items) => items.iter().try_for_each(check_safe_integers),
+        Value::Object(map) => map.values().try_for_each(check_safe_integers),
+        _ => Ok(()),
+    }
+}
+
 fn write_number(out: &mut String, number: &Number) -> Result<(), CanonicalJsonError> {
     if let Some(n) = number.as_u64() {
         if n > MAX_SAFE_INTEGER {

@@ -61,7 +61,8 @@ mod merkle;
 mod proof;
 
 pub use canonical_json::{
-    CanonicalJsonError, MAX_SAFE_INTEGER, serialize_canonical_json, to_canonical_json,
+    CanonicalJsonError, MAX_SAFE_INTEGER, check_safe_integers, serialize_canonical_json,
+    to_canonical_json,
 };
 pub use checkpoint::{
     Checkpoint, CheckpointError, KeyId, LedgerName, LedgerSigner, LedgerVerifier, MAX_NOTE_LEN,

@@ -13,3 +13,4 @@ mod hostile;
 mod model_registry;
 mod prompt_registry;
 mod support;
+mod visible_text;

@@ -193,3 +193,34 @@ fn serialize_canonical_json_accepts_any_serialize() {
         Err(CanonicalJsonError::Serialize { .. })
     ));
 }
+
+#[test]
+fn whole_numbers_beyond_the_safe_range_are_refused_however_written() {
+    use airisk_core::ledger::check_safe_integers;
+    // Held as integers, or as doubles (`number` parses to f64): the rule is on the value.
+    assert!(check_safe_integers(&json!(9_007_199_254_740_993_u64)).is_err());
+    for ok in [
+        "9007199254740991",
+        "-9007199254740991",
+        "1.5",
+        "1e-7",
+        "1.25e-3",
+    ] {
+        assert!(check_safe_integers(&number(ok)).is_ok(), "{ok}");
+    }
+    for bad in [
+        "9007199254740993",
+        "9.007199254740993e15",
+        "1.152921504606847e18",
+        "1e300",
+        "-1e21",
+    ] {
+        assert!(
+            matches!(
+                check_safe_integers(&json!({"a": [{"b": number(bad)}]})),
+                Err(CanonicalJsonError::UnsafeInteger { .. })
+            ),
+            "{bad}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! does with data.
 
 use airisk_core::governance::audit_record::format_timestamp;
+use airisk_core::governance::visible_text::{self, Segment};
 use airisk_core::security::rbac::{Action, RbacService};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -199,6 +200,25 @@ pub(crate) fn pct(s: &str) -> String {
         }
     }
     out
+}
+
+/// Text a person reads as part of a decision, with every character they would not see (the set
+/// `airisk_core::governance::visible_text` refuses on input) shown as a highlighted `⟨U+XXXX⟩`.
+/// New input cannot hold such characters; data written before that check may, so every approved
+/// text (templates, diffs, reasons, justifications, metadata) renders through this.
+pub(crate) fn visible(text: &str) -> Markup {
+    html! {
+        @for segment in visible_text::segments(text) {
+            @match segment {
+                Segment::Visible(run) => { (run) }
+                Segment::Hidden(c, class) => {
+                    mark class="hidden-char" title=(format!("hidden character U+{:04X}: {}", u32::from(c), class.describe())) {
+                        (segment.to_string())
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A timestamp as `<time>`: UTC text, RFC 3339 in `datetime` (the script shows local time on

@@ -184,7 +184,10 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/requests/{id}/reject", post(requests::reject))
         .route("/console/models", get(models::index).post(models::register))
         .route("/console/models/{name}", get(models::detail))
-        .route("/console/prompts", get(prompts::index))
+        .route(
+            "/console/prompts",
+            get(prompts::index).post(prompts::register),
+        )
         .route("/console/prompts/view", get(prompts::detail))
         .route("/console/audit", get(audit::search))
         .route("/console/audit/checkpoint", post(audit::check_checkpoint))

@@ -1,5 +1,5 @@
-//! Prompts: versions, labels, the label-move history, and a side-by-side diff of any two
-//! versions.
+//! Prompts: versions, labels, the label-move history, a side-by-side diff of any two versions,
+//! and the form that registers a new prompt (analysts and admins).
 
 use std::collections::BTreeSet;
 
@@ -8,13 +8,13 @@ use airisk_core::ports::AuditQuery;
 use airisk_core::security::rbac::Action;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::error::ConsoleError;
-use super::layout::{self, Nav, pct, time};
-use super::requests::side_by_side;
-use super::session::Signed;
+use super::layout::{self, Nav, csrf_field, may, pct, time, visible};
+use super::requests::{ConsoleForm, side_by_side};
+use super::session::{Identity, Signed, see_other};
 use crate::routes::audit::require;
 use crate::state::AppState;
 
@@ -95,8 +95,79 @@ pub(crate) async fn index(
                 }
             }
         }
+        (register_form(&id))
     };
     Ok(layout::page(&id, Nav::Prompts, "Prompts", None, content))
+}
+
+fn register_form(id: &Identity) -> Markup {
+    html! {
+        section aria-labelledby="register" {
+            h2 id="register" { "Register a prompt" }
+            @if may(id, Action::PromptRegister) {
+                p class="hint" { "It becomes version 1. Moving a label such as production to it needs an approved request. Invisible characters (tag characters, bidirectional controls, zero-width characters) are refused, so that approvers see everything the prompt holds." }
+                form method="post" action="/console/prompts" class="grid-form" {
+                    (csrf_field(id))
+                    div class="field" {
+                        label for="p-name" { "Prompt name" }
+                        input id="p-name" name="name" type="text" required maxlength="128" pattern="[A-Za-z0-9][A-Za-z0-9._/\\-]*" autocomplete="off" aria-describedby="p-name-hint";
+                        p class="hint" id="p-name-hint" { "Letters, digits, '.', '_', '-' and '/', e.g. kyc/summary." }
+                    }
+                    div class="field wide" {
+                        label for="p-template" { "Template" }
+                        textarea id="p-template" name="template" rows="8" required class="mono" {}
+                    }
+                    div class="field wide" {
+                        label for="p-reason" { "Change reason" }
+                        textarea id="p-reason" name="change_reason" rows="2" required maxlength="4096" {}
+                    }
+                    div class="actions wide" {
+                        button type="submit" class="primary" { "Register prompt" }
+                    }
+                }
+            } @else {
+                p class="notice" { "Only analysts and admins register prompts (your role is " (id.principal.role()) ")." }
+            }
+        }
+    }
+}
+
+/// The register form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RegisterForm {
+    name: String,
+    template: String,
+    change_reason: String,
+}
+
+/// A textarea's lines arrive as CR LF (HTML form encoding); the registry takes LF line breaks
+/// and refuses every CR, so convert them back here.
+fn lf(text: &str) -> String {
+    text.replace("\r\n", "\n")
+}
+
+/// POST `/console/prompts`: the registry's `register_prompt`, as the API calls it. Refusals
+/// (hidden characters, an existing name, …) are the API's, shown as an error page.
+pub(crate) async fn register(
+    State(app): State<AppState>,
+    Signed(id): Signed,
+    ConsoleForm(f): ConsoleForm<RegisterForm>,
+) -> Result<Response, ConsoleError> {
+    let caller = id.caller();
+    let name = f.name.trim();
+    app.prompts()
+        .register_prompt(
+            &caller.principal,
+            &caller.correlation,
+            name,
+            &lf(&f.template),
+            lf(&f.change_reason).trim(),
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/console/prompts/view?name={}",
+        pct(name)
+    )))
 }
 
 /// The prompt page's query.
@@ -184,11 +255,11 @@ pub(crate) async fn detail(
                                 br; small { (time(v.created_at())) }
                             }
                             td data-label="Author" { (v.author().as_str()) }
-                            td data-label="Reason" { (v.change_reason()) }
+                            td data-label="Reason" { (visible(v.change_reason())) }
                             td data-label="Template" {
                                 details {
                                     summary { "Show template" }
-                                    pre class="template" { (v.template()) }
+                                    pre class="template" { (visible(v.template())) }
                                     p class="small" { "SHA-256 " code class="wrap" { (v.template_sha256().to_hex()) } }
                                 }
                             }

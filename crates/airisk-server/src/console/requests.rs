@@ -18,7 +18,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::error::ConsoleError;
-use super::layout::{self, Flash, Nav, age, csrf_field, expiry, may, pct, status_badge, time};
+use super::layout::{
+    self, Flash, Nav, age, csrf_field, expiry, may, pct, status_badge, time, visible,
+};
 use super::session::{Identity, Signed, see_other};
 use crate::state::AppState;
 
@@ -141,13 +143,13 @@ pub(crate) async fn page(
                     dl class="facts" {
                         dt { "Model" } dd { a href=(format!("/console/models/{}", pct(name))) { (name) } }
                         dt { "Version" } dd { code { (version) } }
-                        dt { "Artifact URI" } dd { code class="wrap" { (model.artifact_uri()) } }
+                        dt { "Artifact URI" } dd { code class="wrap" { (visible(model.artifact_uri())) } }
                         dt { "Registered checksum (SHA-256)" } dd { code class="wrap checksum" { (model.checksum().to_hex()) } }
                         dt { "Model status" } dd { (status_badge(model.status().as_str())) }
                         dt { "Registered" } dd { "by " (model.registered_by().as_str()) ", " (time(model.created_at())) }
                         @if !model.metadata().is_empty() {
                             dt { "Metadata" }
-                            dd { pre class="json" { (serde_json::to_string_pretty(model.metadata()).unwrap_or_default()) } }
+                            dd { pre class="json" { (visible(&serde_json::to_string_pretty(model.metadata()).unwrap_or_default())) } }
                         }
                     }
                     p class="hint" { "A deployment is authorised only for an approved version whose artifact hashes to exactly this checksum." }
@@ -192,7 +194,7 @@ pub(crate) async fn page(
                         dt { "Now points to" } dd { (current.map_or_else(|| "nothing yet".to_owned(), |c| format!("version {c}"))) }
                         dt { "Would point to" } dd { "version " (version) ", by " (requested.author().as_str()) ", " (time(requested.created_at())) }
                         dt { "Template SHA-256" } dd { code class="wrap checksum" { (requested.template_sha256().to_hex()) } }
-                        dt { "Change reason" } dd { (requested.change_reason()) }
+                        dt { "Change reason" } dd { (visible(requested.change_reason())) }
                     }
                     h3 { "Side by side" }
                     (side_by_side(&lines, &left_title, &format!("Version {version} (requested)")))
@@ -232,7 +234,7 @@ pub(crate) async fn page(
                 }
                 dt { "Opened" } dd { (time(r.created_at())) " (" (age(now, r.created_at())) " ago)" }
                 dt { "Expires" } dd { (expiry(now, r.expires_at())) }
-                dt { "Justification" } dd class="justification" { (r.justification()) }
+                dt { "Justification" } dd class="justification" { (visible(r.justification())) }
                 dt { "Request id" } dd { code { (r.id()) } }
             }
         }
@@ -248,17 +250,17 @@ pub(crate) async fn page(
                             tr {
                                 td data-label="Approver" { (a.approver.as_str()) }
                                 td data-label="When" { (time(a.at)) }
-                                td data-label="Reason" { (a.reason) }
+                                td data-label="Reason" { (visible(&a.reason)) }
                             }
                         }
                     }
                 }
             }
             @if let Some(d) = r.rejection() {
-                p { (status_badge("REJECTED")) " by " (d.by.as_str()) ", " (time(d.at)) ": " (d.reason) }
+                p { (status_badge("REJECTED")) " by " (d.by.as_str()) ", " (time(d.at)) ": " (visible(&d.reason)) }
             }
             @if let Some(d) = r.cancellation() {
-                p { (status_badge("CANCELLED")) " by " (d.by.as_str()) ", " (time(d.at)) ": " (d.reason) }
+                p { (status_badge("CANCELLED")) " by " (d.by.as_str()) ", " (time(d.at)) ": " (visible(&d.reason)) }
             }
             p { a href=(format!("/console/audit?resource_id={}", r.id())) { "This request's audit records" } }
         }
@@ -361,10 +363,12 @@ pub(crate) fn side_by_side(lines: &[DiffLine], left_title: &str, right_title: &s
             td class="ln" { (n) }
             td class=(format!("code {kind}")) {
                 span class="visually-hidden" { (if kind == "del" { "removed: " } else { "added: " }) }
-                (text)
+                (visible(text))
             }
         },
-        Some((n, text, false)) => html! { td class="ln" { (n) } td class="code" { (text) } },
+        Some((n, text, false)) => {
+            html! { td class="ln" { (n) } td class="code" { (visible(text)) } }
+        }
         None => html! { td class="ln" {} td class="code empty" {} },
     };
     html! {

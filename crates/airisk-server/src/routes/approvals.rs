@@ -2,6 +2,7 @@
 
 use airisk_core::governance::approval_workflow::{ApprovalStatus, NewApprovalRequest};
 use airisk_core::ports::{ApprovalFilter, Page};
+use airisk_core::security::rbac::Action;
 use airisk_core::security::tenant_context::ActorId;
 use axum::Json;
 use axum::extract::State;
@@ -14,7 +15,9 @@ use uuid::Uuid;
 use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
-use crate::views::{ApprovalPage, ApprovalView, NewApprovalBody, ReasonBody};
+use crate::views::{
+    ApprovalPage, ApprovalView, MAX_OFFSET, NewApprovalBody, ReasonBody, check_expires_in,
+};
 
 /// Largest page of a listing.
 pub const MAX_PAGE: u32 = 1000;
@@ -30,7 +33,7 @@ fn parse_id(id: &str) -> Uuid {
 /// Open an approval request (`approval.request`: analyst, admin). Only prompt-label moves are
 /// opened here; a model's request is opened by registering the model.
 #[utoipa::path(
-    post, path = "/v1/approvals", tag = "approvals",
+    post, path = "/v1/approvals", tag = "approvals", operation_id = "requestApproval",
     request_body = NewApprovalBody,
     responses((status = 201, description = "Opened, PENDING", body = ApprovalView), WriteErrors),
     security(("bearer" = []))
@@ -40,6 +43,8 @@ pub(crate) async fn request(
     caller: Caller,
     ApiJson(body): ApiJson<NewApprovalBody>,
 ) -> Result<(StatusCode, Json<ApprovalView>), ApiError> {
+    check_expires_in(body.expires_in_seconds)?;
+    let subject = body.subject.into_subject()?;
     let expires_in = body
         .expires_in_seconds
         .map(|s| {
@@ -53,7 +58,7 @@ pub(crate) async fn request(
             &caller.principal,
             &caller.correlation,
             NewApprovalRequest {
-                subject: body.subject.into(),
+                subject,
                 justification: body.justification,
                 required_approvals: body.required_approvals.unwrap_or(1),
                 expires_in,
@@ -66,44 +71,64 @@ pub(crate) async fn request(
     ))
 }
 
-/// Listing filters. Every one narrows.
+/// A request's stored status, as a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum StatusFilter {
+    /// Waiting for decisions.
+    Pending,
+    /// Approved.
+    Approved,
+    /// Rejected.
+    Rejected,
+    /// Expired.
+    Expired,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl From<StatusFilter> for ApprovalStatus {
+    fn from(s: StatusFilter) -> Self {
+        match s {
+            StatusFilter::Pending => ApprovalStatus::Pending,
+            StatusFilter::Approved => ApprovalStatus::Approved,
+            StatusFilter::Rejected => ApprovalStatus::Rejected,
+            StatusFilter::Expired => ApprovalStatus::Expired,
+            StatusFilter::Cancelled => ApprovalStatus::Cancelled,
+        }
+    }
+}
+
+/// Listing filters. Every one narrows (so `pending_for_me=true` with another `status` lists
+/// nothing).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
-    /// Only this stored status (`PENDING`, `APPROVED`, `REJECTED`, `EXPIRED`, `CANCELLED`).
-    status: Option<String>,
-    /// Only requests opened by this actor.
+    /// Only this stored status.
+    #[param(inline)]
+    status: Option<StatusFilter>,
+    /// Only requests opened by this actor (1 to 128 ASCII letters, digits, `.`, `_`, `-`, `@`,
+    /// `:`, `+`, starting with a letter or digit).
+    #[param(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._@:+-]*$",
+        min_length = 1,
+        max_length = 128
+    )]
     requested_by: Option<String>,
     /// `true`: the caller's queue: PENDING, not expired, and not requested by the caller (what
     /// they may decide).
     pending_for_me: Option<bool>,
-    /// Skip this many (the previous page's `next_offset`), 0 to 9223372036854775807 (2^63 - 1,
-    /// the largest offset a database can take; beyond it, 422).
+    /// Skip this many (the previous page's `next_offset`), at most 2^63 - 1.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     offset: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
-}
-
-fn parse_status(s: &str) -> Result<ApprovalStatus, ApiError> {
-    [
-        ApprovalStatus::Pending,
-        ApprovalStatus::Approved,
-        ApprovalStatus::Rejected,
-        ApprovalStatus::Expired,
-        ApprovalStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == s)
-    .ok_or_else(|| {
-        ApiError::Unprocessable(
-            "status must be PENDING, APPROVED, REJECTED, EXPIRED or CANCELLED".into(),
-        )
-    })
 }
 
 /// List the caller's tenant's approval requests, oldest first (`approval.view`: every role).
 #[utoipa::path(
-    get, path = "/v1/approvals", tag = "approvals",
+    get, path = "/v1/approvals", tag = "approvals", operation_id = "listApprovals",
     params(ListParams),
     responses((status = 200, description = "A page of requests", body = ApprovalPage), ListErrors),
     security(("bearer" = []))
@@ -119,9 +144,15 @@ pub(crate) async fn list(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
+    let offset = q.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::Unprocessable(format!(
+            "offset must be at most {MAX_OFFSET}"
+        )));
+    }
     let for_me = q.pending_for_me.unwrap_or(false);
     let mut filter = ApprovalFilter {
-        status: q.status.as_deref().map(parse_status).transpose()?,
+        status: q.status.map(Into::into),
         requested_by: q
             .requested_by
             .as_deref()
@@ -134,20 +165,16 @@ pub(crate) async fn list(
     };
     if for_me {
         if filter.status.is_some_and(|s| s != ApprovalStatus::Pending) {
-            return Err(ApiError::Unprocessable(
-                "pending_for_me lists PENDING requests only".into(),
-            ));
+            // The filters narrow: the caller's queue holds PENDING requests only, so nothing
+            // matches another status (after the same role check as any listing).
+            crate::routes::audit::require(&caller, Action::ApprovalView)?;
+            return Ok(Json(ApprovalPage {
+                requests: Vec::new(),
+                next_offset: None,
+            }));
         }
         filter.status = Some(ApprovalStatus::Pending);
         filter.not_requested_by = Some(caller.principal.actor().clone());
-    }
-    let offset = q.offset.unwrap_or(0);
-    // Refused here, the same on every store (SQLite cannot bind it, and answered 500).
-    if i64::try_from(offset).is_err() {
-        return Err(ApiError::Unprocessable(format!(
-            "offset must be at most {}",
-            i64::MAX
-        )));
     }
     let found = state
         .approvals()
@@ -168,8 +195,8 @@ pub(crate) async fn list(
 
 /// One approval request (`approval.view`).
 #[utoipa::path(
-    get, path = "/v1/approvals/{id}", tag = "approvals",
-    params(("id" = String, Path, description = "The request's id (UUID)")),
+    get, path = "/v1/approvals/{id}", tag = "approvals", operation_id = "getApproval",
+    params(("id" = String, Path, description = "The request's id (a UUID; anything else names no request: 404)")),
     responses((status = 200, description = "The request", body = ApprovalView), ReadErrors),
     security(("bearer" = []))
 )]
@@ -185,8 +212,8 @@ pub(crate) async fn get(
 
 /// Approve (`approval.approve`: approver, admin; never one's own request; humans only).
 #[utoipa::path(
-    post, path = "/v1/approvals/{id}/approve", tag = "approvals",
-    params(("id" = String, Path, description = "The request's id (UUID)")),
+    post, path = "/v1/approvals/{id}/approve", tag = "approvals", operation_id = "approveRequest",
+    params(("id" = String, Path, description = "The request's id (a UUID; anything else names no request: 404)")),
     request_body = ReasonBody,
     responses((status = 200, description = "The request after the decision", body = ApprovalView), WriteErrors),
     security(("bearer" = []))
@@ -207,8 +234,8 @@ pub(crate) async fn approve(
 
 /// Reject (`approval.reject`: approver, admin; never one's own request; humans only).
 #[utoipa::path(
-    post, path = "/v1/approvals/{id}/reject", tag = "approvals",
-    params(("id" = String, Path, description = "The request's id (UUID)")),
+    post, path = "/v1/approvals/{id}/reject", tag = "approvals", operation_id = "rejectRequest",
+    params(("id" = String, Path, description = "The request's id (a UUID; anything else names no request: 404)")),
     request_body = ReasonBody,
     responses((status = 200, description = "The request after the decision", body = ApprovalView), WriteErrors),
     security(("bearer" = []))
@@ -229,8 +256,8 @@ pub(crate) async fn reject(
 
 /// Withdraw one's own pending request (`approval.cancel`: analyst, admin; requester only).
 #[utoipa::path(
-    post, path = "/v1/approvals/{id}/cancel", tag = "approvals",
-    params(("id" = String, Path, description = "The request's id (UUID)")),
+    post, path = "/v1/approvals/{id}/cancel", tag = "approvals", operation_id = "cancelRequest",
+    params(("id" = String, Path, description = "The request's id (a UUID; anything else names no request: 404)")),
     request_body = ReasonBody,
     responses((status = 200, description = "The request, CANCELLED", body = ApprovalView), WriteErrors),
     security(("bearer" = []))

@@ -56,7 +56,7 @@ fn checkpoint_view(state: &AppState, c: StoredCheckpoint) -> CheckpointView {
 
 /// Append an application event to the caller's tenant's ledger (`audit.append`: analyst, admin).
 #[utoipa::path(
-    post, path = "/v1/audit/events", tag = "audit",
+    post, path = "/v1/audit/events", tag = "audit", operation_id = "appendAuditEvent",
     request_body = AppendAuditBody,
     responses((status = 201, description = "Durably recorded", body = ReceiptView), WriteErrors),
     security(("bearer" = []))
@@ -96,16 +96,22 @@ pub(crate) struct SearchParams {
     /// Exact correlation id.
     correlation_id: Option<String>,
     /// `success` or `denied`.
+    #[param(value_type = Option<crate::views::OutcomeParam>, inline)]
     outcome: Option<String>,
     /// Recorded at or after (RFC 3339).
+    #[param(format = DateTime)]
     from: Option<String>,
     /// Recorded before (RFC 3339).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `asc` (oldest first, default) or `desc`.
+    #[param(value_type = Option<crate::views::OrderParam>, inline)]
     order: Option<String>,
-    /// Continue after this seq (the previous page's `next_cursor`).
+    /// Continue after this seq (the previous page's `next_cursor`), at most 2^63 - 1.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     cursor: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -121,7 +127,7 @@ fn parse_time(field: &str, value: Option<String>) -> Result<Option<DateTime<Utc>
 
 /// Search the caller's tenant's ledger, with a cursor (`audit.read`: every role).
 #[utoipa::path(
-    get, path = "/v1/audit/events", tag = "audit",
+    get, path = "/v1/audit/events", tag = "audit", operation_id = "searchAudit",
     params(SearchParams),
     responses((status = 200, description = "A page of entries", body = AuditPage), ListErrors),
     security(("bearer" = []))
@@ -132,6 +138,12 @@ pub(crate) async fn search(
     ApiQuery(q): ApiQuery<SearchParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     require(&caller, Action::AuditRead)?;
+    if q.cursor.is_some_and(|c| c > crate::views::MAX_OFFSET) {
+        return Err(ApiError::Unprocessable(format!(
+            "cursor must be at most {}",
+            crate::views::MAX_OFFSET
+        )));
+    }
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::Unprocessable(format!(
@@ -183,7 +195,7 @@ pub(crate) async fn search(
 
 /// One entry of the caller's tenant's ledger (`audit.read`).
 #[utoipa::path(
-    get, path = "/v1/audit/events/{seq}", tag = "audit",
+    get, path = "/v1/audit/events/{seq}", tag = "audit", operation_id = "getAuditEntry",
     params(("seq" = u64, Path, description = "The entry's position")),
     responses((status = 200, description = "The entry", body = AuditEntryView), ReadErrors),
     security(("bearer" = []))
@@ -211,7 +223,7 @@ pub(crate) async fn get_entry(
 /// reads never look like tampering. The ledger alone cannot show a rollback to an older, consistent
 /// state (a restored backup): `POST` this route with a checkpoint kept from earlier for that.
 #[utoipa::path(
-    get, path = "/v1/audit/verify", tag = "audit",
+    get, path = "/v1/audit/verify", tag = "audit", operation_id = "verifyLedger",
     responses((status = 200, description = "The report (intact or not)", body = VerifyView), ReadErrors),
     security(("bearer" = []))
 )]
@@ -321,7 +333,7 @@ pub(crate) async fn verify_checkpoint(
 
 /// The latest signed checkpoint of the caller's tenant's ledger (`audit.read`).
 #[utoipa::path(
-    get, path = "/v1/audit/checkpoint", tag = "audit",
+    get, path = "/v1/audit/checkpoint", tag = "audit", operation_id = "latestCheckpoint",
     responses((status = 200, description = "The checkpoint", body = CheckpointView), ReadErrors),
     security(("bearer" = []))
 )]
@@ -342,7 +354,7 @@ pub(crate) async fn latest_checkpoint(
 /// Sign a checkpoint of the current tree head now (`audit.checkpoint`: analyst, admin). Returns
 /// the newest checkpoint, which covers every entry appended before the call.
 #[utoipa::path(
-    post, path = "/v1/audit/checkpoint", tag = "audit",
+    post, path = "/v1/audit/checkpoint", tag = "audit", operation_id = "signCheckpoint",
     responses((status = 200, description = "The checkpoint covering the head", body = CheckpointView), WriteErrors),
     security(("bearer" = []))
 )]
@@ -369,7 +381,7 @@ pub(crate) struct InclusionParams {
 /// An RFC 6962 inclusion proof of one entry, with its leaf and, when one of that size is stored,
 /// the signed checkpoint: everything to check it offline (`audit.read`).
 #[utoipa::path(
-    get, path = "/v1/audit/proofs/inclusion", tag = "audit",
+    get, path = "/v1/audit/proofs/inclusion", tag = "audit", operation_id = "inclusionProof",
     params(InclusionParams),
     responses((status = 200, description = "The proof", body = InclusionProofView), ReadErrors),
     security(("bearer" = []))
@@ -425,6 +437,7 @@ pub(crate) async fn inclusion_proof(
 #[into_params(parameter_in = Query)]
 pub(crate) struct ConsistencyParams {
     /// The older size (at least 1).
+    #[param(minimum = 1)]
     from: u64,
     /// The newer size (default: the current size).
     to: Option<u64>,
@@ -433,7 +446,7 @@ pub(crate) struct ConsistencyParams {
 /// An RFC 6962 consistency proof: the tree of `from` entries is a prefix of the tree of `to`
 /// entries (`audit.read`).
 #[utoipa::path(
-    get, path = "/v1/audit/proofs/consistency", tag = "audit",
+    get, path = "/v1/audit/proofs/consistency", tag = "audit", operation_id = "consistencyProof",
     params(ConsistencyParams),
     responses((status = 200, description = "The proof", body = ConsistencyProofView), ReadErrors),
     security(("bearer" = []))
@@ -472,7 +485,7 @@ pub(crate) async fn consistency_proof(
 /// and the `X-Airisk-Checkpoint` response header (`signed-for-export` or `latest-stored`) say
 /// which; 404 if no checkpoint was ever signed.
 #[utoipa::path(
-    get, path = "/v1/audit/export", tag = "audit",
+    get, path = "/v1/audit/export", tag = "audit", operation_id = "exportLedger",
     responses(
         (status = 200, description = "JSON Lines, streamed", content_type = "application/x-ndjson", body = String),
         ReadErrors

@@ -3,6 +3,7 @@
 
 pub(crate) mod approvals;
 pub(crate) mod audit;
+mod links;
 pub(crate) mod models;
 pub(crate) mod ops;
 pub(crate) mod prompts;
@@ -17,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::context::observe;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, HiddenCharacterView, Problem};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -32,7 +33,7 @@ id; send `X-Correlation-Id` to choose it. A write may carry `Idempotency-Key` (1
 characters, scoped to the caller and the route): retrying it with the same key never applies it twice, \
 and a retry of a write that committed answers with its receipts and `Idempotency-Replayed: true`.",
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, HiddenCharacterView)),
     modifiers(&BearerAuth),
     tags(
         (name = "audit", description = "The caller's tenant's tamper-evident ledger"),
@@ -67,7 +68,7 @@ impl Modify for BearerAuth {
     get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "This document (OpenAPI 3.1)", body = Object))
 )]
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+async fn openapi_json() -> Json<serde_json::Value> {
     // Rebuilt per request (about a millisecond): simpler than caching, and rarely asked for.
     Json(openapi())
 }
@@ -109,9 +110,14 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI 3.1 document of the API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
+/// The OpenAPI 3.1 document of the API, as served at `/openapi.json`: the annotations, with the
+/// generated visible-text patterns and the links that lead from a created resource to the
+/// operations on it.
+pub fn openapi() -> serde_json::Value {
+    let mut doc = serde_json::to_value(api().1).unwrap_or_default();
+    crate::views::expand_patterns(&mut doc);
+    links::add(&mut doc);
+    doc
 }
 
 /// The complete router: every route, the fallbacks, and the middleware.

@@ -1,6 +1,6 @@
 //! `/v1/models/…`: the model registry.
 
-use airisk_core::governance::model_registry::{Deployment, RegisterModel};
+use airisk_core::governance::model_registry::{Deployment, ModelName, RegisterModel};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,13 +10,13 @@ use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::state::AppState;
 use crate::views::{
     ApprovalView, DeploymentBody, DeploymentView, ModelView, ReasonBody, RegisterModelBody,
-    RegistrationView,
+    RegistrationView, check_expires_in,
 };
 
 /// Register a model version with its artifact's SHA-256 (`model.register`: admin only). It starts
 /// PENDING, with an approval request that someone other than the registrant must approve.
 #[utoipa::path(
-    post, path = "/v1/models", tag = "models",
+    post, path = "/v1/models", tag = "models", operation_id = "registerModel",
     request_body = RegisterModelBody,
     responses((status = 201, description = "Registered, PENDING", body = RegistrationView), WriteErrors),
     security(("bearer" = []))
@@ -26,6 +26,7 @@ pub(crate) async fn register(
     caller: Caller,
     ApiJson(body): ApiJson<RegisterModelBody>,
 ) -> Result<(StatusCode, Json<RegistrationView>), ApiError> {
+    check_expires_in(body.expires_in_seconds)?;
     let input = RegisterModel {
         name: body.name,
         version: body.version,
@@ -51,10 +52,10 @@ pub(crate) async fn register(
 }
 
 /// Every version of a model, oldest first (`model.view`: every role). An unknown model has no
-/// versions.
+/// versions; a name no model can have is a 422.
 #[utoipa::path(
-    get, path = "/v1/models/{name}/versions", tag = "models",
-    params(("name" = String, Path, description = "Model name")),
+    get, path = "/v1/models/{name}/versions", tag = "models", operation_id = "listModelVersions",
+    params(("name" = String, Path, description = "Model name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 128)),
     responses((status = 200, description = "The versions", body = [ModelView]), ListErrors),
     security(("bearer" = []))
 )]
@@ -63,6 +64,9 @@ pub(crate) async fn list_versions(
     caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<ModelView>>, ApiError> {
+    // A name no model can have is an invalid parameter (the document states the pattern), not
+    // an empty list.
+    ModelName::parse(&name).map_err(ApiError::Unprocessable)?;
     let versions = state
         .models()
         .list_versions(&caller.principal, &name)
@@ -72,8 +76,8 @@ pub(crate) async fn list_versions(
 
 /// One model version (`model.view`).
 #[utoipa::path(
-    get, path = "/v1/models/{name}/versions/{version}", tag = "models",
-    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version label")),
+    get, path = "/v1/models/{name}/versions/{version}", tag = "models", operation_id = "getModelVersion",
+    params(("name" = String, Path, description = "Model name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 128), ("version" = String, Path, description = "Version label", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     responses((status = 200, description = "The model version", body = ModelView), ReadErrors),
     security(("bearer" = []))
 )]
@@ -92,8 +96,8 @@ pub(crate) async fn get_version(
 /// Approve a model version through its approval request (`model.approve`: approver, admin; never
 /// the registrant; humans only). When the quorum is reached the model becomes APPROVED.
 #[utoipa::path(
-    post, path = "/v1/models/{name}/versions/{version}/approve", tag = "models",
-    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version label")),
+    post, path = "/v1/models/{name}/versions/{version}/approve", tag = "models", operation_id = "approveModel",
+    params(("name" = String, Path, description = "Model name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 128), ("version" = String, Path, description = "Version label", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     request_body = ReasonBody,
     responses((status = 200, description = "The approval request after the decision", body = ApprovalView), WriteErrors),
     security(("bearer" = []))
@@ -119,8 +123,8 @@ pub(crate) async fn approve(
 
 /// Reject a model version (`model.reject`: approver, admin; never the registrant).
 #[utoipa::path(
-    post, path = "/v1/models/{name}/versions/{version}/reject", tag = "models",
-    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version label")),
+    post, path = "/v1/models/{name}/versions/{version}/reject", tag = "models", operation_id = "rejectModel",
+    params(("name" = String, Path, description = "Model name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 128), ("version" = String, Path, description = "Version label", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     request_body = ReasonBody,
     responses((status = 200, description = "The approval request after the decision", body = ApprovalView), WriteErrors),
     security(("bearer" = []))
@@ -148,8 +152,8 @@ pub(crate) async fn reject(
 /// APPROVED version whose registered checksum equals the presented SHA-256. A refusal on the
 /// merits is a 409 `deployment-denied` problem. Every outcome is audited.
 #[utoipa::path(
-    post, path = "/v1/models/{name}/versions/{version}/deployments", tag = "models",
-    params(("name" = String, Path, description = "Model name"), ("version" = String, Path, description = "Version label")),
+    post, path = "/v1/models/{name}/versions/{version}/deployments", tag = "models", operation_id = "authorizeDeployment",
+    params(("name" = String, Path, description = "Model name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 128), ("version" = String, Path, description = "Version label", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length = 1, max_length = 64)),
     request_body = DeploymentBody,
     responses((status = 200, description = "Authorised", body = DeploymentView), WriteErrors),
     security(("bearer" = []))

@@ -18,7 +18,7 @@ use crate::views::{
 
 /// Create a prompt at version 1 (`prompt.register`: analyst, admin).
 #[utoipa::path(
-    post, path = "/v1/prompts", tag = "prompts",
+    post, path = "/v1/prompts", tag = "prompts", operation_id = "registerPrompt",
     request_body = RegisterPromptBody,
     responses((status = 201, description = "Version 1", body = PromptVersionView), WriteErrors),
     security(("bearer" = []))
@@ -41,20 +41,28 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, Json((&change.version).into())))
 }
 
-/// Which version to read: `version`, or `label`, or (neither) the latest.
+/// Which version to read: `version`, or `label`, or (neither) the latest. Both: the version the
+/// label points to, only if that is `version` (else 404) — a check-and-read for a deployer who
+/// expects, say, `production` at version 3.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct SelectorParams {
     /// A version number.
+    #[param(minimum = 0, maximum = 4_294_967_295_u64, format = Int64)]
     version: Option<u32>,
     /// A label, e.g. `production`.
+    #[param(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        min_length = 1,
+        max_length = 64
+    )]
     label: Option<String>,
 }
 
 /// Read a prompt version: by number, by label, or the latest (`prompt.view`: every role).
 #[utoipa::path(
-    get, path = "/v1/prompts/{name}", tag = "prompts",
-    params(("name" = String, Path, description = "Prompt name"), SelectorParams),
+    get, path = "/v1/prompts/{name}", tag = "prompts", operation_id = "getPrompt",
+    params(("name" = String, Path, description = "Prompt name (percent-encode `/`)", pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 128), SelectorParams),
     responses((status = 200, description = "The version", body = PromptVersionView), ReadErrors),
     security(("bearer" = []))
 )]
@@ -66,25 +74,25 @@ pub(crate) async fn get(
 ) -> Result<Json<PromptVersionView>, ApiError> {
     let selector = match (q.version, q.label) {
         (Some(v), None) => PromptSelector::Version(v),
-        (None, Some(l)) => PromptSelector::Label(l),
+        (_, Some(l)) => PromptSelector::Label(l),
         (None, None) => PromptSelector::Latest,
-        (Some(_), Some(_)) => {
-            return Err(ApiError::Unprocessable(
-                "give version or label, not both".into(),
-            ));
-        }
     };
     let v = state
         .prompts()
         .get_prompt(&caller.principal, &name, &selector)
         .await?;
+    if q.version.is_some_and(|want| want != v.version()) {
+        return Err(ApiError::NotFound(
+            "the label does not point to that version".into(),
+        ));
+    }
     Ok(Json((&v).into()))
 }
 
 /// Add version n+1 of a prompt (`prompt.update`: analyst, admin). Earlier versions never change.
 #[utoipa::path(
-    post, path = "/v1/prompts/{name}/versions", tag = "prompts",
-    params(("name" = String, Path, description = "Prompt name")),
+    post, path = "/v1/prompts/{name}/versions", tag = "prompts", operation_id = "updatePrompt",
+    params(("name" = String, Path, description = "Prompt name (percent-encode `/`)", pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 128)),
     request_body = UpdatePromptBody,
     responses((status = 201, description = "The new version", body = PromptVersionView), WriteErrors),
     security(("bearer" = []))
@@ -110,8 +118,8 @@ pub(crate) async fn update(
 
 /// Every version and label move of a prompt (`prompt.view`).
 #[utoipa::path(
-    get, path = "/v1/prompts/{name}/history", tag = "prompts",
-    params(("name" = String, Path, description = "Prompt name")),
+    get, path = "/v1/prompts/{name}/history", tag = "prompts", operation_id = "promptHistory",
+    params(("name" = String, Path, description = "Prompt name (percent-encode `/`)", pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 128)),
     responses((status = 200, description = "The history", body = PromptHistoryView), ReadErrors),
     security(("bearer" = []))
 )]
@@ -137,15 +145,17 @@ pub(crate) async fn history(
 #[into_params(parameter_in = Query)]
 pub(crate) struct DiffParams {
     /// The older version.
+    #[param(minimum = 0, maximum = 4_294_967_295_u64, format = Int64)]
     from: u32,
     /// The newer version.
+    #[param(minimum = 0, maximum = 4_294_967_295_u64, format = Int64)]
     to: u32,
 }
 
 /// A line diff between two versions of a prompt (`prompt.view`).
 #[utoipa::path(
-    get, path = "/v1/prompts/{name}/diff", tag = "prompts",
-    params(("name" = String, Path, description = "Prompt name"), DiffParams),
+    get, path = "/v1/prompts/{name}/diff", tag = "prompts", operation_id = "promptDiff",
+    params(("name" = String, Path, description = "Prompt name (percent-encode `/`)", pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 128), DiffParams),
     responses((status = 200, description = "The diff", body = DiffView), ReadErrors),
     security(("bearer" = []))
 )]
@@ -170,8 +180,8 @@ pub(crate) async fn diff(
 /// an APPROVED, unused approval request for exactly this move (open one with `POST
 /// /v1/approvals`); the move spends it. Without one: 409 `approval-required`.
 #[utoipa::path(
-    put, path = "/v1/prompts/{name}/labels/{label}", tag = "prompts",
-    params(("name" = String, Path, description = "Prompt name"), ("label" = String, Path, description = "The label")),
+    put, path = "/v1/prompts/{name}/labels/{label}", tag = "prompts", operation_id = "movePromptLabel",
+    params(("name" = String, Path, description = "Prompt name (percent-encode `/`)", pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 128), ("label" = String, Path, description = "The label", pattern = "^[A-Za-z0-9][A-Za-z0-9._/-]*$", min_length = 1, max_length = 64)),
     request_body = MoveLabelBody,
     responses((status = 200, description = "The move", body = LabelMoveView), WriteErrors),
     security(("bearer" = []))

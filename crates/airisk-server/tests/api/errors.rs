@@ -248,7 +248,7 @@ async fn invalid_input_is_a_422_and_malformed_input_a_400_or_415_on(backend: Bac
     assert_eq!(p["type"], "urn:airisk:problem:validation");
     // Bad query values.
     problem(app.get("/v1/audit/events?limit=0", &admin).await, 422).await;
-    problem(app.get("/v1/audit/events?limit=ten", &admin).await, 400).await;
+    problem(app.get("/v1/audit/events?limit=ten", &admin).await, 422).await;
     // Not JSON at all, and not declared as JSON.
     let r = app
         .request(Method::POST, "/v1/models", &admin)
