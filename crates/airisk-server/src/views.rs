@@ -912,6 +912,22 @@ impl NewSubjectBody {
             }
         }
     }
+
+    /// The subject as sent, for a caller the service will refuse before it reads the subject
+    /// (the refusal records the names escaped).
+    pub(crate) fn into_unchecked_subject(self) -> Subject {
+        match self {
+            NewSubjectBody::PromptLabel {
+                name,
+                version,
+                label,
+            } => Subject::PromptLabel {
+                name,
+                version,
+                label,
+            },
+        }
+    }
 }
 
 /// A new approval request (for a prompt label move; a model's is opened by registering it).

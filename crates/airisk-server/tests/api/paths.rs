@@ -319,14 +319,15 @@ async fn only_the_requester_may_cancel(backend: Backend) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Proofs: asking beyond the tree is a 422, not a 500 or an empty proof.
+// Proofs: asking beyond the tree is a 404 (that tree does not exist; the OpenAPI document says
+// so), not a 500, a 422 for a schema-valid request, or an empty proof.
 
-on_every_store!(a_proof_beyond_the_tree_is_a_422:
-    a_proof_beyond_the_tree_is_a_422_in_memory,
-    a_proof_beyond_the_tree_is_a_422_on_sqlite,
-    a_proof_beyond_the_tree_is_a_422_on_postgres);
+on_every_store!(a_proof_beyond_the_tree_is_a_404:
+    a_proof_beyond_the_tree_is_a_404_in_memory,
+    a_proof_beyond_the_tree_is_a_404_on_sqlite,
+    a_proof_beyond_the_tree_is_a_404_on_postgres);
 
-async fn a_proof_beyond_the_tree_is_a_422(backend: Backend) {
+async fn a_proof_beyond_the_tree_is_a_404(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     let analyst = app.token("ann", "acme", Role::Analyst);
     for n in 0..3 {
@@ -357,9 +358,9 @@ async fn a_proof_beyond_the_tree_is_a_422(backend: Backend) {
         "/v1/audit/proofs/consistency?from=3&to=2",
     ] {
         let r = app.get(path, &analyst).await;
-        assert_eq!(r.status(), 422, "{path}: {}", r.text().await.unwrap());
+        assert_eq!(r.status(), 404, "{path}: {}", r.text().await.unwrap());
         let p: Value = app.get(path, &analyst).await.json().await.unwrap();
-        assert_eq!(p["type"], "urn:airisk:problem:validation", "{path}: {p}");
+        assert_eq!(p["type"], "urn:airisk:problem:not-found", "{path}: {p}");
     }
     app.shutdown().await;
 }
