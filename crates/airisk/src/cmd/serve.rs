@@ -141,7 +141,7 @@ pub struct ServeArgs {
     #[arg(long, env = "AIRISK_BODY_READ_TIMEOUT_MS")]
     body_read_timeout_ms: Option<u64>,
 
-    /// The service's public URL as browsers reach it, e.g. https://risk.bank.example. https:
+    /// The service's public URL as browsers reach it, e.g. `https://risk.bank.example`. https:
     /// Strict-Transport-Security on every response and Secure, __Host- console cookies always.
     #[arg(long, env = "AIRISK_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
@@ -198,7 +198,7 @@ pub struct ServeArgs {
     mlflow_config: Option<PathBuf>,
 
     /// OpenID provider issuer URL (https://…, exactly the tokens' `iss`): its signing keys are
-    /// discovered from <issuer>/.well-known/openid-configuration, refreshed on an unknown `kid`
+    /// discovered from `<issuer>/.well-known/openid-configuration`, refreshed on an unknown `kid`
     /// and on a schedule. Also the expected `iss` (a different --jwt-issuer is refused).
     #[arg(long, env = "AIRISK_OIDC_ISSUER", value_name = "URL")]
     oidc_issuer: Option<String>,
