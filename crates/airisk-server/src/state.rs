@@ -1,6 +1,7 @@
 //! The application state: the core services, built from the ports the composition root hands in.
 //! The server never opens a database itself.
 
+use airisk_core::security::envelope::Envelope;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,7 +204,7 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Builds the services over `stores`.
+    /// Builds the services over `stores`, without sealing (prompt templates stored as given).
     pub fn new(
         stores: Stores,
         clock: Arc<dyn Clock>,
@@ -211,6 +212,20 @@ impl AppState {
         ledger: LedgerConfig,
         auth: JwtVerifier,
         config: ServerConfig,
+    ) -> Self {
+        Self::new_sealed(stores, clock, ids, ledger, auth, config, None)
+    }
+
+    /// Builds the services over `stores`; with `envelope`, prompt templates are sealed under the
+    /// tenant's data key on write and opened on read (what `airisk serve` runs).
+    pub fn new_sealed(
+        stores: Stores,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        ledger: LedgerConfig,
+        auth: JwtVerifier,
+        config: ServerConfig,
+        envelope: Option<Arc<Envelope>>,
     ) -> Self {
         let name: LedgerName = ledger.signer.name().clone();
         let verifier = ledger.signer.verifier();
@@ -223,7 +238,11 @@ impl AppState {
             ledger.policy,
         );
         let models = ModelRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
-        let prompts = PromptRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
+        let mut prompts =
+            PromptRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
+        if let Some(envelope) = envelope {
+            prompts = prompts.with_envelope(envelope);
+        }
         let approvals = ApprovalWorkflow::new(stores.governance.clone(), clock.clone(), ids);
         AppState(Arc::new(Inner {
             stores,

@@ -346,6 +346,10 @@ pub struct PromptVersionView {
     pub change_reason: String,
     /// When.
     pub created_at: String,
+    /// `true` when the template was erased by crypto-shredding the tenant's data keys: the
+    /// template is then empty. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
 }
 
 impl From<&PromptVersion> for PromptVersionView {
@@ -358,6 +362,7 @@ impl From<&PromptVersion> for PromptVersionView {
             author: p.author().to_string(),
             change_reason: p.change_reason().to_owned(),
             created_at: ts(p.created_at()),
+            erased: p.is_erased(),
         }
     }
 }

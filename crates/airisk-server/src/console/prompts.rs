@@ -188,7 +188,11 @@ pub(crate) async fn detail(
                             td data-label="Template" {
                                 details {
                                     summary { "Show template" }
-                                    pre class="template" { (v.template()) }
+                                    @if v.is_erased() {
+                                        p class="small" { "Erased: this tenant's data keys were shredded." }
+                                    } @else {
+                                        pre class="template" { (v.template()) }
+                                    }
                                     p class="small" { "SHA-256 " code class="wrap" { (v.template_sha256().to_hex()) } }
                                 }
                             }

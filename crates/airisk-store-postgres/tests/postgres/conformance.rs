@@ -87,3 +87,32 @@ async fn verification_sees_one_snapshot_under_concurrent_appends() {
     )
     .await;
 }
+
+/// The sealing suite: envelope encryption, shredding, KEK rotation (docs/ENCRYPTION.md).
+mod sealing {
+    use std::sync::Arc;
+
+    use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
+    use airisk_testkit::InMemoryStore;
+
+    use crate::support::{Guarded, TestDb};
+
+    airisk_testkit::sealing_conformance!(|clock: Arc<dyn Clock>| async move {
+        match TestDb::new().await {
+            Some(db) => {
+                let store = Arc::new(Guarded::new(db, clock).await);
+                (
+                    store.clone() as Arc<dyn GovernanceStore>,
+                    store as Arc<dyn AuditRepository>,
+                )
+            }
+            None => {
+                let store = Arc::new(InMemoryStore::new(clock));
+                (
+                    store.clone() as Arc<dyn GovernanceStore>,
+                    store as Arc<dyn AuditRepository>,
+                )
+            }
+        }
+    });
+}
