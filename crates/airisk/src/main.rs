@@ -30,6 +30,8 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
     /// Append to, verify, export and prove the tamper-evident audit ledger.
     Audit(cmd::audit::AuditArgs),
+    /// Tenant maintenance: `shred` destroys a tenant's data keys (crypto-shredding).
+    Tenant(cmd::tenant::TenantArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Crypto(args) => cmd::crypto::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Tenant(args) => cmd::tenant::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod keys;
 pub mod migrate;
 pub mod serve;
+pub mod tenant;
 pub mod token;
 
 /// Arguments that carry secrets, with their environment variable. They may come from the

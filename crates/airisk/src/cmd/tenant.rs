@@ -1,0 +1,85 @@
+//! `airisk tenant shred`: crypto-shredding. Destroys every data key of a tenant, so every value
+//! sealed under them (prompt templates) reads as erased, everywhere the database goes, while the
+//! audit ledger, which commits to ciphertext only, still verifies. The shred is itself a
+//! `tenant.shred` record in the tenant's ledger, written in the same transaction.
+//!
+//! An operator's tool on the database host (like `airisk audit`); it needs no encryption key.
+
+use std::sync::Arc;
+
+use airisk_core::ports::{SystemClock, UuidV7Generator};
+use airisk_core::security::key_custody::shred_tenant;
+use airisk_core::security::tenant_context::{ActorId, TenantId};
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+
+/// Arguments of `airisk tenant`.
+#[derive(Debug, Args)]
+pub struct TenantArgs {
+    #[command(subcommand)]
+    command: TenantCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Destroy the tenant's data keys: its sealed values become unreadable for good (recorded as
+    /// `tenant.shred` in its ledger). Irreversible; take no backup of the data keys table.
+    Shred(ShredArgs),
+}
+
+#[derive(Debug, Args)]
+struct ShredArgs {
+    /// The tenant whose data keys are destroyed.
+    #[arg(long)]
+    tenant: String,
+
+    /// Who orders the shred, as recorded in the ledger (e.g. operator:dpo).
+    #[arg(long)]
+    actor: String,
+
+    /// Why (e.g. the erasure request's reference), as recorded in the ledger.
+    #[arg(long)]
+    reason: String,
+
+    /// The store.
+    #[arg(
+        long,
+        env = "AIRISK_DATABASE_URL",
+        hide_env_values = true,
+        default_value = crate::cmd::audit::DEFAULT_DATABASE_URL
+    )]
+    database_url: String,
+}
+
+/// Runs `airisk tenant …`.
+///
+/// # Errors
+/// An invalid tenant or actor, or a store that cannot be opened or written; nothing changed then.
+pub fn run(args: TenantArgs) -> anyhow::Result<()> {
+    let TenantCommand::Shred(args) = args.command;
+    let tenant = TenantId::parse(&args.tenant).map_err(|e| anyhow!("--tenant: {e}"))?;
+    let actor = ActorId::parse(&args.actor).map_err(|e| anyhow!("--actor: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
+        let outcome = shred_tenant(
+            store.governance.as_ref(),
+            &UuidV7Generator,
+            None,
+            &tenant,
+            &actor,
+            &args.reason,
+        )
+        .await
+        .context("the shred failed; nothing was changed")?;
+        println!(
+            "tenant {tenant}: {} data key(s) destroyed; recorded as tenant.shred at seq {}",
+            outcome.keys_destroyed, outcome.receipt.seq
+        );
+        Ok(())
+    })
+}
