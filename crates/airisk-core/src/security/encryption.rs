@@ -914,4 +914,28 @@ mod tests {
         );
         assert_eq!(aad.len(), 28);
     }
+
+    #[test]
+    fn the_documented_row_bound_aad_example_is_what_the_code_builds() {
+        let kid = KeyId::parse("dabc").unwrap();
+        let ctx = EncryptionContext::new(
+            TenantId::parse("acme").unwrap(),
+            Purpose::parse("prompt.template").unwrap(),
+        )
+        .with_row("p@1")
+        .unwrap();
+        let aad = aad_with_context(&aad_without_context(&kid), &ctx);
+        let mut expected = b"airisk.v1\x00dabc\x00".to_vec();
+        expected.extend_from_slice(b"\x00\x04acme\x00\x0fprompt.template\x00\x03p@1");
+        assert_eq!(aad, expected);
+        // A row-bound value never opens with the two-field context, nor under another row.
+        let enc = Encryptor::from_env_value("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+            .unwrap();
+        let sealed = enc.encrypt_with_context("x", &ctx).unwrap();
+        let two = EncryptionContext::new(ctx.tenant.clone(), ctx.purpose.clone());
+        assert!(enc.decrypt_with_context(&sealed, &two).is_err());
+        let other = two.with_row("p@2").unwrap();
+        assert!(enc.decrypt_with_context(&sealed, &other).is_err());
+        assert_eq!(enc.decrypt_with_context(&sealed, &ctx).unwrap(), "x");
+    }
 }
