@@ -229,7 +229,7 @@ impl AppState {
     ) -> Self {
         let name: LedgerName = ledger.signer.name().clone();
         let verifier = ledger.signer.verifier();
-        let audit = AuditLogger::new(
+        let mut audit = AuditLogger::new(
             stores.audit.clone(),
             ids.clone(),
             clock.clone(),
@@ -237,6 +237,9 @@ impl AppState {
             Some(ledger.signer),
             ledger.policy,
         );
+        if let Some(envelope) = &envelope {
+            audit = audit.with_sealing(stores.governance.clone(), envelope.clone());
+        }
         let models = ModelRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
         let mut prompts =
             PromptRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());

@@ -36,6 +36,12 @@ pub struct AppendAuditBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// Context the caller marks sensitive (a JSON object; keys must not repeat `metadata`'s):
+    /// each value is sealed under the tenant's data key before the record is built, so the
+    /// ledger holds only ciphertext (`sealed_metadata` in the leaf). Never logged.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub sensitive_metadata: Option<Value>,
 }
 
 /// What an append returns once the record is durable.

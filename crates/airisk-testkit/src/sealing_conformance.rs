@@ -48,6 +48,7 @@ macro_rules! sealing_conformance {
             shredding_erases_values_and_the_ledger_still_verifies,
             kek_rotation_rewraps_only_data_keys,
             a_sealed_row_without_keys_fails_closed,
+            sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_key_holder,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -409,4 +410,152 @@ pub async fn a_sealed_row_without_keys_fails_closed(
         ),
         "{err:?}"
     );
+}
+
+/// A value marked sensitive is sealed before the leaf is built: the stored leaf holds only the
+/// ciphertext (in `sealed_metadata`), the ledger verifies with no encryption key, the key holder
+/// opens it, a sealed value copied into another record does not open, and after a shred it
+/// reads as erased while the ledger still verifies.
+pub async fn sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_key_holder(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::{
+        AuditEvent, AuditEventInput, AuditRecord, Outcome, SensitiveMetadata,
+    };
+    use airisk_core::security::key_custody::{OpenedValue, open_sealed_metadata};
+
+    let env = envelope(TEST_KEK_1);
+    let signer =
+        Arc::new(LedgerSigner::generate(LedgerName::parse("airisk.test/ledger").unwrap()).unwrap());
+    let logger = AuditLogger::new(
+        audit.clone(),
+        Arc::new(UuidV7Generator),
+        clock.clone(),
+        signer.name().clone(),
+        Some(signer.clone()),
+        CheckpointPolicy::default(),
+    )
+    .with_sealing(gov.clone(), env.clone());
+    let analyst = human("carol", "acme", Role::Analyst);
+    let mut sensitive = SensitiveMetadata::new();
+    sensitive.insert(
+        "customer",
+        serde_json::json!({"name": CANARY, "score": 612}),
+    );
+    assert!(
+        !format!("{sensitive:?}").contains("CANARY"),
+        "Debug redacts values"
+    );
+    let input = AuditEventInput {
+        actor: "carol".into(),
+        tenant_id: "acme".into(),
+        action: "loan.decision".into(),
+        resource_type: "application".into(),
+        resource_id: "A-1".into(),
+        reason: None,
+        correlation_id: CorrelationId::generate().to_string(),
+        metadata: Some(serde_json::json!({"decision": "declined"})),
+    };
+    let receipt = logger
+        .log_action_sensitive(&analyst, input.clone(), &sensitive)
+        .await
+        .unwrap();
+
+    // Every stored leaf of the tenant: no plaintext; the record's leaf has the ciphertext.
+    let size = audit.tree_head(&tenant("acme")).await.unwrap().size;
+    let entries = audit.entries(&tenant("acme"), 0, 100).await.unwrap();
+    assert_eq!(entries.len() as u64, size);
+    for e in &entries {
+        assert!(
+            !String::from_utf8_lossy(&e.leaf).contains("CANARY"),
+            "plaintext in a leaf"
+        );
+    }
+    let leaf = &entries[receipt.seq as usize].leaf;
+    let record = AuditRecord::from_leaf_bytes(leaf).unwrap();
+    let sealed = record.event().sealed_metadata().unwrap();
+    assert!(sealed["customer"].as_str().unwrap().starts_with("v1.d"));
+    assert_eq!(record.event().metadata().unwrap()["decision"], "declined");
+    // The first sealed value of the tenant made its data key, recorded before it.
+    let first = AuditRecord::from_leaf_bytes(&entries[0].leaf).unwrap();
+    assert_eq!(first.event().action(), "keys.create_data_key");
+
+    let opened = open_sealed_metadata(gov.as_ref(), &env, record.event())
+        .await
+        .unwrap();
+    assert_eq!(
+        opened,
+        vec![(
+            "customer".to_owned(),
+            OpenedValue::Value(serde_json::json!({"name": CANARY, "score": 612}))
+        )]
+    );
+
+    // The same ciphertext in another record (another id) does not open.
+    let copy = AuditEvent::parse(uuid::Uuid::now_v7(), Outcome::Success, input)
+        .unwrap()
+        .with_sealed_metadata(sealed.clone())
+        .unwrap();
+    assert!(
+        open_sealed_metadata(gov.as_ref(), &env, &copy)
+            .await
+            .is_err()
+    );
+
+    // Without keys configured, a sensitive value is refused, and nothing is recorded.
+    let bare = AuditLogger::new(
+        audit.clone(),
+        Arc::new(UuidV7Generator),
+        clock.clone(),
+        signer.name().clone(),
+        None,
+        CheckpointPolicy::default(),
+    );
+    let refused = bare
+        .log_action_sensitive(
+            &analyst,
+            AuditEventInput {
+                actor: "carol".into(),
+                tenant_id: "acme".into(),
+                action: "loan.decision".into(),
+                resource_type: "application".into(),
+                resource_id: "A-2".into(),
+                reason: None,
+                correlation_id: CorrelationId::generate().to_string(),
+                metadata: None,
+            },
+            &sensitive,
+        )
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(audit.tree_head(&tenant("acme")).await.unwrap().size, size);
+
+    let before = logger.checkpoint(&tenant("acme")).await.unwrap();
+    shred_tenant(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &tenant("acme"),
+        &ActorId::parse("operator:dpo").unwrap(),
+        "erasure",
+    )
+    .await
+    .unwrap();
+    let opened = open_sealed_metadata(gov.as_ref(), &env, record.event())
+        .await
+        .unwrap();
+    assert_eq!(opened, vec![("customer".to_owned(), OpenedValue::Erased)]);
+    let report = logger
+        .verify_with(
+            &tenant("acme"),
+            Some(&signer.verifier()),
+            Some(&before.note),
+            true,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
 }

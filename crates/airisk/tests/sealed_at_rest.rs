@@ -197,6 +197,7 @@ fn prompt_templates_are_sealed_at_rest_and_shredding_erases_them_while_the_ledge
     let signing_key = key_lines.next().unwrap().trim().to_owned();
     let verifier_key = key_lines.next().unwrap().trim().to_owned();
     let admin = token(&db_url, &signing_key, "alice", "admin");
+    let analyst = token(&db_url, &signing_key, "carol", "analyst");
     let viewer = token(&db_url, &signing_key, "bob", "viewer");
 
     let server = Server::spawn(airisk(&db_url, &signing_key));
@@ -233,11 +234,45 @@ fn prompt_templates_are_sealed_at_rest_and_shredding_erases_them_while_the_ledge
     assert_eq!(got["template"], CANARY);
     assert!(got.get("erased").is_none());
 
+    // An application record with a value marked sensitive.
+    let (status, body) = rt.block_on(async {
+        let r = client
+            .post(format!("{}/v1/audit/events", server.base))
+            .bearer_auth(&analyst)
+            .json(&json!({
+                "action": "loan.decision",
+                "resource_type": "application",
+                "resource_id": "A-1",
+                "metadata": {"decision": "declined"},
+                "sensitive_metadata": {"customer": CANARY}
+            }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 201, "{body}");
+
     // While the service runs (the WAL holds the latest pages) and after it stopped.
     assert_nowhere(&dir.0, None);
     let logs = server.stop();
     assert!(!logs.is_empty(), "trace logging produced output");
     assert_nowhere(&dir.0, Some(&logs));
+
+    // The auditor with the key-encryption key reads the sensitive value back from an export.
+    let decrypted = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.args(["audit", "export", "--tenant", "acme", "--decrypt"]);
+        c
+    });
+    assert!(decrypted.status.success(), "{}", text(&decrypted.stderr));
+    let line = text(&decrypted.stdout)
+        .lines()
+        .find(|l| l.contains("\"decrypted\""))
+        .expect("an entry with decrypted values")
+        .to_owned();
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["decrypted"]["customer"], CANARY);
 
     // Crypto-shredding, from the operator's command line.
     let shred = run({
@@ -309,6 +344,42 @@ fn prompt_templates_are_sealed_at_rest_and_shredding_erases_them_while_the_ledge
         contains(&leaf, b"\"action\":\"tenant.shred\""),
         "{}",
         text(&leaf)
+    );
+
+    // After the shred the auditor's export says erased, and still verifies (same leaves).
+    let decrypted = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.args(["audit", "export", "--tenant", "acme", "--decrypt"]);
+        c
+    });
+    assert!(decrypted.status.success(), "{}", text(&decrypted.stderr));
+    assert!(!text(&decrypted.stdout).contains("CANARY"));
+    let line: Value = serde_json::from_str(
+        text(&decrypted.stdout)
+            .lines()
+            .find(|l| l.contains("\"decrypted\""))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["decrypted"]["customer"], json!({"erased": true}));
+    let file2 = dir.0.join("acme-decrypted.jsonl");
+    std::fs::write(&file2, &decrypted.stdout).unwrap();
+    let py = Command::new("python3")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py"),
+            file2.to_str().unwrap(),
+            "--verifier-key",
+            &verifier_key,
+            "--tenant",
+            "acme",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}{}",
+        text(&py.stdout),
+        text(&py.stderr)
     );
 
     // A restarted service (same keys) reads the template as erased: a state, not an error.

@@ -929,8 +929,8 @@ mod tests {
         expected.extend_from_slice(b"\x00\x04acme\x00\x0fprompt.template\x00\x03p@1");
         assert_eq!(aad, expected);
         // A row-bound value never opens with the two-field context, nor under another row.
-        let enc = Encryptor::from_env_value("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
-            .unwrap();
+        let enc =
+            Encryptor::from_env_value("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
         let sealed = enc.encrypt_with_context("x", &ctx).unwrap();
         let two = EncryptionContext::new(ctx.tenant.clone(), ctx.purpose.clone());
         assert!(enc.decrypt_with_context(&sealed, &two).is_err());

@@ -148,3 +148,139 @@ pub async fn rewrap_tenant_keys(
         .await?;
     Ok(n)
 }
+
+/// The action of the record that makes a tenant's first data key outside another command.
+pub const CREATE_DATA_KEY_ACTION: &str = "keys.create_data_key";
+/// The purpose bound into the AAD of a sealed audit metadata value (the row is `<record id>/<key>`).
+pub const AUDIT_METADATA_PURPOSE: &str = "audit.metadata";
+
+/// The context an audit metadata value is sealed under: tenant, [`AUDIT_METADATA_PURPOSE`], row
+/// `<record id>/<key>`.
+///
+/// # Errors
+/// [`EncryptionError::RowTooLong`] for a key longer than about 980 bytes.
+pub fn audit_metadata_context(
+    tenant: &TenantId,
+    record_id: uuid::Uuid,
+    key: &str,
+) -> Result<super::encryption::EncryptionContext, EncryptionError> {
+    let purpose = super::encryption::Purpose::parse(AUDIT_METADATA_PURPOSE)
+        .map_err(|_| EncryptionError::KeyMissing)?;
+    super::encryption::EncryptionContext::new(tenant.clone(), purpose)
+        .with_row(format!("{record_id}/{key}"))
+}
+
+/// Seals `sensitive` into `event` (its `sealed_metadata` leaf member) under the tenant's newest
+/// data key, before any leaf is built: the ledger commits to the ciphertext. Each value is sealed
+/// as its canonical JSON text, bound to the tenant, [`AUDIT_METADATA_PURPOSE`] and the row
+/// `<record id>/<key>`. If the tenant has no live data key yet, one is made first and stored with
+/// a `keys.create_data_key` record (its own transaction: the key exists before anything depends
+/// on it).
+///
+/// # Errors
+/// [`KeyCustodyError`]; nothing of the event was written then.
+pub async fn seal_sensitive_metadata(
+    store: &dyn GovernanceStore,
+    ids: &dyn IdGenerator,
+    envelope: &Envelope,
+    now: chrono::DateTime<chrono::Utc>,
+    event: AuditEvent,
+    sensitive: &crate::governance::audit_record::SensitiveMetadata,
+) -> Result<AuditEvent, KeyCustodyError> {
+    if sensitive.is_empty() {
+        return Ok(event);
+    }
+    let tenant = event.tenant_id().clone();
+    let mut keys = store.data_keys(&tenant).await?;
+    if !keys.iter().any(|k| k.wrapped.is_some()) {
+        let (dek, _key) = envelope.new_data_key(&tenant, now)?;
+        let mut meta = Map::new();
+        meta.insert("kid".into(), Value::from(dek.kid.as_str()));
+        let record = AuditEvent::new(
+            ids.new_id(),
+            tenant.clone(),
+            event.actor().clone(),
+            CREATE_DATA_KEY_ACTION,
+            Outcome::Success,
+            "tenant",
+            tenant.as_str(),
+            None,
+            event.correlation_id().clone(),
+            Some(meta),
+        )?;
+        store
+            .commit(ChangeSet {
+                tenant: tenant.clone(),
+                mutations: vec![Mutation::InsertDataKey(dek)],
+                audit: vec![record],
+            })
+            .await?;
+        keys = store.data_keys(&tenant).await?;
+    }
+    let mut sealed = Map::new();
+    for (key, value) in sensitive.expose() {
+        let ctx = audit_metadata_context(&tenant, event.id(), key)?;
+        let text =
+            zeroize::Zeroizing::new(crate::ledger::to_canonical_json(value).map_err(|e| {
+                AuditValidationError::MetadataNotCanonical {
+                    reason: e.to_string(),
+                }
+            })?);
+        let (ciphertext, fresh) = envelope.seal(&keys, &ctx, &text, now)?;
+        if fresh.is_some() {
+            // The key made above is gone again (shredded meanwhile): fail closed.
+            return Err(KeyCustodyError::Store(StoreError::Conflict {
+                what: "the tenant's data keys changed while sealing; retry".to_owned(),
+            }));
+        }
+        sealed.insert(key.clone(), Value::from(ciphertext));
+    }
+    Ok(event.with_sealed_metadata(sealed)?)
+}
+
+/// What one sealed audit metadata value opened to.
+#[derive(Clone, PartialEq)]
+pub enum OpenedValue {
+    /// The value (as the caller gave it).
+    Value(Value),
+    /// Its data key was shredded.
+    Erased,
+}
+
+impl std::fmt::Debug for OpenedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenedValue::Value(_) => f.write_str("Value(<redacted>)"),
+            OpenedValue::Erased => f.write_str("Erased"),
+        }
+    }
+}
+
+/// Opens the sealed metadata of a recorded event (for an auditor holding the key-encryption key):
+/// each key to its value, or [`OpenedValue::Erased`] if the tenant was shredded.
+///
+/// # Errors
+/// [`KeyCustodyError::Encryption`] for a value that does not open (tampered, moved, unknown key).
+pub async fn open_sealed_metadata(
+    store: &dyn GovernanceStore,
+    envelope: &Envelope,
+    event: &AuditEvent,
+) -> Result<Vec<(String, OpenedValue)>, KeyCustodyError> {
+    let Some(sealed) = event.sealed_metadata() else {
+        return Ok(Vec::new());
+    };
+    let keys = store.data_keys(event.tenant_id()).await?;
+    let mut out = Vec::with_capacity(sealed.len());
+    for (key, value) in sealed {
+        let ctx = audit_metadata_context(event.tenant_id(), event.id(), key)?;
+        let text = value.as_str().unwrap_or_default();
+        let opened = match envelope.open(&keys, &ctx, text)? {
+            super::envelope::Opened::Plain(json) => OpenedValue::Value(
+                serde_json::from_str(&json).map_err(|_| EncryptionError::DecryptionFailed)?,
+            ),
+            super::envelope::Opened::Erased => OpenedValue::Erased,
+        };
+        out.push((key.clone(), opened));
+    }
+    Ok(out)
+}
