@@ -17,5 +17,6 @@ mod concurrency;
 mod conformance;
 mod immutability;
 mod rls;
+mod sealed_at_rest;
 mod support;
 mod tenant_directory;
