@@ -349,17 +349,15 @@ impl Envelope {
         kid: &KeyId,
         wrapped: &str,
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, EncryptionError> {
-        if let Ok(mut cache) = self.cache.lock() {
-            if let Some(pos) = cache
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(pos) = cache
                 .iter()
                 .position(|c| &c.tenant == tenant && &c.kid == kid && c.wrapped == wrapped)
-            {
-                if let Some(hit) = cache.remove(pos) {
-                    let key = hit.key.clone();
-                    cache.push_back(hit);
-                    return Ok(key);
-                }
-            }
+            && let Some(hit) = cache.remove(pos)
+        {
+            let key = hit.key.clone();
+            cache.push_back(hit);
+            return Ok(key);
         }
         let key = self.provider.unwrap(tenant, kid, wrapped)?;
         if let Ok(mut cache) = self.cache.lock() {

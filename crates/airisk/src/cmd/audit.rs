@@ -541,7 +541,9 @@ async fn export(
                         };
                         decrypted.insert(key, v);
                     }
-                    line["decrypted"] = serde_json::Value::Object(decrypted);
+                    if let Some(obj) = line.as_object_mut() {
+                        obj.insert("decrypted".into(), serde_json::Value::Object(decrypted));
+                    }
                 }
             }
             writeln!(out, "{line}")?;
