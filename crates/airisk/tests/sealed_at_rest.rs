@@ -395,3 +395,97 @@ fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
+
+/// KEK rotation from the command line: after `airisk tenant rewrap-data-keys` with the new key
+/// first, a service holding only the new key reads a template sealed before the rotation, and
+/// the database file still holds no plaintext.
+#[test]
+fn a_kek_rotation_rewraps_data_keys_so_the_old_kek_can_be_dropped() {
+    const KEK2: &str = "kek2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let dir = scratch();
+    let db_url = format!("sqlite://{}/airisk.db", dir.0.display());
+    let keys = run({
+        let mut c = airisk(&db_url, "unused");
+        c.args([
+            "keys",
+            "generate",
+            "--ledger",
+            "--name",
+            "airisk.test/ledger",
+        ]);
+        c
+    });
+    let signing_key = text(&keys.stdout).lines().next().unwrap().trim().to_owned();
+    let admin = token(&db_url, &signing_key, "alice", "admin");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let status = rt.block_on(async {
+        client
+            .post(format!("{}/v1/prompts", server.base))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "p", "template": CANARY, "change_reason": "first"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 201);
+    server.stop();
+
+    let rotated = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.env("AIRISK_ENCRYPTION_KEYS", format!("{KEK2},{KEK}"))
+            .args(["tenant", "rewrap-data-keys", "--actor", "operator:keys"]);
+        c
+    });
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    assert!(
+        text(&rotated.stdout).contains("tenant acme: 1 data key(s) rewrapped"),
+        "{}",
+        text(&rotated.stdout)
+    );
+
+    let mut only_new = airisk(&db_url, &signing_key);
+    only_new.env("AIRISK_ENCRYPTION_KEYS", KEK2);
+    let server = Server::spawn(only_new);
+    let got = rt.block_on(async {
+        client
+            .get(format!("{}/v1/prompts/p", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    assert_eq!(got["template"], CANARY, "{got}");
+    let logs = server.stop();
+    assert_nowhere(&dir.0, Some(&logs));
+
+    // And only the new key is now needed: the old one alone no longer opens anything.
+    let mut only_old = airisk(&db_url, &signing_key);
+    only_old.env("AIRISK_ENCRYPTION_KEYS", KEK);
+    let server = Server::spawn(only_old);
+    let status = rt.block_on(async {
+        client
+            .get(format!("{}/v1/prompts/p", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(
+        status, 500,
+        "a template whose data key cannot be unwrapped is an error"
+    );
+    server.stop();
+}

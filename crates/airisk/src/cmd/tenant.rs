@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use airisk_core::ports::{SystemClock, UuidV7Generator};
-use airisk_core::security::key_custody::shred_tenant;
+use airisk_core::security::encryption::Encryptor;
+use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
+use airisk_core::security::key_custody::{rewrap_tenant_keys, shred_tenant};
 use airisk_core::security::tenant_context::{ActorId, TenantId};
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
@@ -25,6 +27,31 @@ enum TenantCommand {
     /// Destroy the tenant's data keys: its sealed values become unreadable for good (recorded as
     /// `tenant.shred` in its ledger). Irreversible; take no backup of the data keys table.
     Shred(ShredArgs),
+    /// After a key-encryption-key rotation (new key first in AIRISK_ENCRYPTION_KEYS, old after
+    /// it): rewrap every live data key under the new primary key, per tenant, each tenant in one
+    /// transaction with a `keys.rewrap_data_keys` ledger record. Sealed values are not touched.
+    /// Idempotent.
+    RewrapDataKeys(RewrapArgs),
+}
+
+#[derive(Debug, Args)]
+struct RewrapArgs {
+    /// One tenant; without it, every tenant with a ledger.
+    #[arg(long)]
+    tenant: Option<String>,
+
+    /// Who rotates, as recorded in the ledger (e.g. operator:keys).
+    #[arg(long)]
+    actor: String,
+
+    /// The store.
+    #[arg(
+        long,
+        env = "AIRISK_DATABASE_URL",
+        hide_env_values = true,
+        default_value = crate::cmd::audit::DEFAULT_DATABASE_URL
+    )]
+    database_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -56,7 +83,10 @@ struct ShredArgs {
 /// # Errors
 /// An invalid tenant or actor, or a store that cannot be opened or written; nothing changed then.
 pub fn run(args: TenantArgs) -> anyhow::Result<()> {
-    let TenantCommand::Shred(args) = args.command;
+    let args = match args.command {
+        TenantCommand::Shred(a) => a,
+        TenantCommand::RewrapDataKeys(a) => return rewrap(a),
+    };
     let tenant = TenantId::parse(&args.tenant).map_err(|e| anyhow!("--tenant: {e}"))?;
     let actor = ActorId::parse(&args.actor).map_err(|e| anyhow!("--actor: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,6 +109,52 @@ pub fn run(args: TenantArgs) -> anyhow::Result<()> {
         println!(
             "tenant {tenant}: {} data key(s) destroyed; recorded as tenant.shred at seq {}",
             outcome.keys_destroyed, outcome.receipt.seq
+        );
+        Ok(())
+    })
+}
+
+fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
+    let actor = ActorId::parse(&args.actor).map_err(|e| anyhow!("--actor: {e}"))?;
+    let only = args
+        .tenant
+        .as_deref()
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|e| anyhow!("--tenant: {e}"))?;
+    let kek = Encryptor::from_env().context("the key-encryption keyring is needed")?;
+    let envelope = Envelope::new(
+        Arc::new(KeyringKeyProvider::new(Arc::new(kek))),
+        DEFAULT_DEK_CACHE,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
+        let tenants = match only {
+            Some(t) => vec![t],
+            None => store.audit.tenants().await?,
+        };
+        let mut total = 0;
+        for tenant in &tenants {
+            let n = rewrap_tenant_keys(
+                store.governance.as_ref(),
+                &UuidV7Generator,
+                &envelope,
+                tenant,
+                &actor,
+            )
+            .await
+            .with_context(|| format!("tenant {tenant}: nothing of it was changed"))?;
+            total += n;
+            println!("tenant {tenant}: {n} data key(s) rewrapped");
+        }
+        println!(
+            "{total} data key(s) rewrapped in {} tenant(s)",
+            tenants.len()
         );
         Ok(())
     })
