@@ -187,6 +187,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     admission: Arc<Admission>,
     denials: DenialThrottle,
+    ids: Arc<dyn IdGenerator>,
+    envelope: Option<Arc<Envelope>>,
 }
 
 /// Shared by every request; cheap to clone.
@@ -243,10 +245,11 @@ impl AppState {
         let models = ModelRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
         let mut prompts =
             PromptRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
-        if let Some(envelope) = envelope {
-            prompts = prompts.with_envelope(envelope);
+        if let Some(envelope) = &envelope {
+            prompts = prompts.with_envelope(envelope.clone());
         }
-        let approvals = ApprovalWorkflow::new(stores.governance.clone(), clock.clone(), ids);
+        let approvals =
+            ApprovalWorkflow::new(stores.governance.clone(), clock.clone(), ids.clone());
         AppState(Arc::new(Inner {
             stores,
             clock,
@@ -263,6 +266,8 @@ impl AppState {
             denials: DenialThrottle::new(config.denial_throttle),
             config,
             metrics: Arc::new(Metrics::new()),
+            ids,
+            envelope,
         }))
     }
 
@@ -277,6 +282,14 @@ impl AppState {
     /// The audit logger.
     pub fn audit(&self) -> &AuditLogger {
         &self.0.audit
+    }
+    /// The id generator.
+    pub fn ids(&self) -> &Arc<dyn IdGenerator> {
+        &self.0.ids
+    }
+    /// The envelope that seals values under tenants' data keys, if configured.
+    pub fn envelope(&self) -> Option<&Arc<Envelope>> {
+        self.0.envelope.as_ref()
     }
     /// The ledger's verifier key (what auditors check checkpoints with).
     pub fn ledger_verifier(&self) -> &LedgerVerifier {

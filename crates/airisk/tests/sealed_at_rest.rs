@@ -489,3 +489,124 @@ fn a_kek_rotation_rewraps_data_keys_so_the_old_kek_can_be_dropped() {
     );
     server.stop();
 }
+
+/// Shredding over HTTP: its own permission (an analyst is refused, and the refusal recorded),
+/// and after an admin's shred the same running service (which had the key cached) reads the
+/// template as erased.
+#[test]
+fn the_shred_route_is_admin_only_audited_and_takes_effect_in_the_running_service() {
+    let dir = scratch();
+    let db_url = format!("sqlite://{}/airisk.db", dir.0.display());
+    let keys = run({
+        let mut c = airisk(&db_url, "unused");
+        c.args([
+            "keys",
+            "generate",
+            "--ledger",
+            "--name",
+            "airisk.test/ledger",
+        ]);
+        c
+    });
+    let signing_key = text(&keys.stdout).lines().next().unwrap().trim().to_owned();
+    let admin = token(&db_url, &signing_key, "alice", "admin");
+    let analyst = token(&db_url, &signing_key, "carol", "analyst");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let call = |method: reqwest::Method, path: &str, who: &str, body: Option<Value>| {
+        rt.block_on(async {
+            let mut r = client
+                .request(method, format!("{}{path}", server.base))
+                .bearer_auth(who);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/v1/prompts",
+        &admin,
+        Some(json!({"name": "p", "template": CANARY, "change_reason": "first"})),
+    );
+    assert_eq!(status, 201);
+    let (_, got) = call(reqwest::Method::GET, "/v1/prompts/p", &analyst, None);
+    assert_eq!(
+        got["template"], CANARY,
+        "read once: the data key is now cached"
+    );
+
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/v1/tenant/shred",
+        &analyst,
+        Some(json!({"reason": "not mine to do"})),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (_, got) = call(reqwest::Method::GET, "/v1/prompts/p", &analyst, None);
+    assert_eq!(got["template"], CANARY, "a refused shred changes nothing");
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/v1/tenant/shred",
+        &admin,
+        Some(json!({"reason": ""})),
+    );
+    assert_eq!(status, 422, "a shred needs a reason: {body}");
+
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/v1/tenant/shred",
+        &admin,
+        Some(json!({"reason": "erasure request 43"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["keys_destroyed"], 1);
+    let (_, got) = call(reqwest::Method::GET, "/v1/prompts/p", &analyst, None);
+    assert_eq!(got["erased"], true, "{got}");
+    assert_eq!(got["template"], "");
+
+    // Both the refusal and the shred are in the ledger.
+    let (_, page) = call(
+        reqwest::Method::GET,
+        "/v1/audit/events?action=tenant.shred",
+        &admin,
+        None,
+    );
+    let outcomes: Vec<String> = page["entries"]
+        .as_array()
+        .or_else(|| page["items"].as_array())
+        .unwrap_or_else(|| panic!("{page}"))
+        .iter()
+        .map(|e| {
+            let r = if e["record"].is_object() {
+                &e["record"]
+            } else {
+                e
+            };
+            format!(
+                "{}:{}",
+                r["actor"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&"carol:denied".to_owned()),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&"alice:success".to_owned()),
+        "{outcomes:?}"
+    );
+    let logs = server.stop();
+    assert_nowhere(&dir.0, Some(&logs));
+}

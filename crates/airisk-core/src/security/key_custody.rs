@@ -35,6 +35,12 @@ pub enum KeyCustodyError {
     /// A data key could not be rewrapped (its KEK is not in the keyring, or it was tampered with).
     #[error(transparent)]
     Encryption(#[from] EncryptionError),
+    /// An input is invalid; nothing was written.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The caller's role may not do this (the refusal was recorded).
+    #[error(transparent)]
+    Forbidden(#[from] super::rbac::AuthorizationError),
 }
 
 /// What a shred did.
@@ -283,4 +289,47 @@ pub async fn open_sealed_metadata(
         out.push((key.clone(), opened));
     }
     Ok(out)
+}
+
+/// [`shred_tenant`] for an authenticated caller (the HTTP API): the principal must hold the
+/// `shred` permission ([`crate::security::rbac::Action::TenantShred`], admin only); a refusal is
+/// itself recorded, as a `tenant.shred` denial. Only the caller's own tenant can be shredded.
+///
+/// # Errors
+/// [`KeyCustodyError::Forbidden`] (recorded), or those of [`shred_tenant`].
+pub async fn shred_own_tenant(
+    store: &dyn GovernanceStore,
+    ids: &dyn IdGenerator,
+    envelope: Option<&Arc<Envelope>>,
+    principal: &super::tenant_context::Principal,
+    correlation: &CorrelationId,
+    reason: &str,
+) -> Result<ShredOutcome, KeyCustodyError> {
+    use super::rbac::{Action, RbacService};
+    let tenant = principal.tenant().clone();
+    if let Err(denied) = RbacService::new().check_permission(principal.role(), Action::TenantShred)
+    {
+        let event = crate::governance::approval_workflow::denial_event(
+            ids.new_id(),
+            principal,
+            correlation,
+            SHRED_ACTION,
+            "tenant",
+            tenant.as_str(),
+            &denied.to_string(),
+        )?;
+        if let Err(e) = store
+            .commit(ChangeSet::audit_only(tenant, vec![event]))
+            .await
+        {
+            tracing::error!(error = %e, "could not record a refused tenant.shred");
+        }
+        return Err(KeyCustodyError::Forbidden(denied));
+    }
+    if reason.trim().is_empty() {
+        return Err(KeyCustodyError::Invalid(
+            "a shred needs a reason (e.g. the erasure request's reference)".to_owned(),
+        ));
+    }
+    shred_tenant(store, ids, envelope, &tenant, principal.actor(), reason).await
 }

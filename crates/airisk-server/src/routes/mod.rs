@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod models;
 pub(crate) mod ops;
 pub(crate) mod prompts;
+pub(crate) mod tenant;
 
 use axum::extract::Request;
 use axum::http::header;
@@ -98,6 +99,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(approvals::approve))
         .routes(routes!(approvals::reject))
         .routes(routes!(approvals::cancel))
+        .routes(routes!(tenant::shred))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
