@@ -44,6 +44,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/prompts/{name}/history"),
     ("PUT", "/v1/prompts/{name}/labels/{label}"),
     ("POST", "/v1/prompts/{name}/versions"),
+    ("POST", "/v1/tenant/shred"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
