@@ -390,3 +390,73 @@ pub fn prompt_template_context(
         Purpose::parse(PROMPT_TEMPLATE_PURPOSE).map_err(|_| EncryptionError::KeyMissing)?;
     EncryptionContext::new(tenant.clone(), purpose).with_row(format!("{name}@{version}"))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests: a failure should stop loudly
+mod tests {
+    use super::*;
+
+    fn envelope(capacity: usize) -> Envelope {
+        let kek =
+            Encryptor::from_env_value("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        Envelope::new(Arc::new(KeyringKeyProvider::new(Arc::new(kek))), capacity)
+    }
+
+    #[test]
+    fn the_unwrapped_key_cache_is_bounded_and_forgets_a_tenant() {
+        let env = envelope(2);
+        let now = Utc::now();
+        let mut stored = Vec::new();
+        for t in ["a", "b", "c"] {
+            let tenant = TenantId::parse(t).unwrap();
+            let ctx = prompt_template_context(&tenant, "p", 1).unwrap();
+            let (sealed, fresh) = env.seal(&[], &ctx, "secret", now).unwrap();
+            let keys = vec![fresh.unwrap()];
+            assert_eq!(
+                env.open(&keys, &ctx, &sealed).unwrap(),
+                Opened::Plain("secret".into())
+            );
+            stored.push((tenant, ctx, sealed, keys));
+        }
+        assert_eq!(
+            env.cached_keys(),
+            2,
+            "at most `capacity` keys, oldest evicted"
+        );
+        // An evicted key is unwrapped again from its wrapped form.
+        let (_, ctx, sealed, keys) = &stored[0];
+        assert_eq!(
+            env.open(keys, ctx, sealed).unwrap(),
+            Opened::Plain("secret".into())
+        );
+        env.forget_tenant(&stored[0].0);
+        assert_eq!(env.cached_keys(), 1);
+    }
+
+    #[test]
+    fn debug_never_shows_keys_wrapped_keys_or_plaintext() {
+        let env = envelope(4);
+        let tenant = TenantId::parse("acme").unwrap();
+        let (dek, key) = env.new_data_key(&tenant, Utc::now()).unwrap();
+        let wrapped = dek.wrapped.clone().unwrap();
+        let shown = format!("{dek:?} {env:?} {:?}", Opened::Plain("CANARY".into()));
+        assert!(!shown.contains(&wrapped), "{shown}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert!(!shown.contains(&format!("{:?}", key.as_slice())), "{shown}");
+        assert!(shown.contains("shredded: false"));
+    }
+
+    #[test]
+    fn a_wrapped_key_opens_only_for_its_tenant_and_id() {
+        let env = envelope(4);
+        let acme = TenantId::parse("acme").unwrap();
+        let (dek, key) = env.new_data_key(&acme, Utc::now()).unwrap();
+        let wrapped = dek.wrapped.as_deref().unwrap();
+        let provider = env.provider();
+        assert_eq!(*provider.unwrap(&acme, &dek.kid, wrapped).unwrap(), *key);
+        let other = TenantId::parse("globex").unwrap();
+        assert!(provider.unwrap(&other, &dek.kid, wrapped).is_err());
+        let other_id = KeyId::parse("dother").unwrap();
+        assert!(provider.unwrap(&acme, &other_id, wrapped).is_err());
+    }
+}
