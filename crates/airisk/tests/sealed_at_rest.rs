@@ -296,6 +296,25 @@ fn prompt_templates_are_sealed_at_rest_and_shredding_erases_them_while_the_ledge
         text(&shred.stdout)
     );
 
+    // The wrapped key is gone from the file's table, and the database refuses to bring it back.
+    {
+        let conn = rusqlite::Connection::open(dir.0.join("airisk.db")).unwrap();
+        let live: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM data_keys WHERE wrapped IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(live, 0);
+        let err = conn
+            .execute("UPDATE data_keys SET wrapped = 'v1.kek1.AAAA'", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be restored"), "{err}");
+        let err = conn.execute("DELETE FROM data_keys", []).unwrap_err();
+        assert!(err.to_string().contains("never deleted"), "{err}");
+    }
+
     // The ledger still verifies (no encryption key needed), and so does an export, with the
     // independent Python verifier, unchanged.
     let verify = run({
