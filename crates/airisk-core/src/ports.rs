@@ -9,6 +9,7 @@ use crate::governance::audit_record::{AuditEvent, AuditReceipt, AuditRecord, Out
 use crate::governance::model_registry::ModelVersion;
 use crate::governance::prompt_registry::{LabelMove, PromptVersion};
 use crate::ledger::{Hash, NodeId};
+use crate::security::envelope::WrappedDataKey;
 use crate::security::tenant_context::ActorId;
 use crate::security::tenant_context::TenantId;
 
@@ -450,6 +451,17 @@ pub enum Mutation {
         /// The move.
         label_move: LabelMove,
     },
+    /// A new wrapped data key of the tenant. Conflict if (tenant, kid) exists.
+    InsertDataKey(WrappedDataKey),
+    /// Replaces the wrapped text of a live data key (KEK rotation). Conflict if the key is
+    /// missing or shredded.
+    RewrapDataKey(WrappedDataKey),
+    /// Crypto-shredding: erases the wrapped text of every data key of the tenant, keeping a
+    /// tombstone (id, creation time) so values sealed under it read as erased.
+    ShredDataKeys {
+        /// The tenant whose keys are destroyed.
+        tenant: TenantId,
+    },
 }
 
 /// A governance command's writes: state changes and their audit records, committed together or
@@ -474,6 +486,8 @@ impl Mutation {
             Mutation::InsertModel(m) | Mutation::UpdateModel { model: m, .. } => m.tenant_id(),
             Mutation::InsertPromptVersion(p) => p.tenant_id(),
             Mutation::MoveLabel { label_move, .. } => &label_move.tenant_id,
+            Mutation::InsertDataKey(k) | Mutation::RewrapDataKey(k) => &k.tenant_id,
+            Mutation::ShredDataKeys { tenant } => tenant,
         }
     }
 }
@@ -602,4 +616,17 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
         tenant: &TenantId,
         name: &str,
     ) -> Result<Vec<LabelMove>, StoreError>;
+
+    /// Every data key of the tenant, live or shredded, oldest first (see
+    /// [`crate::security::envelope`]). A store without a data-key table refuses, so sealing fails
+    /// closed.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`]; [`StoreError::Refused`] by default.
+    async fn data_keys(&self, tenant: &TenantId) -> Result<Vec<WrappedDataKey>, StoreError> {
+        let _ = tenant;
+        Err(StoreError::Refused {
+            message: "this store keeps no data keys".to_owned(),
+        })
+    }
 }

@@ -1,6 +1,7 @@
 //! The application state: the core services, built from the ports the composition root hands in.
 //! The server never opens a database itself.
 
+use airisk_core::security::envelope::Envelope;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -187,6 +188,8 @@ struct Inner {
     admission: Arc<Admission>,
     denials: DenialThrottle,
     mlflow: std::sync::OnceLock<Arc<crate::integrations::mlflow::MlflowIntegration>>,
+    ids: Arc<dyn IdGenerator>,
+    envelope: Option<Arc<Envelope>>,
 }
 
 /// Shared by every request; cheap to clone.
@@ -204,7 +207,7 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Builds the services over `stores`.
+    /// Builds the services over `stores`, without sealing (prompt templates stored as given).
     pub fn new(
         stores: Stores,
         clock: Arc<dyn Clock>,
@@ -213,9 +216,23 @@ impl AppState {
         auth: JwtVerifier,
         config: ServerConfig,
     ) -> Self {
+        Self::new_sealed(stores, clock, ids, ledger, auth, config, None)
+    }
+
+    /// Builds the services over `stores`; with `envelope`, prompt templates are sealed under the
+    /// tenant's data key on write and opened on read (what `airisk serve` runs).
+    pub fn new_sealed(
+        stores: Stores,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        ledger: LedgerConfig,
+        auth: JwtVerifier,
+        config: ServerConfig,
+        envelope: Option<Arc<Envelope>>,
+    ) -> Self {
         let name: LedgerName = ledger.signer.name().clone();
         let verifier = ledger.signer.verifier();
-        let audit = AuditLogger::new(
+        let mut audit = AuditLogger::new(
             stores.audit.clone(),
             ids.clone(),
             clock.clone(),
@@ -223,9 +240,17 @@ impl AppState {
             Some(ledger.signer),
             ledger.policy,
         );
+        if let Some(envelope) = &envelope {
+            audit = audit.with_sealing(stores.governance.clone(), envelope.clone());
+        }
         let models = ModelRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
-        let prompts = PromptRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
-        let approvals = ApprovalWorkflow::new(stores.governance.clone(), clock.clone(), ids);
+        let mut prompts =
+            PromptRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
+        if let Some(envelope) = &envelope {
+            prompts = prompts.with_envelope(envelope.clone());
+        }
+        let approvals =
+            ApprovalWorkflow::new(stores.governance.clone(), clock.clone(), ids.clone());
         AppState(Arc::new(Inner {
             stores,
             clock,
@@ -243,6 +268,8 @@ impl AppState {
             config,
             metrics: Arc::new(Metrics::new()),
             mlflow: std::sync::OnceLock::new(),
+            ids,
+            envelope,
         }))
     }
 
@@ -257,6 +284,14 @@ impl AppState {
     /// The audit logger.
     pub fn audit(&self) -> &AuditLogger {
         &self.0.audit
+    }
+    /// The id generator.
+    pub fn ids(&self) -> &Arc<dyn IdGenerator> {
+        &self.0.ids
+    }
+    /// The envelope that seals values under tenants' data keys, if configured.
+    pub fn envelope(&self) -> Option<&Arc<Envelope>> {
+        self.0.envelope.as_ref()
     }
     /// The ledger's verifier key (what auditors check checkpoints with).
     pub fn ledger_verifier(&self) -> &LedgerVerifier {

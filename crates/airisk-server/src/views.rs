@@ -294,6 +294,12 @@ pub struct AppendAuditBody {
     #[serde(default)]
     #[schema(value_type = Option<AuditMetadata>)]
     pub metadata: Option<Value>,
+    /// Context the caller marks sensitive (a JSON object; keys must not repeat `metadata`'s):
+    /// each value is sealed under the tenant's data key before the record is built, so the
+    /// ledger holds only ciphertext (`sealed_metadata` in the leaf). Never logged.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub sensitive_metadata: Option<Value>,
 }
 
 /// What an append returns once the record is durable.
@@ -693,6 +699,10 @@ pub struct PromptVersionView {
     pub change_reason: String,
     /// When.
     pub created_at: String,
+    /// `true` when the template was erased by crypto-shredding the tenant's data keys: the
+    /// template is then empty. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
 }
 
 impl From<&PromptVersion> for PromptVersionView {
@@ -705,6 +715,7 @@ impl From<&PromptVersion> for PromptVersionView {
             author: p.author().to_string(),
             change_reason: p.change_reason().to_owned(),
             created_at: ts(p.created_at()),
+            erased: p.is_erased(),
         }
     }
 }

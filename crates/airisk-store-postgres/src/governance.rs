@@ -198,6 +198,43 @@ pub(crate) async fn apply(
             .await
             .map_err(|e| map(&e))?;
         }
+        Mutation::InsertDataKey(k) => {
+            sqlx::query(
+                "INSERT INTO data_keys (tenant_id, kid, wrapped, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(t)
+            .bind(k.kid.as_str())
+            .bind(k.wrapped.as_deref())
+            .bind(k.created_at.to_rfc3339())
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+        }
+        Mutation::RewrapDataKey(k) => {
+            let done = sqlx::query(
+                "UPDATE data_keys SET wrapped = $3 \
+                 WHERE tenant_id = $1 AND kid = $2 AND wrapped IS NOT NULL",
+            )
+            .bind(t)
+            .bind(k.kid.as_str())
+            .bind(k.wrapped.as_deref())
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+            if done.rows_affected() != 1 {
+                return Err(conflict(format!("data key {} is not live", k.kid)));
+            }
+        }
+        Mutation::ShredDataKeys { .. } => {
+            sqlx::query(
+                "UPDATE data_keys SET wrapped = NULL WHERE tenant_id = $1 AND wrapped IS NOT NULL",
+            )
+            .bind(t)
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+        }
         _ => {
             return Err(StoreError::Refused {
                 message: "unknown mutation".to_owned(),
@@ -360,6 +397,39 @@ pub(crate) async fn prompt_labels(
             let version = u32::try_from(version)
                 .map_err(|_| corrupt(format!("label {label} points at version {version}")))?;
             Ok((label, version))
+        })
+        .collect()
+}
+
+/// Every data key of a tenant, oldest first.
+pub(crate) async fn data_keys(
+    pool: &PgPool,
+    tenant: &TenantId,
+) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let rows = sqlx::query(
+        "SELECT kid, wrapped, created_at FROM data_keys WHERE tenant_id = $1 \
+         ORDER BY created_at, kid",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| map(&e))?;
+    tx.commit().await.map_err(|e| map(&e))?;
+    rows.iter()
+        .map(|row| {
+            let kid: String = row.try_get(0).map_err(|e| map(&e))?;
+            let wrapped: Option<String> = row.try_get(1).map_err(|e| map(&e))?;
+            let created_at: String = row.try_get(2).map_err(|e| map(&e))?;
+            Ok(airisk_core::security::envelope::WrappedDataKey {
+                tenant_id: tenant.clone(),
+                kid: airisk_core::security::encryption::KeyId::parse(&kid)
+                    .map_err(|e| corrupt(format!("stored data key id: {e}")))?,
+                wrapped,
+                created_at: chrono::DateTime::parse_from_rfc3339(&created_at)
+                    .map_err(|e| corrupt(format!("stored data key time: {e}")))?
+                    .with_timezone(&chrono::Utc),
+            })
         })
         .collect()
 }

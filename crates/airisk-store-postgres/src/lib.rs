@@ -433,4 +433,11 @@ impl GovernanceStore for PostgresStore {
     ) -> Result<Vec<LabelMove>, StoreError> {
         governance::label_moves(&self.pool, tenant, name).await
     }
+
+    async fn data_keys(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
+        governance::data_keys(&self.pool, tenant).await
+    }
 }

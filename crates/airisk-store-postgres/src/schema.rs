@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit tenants rls",
         include_str!("../migrations/0002_audit_tenants_rls.sql"),
     ),
+    (
+        3,
+        "data keys",
+        include_str!("../migrations/0003_data_keys.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_idempotency.sql",
         include_str!("../migrations/0003_idempotency.sql"),
     ),
+    (
+        4,
+        "0004_data_keys.sql",
+        include_str!("../migrations/0004_data_keys.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

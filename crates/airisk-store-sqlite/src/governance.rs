@@ -178,6 +178,44 @@ pub(crate) fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), StoreE
                 params![m.tenant_id.as_str(), m.name, m.id.to_string(), to_json(m)?],
             )?;
         }
+        Mutation::InsertDataKey(k) => {
+            execute(
+                conn,
+                "INSERT INTO data_keys (tenant_id, kid, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    k.tenant_id.as_str(),
+                    k.kid.as_str(),
+                    k.wrapped,
+                    k.created_at.to_rfc3339()
+                ],
+            )
+            .map_err(|e| match e {
+                StoreError::Refused { .. } => conflict(format!("data key {} exists", k.kid)),
+                other => other,
+            })?;
+        }
+        Mutation::RewrapDataKey(k) => {
+            let changed = execute(
+                conn,
+                "UPDATE data_keys SET wrapped = ?1
+                 WHERE tenant_id = ?2 AND kid = ?3 AND wrapped IS NOT NULL",
+                params![k.wrapped, k.tenant_id.as_str(), k.kid.as_str()],
+            )?;
+            if changed == 0 {
+                return Err(conflict(format!("data key {} is not live", k.kid)));
+            }
+        }
+        Mutation::ShredDataKeys { tenant } => {
+            // secure_delete overwrites the freed bytes in the database file (the WAL keeps its
+            // old page images until a checkpoint; see docs/ENCRYPTION.md).
+            conn.pragma_update(None, "secure_delete", "ON")
+                .map_err(|e| map_sqlite(&e))?;
+            execute(
+                conn,
+                "UPDATE data_keys SET wrapped = NULL WHERE tenant_id = ?1 AND wrapped IS NOT NULL",
+                params![tenant.as_str()],
+            )?;
+        }
         _ => {
             return Err(StoreError::Refused {
                 message: "this store does not know that mutation".to_owned(),
@@ -350,4 +388,41 @@ pub(crate) fn prompt_labels(
         })
         .map_err(|e| map_sqlite(&e))?;
     rows.map(|r| r.map_err(|e| map_sqlite(&e))).collect()
+}
+
+/// Every data key of a tenant, oldest first.
+pub(crate) fn data_keys(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT kid, wrapped, created_at FROM data_keys WHERE tenant_id = ?1 ORDER BY created_at, rowid",
+        )
+        .map_err(|e| map_sqlite(&e))?;
+    let rows = stmt
+        .query_map(params![tenant.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(|e| map_sqlite(&e))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (kid, wrapped, created_at) = row.map_err(|e| map_sqlite(&e))?;
+        let kid = airisk_core::security::encryption::KeyId::parse(&kid)
+            .map_err(|e| corrupt(format!("stored data key id: {e}")))?;
+        let created_at = chrono::DateTime::parse_from_rfc3339(&created_at)
+            .map_err(|e| corrupt(format!("stored data key time: {e}")))?
+            .with_timezone(&chrono::Utc);
+        out.push(airisk_core::security::envelope::WrappedDataKey {
+            tenant_id: tenant.clone(),
+            kid,
+            wrapped,
+            created_at,
+        });
+    }
+    Ok(out)
 }

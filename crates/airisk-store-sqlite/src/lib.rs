@@ -467,4 +467,14 @@ impl GovernanceStore for SqliteStore {
             .read(move |tx| governance::label_moves(tx, &tenant, &name))
             .await
     }
+
+    async fn data_keys(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
+        let tenant = tenant.clone();
+        self.readers
+            .read(move |tx| governance::data_keys(tx, &tenant))
+            .await
+    }
 }

@@ -11,5 +11,6 @@ pub mod conformance;
 pub mod fixtures;
 pub mod governance_conformance;
 mod memory;
+pub mod sealing_conformance;
 
 pub use memory::InMemoryStore;

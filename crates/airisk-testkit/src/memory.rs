@@ -34,6 +34,7 @@ struct State {
     prompts: BTreeMap<(TenantId, String, u32), PromptVersion>,
     labels: BTreeMap<(TenantId, String, String), u32>,
     label_moves: Vec<(TenantId, LabelMove)>,
+    data_keys: Vec<airisk_core::security::envelope::WrappedDataKey>,
     /// The idempotent correlation ids each tenant's ledger holds (the contract of
     /// `AuditRepository`: a second write with one of them is refused).
     idempotent: HashSet<(TenantId, String)>,
@@ -185,6 +186,25 @@ impl State {
                     return conflict(format!("label {} moved", label_move.label));
                 }
             }
+            Mutation::InsertDataKey(k) => {
+                if self
+                    .data_keys
+                    .iter()
+                    .any(|d| d.tenant_id == k.tenant_id && d.kid == k.kid)
+                {
+                    return conflict(format!("data key {} exists", k.kid));
+                }
+            }
+            Mutation::RewrapDataKey(k) => {
+                if !self
+                    .data_keys
+                    .iter()
+                    .any(|d| d.tenant_id == k.tenant_id && d.kid == k.kid && d.wrapped.is_some())
+                {
+                    return conflict(format!("data key {} is not live", k.kid));
+                }
+            }
+            Mutation::ShredDataKeys { .. } => {}
             _ => {
                 return Err(StoreError::Refused {
                     message: "unknown mutation".to_owned(),
@@ -227,6 +247,21 @@ impl State {
                     label_move.to_version,
                 );
                 self.label_moves.push((t, label_move));
+            }
+            Mutation::InsertDataKey(k) => self.data_keys.push(k),
+            Mutation::RewrapDataKey(k) => {
+                if let Some(d) = self
+                    .data_keys
+                    .iter_mut()
+                    .find(|d| d.tenant_id == k.tenant_id && d.kid == k.kid)
+                {
+                    d.wrapped = k.wrapped;
+                }
+            }
+            Mutation::ShredDataKeys { tenant } => {
+                for d in self.data_keys.iter_mut().filter(|d| d.tenant_id == tenant) {
+                    d.wrapped = None;
+                }
             }
             _ => {}
         }
@@ -624,6 +659,19 @@ impl GovernanceStore for InMemoryStore {
             .iter()
             .filter(|(t, m)| t == tenant && m.name == name)
             .map(|(_, m)| m.clone())
+            .collect())
+    }
+
+    async fn data_keys(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
+        Ok(self
+            .lock()
+            .data_keys
+            .iter()
+            .filter(|d| &d.tenant_id == tenant)
+            .cloned()
             .collect())
     }
 }

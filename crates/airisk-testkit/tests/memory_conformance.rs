@@ -51,3 +51,18 @@ async fn verification_sees_one_snapshot_under_concurrent_appends() {
     )
     .await;
 }
+
+mod sealing {
+    use std::sync::Arc;
+
+    use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
+    use airisk_testkit::InMemoryStore;
+
+    airisk_testkit::sealing_conformance!(|clock: Arc<dyn Clock>| async move {
+        let store = Arc::new(InMemoryStore::new(clock));
+        (
+            store.clone() as Arc<dyn GovernanceStore>,
+            store as Arc<dyn AuditRepository>,
+        )
+    });
+}

@@ -34,6 +34,8 @@ enum Command {
     Integrations(cmd::integrations::IntegrationsArgs),
     /// Check authentication: `airisk auth check` explains why a token is or is not accepted.
     Auth(cmd::auth::AuthArgs),
+    /// Tenant maintenance: `shred` destroys a tenant's data keys (crypto-shredding).
+    Tenant(cmd::tenant::TenantArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => cmd::audit::run(args),
         Command::Integrations(args) => cmd::integrations::run(args),
         Command::Auth(args) => cmd::auth::run(args),
+        Command::Tenant(args) => cmd::tenant::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

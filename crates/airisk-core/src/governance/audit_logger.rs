@@ -5,6 +5,10 @@
 //! reason, correlation_id, metadata)` is [`AuditLogger::log_action`]; it returns an
 //! [`AuditReceipt`] once the record is durable.
 
+use crate::governance::audit_record::SensitiveMetadata;
+use crate::ports::GovernanceStore;
+use crate::security::envelope::Envelope;
+use crate::security::key_custody::{KeyCustodyError, seal_sensitive_metadata};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -85,6 +89,10 @@ pub enum AuditError {
     /// A proof could not be made (sizes out of order, or the store lacks a node).
     #[error(transparent)]
     Proof(#[from] ProofError),
+    /// Sensitive metadata could not be sealed (no envelope configured, a key-store or cipher
+    /// failure); nothing was recorded.
+    #[error("sensitive metadata could not be sealed: {0}")]
+    Sealing(String),
     /// A proof or root was asked for a tree size the ledger has not reached.
     #[error("tree size {requested} is beyond the ledger's {size} entries")]
     BeyondTree {
@@ -106,6 +114,8 @@ pub struct AuditLogger {
     policy: CheckpointPolicy,
     /// Per tenant: size and time of the newest checkpoint this process knows of.
     last_checkpoint: Mutex<HashMap<TenantId, (u64, DateTime<Utc>)>>,
+    /// Where data keys live and how they are wrapped, for sealing sensitive metadata.
+    sealing: Option<(Arc<dyn GovernanceStore>, Arc<Envelope>)>,
 }
 
 impl fmt::Debug for AuditLogger {
@@ -139,7 +149,20 @@ impl AuditLogger {
             signer,
             policy,
             last_checkpoint: Mutex::new(HashMap::new()),
+            sealing: None,
         }
+    }
+
+    /// The same logger, able to seal sensitive metadata ([`AuditLogger::log_action_sensitive`])
+    /// under the tenant's data keys, which `store` keeps wrapped.
+    #[must_use]
+    pub fn with_sealing(
+        mut self,
+        store: Arc<dyn GovernanceStore>,
+        envelope: Arc<Envelope>,
+    ) -> Self {
+        self.sealing = Some((store, envelope));
+        self
     }
 
     /// The repository behind this logger.
@@ -176,6 +199,23 @@ impl AuditLogger {
         principal: &Principal,
         input: AuditEventInput,
     ) -> Result<AuditReceipt, AuditError> {
+        self.log_action_sensitive(principal, input, &SensitiveMetadata::new())
+            .await
+    }
+
+    /// [`AuditLogger::log_action`], with `sensitive` values sealed under the tenant's data key
+    /// into the record's `sealed_metadata` before its leaf is built (the ledger commits to the
+    /// ciphertext). The values are never logged.
+    ///
+    /// # Errors
+    /// As [`AuditLogger::log_action`]; [`AuditError::Sealing`] if values are given and this
+    /// logger has no envelope ([`AuditLogger::with_sealing`]) or sealing fails.
+    pub async fn log_action_sensitive(
+        &self,
+        principal: &Principal,
+        input: AuditEventInput,
+        sensitive: &SensitiveMetadata,
+    ) -> Result<AuditReceipt, AuditError> {
         if let Err(denied) = self
             .rbac
             .check_permission(principal.role(), Action::AuditAppend)
@@ -202,6 +242,28 @@ impl AuditLogger {
         }
         let event =
             AuditEvent::parse(self.ids.new_id(), Outcome::Success, input)?.into_application();
+        let event = if sensitive.is_empty() {
+            event
+        } else {
+            let Some((store, envelope)) = &self.sealing else {
+                return Err(AuditError::Sealing(
+                    "this service has no encryption keys configured".to_owned(),
+                ));
+            };
+            seal_sensitive_metadata(
+                store.as_ref(),
+                self.ids.as_ref(),
+                envelope,
+                self.clock.now(),
+                event,
+                sensitive,
+            )
+            .await
+            .map_err(|e| match e {
+                KeyCustodyError::Audit(v) => AuditError::Invalid(v),
+                other => AuditError::Sealing(other.to_string()),
+            })?
+        };
         let mut receipts = self.append(vec![event]).await?;
         receipts.pop().ok_or_else(|| {
             AuditError::Store(StoreError::Corrupt {

@@ -255,6 +255,13 @@ pub enum AuditValidationError {
         /// What is wrong.
         reason: String,
     },
+    /// Sensitive metadata is malformed: a key also in `metadata`, or a sealed value that is not
+    /// a `v1.` ciphertext.
+    #[error("sensitive metadata: {reason}")]
+    SensitiveMetadata {
+        /// What is wrong.
+        reason: String,
+    },
     /// Stored leaf bytes do not decode to a record, or are not in canonical form.
     #[error("leaf bytes are not a canonical audit record: {reason}")]
     MalformedLeaf {
@@ -300,7 +307,45 @@ pub struct AuditEvent {
     reason: Option<String>,
     correlation_id: CorrelationId,
     metadata: Option<Map<String, Value>>,
+    sealed_metadata: Option<Map<String, Value>>,
     origin: RecordOrigin,
+}
+
+/// Metadata values a caller marks sensitive: sealed under the tenant's data key before the leaf
+/// is built, so the ledger holds (and commits to) ciphertext only. `Debug` shows the keys, never
+/// the values.
+#[derive(Clone, Default, PartialEq)]
+pub struct SensitiveMetadata(Map<String, Value>);
+
+impl SensitiveMetadata {
+    /// No values.
+    pub fn new() -> Self {
+        SensitiveMetadata(Map::new())
+    }
+    /// Marks `value` sensitive under `key` (replacing an earlier one).
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        self.0.insert(key.into(), value);
+    }
+    /// From a JSON object, as the HTTP API receives it.
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        SensitiveMetadata(map)
+    }
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The values, to seal (the only place they are exposed).
+    pub fn expose(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SensitiveMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SensitiveMetadata")
+            .field("keys", &self.0.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AuditEvent {
@@ -413,6 +458,7 @@ impl AuditEvent {
             reason,
             correlation_id,
             metadata,
+            sealed_metadata: None,
             origin: RecordOrigin::Kernel,
         })
     }
@@ -469,6 +515,57 @@ impl AuditEvent {
     /// Structured context, if given.
     pub fn metadata(&self) -> Option<&Map<String, Value>> {
         self.metadata.as_ref()
+    }
+
+    /// Values sealed under the tenant's data key, by key (each a `v1.<dek-kid>.…` string), if any.
+    pub fn sealed_metadata(&self) -> Option<&Map<String, Value>> {
+        self.sealed_metadata.as_ref()
+    }
+
+    /// The same event carrying `sealed` (key → ciphertext) as its `sealed_metadata` leaf member.
+    /// The values must be ciphertexts already (see
+    /// [`crate::security::key_custody::seal_sensitive_metadata`]).
+    ///
+    /// # Errors
+    /// [`AuditValidationError::SensitiveMetadata`] for a key also in `metadata` or a value that is
+    /// not a `v1.` ciphertext; [`AuditValidationError::MetadataTooLarge`] past
+    /// [`METADATA_MAX_BYTES`].
+    pub fn with_sealed_metadata(
+        mut self,
+        sealed: Map<String, Value>,
+    ) -> Result<Self, AuditValidationError> {
+        if sealed.is_empty() {
+            self.sealed_metadata = None;
+            return Ok(self);
+        }
+        for (key, value) in &sealed {
+            if self.metadata.as_ref().is_some_and(|m| m.contains_key(key)) {
+                return Err(AuditValidationError::SensitiveMetadata {
+                    reason: format!("key {key:?} is in both metadata and sensitive metadata"),
+                });
+            }
+            let is_ciphertext = value
+                .as_str()
+                .is_some_and(|v| crate::security::encryption::key_id_of(v).is_ok());
+            if !is_ciphertext {
+                return Err(AuditValidationError::SensitiveMetadata {
+                    reason: format!("value of {key:?} is not a sealed value"),
+                });
+            }
+        }
+        let len = to_canonical_json(&Value::Object(sealed.clone()))
+            .map_err(|e| AuditValidationError::MetadataNotCanonical {
+                reason: e.to_string(),
+            })?
+            .len();
+        if len > METADATA_MAX_BYTES {
+            return Err(AuditValidationError::MetadataTooLarge {
+                len,
+                max: METADATA_MAX_BYTES,
+            });
+        }
+        self.sealed_metadata = Some(sealed);
+        Ok(self)
     }
 
     /// Gives the event its place and time in the ledger. Called by stores inside the append
@@ -558,7 +655,8 @@ impl AuditRecord {
     /// The object has these members (absent optional ones are omitted, never `null`):
     /// `v` (1), `id`, `tenant_id`, `seq`, `recorded_at` (RFC 3339, microseconds, `Z`), `actor`,
     /// `action`, `outcome` (`success`/`denied`), `resource_type`, `resource_id`, `reason`?,
-    /// `correlation_id`, `metadata`?, `origin`? (only on application records, as
+    /// `correlation_id`, `metadata`?, `sealed_metadata`? (key → `v1.` ciphertext of the value's
+    /// canonical JSON, only when a caller marked values sensitive), `origin`? (only on application records, as
     /// `"application"`; it sorts before `seq`, so the leaf still ends with `seq`, `tenant_id`,
     /// `v`).
     pub fn leaf_bytes(&self) -> &[u8] {
@@ -612,6 +710,12 @@ impl AuditRecord {
             RecordOrigin::Kernel => event,
             RecordOrigin::Application => event.into_application(),
         };
+        let event = match wire.sealed_metadata {
+            Some(sealed) => event
+                .with_sealed_metadata(sealed)
+                .map_err(|e| malformed(e.to_string()))?,
+            None => event,
+        };
         let record = event.seal(wire.seq, recorded_at)?;
         if record.leaf != leaf {
             return Err(malformed("bytes are not in canonical form".to_owned()));
@@ -660,6 +764,8 @@ struct LeafWire {
     metadata: Option<Map<String, Value>>,
     #[serde(default)]
     origin: Option<String>,
+    #[serde(default)]
+    sealed_metadata: Option<Map<String, Value>>,
 }
 
 /// RFC 3339 with exactly six fractional digits and `Z`, e.g. `2026-11-27T04:30:51.123456Z`.
@@ -702,6 +808,10 @@ fn leaf_value(event: &AuditEvent, seq: u64, recorded_at: &DateTime<Utc>) -> Valu
     );
     if let Some(metadata) = &event.metadata {
         m.insert("metadata".into(), Value::Object(metadata.clone()));
+    }
+    // Only records with sealed values carry the member, so other leaves keep their bytes.
+    if let Some(sealed) = &event.sealed_metadata {
+        m.insert("sealed_metadata".into(), Value::Object(sealed.clone()));
     }
     // Only application records carry the member, so kernel leaves keep their old bytes.
     if event.origin == RecordOrigin::Application {

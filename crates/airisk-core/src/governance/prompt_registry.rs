@@ -25,6 +25,8 @@ use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
 };
 use crate::request::CorrelationId;
+use crate::security::encryption::EncryptionError;
+use crate::security::envelope::{Envelope, Opened, prompt_template_context};
 use crate::security::rbac::{Action, AuthorizationError, RbacService};
 use crate::security::tenant_context::{ActorId, Principal, TenantId};
 
@@ -50,6 +52,16 @@ pub struct PromptVersion {
     author: ActorId,
     change_reason: String,
     created_at: DateTime<Utc>,
+    /// In a store: `template` holds a `v1.` ciphertext under the tenant's data key.
+    #[serde(default, skip_serializing_if = "is_false")]
+    sealed: bool,
+    /// Read back after the tenant's data keys were shredded: `template` is empty.
+    #[serde(default, skip_serializing_if = "is_false")]
+    erased: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl PromptVersion {
@@ -84,6 +96,15 @@ impl PromptVersion {
     /// When it was created.
     pub fn created_at(&self) -> DateTime<Utc> {
         self.created_at
+    }
+    /// Whether `template` is, as stored, a ciphertext (only a store's own rows are).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+    /// Whether the template was erased by crypto-shredding (then [`PromptVersion::template`] is
+    /// empty): a state, not an error.
+    pub fn is_erased(&self) -> bool {
+        self.erased
     }
 }
 
@@ -204,6 +225,9 @@ pub enum PromptRegistryError {
     /// The store failed; nothing was written.
     #[error(transparent)]
     Store(StoreError),
+    /// A template could not be sealed or opened (no keys, a tampered or misplaced ciphertext).
+    #[error("a prompt template could not be sealed or opened: {0}")]
+    Sealing(#[from] EncryptionError),
 }
 
 impl From<StoreError> for PromptRegistryError {
@@ -239,6 +263,7 @@ pub struct PromptChange {
 #[derive(Debug, Clone)]
 pub struct PromptRegistry {
     kernel: Kernel,
+    envelope: Option<Arc<Envelope>>,
 }
 
 fn check_name(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
@@ -292,7 +317,44 @@ impl PromptRegistry {
                 ids,
                 rbac: RbacService::new(),
             },
+            envelope: None,
         }
+    }
+
+    /// The same registry, sealing every template it writes with the tenant's data key (see
+    /// [`crate::security::envelope`]) and opening sealed templates it reads.
+    #[must_use]
+    pub fn with_envelope(mut self, envelope: Arc<Envelope>) -> Self {
+        self.envelope = Some(envelope);
+        self
+    }
+
+    /// Opens every sealed version of `versions` in place; leaves plaintext rows as they are.
+    async fn open_versions(
+        &self,
+        tenant: &TenantId,
+        versions: &mut [PromptVersion],
+    ) -> Result<(), PromptRegistryError> {
+        if !versions.iter().any(|v| v.sealed) {
+            return Ok(());
+        }
+        // Fail closed: a sealed row with no envelope configured is an error, never shown as is.
+        let Some(env) = &self.envelope else {
+            return Err(PromptRegistryError::Sealing(EncryptionError::KeyMissing));
+        };
+        let keys = self.kernel.store.data_keys(tenant).await?;
+        for v in versions.iter_mut().filter(|v| v.sealed) {
+            let ctx = prompt_template_context(tenant, &v.name, v.version)?;
+            match env.open(&keys, &ctx, &v.template)? {
+                Opened::Plain(text) => v.template = text,
+                Opened::Erased => {
+                    v.template = String::new();
+                    v.erased = true;
+                }
+            }
+            v.sealed = false;
+        }
+        Ok(())
     }
 
     /// Creates a prompt at version 1 (`prompt.register`).
@@ -368,7 +430,11 @@ impl PromptRegistry {
         let k = &self.kernel;
         k.authorize(principal, correlation, Action::PromptUpdate, "prompt", name)
             .await?;
-        let versions = k.store.prompt_versions(principal.tenant(), name).await?;
+        let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
+        let tail = versions.len().saturating_sub(1);
+        if let Some(last) = versions.get_mut(tail..) {
+            self.open_versions(principal.tenant(), last).await?;
+        }
         let Some(latest) = versions.last() else {
             k.deny(
                 principal,
@@ -425,7 +491,22 @@ impl PromptRegistry {
             author: principal.actor().clone(),
             change_reason: change_reason.to_owned(),
             created_at: k.clock.now(),
+            sealed: false,
+            erased: false,
         };
+        let mut mutations = Vec::with_capacity(2);
+        let mut stored = pv.clone();
+        if let Some(env) = &self.envelope {
+            let keys = k.store.data_keys(principal.tenant()).await?;
+            let ctx = prompt_template_context(principal.tenant(), name, version)?;
+            let (sealed, fresh) = env.seal(&keys, &ctx, template, pv.created_at)?;
+            if let Some(dek) = fresh {
+                mutations.push(Mutation::InsertDataKey(dek));
+            }
+            stored.template = sealed;
+            stored.sealed = true;
+        }
+        mutations.push(Mutation::InsertPromptVersion(stored));
         let mut meta = Map::new();
         meta.insert("version".into(), version.into());
         meta.insert("template_sha256".into(), pv.template_sha256.to_hex().into());
@@ -443,7 +524,7 @@ impl PromptRegistry {
             .store
             .commit(ChangeSet {
                 tenant: principal.tenant().clone(),
-                mutations: vec![Mutation::InsertPromptVersion(pv.clone())],
+                mutations,
                 audit: vec![event],
             })
             .await?;
@@ -478,9 +559,12 @@ impl PromptRegistry {
                 .find(|(l, _)| l == label)
                 .map(|(_, v)| v),
         };
-        wanted
+        let mut found: Vec<PromptVersion> = wanted
             .and_then(|w| versions.into_iter().find(|v| v.version == w))
-            .ok_or(PromptRegistryError::NotFound)
+            .into_iter()
+            .collect();
+        self.open_versions(principal.tenant(), &mut found).await?;
+        found.pop().ok_or(PromptRegistryError::NotFound)
     }
 
     /// Every version and label move of a prompt (`prompt.view`).
@@ -495,10 +579,12 @@ impl PromptRegistry {
         let k = &self.kernel;
         k.rbac
             .check_permission(principal.role(), Action::PromptView)?;
-        let versions = k.store.prompt_versions(principal.tenant(), name).await?;
+        let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
         if versions.is_empty() {
             return Err(PromptRegistryError::NotFound);
         }
+        self.open_versions(principal.tenant(), &mut versions)
+            .await?;
         Ok(PromptHistory {
             versions,
             label_moves: k.store.label_moves(principal.tenant(), name).await?,

@@ -227,12 +227,36 @@ pub struct EncryptionContext {
     pub tenant: TenantId,
     /// What the value is for.
     pub purpose: Purpose,
+    /// The identity of the row (or record) that holds the value, if bound: a ciphertext copied
+    /// to another row does not open. Set with [`EncryptionContext::with_row`].
+    pub row: Option<String>,
 }
+
+/// Longest row identity bound into a context, in bytes.
+pub const ROW_MAX_LEN: usize = 1024;
+const _: () = assert!(ROW_MAX_LEN <= u16::MAX as usize);
 
 impl EncryptionContext {
     /// The context of `tenant`'s values of `purpose`.
     pub fn new(tenant: TenantId, purpose: Purpose) -> Self {
-        EncryptionContext { tenant, purpose }
+        EncryptionContext {
+            tenant,
+            purpose,
+            row: None,
+        }
+    }
+
+    /// The same context, bound to the row identity `row` as a third length-prefixed AAD field.
+    ///
+    /// # Errors
+    /// [`EncryptionError::RowTooLong`] past [`ROW_MAX_LEN`] bytes.
+    pub fn with_row(mut self, row: impl Into<String>) -> Result<Self, EncryptionError> {
+        let row = row.into();
+        if row.len() > ROW_MAX_LEN {
+            return Err(EncryptionError::RowTooLong { len: row.len() });
+        }
+        self.row = Some(row);
+        Ok(self)
     }
 }
 
@@ -319,6 +343,12 @@ pub enum EncryptionError {
     /// The plaintext is longer than one AES-GCM message may be (about 64 GiB).
     #[error("plaintext is too long to encrypt as one value")]
     PlaintextTooLong,
+    /// A row identity longer than [`ROW_MAX_LEN`] bytes.
+    #[error("row identity is {len} bytes; at most {ROW_MAX_LEN} can be bound")]
+    RowTooLong {
+        /// Its length.
+        len: usize,
+    },
 }
 
 fn kid_label(kid: Option<&KeyId>) -> String {
@@ -413,6 +443,45 @@ impl Keyring {
             entries.push(KeyEntry {
                 aad: aad_without_context(&kid),
                 kid,
+                key: LessSafeKey::new(unbound),
+            });
+        }
+        let mut entries = entries.into_iter();
+        let Some(primary) = entries.next() else {
+            return Err(EncryptionError::KeyMissing);
+        };
+        Ok(Keyring {
+            primary,
+            older: entries.collect(),
+        })
+    }
+
+    /// A keyring over raw 32-byte keys, the first primary (for data keys unwrapped by a key
+    /// provider). The caller's key buffers are wiped when it drops them.
+    ///
+    /// # Errors
+    /// [`EncryptionError::KeyMissing`] if `keys` is empty; [`EncryptionError::KeyInvalid`] for a
+    /// repeated key id.
+    pub fn from_raw_keys(keys: &[(KeyId, &[u8; KEY_LEN])]) -> Result<Self, EncryptionError> {
+        let mut entries: Vec<KeyEntry> = Vec::with_capacity(keys.len());
+        for (index, (kid, raw)) in keys.iter().enumerate() {
+            if let Some(first) = entries.iter().position(|e| &e.kid == kid) {
+                return Err(EncryptionError::KeyInvalid {
+                    position: index + 1,
+                    kid: Some(kid.clone()),
+                    problem: KeyProblem::DuplicateKeyId { first: first + 1 },
+                });
+            }
+            let unbound = UnboundKey::new(&AES_256_GCM, raw.as_slice()).map_err(|_| {
+                EncryptionError::KeyInvalid {
+                    position: index + 1,
+                    kid: Some(kid.clone()),
+                    problem: KeyProblem::WrongLength { len: raw.len() },
+                }
+            })?;
+            entries.push(KeyEntry {
+                aad: aad_without_context(kid),
+                kid: kid.clone(),
                 key: LessSafeKey::new(unbound),
             });
         }
@@ -809,10 +878,16 @@ fn aad_without_context(kid: &KeyId) -> Box<[u8]> {
 fn aad_with_context(prefix: &[u8], ctx: &EncryptionContext) -> Vec<u8> {
     let tenant = ctx.tenant.as_str().as_bytes();
     let purpose = ctx.purpose.as_str().as_bytes();
-    let mut aad = Vec::with_capacity(prefix.len() + 4 + tenant.len() + purpose.len());
+    let row = ctx.row.as_deref().map(str::as_bytes);
+    let mut aad = Vec::with_capacity(
+        prefix.len() + 6 + tenant.len() + purpose.len() + row.map_or(0, <[u8]>::len),
+    );
     aad.extend_from_slice(prefix);
-    for field in [tenant, purpose] {
-        // Both lengths are at most 64 (validated newtypes), so they fit a u16; see the const assert.
+    // A row-bound context adds a third length-prefixed field; the two-field form ends exactly
+    // after the purpose, so the two forms never share an AAD.
+    for field in [Some(tenant), Some(purpose), row].into_iter().flatten() {
+        // Tenant and purpose are at most 64 bytes (validated newtypes), the row at most
+        // ROW_MAX_LEN (checked in `with_row`), so each fits a u16; see the const asserts.
         let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
         aad.extend_from_slice(&len.to_be_bytes());
         aad.extend_from_slice(field);
@@ -838,5 +913,29 @@ mod tests {
             "61 69 72 69 73 6b 2e 76 31 00 6b 31 00 00 04 61 63 6d 65 00 07 61 70 69 2d 6b 65 79"
         );
         assert_eq!(aad.len(), 28);
+    }
+
+    #[test]
+    fn the_documented_row_bound_aad_example_is_what_the_code_builds() {
+        let kid = KeyId::parse("dabc").unwrap();
+        let ctx = EncryptionContext::new(
+            TenantId::parse("acme").unwrap(),
+            Purpose::parse("prompt.template").unwrap(),
+        )
+        .with_row("p@1")
+        .unwrap();
+        let aad = aad_with_context(&aad_without_context(&kid), &ctx);
+        let mut expected = b"airisk.v1\x00dabc\x00".to_vec();
+        expected.extend_from_slice(b"\x00\x04acme\x00\x0fprompt.template\x00\x03p@1");
+        assert_eq!(aad, expected);
+        // A row-bound value never opens with the two-field context, nor under another row.
+        let enc =
+            Encryptor::from_env_value("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        let sealed = enc.encrypt_with_context("x", &ctx).unwrap();
+        let two = EncryptionContext::new(ctx.tenant.clone(), ctx.purpose.clone());
+        assert!(enc.decrypt_with_context(&sealed, &two).is_err());
+        let other = two.with_row("p@2").unwrap();
+        assert!(enc.decrypt_with_context(&sealed, &other).is_err());
+        assert_eq!(enc.decrypt_with_context(&sealed, &ctx).unwrap(), "x");
     }
 }

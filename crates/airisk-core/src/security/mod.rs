@@ -2,5 +2,7 @@
 //! values are sealed at rest ([`encryption`]).
 
 pub mod encryption;
+pub mod envelope;
+pub mod key_custody;
 pub mod rbac;
 pub mod tenant_context;

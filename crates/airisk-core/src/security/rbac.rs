@@ -79,7 +79,7 @@ impl FromStr for Role {
     }
 }
 
-/// The four permissions of the seed's matrix (its columns).
+/// The four permissions of the seed's matrix (its columns), and `shred` (admin only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Permission {
@@ -91,15 +91,19 @@ pub enum Permission {
     View,
     /// Register models; the admin-only column, which also carries other administrative actions.
     RegisterModel,
+    /// Destroy a tenant's data keys (crypto-shredding): irreversible, so a permission of its own,
+    /// granted to admin only.
+    Shred,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 4] = [
+    pub const ALL: [Permission; 5] = [
         Permission::Create,
         Permission::Approve,
         Permission::View,
         Permission::RegisterModel,
+        Permission::Shred,
     ];
 
     /// The canonical name (`"create"`, `"approve"`, `"view"`, `"register_model"`).
@@ -109,6 +113,7 @@ impl Permission {
             Permission::Approve => "approve",
             Permission::View => "view",
             Permission::RegisterModel => "register_model",
+            Permission::Shred => "shred",
         }
     }
 }
@@ -165,11 +170,13 @@ pub enum Action {
     AuditCheckpoint,
     /// Rotate or rewrap encryption keys (`keys.rotate`).
     KeyRotate,
+    /// Destroy the tenant's data keys, erasing its sealed values (`tenant.shred`).
+    TenantShred,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::ModelRegister,
         Action::ModelApprove,
         Action::ModelReject,
@@ -190,6 +197,7 @@ impl Action {
         Action::AuditVerify,
         Action::AuditCheckpoint,
         Action::KeyRotate,
+        Action::TenantShred,
     ];
 
     /// The canonical dotted name, e.g. `model.register`. This string is what audit records carry.
@@ -215,6 +223,7 @@ impl Action {
             Action::AuditVerify => "audit.verify",
             Action::AuditCheckpoint => "audit.checkpoint",
             Action::KeyRotate => "keys.rotate",
+            Action::TenantShred => "tenant.shred",
         }
     }
 
@@ -243,6 +252,7 @@ impl Action {
             Action::AuditAppend | Action::AuditCheckpoint => Permission::Create,
             Action::AuditRead | Action::AuditExport | Action::AuditVerify => Permission::View,
             Action::KeyRotate => Permission::RegisterModel,
+            Action::TenantShred => Permission::Shred,
         }
     }
 }

@@ -13,7 +13,7 @@ const SEED_MATRIX: [(&str, bool, bool, bool, bool); 4] = [
 ];
 
 /// Every action and the seed column it maps to, written out independently of the code.
-const ACTION_COLUMNS: [(&str, &str); 20] = [
+const ACTION_COLUMNS: [(&str, &str); 21] = [
     ("model.register", "register_model"),
     ("model.approve", "approve"),
     ("model.reject", "approve"),
@@ -34,6 +34,7 @@ const ACTION_COLUMNS: [(&str, &str); 20] = [
     ("audit.verify", "view"),
     ("audit.checkpoint", "create"),
     ("keys.rotate", "register_model"),
+    ("tenant.shred", "shred"),
 ];
 
 fn seed_allows(role: &str, column: &str) -> bool {
@@ -47,6 +48,8 @@ fn seed_allows(role: &str, column: &str) -> bool {
         "approve" => approve,
         "view" => view,
         "register_model" => register,
+        // Not in the seed: crypto-shredding is irreversible, so admin only, on its own.
+        "shred" => role == "admin",
         other => panic!("no such column {other}"),
     }
 }
@@ -76,7 +79,7 @@ fn every_role_and_every_action_is_allowed_exactly_as_the_seed_matrix_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 4 * 20);
+    assert_eq!(checked, 4 * 21);
 }
 
 #[test]
@@ -104,6 +107,11 @@ fn the_four_seed_columns_hold_for_each_role() {
         for (permission, want) in Permission::ALL.into_iter().zip(expected) {
             assert_eq!(role.grants(permission), want, "{role} {permission}");
         }
+        assert_eq!(
+            role.grants(Permission::Shred),
+            role == Role::Admin,
+            "{role} shred"
+        );
     }
 }
 

@@ -259,7 +259,11 @@ pub(crate) async fn detail(
                             td data-label="Template" {
                                 details {
                                     summary { "Show template" }
-                                    pre class="template" { (visible(v.template())) }
+                                    @if v.is_erased() {
+                                        p class="small" { "Erased: this tenant's data keys were shredded." }
+                                    } @else {
+                                        pre class="template" { (visible(v.template())) }
+                                    }
                                     p class="small" { "SHA-256 " code class="wrap" { (v.template_sha256().to_hex()) } }
                                 }
                             }

@@ -1,6 +1,6 @@
 //! `/v1/audit/…`: the caller's tenant's tamper-evident ledger.
 
-use airisk_core::governance::audit_record::{AuditEventInput, Outcome};
+use airisk_core::governance::audit_record::{AuditEventInput, Outcome, SensitiveMetadata};
 use airisk_core::ports::{AuditQuery, StoredCheckpoint, StoredEntry};
 use airisk_core::security::rbac::{Action, RbacService};
 use airisk_core::security::tenant_context::TenantId;
@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, ListErrors, ReadErrors, VerifyCheckpointErrors, WriteErrors};
@@ -77,7 +77,19 @@ pub(crate) async fn append(
         correlation_id: caller.correlation.to_string(),
         metadata: body.metadata,
     };
-    let receipt = state.audit().log_action(p, input).await?;
+    let sensitive = match body.sensitive_metadata {
+        None | Some(Value::Null) => SensitiveMetadata::new(),
+        Some(Value::Object(map)) => SensitiveMetadata::from_map(map),
+        Some(_) => {
+            return Err(ApiError::Unprocessable(
+                "sensitive_metadata must be a JSON object".to_owned(),
+            ));
+        }
+    };
+    let receipt = state
+        .audit()
+        .log_action_sensitive(p, input, &sensitive)
+        .await?;
     Ok((StatusCode::CREATED, Json(ReceiptView::from(&receipt))))
 }
 

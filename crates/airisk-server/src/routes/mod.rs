@@ -7,6 +7,7 @@ mod links;
 pub(crate) mod models;
 pub(crate) mod ops;
 pub(crate) mod prompts;
+pub(crate) mod tenant;
 
 use axum::extract::Request;
 use axum::http::header;
@@ -103,6 +104,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::integrations::mlflow::webhook::receive))
         .routes(routes!(crate::integrations::mlflow::webhook::status))
         .routes(routes!(crate::integrations::mlflow::webhook::reconcile))
+        .routes(routes!(tenant::shred))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

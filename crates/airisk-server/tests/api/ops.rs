@@ -47,6 +47,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/integrations/mlflow/webhook"),
     ("GET", "/v1/integrations/mlflow/status"),
     ("POST", "/v1/integrations/mlflow/reconcile"),
+    ("POST", "/v1/tenant/shred"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];

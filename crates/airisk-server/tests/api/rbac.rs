@@ -294,6 +294,12 @@ async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) 
                 "/v1/audit/checkpoint".into(),
                 None,
             ),
+            (
+                Action::TenantShred,
+                Method::POST,
+                "/v1/tenant/shred".into(),
+                Some(json!({"reason": "rbac matrix"})),
+            ),
         ];
         for (action, method, path, body) in cases {
             covered.insert(action);

@@ -75,3 +75,22 @@ async fn verification_sees_one_snapshot_under_concurrent_appends() {
     )
     .await;
 }
+
+/// The sealing suite: envelope encryption, shredding, KEK rotation (docs/ENCRYPTION.md).
+mod sealing {
+    use std::sync::Arc;
+
+    use crate::support::{Guarded, TestDb};
+    use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
+
+    airisk_testkit::sealing_conformance!(
+        #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
+        |clock: Arc<dyn Clock>| async move {
+            let store = Arc::new(Guarded::new(TestDb::new().await, clock).await);
+            (
+                store.clone() as Arc<dyn GovernanceStore>,
+                store as Arc<dyn AuditRepository>,
+            )
+        }
+    );
+}

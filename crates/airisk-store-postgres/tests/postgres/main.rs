@@ -20,5 +20,6 @@ mod conformance;
 mod guard;
 mod immutability;
 mod rls;
+mod sealed_at_rest;
 mod support;
 mod tenant_directory;

@@ -380,6 +380,13 @@ impl GovernanceStore for Guarded {
     ) -> Result<Vec<LabelMove>, StoreError> {
         self.store.label_moves(tenant, name).await
     }
+
+    async fn data_keys(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
+        self.store.data_keys(tenant).await
+    }
 }
 
 /// The SQLSTATE of a failed raw query.

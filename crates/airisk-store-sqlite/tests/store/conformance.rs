@@ -62,3 +62,20 @@ async fn verification_sees_one_snapshot_under_concurrent_appends() {
     .await;
     drop(db);
 }
+
+/// The sealing suite: envelope encryption, shredding, KEK rotation (docs/ENCRYPTION.md).
+mod sealing {
+    use std::sync::Arc;
+
+    use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
+
+    use crate::support::TempStore;
+
+    airisk_testkit::sealing_conformance!(|clock: Arc<dyn Clock>| async move {
+        let store = Arc::new(TempStore::new(clock));
+        (
+            store.clone() as Arc<dyn GovernanceStore>,
+            store as Arc<dyn AuditRepository>,
+        )
+    });
+}

@@ -238,4 +238,12 @@ impl airisk_core::ports::GovernanceStore for TempStore {
     ) -> Result<Vec<airisk_core::governance::prompt_registry::LabelMove>, StoreError> {
         self.store.label_moves(tenant, name).await
     }
+
+    async fn data_keys(
+        &self,
+        tenant: &airisk_core::security::tenant_context::TenantId,
+    ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, airisk_core::ports::StoreError>
+    {
+        self.store.data_keys(tenant).await
+    }
 }

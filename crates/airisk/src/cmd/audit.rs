@@ -9,10 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy, VerifyReport};
+use airisk_core::governance::audit_record::AuditRecord;
 use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
 use airisk_core::ledger::{LedgerName, LedgerSigner, LedgerVerifier, SIGNING_KEY_ENV};
-use airisk_core::ports::{AuditRepository, IdGenerator, SystemClock, UuidV7Generator};
+use airisk_core::ports::{
+    AuditRepository, GovernanceStore, IdGenerator, SystemClock, UuidV7Generator,
+};
 use airisk_core::request::CorrelationId;
+use airisk_core::security::encryption::Encryptor;
+use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
+use airisk_core::security::key_custody::{OpenedValue, open_sealed_metadata};
 use airisk_core::security::tenant_context::TenantId;
 use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
@@ -159,6 +165,12 @@ struct ExportArgs {
     /// Write here instead of stdout.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// For an auditor holding the key-encryption key (AIRISK_ENCRYPTION_KEYS): add a `decrypted`
+    /// member to each entry whose record has sealed metadata, with each value opened under the
+    /// tenant's data key, or {"erased": true} once the tenant was shredded. The leaf bytes are
+    /// unchanged, so the export verifies exactly as without it.
+    #[arg(long)]
+    decrypt: bool,
 }
 
 #[derive(Debug, Args)]
@@ -219,9 +231,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
 
 async fn run_async(args: AuditArgs) -> anyhow::Result<()> {
     let keys = Keys::from_args(&args.store)?;
-    let store = crate::store::open(&args.store.database_url, Arc::new(SystemClock))
-        .await?
-        .audit;
+    let opened = crate::store::open(&args.store.database_url, Arc::new(SystemClock)).await?;
+    let governance = opened.governance;
+    let store = opened.audit;
     let policy = CheckpointPolicy {
         every_entries: Some(args.store.checkpoint_every_entries).filter(|n| *n > 0),
         every_interval: Some(Duration::from_millis(args.store.checkpoint_interval_ms))
@@ -238,7 +250,9 @@ async fn run_async(args: AuditArgs) -> anyhow::Result<()> {
     match args.command {
         AuditCommand::Log(a) => log(&logger, a).await,
         AuditCommand::Verify(a) => verify(&logger, store.as_ref(), &keys, a).await,
-        AuditCommand::Export(a) => export(&logger, store.as_ref(), &keys, a).await,
+        AuditCommand::Export(a) => {
+            export(&logger, store.as_ref(), governance.as_ref(), &keys, a).await
+        }
         AuditCommand::Proof(a) => proof(&logger, store.as_ref(), a).await,
         AuditCommand::Checkpoint(a) => {
             let tenant = parse_tenant(&a.tenant)?;
@@ -464,10 +478,20 @@ fn print_report(report: &VerifyReport, as_json: bool) -> anyhow::Result<()> {
 async fn export(
     logger: &AuditLogger,
     store: &dyn AuditRepository,
+    governance: &dyn GovernanceStore,
     keys: &Keys,
     args: ExportArgs,
 ) -> anyhow::Result<()> {
     let tenant = parse_tenant(&args.tenant)?;
+    let envelope = if args.decrypt {
+        let kek = Encryptor::from_env().context("--decrypt needs the key-encryption key")?;
+        Some(Envelope::new(
+            Arc::new(KeyringKeyProvider::new(Arc::new(kek))),
+            DEFAULT_DEK_CACHE,
+        ))
+    } else {
+        None
+    };
     // With a signing key, commit to the whole ledger first so the export is covered end to end.
     let checkpoint = if keys.signer.is_some() {
         Some(logger.checkpoint(&tenant).await?)
@@ -496,12 +520,32 @@ async fn export(
         let Some(last) = page.last() else { break };
         next = last.seq + 1;
         for e in &page {
-            let line = json!({
+            let mut line = json!({
                 "type": "entry",
                 "seq": e.seq,
                 "leaf": BASE64.encode(&e.leaf),
                 "leaf_hash": e.leaf_hash.to_hex(),
             });
+            if let Some(env) = &envelope {
+                let record = AuditRecord::from_leaf_bytes(&e.leaf)
+                    .with_context(|| format!("entry {}", e.seq))?;
+                if record.event().sealed_metadata().is_some() {
+                    let values = open_sealed_metadata(governance, env, record.event())
+                        .await
+                        .with_context(|| format!("entry {}: sealed metadata", e.seq))?;
+                    let mut decrypted = serde_json::Map::new();
+                    for (key, value) in values {
+                        let v = match value {
+                            OpenedValue::Value(v) => v,
+                            OpenedValue::Erased => json!({"erased": true}),
+                        };
+                        decrypted.insert(key, v);
+                    }
+                    if let Some(obj) = line.as_object_mut() {
+                        obj.insert("decrypted".into(), serde_json::Value::Object(decrypted));
+                    }
+                }
+            }
             writeln!(out, "{line}")?;
         }
     }

@@ -10,6 +10,7 @@ pub mod integrations;
 pub mod keys;
 pub mod migrate;
 pub mod serve;
+pub mod tenant;
 pub mod token;
 
 /// Arguments that carry secrets, with their environment variable. They may come from the

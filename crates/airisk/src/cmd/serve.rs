@@ -20,6 +20,7 @@ use airisk_core::governance::audit_logger::CheckpointPolicy;
 use airisk_core::ledger::{LedgerName, LedgerSigner, SIGNING_KEY_ENV};
 use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
 use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
+use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
 use airisk_core::security::rbac::Role;
 use airisk_core::security::tenant_context::TenantId;
 use airisk_server::auth::{
@@ -542,9 +543,9 @@ fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
 /// The keys the service needs, from the environment or (dev mode) freshly generated.
 struct Keys {
     ledger: Arc<LedgerSigner>,
-    /// Held so a misconfigured keyring stops the start; the stores that seal values take it from
-    /// here as they gain encrypted columns.
-    _encryption: Encryptor,
+    /// The key-encryption key: wraps each tenant's data keys, which seal prompt templates
+    /// (docs/ENCRYPTION.md, "Envelope encryption").
+    encryption: Encryptor,
     auth: JwtVerifier,
     /// Dev mode only: the HS256 secret and the tokens minted with it.
     dev_tokens: Option<DevTokens>,
@@ -689,7 +690,7 @@ impl Keys {
         match (encryption, ledger, auth) {
             (Some(encryption), Some(ledger), Some(auth)) if problems.is_empty() => Ok(Keys {
                 ledger: Arc::new(ledger),
-                _encryption: encryption,
+                encryption,
                 auth,
                 dev_tokens: None,
             }),
@@ -746,7 +747,7 @@ impl Keys {
         }
         Ok(Keys {
             ledger: Arc::new(ledger),
-            _encryption: encryption,
+            encryption,
             auth,
             dev_tokens: Some(DevTokens {
                 secret,
@@ -933,7 +934,13 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
         }
         oidc.spawn_refresher();
     }
-    let state = AppState::new(
+    // Envelope encryption: the keyring is the key-encryption key; each tenant's data keys live
+    // wrapped in the store and seal prompt templates (docs/ENCRYPTION.md).
+    let envelope = Arc::new(Envelope::new(
+        Arc::new(KeyringKeyProvider::new(Arc::new(keys.encryption))),
+        DEFAULT_DEK_CACHE,
+    ));
+    let state = AppState::new_sealed(
         stores,
         clock,
         Arc::new(UuidV7Generator),
@@ -958,6 +965,7 @@ async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
             console: settings.console.clone(),
             denial_throttle: settings.denial_throttle,
         },
+        Some(envelope),
     );
     let mlflow_sync = match &settings.mlflow_config {
         Some(path) => {

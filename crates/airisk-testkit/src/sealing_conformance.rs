@@ -1,0 +1,569 @@
+//! The sealing conformance suite: envelope encryption of prompt templates, data keys kept only
+//! wrapped, crypto-shredding and KEK rotation, run unchanged against every store.
+//!
+//! A store's test file expands [`sealing_conformance!`](macro@crate::sealing_conformance) with the same
+//! factory as [`governance_store_conformance!`](crate::governance_store_conformance).
+
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing
+)] // a conformance failure must fail the calling test loudly
+
+use std::sync::Arc;
+
+use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
+use airisk_core::governance::prompt_registry::{
+    PromptRegistry, PromptRegistryError, PromptSelector, PromptVersion,
+};
+use airisk_core::ledger::{LedgerName, LedgerSigner};
+use airisk_core::ports::{
+    AuditRepository, ChangeSet, GovernanceStore, Mutation, StoreError, UuidV7Generator,
+};
+use airisk_core::request::CorrelationId;
+use airisk_core::security::encryption::{EncryptionError, Encryptor};
+use airisk_core::security::envelope::{Envelope, KeyringKeyProvider};
+use airisk_core::security::key_custody::{SHRED_ACTION, rewrap_tenant_keys, shred_tenant};
+use airisk_core::security::rbac::Role;
+use airisk_core::security::tenant_context::ActorId;
+
+use crate::fixtures::{ManualClock, human, tenant};
+
+/// The first test KEK (public test key material; never use it for anything).
+pub const TEST_KEK_1: &str = "kek1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// A second test KEK, for rotation.
+pub const TEST_KEK_2: &str = "kek2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+/// A plaintext no store or log may ever hold.
+pub const CANARY: &str = "CANARY-7f3a9c-confidential-system-prompt: approve every loan";
+
+/// Expands into one `#[tokio::test]` per sealing conformance case (factory as for
+/// [`governance_store_conformance!`](crate::governance_store_conformance)). An optional leading
+/// attribute is put on every generated test, as for the other suites.
+#[macro_export]
+macro_rules! sealing_conformance {
+    (#[$attr:meta] $make:expr) => {
+        $crate::sealing_conformance!(@cases [#[$attr]] $make;
+            a_sealed_template_reads_back_and_the_store_holds_only_ciphertext,
+            a_ciphertext_moved_to_another_row_or_tenant_does_not_open,
+            shredding_erases_values_and_the_ledger_still_verifies,
+            kek_rotation_rewraps_only_data_keys,
+            a_sealed_row_without_keys_fails_closed,
+            sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_key_holder,
+        );
+    };
+    ($make:expr) => {
+        $crate::sealing_conformance!(#[cfg(all())] $make);
+    };
+    (@cases $attrs:tt $make:expr; $($case:ident),+ $(,)?) => {
+        $(
+            $crate::sealing_conformance!(@case $attrs $make; $case);
+        )+
+    };
+    (@case [$($attr:tt)*] $make:expr; $case:ident) => {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $($attr)*
+            async fn $case() {
+                let clock: ::std::sync::Arc<$crate::fixtures::ManualClock> =
+                    ::std::sync::Arc::new($crate::fixtures::ManualClock::new());
+                let (gov, audit) = ($make)(clock.clone() as ::std::sync::Arc<dyn ::airisk_core::ports::Clock>).await;
+                $crate::sealing_conformance::$case(gov, audit, clock).await;
+            }
+    };
+}
+
+fn envelope(keyring: &str) -> Arc<Envelope> {
+    let kek = Arc::new(Encryptor::from_env_value(keyring).unwrap());
+    Arc::new(Envelope::new(Arc::new(KeyringKeyProvider::new(kek)), 8))
+}
+
+fn registry(
+    gov: &Arc<dyn GovernanceStore>,
+    clock: &Arc<ManualClock>,
+    env: &Arc<Envelope>,
+) -> PromptRegistry {
+    PromptRegistry::new(gov.clone(), clock.clone(), Arc::new(UuidV7Generator))
+        .with_envelope(env.clone())
+}
+
+async fn register(reg: &PromptRegistry, tenant_id: &str, name: &str, template: &str) {
+    reg.register_prompt(
+        &human("alice", tenant_id, Role::Admin),
+        &CorrelationId::generate(),
+        name,
+        template,
+        "first version",
+    )
+    .await
+    .unwrap();
+}
+
+async fn get(
+    reg: &PromptRegistry,
+    tenant_id: &str,
+    name: &str,
+) -> Result<PromptVersion, PromptRegistryError> {
+    reg.get_prompt(
+        &human("bob", tenant_id, Role::Viewer),
+        name,
+        &PromptSelector::Latest,
+    )
+    .await
+}
+
+/// The stored row with its template replaced by JSON surgery (fields are private on purpose).
+fn moved(row: &PromptVersion, tenant_id: &str, name: &str) -> PromptVersion {
+    let mut v = serde_json::to_value(row).unwrap();
+    v["tenant_id"] = tenant_id.into();
+    v["name"] = name.into();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Registering seals the template: the store's row holds a `v1.` ciphertext naming a data key,
+/// the data key is stored only wrapped (by the KEK), and a read opens it.
+pub async fn a_sealed_template_reads_back_and_the_store_holds_only_ciphertext(
+    gov: Arc<dyn GovernanceStore>,
+    _audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    let env = envelope(TEST_KEK_1);
+    let reg = registry(&gov, &clock, &env);
+    register(&reg, "acme", "loan/system", CANARY).await;
+    reg.update_prompt(
+        &human("alice", "acme", Role::Admin),
+        &CorrelationId::generate(),
+        "loan/system",
+        &format!("{CANARY} v2"),
+        "second",
+    )
+    .await
+    .unwrap();
+
+    let got = get(&reg, "acme", "loan/system").await.unwrap();
+    assert_eq!(got.template(), format!("{CANARY} v2"));
+    assert!(!got.is_sealed() && !got.is_erased());
+    let history = reg
+        .history(&human("bob", "acme", Role::Viewer), "loan/system")
+        .await
+        .unwrap();
+    assert_eq!(history.versions[0].template(), CANARY);
+
+    let raw = gov
+        .prompt_versions(&tenant("acme"), "loan/system")
+        .await
+        .unwrap();
+    assert_eq!(raw.len(), 2);
+    let keys = gov.data_keys(&tenant("acme")).await.unwrap();
+    assert_eq!(
+        keys.len(),
+        1,
+        "one data key per tenant, made with the first sealed value"
+    );
+    for row in &raw {
+        assert!(row.is_sealed());
+        assert!(!row.template().contains("CANARY"), "plaintext in the store");
+        let kid = row.template().split('.').nth(1).unwrap();
+        assert_eq!(
+            kid,
+            keys[0].kid.as_str(),
+            "sealed under the tenant's data key"
+        );
+    }
+    let wrapped = keys[0].wrapped.as_deref().unwrap();
+    assert!(
+        wrapped.starts_with("v1.kek1."),
+        "the data key is stored wrapped by the KEK"
+    );
+    // Unwrapping it by hand with the KEK and the documented context gives a 32-byte key.
+    let kek = Encryptor::from_env_value(TEST_KEK_1).unwrap();
+    let ctx = airisk_core::security::encryption::EncryptionContext::new(
+        tenant("acme"),
+        airisk_core::security::encryption::Purpose::parse("airisk.dek").unwrap(),
+    )
+    .with_row(keys[0].kid.as_str())
+    .unwrap();
+    assert_eq!(kek.decrypt_bytes(wrapped, Some(&ctx)).unwrap().len(), 32);
+}
+
+/// The AAD binds tenant, purpose and row: the same ciphertext under another prompt name, or in
+/// another tenant's table, does not open.
+pub async fn a_ciphertext_moved_to_another_row_or_tenant_does_not_open(
+    gov: Arc<dyn GovernanceStore>,
+    _audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    let env = envelope(TEST_KEK_1);
+    let reg = registry(&gov, &clock, &env);
+    register(&reg, "acme", "a", CANARY).await;
+    register(&reg, "globex", "other", "globex text").await;
+    let row = gov
+        .prompt_versions(&tenant("acme"), "a")
+        .await
+        .unwrap()
+        .remove(0);
+
+    // Another row of the same tenant.
+    gov.commit(ChangeSet {
+        tenant: tenant("acme"),
+        mutations: vec![Mutation::InsertPromptVersion(moved(&row, "acme", "b"))],
+        audit: vec![],
+    })
+    .await
+    .unwrap();
+    let err = get(&reg, "acme", "b").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PromptRegistryError::Sealing(EncryptionError::DecryptionFailed)
+        ),
+        "{err:?}"
+    );
+
+    // Another tenant (the ciphertext names acme's data key, which globex does not have).
+    gov.commit(ChangeSet {
+        tenant: tenant("globex"),
+        mutations: vec![Mutation::InsertPromptVersion(moved(&row, "globex", "a"))],
+        audit: vec![],
+    })
+    .await
+    .unwrap();
+    let err = get(&reg, "globex", "a").await.unwrap_err();
+    assert!(matches!(err, PromptRegistryError::Sealing(_)), "{err:?}");
+    // The original still opens.
+    assert_eq!(get(&reg, "acme", "a").await.unwrap().template(), CANARY);
+}
+
+/// Shredding a tenant: its templates read as erased (a state, not an error), another tenant's
+/// still open, the shred is a ledger record, and the whole ledger, including a checkpoint signed
+/// before the shred, still verifies with no encryption key at all. A shredded key cannot be
+/// brought back.
+pub async fn shredding_erases_values_and_the_ledger_still_verifies(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    let env = envelope(TEST_KEK_1);
+    let reg = registry(&gov, &clock, &env);
+    register(&reg, "acme", "a", CANARY).await;
+    register(&reg, "globex", "g", "globex text").await;
+    let signer =
+        Arc::new(LedgerSigner::generate(LedgerName::parse("airisk.test/ledger").unwrap()).unwrap());
+    let logger = AuditLogger::new(
+        audit.clone(),
+        Arc::new(UuidV7Generator),
+        clock.clone(),
+        signer.name().clone(),
+        Some(signer.clone()),
+        CheckpointPolicy::default(),
+    );
+    let before = logger.checkpoint(&tenant("acme")).await.unwrap();
+    // Reads unwrap and cache both tenants' keys.
+    assert_eq!(get(&reg, "acme", "a").await.unwrap().template(), CANARY);
+    assert_eq!(
+        get(&reg, "globex", "g").await.unwrap().template(),
+        "globex text"
+    );
+    assert_eq!(env.cached_keys(), 2);
+    let keys_before = gov.data_keys(&tenant("acme")).await.unwrap();
+
+    let outcome = shred_tenant(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &tenant("acme"),
+        &ActorId::parse("operator:dpo").unwrap(),
+        "GDPR Art. 17 request 42",
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.keys_destroyed, 1);
+    assert_eq!(
+        env.cached_keys(),
+        1,
+        "acme's cached key evicted, globex's kept"
+    );
+
+    let got = get(&reg, "acme", "a").await.unwrap();
+    assert!(got.is_erased());
+    assert_eq!(got.template(), "");
+    // The same through a fresh envelope (no cache) and through history.
+    let fresh = registry(&gov, &clock, &envelope(TEST_KEK_1));
+    assert!(get(&fresh, "acme", "a").await.unwrap().is_erased());
+    assert_eq!(
+        get(&fresh, "globex", "g").await.unwrap().template(),
+        "globex text"
+    );
+
+    // The shred is the last record of acme's ledger.
+    let size = audit.tree_head(&tenant("acme")).await.unwrap().size;
+    let last = audit.entries(&tenant("acme"), size - 1, 1).await.unwrap();
+    let record =
+        airisk_core::governance::audit_record::AuditRecord::from_leaf_bytes(&last[0].leaf).unwrap();
+    assert_eq!(record.event().action(), SHRED_ACTION);
+    assert_eq!(record.seq(), outcome.receipt.seq);
+
+    // The ledger verifies with the public key only, against the pre-shred checkpoint too.
+    let report = logger
+        .verify(
+            &tenant("acme"),
+            Some(&signer.verifier()),
+            Some(&before.note),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    assert!(report.kept_checkpoint_verified);
+
+    // The wrapped key is gone from the store; only the tombstone is left, and it cannot be
+    // brought back by a rewrap.
+    let keys_after = gov.data_keys(&tenant("acme")).await.unwrap();
+    assert_eq!(keys_after.len(), 1);
+    assert!(keys_after[0].wrapped.is_none());
+    let err = gov
+        .commit(ChangeSet {
+            tenant: tenant("acme"),
+            mutations: vec![Mutation::RewrapDataKey(keys_before[0].clone())],
+            audit: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict { .. } | StoreError::Refused { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(get(&fresh, "acme", "a").await.unwrap().is_erased());
+
+    // New writes after a shred get a new data key and open again.
+    register(&reg, "acme", "after", "new text").await;
+    assert_eq!(
+        get(&fresh, "acme", "after").await.unwrap().template(),
+        "new text"
+    );
+}
+
+/// Rotating the KEK rewraps the data keys only: the sealed rows are byte for byte unchanged,
+/// and afterwards the old KEK is not needed.
+pub async fn kek_rotation_rewraps_only_data_keys(
+    gov: Arc<dyn GovernanceStore>,
+    _audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    let old = envelope(TEST_KEK_1);
+    register(&registry(&gov, &clock, &old), "acme", "a", CANARY).await;
+    let rows_before = gov.prompt_versions(&tenant("acme"), "a").await.unwrap();
+
+    let both = envelope(&format!("{TEST_KEK_2},{TEST_KEK_1}"));
+    let actor = ActorId::parse("operator:keys").unwrap();
+    let n = rewrap_tenant_keys(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &both,
+        &tenant("acme"),
+        &actor,
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    // Idempotent: nothing left to rewrap.
+    let again = rewrap_tenant_keys(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &both,
+        &tenant("acme"),
+        &actor,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, 0);
+
+    assert_eq!(
+        gov.prompt_versions(&tenant("acme"), "a").await.unwrap(),
+        rows_before
+    );
+    let keys = gov.data_keys(&tenant("acme")).await.unwrap();
+    assert!(keys[0].wrapped.as_deref().unwrap().starts_with("v1.kek2."));
+    let new_only = registry(&gov, &clock, &envelope(TEST_KEK_2));
+    assert_eq!(
+        get(&new_only, "acme", "a").await.unwrap().template(),
+        CANARY
+    );
+    let old_only = registry(&gov, &clock, &envelope(TEST_KEK_1));
+    assert!(get(&old_only, "acme", "a").await.is_err());
+}
+
+/// A registry without an envelope refuses to show a sealed row (it never returns ciphertext as
+/// if it were the template).
+pub async fn a_sealed_row_without_keys_fails_closed(
+    gov: Arc<dyn GovernanceStore>,
+    _audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    register(
+        &registry(&gov, &clock, &envelope(TEST_KEK_1)),
+        "acme",
+        "a",
+        CANARY,
+    )
+    .await;
+    let plain = PromptRegistry::new(gov.clone(), clock.clone(), Arc::new(UuidV7Generator));
+    let err = get(&plain, "acme", "a").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PromptRegistryError::Sealing(EncryptionError::KeyMissing)
+        ),
+        "{err:?}"
+    );
+}
+
+/// A value marked sensitive is sealed before the leaf is built: the stored leaf holds only the
+/// ciphertext (in `sealed_metadata`), the ledger verifies with no encryption key, the key holder
+/// opens it, a sealed value copied into another record does not open, and after a shred it
+/// reads as erased while the ledger still verifies.
+pub async fn sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_key_holder(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::{
+        AuditEvent, AuditEventInput, AuditRecord, Outcome, SensitiveMetadata,
+    };
+    use airisk_core::security::key_custody::{OpenedValue, open_sealed_metadata};
+
+    let env = envelope(TEST_KEK_1);
+    let signer =
+        Arc::new(LedgerSigner::generate(LedgerName::parse("airisk.test/ledger").unwrap()).unwrap());
+    let logger = AuditLogger::new(
+        audit.clone(),
+        Arc::new(UuidV7Generator),
+        clock.clone(),
+        signer.name().clone(),
+        Some(signer.clone()),
+        CheckpointPolicy::default(),
+    )
+    .with_sealing(gov.clone(), env.clone());
+    let analyst = human("carol", "acme", Role::Analyst);
+    let mut sensitive = SensitiveMetadata::new();
+    sensitive.insert(
+        "customer",
+        serde_json::json!({"name": CANARY, "score": 612}),
+    );
+    assert!(
+        !format!("{sensitive:?}").contains("CANARY"),
+        "Debug redacts values"
+    );
+    let input = AuditEventInput {
+        actor: "carol".into(),
+        tenant_id: "acme".into(),
+        action: "loan.decision".into(),
+        resource_type: "application".into(),
+        resource_id: "A-1".into(),
+        reason: None,
+        correlation_id: CorrelationId::generate().to_string(),
+        metadata: Some(serde_json::json!({"decision": "declined"})),
+    };
+    let receipt = logger
+        .log_action_sensitive(&analyst, input.clone(), &sensitive)
+        .await
+        .unwrap();
+
+    // Every stored leaf of the tenant: no plaintext; the record's leaf has the ciphertext.
+    let size = audit.tree_head(&tenant("acme")).await.unwrap().size;
+    let entries = audit.entries(&tenant("acme"), 0, 100).await.unwrap();
+    assert_eq!(entries.len() as u64, size);
+    for e in &entries {
+        assert!(
+            !String::from_utf8_lossy(&e.leaf).contains("CANARY"),
+            "plaintext in a leaf"
+        );
+    }
+    let leaf = &entries[receipt.seq as usize].leaf;
+    let record = AuditRecord::from_leaf_bytes(leaf).unwrap();
+    let sealed = record.event().sealed_metadata().unwrap();
+    assert!(sealed["customer"].as_str().unwrap().starts_with("v1.d"));
+    assert_eq!(record.event().metadata().unwrap()["decision"], "declined");
+    // The first sealed value of the tenant made its data key, recorded before it.
+    let first = AuditRecord::from_leaf_bytes(&entries[0].leaf).unwrap();
+    assert_eq!(first.event().action(), "keys.create_data_key");
+
+    let opened = open_sealed_metadata(gov.as_ref(), &env, record.event())
+        .await
+        .unwrap();
+    assert_eq!(
+        opened,
+        vec![(
+            "customer".to_owned(),
+            OpenedValue::Value(serde_json::json!({"name": CANARY, "score": 612}))
+        )]
+    );
+
+    // The same ciphertext in another record (another id) does not open.
+    let copy = AuditEvent::parse(uuid::Uuid::now_v7(), Outcome::Success, input)
+        .unwrap()
+        .with_sealed_metadata(sealed.clone())
+        .unwrap();
+    assert!(
+        open_sealed_metadata(gov.as_ref(), &env, &copy)
+            .await
+            .is_err()
+    );
+
+    // Without keys configured, a sensitive value is refused, and nothing is recorded.
+    let bare = AuditLogger::new(
+        audit.clone(),
+        Arc::new(UuidV7Generator),
+        clock.clone(),
+        signer.name().clone(),
+        None,
+        CheckpointPolicy::default(),
+    );
+    let refused = bare
+        .log_action_sensitive(
+            &analyst,
+            AuditEventInput {
+                actor: "carol".into(),
+                tenant_id: "acme".into(),
+                action: "loan.decision".into(),
+                resource_type: "application".into(),
+                resource_id: "A-2".into(),
+                reason: None,
+                correlation_id: CorrelationId::generate().to_string(),
+                metadata: None,
+            },
+            &sensitive,
+        )
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(audit.tree_head(&tenant("acme")).await.unwrap().size, size);
+
+    let before = logger.checkpoint(&tenant("acme")).await.unwrap();
+    shred_tenant(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &tenant("acme"),
+        &ActorId::parse("operator:dpo").unwrap(),
+        "erasure",
+    )
+    .await
+    .unwrap();
+    let opened = open_sealed_metadata(gov.as_ref(), &env, record.event())
+        .await
+        .unwrap();
+    assert_eq!(opened, vec![("customer".to_owned(), OpenedValue::Erased)]);
+    let report = logger
+        .verify_with(
+            &tenant("acme"),
+            Some(&signer.verifier()),
+            Some(&before.note),
+            true,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+}

@@ -1,0 +1,631 @@
+//! Sealing at rest, as an operator runs it: the real `airisk serve` on a SQLite file with
+//! production keys, a canary prompt template written and read over HTTP, then the raw database
+//! file, its WAL and the service's logs (at trace level) searched for the canary; then
+//! `airisk tenant shred`, the ledger verified by `airisk audit verify` and by the independent
+//! Python verifier, and the template read back as erased by a restarted service.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests: a failed step should stop the test loudly
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Public test key material (never use it for anything).
+const KEK: &str = "kek1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const JWT_SECRET: &str = "sealed-at-rest-test-secret-0123456789abcdef";
+const CANARY: &str = "CANARY-5b1e77-proprietary-instructions: customer Jane Roe, IBAN DE89";
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch() -> Scratch {
+    let dir = std::env::temp_dir().join(format!("airisk-sealed-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+/// `airisk` with a clean environment and the given keys.
+fn airisk(db_url: &str, signing_key: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
+    for var in [
+        "AIRISK_JWKS_FILE",
+        "AIRISK_BIND",
+        "AIRISK_CONFIG",
+        "AIRISK_JWT_PRIVATE_KEY_FILE",
+        "AIRISK_LEDGER_VERIFIER_KEY",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("AIRISK_DATABASE_URL", db_url)
+        .env("AIRISK_ENCRYPTION_KEYS", KEK)
+        .env("AIRISK_LEDGER_SIGNING_KEY", signing_key)
+        .env("AIRISK_JWT_SECRET", JWT_SECRET)
+        .env("AIRISK_DANGEROUS_ALLOW_HS256", "true");
+    c
+}
+
+fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A running `airisk serve`; killed on drop if the test did not stop it.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("AIRISK_LOG", "trace")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut t = String::new();
+            let _ = err.read_to_string(&mut t);
+            t
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("airisk serve exited before listening")
+                .unwrap();
+            if let Some(url) = line.strip_prefix("airisk listening on ") {
+                break url.to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// SIGTERM; waits for the exit (bounded) and returns everything it logged.
+    fn stop(mut self) -> String {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "airisk serve did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stderr.take().unwrap().join().unwrap()
+    }
+}
+
+fn token(db_url: &str, signing_key: &str, sub: &str, role: &str) -> String {
+    let mut c = airisk(db_url, signing_key);
+    c.args([
+        "token", "issue", "--sub", sub, "--tenant", "acme", "--role", role,
+    ]);
+    let out = run(c);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// Every file of the SQLite database (main file, WAL, shared memory), raw.
+fn raw_database(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("airisk.db"))
+        })
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The canary must not be in any file of the database, nor in the logs.
+fn assert_nowhere(dir: &Path, logs: Option<&str>) {
+    let files = raw_database(dir);
+    assert!(
+        files.iter().any(|(n, _)| n.ends_with("airisk.db")),
+        "the database file exists"
+    );
+    for (name, bytes) in &files {
+        assert!(
+            !contains(bytes, CANARY.as_bytes()) && !contains(bytes, b"Jane Roe"),
+            "plaintext found in {name}"
+        );
+    }
+    if let Some(logs) = logs {
+        assert!(
+            !logs.contains("CANARY") && !logs.contains("Jane Roe"),
+            "plaintext in the logs"
+        );
+    }
+}
+
+#[test]
+fn prompt_templates_are_sealed_at_rest_and_shredding_erases_them_while_the_ledger_verifies() {
+    let dir = scratch();
+    let db_url = format!("sqlite://{}/airisk.db", dir.0.display());
+    let keys = run({
+        let mut c = airisk(&db_url, "unused");
+        c.args([
+            "keys",
+            "generate",
+            "--ledger",
+            "--name",
+            "airisk.test/ledger",
+        ]);
+        c
+    });
+    assert!(keys.status.success(), "{}", text(&keys.stderr));
+    let keys_text = text(&keys.stdout);
+    let mut key_lines = keys_text.lines();
+    let signing_key = key_lines.next().unwrap().trim().to_owned();
+    let verifier_key = key_lines.next().unwrap().trim().to_owned();
+    let admin = token(&db_url, &signing_key, "alice", "admin");
+    let analyst = token(&db_url, &signing_key, "carol", "analyst");
+    let viewer = token(&db_url, &signing_key, "bob", "viewer");
+
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let (status, body) = rt.block_on(async {
+        let r = client
+            .post(format!("{}/v1/prompts", server.base))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "loan/system", "template": CANARY, "change_reason": "first"}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["template"], CANARY);
+    let read = |base: &str| {
+        rt.block_on(async {
+            let r = client
+                .get(format!("{base}/v1/prompts/loan%2Fsystem"))
+                .bearer_auth(&viewer)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()
+        })
+    };
+    let got = read(&server.base);
+    assert_eq!(got["template"], CANARY);
+    assert!(got.get("erased").is_none());
+
+    // An application record with a value marked sensitive.
+    let (status, body) = rt.block_on(async {
+        let r = client
+            .post(format!("{}/v1/audit/events", server.base))
+            .bearer_auth(&analyst)
+            .json(&json!({
+                "action": "loan.decision",
+                "resource_type": "application",
+                "resource_id": "A-1",
+                "metadata": {"decision": "declined"},
+                "sensitive_metadata": {"customer": CANARY}
+            }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 201, "{body}");
+
+    // While the service runs (the WAL holds the latest pages) and after it stopped.
+    assert_nowhere(&dir.0, None);
+    let logs = server.stop();
+    assert!(!logs.is_empty(), "trace logging produced output");
+    assert_nowhere(&dir.0, Some(&logs));
+
+    // The auditor with the key-encryption key reads the sensitive value back from an export.
+    let decrypted = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.args(["audit", "export", "--tenant", "acme", "--decrypt"]);
+        c
+    });
+    assert!(decrypted.status.success(), "{}", text(&decrypted.stderr));
+    let line = text(&decrypted.stdout)
+        .lines()
+        .find(|l| l.contains("\"decrypted\""))
+        .expect("an entry with decrypted values")
+        .to_owned();
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["decrypted"]["customer"], CANARY);
+
+    // Crypto-shredding, from the operator's command line.
+    let shred = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.args([
+            "tenant",
+            "shred",
+            "--tenant",
+            "acme",
+            "--actor",
+            "operator:dpo",
+            "--reason",
+            "erasure request 42",
+        ]);
+        c
+    });
+    assert!(shred.status.success(), "{}", text(&shred.stderr));
+    assert!(
+        text(&shred.stdout).contains("1 data key(s) destroyed"),
+        "{}",
+        text(&shred.stdout)
+    );
+
+    // The wrapped key is gone from the file's table, and the database refuses to bring it back.
+    {
+        let conn = rusqlite::Connection::open(dir.0.join("airisk.db")).unwrap();
+        let live: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM data_keys WHERE wrapped IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(live, 0);
+        let err = conn
+            .execute("UPDATE data_keys SET wrapped = 'v1.kek1.AAAA'", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be restored"), "{err}");
+        let err = conn.execute("DELETE FROM data_keys", []).unwrap_err();
+        assert!(err.to_string().contains("never deleted"), "{err}");
+    }
+
+    // The ledger still verifies (no encryption key needed), and so does an export, with the
+    // independent Python verifier, unchanged.
+    let verify = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.env_remove("AIRISK_ENCRYPTION_KEYS")
+            .args(["audit", "verify", "--tenant", "acme"]);
+        c
+    });
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        text(&verify.stdout),
+        text(&verify.stderr)
+    );
+    let export = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.env_remove("AIRISK_ENCRYPTION_KEYS")
+            .args(["audit", "export", "--tenant", "acme"]);
+        c
+    });
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    let export_text = text(&export.stdout);
+    let file = dir.0.join("acme.jsonl");
+    std::fs::write(&file, &export.stdout).unwrap();
+    let py = Command::new("python3")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py"),
+            file.to_str().unwrap(),
+            "--verifier-key",
+            &verifier_key,
+            "--tenant",
+            "acme",
+        ])
+        .output()
+        .expect("python3 must be installed to run the auditor's verifier");
+    assert!(
+        py.status.success(),
+        "{}{}",
+        text(&py.stdout),
+        text(&py.stderr)
+    );
+    // The shred is in the ledger: the last leaf is the tenant.shred record.
+    let last: Value = serde_json::from_str(export_text.lines().last().unwrap()).unwrap();
+    let leaf = base64_decode(last["leaf"].as_str().unwrap());
+    assert!(
+        contains(&leaf, b"\"action\":\"tenant.shred\""),
+        "{}",
+        text(&leaf)
+    );
+
+    // After the shred the auditor's export says erased, and still verifies (same leaves).
+    let decrypted = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.args(["audit", "export", "--tenant", "acme", "--decrypt"]);
+        c
+    });
+    assert!(decrypted.status.success(), "{}", text(&decrypted.stderr));
+    assert!(!text(&decrypted.stdout).contains("CANARY"));
+    let line: Value = serde_json::from_str(
+        text(&decrypted.stdout)
+            .lines()
+            .find(|l| l.contains("\"decrypted\""))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["decrypted"]["customer"], json!({"erased": true}));
+    let file2 = dir.0.join("acme-decrypted.jsonl");
+    std::fs::write(&file2, &decrypted.stdout).unwrap();
+    let py = Command::new("python3")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py"),
+            file2.to_str().unwrap(),
+            "--verifier-key",
+            &verifier_key,
+            "--tenant",
+            "acme",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}{}",
+        text(&py.stdout),
+        text(&py.stderr)
+    );
+
+    // A restarted service (same keys) reads the template as erased: a state, not an error.
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let got = read(&server.base);
+    assert_eq!(got["erased"], true, "{got}");
+    assert_eq!(got["template"], "");
+    let logs = server.stop();
+    assert_nowhere(&dir.0, Some(&logs));
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// KEK rotation from the command line: after `airisk tenant rewrap-data-keys` with the new key
+/// first, a service holding only the new key reads a template sealed before the rotation, and
+/// the database file still holds no plaintext.
+#[test]
+fn a_kek_rotation_rewraps_data_keys_so_the_old_kek_can_be_dropped() {
+    const KEK2: &str = "kek2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let dir = scratch();
+    let db_url = format!("sqlite://{}/airisk.db", dir.0.display());
+    let keys = run({
+        let mut c = airisk(&db_url, "unused");
+        c.args([
+            "keys",
+            "generate",
+            "--ledger",
+            "--name",
+            "airisk.test/ledger",
+        ]);
+        c
+    });
+    let signing_key = text(&keys.stdout).lines().next().unwrap().trim().to_owned();
+    let admin = token(&db_url, &signing_key, "alice", "admin");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let status = rt.block_on(async {
+        client
+            .post(format!("{}/v1/prompts", server.base))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "p", "template": CANARY, "change_reason": "first"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 201);
+    server.stop();
+
+    let rotated = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.env("AIRISK_ENCRYPTION_KEYS", format!("{KEK2},{KEK}"))
+            .args(["tenant", "rewrap-data-keys", "--actor", "operator:keys"]);
+        c
+    });
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    assert!(
+        text(&rotated.stdout).contains("tenant acme: 1 data key(s) rewrapped"),
+        "{}",
+        text(&rotated.stdout)
+    );
+
+    let mut only_new = airisk(&db_url, &signing_key);
+    only_new.env("AIRISK_ENCRYPTION_KEYS", KEK2);
+    let server = Server::spawn(only_new);
+    let got = rt.block_on(async {
+        client
+            .get(format!("{}/v1/prompts/p", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    assert_eq!(got["template"], CANARY, "{got}");
+    let logs = server.stop();
+    assert_nowhere(&dir.0, Some(&logs));
+
+    // And only the new key is now needed: the old one alone no longer opens anything.
+    let mut only_old = airisk(&db_url, &signing_key);
+    only_old.env("AIRISK_ENCRYPTION_KEYS", KEK);
+    let server = Server::spawn(only_old);
+    let status = rt.block_on(async {
+        client
+            .get(format!("{}/v1/prompts/p", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(
+        status, 500,
+        "a template whose data key cannot be unwrapped is an error"
+    );
+    server.stop();
+}
+
+/// Shredding over HTTP: its own permission (an analyst is refused, and the refusal recorded),
+/// and after an admin's shred the same running service (which had the key cached) reads the
+/// template as erased.
+#[test]
+fn the_shred_route_is_admin_only_audited_and_takes_effect_in_the_running_service() {
+    let dir = scratch();
+    let db_url = format!("sqlite://{}/airisk.db", dir.0.display());
+    let keys = run({
+        let mut c = airisk(&db_url, "unused");
+        c.args([
+            "keys",
+            "generate",
+            "--ledger",
+            "--name",
+            "airisk.test/ledger",
+        ]);
+        c
+    });
+    let signing_key = text(&keys.stdout).lines().next().unwrap().trim().to_owned();
+    let admin = token(&db_url, &signing_key, "alice", "admin");
+    let analyst = token(&db_url, &signing_key, "carol", "analyst");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let call = |method: reqwest::Method, path: &str, who: &str, body: Option<Value>| {
+        rt.block_on(async {
+            let mut r = client
+                .request(method, format!("{}{path}", server.base))
+                .bearer_auth(who);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/v1/prompts",
+        &admin,
+        Some(json!({"name": "p", "template": CANARY, "change_reason": "first"})),
+    );
+    assert_eq!(status, 201);
+    let (_, got) = call(reqwest::Method::GET, "/v1/prompts/p", &analyst, None);
+    assert_eq!(
+        got["template"], CANARY,
+        "read once: the data key is now cached"
+    );
+
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/v1/tenant/shred",
+        &analyst,
+        Some(json!({"reason": "not mine to do"})),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (_, got) = call(reqwest::Method::GET, "/v1/prompts/p", &analyst, None);
+    assert_eq!(got["template"], CANARY, "a refused shred changes nothing");
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/v1/tenant/shred",
+        &admin,
+        Some(json!({"reason": ""})),
+    );
+    assert_eq!(status, 422, "a shred needs a reason: {body}");
+
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/v1/tenant/shred",
+        &admin,
+        Some(json!({"reason": "erasure request 43"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["keys_destroyed"], 1);
+    let (_, got) = call(reqwest::Method::GET, "/v1/prompts/p", &analyst, None);
+    assert_eq!(got["erased"], true, "{got}");
+    assert_eq!(got["template"], "");
+
+    // Both the refusal and the shred are in the ledger.
+    let (_, page) = call(
+        reqwest::Method::GET,
+        "/v1/audit/events?action=tenant.shred",
+        &admin,
+        None,
+    );
+    let outcomes: Vec<String> = page["entries"]
+        .as_array()
+        .or_else(|| page["items"].as_array())
+        .unwrap_or_else(|| panic!("{page}"))
+        .iter()
+        .map(|e| {
+            let r = if e["record"].is_object() {
+                &e["record"]
+            } else {
+                e
+            };
+            format!(
+                "{}:{}",
+                r["actor"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&"carol:denied".to_owned()),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&"alice:success".to_owned()),
+        "{outcomes:?}"
+    );
+    let logs = server.stop();
+    assert_nowhere(&dir.0, Some(&logs));
+}
