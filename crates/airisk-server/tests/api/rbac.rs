@@ -20,7 +20,7 @@ const ROLES: [&str; 4] = ["admin", "analyst", "approver", "viewer"];
 /// Every action the API exposes, and whether [admin, analyst, approver, viewer] may perform it,
 /// written out by hand from the seed's matrix (columns create / approve / view / register_model)
 /// and the action-to-column mapping documented on `Action::required_permission`.
-const SEED_HTTP_MATRIX: [(&str, [bool; 4]); 19] = [
+const SEED_HTTP_MATRIX: [(&str, [bool; 4]); 20] = [
     ("model.register", [true, false, false, false]),
     ("model.approve", [true, false, true, false]),
     ("model.reject", [true, false, true, false]),
@@ -40,6 +40,8 @@ const SEED_HTTP_MATRIX: [(&str, [bool; 4]); 19] = [
     ("audit.export", [true, true, true, true]),
     ("audit.verify", [true, true, true, true]),
     ("audit.checkpoint", [true, true, false, false]),
+    // Not in the seed: crypto-shredding is irreversible, so admin only, on its own permission.
+    ("tenant.shred", [true, false, false, false]),
 ];
 
 /// The table's answer for `role` x `action`.
