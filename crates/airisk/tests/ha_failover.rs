@@ -32,7 +32,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 mod support;
-use support::{Server, airisk, run_ok};
+use support::{ProdKeys, Server, airisk, fresh_dir, psql, run_ok};
 
 const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const TENANTS: [&str; 3] = ["ha-alpha", "ha-beta", "ha-gamma"];
@@ -313,21 +313,6 @@ async fn readiness_poller(ctx: Arc<Ctx>, samples: Arc<Mutex<Vec<(Instant, usize,
     }
 }
 
-fn psql(url: &str, sql: &str) -> String {
-    run_ok(Command::new("psql").args([
-        "-X",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-A",
-        "-t",
-        "-q",
-        "-d",
-        url,
-        "-c",
-        sql,
-    ]))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs the HA cluster: scripts/ha-cluster.sh start, AIRISK_HA_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
 async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_recover() {
@@ -355,31 +340,14 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
     let svc_url = format!("postgres://airisk_ha_svc@{host_part}/{db}");
 
     // Production keys: EdDSA tokens from a JWKS, encryption and ledger keys from the environment.
-    let dir = std::env::temp_dir().join(format!("airisk-ha-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("jwt.pem");
-    let jwks = run_ok(airisk().args(["token", "keygen", "--private-key", key.to_str().unwrap()]));
-    let jwks_file = dir.join("jwks.json");
-    std::fs::write(&jwks_file, &jwks).unwrap();
-    let encryption = run_ok(airisk().args(["keys", "generate"]));
-    let ledger = run_ok(airisk().args(["keys", "generate", "--ledger"]));
-    let mut ledger_lines = ledger.lines();
-    let signing_key = ledger_lines.next().unwrap().trim().to_owned();
-    let config = dir.join("airisk.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{svc_url}\"\njwks_file = {:?}\nrequest_timeout_ms = 5000\n",
-            jwks_file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let dir = fresh_dir("airisk-ha");
+    let keys = ProdKeys::generate(&dir);
+    let key = &keys.jwt_private_key;
+    let signing_key = keys.signing_key();
+    let config = keys.write_config(&dir, &svc_url, "request_timeout_ms = 5000\n");
     let start = || {
-        let mut cmd = airisk();
-        cmd.args(["serve", "--config", config.to_str().unwrap()])
-            .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
-            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key)
-            .env("AIRISK_LOG", "warn");
+        let mut cmd = keys.serve(&config);
+        cmd.env("AIRISK_LOG", "warn");
         Server::spawn(cmd)
     };
     let servers = [start(), start()];
@@ -399,7 +367,7 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
                         "--role",
                         role,
                     ])
-                    .env("AIRISK_JWT_PRIVATE_KEY_FILE", &key),
+                    .env("AIRISK_JWT_PRIVATE_KEY_FILE", key),
             );
             tokens.insert((tenant.to_owned(), role), token.trim().to_owned());
         }

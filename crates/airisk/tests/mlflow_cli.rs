@@ -88,8 +88,7 @@ fn connect_creates_the_webhook_in_mlflow_and_disconnect_removes_it() {
         eprintln!("note: no MLflow virtualenv (scripts/setup-mlflow.sh); this test did not run");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("airisk-mlflow-cli-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::fresh_dir("airisk-mlflow-cli");
     let port = support::free_port();
     let child = Command::new(venv.join("bin/mlflow"))
         .args([

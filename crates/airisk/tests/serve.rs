@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 mod support;
-use support::{Server, airisk, get, post};
+use support::{ProdKeys, Server, airisk, fresh_dir, get, post};
 
 const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -150,46 +150,22 @@ fn secrets_are_refused_on_the_command_line() {
     }
 }
 
-fn generate(args: &[&str]) -> String {
-    let out = airisk().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn a_production_like_start_on_sqlite_verifies_eddsa_tokens_refuses_hs256_and_survives_a_restart()
  {
-    let dir = std::env::temp_dir().join(format!("airisk-serve-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("jwt.pem");
-    let jwks = generate(&["token", "keygen", "--private-key", key.to_str().unwrap()]);
-    let jwks_file = dir.join("jwks.json");
-    std::fs::write(&jwks_file, &jwks).unwrap();
-    let encryption = generate(&["keys", "generate"]);
-    let ledger = generate(&["keys", "generate", "--ledger"]);
-    let signing_key = ledger.lines().next().unwrap();
-    let config = dir.join("airisk.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"sqlite://{}/airisk.db\"\njwks_file = {:?}\nrequest_timeout_ms = 5000\n",
-            dir.display(),
-            jwks_file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let dir = fresh_dir("airisk-serve");
+    let keys = ProdKeys::generate(&dir);
+    let key = &keys.jwt_private_key;
+    let config = keys.write_config(
+        &dir,
+        &format!("sqlite://{}/airisk.db", dir.display()),
+        "request_timeout_ms = 5000\n",
+    );
 
     let start = || {
-        let mut cmd = airisk();
-        cmd.args(["serve", "--config", config.to_str().unwrap()])
-            .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
-            .env("AIRISK_LEDGER_SIGNING_KEY", signing_key)
-            // Set, but not allowed outside dev mode: HS256 tokens must be refused.
-            .env("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let mut cmd = keys.serve(&config);
+        // Set, but not allowed outside dev mode: HS256 tokens must be refused.
+        cmd.env("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef");
         Server::spawn(cmd)
     };
     let server = start();

@@ -113,8 +113,7 @@ async fn a_provider_down_at_start_up_is_a_reason_not_a_crash_and_its_arrival_nee
 
 #[test]
 fn bad_oidc_settings_stop_the_start_with_the_reason() {
-    let dir = std::env::temp_dir().join(format!("airisk-oidc-config-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::fresh_dir("airisk-oidc-config");
     let cases: [(&str, &str); 5] = [
         (
             "oidc_issuer = \"http://idp.bank.example/realm\"",

@@ -14,13 +14,12 @@
 )] // tests: a failed step should stop the test loudly
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 mod support;
-use support::{Server, airisk, post, run_ok};
+use support::{ProdKeys, Server, airisk, fresh_dir, post, psql, run_ok};
 
 const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -31,20 +30,6 @@ async fn two_instances_on_one_database_decide_each_request_once_and_keep_one_gap
         .expect("AIRISK_TEST_DATABASE_URL is not set: this PostgreSQL test cannot run");
     let db = format!("airisk_two_{}", uuid::Uuid::now_v7().simple());
     let (server_part, _) = admin_url.rsplit_once('/').unwrap();
-    let psql = |url: &str, sql: &str| {
-        run_ok(Command::new("psql").args([
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-A",
-            "-t",
-            "-q",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ]))
-    };
     psql(&admin_url, &format!("CREATE DATABASE {db}"));
     let owner_url = format!("{server_part}/{db}");
     run_ok(airisk().args(["migrate", "--database-url", &owner_url]));
@@ -56,31 +41,15 @@ async fn two_instances_on_one_database_decide_each_request_once_and_keep_one_gap
     let host_part = server_part.split_once('@').unwrap().1;
     let svc_url = format!("postgres://airisk_two_svc@{host_part}/{db}");
 
-    let dir = std::env::temp_dir().join(format!("airisk-two-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("jwt.pem");
-    let jwks = run_ok(airisk().args(["token", "keygen", "--private-key", key.to_str().unwrap()]));
-    let jwks_file = dir.join("jwks.json");
-    std::fs::write(&jwks_file, &jwks).unwrap();
-    let encryption = run_ok(airisk().args(["keys", "generate"]));
-    let ledger = run_ok(airisk().args(["keys", "generate", "--ledger"]));
-    let signing_key = ledger.lines().next().unwrap().trim().to_owned();
-    let config = dir.join("airisk.toml");
+    let dir = fresh_dir("airisk-two");
+    let keys = ProdKeys::generate(&dir);
+    let key = &keys.jwt_private_key;
+    let signing_key = keys.signing_key();
     // Both instances sign checkpoints often, so they race to sign the same sizes.
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{svc_url}\"\njwks_file = {:?}\ncheckpoint_every_entries = 8\n",
-            jwks_file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let config = keys.write_config(&dir, &svc_url, "checkpoint_every_entries = 8\n");
     let start = || {
-        let mut cmd = airisk();
-        cmd.args(["serve", "--config", config.to_str().unwrap()])
-            .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
-            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key)
-            .env("AIRISK_LOG", "warn");
+        let mut cmd = keys.serve(&config);
+        cmd.env("AIRISK_LOG", "warn");
         Server::spawn(cmd)
     };
     let servers = [start(), start()];
@@ -91,7 +60,7 @@ async fn two_instances_on_one_database_decide_each_request_once_and_keep_one_gap
                 .args([
                     "token", "issue", "--sub", sub, "--tenant", "bank", "--role", role,
                 ])
-                .env("AIRISK_JWT_PRIVATE_KEY_FILE", &key),
+                .env("AIRISK_JWT_PRIVATE_KEY_FILE", key),
         )
         .trim()
         .to_owned()

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -221,4 +222,93 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `psql` on `url` running `sql`, stopping at the first error; its unaligned, tuples-only output.
+pub fn psql(url: &str, sql: &str) -> String {
+    run_ok(Command::new("psql").args([
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-A",
+        "-t",
+        "-q",
+        "-d",
+        url,
+        "-c",
+        sql,
+    ]))
+}
+
+/// Production keys made by the binary's own generators, the token key and JWKS written in a
+/// directory.
+pub struct ProdKeys {
+    /// The EdDSA private key file `airisk token issue` signs with (`dir/jwt.pem`).
+    pub jwt_private_key: PathBuf,
+    /// Its public JWKS, the file `airisk serve` verifies tokens with (`dir/jwks.json`).
+    pub jwks_file: PathBuf,
+    /// The output of `airisk keys generate` (an encryption keyring entry).
+    pub encryption: String,
+    /// The output of `airisk keys generate --ledger`: the signing key, then the verifier key.
+    pub ledger: String,
+}
+
+impl ProdKeys {
+    /// Generates the keys in `dir` (which must exist).
+    pub fn generate(dir: &Path) -> ProdKeys {
+        let jwt_private_key = dir.join("jwt.pem");
+        let jwks = run_ok(airisk().args([
+            "token",
+            "keygen",
+            "--private-key",
+            jwt_private_key.to_str().unwrap(),
+        ]));
+        let jwks_file = dir.join("jwks.json");
+        std::fs::write(&jwks_file, &jwks).unwrap();
+        let encryption = run_ok(airisk().args(["keys", "generate"]));
+        let ledger = run_ok(airisk().args(["keys", "generate", "--ledger"]));
+        ProdKeys {
+            jwt_private_key,
+            jwks_file,
+            encryption,
+            ledger,
+        }
+    }
+
+    /// The ledger signing key (the first line of [`ProdKeys::ledger`]).
+    pub fn signing_key(&self) -> String {
+        self.ledger.lines().next().unwrap().trim().to_owned()
+    }
+
+    /// Writes `dir/airisk.toml` naming `database_url` and this JWKS, then the `extra` lines;
+    /// returns its path.
+    pub fn write_config(&self, dir: &Path, database_url: &str, extra: &str) -> PathBuf {
+        let config = dir.join("airisk.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "database_url = \"{database_url}\"\njwks_file = {:?}\n{extra}",
+                self.jwks_file.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        config
+    }
+
+    /// `airisk serve --config <config>` with the encryption keyring and the ledger signing key in
+    /// its environment, as in production.
+    pub fn serve(&self, config: &Path) -> Command {
+        let mut cmd = airisk();
+        cmd.args(["serve", "--config", config.to_str().unwrap()])
+            .env("AIRISK_ENCRYPTION_KEYS", self.encryption.trim())
+            .env("AIRISK_LEDGER_SIGNING_KEY", self.signing_key());
+        cmd
+    }
+}
+
+/// A new, empty directory `<temp>/<prefix>-<uuid v7>`; the test removes it when it is done.
+pub fn fresh_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
