@@ -17,6 +17,9 @@ use airisk_core::ledger::{self, Hash, LedgerVerifier, verify_checkpoint};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+mod support;
+use support::feed;
+
 /// A scratch folder, removed when dropped.
 struct Scratch(PathBuf);
 
@@ -122,24 +125,9 @@ impl Ledger {
     }
 }
 
-fn feed(mut command: Command, stdin: &[u8]) -> Output {
-    let mut child = command.spawn().unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    let input = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
 fn run(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args(args);
     for (k, v) in env {
         c.env(k, v);
     }

@@ -7,12 +7,13 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use airisk_core::security::rbac::Role;
 use airisk_server::auth::{Claims, TokenSigner};
 use zeroize::Zeroizing;
+
+mod support;
 
 const SECRET: &str = "auth-check-test-secret-0123456789abcdef";
 
@@ -23,18 +24,8 @@ fn check(stdin: &str, env: &[(&str, &str)], extra: &[&str]) -> Output {
         .env_clear()
         .env("AIRISK_JWT_SECRET", SECRET)
         .env("AIRISK_DANGEROUS_ALLOW_HS256", "true")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .envs(env.iter().copied());
+    support::feed(cmd, stdin.as_bytes())
 }
 
 fn token(claims: &Claims) -> String {

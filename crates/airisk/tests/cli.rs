@@ -6,10 +6,11 @@
     clippy::indexing_slicing
 )] // tests: a broken expectation must panic
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use airisk_core::security::encryption::Keyring;
+
+mod support;
 
 const KEYS_VAR: &str = "AIRISK_ENCRYPTION_KEYS";
 /// Public test keys (bytes 0..32 and 32..64). Never use them for anything else.
@@ -31,26 +32,11 @@ fn new_keyring() -> String {
 /// Runs `airisk args…` with `keys` as the keyring variable (unset for `None`) and `stdin` as input.
 fn airisk(args: &[&str], keys: Option<&str>, stdin: &[u8]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_airisk"));
-    command
-        .args(args)
-        .env_remove(KEYS_VAR)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.args(args).env_remove(KEYS_VAR);
     if let Some(keys) = keys {
         command.env(KEYS_VAR, keys);
     }
-    let mut child = command.spawn().unwrap();
-    // Feed stdin from another thread: a large input would otherwise deadlock against stdout.
-    let mut child_stdin = child.stdin.take().unwrap();
-    let input = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        // The child may stop reading early (first bad line): a broken pipe is fine.
-        let _ = child_stdin.write_all(&input);
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    output
+    support::feed(command, stdin)
 }
 
 fn stdout(output: &Output) -> String {

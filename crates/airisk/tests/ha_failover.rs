@@ -22,9 +22,8 @@
 )] // tests: a failed step should stop the test loudly
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,41 +31,14 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+mod support;
+use support::{ProdKeys, Server, airisk, fresh_dir, psql, run_ok};
+
 const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const TENANTS: [&str; 3] = ["ha-alpha", "ha-beta", "ha-gamma"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn airisk() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
-    for var in [
-        "AIRISK_ENCRYPTION_KEYS",
-        "AIRISK_LEDGER_SIGNING_KEY",
-        "AIRISK_LEDGER_VERIFIER_KEY",
-        "AIRISK_JWT_SECRET",
-        "AIRISK_JWKS_FILE",
-        "AIRISK_DATABASE_URL",
-        "AIRISK_BIND",
-        "AIRISK_CONFIG",
-        "AIRISK_JWT_PRIVATE_KEY_FILE",
-        "AIRISK_DANGEROUS_ALLOW_HS256",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn ha(args: &[&str]) -> Result<String, String> {
@@ -92,82 +64,6 @@ async fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> O
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A running `airisk serve`, killed on drop if the test did not stop it.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .args(["--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            text
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("airisk serve exited before listening")
-                .unwrap();
-            if let Some(url) = line
-                .strip_prefix("# airisk listening on ")
-                .or_else(|| line.strip_prefix("airisk listening on "))
-            {
-                break url.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            base,
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// SIGTERM, then the exit status and stderr.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let exit = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "airisk serve did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
-        (exit, stderr.join().unwrap())
     }
 }
 
@@ -417,21 +313,6 @@ async fn readiness_poller(ctx: Arc<Ctx>, samples: Arc<Mutex<Vec<(Instant, usize,
     }
 }
 
-fn psql(url: &str, sql: &str) -> String {
-    run(Command::new("psql").args([
-        "-X",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-A",
-        "-t",
-        "-q",
-        "-d",
-        url,
-        "-c",
-        sql,
-    ]))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs the HA cluster: scripts/ha-cluster.sh start, AIRISK_HA_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
 async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_recover() {
@@ -449,7 +330,7 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
     let (server_part, _) = admin_url.rsplit_once('/').unwrap();
     psql(&admin_url, &format!("CREATE DATABASE {db}"));
     let owner_url = format!("{server_part}/{db}");
-    run(airisk().args(["migrate", "--database-url", &owner_url]));
+    run_ok(airisk().args(["migrate", "--database-url", &owner_url]));
     psql(
         &owner_url,
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'airisk_ha_svc') THEN \
@@ -459,31 +340,14 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
     let svc_url = format!("postgres://airisk_ha_svc@{host_part}/{db}");
 
     // Production keys: EdDSA tokens from a JWKS, encryption and ledger keys from the environment.
-    let dir = std::env::temp_dir().join(format!("airisk-ha-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("jwt.pem");
-    let jwks = run(airisk().args(["token", "keygen", "--private-key", key.to_str().unwrap()]));
-    let jwks_file = dir.join("jwks.json");
-    std::fs::write(&jwks_file, &jwks).unwrap();
-    let encryption = run(airisk().args(["keys", "generate"]));
-    let ledger = run(airisk().args(["keys", "generate", "--ledger"]));
-    let mut ledger_lines = ledger.lines();
-    let signing_key = ledger_lines.next().unwrap().trim().to_owned();
-    let config = dir.join("airisk.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{svc_url}\"\njwks_file = {:?}\nrequest_timeout_ms = 5000\n",
-            jwks_file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let dir = fresh_dir("airisk-ha");
+    let keys = ProdKeys::generate(&dir);
+    let key = &keys.jwt_private_key;
+    let signing_key = keys.signing_key();
+    let config = keys.write_config(&dir, &svc_url, "request_timeout_ms = 5000\n");
     let start = || {
-        let mut cmd = airisk();
-        cmd.args(["serve", "--config", config.to_str().unwrap()])
-            .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
-            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key)
-            .env("AIRISK_LOG", "warn");
+        let mut cmd = keys.serve(&config);
+        cmd.env("AIRISK_LOG", "warn");
         Server::spawn(cmd)
     };
     let servers = [start(), start()];
@@ -491,18 +355,20 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
     let mut tokens = HashMap::new();
     for tenant in TENANTS {
         for role in ["analyst", "admin", "approver"] {
-            let token = run(airisk()
-                .args([
-                    "token",
-                    "issue",
-                    "--sub",
-                    &format!("{role}-{tenant}"),
-                    "--tenant",
-                    tenant,
-                    "--role",
-                    role,
-                ])
-                .env("AIRISK_JWT_PRIVATE_KEY_FILE", &key));
+            let token = run_ok(
+                airisk()
+                    .args([
+                        "token",
+                        "issue",
+                        "--sub",
+                        &format!("{role}-{tenant}"),
+                        "--tenant",
+                        tenant,
+                        "--role",
+                        role,
+                    ])
+                    .env("AIRISK_JWT_PRIVATE_KEY_FILE", key),
+            );
             tokens.insert((tenant.to_owned(), role), token.trim().to_owned());
         }
     }
@@ -663,7 +529,7 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
 
     // The services stop cleanly (and sign a checkpoint over everything on the way out).
     for server in servers {
-        let (status, stderr) = server.terminate();
+        let (status, stderr) = server.terminate(Duration::from_secs(30));
         assert!(status.success(), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
@@ -680,16 +546,18 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
-    let verifier_key = run(airisk()
-        .args([
-            "audit",
-            "export",
-            "--tenant",
-            TENANTS[0],
-            "--database-url",
-            &svc_url,
-        ])
-        .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key))
+    let verifier_key = run_ok(
+        airisk()
+            .args([
+                "audit",
+                "export",
+                "--tenant",
+                TENANTS[0],
+                "--database-url",
+                &svc_url,
+            ])
+            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key),
+    )
     .lines()
     .next()
     .map(|header| serde_json::from_str::<Value>(header).unwrap()["verifier_key"].clone())
@@ -699,19 +567,21 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
     let mut registrations: HashMap<(String, String), usize> = HashMap::new();
     for tenant in TENANTS {
         let file = dir.join(format!("{tenant}.jsonl"));
-        run(airisk()
-            .args([
-                "audit",
-                "export",
-                "--tenant",
-                tenant,
-                "--database-url",
-                &svc_url,
-                "--output",
-                file.to_str().unwrap(),
-            ])
-            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key));
-        run(Command::new("python3").args([
+        run_ok(
+            airisk()
+                .args([
+                    "audit",
+                    "export",
+                    "--tenant",
+                    tenant,
+                    "--database-url",
+                    &svc_url,
+                    "--output",
+                    file.to_str().unwrap(),
+                ])
+                .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key),
+        );
+        run_ok(Command::new("python3").args([
             repo().join("tools/verify_export.py").to_str().unwrap(),
             file.to_str().unwrap(),
             "--verifier-key",

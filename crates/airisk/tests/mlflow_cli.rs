@@ -4,13 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 #![allow(clippy::indexing_slicing)] // tests index JSON they just checked
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod support;
 
 const SECRET: &str = "cli-test-webhook-secret-0123456789";
 
@@ -87,13 +88,8 @@ fn connect_creates_the_webhook_in_mlflow_and_disconnect_removes_it() {
         eprintln!("note: no MLflow virtualenv (scripts/setup-mlflow.sh); this test did not run");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("airisk-mlflow-cli-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dir = support::fresh_dir("airisk-mlflow-cli");
+    let port = support::free_port();
     let child = Command::new(venv.join("bin/mlflow"))
         .args([
             "server",

@@ -8,30 +8,10 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 
-fn airisk() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
-    for var in [
-        "AIRISK_ENCRYPTION_KEYS",
-        "AIRISK_LEDGER_SIGNING_KEY",
-        "AIRISK_JWT_SECRET",
-        "AIRISK_JWKS_FILE",
-        "AIRISK_DATABASE_URL",
-        "AIRISK_BIND",
-        "AIRISK_CONFIG",
-        "AIRISK_PUBLIC_URL",
-        "AIRISK_DANGEROUS_INSECURE_COOKIES",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod support;
+use support::{Server, airisk, stderr};
 
 #[test]
 fn a_public_url_that_cannot_keep_secure_cookies_is_refused_at_start() {
@@ -65,45 +45,18 @@ fn a_public_url_that_cannot_keep_secure_cookies_is_refused_at_start() {
 }
 
 /// `airisk serve --dev <args>` on port 0, killed on drop.
-struct Dev {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+struct Dev(Server);
 
 impl Dev {
     fn spawn(args: &[&str]) -> Dev {
-        let mut child = airisk()
-            .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("serve exited before listening")
-                .unwrap();
-            if let Some(url) = line.strip_prefix("# airisk listening on ") {
-                break url.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Dev { child, base }
+        let mut cmd = airisk();
+        cmd.args(["serve", "--dev"]).args(args).stdin(Stdio::null());
+        Dev(Server::spawn(cmd))
     }
 
     async fn get(&self, path: &str, host: &str) -> reqwest::Response {
         reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
+            .get(self.0.url(path))
             .header("host", host)
             .send()
             .await

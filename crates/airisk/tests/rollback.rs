@@ -9,123 +9,42 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// A running `airisk serve --dev`, killed on drop if the test did not stop it.
-struct Server {
-    child: Child,
-    exports: HashMap<String, String>,
-    base: String,
-    stderr: Option<std::thread::JoinHandle<String>>,
+mod support;
+use support::{Server, airisk};
+
+/// A running `airisk serve --dev` on `database_url`, killed on drop if the test did not stop it.
+fn start(database_url: &str) -> Server {
+    let mut cmd = airisk();
+    cmd.args(["serve", "--dev", "--database-url", database_url]);
+    Server::spawn(cmd)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, and wait (bounded) for a clean exit: the database is closed after this.
+fn stop(server: Server) {
+    let (exit, stderr) = server.terminate(Duration::from_secs(20));
+    assert!(exit.success(), "{stderr}");
 }
 
-impl Server {
-    fn start(database_url: &str) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_airisk"));
-        for var in [
-            "AIRISK_ENCRYPTION_KEYS",
-            "AIRISK_LEDGER_SIGNING_KEY",
-            "AIRISK_JWT_SECRET",
-            "AIRISK_JWKS_FILE",
-            "AIRISK_DATABASE_URL",
-            "AIRISK_BIND",
-            "AIRISK_CONFIG",
-        ] {
-            cmd.env_remove(var);
-        }
-        let mut child = cmd
-            .args(["serve", "--dev", "--database-url", database_url])
-            .args(["--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+/// Appends `n` audit records through `server` as its dev analyst.
+async fn append(server: &Server, client: &reqwest::Client, n: usize) {
+    let analyst = &server.exports["ANALYST_TOKEN"];
+    for i in 0..n {
+        let r = client
+            .post(server.url("/v1/audit/events"))
+            .bearer_auth(analyst)
+            .json(
+                &json!({"action": "report.generate", "resource_type": "report",
+                          "resource_id": format!("r-{i}")}),
+            )
+            .send()
+            .await
             .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            text
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut exports = HashMap::new();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("airisk serve exited before listening")
-                .unwrap();
-            if let Some((k, v)) = line
-                .strip_prefix("export ")
-                .and_then(|kv| kv.split_once('='))
-            {
-                exports.insert(k.to_owned(), v.to_owned());
-            }
-            if let Some(url) = line
-                .strip_prefix("# airisk listening on ")
-                .or_else(|| line.strip_prefix("airisk listening on "))
-            {
-                break url.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            exports,
-            base,
-            stderr: Some(stderr),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// SIGTERM, and wait (bounded) for a clean exit: the database is closed after this.
-    fn stop(mut self) {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let exit = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "airisk serve did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stderr = self.stderr.take().unwrap().join().unwrap();
-        assert!(exit.success(), "{stderr}");
-    }
-
-    async fn append(&self, client: &reqwest::Client, n: usize) {
-        let analyst = &self.exports["ANALYST_TOKEN"];
-        for i in 0..n {
-            let r = client
-                .post(self.url("/v1/audit/events"))
-                .bearer_auth(analyst)
-                .json(
-                    &json!({"action": "report.generate", "resource_type": "report",
-                              "resource_id": format!("r-{i}")}),
-                )
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
-        }
+        assert_eq!(r.status(), 201);
     }
 }
 
@@ -150,9 +69,9 @@ async fn restoring_an_older_copy_of_the_database_is_reported_against_a_kept_chec
     let backup = dir.join("backup");
     let client = reqwest::Client::new();
 
-    let first = Server::start(&url);
-    first.append(&client, 6).await;
-    first.stop();
+    let first = start(&url);
+    append(&first, &client, 6).await;
+    stop(first);
     // The operator's backup, taken while no process has the file open.
     std::fs::create_dir_all(&backup).unwrap();
     for (live, copy) in files(&db, &backup) {
@@ -162,8 +81,8 @@ async fn restoring_an_older_copy_of_the_database_is_reported_against_a_kept_chec
     }
 
     // Three more records, and the auditor keeps the checkpoint over all nine.
-    let second = Server::start(&url);
-    second.append(&client, 3).await;
+    let second = start(&url);
+    append(&second, &client, 3).await;
     let r = client
         .post(second.url("/v1/audit/checkpoint"))
         .bearer_auth(&second.exports["ANALYST_TOKEN"])
@@ -174,7 +93,7 @@ async fn restoring_an_older_copy_of_the_database_is_reported_against_a_kept_chec
     let kept: Value = r.json().await.unwrap();
     assert_eq!(kept["size"], 9, "{kept}");
     let kept = kept["note"].as_str().unwrap().to_owned();
-    second.stop();
+    stop(second);
 
     // The older backup is restored.
     for (live, copy) in files(&db, &backup) {
@@ -183,7 +102,7 @@ async fn restoring_an_older_copy_of_the_database_is_reported_against_a_kept_chec
             std::fs::copy(&copy, &live).unwrap();
         }
     }
-    let third = Server::start(&url);
+    let third = start(&url);
     let viewer = third.exports["VIEWER_TOKEN"].clone();
     let plain: Value = client
         .get(third.url("/v1/audit/verify"))
@@ -217,6 +136,6 @@ async fn restoring_an_older_copy_of_the_database_is_reported_against_a_kept_chec
         ),
         "{report}"
     );
-    third.stop();
+    stop(third);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,32 +9,14 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
-use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod support;
+use support::{Server, airisk};
 
 /// The password every URL here carries: it must never be printed.
 const SECRET: &str = "s3cretPW";
-
-fn airisk() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
-    for var in [
-        "AIRISK_ENCRYPTION_KEYS",
-        "AIRISK_LEDGER_SIGNING_KEY",
-        "AIRISK_JWT_SECRET",
-        "AIRISK_JWKS_FILE",
-        "AIRISK_DATABASE_URL",
-        "AIRISK_ADMIN_DATABASE_URL",
-        "AIRISK_BIND",
-        "AIRISK_CONFIG",
-        "AIRISK_PUBLIC_URL",
-        "AIRISK_DANGEROUS_INSECURE_COOKIES",
-        "PGPASSWORD",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().unwrap()
@@ -179,40 +161,12 @@ fn from_the_environment_a_password_is_accepted_and_every_error_redacts_it() {
 /// Runs `airisk serve --dev` with `cmd`'s configuration until it listens, stops it with SIGTERM,
 /// and returns everything it printed.
 fn serve_dev_and_stop(mut cmd: Command) -> String {
-    let mut child = cmd
-        .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = err.read_to_string(&mut text);
-        text
-    });
-    let mut stdout = String::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        stdout.push_str(&line);
-        stdout.push('\n');
-        if line.starts_with("# airisk listening on ") {
-            break;
-        }
-    }
+    cmd.args(["serve", "--dev"]).stdin(Stdio::null());
+    let server = Server::spawn(cmd);
+    let stdout = server.banner.clone();
     assert!(stdout.contains("# airisk listening on "), "{stdout}");
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "airisk serve did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    format!("{stdout}{}", stderr.join().unwrap())
+    let (_, stderr) = server.terminate(Duration::from_secs(30));
+    format!("{stdout}{stderr}")
 }
 
 #[test]

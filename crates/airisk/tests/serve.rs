@@ -7,140 +7,17 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airisk_core::ledger::{Hash, LedgerVerifier, leaf_hash, verify_checkpoint, verify_inclusion};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+mod support;
+use support::{ProdKeys, Server, airisk, fresh_dir, get, post};
+
 const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-fn airisk() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
-    for var in [
-        "AIRISK_ENCRYPTION_KEYS",
-        "AIRISK_LEDGER_SIGNING_KEY",
-        "AIRISK_JWT_SECRET",
-        "AIRISK_JWKS_FILE",
-        "AIRISK_DATABASE_URL",
-        "AIRISK_BIND",
-        "AIRISK_CONFIG",
-        "AIRISK_JWT_PRIVATE_KEY_FILE",
-        "AIRISK_DANGEROUS_ALLOW_HS256",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
-
-/// A running `airisk serve`, killed on drop if the test did not stop it.
-struct Server {
-    child: Child,
-    exports: HashMap<String, String>,
-    base: String,
-    /// stderr, drained by a thread so the pipe never fills and blocks the server.
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Spawns `airisk serve <args>` on port 0 and reads stdout up to the "listening" line.
-    fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .args(["--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            text
-        });
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut exports = HashMap::new();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("airisk serve exited before listening")
-                .unwrap();
-            if let Some(kv) = line.strip_prefix("export ") {
-                let (k, v) = kv.split_once('=').unwrap();
-                exports.insert(k.to_owned(), v.to_owned());
-            }
-            if let Some(url) = line
-                .strip_prefix("# airisk listening on ")
-                .or_else(|| line.strip_prefix("airisk listening on "))
-            {
-                break url.to_owned();
-            }
-        };
-        // Keep draining stdout so a later write never meets a closed pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            exports,
-            base,
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// SIGTERM, then the exit status and stderr.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let exit = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "airisk serve did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
-        (exit, stderr.join().unwrap())
-    }
-}
-
-async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
-    let r = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(client: &reqwest::Client, url: String, token: &str) -> (u16, Value) {
-    let r = client.get(url).bearer_auth(token).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn serve_dev_prints_tokens_that_drive_the_whole_scenario_and_stops_on_sigterm() {
@@ -221,7 +98,7 @@ async fn serve_dev_prints_tokens_that_drive_the_whole_scenario_and_stops_on_sigt
     let zoe = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_eq!(get(&client, server.url("/v1/approvals"), &zoe).await.0, 200);
 
-    let (status, stderr) = server.terminate();
+    let (status, stderr) = server.terminate(Duration::from_secs(20));
     assert!(status.success(), "{status:?}: {stderr}");
     assert!(stderr.contains("AIRISK DEV MODE"), "{stderr}");
     assert!(
@@ -273,46 +150,22 @@ fn secrets_are_refused_on_the_command_line() {
     }
 }
 
-fn generate(args: &[&str]) -> String {
-    let out = airisk().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn a_production_like_start_on_sqlite_verifies_eddsa_tokens_refuses_hs256_and_survives_a_restart()
  {
-    let dir = std::env::temp_dir().join(format!("airisk-serve-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("jwt.pem");
-    let jwks = generate(&["token", "keygen", "--private-key", key.to_str().unwrap()]);
-    let jwks_file = dir.join("jwks.json");
-    std::fs::write(&jwks_file, &jwks).unwrap();
-    let encryption = generate(&["keys", "generate"]);
-    let ledger = generate(&["keys", "generate", "--ledger"]);
-    let signing_key = ledger.lines().next().unwrap();
-    let config = dir.join("airisk.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"sqlite://{}/airisk.db\"\njwks_file = {:?}\nrequest_timeout_ms = 5000\n",
-            dir.display(),
-            jwks_file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let dir = fresh_dir("airisk-serve");
+    let keys = ProdKeys::generate(&dir);
+    let key = &keys.jwt_private_key;
+    let config = keys.write_config(
+        &dir,
+        &format!("sqlite://{}/airisk.db", dir.display()),
+        "request_timeout_ms = 5000\n",
+    );
 
     let start = || {
-        let mut cmd = airisk();
-        cmd.args(["serve", "--config", config.to_str().unwrap()])
-            .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
-            .env("AIRISK_LEDGER_SIGNING_KEY", signing_key)
-            // Set, but not allowed outside dev mode: HS256 tokens must be refused.
-            .env("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let mut cmd = keys.serve(&config);
+        // Set, but not allowed outside dev mode: HS256 tokens must be refused.
+        cmd.env("AIRISK_JWT_SECRET", "0123456789abcdef0123456789abcdef");
         Server::spawn(cmd)
     };
     let server = start();
@@ -358,7 +211,7 @@ async fn a_production_like_start_on_sqlite_verifies_eddsa_tokens_refuses_hs256_a
     )
     .await;
     assert_eq!(s, 201, "{v}");
-    let (status, stderr) = server.terminate();
+    let (status, stderr) = server.terminate(Duration::from_secs(20));
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("DEV MODE"));
     assert!(
@@ -383,7 +236,7 @@ async fn a_production_like_start_on_sqlite_verifies_eddsa_tokens_refuses_hs256_a
         report["checkpoints_verified"].as_u64().unwrap() >= 1,
         "{report}"
     );
-    let (status, stderr) = server.terminate();
+    let (status, stderr) = server.terminate(Duration::from_secs(20));
     assert!(status.success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!Path::new(&dir).exists());
@@ -418,7 +271,7 @@ async fn serve_dev_on_a_sqlite_file_keeps_its_keys_so_a_restart_still_verifies()
     .await;
     assert_eq!(s, 200);
     let verifier_key = first.exports["AIRISK_LEDGER_VERIFIER_KEY"].clone();
-    let (status, stderr) = first.terminate();
+    let (status, stderr) = first.terminate(Duration::from_secs(20));
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("dev.db.dev-keys"), "{stderr}");
     let keys = dir.join("dev.db.dev-keys");
@@ -438,7 +291,7 @@ async fn serve_dev_on_a_sqlite_file_keeps_its_keys_so_a_restart_still_verifies()
         report["checkpoints_verified"].as_u64().unwrap() >= 1,
         "{report}"
     );
-    let (status, stderr) = second.terminate();
+    let (status, stderr) = second.terminate(Duration::from_secs(20));
     assert!(status.success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,23 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod support;
+use support::{KillOnDrop, airisk_bare, free_port};
+
 const CLIENT_SECRET: &str = "airisk-tests-client-secret-0123456789";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn airisk() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    c
-}
 
 /// Reads `child`'s stdout up to the first line starting with `prefix`; returns the rest of it.
 fn wait_for_line(child: &mut Child, prefix: &str) -> String {
@@ -47,14 +34,6 @@ fn wait_for_line(child: &mut Child, prefix: &str) -> String {
     found
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_provider_down_at_start_up_is_a_reason_not_a_crash_and_its_arrival_needs_no_restart() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -64,7 +43,7 @@ async fn a_provider_down_at_start_up_is_a_reason_not_a_crash_and_its_arrival_nee
     );
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let mut serve = airisk()
+    let mut serve = airisk_bare()
         .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
         .env("AIRISK_OIDC_ISSUER", &issuer)
         .env("AIRISK_OIDC_MIN_REFRESH_GAP_SECS", "1")
@@ -75,7 +54,7 @@ async fn a_provider_down_at_start_up_is_a_reason_not_a_crash_and_its_arrival_nee
         .spawn()
         .unwrap();
     let base = wait_for_line(&mut serve, "# airisk listening on ");
-    let _serve = Killed(serve);
+    let _serve = KillOnDrop(serve);
     let client = reqwest::Client::new();
     let ready = || async {
         let r = client.get(format!("{base}/readyz")).send().await.unwrap();
@@ -97,7 +76,7 @@ async fn a_provider_down_at_start_up_is_a_reason_not_a_crash_and_its_arrival_nee
         .spawn()
         .expect("node runs e2e/oidc-provider.mjs");
     wait_for_line(&mut provider, "listening ");
-    let _provider = Killed(provider);
+    let _provider = KillOnDrop(provider);
     let deadline = Instant::now() + Duration::from_secs(30);
     while ready().await.0 != 200 {
         assert!(
@@ -134,8 +113,7 @@ async fn a_provider_down_at_start_up_is_a_reason_not_a_crash_and_its_arrival_nee
 
 #[test]
 fn bad_oidc_settings_stop_the_start_with_the_reason() {
-    let dir = std::env::temp_dir().join(format!("airisk-oidc-config-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::fresh_dir("airisk-oidc-config");
     let cases: [(&str, &str); 5] = [
         (
             "oidc_issuer = \"http://idp.bank.example/realm\"",
@@ -158,7 +136,7 @@ fn bad_oidc_settings_stop_the_start_with_the_reason() {
     for (i, (toml, why)) in cases.iter().enumerate() {
         let path = dir.join(format!("c{i}.toml"));
         std::fs::write(&path, toml).unwrap();
-        let out = airisk()
+        let out = airisk_bare()
             .args(["serve", "--dev", "--bind", "127.0.0.1:0", "--config"])
             .arg(&path)
             .stdout(Stdio::null())

@@ -14,122 +14,14 @@
 )] // tests: a failed step should stop the test loudly
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+mod support;
+use support::{ProdKeys, Server, airisk, fresh_dir, post, psql, run_ok};
+
 const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-fn airisk() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_airisk"));
-    for var in [
-        "AIRISK_ENCRYPTION_KEYS",
-        "AIRISK_LEDGER_SIGNING_KEY",
-        "AIRISK_LEDGER_VERIFIER_KEY",
-        "AIRISK_JWT_SECRET",
-        "AIRISK_JWKS_FILE",
-        "AIRISK_DATABASE_URL",
-        "AIRISK_BIND",
-        "AIRISK_CONFIG",
-        "AIRISK_JWT_PRIVATE_KEY_FILE",
-        "AIRISK_DANGEROUS_ALLOW_HS256",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .args(["--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            text
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("airisk serve exited before listening")
-                .unwrap();
-            if let Some(url) = line
-                .strip_prefix("# airisk listening on ")
-                .or_else(|| line.strip_prefix("airisk listening on "))
-            {
-                break url.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            base,
-            stderr,
-        }
-    }
-
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let exit = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "airisk serve did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
-        (exit, stderr.join().unwrap())
-    }
-}
-
-async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
-    let r = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
@@ -138,23 +30,9 @@ async fn two_instances_on_one_database_decide_each_request_once_and_keep_one_gap
         .expect("AIRISK_TEST_DATABASE_URL is not set: this PostgreSQL test cannot run");
     let db = format!("airisk_two_{}", uuid::Uuid::now_v7().simple());
     let (server_part, _) = admin_url.rsplit_once('/').unwrap();
-    let psql = |url: &str, sql: &str| {
-        run(Command::new("psql").args([
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-A",
-            "-t",
-            "-q",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ]))
-    };
     psql(&admin_url, &format!("CREATE DATABASE {db}"));
     let owner_url = format!("{server_part}/{db}");
-    run(airisk().args(["migrate", "--database-url", &owner_url]));
+    run_ok(airisk().args(["migrate", "--database-url", &owner_url]));
     psql(
         &owner_url,
         "DO $$ BEGIN CREATE ROLE airisk_two_svc LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE airisk_app; \
@@ -163,41 +41,27 @@ async fn two_instances_on_one_database_decide_each_request_once_and_keep_one_gap
     let host_part = server_part.split_once('@').unwrap().1;
     let svc_url = format!("postgres://airisk_two_svc@{host_part}/{db}");
 
-    let dir = std::env::temp_dir().join(format!("airisk-two-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("jwt.pem");
-    let jwks = run(airisk().args(["token", "keygen", "--private-key", key.to_str().unwrap()]));
-    let jwks_file = dir.join("jwks.json");
-    std::fs::write(&jwks_file, &jwks).unwrap();
-    let encryption = run(airisk().args(["keys", "generate"]));
-    let ledger = run(airisk().args(["keys", "generate", "--ledger"]));
-    let signing_key = ledger.lines().next().unwrap().trim().to_owned();
-    let config = dir.join("airisk.toml");
+    let dir = fresh_dir("airisk-two");
+    let keys = ProdKeys::generate(&dir);
+    let key = &keys.jwt_private_key;
+    let signing_key = keys.signing_key();
     // Both instances sign checkpoints often, so they race to sign the same sizes.
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{svc_url}\"\njwks_file = {:?}\ncheckpoint_every_entries = 8\n",
-            jwks_file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let config = keys.write_config(&dir, &svc_url, "checkpoint_every_entries = 8\n");
     let start = || {
-        let mut cmd = airisk();
-        cmd.args(["serve", "--config", config.to_str().unwrap()])
-            .env("AIRISK_ENCRYPTION_KEYS", encryption.trim())
-            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key)
-            .env("AIRISK_LOG", "warn");
+        let mut cmd = keys.serve(&config);
+        cmd.env("AIRISK_LOG", "warn");
         Server::spawn(cmd)
     };
     let servers = [start(), start()];
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let token = |sub: &str, role: &str| {
-        run(airisk()
-            .args([
-                "token", "issue", "--sub", sub, "--tenant", "bank", "--role", role,
-            ])
-            .env("AIRISK_JWT_PRIVATE_KEY_FILE", &key))
+        run_ok(
+            airisk()
+                .args([
+                    "token", "issue", "--sub", sub, "--tenant", "bank", "--role", role,
+                ])
+                .env("AIRISK_JWT_PRIVATE_KEY_FILE", key),
+        )
         .trim()
         .to_owned()
     };
@@ -284,36 +148,40 @@ async fn two_instances_on_one_database_decide_each_request_once_and_keep_one_gap
     }
 
     for server in servers {
-        let (status, stderr) = server.terminate();
+        let (status, stderr) = server.terminate(Duration::from_secs(30));
         assert!(status.success(), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     // One gapless ledger holding every acknowledged seq, and its checkpoints all verify.
-    let verify = run(airisk()
-        .args([
-            "audit",
-            "verify",
-            "--tenant",
-            "bank",
-            "--json",
-            "--database-url",
-            &svc_url,
-        ])
-        .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key));
+    let verify = run_ok(
+        airisk()
+            .args([
+                "audit",
+                "verify",
+                "--tenant",
+                "bank",
+                "--json",
+                "--database-url",
+                &svc_url,
+            ])
+            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key),
+    );
     let report: Value = serde_json::from_str(verify.lines().next().unwrap()).unwrap();
     assert_eq!(report["intact"], true, "{report}");
     let size = report["entries"].as_u64().unwrap();
     assert!(seqs.iter().all(|s| *s < size));
-    let export = run(airisk()
-        .args([
-            "audit",
-            "export",
-            "--tenant",
-            "bank",
-            "--database-url",
-            &svc_url,
-        ])
-        .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key));
+    let export = run_ok(
+        airisk()
+            .args([
+                "audit",
+                "export",
+                "--tenant",
+                "bank",
+                "--database-url",
+                &svc_url,
+            ])
+            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key),
+    );
     let entries: Vec<u64> = export
         .lines()
         .skip(1)
