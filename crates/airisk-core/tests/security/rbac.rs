@@ -218,7 +218,10 @@ proptest! {
 #[test]
 fn permissions_and_roles_print_their_seed_names() {
     let permissions: Vec<String> = Permission::ALL.iter().map(|p| p.to_string()).collect();
-    assert_eq!(permissions, ["create", "approve", "view", "register_model", "shred"]);
+    assert_eq!(
+        permissions,
+        ["create", "approve", "view", "register_model", "shred"]
+    );
     let roles: Vec<String> = Role::ALL.iter().map(|r| r.to_string()).collect();
     assert_eq!(roles, ["admin", "analyst", "approver", "viewer"]);
     let denied = RbacService::new()
