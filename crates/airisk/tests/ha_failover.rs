@@ -586,6 +586,8 @@ async fn a_primary_killed_mid_run_loses_no_acknowledged_write_and_the_services_r
             file.to_str().unwrap(),
             "--verifier-key",
             &verifier_key,
+            "--tenant",
+            tenant,
         ]));
         let text = std::fs::read_to_string(&file).unwrap();
         for (expected_seq, line) in text.lines().skip(1).enumerate() {
