@@ -89,6 +89,11 @@ cat >"$workdir/schemathesis.toml" <<'TOML'
 [auth.openapi.bearer]
 bearer = "${SCHEMATHESIS_TOKEN}"
 
+# Every check (here rather than `--checks all` on the command line, which would override the
+# per-operation settings below).
+[checks]
+enabled = true
+
 # 413 is the documented answer to a body over the size limit: a correct refusal of a request
 # that breaks the schema (a string past maxLength, escaped in JSON, can pass 1 MiB).
 [checks.negative_data_rejection]
@@ -101,6 +106,13 @@ expected-statuses = [400, 401, 403, 404, 405, 409, 413, 415, 422, 429]
 [[operations]]
 include-operation-id = ["registerPrompt", "updatePrompt"]
 phases.coverage.enabled = false
+
+# A kept checkpoint is a signed note: whether its signature is this ledger's cannot be stated in
+# a schema, so a schema-valid string that is not such a note gets the documented 422 (a bad note
+# says nothing about the ledger). Every other check still runs on this operation.
+[[operations]]
+include-operation-id = ["verifyAgainstKeptCheckpoint"]
+checks.positive_data_acceptance.enabled = false
 TOML
 
 failed=()
@@ -123,7 +135,6 @@ for role in $ROLES; do
   # recursive metadata schema are large), not about the API.
   SCHEMATHESIS_TOKEN="$token" "$VENV/bin/st" --config-file "$workdir/schemathesis.toml" run \
     "$base/openapi.json" \
-    --checks all \
     --phases "$phases" \
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \

@@ -10,7 +10,8 @@ from airisk import Role
 
 # The seed's matrix: which of its four permissions each role holds.
 SEED = {
-    Role.ADMIN: {"create", "approve", "view", "register_model"},
+    # `shred` is not in the seed: crypto-shredding is irreversible, so admin only, on its own.
+    Role.ADMIN: {"create", "approve", "view", "register_model", "shred"},
     Role.ANALYST: {"create", "view"},
     Role.APPROVER: {"approve", "view"},
     Role.VIEWER: {"view"},
@@ -38,16 +39,17 @@ ACTIONS = {
     "audit.verify": "view",
     "audit.checkpoint": "create",
     "keys.rotate": "register_model",
+    "tenant.shred": "shred",
 }
 
-# The 4 x 20 expected answers, spelled out (A = allowed, - = denied), columns in ACTIONS' order.
+# The 4 x 21 expected answers, spelled out (A = allowed, - = denied), columns in ACTIONS' order.
 MATRIX = {
-    #              model      prompt  approval audit   keys
-    #              r a j d v  r u m v r a j c v a r e v c r
-    Role.ADMIN:    "A A A A A A A A A A A A A A A A A A A A",
-    Role.ANALYST:  "- - - A A A A A A A - - A A A A A A A -",
-    Role.APPROVER: "- A A - A - - - A - A A - A - A A A - -",
-    Role.VIEWER:   "- - - - A - - - A - - - - A - A A A - -",
+    #              model      prompt  approval audit   keys tenant
+    #              r a j d v  r u m v r a j c v a r e v c r s
+    Role.ADMIN:    "A A A A A A A A A A A A A A A A A A A A A",
+    Role.ANALYST:  "- - - A A A A A A A - - A A A A A A A - -",
+    Role.APPROVER: "- A A - A - - - A - A A - A - A A A - - -",
+    Role.VIEWER:   "- - - - A - - - A - - - - A - A A A - - -",
 }
 
 CASES = [

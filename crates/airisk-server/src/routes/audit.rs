@@ -97,15 +97,20 @@ pub(crate) async fn append(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
-    /// Exact actor.
+    /// Exact actor. No NUL character (422).
+    #[param(pattern = "^[^\\x00]*$")]
     actor: Option<String>,
-    /// Exact action, or a prefix ending in `.` (`model.` matches every model action).
+    /// Exact action, or a prefix ending in `.` (`model.` matches every model action). No NUL character (422).
+    #[param(pattern = "^[^\\x00]*$")]
     action: Option<String>,
-    /// Exact resource type.
+    /// Exact resource type. No NUL character (422).
+    #[param(pattern = "^[^\\x00]*$")]
     resource_type: Option<String>,
-    /// Exact resource id.
+    /// Exact resource id. No NUL character (422).
+    #[param(pattern = "^[^\\x00]*$")]
     resource_id: Option<String>,
-    /// Exact correlation id.
+    /// Exact correlation id. No NUL character (422).
+    #[param(pattern = "^[^\\x00]*$")]
     correlation_id: Option<String>,
     /// `success` or `denied`.
     #[param(value_type = Option<crate::views::OutcomeParam>, inline)]
@@ -314,7 +319,7 @@ pub(crate) fn check_kept_checkpoint(
 /// The kept note must be signed by this ledger's key and name the caller's tenant's ledger, or
 /// the request is refused with 422 (a bad note says nothing about the ledger).
 #[utoipa::path(
-    post, path = "/v1/audit/verify", tag = "audit",
+    post, path = "/v1/audit/verify", tag = "audit", operation_id = "verifyAgainstKeptCheckpoint",
     request_body = VerifyCheckpointBody,
     responses(
         (status = 200, description = "The report (intact or not); `kept_checkpoint_verified` says whether the kept checkpoint is consistent with the ledger", body = VerifyView),

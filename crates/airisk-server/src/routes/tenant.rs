@@ -17,7 +17,9 @@ use crate::views::ReceiptView;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShredBody {
-    /// The reason, e.g. the erasure request's reference. Must not be empty.
+    /// The reason, e.g. the erasure request's reference: visible text, not blank, at most 4096
+    /// bytes of UTF-8.
+    #[schema(pattern = "@visible-text", min_length = 1, max_length = 4096)]
     pub reason: String,
 }
 

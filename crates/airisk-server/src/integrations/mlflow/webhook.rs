@@ -25,6 +25,7 @@ use crate::state::AppState;
 
 /// The query of the webhook URL.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct WebhookQuery {
     /// The connected instance's id.
     instance: String,
@@ -64,6 +65,7 @@ fn text<'a>(data: &'a Value, key: &str) -> Result<&'a str, ApiError> {
         (status = 401, description = "Missing or bad signature, or a stale timestamp"),
         (status = 404, description = "Unknown instance"),
         (status = 409, description = "Replayed delivery, or a version whose artifacts changed"),
+        (status = 422, description = "The `instance` parameter is missing or does not parse"),
         (status = 503, description = "MLflow or the store is unavailable; MLflow retries"),
     ),
     // No bearer token: the HMAC signature authenticates the sender.
