@@ -1,7 +1,8 @@
 //! # airisk-testkit
 //!
-//! * [`InMemoryStore`]: a complete in-memory implementation of the store ports, with
-//!   `dangerous_*` switches that tamper with history or inject failures, for tests.
+//! * [`InMemoryStore`]: the in-memory store of `airisk-store-memory`, re-exported with its
+//!   `tamper` feature on: the `dangerous_*` switches that tamper with history or inject failures,
+//!   for tests. (Production code depends on `airisk-store-memory` without that feature.)
 //! * [`fixtures`]: clocks and principals for tests.
 //! * [`conformance`] (audit ledger) and [`governance_conformance`] (unit of work, versions,
 //!   tenant scoping): the suites every store (in-memory, SQLite, PostgreSQL) runs unchanged.
@@ -10,7 +11,6 @@
 pub mod conformance;
 pub mod fixtures;
 pub mod governance_conformance;
-mod memory;
 pub mod sealing_conformance;
 
-pub use memory::InMemoryStore;
+pub use airisk_store_memory::InMemoryStore;

@@ -36,7 +36,7 @@ use airisk_server::{
     AppState, ConsoleConfig, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT,
     DEFAULT_CHECKPOINT_TICK, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_IN_FLIGHT_PER_TENANT, DEFAULT_REQUEST_TIMEOUT, LedgerConfig, PublicUrl,
-    ServerConfig, Stores,
+    ServerConfig,
 };
 use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
@@ -854,15 +854,6 @@ fn issuer_verifier(settings: &Settings, table: &IssuerConfig) -> anyhow::Result<
     Ok(v)
 }
 
-/// Opens the stores a database URL names, through the composition root's one opener.
-async fn open_stores(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
-    let opened = crate::store::open(url, clock).await?;
-    Ok(Stores {
-        audit: opened.audit,
-        governance: opened.governance,
-    })
-}
-
 /// Runs `airisk serve`.
 ///
 /// # Errors
@@ -910,7 +901,7 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
 async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let stores = open_stores(&settings.database_url, clock.clone()).await?;
+    let stores = crate::store::open(&settings.database_url, clock.clone()).await?;
     let addr: SocketAddr = tokio::net::lookup_host(&settings.bind)
         .await
         .with_context(|| format!("invalid bind address {:?}", settings.bind))?
