@@ -12,12 +12,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::api_types::{
+    ApprovalPage, ApprovalView, MAX_OFFSET, NewApprovalBody, ReasonBody, check_expires_in,
+};
 use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
-use crate::views::{
-    ApprovalPage, ApprovalView, MAX_OFFSET, NewApprovalBody, ReasonBody, check_expires_in,
-};
 
 /// Largest page of a listing.
 pub const MAX_PAGE: u32 = 1000;
