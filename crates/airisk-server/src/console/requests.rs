@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::ConsoleError;
 use super::layout::{
-    self, Flash, Nav, age, csrf_field, expiry, may, pct, status_badge, time, visible,
+    self, Column, Flash, Nav, Row, age, csrf_field, data_table, expiry, may, pct, status_badge,
+    time, visible,
 };
 use super::session::{Identity, Signed, see_other};
 use crate::routes::approvals::{Verdict, parse_id};
@@ -237,18 +238,16 @@ pub(crate) async fn page(
             @if r.approvals().is_empty() {
                 p class="muted" { "No approval yet." }
             } @else {
-                table class="data" {
-                    thead { tr { th scope="col" { "Approver" } th scope="col" { "When" } th scope="col" { "Reason" } } }
-                    tbody {
-                        @for a in r.approvals() {
-                            tr {
-                                td data-label="Approver" { (a.approver.as_str()) }
-                                td data-label="When" { (time(a.at)) }
-                                td data-label="Reason" { (visible(&a.reason)) }
-                            }
-                        }
-                    }
-                }
+                (data_table(
+                    "data",
+                    None,
+                    &[Column::new("Approver"), Column::new("When"), Column::new("Reason")],
+                    r.approvals().iter().map(|a| Row::Cells([
+                        html! { (a.approver.as_str()) },
+                        time(a.at),
+                        visible(&a.reason),
+                    ])),
+                ))
             }
             @if let Some(d) = r.rejection() {
                 p { (status_badge("REJECTED")) " by " (d.by.as_str()) ", " (time(d.at)) ": " (visible(&d.reason)) }
