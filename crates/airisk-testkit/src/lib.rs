@@ -4,6 +4,8 @@
 //!   `tamper` feature on: the `dangerous_*` switches that tamper with history or inject failures,
 //!   for tests. (Production code depends on `airisk-store-memory` without that feature.)
 //! * [`fixtures`]: clocks and principals for tests.
+//! * [`Guarded`]: a store kept alive with its temporary directory or test database, every port
+//!   method passed through (what the store suites' factories hand out).
 //! * [`conformance`] (audit ledger) and [`governance_conformance`] (unit of work, versions,
 //!   tenant scoping): the suites every store (in-memory, SQLite, PostgreSQL) runs unchanged.
 #![deny(missing_docs)]
@@ -11,6 +13,8 @@
 pub mod conformance;
 pub mod fixtures;
 pub mod governance_conformance;
+pub mod guarded;
 pub mod sealing_conformance;
 
 pub use airisk_store_memory::InMemoryStore;
+pub use guarded::Guarded;
