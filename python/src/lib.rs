@@ -45,7 +45,7 @@ async fn open_store(
 ) -> Result<(Arc<dyn AuditRepository>, Arc<dyn GovernanceStore>), Failure> {
     let unusable = |e: String| Failure::new(Family::Configuration, "store", e);
     if url == MEMORY_URL {
-        let store = Arc::new(airisk_testkit::InMemoryStore::new(clock));
+        let store = Arc::new(airisk_store_memory::InMemoryStore::new(clock));
         return Ok((store.clone(), store));
     }
     if url.starts_with("sqlite:") {

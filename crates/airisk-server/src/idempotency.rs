@@ -37,10 +37,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::api_types::ReceiptView;
 use crate::context::{self, CORRELATION_HEADER};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::views::ReceiptView;
 
 /// The request header that carries a client's idempotency key.
 pub const IDEMPOTENCY_KEY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");

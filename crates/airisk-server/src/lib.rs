@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 mod admission;
+pub mod api_types;
 pub mod auth;
 mod console;
 mod context;
@@ -37,7 +38,6 @@ pub mod oidc;
 mod routes;
 mod state;
 pub mod throttle;
-pub mod views;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,8 +1,11 @@
 //! # airisk-testkit
 //!
-//! * [`InMemoryStore`]: a complete in-memory implementation of the store ports, with
-//!   `dangerous_*` switches that tamper with history or inject failures, for tests.
+//! * [`InMemoryStore`]: the in-memory store of `airisk-store-memory`, re-exported with its
+//!   `tamper` feature on: the `dangerous_*` switches that tamper with history or inject failures,
+//!   for tests. (Production code depends on `airisk-store-memory` without that feature.)
 //! * [`fixtures`]: clocks and principals for tests.
+//! * [`Guarded`]: a store kept alive with its temporary directory or test database, every port
+//!   method passed through (what the store suites' factories hand out).
 //! * [`conformance`] (audit ledger) and [`governance_conformance`] (unit of work, versions,
 //!   tenant scoping): the suites every store (in-memory, SQLite, PostgreSQL) runs unchanged.
 #![deny(missing_docs)]
@@ -10,7 +13,8 @@
 pub mod conformance;
 pub mod fixtures;
 pub mod governance_conformance;
-mod memory;
+pub mod guarded;
 pub mod sealing_conformance;
 
-pub use memory::InMemoryStore;
+pub use airisk_store_memory::InMemoryStore;
+pub use guarded::Guarded;

@@ -7,6 +7,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cmd;
 mod store;
+mod telemetry;
 
 /// ai-risk-engine: governance and security kernel for AI risk platforms.
 #[derive(Debug, Parser)]

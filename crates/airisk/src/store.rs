@@ -12,29 +12,21 @@
 
 use std::sync::Arc;
 
-use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
+use airisk_core::ports::Clock;
+use airisk_server::Stores;
 use anyhow::{Context, bail};
 
 /// The URL of the in-memory store.
 pub const MEMORY_URL: &str = "memory:";
 
-/// The stores behind the ports, from one database.
-#[derive(Debug, Clone)]
-pub struct Opened {
-    /// The audit ledger.
-    pub audit: Arc<dyn AuditRepository>,
-    /// Governance state with its unit of work.
-    pub governance: Arc<dyn GovernanceStore>,
-}
-
-/// Opens the store `url` names, stamping records with `clock`.
+/// Opens the stores `url` names (one object behind both ports), stamping records with `clock`.
 ///
 /// # Errors
 /// An unknown scheme, or a store that cannot be opened (with the reason).
-pub async fn open(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Opened> {
+pub async fn open(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
     if url == MEMORY_URL {
-        let store = Arc::new(airisk_testkit::InMemoryStore::new(clock));
-        return Ok(Opened {
+        let store = Arc::new(airisk_store_memory::InMemoryStore::new(clock));
+        return Ok(Stores {
             audit: store.clone(),
             governance: store,
         });
@@ -49,7 +41,7 @@ pub async fn open(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Opened> {
         .context("the store opener panicked")?
         .with_context(|| format!("could not open the SQLite store at {}", redact_url(url)))?;
         let store = Arc::new(store);
-        return Ok(Opened {
+        return Ok(Stores {
             audit: store.clone(),
             governance: store,
         });
@@ -63,7 +55,7 @@ pub async fn open(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Opened> {
         .await
         .context("could not connect to the PostgreSQL store (as the application's login; run `airisk migrate` as the owner first)")?;
         let store = Arc::new(store);
-        return Ok(Opened {
+        return Ok(Stores {
             audit: store.clone(),
             governance: store,
         });

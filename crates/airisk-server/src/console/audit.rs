@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::Console;
 use super::error::ConsoleError;
-use super::layout::{self, Nav, csrf_field, pct, status_badge, time};
+use super::layout::{self, Column, Nav, Row, csrf_field, data_table, pct, status_badge, time};
 use super::requests::{ConsoleForm, ConsolePath};
 use super::session::Signed;
 use crate::extract::Caller;
@@ -316,43 +316,41 @@ pub(crate) async fn search(
         } @else if entries.is_empty() {
             p class="empty" { "No entry matches." }
         } @else {
-            table class="data audit" {
-                caption class="visually-hidden" { "Audit entries" }
-                thead {
-                    tr {
-                        th scope="col" { "#" }
-                        th scope="col" { "When" }
-                        th scope="col" { "Actor" }
-                        th scope="col" { "Action" }
-                        th scope="col" { "Outcome" }
-                        th scope="col" { "Resource" }
-                        th scope="col" { "Reason" }
-                    }
-                }
-                tbody {
-                    @for e in &entries {
-                        @if let Some(r) = decode(e) {
-                            @let ev = r.event();
-                            tr {
-                                td data-label="#" { a href=(format!("/console/audit/{}", e.seq)) { (e.seq) } }
-                                td data-label="When" { (time(r.recorded_at())) }
-                                td data-label="Actor" { (ev.actor().as_str()) }
-                                td data-label="Action" {
-                                    code { (ev.action()) }
-                                    @if ev.origin() == RecordOrigin::Application {
-                                        " " span class="badge" title="Written by an application through POST /v1/audit/events, not by the kernel" { "application" }
-                                    }
+            (data_table(
+                "data audit",
+                Some("Audit entries"),
+                &[
+                    Column::new("#"),
+                    Column::new("When"),
+                    Column::new("Actor"),
+                    Column::new("Action"),
+                    Column::new("Outcome"),
+                    Column::new("Resource"),
+                    Column::new("Reason"),
+                ],
+                entries.iter().map(|e| match decode(e) {
+                    Some(r) => {
+                        let ev = r.event();
+                        Row::Cells([
+                            html! { a href=(format!("/console/audit/{}", e.seq)) { (e.seq) } },
+                            time(r.recorded_at()),
+                            html! { (ev.actor().as_str()) },
+                            html! {
+                                code { (ev.action()) }
+                                @if ev.origin() == RecordOrigin::Application {
+                                    " " span class="badge" title="Written by an application through POST /v1/audit/events, not by the kernel" { "application" }
                                 }
-                                td data-label="Outcome" { (status_badge(ev.outcome().as_str())) }
-                                td data-label="Resource" { (ev.resource_type()) ": " span class="wrap" { (ev.resource_id()) } }
-                                td data-label="Reason" { (ev.reason().unwrap_or("")) }
-                            }
-                        } @else {
-                            tr { td { (e.seq) } td colspan="6" { "(this entry does not decode: see the banner)" } }
-                        }
+                            },
+                            status_badge(ev.outcome().as_str()),
+                            html! { (ev.resource_type()) ": " span class="wrap" { (ev.resource_id()) } },
+                            html! { (ev.reason().unwrap_or("")) },
+                        ])
                     }
-                }
-            }
+                    None => Row::Whole(html! {
+                        tr { td { (e.seq) } td colspan="6" { "(this entry does not decode: see the banner)" } }
+                    }),
+                }),
+            ))
         }
         nav class="pager" aria-label="Pages" {
             @if q.cursor.is_some() { a href=(with("")) { "← First page" } }

@@ -300,3 +300,75 @@ mod tests {
         assert_eq!(duration_words(-3), "0 s");
     }
 }
+
+/// A column of a [`data_table`]: its heading, and the label a narrow screen shows beside each of
+/// its cells (`data-label`; the heading, unless a shorter one reads better).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Column {
+    heading: &'static str,
+    label: &'static str,
+}
+
+impl Column {
+    /// A column whose cells are labelled with its heading.
+    pub(crate) const fn new(heading: &'static str) -> Self {
+        Column {
+            heading,
+            label: heading,
+        }
+    }
+
+    /// A column whose cells carry a label other than its heading.
+    pub(crate) const fn labelled(heading: &'static str, label: &'static str) -> Self {
+        Column { heading, label }
+    }
+}
+
+/// One row of a [`data_table`] of `N` columns.
+#[derive(Debug)]
+pub(crate) enum Row<const N: usize> {
+    /// One cell per column, in order.
+    Cells([Markup; N]),
+    /// A row that cannot be shown cell by cell (its own `tr`).
+    Whole(Markup),
+}
+
+/// The console's one table component: a `table` of class `class` (`data …`), with a caption read
+/// by screen readers only, a heading per column, and each row's cells labelled with their column
+/// (so the stylesheet can stack them on a narrow screen). The column count is checked at compile
+/// time: every row has exactly one cell per column.
+pub(crate) fn data_table<const N: usize>(
+    class: &str,
+    caption: Option<&str>,
+    columns: &[Column; N],
+    rows: impl IntoIterator<Item = Row<N>>,
+) -> Markup {
+    html! {
+        table class=(class) {
+            @if let Some(caption) = caption {
+                caption class="visually-hidden" { (caption) }
+            }
+            thead {
+                tr {
+                    @for c in columns {
+                        th scope="col" { (c.heading) }
+                    }
+                }
+            }
+            tbody {
+                @for row in rows {
+                    @match row {
+                        Row::Cells(cells) => {
+                            tr {
+                                @for (c, cell) in columns.iter().zip(cells) {
+                                    td data-label=(c.label) { (cell) }
+                                }
+                            }
+                        }
+                        Row::Whole(markup) => { (markup) }
+                    }
+                }
+            }
+        }
+    }
+}

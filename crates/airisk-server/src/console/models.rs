@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::error::ConsoleError;
-use super::layout::{self, Nav, csrf_field, may, pct, status_badge, time};
+use super::layout::{self, Column, Nav, Row, csrf_field, data_table, may, pct, status_badge, time};
 use super::requests::{ConsoleForm, ConsolePath};
 use super::session::{Identity, Signed, see_other};
 use crate::extract::Caller;
@@ -87,31 +87,26 @@ pub(crate) async fn index(
         @if versions.is_empty() {
             p class="empty" { "No model is registered in this tenant yet." }
         } @else {
-            table class="data" {
-                caption class="visually-hidden" { "Registered model versions" }
-                thead {
-                    tr {
-                        th scope="col" { "Model" }
-                        th scope="col" { "Version" }
-                        th scope="col" { "Status" }
-                        th scope="col" { "Registered" }
-                        th scope="col" { "Approved by" }
-                        th scope="col" { "Request" }
-                    }
-                }
-                tbody {
-                    @for m in &versions {
-                        tr {
-                            td data-label="Model" { a href=(format!("/console/models/{}", pct(m.model_name().as_str()))) { (m.model_name().as_str()) } }
-                            td data-label="Version" { code { (m.version().as_str()) } }
-                            td data-label="Status" { (status_badge(m.status().as_str())) }
-                            td data-label="Registered" { (m.registered_by().as_str()) br; small { (time(m.created_at())) } }
-                            td data-label="Approved by" { (approvers(m)) }
-                            td data-label="Request" { a href=(format!("/console/requests/{}", m.approval_request_id())) { "approval request" } }
-                        }
-                    }
-                }
-            }
+            (data_table(
+                "data",
+                Some("Registered model versions"),
+                &[
+                    Column::new("Model"),
+                    Column::new("Version"),
+                    Column::new("Status"),
+                    Column::new("Registered"),
+                    Column::new("Approved by"),
+                    Column::new("Request"),
+                ],
+                versions.iter().map(|m| Row::Cells([
+                    html! { a href=(format!("/console/models/{}", pct(m.model_name().as_str()))) { (m.model_name().as_str()) } },
+                    html! { code { (m.version().as_str()) } },
+                    status_badge(m.status().as_str()),
+                    html! { (m.registered_by().as_str()) br; small { (time(m.created_at())) } },
+                    approvers(m),
+                    html! { a href=(format!("/console/requests/{}", m.approval_request_id())) { "approval request" } },
+                ])),
+            ))
         }
         (register_form(&id))
     };
@@ -264,30 +259,26 @@ pub(crate) async fn detail(
     let content = html! {
         section aria-labelledby="versions" {
             h2 id="versions" { "Versions" }
-            table class="data" {
-                thead {
-                    tr {
-                        th scope="col" { "Version" }
-                        th scope="col" { "Status" }
-                        th scope="col" { "Checksum (SHA-256)" }
-                        th scope="col" { "Artifact" }
-                        th scope="col" { "Registered" }
-                        th scope="col" { "Approved by" }
-                    }
-                }
-                tbody {
-                    @for m in &versions {
-                        tr {
-                            td data-label="Version" { a href=(format!("/console/requests/{}", m.approval_request_id())) { code { (m.version().as_str()) } } }
-                            td data-label="Status" { (status_badge(m.status().as_str())) }
-                            td data-label="Checksum" { code class="wrap checksum" { (m.checksum().to_hex()) } }
-                            td data-label="Artifact" { code class="wrap" { (m.artifact_uri()) } }
-                            td data-label="Registered" { (m.registered_by().as_str()) br; small { (time(m.created_at())) } }
-                            td data-label="Approved by" { (approvers(m)) }
-                        }
-                    }
-                }
-            }
+            (data_table(
+                "data",
+                None,
+                &[
+                    Column::new("Version"),
+                    Column::new("Status"),
+                    Column::labelled("Checksum (SHA-256)", "Checksum"),
+                    Column::new("Artifact"),
+                    Column::new("Registered"),
+                    Column::new("Approved by"),
+                ],
+                versions.iter().map(|m| Row::Cells([
+                    html! { a href=(format!("/console/requests/{}", m.approval_request_id())) { code { (m.version().as_str()) } } },
+                    status_badge(m.status().as_str()),
+                    html! { code class="wrap checksum" { (m.checksum().to_hex()) } },
+                    html! { code class="wrap" { (m.artifact_uri()) } },
+                    html! { (m.registered_by().as_str()) br; small { (time(m.created_at())) } },
+                    approvers(m),
+                ])),
+            ))
         }
         section aria-labelledby="deployments" {
             h2 id="deployments" { "Deployment authorisations" }
@@ -295,31 +286,29 @@ pub(crate) async fn detail(
             @if deployments.is_empty() {
                 p class="empty" { "No deployment has been requested for this model." }
             } @else {
-                table class="data" {
-                    thead {
-                        tr {
-                            th scope="col" { "When" }
-                            th scope="col" { "Version" }
-                            th scope="col" { "Outcome" }
-                            th scope="col" { "By" }
-                            th scope="col" { "Why" }
-                            th scope="col" { "Entry" }
-                        }
-                    }
-                    tbody {
-                        @for (seq, r) in &deployments {
-                            @let e = r.event();
-                            tr {
-                                td data-label="When" { (time(r.recorded_at())) }
-                                td data-label="Version" { code { (e.resource_id().strip_prefix(&prefix).unwrap_or(e.resource_id())) } }
-                                td data-label="Outcome" { (status_badge(if e.outcome().as_str() == "success" { "authorised" } else { "denied" })) }
-                                td data-label="By" { (e.actor().as_str()) }
-                                td data-label="Why" { (e.reason().unwrap_or("")) }
-                                td data-label="Entry" { a href=(format!("/console/audit/{seq}")) { "#" (seq) } }
-                            }
-                        }
-                    }
-                }
+                (data_table(
+                    "data",
+                    None,
+                    &[
+                        Column::new("When"),
+                        Column::new("Version"),
+                        Column::new("Outcome"),
+                        Column::new("By"),
+                        Column::new("Why"),
+                        Column::new("Entry"),
+                    ],
+                    deployments.iter().map(|(seq, r)| {
+                        let e = r.event();
+                        Row::Cells([
+                            time(r.recorded_at()),
+                            html! { code { (e.resource_id().strip_prefix(&prefix).unwrap_or(e.resource_id())) } },
+                            status_badge(if e.outcome().as_str() == "success" { "authorised" } else { "denied" }),
+                            html! { (e.actor().as_str()) },
+                            html! { (e.reason().unwrap_or("")) },
+                            html! { a href=(format!("/console/audit/{seq}")) { "#" (seq) } },
+                        ])
+                    }),
+                ))
             }
         }
     };

@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::error::ConsoleError;
-use super::layout::{self, Nav, csrf_field, may, pct, time, visible};
+use super::layout::{self, Column, Nav, Row, csrf_field, data_table, may, pct, time, visible};
 use super::requests::{ConsoleForm, side_by_side};
 use super::session::{Identity, Signed, see_other};
 use crate::routes::audit::require;
@@ -63,37 +63,32 @@ pub(crate) async fn index(
         @if rows.is_empty() {
             p class="empty" { "No prompt is registered in this tenant yet." }
         } @else {
-            table class="data" {
-                caption class="visually-hidden" { "Prompts" }
-                thead {
-                    tr {
-                        th scope="col" { "Prompt" }
-                        th scope="col" { "Versions" }
-                        th scope="col" { "Labels" }
-                        th scope="col" { "Latest version" }
-                    }
-                }
-                tbody {
-                    @for (name, h) in &rows {
-                        tr {
-                            td data-label="Prompt" { a href=(format!("/console/prompts/view?name={}", pct(name))) { (name) } }
-                            td data-label="Versions" { (h.versions.len()) }
-                            td data-label="Labels" {
-                                @if h.labels.is_empty() { span class="muted" { "none" } }
-                                @for (label, v) in &h.labels {
-                                    span class="badge" { (label) " → v" (v) } " "
-                                }
-                            }
-                            td data-label="Latest version" {
-                                @if let Some(v) = h.versions.last() {
-                                    "v" (v.version()) " by " (v.author().as_str()) br;
-                                    small { (time(v.created_at())) }
-                                }
-                            }
+            (data_table(
+                "data",
+                Some("Prompts"),
+                &[
+                    Column::new("Prompt"),
+                    Column::new("Versions"),
+                    Column::new("Labels"),
+                    Column::new("Latest version"),
+                ],
+                rows.iter().map(|(name, h)| Row::Cells([
+                    html! { a href=(format!("/console/prompts/view?name={}", pct(name))) { (name) } },
+                    html! { (h.versions.len()) },
+                    html! {
+                        @if h.labels.is_empty() { span class="muted" { "none" } }
+                        @for (label, v) in &h.labels {
+                            span class="badge" { (label) " → v" (v) } " "
                         }
-                    }
-                }
-            }
+                    },
+                    html! {
+                        @if let Some(v) = h.versions.last() {
+                            "v" (v.version()) " by " (v.author().as_str()) br;
+                            small { (time(v.created_at())) }
+                        }
+                    },
+                ])),
+            ))
         }
         (register_form(&id))
     };
@@ -235,73 +230,65 @@ pub(crate) async fn detail(
         }
         section aria-labelledby="versions" {
             h2 id="versions" { "Versions" }
-            table class="data" {
-                thead {
-                    tr {
-                        th scope="col" { "Version" }
-                        th scope="col" { "Author" }
-                        th scope="col" { "Reason" }
-                        th scope="col" { "Template" }
-                    }
-                }
-                tbody {
-                    @for v in h.versions.iter().rev() {
-                        tr {
-                            td data-label="Version" {
-                                "v" (v.version())
-                                @for (label, lv) in &h.labels {
-                                    @if *lv == v.version() { " " span class="badge" { (label) } }
-                                }
-                                br; small { (time(v.created_at())) }
-                            }
-                            td data-label="Author" { (v.author().as_str()) }
-                            td data-label="Reason" { (visible(v.change_reason())) }
-                            td data-label="Template" {
-                                details {
-                                    summary { "Show template" }
-                                    @if v.is_erased() {
-                                        p class="small" { "Erased: this tenant's data keys were shredded." }
-                                    } @else {
-                                        pre class="template" { (visible(v.template())) }
-                                    }
-                                    p class="small" { "SHA-256 " code class="wrap" { (v.template_sha256().to_hex()) } }
-                                }
-                            }
+            (data_table(
+                "data",
+                None,
+                &[
+                    Column::new("Version"),
+                    Column::new("Author"),
+                    Column::new("Reason"),
+                    Column::new("Template"),
+                ],
+                h.versions.iter().rev().map(|v| Row::Cells([
+                    html! {
+                        "v" (v.version())
+                        @for (label, lv) in &h.labels {
+                            @if *lv == v.version() { " " span class="badge" { (label) } }
                         }
-                    }
-                }
-            }
+                        br; small { (time(v.created_at())) }
+                    },
+                    html! { (v.author().as_str()) },
+                    visible(v.change_reason()),
+                    html! {
+                        details {
+                            summary { "Show template" }
+                            @if v.is_erased() {
+                                p class="small" { "Erased: this tenant's data keys were shredded." }
+                            } @else {
+                                pre class="template" { (visible(v.template())) }
+                            }
+                            p class="small" { "SHA-256 " code class="wrap" { (v.template_sha256().to_hex()) } }
+                        }
+                    },
+                ])),
+            ))
         }
         section aria-labelledby="moves" {
             h2 id="moves" { "Label-move history" }
             @if h.label_moves.is_empty() {
                 p class="muted" { "No label has been moved." }
             } @else {
-                table class="data" {
-                    thead {
-                        tr {
-                            th scope="col" { "When" }
-                            th scope="col" { "Label" }
-                            th scope="col" { "Move" }
-                            th scope="col" { "By" }
-                            th scope="col" { "Approved by request" }
-                        }
-                    }
-                    tbody {
-                        @for m in h.label_moves.iter().rev() {
-                            tr {
-                                td data-label="When" { (time(m.moved_at)) }
-                                td data-label="Label" { code { (m.label) } }
-                                td data-label="Move" {
-                                    (m.from_version.map_or_else(|| "none".to_owned(), |v| format!("v{v}")))
-                                    " → v" (m.to_version)
-                                }
-                                td data-label="By" { (m.moved_by.as_str()) }
-                                td data-label="Approved by request" { a href=(format!("/console/requests/{}", m.approval_request_id)) { "request" } }
-                            }
-                        }
-                    }
-                }
+                (data_table(
+                    "data",
+                    None,
+                    &[
+                        Column::new("When"),
+                        Column::new("Label"),
+                        Column::new("Move"),
+                        Column::new("By"),
+                        Column::new("Approved by request"),
+                    ],
+                    h.label_moves.iter().rev().map(|m| Row::Cells([
+                        time(m.moved_at),
+                        html! { code { (m.label) } },
+                        html! {
+                            (m.from_version.map_or_else(|| "none".to_owned(), |v| format!("v{v}")))
+                            " → v" (m.to_version)
+                        },
+                        html! { (m.moved_by.as_str()) },
+                        html! { a href=(format!("/console/requests/{}", m.approval_request_id)) { "request" } },
+                    ])),
+                ))
             }
         }
     };

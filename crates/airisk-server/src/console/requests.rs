@@ -15,13 +15,14 @@ use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 use super::error::ConsoleError;
 use super::layout::{
-    self, Flash, Nav, age, csrf_field, expiry, may, pct, status_badge, time, visible,
+    self, Column, Flash, Nav, Row, age, csrf_field, data_table, expiry, may, pct, status_badge,
+    time, visible,
 };
 use super::session::{Identity, Signed, see_other};
+use crate::routes::approvals::{Verdict, parse_id};
 use crate::state::AppState;
 
 /// A URL-encoded form; a malformed one is a 422 page.
@@ -108,12 +109,6 @@ pub(crate) fn why_not(id: &Identity, r: &ApprovalRequest, now: DateTime<Utc>) ->
         ));
     }
     None
-}
-
-/// A malformed id names no request: the nil id, which no request has (the same 404 as a missing
-/// one, after the role check, as in the API).
-fn parse_id(id: &str) -> Uuid {
-    Uuid::parse_str(id).unwrap_or(Uuid::nil())
 }
 
 /// The detail page's query: the outcome of the POST that redirected here.
@@ -243,18 +238,16 @@ pub(crate) async fn page(
             @if r.approvals().is_empty() {
                 p class="muted" { "No approval yet." }
             } @else {
-                table class="data" {
-                    thead { tr { th scope="col" { "Approver" } th scope="col" { "When" } th scope="col" { "Reason" } } }
-                    tbody {
-                        @for a in r.approvals() {
-                            tr {
-                                td data-label="Approver" { (a.approver.as_str()) }
-                                td data-label="When" { (time(a.at)) }
-                                td data-label="Reason" { (visible(&a.reason)) }
-                            }
-                        }
-                    }
-                }
+                (data_table(
+                    "data",
+                    None,
+                    &[Column::new("Approver"), Column::new("When"), Column::new("Reason")],
+                    r.approvals().iter().map(|a| Row::Cells([
+                        html! { (a.approver.as_str()) },
+                        time(a.at),
+                        visible(&a.reason),
+                    ])),
+                ))
             }
             @if let Some(d) = r.rejection() {
                 p { (status_badge("REJECTED")) " by " (d.by.as_str()) ", " (time(d.at)) ": " (visible(&d.reason)) }
@@ -399,6 +392,29 @@ pub(crate) struct DecisionForm {
     reason: String,
 }
 
+/// The body of the console's decision routes: the API's verdict on the request (with the reason
+/// as typed, trimmed), then back to its page saying what was done.
+async fn decide(
+    app: &AppState,
+    id: &Identity,
+    request_id: &str,
+    reason: &str,
+    verdict: Verdict,
+) -> Result<Response, ConsoleError> {
+    let request = verdict
+        .apply(app, &id.caller(), request_id, reason.trim())
+        .await?;
+    let done = match verdict {
+        Verdict::Approve => "approved",
+        Verdict::Reject => "rejected",
+        Verdict::Cancel => "cancelled",
+    };
+    Ok(see_other(&format!(
+        "/console/requests/{}?done={done}",
+        request.id()
+    )))
+}
+
 /// POST `/console/requests/{id}/approve`: the approval workflow's `approve`, as the API calls it.
 pub(crate) async fn approve(
     State(app): State<AppState>,
@@ -406,16 +422,7 @@ pub(crate) async fn approve(
     ConsolePath(request_id): ConsolePath<String>,
     ConsoleForm(f): ConsoleForm<DecisionForm>,
 ) -> Result<Response, ConsoleError> {
-    let caller = id.caller();
-    let rid = parse_id(&request_id);
-    let d = app
-        .approvals()
-        .approve(&caller.principal, &caller.correlation, rid, f.reason.trim())
-        .await?;
-    Ok(see_other(&format!(
-        "/console/requests/{}?done=approved",
-        d.request.id()
-    )))
+    decide(&app, &id, &request_id, &f.reason, Verdict::Approve).await
 }
 
 /// POST `/console/requests/{id}/reject`.
@@ -425,14 +432,5 @@ pub(crate) async fn reject(
     ConsolePath(request_id): ConsolePath<String>,
     ConsoleForm(f): ConsoleForm<DecisionForm>,
 ) -> Result<Response, ConsoleError> {
-    let caller = id.caller();
-    let rid = parse_id(&request_id);
-    let d = app
-        .approvals()
-        .reject(&caller.principal, &caller.correlation, rid, f.reason.trim())
-        .await?;
-    Ok(see_other(&format!(
-        "/console/requests/{}?done=rejected",
-        d.request.id()
-    )))
+    decide(&app, &id, &request_id, &f.reason, Verdict::Reject).await
 }

@@ -1,6 +1,8 @@
 //! `/v1/approvals/…`: the approval workflow (four eyes).
 
-use airisk_core::governance::approval_workflow::{ApprovalStatus, NewApprovalRequest};
+use airisk_core::governance::approval_workflow::{
+    ApprovalError, ApprovalRequest, ApprovalStatus, NewApprovalRequest,
+};
 use airisk_core::ports::{ApprovalFilter, Page};
 use airisk_core::security::rbac::{Action, RbacService};
 use airisk_core::security::tenant_context::ActorId;
@@ -12,12 +14,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::api_types::{
+    ApprovalPage, ApprovalView, MAX_OFFSET, NewApprovalBody, ReasonBody, check_expires_in,
+};
 use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::state::AppState;
-use crate::views::{
-    ApprovalPage, ApprovalView, MAX_OFFSET, NewApprovalBody, ReasonBody, check_expires_in,
-};
 
 /// Largest page of a listing.
 pub const MAX_PAGE: u32 = 1000;
@@ -25,9 +27,55 @@ pub const MAX_PAGE: u32 = 1000;
 pub const DEFAULT_PAGE: u32 = 100;
 
 /// A malformed id names no request: it becomes the nil id, which no request has, so the service
-/// still checks the role first and then answers the same 404 as for a missing request.
-fn parse_id(id: &str) -> Uuid {
+/// still checks the role first and then answers the same 404 as for a missing request. (The
+/// console's request pages read their ids the same way.)
+pub(crate) fn parse_id(id: &str) -> Uuid {
     Uuid::parse_str(id).unwrap_or(Uuid::nil())
+}
+
+/// What a decision route does to a pending request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// `approval.approve`.
+    Approve,
+    /// `approval.reject`.
+    Reject,
+    /// `approval.cancel` (the requester withdraws it).
+    Cancel,
+}
+
+impl Verdict {
+    /// Asks the approval workflow for this verdict on the request `id` names, as `caller`, with
+    /// `reason`: the one call behind the API's and the console's approve, reject and cancel
+    /// routes. Returns the request after the decision.
+    pub(crate) async fn apply(
+        self,
+        state: &AppState,
+        caller: &Caller,
+        id: &str,
+        reason: &str,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let (workflow, id) = (state.approvals(), parse_id(id));
+        let (principal, correlation) = (&caller.principal, &caller.correlation);
+        let decided = match self {
+            Verdict::Approve => workflow.approve(principal, correlation, id, reason).await,
+            Verdict::Reject => workflow.reject(principal, correlation, id, reason).await,
+            Verdict::Cancel => workflow.cancel(principal, correlation, id, reason).await,
+        }?;
+        Ok(decided.request)
+    }
+}
+
+/// The body of the API's three decision routes: the verdict, then the request as it now is.
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    reason: &str,
+    verdict: Verdict,
+) -> Result<Json<ApprovalView>, ApiError> {
+    let request = verdict.apply(state, caller, id, reason).await?;
+    Ok(Json(ApprovalView::of(&request, state.clock().now())))
 }
 
 /// Open an approval request (`approval.request`: analyst, admin). Only prompt-label moves are
@@ -235,12 +283,7 @@ pub(crate) async fn approve(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    let id = parse_id(&id);
-    let d = state
-        .approvals()
-        .approve(&caller.principal, &caller.correlation, id, &body.reason)
-        .await?;
-    Ok(Json(ApprovalView::of(&d.request, state.clock().now())))
+    decide(&state, &caller, &id, &body.reason, Verdict::Approve).await
 }
 
 /// Reject (`approval.reject`: approver, admin; never one's own request; humans only).
@@ -257,12 +300,7 @@ pub(crate) async fn reject(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    let id = parse_id(&id);
-    let d = state
-        .approvals()
-        .reject(&caller.principal, &caller.correlation, id, &body.reason)
-        .await?;
-    Ok(Json(ApprovalView::of(&d.request, state.clock().now())))
+    decide(&state, &caller, &id, &body.reason, Verdict::Reject).await
 }
 
 /// Withdraw one's own pending request (`approval.cancel`: analyst, admin; requester only).
@@ -279,10 +317,5 @@ pub(crate) async fn cancel(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    let id = parse_id(&id);
-    let d = state
-        .approvals()
-        .cancel(&caller.principal, &caller.correlation, id, &body.reason)
-        .await?;
-    Ok(Json(ApprovalView::of(&d.request, state.clock().now())))
+    decide(&state, &caller, &id, &body.reason, Verdict::Cancel).await
 }

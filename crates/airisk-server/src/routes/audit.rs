@@ -16,13 +16,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, ListErrors, ReadErrors, VerifyCheckpointErrors, WriteErrors};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::state::AppState;
-use crate::views::{
+use crate::api_types::{
     AppendAuditBody, AuditEntryView, AuditPage, CheckpointView, ConsistencyProofView,
     InclusionProofView, ReceiptView, VerifyCheckpointBody, VerifyView,
 };
+use crate::error::{ApiError, ListErrors, ReadErrors, VerifyCheckpointErrors, WriteErrors};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::state::AppState;
 
 /// Largest page of a search.
 pub const MAX_PAGE: usize = 1000;
@@ -113,7 +113,7 @@ pub(crate) struct SearchParams {
     #[param(pattern = "^[^\\x00]*$")]
     correlation_id: Option<String>,
     /// `success` or `denied`.
-    #[param(value_type = Option<crate::views::OutcomeParam>, inline)]
+    #[param(value_type = Option<crate::api_types::OutcomeParam>, inline)]
     outcome: Option<String>,
     /// Recorded at or after (RFC 3339).
     #[param(format = DateTime)]
@@ -122,7 +122,7 @@ pub(crate) struct SearchParams {
     #[param(format = DateTime)]
     to: Option<String>,
     /// `asc` (oldest first, default) or `desc`.
-    #[param(value_type = Option<crate::views::OrderParam>, inline)]
+    #[param(value_type = Option<crate::api_types::OrderParam>, inline)]
     order: Option<String>,
     /// Continue after this seq (the previous page's `next_cursor`), at most 2^63 - 1.
     #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
@@ -155,10 +155,10 @@ pub(crate) async fn search(
     ApiQuery(q): ApiQuery<SearchParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     require(&caller, Action::AuditRead)?;
-    if q.cursor.is_some_and(|c| c > crate::views::MAX_OFFSET) {
+    if q.cursor.is_some_and(|c| c > crate::api_types::MAX_OFFSET) {
         return Err(ApiError::Unprocessable(format!(
             "cursor must be at most {}",
-            crate::views::MAX_OFFSET
+            crate::api_types::MAX_OFFSET
         )));
     }
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);

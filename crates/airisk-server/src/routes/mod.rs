@@ -117,7 +117,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// operations on it.
 pub fn openapi() -> serde_json::Value {
     let mut doc = serde_json::to_value(api().1).unwrap_or_default();
-    crate::views::expand_patterns(&mut doc);
+    crate::api_types::expand_patterns(&mut doc);
     links::add(&mut doc);
     doc
 }

@@ -5,13 +5,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
-use crate::extract::{ApiJson, ApiPath, Caller};
-use crate::state::AppState;
-use crate::views::{
+use crate::api_types::{
     ApprovalView, DeploymentBody, DeploymentView, ModelView, ReasonBody, RegisterModelBody,
     RegistrationView, check_expires_in,
 };
+use crate::error::{ApiError, ListErrors, ReadErrors, WriteErrors};
+use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::state::AppState;
 
 /// Register a model version with its artifact's SHA-256 (`model.register`: admin only). It starts
 /// PENDING, with an approval request that someone other than the registrant must approve.

@@ -8,8 +8,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use uuid::Uuid;
 
+use crate::api_types::HealthView;
 use crate::state::AppState;
-use crate::views::HealthView;
 
 /// The process is up.
 #[utoipa::path(

@@ -8,13 +8,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, ReadErrors, WriteErrors};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::state::AppState;
-use crate::views::{
+use crate::api_types::{
     DiffLineView, DiffView, LabelMoveView, LabelView, MoveLabelBody, PromptHistoryView,
     PromptVersionView, RegisterPromptBody, UpdatePromptBody,
 };
+use crate::error::{ApiError, ReadErrors, WriteErrors};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::state::AppState;
 
 /// Create a prompt at version 1 (`prompt.register`: analyst, admin).
 #[utoipa::path(

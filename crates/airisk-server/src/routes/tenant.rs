@@ -8,10 +8,10 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api_types::ReceiptView;
 use crate::error::{ApiError, WriteErrors};
 use crate::extract::{ApiJson, Caller};
 use crate::state::AppState;
-use crate::views::ReceiptView;
 
 /// Why the tenant is shredded (recorded in its ledger).
 #[derive(Debug, Clone, Deserialize, ToSchema)]

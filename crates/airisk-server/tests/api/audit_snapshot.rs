@@ -144,18 +144,5 @@ async fn no_false_alarm_under_load_and_tampering_still_named(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_under_concurrent_appends_never_cries_tamper_on_memory() {
-    no_false_alarm_under_load_and_tampering_still_named(Backend::Memory).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_under_concurrent_appends_never_cries_tamper_on_sqlite() {
-    no_false_alarm_under_load_and_tampering_still_named(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn verify_under_concurrent_appends_never_cries_tamper_on_postgres() {
-    no_false_alarm_under_load_and_tampering_still_named(Backend::Postgres).await;
-}
+on_backends!(no_false_alarm_under_load_and_tampering_still_named: [memory, sqlite, postgres]
+    (flavor = "multi_thread", worker_threads = 2));

@@ -8,21 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, TestApp, model_body};
 
-#[tokio::test]
-async fn a_valid_correlation_id_round_trips_into_the_audit_record_in_memory() {
-    a_valid_correlation_id_round_trips_into_the_audit_record(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn a_valid_correlation_id_round_trips_into_the_audit_record_on_sqlite() {
-    a_valid_correlation_id_round_trips_into_the_audit_record(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn a_valid_correlation_id_round_trips_into_the_audit_record_on_postgres() {
-    a_valid_correlation_id_round_trips_into_the_audit_record(Backend::Postgres).await;
-}
+on_backends!(a_valid_correlation_id_round_trips_into_the_audit_record: [memory, sqlite, postgres]);
 
 async fn a_valid_correlation_id_round_trips_into_the_audit_record(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;

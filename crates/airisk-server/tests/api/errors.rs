@@ -155,23 +155,9 @@ async fn missing_resources_are_404s() {
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn conflicts_are_409s() {
-    conflicts_are_409s_on(Backend::Memory).await;
-}
+on_backends!(conflicts_are_409s: [memory, sqlite, postgres]);
 
-#[tokio::test]
-async fn conflicts_are_409s_on_sqlite() {
-    conflicts_are_409s_on(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn conflicts_are_409s_on_postgres() {
-    conflicts_are_409s_on(Backend::Postgres).await;
-}
-
-async fn conflicts_are_409s_on(backend: Backend) {
+async fn conflicts_are_409s(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     let admin = app.token("ada", "acme", Role::Admin);
     let approver = app.token("bob", "acme", Role::Approver);
@@ -211,23 +197,9 @@ async fn conflicts_are_409s_on(backend: Backend) {
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn invalid_input_is_a_422_and_malformed_input_a_400_or_415() {
-    invalid_input_is_a_422_and_malformed_input_a_400_or_415_on(Backend::Memory).await;
-}
+on_backends!(invalid_input_is_a_422_and_malformed_input_a_400_or_415: [memory, sqlite, postgres]);
 
-#[tokio::test]
-async fn invalid_input_is_a_422_and_malformed_input_a_400_or_415_on_sqlite() {
-    invalid_input_is_a_422_and_malformed_input_a_400_or_415_on(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn invalid_input_is_a_422_and_malformed_input_a_400_or_415_on_postgres() {
-    invalid_input_is_a_422_and_malformed_input_a_400_or_415_on(Backend::Postgres).await;
-}
-
-async fn invalid_input_is_a_422_and_malformed_input_a_400_or_415_on(backend: Backend) {
+async fn invalid_input_is_a_422_and_malformed_input_a_400_or_415(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     let admin = app.token("ada", "acme", Role::Admin);
     let mut body = model_body("m", "1");
@@ -269,23 +241,9 @@ async fn invalid_input_is_a_422_and_malformed_input_a_400_or_415_on(backend: Bac
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn an_oversize_body_is_a_413() {
-    an_oversize_body_is_a_413_on(Backend::Memory).await;
-}
+on_backends!(an_oversize_body_is_a_413: [memory, sqlite, postgres]);
 
-#[tokio::test]
-async fn an_oversize_body_is_a_413_on_sqlite() {
-    an_oversize_body_is_a_413_on(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn an_oversize_body_is_a_413_on_postgres() {
-    an_oversize_body_is_a_413_on(Backend::Postgres).await;
-}
-
-async fn an_oversize_body_is_a_413_on(backend: Backend) {
+async fn an_oversize_body_is_a_413(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
     let analyst = app.token("ann", "acme", Role::Analyst);
     let big = "x".repeat(2 * 1024 * 1024);

@@ -872,15 +872,4 @@ async fn marked_and_escaped_records_verify(backend: crate::support::Backend) {
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn marked_and_escaped_records_verify_on_sqlite() {
-    marked_and_escaped_records_verify(crate::support::Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn marked_and_escaped_records_verify_on_postgres() {
-    {
-        marked_and_escaped_records_verify(crate::support::Backend::Postgres).await;
-    }
-}
+on_backends!(marked_and_escaped_records_verify: [sqlite, postgres]);

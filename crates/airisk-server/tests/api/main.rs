@@ -7,6 +7,8 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
+#[macro_use]
+mod backends;
 mod pg;
 mod support;
 

@@ -20,25 +20,6 @@ use uuid::Uuid;
 
 use crate::support::{Backend, TestApp, problem};
 
-/// Declares the in-memory, SQLite and PostgreSQL variants of `$body(backend)`.
-macro_rules! on_every_store {
-    ($body:ident: $memory:ident, $sqlite:ident, $postgres:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $memory() {
-            $body(Backend::Memory).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            $body(Backend::Sqlite).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-        async fn $postgres() {
-            $body(Backend::Postgres).await;
-        }
-    };
-}
-
 /// A prompt `p` (version 1) registered by `analyst`, and a pending label request on it opened by
 /// `analyst`; returns the request's id.
 async fn open_request(app: &TestApp, analyst: &str, label: &str, expires: Option<i64>) -> String {
@@ -77,10 +58,8 @@ async fn status_of(app: &TestApp, id: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Expiry: a decision after `expires_at` is a 409 and changes nothing.
 
-on_every_store!(an_expired_request_is_a_409:
-    an_expired_request_is_a_409_in_memory,
-    an_expired_request_is_a_409_on_sqlite,
-    an_expired_request_is_a_409_on_postgres);
+on_backends!(an_expired_request_is_a_409: [memory, sqlite, postgres]
+    (flavor = "multi_thread", worker_threads = 2));
 
 async fn an_expired_request_is_a_409(backend: Backend) {
     // The service's clock is the test's: no waiting for the request to expire.
@@ -222,10 +201,8 @@ impl GovernanceStore for ChangedUnderneath {
     }
 }
 
-on_every_store!(a_decision_on_a_changed_version_is_a_409:
-    a_decision_on_a_changed_version_is_a_409_in_memory,
-    a_decision_on_a_changed_version_is_a_409_on_sqlite,
-    a_decision_on_a_changed_version_is_a_409_on_postgres);
+on_backends!(a_decision_on_a_changed_version_is_a_409: [memory, sqlite, postgres]
+    (flavor = "multi_thread", worker_threads = 2));
 
 async fn a_decision_on_a_changed_version_is_a_409(backend: Backend) {
     let raced: Arc<std::sync::Mutex<Option<Arc<ChangedUnderneath>>>> = Arc::default();
@@ -278,10 +255,8 @@ async fn a_decision_on_a_changed_version_is_a_409(backend: Backend) {
 // ---------------------------------------------------------------------------------------------
 // Cancel: only the requester may withdraw a request.
 
-on_every_store!(only_the_requester_may_cancel:
-    only_the_requester_may_cancel_in_memory,
-    only_the_requester_may_cancel_on_sqlite,
-    only_the_requester_may_cancel_on_postgres);
+on_backends!(only_the_requester_may_cancel: [memory, sqlite, postgres]
+    (flavor = "multi_thread", worker_threads = 2));
 
 async fn only_the_requester_may_cancel(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
@@ -322,10 +297,8 @@ async fn only_the_requester_may_cancel(backend: Backend) {
 // Proofs: asking beyond the tree is a 404 (that tree does not exist; the OpenAPI document says
 // so), not a 500, a 422 for a schema-valid request, or an empty proof.
 
-on_every_store!(a_proof_beyond_the_tree_is_a_404:
-    a_proof_beyond_the_tree_is_a_404_in_memory,
-    a_proof_beyond_the_tree_is_a_404_on_sqlite,
-    a_proof_beyond_the_tree_is_a_404_on_postgres);
+on_backends!(a_proof_beyond_the_tree_is_a_404: [memory, sqlite, postgres]
+    (flavor = "multi_thread", worker_threads = 2));
 
 async fn a_proof_beyond_the_tree_is_a_404(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
@@ -371,10 +344,8 @@ async fn a_proof_beyond_the_tree_is_a_404(backend: Backend) {
 
 const TRIALS: usize = 25;
 
-on_every_store!(two_approvers_racing_exactly_one_wins:
-    two_approvers_racing_exactly_one_wins_in_memory,
-    two_approvers_racing_exactly_one_wins_on_sqlite,
-    two_approvers_racing_exactly_one_wins_on_postgres);
+on_backends!(two_approvers_racing_exactly_one_wins: [memory, sqlite, postgres]
+    (flavor = "multi_thread", worker_threads = 2));
 
 async fn two_approvers_racing_exactly_one_wins(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
@@ -444,10 +415,8 @@ async fn two_approvers_racing_exactly_one_wins(backend: Backend) {
 // back — verification reported the intact entry as malformed. It is now a 422 and nothing is
 // stored.
 
-on_every_store!(a_number_that_would_not_read_back_is_refused:
-    a_number_that_would_not_read_back_is_refused_in_memory,
-    a_number_that_would_not_read_back_is_refused_on_sqlite,
-    a_number_that_would_not_read_back_is_refused_on_postgres);
+on_backends!(a_number_that_would_not_read_back_is_refused: [memory, sqlite, postgres]
+    (flavor = "multi_thread", worker_threads = 2));
 
 async fn a_number_that_would_not_read_back_is_refused(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;

@@ -129,21 +129,7 @@ impl Setup<'_> {
     }
 }
 
-#[tokio::test]
-async fn every_role_is_allowed_exactly_what_the_matrix_grants_in_memory() {
-    every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn every_role_is_allowed_exactly_what_the_matrix_grants_on_sqlite() {
-    every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn every_role_is_allowed_exactly_what_the_matrix_grants_on_postgres() {
-    every_role_is_allowed_exactly_what_the_matrix_grants(Backend::Postgres).await;
-}
+on_backends!(every_role_is_allowed_exactly_what_the_matrix_grants: [memory, sqlite, postgres]);
 
 async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;

@@ -9,21 +9,8 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, DIGEST, TestApp, model_body};
 
-#[tokio::test]
-async fn register_approve_authorise_verify_and_prove_a_model_end_to_end_in_memory() {
-    register_approve_authorise_verify_and_prove_a_model_end_to_end(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn register_approve_authorise_verify_and_prove_a_model_end_to_end_on_sqlite() {
-    register_approve_authorise_verify_and_prove_a_model_end_to_end(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn register_approve_authorise_verify_and_prove_a_model_end_to_end_on_postgres() {
-    register_approve_authorise_verify_and_prove_a_model_end_to_end(Backend::Postgres).await;
-}
+on_backends!(register_approve_authorise_verify_and_prove_a_model_end_to_end:
+    [memory, sqlite, postgres]);
 
 async fn register_approve_authorise_verify_and_prove_a_model_end_to_end(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
@@ -225,21 +212,7 @@ async fn register_approve_authorise_verify_and_prove_a_model_end_to_end(backend:
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_prompt_label_moves_only_with_an_approved_request_in_memory() {
-    a_prompt_label_moves_only_with_an_approved_request(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn a_prompt_label_moves_only_with_an_approved_request_on_sqlite() {
-    a_prompt_label_moves_only_with_an_approved_request(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn a_prompt_label_moves_only_with_an_approved_request_on_postgres() {
-    a_prompt_label_moves_only_with_an_approved_request(Backend::Postgres).await;
-}
+on_backends!(a_prompt_label_moves_only_with_an_approved_request: [memory, sqlite, postgres]);
 
 async fn a_prompt_label_moves_only_with_an_approved_request(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;
@@ -356,21 +329,8 @@ async fn a_prompt_label_moves_only_with_an_approved_request(backend: Backend) {
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers_in_memory() {
-    the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers_on_sqlite() {
-    the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers_on_postgres() {
-    the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(Backend::Postgres).await;
-}
+on_backends!(the_export_streams_a_signed_checkpoint_then_every_entry_it_covers:
+    [memory, sqlite, postgres]);
 
 async fn the_export_streams_a_signed_checkpoint_then_every_entry_it_covers(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;

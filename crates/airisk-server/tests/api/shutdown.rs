@@ -14,21 +14,8 @@ use serde_json::{Value, json};
 
 use crate::support::{Backend, TestApp};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_loses_no_acknowledged_write_in_memory() {
-    shutdown_loses_no_acknowledged_write(Backend::Memory).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_loses_no_acknowledged_write_on_sqlite() {
-    shutdown_loses_no_acknowledged_write(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn shutdown_loses_no_acknowledged_write_on_postgres() {
-    shutdown_loses_no_acknowledged_write(Backend::Postgres).await;
-}
+on_backends!(shutdown_loses_no_acknowledged_write: [memory, sqlite, postgres]
+    (flavor = "multi_thread", worker_threads = 2));
 
 async fn shutdown_loses_no_acknowledged_write(backend: Backend) {
     let mut app = TestApp::spawn_backend(backend).await;

@@ -26,22 +26,8 @@ async fn call(
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route_in_memory() {
-    another_tenants_resources_look_exactly_like_missing_ones_on_every_route(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route_on_sqlite() {
-    another_tenants_resources_look_exactly_like_missing_ones_on_every_route(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
-async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route_on_postgres() {
-    another_tenants_resources_look_exactly_like_missing_ones_on_every_route(Backend::Postgres)
-        .await;
-}
+on_backends!(another_tenants_resources_look_exactly_like_missing_ones_on_every_route:
+    [memory, sqlite, postgres]);
 
 async fn another_tenants_resources_look_exactly_like_missing_ones_on_every_route(backend: Backend) {
     let app = TestApp::spawn_backend(backend).await;

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use airisk_core::ports::{AuditRepository, Clock};
 
-use crate::support::{Guarded, TestDb};
+use crate::support::{TestDb, guarded};
 
 airisk_testkit::audit_repository_conformance!(
     #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
     |clock: Arc<dyn Clock>| async move {
-        Arc::new(Guarded::new(TestDb::new().await, clock).await) as Arc<dyn AuditRepository>
+        Arc::new(guarded(TestDb::new().await, clock).await) as Arc<dyn AuditRepository>
     }
 );
 
@@ -22,12 +22,12 @@ mod governance {
 
     use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
 
-    use crate::support::{Guarded, TestDb};
+    use crate::support::{TestDb, guarded};
 
     airisk_testkit::governance_store_conformance!(
         #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
         |clock: Arc<dyn Clock>| async move {
-            let store = Arc::new(Guarded::new(TestDb::new().await, clock).await);
+            let store = Arc::new(guarded(TestDb::new().await, clock).await);
             (
                 store.clone() as Arc<dyn GovernanceStore>,
                 store as Arc<dyn AuditRepository>,
@@ -80,13 +80,13 @@ async fn verification_sees_one_snapshot_under_concurrent_appends() {
 mod sealing {
     use std::sync::Arc;
 
-    use crate::support::{Guarded, TestDb};
+    use crate::support::{TestDb, guarded};
     use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
 
     airisk_testkit::sealing_conformance!(
         #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
         |clock: Arc<dyn Clock>| async move {
-            let store = Arc::new(Guarded::new(TestDb::new().await, clock).await);
+            let store = Arc::new(guarded(TestDb::new().await, clock).await);
             (
                 store.clone() as Arc<dyn GovernanceStore>,
                 store as Arc<dyn AuditRepository>,

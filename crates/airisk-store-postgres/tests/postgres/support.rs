@@ -17,18 +17,8 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use airisk_core::governance::approval_workflow::ApprovalRequest;
-use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
-use airisk_core::governance::model_registry::ModelVersion;
-use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
-use airisk_core::ledger::{Hash, NodeId};
-use airisk_core::ports::{
-    ApprovalFilter, AuditQuery, AuditRepository, ChangeSet, Clock, GovernanceStore, Page,
-    StoreError, StoredCheckpoint, StoredEntry, TreeHead,
-};
-use airisk_core::security::tenant_context::TenantId;
+use airisk_core::ports::Clock;
 use airisk_store_postgres::{PostgresOptions, PostgresStore};
-use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use uuid::Uuid;
@@ -250,143 +240,12 @@ impl Drop for TestDb {
 }
 
 /// A store that keeps its test database alive as long as it lives.
-#[derive(Debug)]
-pub struct Guarded {
-    store: PostgresStore,
-    _db: TestDb,
-}
+pub type Guarded = airisk_testkit::Guarded<PostgresStore, TestDb>;
 
-impl Guarded {
-    /// A fresh database and a store on it.
-    pub async fn new(db: TestDb, clock: Arc<dyn Clock>) -> Self {
-        Guarded {
-            store: db.store(clock).await,
-            _db: db,
-        }
-    }
-}
-
-#[async_trait]
-impl AuditRepository for Guarded {
-    async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditReceipt>, StoreError> {
-        self.store.append(events).await
-    }
-    async fn tree_head(&self, tenant: &TenantId) -> Result<TreeHead, StoreError> {
-        self.store.tree_head(tenant).await
-    }
-    async fn entries(
-        &self,
-        tenant: &TenantId,
-        from_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.store.entries(tenant, from_seq, limit).await
-    }
-    async fn nodes(
-        &self,
-        tenant: &TenantId,
-        ids: &[NodeId],
-    ) -> Result<Vec<(NodeId, Hash)>, StoreError> {
-        self.store.nodes(tenant, ids).await
-    }
-    async fn add_checkpoint(
-        &self,
-        tenant: &TenantId,
-        checkpoint: StoredCheckpoint,
-    ) -> Result<(), StoreError> {
-        self.store.add_checkpoint(tenant, checkpoint).await
-    }
-    async fn head_and_checkpoints(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
-        self.store.head_and_checkpoints(tenant).await
-    }
-    async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        self.store.checkpoints(tenant).await
-    }
-    async fn latest_checkpoint(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Option<StoredCheckpoint>, StoreError> {
-        self.store.latest_checkpoint(tenant).await
-    }
-    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
-        self.store.tenants().await
-    }
-    async fn search(
-        &self,
-        tenant: &TenantId,
-        query: &AuditQuery,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.store.search(tenant, query, limit).await
-    }
-}
-
-#[async_trait]
-impl GovernanceStore for Guarded {
-    async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
-        self.store.commit(change).await
-    }
-    async fn approval(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-    ) -> Result<Option<ApprovalRequest>, StoreError> {
-        self.store.approval(tenant, id).await
-    }
-    async fn approvals(
-        &self,
-        tenant: &TenantId,
-        filter: &ApprovalFilter,
-        page: Page,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
-        self.store.approvals(tenant, filter, page).await
-    }
-    async fn model(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<ModelVersion>, StoreError> {
-        self.store.model(tenant, name, version).await
-    }
-    async fn model_versions(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<ModelVersion>, StoreError> {
-        self.store.model_versions(tenant, name).await
-    }
-    async fn prompt_versions(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<PromptVersion>, StoreError> {
-        self.store.prompt_versions(tenant, name).await
-    }
-    async fn prompt_labels(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<(String, u32)>, StoreError> {
-        self.store.prompt_labels(tenant, name).await
-    }
-    async fn label_moves(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<LabelMove>, StoreError> {
-        self.store.label_moves(tenant, name).await
-    }
-
-    async fn data_keys(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
-        self.store.data_keys(tenant).await
-    }
+/// A store on `db` (a fresh database) that keeps it alive.
+pub async fn guarded(db: TestDb, clock: Arc<dyn Clock>) -> Guarded {
+    let store = db.store(clock).await;
+    airisk_testkit::Guarded::new(store, db)
 }
 
 /// The SQLSTATE of a failed raw query.

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use airisk_core::ports::{AuditRepository, Clock};
 
-use crate::support::TempStore;
+use crate::support::temp_store;
 
 airisk_testkit::audit_repository_conformance!(|clock: Arc<dyn Clock>| async move {
-    Arc::new(TempStore::new(clock)) as Arc<dyn AuditRepository>
+    Arc::new(temp_store(clock)) as Arc<dyn AuditRepository>
 });
 
 /// The governance suite: unit of work, optimistic versions, tenant scoping.
@@ -16,10 +16,10 @@ mod governance {
 
     use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
 
-    use crate::support::TempStore;
+    use crate::support::temp_store;
 
     airisk_testkit::governance_store_conformance!(|clock: Arc<dyn Clock>| async move {
-        let store = Arc::new(TempStore::new(clock));
+        let store = Arc::new(temp_store(clock));
         (
             store.clone() as Arc<dyn GovernanceStore>,
             store as Arc<dyn AuditRepository>,
@@ -69,10 +69,10 @@ mod sealing {
 
     use airisk_core::ports::{AuditRepository, Clock, GovernanceStore};
 
-    use crate::support::TempStore;
+    use crate::support::temp_store;
 
     airisk_testkit::sealing_conformance!(|clock: Arc<dyn Clock>| async move {
-        let store = Arc::new(TempStore::new(clock));
+        let store = Arc::new(temp_store(clock));
         (
             store.clone() as Arc<dyn GovernanceStore>,
             store as Arc<dyn AuditRepository>,

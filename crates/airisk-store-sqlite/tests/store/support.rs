@@ -5,13 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use airisk_core::governance::audit_record::{AuditEvent, Outcome};
-use airisk_core::ledger::{Hash, NodeId};
-use airisk_core::ports::{
-    AuditRepository, Clock, StoreError, StoredCheckpoint, StoredEntry, SystemClock, TreeHead,
-};
+use airisk_core::ports::{AuditRepository, Clock, SystemClock};
 use airisk_core::request::CorrelationId;
 use airisk_core::security::tenant_context::{ActorId, TenantId};
 use airisk_store_sqlite::SqliteStore;
+use airisk_testkit::Guarded;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -107,143 +105,10 @@ pub async fn append_n(store: &dyn AuditRepository, tenant_id: &str, count: u64) 
 }
 
 /// A store that owns its temporary file, for factories that hand out only the store.
-#[derive(Debug)]
-pub struct TempStore {
-    // Field order matters: the store closes before its directory is removed.
-    store: SqliteStore,
-    _db: TempDb,
-}
+pub type TempStore = Guarded<SqliteStore, TempDb>;
 
-impl TempStore {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        let db = TempDb::new();
-        TempStore {
-            store: db.open_with_clock(clock),
-            _db: db,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl AuditRepository for TempStore {
-    async fn append(
-        &self,
-        events: Vec<AuditEvent>,
-    ) -> Result<Vec<airisk_core::governance::audit_record::AuditReceipt>, StoreError> {
-        self.store.append(events).await
-    }
-    async fn tree_head(&self, tenant: &TenantId) -> Result<TreeHead, StoreError> {
-        self.store.tree_head(tenant).await
-    }
-    async fn entries(
-        &self,
-        tenant: &TenantId,
-        from_seq: u64,
-        limit: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.store.entries(tenant, from_seq, limit).await
-    }
-    async fn nodes(
-        &self,
-        tenant: &TenantId,
-        ids: &[NodeId],
-    ) -> Result<Vec<(NodeId, Hash)>, StoreError> {
-        self.store.nodes(tenant, ids).await
-    }
-    async fn add_checkpoint(
-        &self,
-        tenant: &TenantId,
-        checkpoint: StoredCheckpoint,
-    ) -> Result<(), StoreError> {
-        self.store.add_checkpoint(tenant, checkpoint).await
-    }
-    async fn head_and_checkpoints(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<(TreeHead, Vec<StoredCheckpoint>), StoreError> {
-        self.store.head_and_checkpoints(tenant).await
-    }
-
-    async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        self.store.checkpoints(tenant).await
-    }
-    async fn latest_checkpoint(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Option<StoredCheckpoint>, StoreError> {
-        self.store.latest_checkpoint(tenant).await
-    }
-    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
-        self.store.tenants().await
-    }
-}
-
-#[async_trait::async_trait]
-impl airisk_core::ports::GovernanceStore for TempStore {
-    async fn commit(
-        &self,
-        change: airisk_core::ports::ChangeSet,
-    ) -> Result<Vec<airisk_core::governance::audit_record::AuditReceipt>, StoreError> {
-        airisk_core::ports::GovernanceStore::commit(&self.store, change).await
-    }
-    async fn approval(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-    ) -> Result<Option<airisk_core::governance::approval_workflow::ApprovalRequest>, StoreError>
-    {
-        self.store.approval(tenant, id).await
-    }
-    async fn approvals(
-        &self,
-        tenant: &TenantId,
-        filter: &airisk_core::ports::ApprovalFilter,
-        page: airisk_core::ports::Page,
-    ) -> Result<Vec<airisk_core::governance::approval_workflow::ApprovalRequest>, StoreError> {
-        self.store.approvals(tenant, filter, page).await
-    }
-    async fn model(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<airisk_core::governance::model_registry::ModelVersion>, StoreError> {
-        self.store.model(tenant, name, version).await
-    }
-    async fn model_versions(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<airisk_core::governance::model_registry::ModelVersion>, StoreError> {
-        self.store.model_versions(tenant, name).await
-    }
-    async fn prompt_versions(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<airisk_core::governance::prompt_registry::PromptVersion>, StoreError> {
-        self.store.prompt_versions(tenant, name).await
-    }
-    async fn prompt_labels(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<(String, u32)>, StoreError> {
-        self.store.prompt_labels(tenant, name).await
-    }
-    async fn label_moves(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<airisk_core::governance::prompt_registry::LabelMove>, StoreError> {
-        self.store.label_moves(tenant, name).await
-    }
-
-    async fn data_keys(
-        &self,
-        tenant: &airisk_core::security::tenant_context::TenantId,
-    ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, airisk_core::ports::StoreError>
-    {
-        self.store.data_keys(tenant).await
-    }
+/// A fresh [`TempStore`] that stamps records with `clock`.
+pub fn temp_store(clock: Arc<dyn Clock>) -> TempStore {
+    let db = TempDb::new();
+    Guarded::new(db.open_with_clock(clock), db)
 }

@@ -231,9 +231,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
 
 async fn run_async(args: AuditArgs) -> anyhow::Result<()> {
     let keys = Keys::from_args(&args.store)?;
-    let opened = crate::store::open(&args.store.database_url, Arc::new(SystemClock)).await?;
-    let governance = opened.governance;
-    let store = opened.audit;
+    let stores = crate::store::open(&args.store.database_url, Arc::new(SystemClock)).await?;
+    let governance = stores.governance;
+    let store = stores.audit;
     let policy = CheckpointPolicy {
         every_entries: Some(args.store.checkpoint_every_entries).filter(|n| *n > 0),
         every_interval: Some(Duration::from_millis(args.store.checkpoint_interval_ms))

@@ -1,4 +1,18 @@
+//! # airisk-store-memory
+//!
+//! [`InMemoryStore`]: every store port ([`AuditRepository`], [`GovernanceStore`]) in memory,
+//! behind one lock. Not durable: what `airisk serve --database-url memory:` (and `--dev`) and the
+//! Python module's `database_url="memory:"` run on, and the store most tests use. It passes the
+//! same conformance suites as the SQLite and PostgreSQL stores (`airisk-testkit`).
+//!
+//! With the `tamper` feature (turned on by the test kit only), the store also has `dangerous_*`
+//! methods that break its own guarantees on purpose (rewrite, delete, swap or truncate ledger
+//! entries, replace checkpoint notes, fail the next appends), so tests can prove verification
+//! notices. A build of the `airisk` binary or the Python module does not compile them.
+#![deny(missing_docs)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
+#[cfg(feature = "tamper")]
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -279,12 +293,13 @@ impl State {
 /// Every store port in memory, behind one lock (so appends are serialised per process, like a
 /// database transaction). Cheap to clone; clones share state.
 ///
-/// The `dangerous_*` methods break the store's own guarantees on purpose, so tests can prove that
-/// verification notices.
+/// With the `tamper` feature, the `dangerous_*` methods break the store's own guarantees on
+/// purpose, so tests can prove that verification notices.
 #[derive(Debug, Clone)]
 pub struct InMemoryStore {
     state: Arc<Mutex<State>>,
     clock: Arc<dyn Clock>,
+    #[cfg(feature = "tamper")]
     failing_appends: Arc<AtomicU32>,
 }
 
@@ -294,11 +309,16 @@ impl InMemoryStore {
         InMemoryStore {
             state: Arc::default(),
             clock,
+            #[cfg(feature = "tamper")]
             failing_appends: Arc::default(),
         }
     }
 
+    /// Fails with [`StoreError::Unavailable`] while `dangerous_fail_next_appends` has failures
+    /// left to inject (never without the `tamper` feature).
+    #[allow(clippy::unnecessary_wraps, clippy::unused_self)]
     fn take_injected_failure(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "tamper")]
         if self
             .failing_appends
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -316,7 +336,11 @@ impl InMemoryStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
 
+/// The test-only tampering switches (feature `tamper`, turned on by `airisk-testkit`).
+#[cfg(feature = "tamper")]
+impl InMemoryStore {
     /// Makes the next `n` audit appends fail with [`StoreError::Unavailable`] before writing
     /// anything. A governance commit appends audit records, so it fails too, whole.
     pub fn dangerous_fail_next_appends(&self, n: u32) {
