@@ -1,743 +1,96 @@
-//! The approval workflow: maker-checker (four eyes) for every governed change.
-//!
-//! An [`ApprovalRequest`] starts `pending` and ends in exactly one terminal state:
-//!
-//! ```text
-//!            approve (quorum reached)            reject
-//! PENDING ───────────────────────────▶ APPROVED   PENDING ──────▶ REJECTED
-//!    │  approve (quorum not reached: stays PENDING)
-//!    ├── cancel (requester only) ───▶ CANCELLED
-//!    └── any command after expires_at ─▶ EXPIRED
-//! ```
-//!
-//! Rules, each a typed [`ApprovalError`]:
-//! * only roles with the `approve` permission approve or reject; only humans approve, never a
-//!   service principal;
-//! * the requester never approves or rejects their own request; the same approver never counts
-//!   twice;
-//! * `required_approvals` distinct approvals make it approved; one rejection rejects it;
-//! * transitions happen only from `pending`; terminal states are final;
-//! * every request carries a `version`; a store applies a change only if the version it read is
-//!   still current, so of two concurrent approvals exactly one wins and the other gets
-//!   [`ApprovalError::Conflict`].
+//! The approval workflow service: opens approval requests and records decisions on them, each
+//! with its audit record in one transaction. The request itself and its pure transitions (the
+//! four-eyes rules) are [`super::approval_request`]; a command here checks the role, loads the
+//! request in the principal's tenant, applies the transition and commits it with the version it
+//! read, so of two concurrent decisions exactly one wins.
 
-use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use super::approval_request::{
+    Approval, ApprovalError, ApprovalRequest, ApprovalStatus, Decision, MAX_REQUIRED_APPROVALS,
+    NewApprovalRequest, REASON_MAX_LEN, Subject,
+};
 use super::audit_record::{AuditEvent, AuditReceipt, AuditValidationError, Outcome};
-use super::visible_text::{self, HiddenCharacter};
+use super::service_context::{Resource, ServiceContext};
+use crate::input::InputError;
 use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
 };
 use crate::request::CorrelationId;
-use crate::security::rbac::{Action, AuthorizationError, RbacService};
-use crate::security::tenant_context::{ActorId, Principal, PrincipalKind, TenantId};
+use crate::security::rbac::Action;
+use crate::security::tenant_context::Principal;
 
-/// Longest justification or decision reason, in bytes.
-pub const REASON_MAX_LEN: usize = 4096;
-/// Most approvals a request may require.
-pub const MAX_REQUIRED_APPROVALS: u32 = 10;
 /// The audit action recorded when a command finds a pending request past its expiry.
 pub const EXPIRE_ACTION: &str = "approval.expire";
-
-/// Where a request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ApprovalStatus {
-    /// Waiting for decisions.
-    Pending,
-    /// Enough distinct approvals were given.
-    Approved,
-    /// An approver rejected it.
-    Rejected,
-    /// Its `expires_at` passed while pending.
-    Expired,
-    /// The requester withdrew it.
-    Cancelled,
-}
-
-impl ApprovalStatus {
-    /// `PENDING`, `APPROVED`, …
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ApprovalStatus::Pending => "PENDING",
-            ApprovalStatus::Approved => "APPROVED",
-            ApprovalStatus::Rejected => "REJECTED",
-            ApprovalStatus::Expired => "EXPIRED",
-            ApprovalStatus::Cancelled => "CANCELLED",
-        }
-    }
-
-    /// Whether no further transition is possible.
-    pub const fn is_terminal(self) -> bool {
-        !matches!(self, ApprovalStatus::Pending)
-    }
-}
-
-impl fmt::Display for ApprovalStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a request asks approval for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Subject {
-    /// Deploying a registered model version.
-    Model {
-        /// Model name.
-        name: String,
-        /// Model version.
-        version: String,
-    },
-    /// Moving a prompt label (such as `production`) to a prompt version.
-    PromptLabel {
-        /// Prompt name.
-        name: String,
-        /// The version the label would point to.
-        version: u32,
-        /// The label.
-        label: String,
-    },
-}
-
-impl Subject {
-    /// The audit `resource_type` of the subject.
-    pub fn resource_type(&self) -> &'static str {
-        match self {
-            Subject::Model { .. } => "model",
-            Subject::PromptLabel { .. } => "prompt_label",
-        }
-    }
-
-    /// The audit `resource_id` of the subject: `name@version`, or `name@version#label`.
-    pub fn resource_id(&self) -> String {
-        match self {
-            Subject::Model { name, version } => format!("{name}@{version}"),
-            Subject::PromptLabel {
-                name,
-                version,
-                label,
-            } => format!("{name}@{version}#{label}"),
-        }
-    }
-}
-
-/// One approval given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Approval {
-    /// Who approved.
-    pub approver: ActorId,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Why (mandatory).
-    pub reason: String,
-}
-
-/// A rejection or cancellation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    /// Who decided.
-    pub by: ActorId,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Why (mandatory).
-    pub reason: String,
-}
-
-/// A request for human approval. Immutable: every transition returns a new value with
-/// `version + 1`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalRequest {
-    id: Uuid,
-    tenant_id: TenantId,
-    subject: Subject,
-    requested_by: ActorId,
-    justification: String,
-    required_approvals: u32,
-    approvals: Vec<Approval>,
-    rejection: Option<Decision>,
-    cancellation: Option<Decision>,
-    status: ApprovalStatus,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    decided_at: Option<DateTime<Utc>>,
-    /// Set when a single-use approval (a label move) was spent.
-    used_at: Option<DateTime<Utc>>,
-    version: u64,
-}
-
-/// Why an approval operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApprovalError {
-    /// The caller's role may not do this (recorded as a denial).
-    #[error(transparent)]
-    Forbidden(#[from] AuthorizationError),
-    /// A service (non-human) principal tried to approve or reject (recorded as a denial).
-    #[error("only a human may approve or reject a request")]
-    NotHuman,
-    /// The requester tried to decide their own request (recorded as a denial).
-    #[error("the requester cannot approve or reject their own request")]
-    SelfApproval,
-    /// This approver already approved this request.
-    #[error("{approver} has already approved this request")]
-    AlreadyApproved {
-        /// The approver.
-        approver: ActorId,
-    },
-    /// Only the requester may cancel.
-    #[error("only the requester may cancel this request")]
-    NotRequester,
-    /// No such request in the caller's tenant (also what another tenant's request looks like).
-    #[error("approval request not found")]
-    NotFound,
-    /// The request is no longer pending.
-    #[error("the request is {status}, not PENDING; no further transition is possible")]
-    NotPending {
-        /// Its status.
-        status: ApprovalStatus,
-    },
-    /// The request expired before this decision (its status is now EXPIRED).
-    #[error("the request expired at {expires_at}")]
-    Expired {
-        /// When it expired.
-        expires_at: DateTime<Utc>,
-    },
-    /// Another decision changed the request first; read it again.
-    #[error("the request was changed concurrently; read it again and retry")]
-    Conflict,
-    /// An input is invalid (nothing was written).
-    #[error("invalid input: {0}")]
-    Invalid(String),
-    /// A justification or reason holds a character a reader would not see (see
-    /// [`visible_text`]); nothing was written.
-    #[error(transparent)]
-    HiddenCharacter(#[from] HiddenCharacter),
-    /// The audit record could not be built.
-    #[error(transparent)]
-    Audit(#[from] AuditValidationError),
-    /// The store failed; nothing was written.
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl From<StoreError> for ApprovalError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict { .. } => ApprovalError::Conflict,
-            other => ApprovalError::Store(other),
-        }
-    }
-}
-
-/// What [`ApprovalWorkflow::request_approval`] needs.
-#[derive(Debug, Clone)]
-pub struct NewApprovalRequest {
-    /// What is to be approved.
-    pub subject: Subject,
-    /// Why it is asked for (mandatory).
-    pub justification: String,
-    /// Distinct approvals needed (1 to 10).
-    pub required_approvals: u32,
-    /// Expire after this long without a decision (none: never).
-    pub expires_in: Option<Duration>,
-}
-
-impl ApprovalRequest {
-    /// Validates and opens a new pending request.
-    ///
-    /// # Errors
-    /// [`ApprovalError::Invalid`] for an empty or oversize justification, a quorum outside 1..=10,
-    /// or a non-positive expiry.
-    pub fn open(
-        id: Uuid,
-        principal: &Principal,
-        new: NewApprovalRequest,
-        now: DateTime<Utc>,
-    ) -> Result<Self, ApprovalError> {
-        check_reason("justification", &new.justification)?;
-        if !(1..=MAX_REQUIRED_APPROVALS).contains(&new.required_approvals) {
-            return Err(ApprovalError::Invalid(format!(
-                "required_approvals must be between 1 and {MAX_REQUIRED_APPROVALS}"
-            )));
-        }
-        let expires_at = match new.expires_in {
-            Some(d) if d <= Duration::zero() => {
-                return Err(ApprovalError::Invalid(
-                    "expires_in must be positive".to_owned(),
-                ));
-            }
-            Some(d) => Some(
-                now.checked_add_signed(d)
-                    .ok_or_else(|| ApprovalError::Invalid("expires_in is too large".to_owned()))?,
-            ),
-            None => None,
-        };
-        Ok(ApprovalRequest {
-            id,
-            tenant_id: principal.tenant().clone(),
-            subject: new.subject,
-            requested_by: principal.actor().clone(),
-            justification: new.justification,
-            required_approvals: new.required_approvals,
-            approvals: Vec::new(),
-            rejection: None,
-            cancellation: None,
-            status: ApprovalStatus::Pending,
-            created_at: now,
-            expires_at,
-            decided_at: None,
-            used_at: None,
-            version: 1,
-        })
-    }
-
-    /// The request's id.
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
-    /// Its tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// What it asks approval for.
-    pub fn subject(&self) -> &Subject {
-        &self.subject
-    }
-    /// Who asked.
-    pub fn requested_by(&self) -> &ActorId {
-        &self.requested_by
-    }
-    /// Why.
-    pub fn justification(&self) -> &str {
-        &self.justification
-    }
-    /// Distinct approvals needed.
-    pub fn required_approvals(&self) -> u32 {
-        self.required_approvals
-    }
-    /// Approvals given so far.
-    pub fn approvals(&self) -> &[Approval] {
-        &self.approvals
-    }
-    /// The rejection, if rejected.
-    pub fn rejection(&self) -> Option<&Decision> {
-        self.rejection.as_ref()
-    }
-    /// The cancellation, if cancelled.
-    pub fn cancellation(&self) -> Option<&Decision> {
-        self.cancellation.as_ref()
-    }
-    /// The stored status (see [`ApprovalRequest::status_at`] for the status at an instant).
-    pub fn status(&self) -> ApprovalStatus {
-        self.status
-    }
-    /// The status at `now`: a pending request past its expiry reads as EXPIRED even before a
-    /// command records the transition.
-    pub fn status_at(&self, now: DateTime<Utc>) -> ApprovalStatus {
-        if self.is_expired_at(now) {
-            ApprovalStatus::Expired
-        } else {
-            self.status
-        }
-    }
-    /// When it was opened.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// When it expires, if ever.
-    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.expires_at
-    }
-    /// When it reached a terminal state.
-    pub fn decided_at(&self) -> Option<DateTime<Utc>> {
-        self.decided_at
-    }
-    /// When a single-use approval was spent.
-    pub fn used_at(&self) -> Option<DateTime<Utc>> {
-        self.used_at
-    }
-    /// Optimistic-concurrency version: 1 when opened, +1 per change.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
-        self.status == ApprovalStatus::Pending && self.expires_at.is_some_and(|t| now >= t)
-    }
-
-    fn next(&self) -> ApprovalRequest {
-        let mut next = self.clone();
-        next.version += 1;
-        next
-    }
-
-    /// The request marked EXPIRED, if it is pending and past its expiry at `now`.
-    pub fn expire_if_due(&self, now: DateTime<Utc>) -> Option<ApprovalRequest> {
-        if !self.is_expired_at(now) {
-            return None;
-        }
-        let mut next = self.next();
-        next.status = ApprovalStatus::Expired;
-        next.decided_at = Some(now);
-        Some(next)
-    }
-
-    fn ensure_pending(&self) -> Result<(), ApprovalError> {
-        if self.status == ApprovalStatus::Pending {
-            Ok(())
-        } else {
-            Err(ApprovalError::NotPending {
-                status: self.status,
-            })
-        }
-    }
-
-    fn ensure_may_decide(&self, principal: &Principal) -> Result<(), ApprovalError> {
-        if principal.kind() != PrincipalKind::Human {
-            return Err(ApprovalError::NotHuman);
-        }
-        // Canonical comparison: a case or compatibility variant of the requester's id is the
-        // requester (ids stored before canonicalisation may still be mixed case).
-        if principal.actor().same_identity(&self.requested_by) {
-            return Err(ApprovalError::SelfApproval);
-        }
-        Ok(())
-    }
-
-    /// The pure four-eyes transition: `principal` approves at `now`.
-    ///
-    /// # Errors
-    /// [`ApprovalError::NotHuman`], [`ApprovalError::SelfApproval`], [`ApprovalError::NotPending`],
-    /// [`ApprovalError::AlreadyApproved`], [`ApprovalError::Invalid`] (empty reason).
-    /// Expiry is the caller's to check first (see [`ApprovalRequest::expire_if_due`]).
-    pub fn approve(
-        &self,
-        principal: &Principal,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        self.ensure_may_decide(principal)?;
-        self.ensure_pending()?;
-        check_reason("reason", reason)?;
-        if self
-            .approvals
-            .iter()
-            .any(|a| a.approver.same_identity(principal.actor()))
-        {
-            return Err(ApprovalError::AlreadyApproved {
-                approver: principal.actor().clone(),
-            });
-        }
-        let mut next = self.next();
-        next.approvals.push(Approval {
-            approver: principal.actor().clone(),
-            at: now,
-            reason: reason.to_owned(),
-        });
-        if next.approvals.len() as u64 >= u64::from(next.required_approvals) {
-            next.status = ApprovalStatus::Approved;
-            next.decided_at = Some(now);
-        }
-        Ok(next)
-    }
-
-    /// The pure transition: `principal` rejects at `now`.
-    ///
-    /// # Errors
-    /// As [`ApprovalRequest::approve`], less `AlreadyApproved`.
-    pub fn reject(
-        &self,
-        principal: &Principal,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        self.ensure_may_decide(principal)?;
-        self.ensure_pending()?;
-        check_reason("reason", reason)?;
-        let mut next = self.next();
-        next.status = ApprovalStatus::Rejected;
-        next.rejection = Some(Decision {
-            by: principal.actor().clone(),
-            at: now,
-            reason: reason.to_owned(),
-        });
-        next.decided_at = Some(now);
-        Ok(next)
-    }
-
-    /// The pure transition: the requester withdraws the request at `now`.
-    ///
-    /// # Errors
-    /// [`ApprovalError::NotRequester`], [`ApprovalError::NotPending`], [`ApprovalError::Invalid`].
-    pub fn cancel(
-        &self,
-        principal: &Principal,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        if !principal.actor().same_identity(&self.requested_by) {
-            return Err(ApprovalError::NotRequester);
-        }
-        self.ensure_pending()?;
-        check_reason("reason", reason)?;
-        let mut next = self.next();
-        next.status = ApprovalStatus::Cancelled;
-        next.cancellation = Some(Decision {
-            by: principal.actor().clone(),
-            at: now,
-            reason: reason.to_owned(),
-        });
-        next.decided_at = Some(now);
-        Ok(next)
-    }
-
-    /// Spends a single-use approval (label moves).
-    ///
-    /// # Errors
-    /// [`ApprovalError::NotPending`] unless APPROVED and not yet used.
-    pub fn mark_used(&self, now: DateTime<Utc>) -> Result<ApprovalRequest, ApprovalError> {
-        if self.status != ApprovalStatus::Approved || self.used_at.is_some() {
-            return Err(ApprovalError::NotPending {
-                status: self.status,
-            });
-        }
-        let mut next = self.next();
-        next.used_at = Some(now);
-        Ok(next)
-    }
-}
-
-fn check_reason(field: &str, reason: &str) -> Result<(), ApprovalError> {
-    if reason.trim().is_empty() {
-        return Err(ApprovalError::Invalid(format!("{field} must not be empty")));
-    }
-    if reason.len() > REASON_MAX_LEN {
-        return Err(ApprovalError::Invalid(format!(
-            "{field} is {} bytes long; at most {REASON_MAX_LEN} are allowed",
-            reason.len()
-        )));
-    }
-    // What an approver approves is what they could see: no invisible or reordering characters.
-    visible_text::check(field, reason)?;
-    Ok(())
-}
-
-/// Shared machinery of the governance services: the store, the clock, ids and RBAC, and the
-/// helpers that build audit events and denials.
-#[derive(Debug, Clone)]
-pub(crate) struct Kernel {
-    pub(crate) store: Arc<dyn GovernanceStore>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) ids: Arc<dyn IdGenerator>,
-    pub(crate) rbac: RbacService,
-}
-
-impl Kernel {
-    /// An audit event for `principal` doing `action` on a resource.
-    #[allow(clippy::too_many_arguments)] // one argument per audit field
-    pub(crate) fn event(
-        &self,
-        principal: &Principal,
-        correlation: &CorrelationId,
-        action: Action,
-        outcome: Outcome,
-        resource_type: &str,
-        resource_id: &str,
-        reason: Option<String>,
-        metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    ) -> Result<AuditEvent, AuditValidationError> {
-        AuditEvent::new(
-            self.ids.new_id(),
-            principal.tenant().clone(),
-            principal.actor().clone(),
-            action.as_str(),
-            outcome,
-            resource_type,
-            resource_id,
-            reason,
-            correlation.clone(),
-            metadata,
-        )
-    }
-
-    /// Records a refused attempt. Caller input that a record cannot hold as it is (control
-    /// characters, over-long or empty ids) is recorded escaped (see
-    /// [`super::audit_record::recordable_text`]), with the original's SHA-256 in the metadata, so
-    /// every refusal is recorded. A failure to store the record is logged; the caller is refused
-    /// either way.
-    pub(crate) async fn deny(
-        &self,
-        principal: &Principal,
-        correlation: &CorrelationId,
-        action: Action,
-        resource_type: &str,
-        resource_id: &str,
-        why: &str,
-    ) {
-        let event = denial_event(
-            self.ids.new_id(),
-            principal,
-            correlation,
-            action.as_str(),
-            resource_type,
-            resource_id,
-            why,
-        );
-        let result = match event {
-            Ok(event) => self
-                .store
-                .commit(ChangeSet::audit_only(
-                    principal.tenant().clone(),
-                    vec![event],
-                ))
-                .await
-                .map(|_| ()),
-            Err(e) => Err(StoreError::Refused {
-                message: e.to_string(),
-            }),
-        };
-        if let Err(e) = result {
-            tracing::error!(tenant_id = %principal.tenant(), action = action.as_str(), error = %e, "could not record a denial");
-        }
-    }
-
-    /// Checks the role, recording a denial if refused.
-    pub(crate) async fn authorize(
-        &self,
-        principal: &Principal,
-        correlation: &CorrelationId,
-        action: Action,
-        resource_type: &str,
-        resource_id: &str,
-    ) -> Result<(), AuthorizationError> {
-        if let Err(denied) = self.rbac.check_permission(principal.role(), action) {
-            self.deny(
-                principal,
-                correlation,
-                action,
-                resource_type,
-                resource_id,
-                &denied.to_string(),
-            )
-            .await;
-            return Err(denied);
-        }
-        Ok(())
-    }
-}
-
-/// The denial record of `principal` attempting `action` on a resource, with every piece of caller
-/// input made recordable (see [`super::audit_record::recordable_text`]); escaped fields are named
-/// in the metadata under `escaped`, each with the original's SHA-256 and length.
-///
-/// # Errors
-/// [`AuditValidationError`] only if `action` or `resource_type` (kernel constants) are invalid.
-pub(crate) fn denial_event(
-    id: Uuid,
-    principal: &Principal,
-    correlation: &CorrelationId,
-    action: &str,
-    resource_type: &str,
-    resource_id: &str,
-    why: &str,
-) -> Result<AuditEvent, AuditValidationError> {
-    use super::audit_record::{REASON_MAX_LEN, RESOURCE_ID_MAX_LEN, recordable_text};
-    let rid = recordable_text(resource_id, RESOURCE_ID_MAX_LEN);
-    let reason = recordable_text(why, REASON_MAX_LEN);
-    let mut escaped = serde_json::Map::new();
-    for (field, text) in [("resource_id", &rid), ("reason", &reason)] {
-        if let Some(original) = text.original_json() {
-            escaped.insert(field.to_owned(), original);
-        }
-    }
-    let metadata = (!escaped.is_empty()).then(|| {
-        let mut m = serde_json::Map::new();
-        m.insert("escaped".to_owned(), serde_json::Value::Object(escaped));
-        m
-    });
-    AuditEvent::new(
-        id,
-        principal.tenant().clone(),
-        principal.actor().clone(),
-        action,
-        Outcome::Denied,
-        resource_type,
-        &rid.text,
-        Some(reason.text),
-        correlation.clone(),
-        metadata,
-    )
-}
 
 /// The approval workflow service.
 #[derive(Debug, Clone)]
 pub struct ApprovalWorkflow {
-    kernel: Kernel,
+    ctx: ServiceContext,
 }
 
-/// What a decision changed: the request, and the audit receipts of the transaction.
+/// What a command on an approval request wrote: the request as opened or decided, and the audit
+/// receipts of its transaction.
 #[derive(Debug, Clone)]
-pub struct Decided {
-    /// The request after the decision.
+pub struct ApprovalChange {
+    /// The request as it now stands.
     pub request: ApprovalRequest,
     /// Receipts of the audit records written with it.
     pub receipts: Vec<AuditReceipt>,
 }
 
 impl ApprovalWorkflow {
-    /// A workflow over `store`.
+    /// A workflow over `store` (a shorthand for [`ApprovalWorkflow::with_context`] with a new
+    /// [`ServiceContext`]).
     pub fn new(
         store: Arc<dyn GovernanceStore>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
-        ApprovalWorkflow {
-            kernel: Kernel {
-                store,
-                clock,
-                ids,
-                rbac: RbacService::new(),
-            },
-        }
+        Self::with_context(ServiceContext::new(store, clock, ids))
     }
 
-    pub(crate) fn from_kernel(kernel: Kernel) -> Self {
-        ApprovalWorkflow { kernel }
+    /// A workflow working with the shared `ctx`.
+    pub fn with_context(ctx: ServiceContext) -> Self {
+        ApprovalWorkflow { ctx }
+    }
+
+    /// The context this workflow works with.
+    pub(crate) fn context(&self) -> &ServiceContext {
+        &self.ctx
     }
 
     /// Opens a pending request in the principal's tenant (`approval.request`).
     ///
     /// # Errors
     /// [`ApprovalError::Forbidden`], [`ApprovalError::Invalid`], [`ApprovalError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalRequest.as_str(), correlation_id = %correlation)
+    )]
     pub async fn request_approval(
         &self,
         principal: &Principal,
         correlation: &CorrelationId,
         new: NewApprovalRequest,
-    ) -> Result<Decided, ApprovalError> {
-        let k = &self.kernel;
-        let resource_id = new.subject.resource_id();
-        let resource_type = new.subject.resource_type();
+    ) -> Result<ApprovalChange, ApprovalError> {
+        let k = &self.ctx;
         k.authorize(
             principal,
             correlation,
             Action::ApprovalRequest,
-            resource_type,
-            &resource_id,
+            new.subject.resource(),
         )
         .await?;
         match &new.subject {
             Subject::Model { .. } => {
-                return Err(ApprovalError::Invalid(
-                    "a model's approval request is opened by registering the model".to_owned(),
-                ));
+                return Err(InputError::new(
+                    "subject",
+                    "is a model: a model's approval request is opened by registering the model",
+                )
+                .into());
             }
             Subject::PromptLabel { name, version, .. } => {
                 let exists = k
@@ -761,7 +114,7 @@ impl ApprovalWorkflow {
                 audit: vec![event],
             })
             .await?;
-        Ok(Decided { request, receipts })
+        Ok(ApprovalChange { request, receipts })
     }
 
     pub(crate) fn request_event(
@@ -771,26 +124,27 @@ impl ApprovalWorkflow {
         request: &ApprovalRequest,
     ) -> Result<AuditEvent, AuditValidationError> {
         let mut metadata = serde_json::Map::new();
-        metadata.insert("approval_request_id".into(), request.id.to_string().into());
-        metadata.insert("subject".into(), request.subject.resource_id().into());
+        metadata.insert(
+            "approval_request_id".into(),
+            request.id().to_string().into(),
+        );
+        metadata.insert("subject".into(), request.subject().resource_id().into());
         metadata.insert(
             "required_approvals".into(),
-            request.required_approvals.into(),
+            request.required_approvals().into(),
         );
-        if let Some(t) = request.expires_at {
+        if let Some(t) = request.expires_at() {
             metadata.insert(
                 "expires_at".into(),
                 super::audit_record::format_timestamp(&t).into(),
             );
         }
-        self.kernel.event(
+        self.ctx.event(
             principal,
             correlation,
             Action::ApprovalRequest,
-            Outcome::Success,
-            "approval_request",
-            &request.id.to_string(),
-            Some(request.justification.clone()),
+            Resource::ApprovalRequest(request.id()),
+            Some(request.justification().to_owned()),
             Some(metadata),
         )
     }
@@ -800,15 +154,19 @@ impl ApprovalWorkflow {
     ///
     /// # Errors
     /// [`ApprovalError::Forbidden`], [`ApprovalError::NotFound`], [`ApprovalError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalView.as_str())
+    )]
     pub async fn get(
         &self,
         principal: &Principal,
         id: Uuid,
     ) -> Result<ApprovalRequest, ApprovalError> {
-        self.kernel
+        self.ctx
             .rbac
             .check_permission(principal.role(), Action::ApprovalView)?;
-        self.kernel
+        self.ctx
             .store
             .approval(principal.tenant(), id)
             .await?
@@ -819,17 +177,21 @@ impl ApprovalWorkflow {
     ///
     /// # Errors
     /// [`ApprovalError::Forbidden`], [`ApprovalError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalView.as_str())
+    )]
     pub async fn list(
         &self,
         principal: &Principal,
         filter: &ApprovalFilter,
         page: Page,
     ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
-        self.kernel
+        self.ctx
             .rbac
             .check_permission(principal.role(), Action::ApprovalView)?;
         Ok(self
-            .kernel
+            .ctx
             .store
             .approvals(principal.tenant(), filter, page)
             .await?)
@@ -841,13 +203,17 @@ impl ApprovalWorkflow {
     /// [`ApprovalError::Forbidden`], [`ApprovalError::NotFound`], [`ApprovalError::NotHuman`],
     /// [`ApprovalError::SelfApproval`], [`ApprovalError::AlreadyApproved`],
     /// [`ApprovalError::NotPending`], [`ApprovalError::Expired`], [`ApprovalError::Conflict`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalApprove.as_str(), correlation_id = %correlation)
+    )]
     pub async fn approve(
         &self,
         principal: &Principal,
         correlation: &CorrelationId,
         id: Uuid,
         reason: &str,
-    ) -> Result<Decided, ApprovalError> {
+    ) -> Result<ApprovalChange, ApprovalError> {
         self.decide(principal, correlation, id, reason, Verdict::Approve)
             .await
     }
@@ -856,13 +222,17 @@ impl ApprovalWorkflow {
     ///
     /// # Errors
     /// As [`ApprovalWorkflow::approve`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalReject.as_str(), correlation_id = %correlation)
+    )]
     pub async fn reject(
         &self,
         principal: &Principal,
         correlation: &CorrelationId,
         id: Uuid,
         reason: &str,
-    ) -> Result<Decided, ApprovalError> {
+    ) -> Result<ApprovalChange, ApprovalError> {
         self.decide(principal, correlation, id, reason, Verdict::Reject)
             .await
     }
@@ -872,13 +242,17 @@ impl ApprovalWorkflow {
     /// # Errors
     /// [`ApprovalError::Forbidden`], [`ApprovalError::NotFound`], [`ApprovalError::NotRequester`],
     /// [`ApprovalError::NotPending`], [`ApprovalError::Expired`], [`ApprovalError::Conflict`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalCancel.as_str(), correlation_id = %correlation)
+    )]
     pub async fn cancel(
         &self,
         principal: &Principal,
         correlation: &CorrelationId,
         id: Uuid,
         reason: &str,
-    ) -> Result<Decided, ApprovalError> {
+    ) -> Result<ApprovalChange, ApprovalError> {
         self.decide(principal, correlation, id, reason, Verdict::Cancel)
             .await
     }
@@ -890,27 +264,20 @@ impl ApprovalWorkflow {
         id: Uuid,
         reason: &str,
         verdict: Verdict,
-    ) -> Result<Decided, ApprovalError> {
-        let k = &self.kernel;
+    ) -> Result<ApprovalChange, ApprovalError> {
+        let k = &self.ctx;
         let action = verdict.action();
-        let rid = id.to_string();
-        k.authorize(principal, correlation, action, "approval_request", &rid)
+        let resource = Resource::ApprovalRequest(id);
+        k.authorize(principal, correlation, action, resource)
             .await?;
         let Some(current) = k.store.approval(principal.tenant(), id).await? else {
-            k.deny(
-                principal,
-                correlation,
-                action,
-                "approval_request",
-                &rid,
-                "not found",
-            )
-            .await;
+            k.deny(principal, correlation, action, resource, "not found")
+                .await;
             return Err(ApprovalError::NotFound);
         };
         let now = k.clock.now();
         if let Some(expired) = current.expire_if_due(now) {
-            let expires_at = current.expires_at.unwrap_or(now);
+            let expires_at = current.expires_at().unwrap_or(now);
             self.record_expiry(principal, correlation, &current, expired)
                 .await?;
             return Err(ApprovalError::Expired { expires_at });
@@ -928,28 +295,21 @@ impl ApprovalWorkflow {
                 | ApprovalError::NotRequester
                 | ApprovalError::AlreadyApproved { .. }),
             ) => {
-                k.deny(
-                    principal,
-                    correlation,
-                    action,
-                    "approval_request",
-                    &rid,
-                    &e.to_string(),
-                )
-                .await;
+                k.deny(principal, correlation, action, resource, &e.to_string())
+                    .await;
                 return Err(e);
             }
             Err(e) => return Err(e),
         };
         let mut mutations = vec![Mutation::UpdateApproval {
-            expected_version: current.version,
+            expected_version: current.version(),
             request: next.clone(),
         }];
         let mut audit = vec![self.decision_event(principal, correlation, action, &next, reason)?];
         // The subject follows the terminal decision in the same transaction.
-        if let Subject::Model { name, version } = &next.subject
+        if let Subject::Model { name, version } = next.subject()
             && matches!(
-                next.status,
+                next.status(),
                 ApprovalStatus::Approved | ApprovalStatus::Rejected
             )
         {
@@ -966,14 +326,12 @@ impl ApprovalWorkflow {
             audit.push(k.event(
                 principal,
                 correlation,
-                if next.status == ApprovalStatus::Approved {
+                if next.status() == ApprovalStatus::Approved {
                     Action::ModelApprove
                 } else {
                     Action::ModelReject
                 },
-                Outcome::Success,
-                "model",
-                &next.subject.resource_id(),
+                next.subject().resource(),
                 Some(reason.to_owned()),
                 None,
             )?);
@@ -990,7 +348,7 @@ impl ApprovalWorkflow {
                 audit,
             })
             .await?;
-        Ok(Decided {
+        Ok(ApprovalChange {
             request: next,
             receipts,
         })
@@ -1003,19 +361,16 @@ impl ApprovalWorkflow {
         current: &ApprovalRequest,
         expired: ApprovalRequest,
     ) -> Result<(), ApprovalError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         // Expiry is the clock's doing, not an action a role grants: it is recorded under its own
         // action name, with the principal whose command noticed it.
-        let event = AuditEvent::new(
-            k.ids.new_id(),
-            principal.tenant().clone(),
-            principal.actor().clone(),
+        let event = k.event_named(
+            principal,
+            correlation,
             EXPIRE_ACTION,
             Outcome::Success,
-            "approval_request",
-            &current.id.to_string(),
+            Resource::ApprovalRequest(current.id()),
             Some("expired before a decision".to_owned()),
-            correlation.clone(),
             None,
         )?;
         let result = k
@@ -1023,17 +378,16 @@ impl ApprovalWorkflow {
             .commit(ChangeSet {
                 tenant: principal.tenant().clone(),
                 mutations: vec![Mutation::UpdateApproval {
-                    expected_version: current.version,
+                    expected_version: current.version(),
                     request: expired,
                 }],
                 audit: vec![event],
             })
             .await;
-        match result {
-            // Someone else recorded the expiry first: the outcome is the same.
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // Someone else recorded the expiry first: the outcome is the same.
+        result
+            .map(|_| ())
+            .or_else(|e| e.map_conflict(|| Ok(()), |e| Err(e.into())))
     }
 
     fn decision_event(
@@ -1045,17 +399,18 @@ impl ApprovalWorkflow {
         reason: &str,
     ) -> Result<AuditEvent, AuditValidationError> {
         let mut metadata = serde_json::Map::new();
-        metadata.insert("status".into(), next.status.as_str().into());
-        metadata.insert("approvals".into(), (next.approvals.len() as u64).into());
-        metadata.insert("required_approvals".into(), next.required_approvals.into());
-        metadata.insert("subject".into(), next.subject.resource_id().into());
-        self.kernel.event(
+        metadata.insert("status".into(), next.status().as_str().into());
+        metadata.insert("approvals".into(), (next.approvals().len() as u64).into());
+        metadata.insert(
+            "required_approvals".into(),
+            next.required_approvals().into(),
+        );
+        metadata.insert("subject".into(), next.subject().resource_id().into());
+        self.ctx.event(
             principal,
             correlation,
             action,
-            Outcome::Success,
-            "approval_request",
-            &next.id.to_string(),
+            Resource::ApprovalRequest(next.id()),
             Some(reason.to_owned()),
             Some(metadata),
         )

@@ -1,287 +1,29 @@
 //! The model registry: every model version is registered with its artifact's SHA-256, waits for a
 //! human approval, and is authorised for deployment only while APPROVED and only for the exact
-//! artifact that was approved.
-//!
-//! The seed's fields (`model_name`, `version`, `checksum`, `created_at`, `approved`,
-//! `approved_by`, `approved_at`, `status`) are all on [`ModelVersion`].
+//! artifact that was approved. The values it keeps (names, digests, [`ModelVersion`]) are
+//! [`super::model_version`].
 
-use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Duration;
+use serde::Deserialize;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
-use super::approval_workflow::{
-    ApprovalError, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, Kernel, NewApprovalRequest,
-    Subject,
-};
+use super::approval_request::{ApprovalError, ApprovalRequest, NewApprovalRequest, Subject};
+use super::approval_workflow::ApprovalWorkflow;
 use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
+pub use super::model_version::{
+    ARTIFACT_URI_MAX_LEN, MODEL_METADATA_MAX_BYTES, MODEL_NAME_MAX_LEN, MODEL_VERSION_MAX_LEN,
+    ModelName, ModelStatus, ModelVersion, ModelVersionTag, Sha256Digest,
+};
+use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
+use crate::input::InputError;
 use crate::ledger::to_canonical_json;
 use crate::ports::{ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError};
 use crate::request::CorrelationId;
-use crate::security::rbac::{Action, AuthorizationError, RbacService};
-use crate::security::tenant_context::{ActorId, Principal, TenantId};
-
-/// Longest model name, in bytes.
-pub const MODEL_NAME_MAX_LEN: usize = 128;
-/// Longest model version, in bytes.
-pub const MODEL_VERSION_MAX_LEN: usize = 64;
-/// Longest artifact URI, in bytes.
-pub const ARTIFACT_URI_MAX_LEN: usize = 2048;
-/// Largest metadata object (canonical JSON), in bytes.
-pub const MODEL_METADATA_MAX_BYTES: usize = 16 * 1024;
-
-/// Where a model version stands.
-///
-/// A model whose approval request was cancelled or expired stays PENDING and can never be
-/// approved: its request is terminal and a model's request is opened only by registration.
-/// Register a new version instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ModelStatus {
-    /// Registered, waiting for approval.
-    Pending,
-    /// Approved: deployable with its registered checksum.
-    Approved,
-    /// Rejected: never deployable.
-    Rejected,
-}
-
-impl ModelStatus {
-    /// `PENDING`, `APPROVED` or `REJECTED`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ModelStatus::Pending => "PENDING",
-            ModelStatus::Approved => "APPROVED",
-            ModelStatus::Rejected => "REJECTED",
-        }
-    }
-}
-
-macro_rules! validated_name {
-    ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $ty(String);
-
-        impl $ty {
-            /// Validates `input`: 1 to the maximum length of ASCII letters, digits and `.`, `_`,
-            /// `-`, starting with a letter or digit.
-            ///
-            /// # Errors
-            /// A message naming the rule broken.
-            pub fn parse(input: &str) -> Result<Self, String> {
-                if input.is_empty() {
-                    return Err(format!("{} must not be empty", $what));
-                }
-                if input.len() > $max {
-                    return Err(format!("{} is longer than {} bytes", $what, $max));
-                }
-                let ok = input.char_indices().all(|(i, c)| {
-                    c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-'))
-                });
-                if !ok {
-                    return Err(format!(
-                        "{} may hold only ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
-                        $what
-                    ));
-                }
-                Ok($ty(input.to_owned()))
-            }
-            /// The value as a string slice.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-        crate::newtype::string_newtype!($ty, String);
-    };
-}
-
-validated_name!(
-    /// A model's name, e.g. `credit-scoring`.
-    ModelName,
-    "model name",
-    MODEL_NAME_MAX_LEN
-);
-validated_name!(
-    /// A model's version label, e.g. `1.4.0`.
-    ModelVersionTag,
-    "model version",
-    MODEL_VERSION_MAX_LEN
-);
-
-/// A SHA-256 digest as 64 lower-case hex digits. Parsing accepts upper case and normalises it,
-/// and an optional `sha256:` prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Sha256Digest([u8; 32]);
-
-impl Sha256Digest {
-    /// Parses 64 hex digits (optionally prefixed `sha256:`).
-    ///
-    /// # Errors
-    /// A message if the input is not 32 bytes of hex.
-    pub fn parse(input: &str) -> Result<Self, String> {
-        let hex = input.strip_prefix("sha256:").unwrap_or(input);
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("checksum must be a SHA-256 digest: 64 hex digits".to_owned());
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            let pair = hex.get(2 * i..2 * i + 2).unwrap_or("00");
-            *byte = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
-        }
-        Ok(Sha256Digest(out))
-    }
-
-    /// The digest of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
-        let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        Sha256Digest(out)
-    }
-
-    /// 64 lower-case hex digits.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Constant-time comparison (the presented digest comes from outside).
-    pub fn matches(&self, other: &Sha256Digest) -> bool {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    }
-}
-
-impl fmt::Display for Sha256Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-impl TryFrom<String> for Sha256Digest {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Sha256Digest::parse(&s)
-    }
-}
-impl From<Sha256Digest> for String {
-    fn from(v: Sha256Digest) -> String {
-        v.to_hex()
-    }
-}
-
-/// A registered model version. Immutable; changes produce a new value with `row_version + 1`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelVersion {
-    tenant_id: TenantId,
-    model_name: ModelName,
-    version: ModelVersionTag,
-    checksum: Sha256Digest,
-    artifact_uri: String,
-    metadata: Map<String, Value>,
-    registered_by: ActorId,
-    created_at: DateTime<Utc>,
-    status: ModelStatus,
-    approval_request_id: Uuid,
-    approved_by: Vec<ActorId>,
-    approved_at: Option<DateTime<Utc>>,
-    rejected_by: Option<ActorId>,
-    row_version: u64,
-}
-
-impl ModelVersion {
-    /// Its tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The seed's `model_name`.
-    pub fn model_name(&self) -> &ModelName {
-        &self.model_name
-    }
-    /// The seed's `version`.
-    pub fn version(&self) -> &ModelVersionTag {
-        &self.version
-    }
-    /// The seed's `checksum`: the registered artifact's SHA-256.
-    pub fn checksum(&self) -> &Sha256Digest {
-        &self.checksum
-    }
-    /// Where the artifact lives.
-    pub fn artifact_uri(&self) -> &str {
-        &self.artifact_uri
-    }
-    /// Free-form metadata.
-    pub fn metadata(&self) -> &Map<String, Value> {
-        &self.metadata
-    }
-    /// Who registered it.
-    pub fn registered_by(&self) -> &ActorId {
-        &self.registered_by
-    }
-    /// The seed's `created_at`.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// The seed's `status`.
-    pub fn status(&self) -> ModelStatus {
-        self.status
-    }
-    /// The seed's `approved`.
-    pub fn approved(&self) -> bool {
-        self.status == ModelStatus::Approved
-    }
-    /// The seed's `approved_by`: every approver of the quorum.
-    pub fn approved_by(&self) -> &[ActorId] {
-        &self.approved_by
-    }
-    /// The seed's `approved_at`.
-    pub fn approved_at(&self) -> Option<DateTime<Utc>> {
-        self.approved_at
-    }
-    /// Who rejected it, if rejected.
-    pub fn rejected_by(&self) -> Option<&ActorId> {
-        self.rejected_by.as_ref()
-    }
-    /// The approval request that decides it.
-    pub fn approval_request_id(&self) -> Uuid {
-        self.approval_request_id
-    }
-    /// Optimistic-concurrency version.
-    pub fn row_version(&self) -> u64 {
-        self.row_version
-    }
-
-    /// The model after its approval request reached a terminal decision.
-    pub(crate) fn decided(&self, request: &ApprovalRequest) -> ModelVersion {
-        let mut next = self.clone();
-        next.row_version += 1;
-        match request.status() {
-            ApprovalStatus::Approved => {
-                next.status = ModelStatus::Approved;
-                next.approved_by = request
-                    .approvals()
-                    .iter()
-                    .map(|a| a.approver.clone())
-                    .collect();
-                next.approved_at = request.decided_at();
-            }
-            ApprovalStatus::Rejected => {
-                next.status = ModelStatus::Rejected;
-                next.rejected_by = request.rejection().map(|d| d.by.clone());
-            }
-            _ => {}
-        }
-        next
-    }
-}
+use crate::security::rbac::{Action, AuthorizationError};
+use crate::security::tenant_context::Principal;
 
 /// Why a model registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -303,7 +45,7 @@ pub enum ModelRegistryError {
     },
     /// An input is invalid; nothing was written.
     #[error("invalid input: {0}")]
-    Invalid(String),
+    Invalid(#[from] InputError),
     /// The artifact URI or a metadata key or value holds a character a reader would not see
     /// (see [`visible_text`]); nothing was written.
     #[error(transparent)]
@@ -377,36 +119,39 @@ pub enum Deployment {
 pub enum DeploymentDenial {
     /// The model is not (or not yet) approved.
     #[error("the model version is {0}, not APPROVED")]
-    NotApproved(&'static str),
+    NotApproved(ModelStatus),
     /// The presented artifact is not the one that was registered and approved.
     #[error("the presented artifact's SHA-256 does not match the registered checksum")]
     ChecksumMismatch,
 }
 
-/// The model registry service.
+/// The model registry service. A model's approval goes through the approval workflow, which
+/// holds the shared [`ServiceContext`].
 #[derive(Debug, Clone)]
 pub struct ModelRegistry {
-    kernel: Kernel,
     workflow: ApprovalWorkflow,
 }
 
 impl ModelRegistry {
-    /// A registry over `store`.
+    /// A registry over `store` (a shorthand for [`ModelRegistry::with_context`] with a new
+    /// [`ServiceContext`]).
     pub fn new(
         store: Arc<dyn GovernanceStore>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
-        let kernel = Kernel {
-            store,
-            clock,
-            ids,
-            rbac: RbacService::new(),
-        };
+        Self::with_context(ServiceContext::new(store, clock, ids))
+    }
+
+    /// A registry working with the shared `ctx`.
+    pub fn with_context(ctx: ServiceContext) -> Self {
         ModelRegistry {
-            workflow: ApprovalWorkflow::from_kernel(kernel.clone()),
-            kernel,
+            workflow: ApprovalWorkflow::with_context(ctx),
         }
+    }
+
+    fn ctx(&self) -> &ServiceContext {
+        self.workflow.context()
     }
 
     /// Registers a model version, PENDING, with its approval request, in one transaction with
@@ -417,28 +162,32 @@ impl ModelRegistry {
     /// [`ModelRegistryError::HiddenCharacter`] (artifact URI, metadata, or as
     /// [`ModelRegistryError::Approval`] the justification),
     /// [`ModelRegistryError::AlreadyRegistered`], [`ModelRegistryError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelRegister.as_str(), correlation_id = %correlation)
+    )]
     pub async fn register_model(
         &self,
         principal: &Principal,
         correlation: &CorrelationId,
         input: RegisterModel,
     ) -> Result<Registered, ModelRegistryError> {
-        let k = &self.kernel;
-        let rid = format!("{}@{}", input.name, input.version);
-        k.authorize(principal, correlation, Action::ModelRegister, "model", &rid)
+        let k = self.ctx();
+        let resource = Resource::Model {
+            name: &input.name,
+            version: &input.version,
+        };
+        k.authorize(principal, correlation, Action::ModelRegister, resource)
             .await?;
-        let name = ModelName::parse(&input.name).map_err(ModelRegistryError::Invalid)?;
-        let version =
-            ModelVersionTag::parse(&input.version).map_err(ModelRegistryError::Invalid)?;
-        let checksum = Sha256Digest::parse(&input.checksum).map_err(ModelRegistryError::Invalid)?;
+        let name = ModelName::parse(&input.name)?;
+        let version = ModelVersionTag::parse(&input.version)?;
+        let checksum = Sha256Digest::parse(&input.checksum)?;
         let artifact_uri = check_uri(&input.artifact_uri)?;
         let metadata = match input.metadata {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
             Some(_) => {
-                return Err(ModelRegistryError::Invalid(
-                    "metadata must be a JSON object".to_owned(),
-                ));
+                return Err(InputError::new("metadata", "must be a JSON object").into());
             }
         };
         // The metadata is shown to the approver: every key and string value must be visible.
@@ -446,19 +195,22 @@ impl ModelRegistry {
         metadata
             .values()
             .try_for_each(crate::ledger::check_safe_integers)
-            .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?;
+            .map_err(|e| InputError::new("metadata", format!("is not canonical JSON: {e}")))?;
         let size = to_canonical_json(&Value::Object(metadata.clone()))
-            .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?
+            .map_err(|e| InputError::new("metadata", format!("is not canonical JSON: {e}")))?
             .len();
         if size > MODEL_METADATA_MAX_BYTES {
-            return Err(ModelRegistryError::Invalid(format!(
-                "metadata is {size} bytes; at most {MODEL_METADATA_MAX_BYTES} are allowed"
-            )));
+            return Err(InputError::new(
+                "metadata",
+                format!("is {size} bytes; at most {MODEL_METADATA_MAX_BYTES} are allowed"),
+            )
+            .into());
         }
         let expires_in = match input.expires_in_seconds {
-            Some(s) => Some(Duration::try_seconds(s).ok_or_else(|| {
-                ModelRegistryError::Invalid("expires_in_seconds is out of range".to_owned())
-            })?),
+            Some(s) => Some(
+                Duration::try_seconds(s)
+                    .ok_or_else(|| InputError::new("expires_in_seconds", "is out of range"))?,
+            ),
             None => None,
         };
         if k.store
@@ -514,9 +266,7 @@ impl ModelRegistry {
                 principal,
                 correlation,
                 Action::ModelRegister,
-                Outcome::Success,
-                "model",
-                &rid,
+                resource,
                 None,
                 Some(meta),
             )?,
@@ -534,12 +284,14 @@ impl ModelRegistry {
                 audit,
             })
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => ModelRegistryError::AlreadyRegistered {
-                    name: model.model_name.to_string(),
-                    version: model.version.to_string(),
-                },
-                other => other.into(),
+            .map_err(|e| {
+                e.map_conflict(
+                    || ModelRegistryError::AlreadyRegistered {
+                        name: model.model_name.to_string(),
+                        version: model.version.to_string(),
+                    },
+                    ModelRegistryError::Store,
+                )
             })?;
         Ok(Registered {
             model,
@@ -552,16 +304,20 @@ impl ModelRegistry {
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelView.as_str())
+    )]
     pub async fn get_model(
         &self,
         principal: &Principal,
         name: &str,
         version: &str,
     ) -> Result<ModelVersion, ModelRegistryError> {
-        self.kernel
+        self.ctx()
             .rbac
             .check_permission(principal.role(), Action::ModelView)?;
-        self.kernel
+        self.ctx()
             .store
             .model(principal.tenant(), name, version)
             .await?
@@ -572,16 +328,20 @@ impl ModelRegistry {
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelView.as_str())
+    )]
     pub async fn list_versions(
         &self,
         principal: &Principal,
         name: &str,
     ) -> Result<Vec<ModelVersion>, ModelRegistryError> {
-        self.kernel
+        self.ctx()
             .rbac
             .check_permission(principal.role(), Action::ModelView)?;
         Ok(self
-            .kernel
+            .ctx()
             .store
             .model_versions(principal.tenant(), name)
             .await?)
@@ -595,20 +355,14 @@ impl ModelRegistry {
         name: &str,
         version: &str,
     ) -> Result<ModelVersion, ModelRegistryError> {
-        let rid = format!("{name}@{version}");
-        self.kernel
-            .authorize(principal, correlation, action, "model", &rid)
+        let k = self.ctx();
+        let resource = Resource::Model { name, version };
+        k.authorize(principal, correlation, action, resource)
             .await?;
-        match self
-            .kernel
-            .store
-            .model(principal.tenant(), name, version)
-            .await?
-        {
+        match k.store.model(principal.tenant(), name, version).await? {
             Some(m) => Ok(m),
             None => {
-                self.kernel
-                    .deny(principal, correlation, action, "model", &rid, "not found")
+                k.deny(principal, correlation, action, resource, "not found")
                     .await;
                 Err(ModelRegistryError::NotFound)
             }
@@ -621,6 +375,10 @@ impl ModelRegistry {
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`], and the workflow's
     /// errors as [`ModelRegistryError::Approval`] (approving twice is `NotPending`).
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelApprove.as_str(), correlation_id = %correlation)
+    )]
     pub async fn approve_model(
         &self,
         principal: &Principal,
@@ -643,6 +401,10 @@ impl ModelRegistry {
     ///
     /// # Errors
     /// As [`ModelRegistry::approve_model`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelReject.as_str(), correlation_id = %correlation)
+    )]
     pub async fn reject_model(
         &self,
         principal: &Principal,
@@ -669,6 +431,10 @@ impl ModelRegistry {
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`],
     /// [`ModelRegistryError::Invalid`] for a malformed digest, [`ModelRegistryError::Store`].
     /// A refusal on the merits is `Ok(Deployment::Denied { .. })`.
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelAuthorizeDeployment.as_str(), correlation_id = %correlation)
+    )]
     pub async fn authorize_deployment(
         &self,
         principal: &Principal,
@@ -686,25 +452,24 @@ impl ModelRegistry {
                 version,
             )
             .await?;
-        let rid = format!("{name}@{version}");
+        let k = self.ctx();
+        let resource = Resource::Model { name, version };
         let presented = match Sha256Digest::parse(presented_sha256) {
             Ok(d) => d,
             Err(e) => {
-                self.kernel
-                    .deny(
-                        principal,
-                        correlation,
-                        Action::ModelAuthorizeDeployment,
-                        "model",
-                        &rid,
-                        &e,
-                    )
-                    .await;
-                return Err(ModelRegistryError::Invalid(e));
+                k.deny(
+                    principal,
+                    correlation,
+                    Action::ModelAuthorizeDeployment,
+                    resource,
+                    &e.to_string(),
+                )
+                .await;
+                return Err(e.into());
             }
         };
         let denial = if model.status != ModelStatus::Approved {
-            Some(DeploymentDenial::NotApproved(model.status.as_str()))
+            Some(DeploymentDenial::NotApproved(model.status))
         } else if !model.checksum.matches(&presented) {
             Some(DeploymentDenial::ChecksumMismatch)
         } else {
@@ -713,25 +478,23 @@ impl ModelRegistry {
         let mut meta = Map::new();
         meta.insert("presented_sha256".into(), presented.to_hex().into());
         meta.insert("registered_sha256".into(), model.checksum.to_hex().into());
-        let event = self.kernel.event(
+        let event = k.event_named(
             principal,
             correlation,
-            Action::ModelAuthorizeDeployment,
+            Action::ModelAuthorizeDeployment.as_str(),
             if denial.is_some() {
                 Outcome::Denied
             } else {
                 Outcome::Success
             },
-            "model",
-            &rid,
+            resource,
             Some(match denial {
                 Some(d) => d.to_string(),
                 None => "approved model, checksum verified".to_owned(),
             }),
             Some(meta),
         )?;
-        let mut receipts = self
-            .kernel
+        let mut receipts = k
             .store
             .commit(ChangeSet::audit_only(
                 principal.tenant().clone(),
@@ -755,7 +518,7 @@ impl ModelRegistry {
 }
 
 fn check_uri(uri: &str) -> Result<String, ModelRegistryError> {
-    let invalid = |m: &str| ModelRegistryError::Invalid(format!("artifact_uri {m}"));
+    let invalid = |m: &'static str| ModelRegistryError::from(InputError::new("artifact_uri", m));
     if uri.is_empty() {
         return Err(invalid("must not be empty"));
     }

@@ -17,17 +17,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use uuid::Uuid;
 
-use super::approval_workflow::{ApprovalError, ApprovalStatus, Kernel, Subject};
-use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
-use super::model_registry::Sha256Digest;
+use super::approval_request::{ApprovalError, ApprovalStatus, Subject};
+use super::audit_record::{AuditReceipt, AuditValidationError};
+use super::model_version::Sha256Digest;
+use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
+use crate::input::InputError;
 use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
 };
 use crate::request::CorrelationId;
 use crate::security::encryption::EncryptionError;
 use crate::security::envelope::{Envelope, Opened, prompt_template_context};
-use crate::security::rbac::{Action, AuthorizationError, RbacService};
+use crate::security::rbac::{Action, AuthorizationError};
 use crate::security::tenant_context::{ActorId, Principal, TenantId};
 
 /// Longest prompt name, in bytes.
@@ -214,7 +216,11 @@ pub enum PromptRegistryError {
     },
     /// An input is invalid; nothing was written.
     #[error("invalid input: {0}")]
-    Invalid(String),
+    Invalid(#[from] InputError),
+    /// The approval request refused to be spent for a label move (no longer pending or
+    /// approved, decided by the wrong person, …); nothing was written.
+    #[error(transparent)]
+    Approval(ApprovalError),
     /// The template or change reason holds a character a reader would not see (see
     /// [`visible_text`]); nothing was written.
     #[error(transparent)]
@@ -232,20 +238,26 @@ pub enum PromptRegistryError {
 
 impl From<StoreError> for PromptRegistryError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict { .. } => PromptRegistryError::Conflict,
-            other => PromptRegistryError::Store(other),
-        }
+        e.map_conflict(|| PromptRegistryError::Conflict, PromptRegistryError::Store)
     }
 }
 
 impl From<ApprovalError> for PromptRegistryError {
     fn from(e: ApprovalError) -> Self {
         match e {
+            ApprovalError::Forbidden(f) => PromptRegistryError::Forbidden(f),
+            ApprovalError::NotFound => PromptRegistryError::NotFound,
             ApprovalError::Conflict => PromptRegistryError::Conflict,
-            ApprovalError::Store(s) => PromptRegistryError::Store(s),
+            ApprovalError::Invalid(i) => PromptRegistryError::Invalid(i),
             ApprovalError::HiddenCharacter(h) => PromptRegistryError::HiddenCharacter(h),
-            other => PromptRegistryError::Invalid(other.to_string()),
+            ApprovalError::Audit(a) => PromptRegistryError::Audit(a),
+            ApprovalError::Store(s) => PromptRegistryError::Store(s),
+            e @ (ApprovalError::NotHuman
+            | ApprovalError::SelfApproval
+            | ApprovalError::AlreadyApproved { .. }
+            | ApprovalError::NotRequester
+            | ApprovalError::NotPending { .. }
+            | ApprovalError::Expired { .. }) => PromptRegistryError::Approval(e),
         }
     }
 }
@@ -262,11 +274,11 @@ pub struct PromptChange {
 /// The prompt registry service.
 #[derive(Debug, Clone)]
 pub struct PromptRegistry {
-    kernel: Kernel,
+    ctx: ServiceContext,
     envelope: Option<Arc<Envelope>>,
 }
 
-fn check_name(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
+fn check_name(kind: &'static str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
     let ok = !s.is_empty()
         && s.len() <= max
         && s.char_indices().all(|(i, c)| {
@@ -275,28 +287,29 @@ fn check_name(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError
     if ok {
         Ok(())
     } else {
-        Err(PromptRegistryError::Invalid(format!(
-            "{kind} must be 1 to {max} ASCII letters, digits, '.', '_', '-' or '/', starting with a letter or digit"
-        )))
+        Err(InputError::new(
+            kind,
+            format!(
+                "must be 1 to {max} ASCII letters, digits, '.', '_', '-' or '/', starting with a letter or digit"
+            ),
+        )
+        .into())
     }
 }
 
-fn check_text(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
+fn check_text(kind: &'static str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
     if s.trim().is_empty() {
-        return Err(PromptRegistryError::Invalid(format!(
-            "{kind} must not be empty"
-        )));
+        return Err(InputError::new(kind, "must not be empty").into());
     }
     if s.len() > max {
-        return Err(PromptRegistryError::Invalid(format!(
-            "{kind} is {} bytes; at most {max} are allowed",
-            s.len()
-        )));
+        return Err(InputError::new(
+            kind,
+            format!("is {} bytes; at most {max} are allowed", s.len()),
+        )
+        .into());
     }
     if s.contains('\0') {
-        return Err(PromptRegistryError::Invalid(format!(
-            "{kind} contains a NUL byte"
-        )));
+        return Err(InputError::new(kind, "contains a NUL byte").into());
     }
     // What an approver approves is what they could see: no invisible or reordering characters.
     visible_text::check(kind, s)?;
@@ -304,19 +317,21 @@ fn check_text(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError
 }
 
 impl PromptRegistry {
-    /// A registry over `store`.
+    /// A registry over `store` (a shorthand for [`PromptRegistry::with_context`] with a new
+    /// [`ServiceContext`]).
     pub fn new(
         store: Arc<dyn GovernanceStore>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
+        Self::with_context(ServiceContext::new(store, clock, ids))
+    }
+
+    /// A registry working with the shared `ctx`, storing templates as they are (see
+    /// [`PromptRegistry::with_envelope`]).
+    pub fn with_context(ctx: ServiceContext) -> Self {
         PromptRegistry {
-            kernel: Kernel {
-                store,
-                clock,
-                ids,
-                rbac: RbacService::new(),
-            },
+            ctx,
             envelope: None,
         }
     }
@@ -342,7 +357,7 @@ impl PromptRegistry {
         let Some(env) = &self.envelope else {
             return Err(PromptRegistryError::Sealing(EncryptionError::KeyMissing));
         };
-        let keys = self.kernel.store.data_keys(tenant).await?;
+        let keys = self.ctx.store.data_keys(tenant).await?;
         for v in versions.iter_mut().filter(|v| v.sealed) {
             let ctx = prompt_template_context(tenant, &v.name, v.version)?;
             match env.open(&keys, &ctx, &v.template)? {
@@ -364,6 +379,10 @@ impl PromptRegistry {
     /// [`PromptRegistryError::HiddenCharacter`] for a template or change reason holding a
     /// character a reader would not see, [`PromptRegistryError::AlreadyExists`],
     /// [`PromptRegistryError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptRegister.as_str(), correlation_id = %correlation)
+    )]
     pub async fn register_prompt(
         &self,
         principal: &Principal,
@@ -372,18 +391,17 @@ impl PromptRegistry {
         template: &str,
         change_reason: &str,
     ) -> Result<PromptChange, PromptRegistryError> {
-        self.kernel
+        self.ctx
             .authorize(
                 principal,
                 correlation,
                 Action::PromptRegister,
-                "prompt",
-                name,
+                Resource::Prompt { name },
             )
             .await?;
         check_name("prompt name", name, PROMPT_NAME_MAX_LEN)?;
         if self
-            .kernel
+            .ctx
             .store
             .prompt_versions(principal.tenant(), name)
             .await?
@@ -419,6 +437,10 @@ impl PromptRegistry {
     /// [`PromptRegistryError::NoChange`], [`PromptRegistryError::Invalid`],
     /// [`PromptRegistryError::HiddenCharacter`],
     /// [`PromptRegistryError::Conflict`] if another update took n+1 first.
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptUpdate.as_str(), correlation_id = %correlation)
+    )]
     pub async fn update_prompt(
         &self,
         principal: &Principal,
@@ -427,8 +449,9 @@ impl PromptRegistry {
         template: &str,
         change_reason: &str,
     ) -> Result<PromptChange, PromptRegistryError> {
-        let k = &self.kernel;
-        k.authorize(principal, correlation, Action::PromptUpdate, "prompt", name)
+        let k = &self.ctx;
+        let resource = Resource::Prompt { name };
+        k.authorize(principal, correlation, Action::PromptUpdate, resource)
             .await?;
         let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
         let tail = versions.len().saturating_sub(1);
@@ -440,8 +463,7 @@ impl PromptRegistry {
                 principal,
                 correlation,
                 Action::PromptUpdate,
-                "prompt",
-                name,
+                resource,
                 "not found",
             )
             .await;
@@ -452,10 +474,9 @@ impl PromptRegistry {
                 latest: latest.version,
             });
         }
-        let next = latest
-            .version
-            .checked_add(1)
-            .ok_or_else(|| PromptRegistryError::Invalid("too many versions".to_owned()))?;
+        let next = latest.version.checked_add(1).ok_or_else(|| {
+            InputError::new("version", "cannot go past the largest version number")
+        })?;
         self.write_version(
             principal,
             correlation,
@@ -479,7 +500,7 @@ impl PromptRegistry {
         template: &str,
         change_reason: &str,
     ) -> Result<PromptChange, PromptRegistryError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         check_text("template", template, TEMPLATE_MAX_BYTES)?;
         check_text("change_reason", change_reason, CHANGE_REASON_MAX_LEN)?;
         let pv = PromptVersion {
@@ -514,9 +535,7 @@ impl PromptRegistry {
             principal,
             correlation,
             action,
-            Outcome::Success,
-            "prompt",
-            &format!("{name}@{version}"),
+            Resource::PromptVersion { name, version },
             Some(change_reason.to_owned()),
             Some(meta),
         )?;
@@ -538,13 +557,17 @@ impl PromptRegistry {
     ///
     /// # Errors
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptView.as_str())
+    )]
     pub async fn get_prompt(
         &self,
         principal: &Principal,
         name: &str,
         selector: &PromptSelector,
     ) -> Result<PromptVersion, PromptRegistryError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         k.rbac
             .check_permission(principal.role(), Action::PromptView)?;
         let versions = k.store.prompt_versions(principal.tenant(), name).await?;
@@ -571,12 +594,16 @@ impl PromptRegistry {
     ///
     /// # Errors
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptView.as_str())
+    )]
     pub async fn history(
         &self,
         principal: &Principal,
         name: &str,
     ) -> Result<PromptHistory, PromptRegistryError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         k.rbac
             .check_permission(principal.role(), Action::PromptView)?;
         let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
@@ -596,6 +623,10 @@ impl PromptRegistry {
     ///
     /// # Errors
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptView.as_str())
+    )]
     pub async fn diff(
         &self,
         principal: &Principal,
@@ -619,6 +650,10 @@ impl PromptRegistry {
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`],
     /// [`PromptRegistryError::MoveNotApproved`] (recorded as a denial),
     /// [`PromptRegistryError::Conflict`], [`PromptRegistryError::Invalid`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptMoveLabel.as_str(), correlation_id = %correlation)
+    )]
     pub async fn move_label(
         &self,
         principal: &Principal,
@@ -627,16 +662,14 @@ impl PromptRegistry {
         label: &str,
         version: u32,
     ) -> Result<LabelMove, PromptRegistryError> {
-        let k = &self.kernel;
-        let rid = format!("{name}@{version}#{label}");
-        k.authorize(
-            principal,
-            correlation,
-            Action::PromptMoveLabel,
-            "prompt_label",
-            &rid,
-        )
-        .await?;
+        let k = &self.ctx;
+        let resource = Resource::PromptLabel {
+            name,
+            version,
+            label,
+        };
+        k.authorize(principal, correlation, Action::PromptMoveLabel, resource)
+            .await?;
         check_name("label", label, LABEL_MAX_LEN)?;
         let versions = k.store.prompt_versions(principal.tenant(), name).await?;
         if !versions.iter().any(|v| v.version == version) {
@@ -644,8 +677,7 @@ impl PromptRegistry {
                 principal,
                 correlation,
                 Action::PromptMoveLabel,
-                "prompt_label",
-                &rid,
+                resource,
                 "not found",
             )
             .await;
@@ -679,8 +711,7 @@ impl PromptRegistry {
                 principal,
                 correlation,
                 Action::PromptMoveLabel,
-                "prompt_label",
-                &rid,
+                resource,
                 &err.to_string(),
             )
             .await;
@@ -719,9 +750,7 @@ impl PromptRegistry {
             principal,
             correlation,
             Action::PromptMoveLabel,
-            Outcome::Success,
-            "prompt_label",
-            &rid,
+            resource,
             None,
             Some(meta),
         )?;

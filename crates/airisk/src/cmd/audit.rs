@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy, VerifyReport};
+use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
 use airisk_core::governance::audit_record::AuditRecord;
 use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
+use airisk_core::governance::audit_verification::{VerifyOptions, VerifyReport};
 use airisk_core::ledger::{LedgerName, LedgerSigner, LedgerVerifier, SIGNING_KEY_ENV};
 use airisk_core::ports::{
     AuditRepository, GovernanceStore, IdGenerator, SystemClock, UuidV7Generator,
@@ -230,7 +231,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
 }
 
 async fn run_async(args: AuditArgs) -> anyhow::Result<()> {
-    let keys = Keys::from_args(&args.store)?;
+    let keys = LedgerKeys::from_args(&args.store)?;
     let stores = crate::store::open(&args.store.database_url, Arc::new(SystemClock)).await?;
     let governance = stores.governance;
     let store = stores.audit;
@@ -264,14 +265,14 @@ async fn run_async(args: AuditArgs) -> anyhow::Result<()> {
 }
 
 /// The ledger's name and keys, from the environment or flags.
-struct Keys {
+struct LedgerKeys {
     name: LedgerName,
     signer: Option<Arc<LedgerSigner>>,
     verifier: Option<LedgerVerifier>,
 }
 
-impl Keys {
-    fn from_args(args: &StoreArgs) -> anyhow::Result<Keys> {
+impl LedgerKeys {
+    fn from_args(args: &StoreArgs) -> anyhow::Result<LedgerKeys> {
         let signer = match &args.signing_key {
             Some(text) => Some(Arc::new(
                 LedgerSigner::from_signing_key(text.trim())
@@ -297,7 +298,7 @@ impl Keys {
             (None, Some(v)) => v.name().clone(),
             (None, None) => LedgerName::parse(DEFAULT_LEDGER_NAME)?,
         };
-        Ok(Keys {
+        Ok(LedgerKeys {
             name,
             signer,
             verifier,
@@ -386,7 +387,7 @@ async fn log(logger: &AuditLogger, args: LogArgs) -> anyhow::Result<()> {
 async fn verify(
     logger: &AuditLogger,
     store: &dyn AuditRepository,
-    keys: &Keys,
+    keys: &LedgerKeys,
     args: VerifyArgs,
 ) -> anyhow::Result<()> {
     let verifier = keys.verifier.as_ref().ok_or_else(|| {
@@ -412,9 +413,11 @@ async fn verify(
         let report = logger
             .verify_with(
                 tenant,
-                Some(verifier),
-                kept.as_deref(),
-                args.deep,
+                &VerifyOptions {
+                    verifier: Some(verifier),
+                    kept_checkpoint: kept.as_deref(),
+                    deep: args.deep,
+                },
                 |done, total| {
                     if show_progress {
                         let pct = (done * 100).checked_div(total).unwrap_or(100);
@@ -479,7 +482,7 @@ async fn export(
     logger: &AuditLogger,
     store: &dyn AuditRepository,
     governance: &dyn GovernanceStore,
-    keys: &Keys,
+    keys: &LedgerKeys,
     args: ExportArgs,
 ) -> anyhow::Result<()> {
     let tenant = parse_tenant(&args.tenant)?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use airisk_core::ledger::LedgerName;
 use airisk_core::ports::{Clock, SystemClock};
-use airisk_core::security::encryption::KeyId;
+use airisk_core::security::encryption::EncryptionKeyId;
 use anyhow::{Context, anyhow};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -31,7 +31,7 @@ const DEV_JWT: &str = "AIRISK_JWT_SECRET";
 impl DevSecrets {
     /// Fresh keys: an encryption key, a ledger signing key and a 256-bit HS256 secret.
     pub(super) fn generate() -> anyhow::Result<DevSecrets> {
-        let kid = KeyId::generate(SystemClock.now().date_naive())?;
+        let kid = EncryptionKeyId::generate(SystemClock.now().date_naive())?;
         let encryption = airisk_core::security::encryption::generate_key_entry(&kid)?;
         let (ledger, _) =
             airisk_core::ledger::generate_key_pair(&LedgerName::parse("airisk.dev/ledger")?)?;
