@@ -387,6 +387,25 @@ impl GovernanceStore for Guarded {
     ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
         self.store.data_keys(tenant).await
     }
+    async fn claim_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, airisk_core::ports::StoreError> {
+        self.store.claim_delivery(claim, now).await
+    }
+    async fn settle_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), airisk_core::ports::StoreError> {
+        self.store.settle_delivery(claim).await
+    }
+    async fn release_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), airisk_core::ports::StoreError> {
+        self.store.release_delivery(claim).await
+    }
 }
 
 /// The SQLSTATE of a failed raw query.
