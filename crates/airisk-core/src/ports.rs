@@ -645,4 +645,86 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
             message: "this store keeps no data keys".to_owned(),
         })
     }
+
+    /// Claims a signed webhook delivery for processing: the replay memory every instance of the
+    /// service shares. First deletes the tenant's claims whose `until` is before `now` (the
+    /// memory is bounded by the senders' timestamp window), then stores `claim` unless a claim
+    /// for the same `(tenant, source, delivery_id)` is still there. Atomic: of two concurrent
+    /// claims of one delivery exactly one returns `true`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`]; [`StoreError::Refused`] by default (a store without the
+    /// table), so a receiver fails closed rather than accepting deliveries without replay
+    /// protection.
+    async fn claim_delivery(
+        &self,
+        claim: &DeliveryClaim,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let _ = (claim, now);
+        Err(StoreError::Refused {
+            message: "this store keeps no webhook deliveries".to_owned(),
+        })
+    }
+
+    /// Sets the `until` of a stored claim (a processed delivery is remembered for the whole
+    /// timestamp window). A claim that is not there is stored.
+    ///
+    /// # Errors
+    /// As [`GovernanceStore::claim_delivery`].
+    async fn settle_delivery(&self, claim: &DeliveryClaim) -> Result<(), StoreError> {
+        let _ = claim;
+        Err(StoreError::Refused {
+            message: "this store keeps no webhook deliveries".to_owned(),
+        })
+    }
+
+    /// Deletes a claim (its processing failed, so the sender's retry with the same id must be
+    /// processed). Deleting a claim that is not there is not an error.
+    ///
+    /// # Errors
+    /// As [`GovernanceStore::claim_delivery`].
+    async fn release_delivery(&self, claim: &DeliveryClaim) -> Result<(), StoreError> {
+        let _ = claim;
+        Err(StoreError::Refused {
+            message: "this store keeps no webhook deliveries".to_owned(),
+        })
+    }
+}
+
+/// Longest webhook source name and delivery id a store keeps ([`DeliveryClaim`]).
+pub const DELIVERY_FIELD_MAX_LEN: usize = 128;
+
+/// A claim on one signed webhook delivery in the shared replay memory
+/// ([`GovernanceStore::claim_delivery`]). Not an audit record: claims are pruned once their
+/// `until` has passed, when the sender's timestamp window refuses the delivery anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryClaim {
+    /// The tenant the sender belongs to (claims are tenant-scoped like every row).
+    pub tenant: TenantId,
+    /// The sender, e.g. `mlflow:risk` (1 to [`DELIVERY_FIELD_MAX_LEN`] bytes).
+    pub source: String,
+    /// The sender's delivery id (1 to [`DELIVERY_FIELD_MAX_LEN`] bytes).
+    pub delivery_id: String,
+    /// Until when the claim refuses the same delivery.
+    pub until: DateTime<Utc>,
+}
+
+impl DeliveryClaim {
+    /// Checks the field lengths.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] for an empty or overlong source or delivery id.
+    pub fn check(&self) -> Result<(), StoreError> {
+        for (what, value) in [("source", &self.source), ("delivery id", &self.delivery_id)] {
+            if value.is_empty() || value.len() > DELIVERY_FIELD_MAX_LEN {
+                return Err(StoreError::Refused {
+                    message: format!(
+                        "a webhook delivery's {what} must be 1 to {DELIVERY_FIELD_MAX_LEN} bytes"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }

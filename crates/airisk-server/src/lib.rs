@@ -30,6 +30,7 @@ mod console;
 mod context;
 mod error;
 mod extract;
+pub mod https;
 mod idempotency;
 pub mod integrations;
 pub mod mapping;

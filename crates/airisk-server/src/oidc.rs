@@ -31,12 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt as _, Empty, Limited};
-use hyper::body::Bytes;
-use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject as _;
+use hyper::header::HeaderValue;
+use hyper::{Method, StatusCode, Uri};
 use serde::Deserialize;
 
 use crate::auth::{AuthConfigError, VerifyKey, keys_from_jwks};
@@ -94,7 +90,7 @@ struct KeyState {
 /// The signing keys an OpenID provider publishes, kept fresh. Shared by every request.
 pub struct OidcKeys {
     options: OidcOptions,
-    tls: Arc<rustls::ClientConfig>,
+    http: crate::https::HttpsClient,
     state: RwLock<KeyState>,
     refresh: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
@@ -153,36 +149,11 @@ impl OidcKeys {
                 "the refresh intervals must be more than 0".to_owned(),
             ));
         }
-        let mut roots = rustls::RootCertStore::empty();
-        match &options.ca_file {
-            Some(path) => {
-                let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-                    .map_err(|e| {
-                        AuthConfigError::InvalidOidc(format!("the CA file {}: {e}", path.display()))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| {
-                        AuthConfigError::InvalidOidc(format!("the CA file {}: {e}", path.display()))
-                    })?;
-                let (added, _) = roots.add_parsable_certificates(certs);
-                if added == 0 {
-                    return Err(AuthConfigError::InvalidOidc(format!(
-                        "the CA file {} holds no usable certificate",
-                        path.display()
-                    )));
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| AuthConfigError::InvalidOidc(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = crate::https::tls_config(options.ca_file.as_deref())
+            .map_err(AuthConfigError::InvalidOidc)?;
         Ok(Arc::new(OidcKeys {
             options,
-            tls: Arc::new(tls),
+            http: crate::https::HttpsClient::with_tls(tls),
             state: RwLock::new(KeyState::default()),
             refresh: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
@@ -367,66 +338,26 @@ impl OidcKeys {
     }
 
     async fn get_inner(&self, url: &str) -> Result<Vec<u8>, String> {
-        let uri = check_url("the URL", url)?;
-        let https = uri.scheme_str() == Some("https");
-        let host = uri
-            .host()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
-        let path = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".to_owned());
-        let request = Request::get(path)
-            .header(hyper::header::HOST, authority)
-            .header(hyper::header::ACCEPT, "application/json")
-            .header(hyper::header::USER_AGENT, "airisk")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("GET {url}: cannot connect: {e}"))?;
-        if https {
-            let name = ServerName::try_from(host.clone()).map_err(|e| format!("GET {url}: {e}"))?;
-            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("GET {url}: TLS: {e}"))?;
-            send(url, TokioIo::new(tls), request).await
-        } else {
-            send(url, TokioIo::new(tcp), request).await
+        check_url("the URL", url)?;
+        let response = self
+            .http
+            .send(
+                Method::GET,
+                url,
+                &[(
+                    hyper::header::ACCEPT,
+                    HeaderValue::from_static("application/json"),
+                )],
+                None,
+                self.options.fetch_timeout,
+            )
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("GET {url}: HTTP status {}", response.status()));
         }
-    }
-}
-
-async fn send<I>(url: &str, io: I, request: Request<Empty<Bytes>>) -> Result<Vec<u8>, String>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("GET {url}: {e}"));
-    let out = match response {
-        Ok(r) if r.status() == StatusCode::OK => Limited::new(r.into_body(), MAX_DOCUMENT_BYTES)
-            .collect()
+        crate::https::read_body(response, MAX_DOCUMENT_BYTES)
             .await
-            .map(|b| b.to_bytes().to_vec())
-            .map_err(|e| format!("GET {url}: the body: {e}")),
-        Ok(r) => Err(format!("GET {url}: HTTP status {}", r.status())),
-        Err(e) => Err(e),
-    };
-    driver.abort();
-    out
+            .map(|b| b.to_vec())
+            .map_err(|e| format!("GET {url}: {e}"))
+    }
 }

@@ -19,6 +19,7 @@ use airisk_core::ledger::{LedgerName, LedgerSigner};
 use airisk_core::ports::{SystemClock, UuidV7Generator};
 use airisk_core::security::rbac::Role;
 use airisk_server::auth::{Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, JwtVerifier, TokenSigner};
+use airisk_server::https::HttpsClient;
 use airisk_server::integrations::mlflow::client::MlflowClient;
 use airisk_server::integrations::mlflow::signature::sign;
 use airisk_server::integrations::mlflow::{
@@ -34,13 +35,16 @@ const WEBHOOK_SECRET: &str = "webhook-secret-of-the-risk-instance";
 const TENANT: &str = "acme";
 const INSTANCE: &str = "risk";
 /// Longest any single wait in this test may take.
-const DEADLINE: Duration = Duration::from_secs(90);
+const DEADLINE: Duration = Duration::from_secs(120);
+/// Longest MLflow may take to start (3.17 migrates a fresh database for a while; longer on a
+/// loaded machine).
+const START_DEADLINE: Duration = Duration::from_secs(300);
 
 fn venv() -> Option<PathBuf> {
     let dir = std::env::var_os("AIRISK_MLFLOW_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/mlflow-venv"));
-    dir.join("bin/mlflow").exists().then_some(dir)
+    dir.join("bin/python").exists().then_some(dir)
 }
 
 fn free_port() -> u16 {
@@ -64,8 +68,12 @@ impl MlflowServer {
     fn start(venv: &Path, dir: &Path, port: u16) -> MlflowServer {
         std::fs::create_dir_all(dir).unwrap();
         let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let child = Command::new(venv.join("bin/mlflow"))
+        // `python -m mlflow`, not `bin/mlflow`: a copied venv's console scripts name the
+        // venv they were installed in.
+        let child = Command::new(venv.join("bin/python"))
             .args([
+                "-m",
+                "mlflow",
                 "server",
                 "--backend-store-uri",
                 &format!("sqlite:///{}", dir.join("mlflow.db").display()),
@@ -81,6 +89,9 @@ impl MlflowServer {
             ])
             // airisk listens on plain HTTP on loopback in this test.
             .env("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "http")
+            // MLflow 3.5+ refuses webhooks to private addresses (SSRF guard); airisk is on
+            // loopback here.
+            .env("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true")
             // MLflow caches its webhook list for 60 s by default.
             .env("MLFLOW_WEBHOOK_CACHE_TTL", "0")
             .env("MLFLOW_WEBHOOK_REQUEST_TIMEOUT", "60")
@@ -118,7 +129,7 @@ impl MlflowServer {
                 return;
             }
             assert!(
-                started.elapsed() < DEADLINE,
+                started.elapsed() < START_DEADLINE,
                 "mlflow did not start; see {}",
                 self.dir.join("server.log").display()
             );
@@ -154,15 +165,24 @@ impl MlflowServer {
 
     /// Logs a version with the MLflow client; returns (version, oracle digest).
     async fn log_version(&self, name: &str, marker: &str) -> (String, String) {
+        self.log_version_as(name, marker, "mlflow-test-runner")
+            .await
+    }
+
+    /// Logs a version as operating-system user `user` (what MLflow's client records as the
+    /// run's user, `getpass.getuser()`); returns (version, oracle digest).
+    async fn log_version_as(&self, name: &str, marker: &str, user: &str) -> (String, String) {
         let python = self.venv.join("bin/python");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mlflow/log_version.py");
         let url = self.url();
-        let (name, marker) = (name.to_owned(), marker.to_owned());
+        let (name, marker, user) = (name.to_owned(), marker.to_owned(), user.to_owned());
         let out = tokio::task::spawn_blocking(move || {
             Command::new(python)
                 .arg(script)
                 .args([&url, &name, &marker])
                 .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+                .env("LOGNAME", &user)
+                .env("USER", &user)
                 .output()
                 .unwrap()
         })
@@ -178,6 +198,38 @@ impl MlflowServer {
         (
             v["version"].as_str().unwrap().to_owned(),
             v["digest"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+impl MlflowServer {
+    /// Registers a prompt version with MLflow's client; returns (version, oracle SHA-256 of the
+    /// template).
+    async fn register_prompt(&self, name: &str, template: &str) -> (String, String) {
+        let python = self.venv.join("bin/python");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mlflow/register_prompt.py");
+        let url = self.url();
+        let (name, template) = (name.to_owned(), template.to_owned());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(python)
+                .arg(script)
+                .args([&url, &name, &template])
+                .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "register_prompt.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+        (
+            v["version"].as_str().unwrap().to_owned(),
+            v["sha256"].as_str().unwrap().to_owned(),
         )
     }
 }
@@ -324,10 +376,11 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         ServerConfig::default(),
     );
     let http = reqwest::Client::new();
+    let https = HttpsClient::new(None).unwrap();
     // A model already in production before airisk is connected: its alias is the baseline.
     server.wait_ready().await;
     let (legacy, _) = server.log_version("legacy", "old").await;
-    MlflowClient::new(http.clone(), &server.url(), None)
+    MlflowClient::new(https.clone(), &server.url(), None)
         .set_alias("legacy", "production", &legacy)
         .await
         .unwrap();
@@ -338,14 +391,17 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         Zeroizing::new(WEBHOOK_SECRET.as_bytes().to_vec()),
         None,
         vec!["production".into()],
-        http.clone(),
+        https.clone(),
     )
     .unwrap()
     .with_baseline(vec![BaselineAlias {
         model: "legacy".into(),
         alias: "production".into(),
         version: legacy.clone(),
-    }]);
+    }])
+    // The MLflow user `jdoe` is John Doe in airisk; everyone else is their own canonical name.
+    .with_authors(&[("jdoe".to_owned(), "John.Doe@bank.example".to_owned())].into())
+    .unwrap();
     let integration = Arc::new(
         MlflowIntegration::new(
             vec![instance],
@@ -370,7 +426,7 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         http: http.clone(),
         tokens: TokenSigner::Hs256(Zeroizing::new(SECRET.to_vec())),
     };
-    let mlflow = MlflowClient::new(http.clone(), &server.url(), None);
+    let mlflow = MlflowClient::new(https.clone(), &server.url(), None);
 
     server.wait_ready().await;
     // What `airisk integrations mlflow connect` does: MLflow's webhook to airisk.
@@ -467,6 +523,51 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     .await;
     assert_eq!(tags["airisk.approval_id"], body["id"].as_str().unwrap());
     assert!(!airisk.audit("mlflow.alias.set", "success").await.is_empty());
+
+    // 3b. Four eyes against the MLflow author: the user MLflow recorded for the version's run
+    //     opens its request in airisk, so that person cannot approve it (any case variant of
+    //     their canonical identity), nor can the airisk identity an MLflow user is mapped to.
+    for (marker, mlflow_user, airisk_identity, approver_spelling) in [
+        ("by-alice", "Alice.Maker", "alice.maker", "ALICE.maker"),
+        (
+            "by-jdoe",
+            "jdoe",
+            "john.doe@bank.example",
+            "John.Doe@Bank.Example",
+        ),
+    ] {
+        let (v, _) = server.log_version_as("credit", marker, mlflow_user).await;
+        let m = eventually("the authored version registered", || async {
+            let (s, m) = airisk
+                .get(&format!("/v1/models/credit/versions/{v}"), &viewer)
+                .await;
+            (s == 200).then_some(m)
+        })
+        .await;
+        let author = &m["metadata"]["mlflow"]["author"];
+        assert_eq!(author["mlflow_user"], mlflow_user, "{m}");
+        assert_eq!(author["source"], "run", "{m}");
+        assert_eq!(author["airisk_identity"], airisk_identity, "{m}");
+        assert_eq!(m["registered_by"], airisk_identity, "{m}");
+        let own = airisk.token(approver_spelling, Role::Approver, false);
+        let (s, problem) = airisk
+            .post(
+                &format!("/v1/models/credit/versions/{v}/approve"),
+                &own,
+                &json!({"reason": "my own work"}),
+            )
+            .await;
+        assert_eq!(s, 403, "the author approved their own version: {problem}");
+        // Someone else may decide it (rejected here, so production stays where it is).
+        let (s, body) = airisk
+            .post(
+                &format!("/v1/models/credit/versions/{v}/reject"),
+                &approver,
+                &json!({"reason": "not this one"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+    }
 
     // 4. Someone points production at an unapproved version directly in MLflow: airisk records
     //    the bypass and moves the alias back.
@@ -571,6 +672,144 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         alias_of(&mlflow, "credit").await.as_deref(),
         Some(v2.as_str())
     );
+
+    // 5c. Prompts: a version registered in MLflow's Prompt Registry becomes a version of airisk
+    //     prompt mlflow/risk/<name> (the template read from MLflow, hashed by airisk) with a
+    //     PENDING request for the protected alias; approval moves airisk's label and the alias in
+    //     MLflow; a direct move of the alias in MLflow is recorded and undone.
+    let template1 = "Hello {{name}}, here is the decision on your loan.";
+    let (p1, sha1) = server.register_prompt("greeting", template1).await;
+    let pending_prompt = |version: &str| {
+        let version: u64 = version.parse().unwrap();
+        let airisk = &airisk;
+        let viewer = &viewer;
+        async move {
+            let (s, page) = airisk
+                .get("/v1/approvals?status=PENDING&limit=500", viewer)
+                .await;
+            assert_eq!(s, 200, "{page}");
+            page["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| {
+                    r["subject"]["name"] == "mlflow/risk/greeting"
+                        && r["subject"]["version"] == version
+                        && r["subject"]["label"] == "production"
+                })
+                .cloned()
+        }
+    };
+    let request1 = eventually("prompt version 1 has its request", || pending_prompt(&p1)).await;
+    let (s, prompt) = airisk
+        .get(
+            &format!("/v1/prompts/mlflow%2Frisk%2Fgreeting?version={p1}"),
+            &viewer,
+        )
+        .await;
+    assert_eq!(s, 200, "{prompt}");
+    assert_eq!(prompt["template"], template1);
+    assert_eq!(prompt["template_sha256"], sha1.as_str());
+    let prompt_created_ms =
+        chrono::DateTime::parse_from_rfc3339(prompt["created_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+    let mlflow_prompt_ms = http
+        .get(format!(
+            "{}/api/2.0/mlflow/model-versions/get?name=greeting&version={p1}",
+            server.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["model_version"]["creation_timestamp"]
+        .as_i64()
+        .unwrap();
+    eprintln!(
+        "latency: MLflow prompt version created -> airisk prompt version and request: {} ms",
+        prompt_created_ms - mlflow_prompt_ms
+    );
+    assert_eq!(alias_of(&mlflow, "greeting").await, None);
+    let prompt_approved_at = Instant::now();
+    let (s, body) = airisk
+        .post(
+            &format!("/v1/approvals/{}/approve", request1["id"].as_str().unwrap()),
+            &approver,
+            &json!({"reason": "wording reviewed"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    eventually("prompt production -> version 1", || async {
+        (alias_of(&mlflow, "greeting").await.as_deref() == Some(p1.as_str())).then_some(())
+    })
+    .await;
+    eprintln!(
+        "latency: approval in airisk -> prompt alias moved in MLflow: {} ms",
+        prompt_approved_at.elapsed().as_millis()
+    );
+    let (s, labelled) = airisk
+        .get(
+            "/v1/prompts/mlflow%2Frisk%2Fgreeting?label=production",
+            &viewer,
+        )
+        .await;
+    assert_eq!(s, 200, "{labelled}");
+    assert_eq!(
+        labelled["version"].to_string(),
+        p1,
+        "airisk's label moved too"
+    );
+    eventually("prompt version 1 tagged approved", || async {
+        let mv = mlflow.model_version("greeting", &p1).await.ok()?;
+        let tags = airisk_server::integrations::mlflow::client::tag_map(&mv.tags);
+        (tags.get("airisk.approval_status").map(String::as_str) == Some("approved")).then_some(())
+    })
+    .await;
+    let (p2, sha2) = server
+        .register_prompt("greeting", "Hello {{name}}: APPROVED, no questions asked.")
+        .await;
+    let request2 = eventually("prompt version 2 has its request", || pending_prompt(&p2)).await;
+    let (_, prompt2) = airisk
+        .get(
+            &format!("/v1/prompts/mlflow%2Frisk%2Fgreeting?version={p2}"),
+            &viewer,
+        )
+        .await;
+    assert_eq!(prompt2["template_sha256"], sha2.as_str());
+    mlflow
+        .set_alias("greeting", "production", &p2)
+        .await
+        .unwrap();
+    let prompt_bypass = eventually("prompt bypass recorded", || async {
+        airisk
+            .audit("mlflow.alias.bypass", "denied")
+            .await
+            .into_iter()
+            .find(|e| e["record"]["resource_id"] == "greeting#production")
+    })
+    .await;
+    assert_eq!(
+        prompt_bypass["record"]["metadata"]["found_version"],
+        p2.as_str()
+    );
+    assert_eq!(
+        prompt_bypass["record"]["metadata"]["restored_version"],
+        p1.as_str()
+    );
+    eventually("prompt production back on version 1", || async {
+        (alias_of(&mlflow, "greeting").await.as_deref() == Some(p1.as_str())).then_some(())
+    })
+    .await;
+    // The request for version 2 is still open: the bypass approved nothing.
+    let (_, r2) = airisk
+        .get(
+            &format!("/v1/approvals/{}", request2["id"].as_str().unwrap()),
+            &viewer,
+        )
+        .await;
+    assert_eq!(r2["status"], "PENDING", "{r2}");
 
     // 6. Forged, stale, replayed, unknown-instance and malformed deliveries are refused and
     //    change nothing.

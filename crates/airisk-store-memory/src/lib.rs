@@ -52,6 +52,8 @@ struct State {
     /// The idempotent correlation ids each tenant's ledger holds (the contract of
     /// `AuditRepository`: a second write with one of them is refused).
     idempotent: HashSet<(TenantId, String)>,
+    /// Webhook delivery claims: `(tenant, source, delivery id) → until`.
+    deliveries: HashMap<(TenantId, String, String), chrono::DateTime<chrono::Utc>>,
 }
 
 impl State {
@@ -697,5 +699,55 @@ impl GovernanceStore for InMemoryStore {
             .filter(|d| &d.tenant_id == tenant)
             .cloned()
             .collect())
+    }
+
+    async fn claim_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        claim.check()?;
+        let mut state = self.lock();
+        state
+            .deliveries
+            .retain(|(t, _, _), until| t != &claim.tenant || *until >= now);
+        let key = (
+            claim.tenant.clone(),
+            claim.source.clone(),
+            claim.delivery_id.clone(),
+        );
+        if state.deliveries.contains_key(&key) {
+            return Ok(false);
+        }
+        state.deliveries.insert(key, claim.until);
+        Ok(true)
+    }
+
+    async fn settle_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), StoreError> {
+        claim.check()?;
+        self.lock().deliveries.insert(
+            (
+                claim.tenant.clone(),
+                claim.source.clone(),
+                claim.delivery_id.clone(),
+            ),
+            claim.until,
+        );
+        Ok(())
+    }
+
+    async fn release_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), StoreError> {
+        self.lock().deliveries.remove(&(
+            claim.tenant.clone(),
+            claim.source.clone(),
+            claim.delivery_id.clone(),
+        ));
+        Ok(())
     }
 }

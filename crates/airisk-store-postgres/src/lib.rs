@@ -96,6 +96,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod deliveries;
 mod error;
 mod governance;
 mod read;
@@ -444,5 +445,27 @@ impl GovernanceStore for PostgresStore {
         tenant: &TenantId,
     ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
         governance::data_keys(&self.pool, tenant).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        deliveries::claim(&self.pool, claim, now).await
+    }
+
+    async fn settle_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), StoreError> {
+        deliveries::settle(&self.pool, claim).await
+    }
+
+    async fn release_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), StoreError> {
+        deliveries::release(&self.pool, claim).await
     }
 }

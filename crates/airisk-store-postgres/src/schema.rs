@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "data keys",
         include_str!("../migrations/0003_data_keys.sql"),
     ),
+    (
+        4,
+        "webhook deliveries",
+        include_str!("../migrations/0004_webhook_deliveries.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_data_keys.sql",
         include_str!("../migrations/0004_data_keys.sql"),
     ),
+    (
+        5,
+        "0005_webhook_deliveries.sql",
+        include_str!("../migrations/0005_webhook_deliveries.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -79,6 +79,7 @@
 #![deny(missing_docs)]
 
 mod connection;
+mod deliveries;
 mod error;
 mod governance;
 mod read;
@@ -259,6 +260,12 @@ impl SqliteStore {
         let guard = self.commands.read().unwrap_or_else(PoisonError::into_inner);
         let sender = guard.as_ref().ok_or_else(writer_gone)?;
         sender.send(command).map_err(|_| writer_gone())
+    }
+
+    async fn delivery(&self, op: deliveries::DeliveryOp) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Delivery { op, reply })?;
+        answer.await.map_err(|_| writer_gone())?
     }
 }
 
@@ -471,6 +478,35 @@ impl GovernanceStore for SqliteStore {
         self.readers
             .read(move |tx| governance::label_moves(tx, &tenant, &name))
             .await
+    }
+
+    async fn claim_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        claim.check()?;
+        self.delivery(deliveries::DeliveryOp::Claim(claim.clone(), now))
+            .await
+    }
+
+    async fn settle_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), StoreError> {
+        claim.check()?;
+        self.delivery(deliveries::DeliveryOp::Settle(claim.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn release_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), StoreError> {
+        self.delivery(deliveries::DeliveryOp::Release(claim.clone()))
+            .await
+            .map(|_| ())
     }
 
     async fn data_keys(

@@ -43,6 +43,13 @@ pub(crate) enum Command {
         /// Where the receipts go.
         reply: Reply<Vec<AuditReceipt>>,
     },
+    /// Claim, settle or release a webhook delivery (the shared replay memory).
+    Delivery {
+        /// What to do.
+        op: crate::deliveries::DeliveryOp,
+        /// Where the outcome goes (`true`: a claim was inserted).
+        reply: Reply<bool>,
+    },
     /// Store a signed checkpoint.
     Checkpoint {
         /// Whose.
@@ -60,7 +67,7 @@ impl Command {
         match self {
             Command::Append { events, .. } => events.len().max(1),
             Command::Commit { change, .. } => (change.audit.len() + change.mutations.len()).max(1),
-            Command::Checkpoint { .. } => 1,
+            Command::Checkpoint { .. } | Command::Delivery { .. } => 1,
         }
     }
 
@@ -74,6 +81,9 @@ impl Command {
             Command::Checkpoint { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
+            Command::Delivery { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
         }
     }
 }
@@ -85,6 +95,7 @@ enum Answer {
         Result<Vec<AuditReceipt>, StoreError>,
     ),
     Checkpoint(Reply<()>, Result<(), StoreError>),
+    Delivery(Reply<bool>, Result<bool, StoreError>),
 }
 
 impl Answer {
@@ -94,6 +105,9 @@ impl Answer {
                 let _ = reply.send(commit.clone().and(result));
             }
             Answer::Checkpoint(reply, result) => {
+                let _ = reply.send(commit.clone().and(result));
+            }
+            Answer::Delivery(reply, result) => {
                 let _ = reply.send(commit.clone().and(result));
             }
         }
@@ -230,6 +244,12 @@ impl Writer {
                         self.isolated(alone, |w, _| w.add_checkpoint(&tenant, &checkpoint));
                     failed_alone |= alone && result.is_err();
                     Answer::Checkpoint(reply, result)
+                }
+                Command::Delivery { op, reply } => {
+                    let result =
+                        self.isolated(alone, |w, _| crate::deliveries::apply(&w.conn, &op));
+                    failed_alone |= alone && result.is_err();
+                    Answer::Delivery(reply, result)
                 }
             });
         }

@@ -22,8 +22,8 @@ use airisk_core::governance::audit_record::AuditRecord;
 use airisk_core::governance::model_registry::ModelRegistry;
 use airisk_core::governance::prompt_registry::{PromptRegistry, PromptSelector};
 use airisk_core::ports::{
-    ApprovalFilter, AuditRepository, ChangeSet, GovernanceStore, Mutation, Page, StoreError,
-    UuidV7Generator,
+    ApprovalFilter, AuditRepository, ChangeSet, DeliveryClaim, GovernanceStore, Mutation, Page,
+    StoreError, UuidV7Generator,
 };
 use airisk_core::request::CorrelationId;
 use airisk_core::security::rbac::Role;
@@ -53,6 +53,8 @@ macro_rules! governance_store_conformance {
             stored_values_read_back_exactly,
             prompt_versions_keep_their_author_and_change_reason,
             a_mutation_of_another_tenant_is_refused_and_stores_nothing,
+            a_webhook_delivery_is_claimed_once_until_its_claim_expires,
+            of_concurrent_claims_of_one_delivery_exactly_one_wins,
         );
     };
     ($make:expr) => {
@@ -749,6 +751,108 @@ pub async fn a_mutation_of_another_tenant_is_refused_and_stores_nothing(s: Servi
         );
         assert_eq!(s.audit_len(t).await, 0, "no record under {t}");
     }
+}
+
+fn delivery(
+    t: &str,
+    source: &str,
+    id: &str,
+    until: chrono::DateTime<chrono::Utc>,
+) -> DeliveryClaim {
+    DeliveryClaim {
+        tenant: tenant(t),
+        source: source.into(),
+        delivery_id: id.into(),
+        until,
+    }
+}
+
+/// The shared replay memory: a delivery id is claimed once per (tenant, source) until its claim
+/// expires; a released claim and an expired one (pruned) can be claimed again; a settled claim
+/// lasts until its new `until`; tenants and sources do not share ids; bad ids are refused.
+pub async fn a_webhook_delivery_is_claimed_once_until_its_claim_expires(s: Services) {
+    let now = s.clock.now_utc();
+    let soon = now + chrono::Duration::seconds(60);
+    let d = delivery("acme", "mlflow:risk", "d-1", soon);
+    assert!(s.gov.claim_delivery(&d, now).await.unwrap(), "first claim");
+    assert!(!s.gov.claim_delivery(&d, now).await.unwrap(), "replayed");
+    // Same id from another source or tenant is another delivery.
+    assert!(
+        s.gov
+            .claim_delivery(&delivery("acme", "mlflow:other", "d-1", soon), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.gov
+            .claim_delivery(&delivery("globex", "mlflow:risk", "d-1", soon), now)
+            .await
+            .unwrap()
+    );
+    // Released (processing failed): the sender's retry is processed.
+    s.gov.release_delivery(&d).await.unwrap();
+    assert!(
+        s.gov.claim_delivery(&d, now).await.unwrap(),
+        "claim after release"
+    );
+    // Settled for longer: still refused after the first `until`, accepted after the second.
+    let later = now + chrono::Duration::seconds(360);
+    s.gov
+        .settle_delivery(&delivery("acme", "mlflow:risk", "d-1", later))
+        .await
+        .unwrap();
+    let past_soon = soon + chrono::Duration::seconds(1);
+    assert!(
+        !s.gov.claim_delivery(&d, past_soon).await.unwrap(),
+        "settled claim holds"
+    );
+    let past_later = later + chrono::Duration::seconds(1);
+    assert!(
+        s.gov
+            .claim_delivery(
+                &delivery("acme", "mlflow:risk", "d-1", past_later),
+                past_later
+            )
+            .await
+            .unwrap(),
+        "an expired claim is pruned"
+    );
+    // Releasing what is not there is fine; empty or overlong ids are refused.
+    s.gov
+        .release_delivery(&delivery("acme", "mlflow:risk", "never", soon))
+        .await
+        .unwrap();
+    for bad in [String::new(), "x".repeat(129)] {
+        let got = s
+            .gov
+            .claim_delivery(&delivery("acme", "mlflow:risk", &bad, soon), now)
+            .await;
+        assert!(matches!(got, Err(StoreError::Refused { .. })), "{got:?}");
+    }
+    // Claims are not audit records.
+    assert_eq!(s.audit_len("acme").await, 0);
+}
+
+/// Of eight concurrent claims of one delivery, exactly one wins (two `airisk serve` instances
+/// receiving the same replayed delivery).
+pub async fn of_concurrent_claims_of_one_delivery_exactly_one_wins(s: Services) {
+    let now = s.clock.now_utc();
+    let until = now + chrono::Duration::seconds(360);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let gov = s.gov.clone();
+        let d = delivery("acme", "mlflow:risk", "raced", until);
+        tasks.push(tokio::spawn(
+            async move { gov.claim_delivery(&d, now).await },
+        ));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one claim wins");
 }
 
 /// The clock's current instant (a convenience for building values in the suite).

@@ -165,4 +165,23 @@ where
     async fn data_keys(&self, tenant: &TenantId) -> Result<Vec<WrappedDataKey>, StoreError> {
         self.store.data_keys(tenant).await
     }
+    async fn claim_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.store.claim_delivery(claim, now).await
+    }
+    async fn settle_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), StoreError> {
+        self.store.settle_delivery(claim).await
+    }
+    async fn release_delivery(
+        &self,
+        claim: &airisk_core::ports::DeliveryClaim,
+    ) -> Result<(), StoreError> {
+        self.store.release_delivery(claim).await
+    }
 }

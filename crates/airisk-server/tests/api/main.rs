@@ -21,6 +21,8 @@ mod hostile;
 mod idempotency;
 mod input_edges;
 mod jwt_parsing;
+mod mlflow_replay;
+mod mlflow_tls;
 mod ops;
 mod paths;
 mod rbac;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use airisk_server::https::HttpsClient;
 use airisk_server::integrations::mlflow::client::MlflowClient;
 use airisk_server::integrations::mlflow::{
     BaselineAlias, ConfigFile, DEFAULT_PROTECTED_ALIAS, Instance, InstanceConfig, check_instance_id,
@@ -67,6 +68,14 @@ enum MlflowCommand {
         /// Environment variable holding a bearer token for MLflow's API, if it needs one.
         #[arg(long)]
         token_env: Option<String>,
+        /// PEM bundle of the private CA that signs MLflow's certificate (https URLs); without
+        /// it the Mozilla roots are trusted.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// Map an MLflow user to an airisk identity (MLFLOW_USER=AIRISK_ID; repeat). Unmapped
+        /// users are their own canonical airisk identity.
+        #[arg(long = "author", value_name = "MLFLOW_USER=AIRISK_ID")]
+        authors: Vec<String>,
     },
     /// List the connected instances.
     List {
@@ -93,6 +102,9 @@ enum MlflowCommand {
         /// An admin bearer token of the tenant (environment only).
         #[arg(long, env = "AIRISK_TOKEN", hide_env_values = true, hide = true)]
         token: String,
+        /// PEM bundle of the private CA that signs the service's certificate (https URLs).
+        #[arg(long, env = "AIRISK_CA_FILE", value_name = "PEM")]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -110,7 +122,6 @@ pub fn run(args: IntegrationsArgs) -> anyhow::Result<()> {
 }
 
 async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
     match command {
         MlflowCommand::Connect {
             file,
@@ -121,8 +132,18 @@ async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
             airisk_url,
             webhook_secret_env,
             token_env,
+            ca_file,
+            authors,
         } => {
             check_instance_id(&id).map_err(|e| anyhow!(e))?;
+            let authors = authors
+                .iter()
+                .map(|a| {
+                    a.split_once('=')
+                        .map(|(m, i)| (m.to_owned(), i.to_owned()))
+                        .ok_or_else(|| anyhow!("--author {a:?} is not MLFLOW_USER=AIRISK_ID"))
+                })
+                .collect::<anyhow::Result<std::collections::BTreeMap<_, _>>>()?;
             let mut config = ConfigFile::read(&file.file).map_err(|e| anyhow!(e))?;
             if config.instances.iter().any(|i| i.id == id) {
                 bail!("instance {id} is already connected; disconnect it first");
@@ -138,11 +159,13 @@ async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
                 },
                 webhook_secret_env: webhook_secret_env.clone(),
                 token_env,
+                ca_file,
+                authors,
                 webhook_id: None,
                 baseline: Vec::new(),
             };
             // Validates everything the service will, secrets included, before touching MLflow.
-            let instance = Instance::from_config(&entry, http.clone()).map_err(|e| anyhow!(e))?;
+            let instance = Instance::from_config(&entry).map_err(|e| anyhow!(e))?;
             let secret = zeroize::Zeroizing::new(
                 std::env::var(&webhook_secret_env)
                     .with_context(|| format!("{webhook_secret_env} is not set"))?,
@@ -154,7 +177,8 @@ async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
                 .registered_models()
                 .await
                 .map_err(|e| anyhow!("could not read MLflow's registered models: {e}"))?;
-            for model in models.iter().filter(|m| !m.is_prompt()) {
+            // Prompts too: MLflow keeps them as registered models with aliases.
+            for model in &models {
                 for alias in &model.aliases {
                     if entry.protected_aliases.contains(&alias.alias) {
                         entry.baseline.push(BaselineAlias {
@@ -217,6 +241,7 @@ async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
                     )),
                     None => None,
                 };
+                let http = HttpsClient::new(entry.ca_file.as_deref()).map_err(|e| anyhow!(e))?;
                 let client = MlflowClient::new(http, &entry.url, token);
                 match client.delete_webhook(webhook_id).await {
                     Ok(()) => {}
@@ -231,19 +256,35 @@ async fn mlflow_command(command: MlflowCommand) -> anyhow::Result<()> {
             println!("disconnected MLflow instance {id}; restart airisk serve to unload it");
             Ok(())
         }
-        MlflowCommand::Reconcile { url, token } => {
+        MlflowCommand::Reconcile {
+            url,
+            token,
+            ca_file,
+        } => {
             let token = zeroize::Zeroizing::new(token);
+            let http = HttpsClient::new(ca_file.as_deref()).map_err(|e| anyhow!(e))?;
+            let mut auth =
+                hyper::header::HeaderValue::from_str(&format!("Bearer {}", token.as_str()))
+                    .map_err(|_| anyhow!("AIRISK_TOKEN is not a valid header value"))?;
+            auth.set_sensitive(true);
             let response = http
-                .post(format!(
-                    "{}/v1/integrations/mlflow/reconcile",
-                    url.trim_end_matches('/')
-                ))
-                .bearer_auth(token.as_str())
-                .send()
+                .send(
+                    hyper::Method::POST,
+                    &format!(
+                        "{}/v1/integrations/mlflow/reconcile",
+                        url.trim_end_matches('/')
+                    ),
+                    &[(hyper::header::AUTHORIZATION, auth)],
+                    None,
+                    std::time::Duration::from_secs(600),
+                )
                 .await
-                .map_err(|e| anyhow!("could not reach {url}: {}", e.without_url()))?;
+                .map_err(|e| anyhow!("could not reach {url}: {e}"))?;
             let status = response.status();
-            let body = response.text().await.unwrap_or_default();
+            let body = airisk_server::https::read_body(response, 16 * 1024 * 1024)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             if !status.is_success() {
                 bail!("the service answered {status}: {body}");
             }

@@ -3,15 +3,23 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::manifest::ManifestEntry;
+use crate::https::HttpsClient;
 
 /// Timeout of one MLflow API call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// Timeout of one artifact file's download (and hashing).
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest JSON answer read from MLflow's API.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 /// Most files in one model version's artifacts.
 pub const MAX_FILES: usize = 10_000;
 /// Deepest directory nesting followed.
@@ -50,7 +58,12 @@ impl MlflowError {
     }
 }
 
-/// A model version as MLflow reports it.
+/// MLflow's tag with a prompt version's template text.
+pub const PROMPT_TEXT_TAG: &str = "mlflow.prompt.text";
+
+/// A model version as MLflow reports it (MLflow 3 keeps prompt versions as model versions of a
+/// registered model tagged `mlflow.prompt.is_prompt`, the template in the tag
+/// [`PROMPT_TEXT_TAG`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MlflowModelVersion {
     /// Registered model name.
@@ -63,7 +76,7 @@ pub struct MlflowModelVersion {
     /// The run that produced it.
     #[serde(default)]
     pub run_id: Option<String>,
-    /// Who created it (empty without MLflow authentication).
+    /// Who created it, when the server records it (MLflow OSS leaves it empty).
     #[serde(default)]
     pub user_id: Option<String>,
     /// Description.
@@ -122,7 +135,7 @@ impl RegisteredModel {
 /// A client for one MLflow tracking server.
 #[derive(Clone)]
 pub struct MlflowClient {
-    http: reqwest::Client,
+    http: HttpsClient,
     base: String,
     token: Option<Zeroizing<String>>,
 }
@@ -137,9 +150,10 @@ impl std::fmt::Debug for MlflowClient {
 }
 
 impl MlflowClient {
-    /// A client for the server at `base` (e.g. `http://mlflow:5000`), sending `token` as a
-    /// bearer token when given.
-    pub fn new(http: reqwest::Client, base: &str, token: Option<Zeroizing<String>>) -> Self {
+    /// A client for the server at `base` (e.g. `https://mlflow:5000`), sending `token` as a
+    /// bearer token when given, over `http` (which holds the TLS trust: a private CA bundle or the
+    /// Mozilla roots).
+    pub fn new(http: HttpsClient, base: &str, token: Option<Zeroizing<String>>) -> Self {
         MlflowClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -152,6 +166,30 @@ impl MlflowClient {
         &self.base
     }
 
+    fn headers(&self, json_body: bool) -> Result<Vec<(HeaderName, HeaderValue)>, MlflowError> {
+        let mut headers = vec![(
+            hyper::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        )];
+        if json_body {
+            headers.push((
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ));
+        }
+        if let Some(token) = &self.token {
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.as_str())).map_err(|_| {
+                    MlflowError::Unexpected(
+                        "the MLflow token is not a valid header value".to_owned(),
+                    )
+                })?;
+            value.set_sensitive(true);
+            headers.push((hyper::header::AUTHORIZATION, value));
+        }
+        Ok(headers)
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -159,26 +197,38 @@ impl MlflowClient {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<Value, MlflowError> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .timeout(CALL_TIMEOUT)
-            .query(query);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token.as_str());
+        let mut url = format!("{}{path}", self.base);
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&percent_encode(k));
+            url.push('=');
+            url.push_str(&percent_encode(v));
         }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
+        let body = body
+            .map(|b| serde_json::to_vec(&b).map(Bytes::from))
+            .transpose()
+            .map_err(|e| MlflowError::Unexpected(e.to_string()))?;
+        let headers = self.headers(body.is_some())?;
+        let call = async {
+            let response = self
+                .http
+                .send(method.clone(), &url, &headers, body, CALL_TIMEOUT)
+                .await
+                .map_err(MlflowError::Unreachable)?;
+            let status = response.status();
+            let bytes = crate::https::read_body(response, MAX_ANSWER_BYTES)
+                .await
+                .map_err(MlflowError::Unreachable)?;
+            Ok::<_, MlflowError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, call)
             .await
-            .map_err(|e| MlflowError::Unreachable(e.without_url().to_string()))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| MlflowError::Unreachable(e.without_url().to_string()))?;
+            .map_err(|_| {
+                MlflowError::Unreachable(format!(
+                    "{method} {path}: no answer within {} s",
+                    CALL_TIMEOUT.as_secs()
+                ))
+            })??;
         if !status.is_success() {
             let message = serde_json::from_slice::<Value>(&bytes)
                 .ok()
@@ -417,8 +467,29 @@ impl MlflowClient {
         .map(|_| ())
     }
 
-    /// `POST /api/2.0/mlflow/webhooks`: a webhook to `url` for the events airisk handles, signed
-    /// with `secret`. Returns its id.
+    /// Who MLflow says created run `run_id` (`GET …/runs/get`, `run.info.user_id`), if anyone.
+    ///
+    /// # Errors
+    /// [`MlflowError`].
+    pub async fn run_user(&self, run_id: &str) -> Result<Option<String>, MlflowError> {
+        let v = self
+            .call(
+                Method::GET,
+                "/api/2.0/mlflow/runs/get",
+                &[("run_id", run_id)],
+                None,
+            )
+            .await?;
+        Ok(v.pointer("/run/info/user_id")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned))
+    }
+
+    /// `POST /api/2.0/mlflow/webhooks`: a webhook to `url` for the events airisk handles (model
+    /// versions and their aliases, prompt versions and their aliases), signed with `secret`.
+    /// Returns its id.
     ///
     /// # Errors
     /// [`MlflowError`].
@@ -432,6 +503,9 @@ impl MlflowClient {
             ("MODEL_VERSION", "CREATED"),
             ("MODEL_VERSION_ALIAS", "CREATED"),
             ("MODEL_VERSION_ALIAS", "DELETED"),
+            ("PROMPT_VERSION", "CREATED"),
+            ("PROMPT_ALIAS", "CREATED"),
+            ("PROMPT_ALIAS", "DELETED"),
         ]
         .iter()
         .map(|(entity, action)| json!({"entity": entity, "action": action}))
@@ -537,31 +611,41 @@ impl MlflowClient {
             self.base,
             encoded.join("/")
         );
-        let mut request = self.http.get(url).timeout(Duration::from_secs(600));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token.as_str());
-        }
-        let mut response = request
-            .send()
+        let headers = self.headers(false)?;
+        let download = async {
+            let response = self
+                .http
+                .send(Method::GET, &url, &headers, None, CALL_TIMEOUT)
+                .await
+                .map_err(MlflowError::Unreachable)?;
+            if response.status() != StatusCode::OK {
+                return Err(MlflowError::Status {
+                    call: format!("GET artifact {path}"),
+                    status: response.status().as_u16(),
+                    message: String::new(),
+                });
+            }
+            let mut body = response.into_body();
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut size: u64 = 0;
+            while let Some(frame) = body.frame().await {
+                let frame = frame
+                    .map_err(|e| MlflowError::Unreachable(format!("GET artifact {path}: {e}")))?;
+                if let Some(chunk) = frame.data_ref() {
+                    size += chunk.len() as u64;
+                    ctx.update(chunk);
+                }
+            }
+            Ok((ctx, size))
+        };
+        let (ctx, size) = tokio::time::timeout(DOWNLOAD_TIMEOUT, download)
             .await
-            .map_err(|e| MlflowError::Unreachable(e.without_url().to_string()))?;
-        if response.status() != StatusCode::OK {
-            return Err(MlflowError::Status {
-                call: format!("GET artifact {path}"),
-                status: response.status().as_u16(),
-                message: String::new(),
-            });
-        }
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut size: u64 = 0;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| MlflowError::Unreachable(e.without_url().to_string()))?
-        {
-            size += chunk.len() as u64;
-            ctx.update(&chunk);
-        }
+            .map_err(|_| {
+                MlflowError::Unreachable(format!(
+                    "GET artifact {path}: not downloaded within {} s",
+                    DOWNLOAD_TIMEOUT.as_secs()
+                ))
+            })??;
         let digest = ctx.finish();
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         Ok((hex, size))

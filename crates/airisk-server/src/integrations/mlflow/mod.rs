@@ -24,9 +24,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airisk_core::governance::approval_workflow::{ApprovalStatus, Subject};
+use airisk_core::governance::approval_workflow::{ApprovalRequest, ApprovalStatus, Subject};
 use airisk_core::governance::audit_record::{AuditEvent, Outcome};
 use airisk_core::governance::model_registry::{ModelStatus, ModelVersion};
+use airisk_core::governance::prompt_registry::{PromptRegistryError, PromptSelector};
 use airisk_core::ports::{ApprovalFilter, Page};
 use airisk_core::request::CorrelationId;
 use airisk_core::security::rbac::Role;
@@ -66,6 +67,14 @@ pub struct InstanceConfig {
     /// Environment variable with a bearer token for MLflow's API, if MLflow needs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
+    /// PEM bundle of the CA(s) that sign MLflow's certificate (a private CA), for an `https://`
+    /// URL. Without it the Mozilla roots are trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// MLflow user → airisk identity, for MLflow users whose airisk identity is not their own
+    /// name in canonical form (see [`Instance::maker`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub authors: BTreeMap<String, String>,
     /// Id of the webhook `connect` created in MLflow (for `disconnect`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_id: Option<String>,
@@ -156,6 +165,7 @@ pub struct Instance {
     secret: Zeroizing<Vec<u8>>,
     protected_aliases: Vec<String>,
     baseline: Vec<BaselineAlias>,
+    authors: BTreeMap<String, ActorId>,
     client: MlflowClient,
 }
 
@@ -184,7 +194,7 @@ impl Instance {
         secret: Zeroizing<Vec<u8>>,
         token: Option<Zeroizing<String>>,
         protected_aliases: Vec<String>,
-        http: reqwest::Client,
+        http: crate::https::HttpsClient,
     ) -> Result<Self, String> {
         check_instance_id(id)?;
         let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
@@ -193,13 +203,6 @@ impl Instance {
             return Err(format!(
                 "MLflow URL {url:?} must start with http:// or https://"
             ));
-        }
-        if url.starts_with("https://") {
-            return Err(
-                "https MLflow URLs are not supported by this build (no TLS client); \
-                 reach MLflow over a trusted network or a local TLS-terminating proxy"
-                    .to_owned(),
-            );
         }
         if secret.len() < 16 {
             return Err("the webhook secret must be at least 16 bytes".to_owned());
@@ -221,8 +224,77 @@ impl Instance {
             secret,
             protected_aliases,
             baseline: Vec::new(),
+            authors: BTreeMap::new(),
             client: MlflowClient::new(http, url, token),
         })
+    }
+
+    /// The same instance with an author mapping: MLflow user → airisk identity (folded to its
+    /// canonical form, [`ActorId::canonical`]).
+    ///
+    /// # Errors
+    /// An airisk identity that is not a valid actor id, in words.
+    pub fn with_authors(mut self, authors: &BTreeMap<String, String>) -> Result<Self, String> {
+        for (user, identity) in authors {
+            let actor = ActorId::canonical(identity).map_err(|e| {
+                format!(
+                    "instance {}: author {user:?} maps to {identity:?}: {e}",
+                    self.id
+                )
+            })?;
+            self.authors.insert(user.clone(), actor);
+        }
+        Ok(self)
+    }
+
+    /// The airisk identity of an MLflow user: the configured mapping of exactly that user name,
+    /// else the user name itself in canonical form ([`ActorId::canonical`], the rule every
+    /// identity entering airisk follows), so `Alice.Maker` in MLflow is `alice.maker` in airisk.
+    ///
+    /// # Errors
+    /// A user name that has no canonical airisk form and no mapping, in words.
+    pub fn author_identity(&self, mlflow_user: &str) -> Result<ActorId, String> {
+        if let Some(actor) = self.authors.get(mlflow_user) {
+            return Ok(actor.clone());
+        }
+        ActorId::canonical(mlflow_user).map_err(|e| {
+            format!(
+                "MLflow user {:?} has no airisk identity ({e}); map it in the instance's `authors`",
+                mlflow_user.chars().take(64).collect::<String>()
+            )
+        })
+    }
+
+    /// Who opens the approval request of a version MLflow user `author` created: that person
+    /// (their airisk identity, acting through this instance), so the four-eyes rule keeps them
+    /// from approving it; the instance's own service principal when MLflow names nobody.
+    ///
+    /// # Errors
+    /// As [`Instance::author_identity`]: an author airisk cannot name is refused rather than
+    /// left free to approve their own version.
+    pub fn maker(&self, author: Option<&str>) -> Result<Principal, String> {
+        match author.map(str::trim).filter(|a| !a.is_empty()) {
+            None => Ok(self.principal.clone()),
+            Some(user) => Ok(Principal::service(
+                self.author_identity(user)?,
+                self.tenant.clone(),
+                Role::Admin,
+            )),
+        }
+    }
+
+    /// The airisk prompt that mirrors MLflow prompt `name` of this instance:
+    /// `mlflow/<instance>/<name>` (its own namespace, apart from prompts made in airisk).
+    pub fn prompt_name(&self, name: &str) -> String {
+        format!("mlflow/{}/{name}", self.id)
+    }
+
+    /// The MLflow prompt name of an airisk prompt of this instance, if it is one.
+    pub fn mlflow_prompt<'a>(&self, airisk_name: &'a str) -> Option<&'a str> {
+        airisk_name
+            .strip_prefix("mlflow/")?
+            .strip_prefix(self.id.as_str())?
+            .strip_prefix('/')
     }
 
     /// The same instance with a baseline: where its protected aliases pointed when it was
@@ -244,11 +316,14 @@ impl Instance {
         approved.cloned().or_else(|| self.baseline_of(model, alias))
     }
 
-    /// Builds an instance from its file entry, reading its secrets from the environment.
+    /// Builds an instance from its file entry, reading its secrets from the environment and its
+    /// CA bundle (`ca_file`) from disk.
     ///
     /// # Errors
-    /// A missing secret variable or an invalid entry, in words.
-    pub fn from_config(c: &InstanceConfig, http: reqwest::Client) -> Result<Self, String> {
+    /// A missing secret variable, an unreadable CA bundle or an invalid entry, in words.
+    pub fn from_config(c: &InstanceConfig) -> Result<Self, String> {
+        let http = crate::https::HttpsClient::new(c.ca_file.as_deref())
+            .map_err(|e| format!("instance {}: {e}", c.id))?;
         let secret = std::env::var(&c.webhook_secret_env).map_err(|_| {
             format!(
                 "instance {}: the webhook secret variable {} is not set",
@@ -270,7 +345,8 @@ impl Instance {
             c.protected_aliases.clone(),
             http,
         )
-        .map(|i| i.with_baseline(c.baseline.clone()))
+        .map(|i| i.with_baseline(c.baseline.clone()))?
+        .with_authors(&c.authors)
     }
 
     /// The instance's id.
@@ -293,6 +369,15 @@ impl Instance {
     pub fn client(&self) -> &MlflowClient {
         &self.client
     }
+    /// The instance's replay memory, shared through the governance database by every process.
+    pub(crate) fn replay_memory(&self, state: &AppState) -> signature::ReplayMemory {
+        signature::ReplayMemory::new(
+            state.stores().governance.clone(),
+            self.tenant.clone(),
+            self.principal.actor().as_str().to_owned(),
+        )
+    }
+
     fn protects(&self, alias: &str) -> bool {
         self.protected_aliases.iter().any(|a| a == alias)
     }
@@ -363,7 +448,6 @@ pub struct PassReport {
 #[derive(Debug)]
 pub struct MlflowIntegration {
     instances: BTreeMap<String, Arc<Instance>>,
-    replay: signature::ReplayGuard,
     /// Registrations (artifact downloads and hashing) running at once.
     hashing: Arc<tokio::sync::Semaphore>,
     sync: Mutex<SyncState>,
@@ -385,7 +469,6 @@ impl MlflowIntegration {
         }
         Ok(MlflowIntegration {
             instances: map,
-            replay: signature::ReplayGuard::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(2)),
             sync: Mutex::new(SyncState::default()),
             settings,
@@ -398,13 +481,10 @@ impl MlflowIntegration {
     /// An unreadable file, an invalid entry or a missing secret, in words.
     pub fn load(path: &Path, settings: SyncSettings) -> Result<Self, String> {
         let file = ConfigFile::read(path)?;
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| e.to_string())?;
         let instances = file
             .instances
             .iter()
-            .map(|c| Instance::from_config(c, http.clone()))
+            .map(Instance::from_config)
             .collect::<Result<Vec<_>, _>>()?;
         Self::new(instances, settings)
     }
@@ -494,12 +574,24 @@ impl MlflowIntegration {
                     };
                     let n = page.len();
                     for request in page {
-                        let Subject::Model { name, version } = request.subject() else {
-                            continue;
-                        };
                         if !self.due(request.id(), state.clock().now()) {
                             continue;
                         }
+                        let (name, version) = match request.subject() {
+                            Subject::Model { name, version } => (name, version),
+                            Subject::PromptLabel { .. } => {
+                                self.sync_prompt_request(
+                                    state,
+                                    inst,
+                                    &correlation,
+                                    &request,
+                                    status,
+                                    &mut report,
+                                )
+                                .await;
+                                continue;
+                            }
+                        };
                         let model = match state
                             .models()
                             .get_model(&inst.principal, name, version)
@@ -569,6 +661,187 @@ impl MlflowIntegration {
         report
     }
 
+    /// Brings one decided prompt-label request of this instance into MLflow; records and
+    /// schedules a retry when MLflow cannot take it.
+    async fn sync_prompt_request(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        request: &ApprovalRequest,
+        status: ApprovalStatus,
+        report: &mut PassReport,
+    ) {
+        let Subject::PromptLabel {
+            name,
+            version,
+            label,
+        } = request.subject()
+        else {
+            return;
+        };
+        let Some(mlflow_name) = inst.mlflow_prompt(name) else {
+            self.mark_done(request.id());
+            return;
+        };
+        let version_text = version.to_string();
+        match self
+            .apply_prompt_decision(state, inst, correlation, request, status)
+            .await
+        {
+            Ok(()) => {
+                self.mark_done(request.id());
+                report.synced += 1;
+            }
+            Err(e) => {
+                let attempt = self.mark_pending_subject(
+                    state,
+                    inst,
+                    mlflow_name,
+                    &version_text,
+                    request.id(),
+                    status,
+                    &e,
+                );
+                let mut meta = Map::new();
+                meta.insert("instance".into(), inst.id.clone().into());
+                meta.insert(
+                    "approval_request_id".into(),
+                    request.id().to_string().into(),
+                );
+                meta.insert("decision".into(), status.to_string().into());
+                meta.insert("attempt".into(), attempt.into());
+                self.record(
+                    state,
+                    inst,
+                    correlation,
+                    "mlflow.sync",
+                    Outcome::Denied,
+                    &format!("{mlflow_name}@{version}#{label}"),
+                    Some(format!("pending sync, will retry: {e}")),
+                    meta,
+                )
+                .await;
+                report
+                    .errors
+                    .push(format!("{}: {mlflow_name}@{version}: {e}", inst.id));
+            }
+        }
+    }
+
+    /// A decided prompt-label request in MLflow: approval tags on the prompt version; when
+    /// approved, the label moved in airisk's prompt registry (spending the approval) and the
+    /// MLflow alias pointed where airisk's label points. Reads first, writes what differs.
+    async fn apply_prompt_decision(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        request: &ApprovalRequest,
+        status: ApprovalStatus,
+    ) -> Result<(), MlflowError> {
+        let Subject::PromptLabel {
+            name,
+            version,
+            label,
+        } = request.subject()
+        else {
+            return Ok(());
+        };
+        let Some(mlflow_name) = inst.mlflow_prompt(name) else {
+            return Ok(());
+        };
+        let version_text = version.to_string();
+        let mv = inst
+            .client
+            .model_version(mlflow_name, &version_text)
+            .await?;
+        let tags = client::tag_map(&mv.tags);
+        let status_text = match status {
+            ApprovalStatus::Approved => "approved",
+            _ => "rejected",
+        };
+        let id_text = request.id().to_string();
+        // A version may have one request per protected alias: the tags name the latest decided.
+        for (key, value) in [
+            (TAG_APPROVAL_ID, id_text.as_str()),
+            (TAG_APPROVAL_STATUS, status_text),
+        ] {
+            if tags.get(key).map(String::as_str) != Some(value) {
+                let result = inst
+                    .client
+                    .set_version_tag(mlflow_name, &version_text, key, value)
+                    .await;
+                self.record_call(
+                    state,
+                    inst,
+                    correlation,
+                    "mlflow.tag.set",
+                    &format!("{mlflow_name}@{version}"),
+                    json!({"key": key, "value": value, "approval_request_id": id_text}),
+                    &result,
+                )
+                .await;
+                result?;
+            }
+        }
+        if status != ApprovalStatus::Approved || !inst.protects(label) {
+            return Ok(());
+        }
+        if request.used_at().is_none() {
+            match state
+                .prompts()
+                .move_label(&inst.principal, correlation, name, label, *version)
+                .await
+            {
+                // Spent meanwhile (another process moved it): the label is where it should be.
+                Ok(_) | Err(PromptRegistryError::MoveNotApproved { .. }) => {}
+                Err(e) => return Err(MlflowError::Airisk(e.to_string())),
+            }
+        }
+        let desired = self.prompt_target(state, inst, mlflow_name, label).await?;
+        let current = inst.client.alias_target(mlflow_name, label).await?;
+        if current != desired {
+            self.move_alias(
+                state,
+                inst,
+                correlation,
+                mlflow_name,
+                label,
+                desired.as_deref(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Where protected alias `alias` of MLflow prompt `mlflow_name` must point: at the version
+    /// airisk's label of the same name points to (moved only with an approval), else at the
+    /// baseline, else nowhere.
+    async fn prompt_target(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        mlflow_name: &str,
+        alias: &str,
+    ) -> Result<Option<String>, MlflowError> {
+        // An error here must not read as "nothing approved": that would remove the alias.
+        let labelled = match state
+            .prompts()
+            .get_prompt(
+                &inst.principal,
+                &inst.prompt_name(mlflow_name),
+                &PromptSelector::Label(alias.to_owned()),
+            )
+            .await
+        {
+            Ok(v) => Some(v.version().to_string()),
+            Err(PromptRegistryError::NotFound) => None,
+            Err(e) => return Err(MlflowError::Airisk(e.to_string())),
+        };
+        Ok(inst.target(mlflow_name, alias, labelled.as_ref()))
+    }
+
     fn due(&self, id: Uuid, now: DateTime<Utc>) -> bool {
         match self.sync.lock() {
             Ok(s) => !s.done.contains(&id) && s.pending.get(&id).is_none_or(|p| p.next_try <= now),
@@ -592,6 +865,28 @@ impl MlflowIntegration {
         status: ApprovalStatus,
         error: &MlflowError,
     ) -> u32 {
+        self.mark_pending_subject(
+            state,
+            inst,
+            model.model_name().as_str(),
+            model.version().as_str(),
+            id,
+            status,
+            error,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // one argument per field of the pending entry
+    fn mark_pending_subject(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        name: &str,
+        version: &str,
+        id: Uuid,
+        status: ApprovalStatus,
+        error: &MlflowError,
+    ) -> u32 {
         let mut attempts = 1;
         if let Ok(mut s) = self.sync.lock() {
             attempts = s.pending.get(&id).map_or(0, |p| p.attempts) + 1;
@@ -607,8 +902,8 @@ impl MlflowIntegration {
                 Pending {
                     instance: inst.id.clone(),
                     approval_request_id: id,
-                    model: model.model_name().to_string(),
-                    version: model.version().to_string(),
+                    model: name.to_owned(),
+                    version: version.to_owned(),
                     decision: status.to_string(),
                     attempts,
                     last_error: error.to_string(),
@@ -773,6 +1068,8 @@ impl MlflowIntegration {
         };
         for model in models {
             if model.is_prompt() {
+                self.reconcile_prompt(state, inst, &correlation, &model, &mut report)
+                    .await;
                 continue;
             }
             // Versions whose webhook airisk never received: register them now (PENDING).
@@ -864,6 +1161,99 @@ impl MlflowIntegration {
             }
         }
         report
+    }
+
+    /// The reconcile of one MLflow prompt: registers the versions airisk has no record of, then
+    /// repairs every protected alias that is not where airisk's label is (a bypass).
+    async fn reconcile_prompt(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        model: &client::RegisteredModel,
+        report: &mut PassReport,
+    ) {
+        match inst.client.model_versions(&model.name).await {
+            Ok(versions) => {
+                let newest = versions
+                    .iter()
+                    .filter(|mv| mv.status.as_deref().is_none_or(|s| s == "READY"))
+                    .filter_map(|mv| mv.version.parse::<u32>().ok())
+                    .max();
+                if let Some(newest) = newest {
+                    match webhook::register_prompt(
+                        state,
+                        inst,
+                        correlation,
+                        &model.name,
+                        &newest.to_string(),
+                        None,
+                    )
+                    .await
+                    {
+                        Ok(v) => {
+                            report.registered += v
+                                .get("registered")
+                                .and_then(Value::as_u64)
+                                .and_then(|n| u32::try_from(n).ok())
+                                .unwrap_or(0);
+                        }
+                        Err(e) => report
+                            .errors
+                            .push(format!("{}: prompt {}: {e}", inst.id, model.name)),
+                    }
+                }
+            }
+            Err(e) => report
+                .errors
+                .push(format!("{}: prompt {}: {e}", inst.id, model.name)),
+        }
+        for alias in &inst.protected_aliases {
+            let current = model
+                .aliases
+                .iter()
+                .find(|a| &a.alias == alias)
+                .map(|a| a.version.clone());
+            let desired = match self.prompt_target(state, inst, &model.name, alias).await {
+                Ok(d) => d,
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("{}: prompt {}: {e}", inst.id, model.name));
+                    continue;
+                }
+            };
+            if current == desired {
+                continue;
+            }
+            self.record_bypass(
+                state,
+                inst,
+                correlation,
+                &model.name,
+                alias,
+                current.as_deref(),
+                desired.as_deref(),
+                json!({"found_by": "reconcile", "kind": "prompt"}),
+            )
+            .await;
+            match self
+                .move_alias(
+                    state,
+                    inst,
+                    correlation,
+                    &model.name,
+                    alias,
+                    desired.as_deref(),
+                )
+                .await
+            {
+                Ok(()) => report.repaired += 1,
+                Err(e) => report
+                    .errors
+                    .push(format!("{}: {}#{alias}: {e}", inst.id, model.name)),
+            }
+        }
     }
 
     /// The status shown to `tenant`: its instances and what is pending sync.
@@ -1035,7 +1425,7 @@ mod tests {
             Zeroizing::new(secret.as_bytes().to_vec()),
             Some(Zeroizing::new("mlflow-api-token-value".to_owned())),
             Vec::new(),
-            reqwest::Client::new(),
+            crate::https::HttpsClient::new(None).unwrap(),
         )
     }
 
@@ -1056,10 +1446,54 @@ mod tests {
     fn weak_secrets_odd_ids_and_unsupported_urls_are_refused() {
         assert!(instance("short", "http://mlflow:5000").is_err());
         assert!(instance("a-long-enough-webhook-secret", "ftp://mlflow").is_err());
-        assert!(instance("a-long-enough-webhook-secret", "https://mlflow").is_err());
+        assert!(instance("a-long-enough-webhook-secret", "https://mlflow").is_ok());
         assert!(check_instance_id("risk/../x").is_err());
         assert!(check_instance_id("").is_err());
         assert!(check_instance_id("risk-1.prod").is_ok());
+    }
+
+    #[test]
+    fn the_mlflow_author_is_the_maker_by_the_canonical_rule_or_the_mapping() {
+        let i = instance("a-long-enough-webhook-secret", "http://mlflow:5000")
+            .unwrap()
+            .with_authors(&[("jdoe".to_owned(), "John.Doe@Bank.example".to_owned())].into())
+            .unwrap();
+        // Nobody named: the service principal, which can never approve.
+        let none = i.maker(None).unwrap();
+        assert_eq!(none.actor().as_str(), "mlflow:risk");
+        assert_eq!(i.maker(Some("  ")).unwrap().actor().as_str(), "mlflow:risk");
+        // A name: that person, canonical, whatever the spelling.
+        for spelling in ["Alice.Maker", "ALICE.MAKER", "ａｌｉｃｅ.maker"] {
+            let m = i.maker(Some(spelling)).unwrap();
+            assert_eq!(m.actor().as_str(), "alice.maker", "{spelling}");
+            assert_eq!(m.tenant().as_str(), "acme");
+        }
+        // The mapping, by the exact MLflow name, folded to canonical form.
+        assert_eq!(
+            i.maker(Some("jdoe")).unwrap().actor().as_str(),
+            "john.doe@bank.example"
+        );
+        // Not the mapping for another spelling: that one is its own canonical identity.
+        assert_eq!(i.maker(Some("JDoe")).unwrap().actor().as_str(), "jdoe");
+        // A name with no airisk form is refused, never left free to approve.
+        let err = i.maker(Some("Jürgen")).unwrap_err();
+        assert!(err.contains("no airisk identity"), "{err}");
+        assert!(
+            instance("a-long-enough-webhook-secret", "http://mlflow:5000")
+                .unwrap()
+                .with_authors(&[("x".to_owned(), "not an id".to_owned())].into())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn mirrored_prompts_live_in_the_instance_namespace() {
+        let i = instance("a-long-enough-webhook-secret", "http://mlflow:5000").unwrap();
+        assert_eq!(i.prompt_name("greeting"), "mlflow/risk/greeting");
+        assert_eq!(i.mlflow_prompt("mlflow/risk/greeting"), Some("greeting"));
+        assert_eq!(i.mlflow_prompt("mlflow/risky/greeting"), None);
+        assert_eq!(i.mlflow_prompt("mlflow/other/greeting"), None);
+        assert_eq!(i.mlflow_prompt("greeting"), None);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! MLflow's webhook signature (OSS 3.x, `mlflow/webhooks/delivery.py`): headers
 //! `X-MLflow-Delivery-Id`, `X-MLflow-Timestamp` (Unix seconds) and `X-MLflow-Signature`
 //! = `v1,` + base64(HMAC-SHA256(secret, `"<delivery id>.<timestamp>.<body>"`)), and the replay
-//! window that goes with it.
+//! window that goes with it, whose memory of delivery ids lives in the governance database.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
+
+use airisk_core::ports::{DeliveryClaim, GovernanceStore};
+use airisk_core::security::tenant_context::TenantId;
+use chrono::{DateTime, Utc};
 
 use axum::http::HeaderMap;
 use base64::Engine as _;
@@ -22,9 +25,6 @@ pub const SIGNATURE_HEADER: &str = "x-mlflow-signature";
 pub const MAX_AGE_SECS: i64 = 300;
 /// Furthest in the future a delivery's timestamp may be (clock skew), in seconds.
 pub const MAX_SKEW_SECS: i64 = 60;
-/// Most delivery ids remembered at once; past it new deliveries are refused 503 (MLflow
-/// retries) rather than accepted without replay protection.
-pub const REPLAY_CAPACITY: usize = 100_000;
 
 /// Why a delivery was refused before its payload was looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,15 +44,14 @@ pub enum Refusal {
         /// Now minus the timestamp, in seconds.
         age: i64,
     },
-    /// This delivery id was already processed (409).
-    #[error("delivery {0} was already processed")]
+    /// This delivery id was already processed, or is being processed, by a process on this
+    /// database (409).
+    #[error("delivery {0} was already received")]
     Replayed(String),
-    /// This delivery id is being processed right now (409).
-    #[error("delivery {0} is being processed")]
-    InFlight(String),
-    /// The replay memory is full (503; retry later).
-    #[error("too many recent deliveries to remember; retry later")]
-    Saturated,
+    /// The shared replay memory (the governance database) did not answer (503; the sender
+    /// retries).
+    #[error("the replay memory is unavailable: {0}")]
+    MemoryUnavailable(String),
 }
 
 /// A delivery whose signature and timestamp verified.
@@ -145,62 +144,77 @@ pub fn sign(secret: &[u8], delivery_id: &str, timestamp: i64, body: &[u8]) -> St
     format!("v1,{}", STANDARD.encode(ctx.sign().as_ref()))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    InFlight,
-    Done { forget_at: i64 },
+/// How long a delivery being processed holds its claim before it is settled (or released on a
+/// failure). A process that dies mid-delivery leaves a claim that lapses after this long.
+pub const IN_FLIGHT_LEASE_SECS: i64 = 120;
+
+/// The replay memory of one instance's deliveries, kept in the governance database
+/// ([`GovernanceStore::claim_delivery`]) so that every `airisk serve` on the same database refuses a
+/// delivery any of them processed. A delivery whose timestamp is outside the window is refused by
+/// [`verify`] anyway, so a claim is kept for the window (plus the skew) and then pruned.
+#[derive(Debug, Clone)]
+pub struct ReplayMemory {
+    store: Arc<dyn GovernanceStore>,
+    tenant: TenantId,
+    source: String,
 }
 
-/// Delivery ids seen within the window, per instance. A delivery whose timestamp is outside the
-/// window is refused by [`verify`] anyway, so remembering ids for the window (plus the skew) is
-/// enough to refuse every replay this process receives.
-#[derive(Debug, Default)]
-pub struct ReplayGuard {
-    seen: Mutex<HashMap<(String, String), Seen>>,
-}
+impl ReplayMemory {
+    /// The memory of `source` (e.g. `mlflow:risk`) of `tenant` in `store`.
+    pub fn new(store: Arc<dyn GovernanceStore>, tenant: TenantId, source: String) -> Self {
+        ReplayMemory {
+            store,
+            tenant,
+            source,
+        }
+    }
 
-impl ReplayGuard {
-    /// Claims `delivery` of `instance` for processing.
+    fn claim(&self, delivery: &Verified, until: i64) -> DeliveryClaim {
+        DeliveryClaim {
+            tenant: self.tenant.clone(),
+            source: self.source.clone(),
+            delivery_id: delivery.delivery_id.clone(),
+            until: DateTime::from_timestamp(until, 0).unwrap_or(DateTime::<Utc>::MAX_UTC),
+        }
+    }
+
+    /// Claims `delivery` for processing at `now` (Unix seconds), for [`IN_FLIGHT_LEASE_SECS`].
     ///
     /// # Errors
-    /// [`Refusal::Replayed`], [`Refusal::InFlight`], [`Refusal::Saturated`].
-    pub fn begin(&self, instance: &str, delivery: &Verified, now: i64) -> Result<(), Refusal> {
-        let mut seen = self.seen.lock().map_err(|_| Refusal::Saturated)?;
-        let key = (instance.to_owned(), delivery.delivery_id.clone());
-        match seen.get(&key) {
-            Some(Seen::Done { .. }) => return Err(Refusal::Replayed(delivery.delivery_id.clone())),
-            Some(Seen::InFlight) => return Err(Refusal::InFlight(delivery.delivery_id.clone())),
-            None => {}
-        }
-        if seen.len() >= REPLAY_CAPACITY {
-            seen.retain(|_, s| !matches!(s, Seen::Done { forget_at } if *forget_at < now));
-            if seen.len() >= REPLAY_CAPACITY {
-                return Err(Refusal::Saturated);
-            }
-        }
-        seen.insert(key, Seen::InFlight);
-        Ok(())
-    }
-
-    /// Marks a claimed delivery processed: from now on it is a replay.
-    pub fn complete(&self, instance: &str, delivery: &Verified) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(
-                (instance.to_owned(), delivery.delivery_id.clone()),
-                Seen::Done {
-                    forget_at: delivery.timestamp + MAX_AGE_SECS + MAX_SKEW_SECS,
-                },
-            );
+    /// [`Refusal::Replayed`] when a process on this database claimed it already (being processed
+    /// or processed within the window); [`Refusal::MemoryUnavailable`] when the store cannot
+    /// answer (the delivery is refused rather than processed without replay protection).
+    pub async fn begin(&self, delivery: &Verified, now: i64) -> Result<(), Refusal> {
+        let claim = self.claim(delivery, now.saturating_add(IN_FLIGHT_LEASE_SECS));
+        let at = DateTime::from_timestamp(now, 0).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        match self.store.claim_delivery(&claim, at).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Refusal::Replayed(delivery.delivery_id.clone())),
+            Err(e) => Err(Refusal::MemoryUnavailable(e.to_string())),
         }
     }
 
-    /// Releases a claimed delivery that failed, so MLflow's retry (same id) is processed.
-    pub fn abandon(&self, instance: &str, delivery: &Verified) {
-        if let Ok(mut seen) = self.seen.lock() {
-            let key = (instance.to_owned(), delivery.delivery_id.clone());
-            if seen.get(&key) == Some(&Seen::InFlight) {
-                seen.remove(&key);
-            }
+    /// Marks a claimed delivery processed: it is a replay until its timestamp leaves the window.
+    pub async fn complete(&self, delivery: &Verified, now: i64) {
+        let until = delivery
+            .timestamp
+            .saturating_add(MAX_AGE_SECS + MAX_SKEW_SECS)
+            .max(now.saturating_add(IN_FLIGHT_LEASE_SECS));
+        if let Err(e) = self
+            .store
+            .settle_delivery(&self.claim(delivery, until))
+            .await
+        {
+            // The in-flight claim still refuses the delivery for its lease; past it a replay is
+            // processed again, which is idempotent.
+            tracing::warn!(source = %self.source, error = %e, "could not settle a webhook delivery's claim");
+        }
+    }
+
+    /// Releases a claimed delivery that failed, so the sender's retry (same id) is processed.
+    pub async fn abandon(&self, delivery: &Verified) {
+        if let Err(e) = self.store.release_delivery(&self.claim(delivery, 0)).await {
+            tracing::warn!(source = %self.source, error = %e, "could not release a webhook delivery's claim; its retry waits for the lease");
         }
     }
 }
@@ -259,20 +273,28 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_processed_delivery_is_a_replay_and_a_failed_one_may_be_retried() {
-        let g = ReplayGuard::default();
+    #[tokio::test]
+    async fn a_processed_delivery_is_a_replay_and_a_failed_one_may_be_retried() {
+        let clock = Arc::new(airisk_testkit::fixtures::ManualClock::new());
+        let store: Arc<dyn GovernanceStore> = Arc::new(airisk_testkit::InMemoryStore::new(clock));
+        let acme = TenantId::parse("acme").unwrap();
+        let g = ReplayMemory::new(store.clone(), acme.clone(), "mlflow:i".into());
         let d = Verified {
             delivery_id: "d".into(),
-            timestamp: 0,
+            timestamp: 1_000,
         };
-        g.begin("i", &d, 0).unwrap();
-        assert_eq!(g.begin("i", &d, 0), Err(Refusal::InFlight("d".into())));
-        g.abandon("i", &d);
-        g.begin("i", &d, 0).unwrap();
-        g.complete("i", &d);
-        assert_eq!(g.begin("i", &d, 0), Err(Refusal::Replayed("d".into())));
+        g.begin(&d, 1_000).await.unwrap();
+        // Being processed: a second claim (another process) is refused.
+        assert_eq!(g.begin(&d, 1_001).await, Err(Refusal::Replayed("d".into())));
+        g.abandon(&d).await;
+        g.begin(&d, 1_002).await.unwrap();
+        g.complete(&d, 1_002).await;
+        let end = 1_000 + MAX_AGE_SECS + MAX_SKEW_SECS;
+        assert_eq!(g.begin(&d, end).await, Err(Refusal::Replayed("d".into())));
+        // Past the window the claim is pruned (and `verify` refuses such a timestamp anyway).
+        g.begin(&d, end + 1).await.unwrap();
         // Another instance's delivery ids are its own.
-        g.begin("j", &d, 0).unwrap();
+        let j = ReplayMemory::new(store, acme, "mlflow:j".into());
+        j.begin(&d, 1_000).await.unwrap();
     }
 }

@@ -1,9 +1,14 @@
 //! `/v1/integrations/mlflow/…`: the webhook receiver, the sync status and the reconcile trigger.
 
+use airisk_core::governance::approval_workflow::{NewApprovalRequest, Subject};
 use airisk_core::governance::audit_record::Outcome;
+use airisk_core::governance::model_registry::Sha256Digest;
 use airisk_core::governance::model_registry::{ModelRegistryError, RegisterModel};
+use airisk_core::governance::prompt_registry::{PromptRegistryError, PromptVersion};
+use airisk_core::ports::{ApprovalFilter, Page};
 use airisk_core::request::CorrelationId;
 use airisk_core::security::rbac::{Action, RbacService};
+use airisk_core::security::tenant_context::Principal;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -104,7 +109,8 @@ pub(crate) async fn receive(
             return Err(refusal_error(refusal));
         }
     };
-    if let Err(refusal) = mlflow.replay.begin(&inst.id, &verified, now) {
+    let replay = inst.replay_memory(&state);
+    if let Err(refusal) = replay.begin(&verified, now).await {
         refuse(
             &mlflow,
             &state,
@@ -126,20 +132,28 @@ pub(crate) async fn receive(
     )
     .await;
     match &result {
-        Ok(_) => mlflow.replay.complete(&inst.id, &verified),
+        Ok(_) => {
+            replay
+                .complete(&verified, state.clock().now().timestamp())
+                .await
+        }
+        // A failure on airisk's or MLflow's side (5xx): forget the delivery, so MLflow's retry
+        // (same id) is processed.
+        Err(ApiError::Unavailable(_) | ApiError::Internal(_)) => replay.abandon(&verified).await,
         Err(e) => {
-            mlflow.replay.abandon(&inst.id, &verified);
-            if !matches!(e, ApiError::Unavailable(_) | ApiError::Internal(_)) {
-                refuse(
-                    &mlflow,
-                    &state,
-                    &inst,
-                    &correlation,
-                    &e.to_string(),
-                    Some(&verified.delivery_id),
-                )
+            // Refused for what it holds: remembered, a replay of it is a replay.
+            replay
+                .complete(&verified, state.clock().now().timestamp())
                 .await;
-            }
+            refuse(
+                &mlflow,
+                &state,
+                &inst,
+                &correlation,
+                &e.to_string(),
+                Some(&verified.delivery_id),
+            )
+            .await;
         }
     }
     result.map(Json)
@@ -150,11 +164,11 @@ fn refusal_error(refusal: Refusal) -> ApiError {
         Refusal::Unsigned(_) | Refusal::BadSignature | Refusal::Stale { .. } => {
             ApiError::Unauthorized(refusal.to_string())
         }
-        Refusal::Replayed(_) | Refusal::InFlight(_) => ApiError::Conflict {
+        Refusal::Replayed(_) => ApiError::Conflict {
             kind: "replayed-delivery",
             detail: refusal.to_string(),
         },
-        Refusal::Saturated => ApiError::Unavailable(refusal.to_string()),
+        Refusal::MemoryUnavailable(_) => ApiError::Unavailable(refusal.to_string()),
     }
 }
 
@@ -251,6 +265,15 @@ async fn handle(
         ("model_version_alias", "created" | "deleted") => {
             check_alias(mlflow, state, inst, correlation, &envelope, delivery_id).await
         }
+        ("prompt_version", "created") => {
+            // A template is small: registered now, so a failure is a 5xx MLflow retries.
+            let name = text(&envelope.data, "name")?;
+            let version = text(&envelope.data, "version")?;
+            register_prompt(state, inst, correlation, name, version, Some(delivery_id)).await
+        }
+        ("prompt_alias", "created" | "deleted") => {
+            check_alias(mlflow, state, inst, correlation, &envelope, delivery_id).await
+        }
         (entity, action) => Ok(json!({"status": "ignored", "event": format!("{entity}.{action}")})),
     }
 }
@@ -287,10 +310,23 @@ pub(super) async fn register(
         .await
         .map_err(mlflow_error)?;
     if mv.tags.iter().any(|t| t.key.starts_with("mlflow.prompt.")) {
-        return Ok(
-            json!({"status": "ignored", "reason": "MLflow prompt versions are not governed by this integration"}),
-        );
+        return register_prompt(state, inst, correlation, name, version, delivery_id).await;
     }
+    // Who created it: the version's user when MLflow records one, else the user of the run that
+    // produced it (what MLflow's tracking server records for the run).
+    let (author, author_source) = match mv.user_id.as_deref().map(str::trim) {
+        Some(u) if !u.is_empty() => (Some(u.to_owned()), "version"),
+        _ => match mv.run_id.as_deref().filter(|r| !r.is_empty()) {
+            Some(run) => (
+                inst.client.run_user(run).await.map_err(mlflow_error)?,
+                "run",
+            ),
+            None => (None, "none"),
+        },
+    };
+    let maker = inst
+        .maker(author.as_deref())
+        .map_err(ApiError::Unprocessable)?;
     let uri = inst
         .client
         .download_uri(name, version)
@@ -314,6 +350,14 @@ pub(super) async fn register(
         mv.user_id.clone().filter(|u| !u.is_empty()).into(),
     );
     mlflow_meta.insert("description".into(), mv.description.clone().into());
+    mlflow_meta.insert(
+        "author".into(),
+        json!({
+            "mlflow_user": author,
+            "source": author_source,
+            "airisk_identity": author.as_ref().map(|_| maker.actor().as_str()),
+        }),
+    );
     mlflow_meta.insert("tags".into(), json!(tag_map(&mv.tags)));
     mlflow_meta.insert("delivery_id".into(), delivery_id.into());
     mlflow_meta.insert("event_timestamp".into(), event_timestamp.into());
@@ -342,7 +386,7 @@ pub(super) async fn register(
     };
     match state
         .models()
-        .register_model(&inst.principal, correlation, input)
+        .register_model(&maker, correlation, input)
         .await
     {
         Ok(r) => Ok(json!({
@@ -378,6 +422,234 @@ pub(super) async fn register(
     }
 }
 
+/// Registers MLflow prompt `name` up to version `version` in airisk's prompt registry, as
+/// `mlflow/<instance>/<name>` with the same version numbers: every version airisk lacks, in
+/// order, with the template text read from MLflow (never the payload's) and its SHA-256, each
+/// opened by its author, with one approval request per protected alias. Idempotent: a version
+/// airisk holds with the same template only gets its missing requests.
+pub(super) async fn register_prompt(
+    state: &AppState,
+    inst: &Instance,
+    correlation: &CorrelationId,
+    name: &str,
+    version: &str,
+    delivery_id: Option<&str>,
+) -> Result<Value, ApiError> {
+    let wanted: u32 = version.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
+        ApiError::BadRequest(format!("prompt version {version:?} is not a number"))
+    })?;
+    let airisk_name = inst.prompt_name(name);
+    let held = match state.prompts().history(&inst.principal, &airisk_name).await {
+        Ok(h) => h.versions,
+        Err(PromptRegistryError::NotFound) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut registered = 0u32;
+    let latest = held.last().map_or(0, PromptVersion::version);
+    for n in 1..=wanted {
+        let n_text = n.to_string();
+        if n <= latest {
+            if n == wanted {
+                // Held already: the same template, or a conflict.
+                let mv = inst
+                    .client
+                    .model_version(name, &n_text)
+                    .await
+                    .map_err(mlflow_error)?;
+                let template = prompt_text(&mv, name, n)?;
+                let Some(ours) = held.iter().find(|v| v.version() == n) else {
+                    return Err(ApiError::Internal(
+                        "a held prompt version went missing".into(),
+                    ));
+                };
+                if !ours
+                    .template_sha256()
+                    .matches(&Sha256Digest::of(template.as_bytes()))
+                {
+                    return Err(ApiError::Conflict {
+                        kind: "conflict",
+                        detail: format!(
+                            "prompt {name} version {n} is already registered with another template"
+                        ),
+                    });
+                }
+                let mv_user = mv.user_id.clone();
+                let maker = inst
+                    .maker(mv_user.as_deref())
+                    .map_err(ApiError::Unprocessable)?;
+                ensure_prompt_requests(state, inst, correlation, &maker, name, n).await?;
+            }
+            continue;
+        }
+        let mv = inst
+            .client
+            .model_version(name, &n_text)
+            .await
+            .map_err(mlflow_error)?;
+        let template = prompt_text(&mv, name, n)?;
+        let author = mv
+            .user_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned);
+        let maker = inst
+            .maker(author.as_deref())
+            .map_err(ApiError::Unprocessable)?;
+        let reason = format!(
+            "version {n} of prompt {name} in MLflow instance {}{}",
+            inst.id,
+            mv.description
+                .as_deref()
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        );
+        let change = if n == 1 {
+            state
+                .prompts()
+                .register_prompt(&maker, correlation, &airisk_name, &template, &reason)
+                .await
+        } else {
+            state
+                .prompts()
+                .update_prompt(&maker, correlation, &airisk_name, &template, &reason)
+                .await
+        };
+        let change = match change {
+            Ok(c) => c,
+            Err(PromptRegistryError::NoChange { latest }) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "MLflow prompt {name} version {n} has the same template as version {latest}; \
+                     airisk numbers prompt versions by change, so it cannot mirror it"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if change.version.version() != n {
+            return Err(ApiError::Conflict {
+                kind: "conflict",
+                detail: format!(
+                    "airisk numbered MLflow prompt {name} version {n} as {}",
+                    change.version.version()
+                ),
+            });
+        }
+        registered += 1;
+        let mut meta = Map::new();
+        meta.insert("instance".into(), inst.id.clone().into());
+        meta.insert("prompt".into(), airisk_name.clone().into());
+        meta.insert("version".into(), n.into());
+        meta.insert(
+            "template_sha256".into(),
+            change.version.template_sha256().to_hex().into(),
+        );
+        meta.insert(
+            "author".into(),
+            json!({
+                "mlflow_user": author,
+                "source": if author.is_some() { "version" } else { "none" },
+                "airisk_identity": author.as_ref().map(|_| maker.actor().as_str()),
+            }),
+        );
+        meta.insert("description".into(), mv.description.clone().into());
+        let mut tags = tag_map(&mv.tags);
+        tags.remove(super::client::PROMPT_TEXT_TAG);
+        meta.insert("tags".into(), json!(tags));
+        meta.insert("delivery_id".into(), delivery_id.into());
+        state
+            .mlflow()
+            .map(Arc::clone)
+            .ok_or_else(|| ApiError::Internal("the MLflow integration is not connected".into()))?
+            .record(
+                state,
+                inst,
+                correlation,
+                "mlflow.prompt.register",
+                Outcome::Success,
+                &format!("{name}@{n}"),
+                None,
+                meta,
+            )
+            .await;
+        ensure_prompt_requests(state, inst, correlation, &maker, name, n).await?;
+    }
+    Ok(json!({
+        "status": if registered > 0 { "registered" } else { "already_registered" },
+        "prompt": airisk_name,
+        "version": wanted,
+        "registered": registered,
+    }))
+}
+
+/// The template text of an MLflow prompt version (its `mlflow.prompt.text` tag).
+fn prompt_text(
+    mv: &super::client::MlflowModelVersion,
+    name: &str,
+    n: u32,
+) -> Result<String, ApiError> {
+    mv.tags
+        .iter()
+        .find(|t| t.key == super::client::PROMPT_TEXT_TAG)
+        .map(|t| t.value.clone())
+        .ok_or_else(|| {
+            ApiError::Unprocessable(format!(
+                "MLflow version {n} of {name} is not a prompt version (no template)"
+            ))
+        })
+}
+
+/// Opens, as `maker`, an approval request for each protected alias of prompt version `n` that
+/// has none yet (in any state).
+async fn ensure_prompt_requests(
+    state: &AppState,
+    inst: &Instance,
+    correlation: &CorrelationId,
+    maker: &Principal,
+    name: &str,
+    n: u32,
+) -> Result<(), ApiError> {
+    let airisk_name = inst.prompt_name(name);
+    for alias in inst.protected_aliases() {
+        let subject = Subject::PromptLabel {
+            name: airisk_name.clone(),
+            version: n,
+            label: alias.clone(),
+        };
+        let existing = state
+            .approvals()
+            .list(
+                &inst.principal,
+                &ApprovalFilter {
+                    subject: Some(subject.clone()),
+                    ..ApprovalFilter::default()
+                },
+                Page::first(1),
+            )
+            .await?;
+        if !existing.is_empty() {
+            continue;
+        }
+        state
+            .approvals()
+            .request_approval(
+                maker,
+                correlation,
+                NewApprovalRequest {
+                    subject,
+                    justification: format!(
+                        "point {alias} of prompt {name} at version {n} (MLflow instance {})",
+                        inst.id
+                    ),
+                    required_approvals: 1,
+                    expires_in: None,
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 async fn check_alias(
     mlflow: &MlflowIntegration,
     state: &AppState,
@@ -392,11 +664,18 @@ async fn check_alias(
     if !inst.protects(alias) {
         return Ok(json!({"status": "ignored", "reason": "alias is not protected"}));
     }
-    let approved = mlflow
-        .desired_version(state, inst, name)
-        .await
-        .map_err(mlflow_error)?;
-    let desired = inst.target(name, alias, approved.as_ref());
+    let desired = if envelope.entity == "prompt_alias" {
+        mlflow
+            .prompt_target(state, inst, name, alias)
+            .await
+            .map_err(mlflow_error)?
+    } else {
+        let approved = mlflow
+            .desired_version(state, inst, name)
+            .await
+            .map_err(mlflow_error)?;
+        inst.target(name, alias, approved.as_ref())
+    };
     let current = inst
         .client
         .alias_target(name, alias)
