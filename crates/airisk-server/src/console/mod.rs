@@ -17,7 +17,7 @@
 //!   origin's script and style (no inline script, no `style` attribute), `nosniff`,
 //!   `no-referrer`, `frame-ancestors 'none'`, and pages are `no-store`.
 //!
-//! # Sessions and CSRF ([`session`])
+//! # Sessions and CSRF ([`session`], [`cookies`], [`csrf`], [`guard`], [`headers`])
 //!
 //! The session cookie holds the JWT itself and is re-verified on every request (signature,
 //! issuer, audience, expiry), so a session can never outlive its token and no session state is
@@ -32,7 +32,11 @@
 
 pub(crate) mod assets;
 mod audit;
+mod cookies;
+mod csrf;
 mod error;
+mod guard;
+mod headers;
 mod layout;
 mod models;
 mod prompts;
@@ -110,10 +114,10 @@ impl ConsoleConfig {
 pub(crate) struct Console {
     pub(crate) config: ConsoleConfig,
     /// How cookies are set, from the configuration (never from a request).
-    pub(crate) cookies: session::CookiePolicy,
+    pub(crate) cookies: cookies::CookiePolicy,
     /// `None` only if the system random generator failed at start-up: then every console page
     /// answers 503 rather than run with a guessable key.
-    pub(crate) keys: Option<session::Keys>,
+    pub(crate) keys: Option<csrf::Keys>,
     verify_cache: Mutex<HashMap<TenantId, (Instant, Arc<audit::LedgerStatus>)>>,
 }
 
@@ -130,14 +134,14 @@ impl std::fmt::Debug for Console {
 
 impl Console {
     fn new(config: ConsoleConfig, public_url: Option<&crate::state::PublicUrl>) -> Self {
-        let keys = session::Keys::generate();
+        let keys = csrf::Keys::generate();
         if keys.is_none() {
             tracing::error!(
                 "console: the system random generator failed; the console will answer 503"
             );
         }
         Console {
-            cookies: session::CookiePolicy::configured(&config, public_url),
+            cookies: cookies::CookiePolicy::configured(&config, public_url),
             config,
             keys,
             verify_cache: Mutex::new(HashMap::new()),
@@ -197,9 +201,6 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
             "/console/{*rest}",
             get(error::not_found).post(error::not_found),
         )
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            session::guard,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(Extension(console))
 }

@@ -11,11 +11,10 @@ use maud::html;
 use serde::Deserialize;
 
 use super::Console;
+use super::cookies::{CookiePolicy, cookie_safe, read_cookie};
+use super::csrf::{CSRF_FIELD, new_nonce};
 use super::layout::public_page;
-use super::session::{
-    CSRF_FIELD, CookiePolicy, MaybeSigned, cookie_safe, new_nonce, read_cookie, safe_next,
-    see_other,
-};
+use super::session::{MaybeSigned, safe_next, see_other};
 use crate::state::AppState;
 
 /// The sign-in page's query.
