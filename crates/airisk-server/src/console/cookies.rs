@@ -16,6 +16,12 @@ pub(crate) const SECURE_SESSION_COOKIE: &str = "__Host-airisk-console";
 pub(crate) const PRESESSION_COOKIE: &str = "airisk-console-pre";
 /// The pre-session cookie otherwise.
 pub(crate) const SECURE_PRESESSION_COOKIE: &str = "__Host-airisk-console-pre";
+/// The sign-in flow cookie (state, nonce, PKCE verifier, sealed), when insecure.
+pub(crate) const FLOW_COOKIE: &str = "airisk-console-flow";
+/// The sign-in flow cookie otherwise.
+pub(crate) const SECURE_FLOW_COOKIE: &str = "__Host-airisk-console-flow";
+/// The sign-in flow cookie lives this long (seconds): time to sign in at the provider.
+pub(crate) const FLOW_MAX_AGE: u64 = 600;
 /// A token longer than this does not fit a cookie (browsers keep about 4 KiB per cookie).
 pub(crate) const MAX_TOKEN_LEN: usize = 3800;
 /// The pre-session cookie lives this long (seconds): time to paste a token.
@@ -57,12 +63,46 @@ impl CookiePolicy {
         }
     }
 
+    pub(crate) fn flow_name(self) -> &'static str {
+        if self.secure {
+            SECURE_FLOW_COOKIE
+        } else {
+            FLOW_COOKIE
+        }
+    }
+
     fn cookie(self, name: &str, value: &str, max_age: u64) -> Option<HeaderValue> {
+        self.cookie_same_site(name, value, max_age, "Strict")
+    }
+
+    fn cookie_same_site(
+        self,
+        name: &str,
+        value: &str,
+        max_age: u64,
+        same_site: &str,
+    ) -> Option<HeaderValue> {
         let secure = if self.secure { "; Secure" } else { "" };
         HeaderValue::from_str(&format!(
-            "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+            "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
         ))
         .ok()
+    }
+
+    /// Keeps a sealed session for `max_age` seconds.
+    pub(crate) fn set_session_for(self, sealed: &str, max_age: u64) -> Option<HeaderValue> {
+        self.cookie(self.session_name(), sealed, max_age)
+    }
+
+    /// Keeps a sealed sign-in flow. `SameSite=Lax`, not `Strict`: the provider sends the browser
+    /// back with a top-level GET from its own site, and a `Strict` cookie would not come along.
+    /// It holds no authority: only the state, nonce and PKCE verifier of one sign-in.
+    pub(crate) fn set_flow(self, sealed: &str) -> Option<HeaderValue> {
+        self.cookie_same_site(self.flow_name(), sealed, FLOW_MAX_AGE, "Lax")
+    }
+
+    pub(crate) fn clear_flow(self) -> Option<HeaderValue> {
+        self.cookie_same_site(self.flow_name(), "", 0, "Lax")
     }
 
     /// Keeps `token` until its expiry.

@@ -26,6 +26,12 @@ impl Keys {
             .map(|mac| Keys { mac })
     }
 
+    /// Keys from a MAC key derived from the configured session secret (the same on every
+    /// replica holding it).
+    pub(crate) fn from_key(mac: hmac::Key) -> Self {
+        Keys { mac }
+    }
+
     fn message(purpose: &str, data: &[u8]) -> Vec<u8> {
         let mut m = Vec::with_capacity(32 + purpose.len() + data.len());
         m.extend_from_slice(b"airisk-console/");

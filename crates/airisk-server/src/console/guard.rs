@@ -15,9 +15,11 @@ use super::csrf::{Keys, cross_site, csrf_of};
 use super::error::ConsoleError;
 use super::headers::security_headers;
 use super::session::{Identity, SIGN_IN_PATH};
+use super::session_store::{self, Record, SESSION_PURPOSE, SessionData, hash_hex};
 use super::{Console, ConsoleConfig};
 use crate::context;
 use crate::state::AppState;
+use airisk_core::governance::audit_record::Outcome;
 
 /// The token the SSO proxy's header carries, if the header is configured and present.
 fn proxy_token<'a>(config: &ConsoleConfig, headers: &'a HeaderMap) -> Option<&'a str> {
@@ -65,6 +67,7 @@ async fn resolve(
                         csrf: keys.session_csrf(token),
                         expires_at: exp,
                         via_proxy: true,
+                        session: None,
                     }),
                     cookies,
                     token: Some(token.to_owned()),
@@ -83,13 +86,27 @@ async fn resolve(
             }
         };
     }
-    let Some(token) = cookie else {
+    let Some(value) = cookie else {
         return Resolved {
             identity: None,
             cookies,
             token: None,
         };
     };
+    if value.starts_with("v1.") {
+        return sealed_session(app, console, keys, value, policy).await;
+    }
+    // A cookie holding a token: only where tokens sign people in (dev mode's pasted token, or
+    // the SSO proxy's token adopted as the cookie).
+    let token = value;
+    if !console.config.token_sign_in && console.config.trusted_header.is_none() {
+        cookies.extend(policy.clear_session());
+        return Resolved {
+            identity: None,
+            cookies,
+            token: None,
+        };
+    }
     match app.auth().verify_claims_fresh(token).await.and_then(|c| {
         let p = c.principal()?;
         Ok((p, c.exp))
@@ -100,6 +117,7 @@ async fn resolve(
                 csrf: keys.session_csrf(token),
                 expires_at: exp,
                 via_proxy: false,
+                session: None,
             }),
             cookies,
             token: Some(token.to_owned()),
@@ -114,6 +132,94 @@ async fn resolve(
                 token: None,
             }
         }
+    }
+}
+
+/// A session of a person signed in through the OpenID provider: opened, checked against its
+/// timeouts and the ledger (signed out elsewhere?), and re-sealed with its new "last used" time.
+/// See [`super::session_store`].
+async fn sealed_session(
+    app: &AppState,
+    console: &Console,
+    keys: &Keys,
+    value: &str,
+    policy: CookiePolicy,
+) -> Resolved {
+    let nobody = |cookies: Vec<HeaderValue>| Resolved {
+        identity: None,
+        cookies,
+        token: None,
+    };
+    let Some(seal) = console.seal.as_ref() else {
+        return nobody(policy.clear_session().into_iter().collect());
+    };
+    let Some(mut session) = seal.open::<SessionData>(SESSION_PURPOSE, value) else {
+        // Tampered, sealed under another secret, or from before a restart in dev mode.
+        tracing::info!("console: a session cookie that does not open was dropped");
+        return nobody(policy.clear_session().into_iter().collect());
+    };
+    let config = &console.config.session;
+    let now = session_store::now(app);
+    match session_store::ended(app, &session).await {
+        Ok(true) => return nobody(policy.clear_session().into_iter().collect()),
+        Ok(false) => {}
+        Err(e) => {
+            // Fail closed, but keep the cookie: the ledger may answer the next request.
+            tracing::warn!(error = %e, "console: could not check whether a session was ended");
+            return nobody(Vec::new());
+        }
+    }
+    if let Some(why) = session.expired(config, now) {
+        let reason = match why {
+            "idle" => format!(
+                "the session was unused for {} s (idle timeout)",
+                config.idle_timeout.as_secs()
+            ),
+            _ => format!(
+                "the session is older than {} s (absolute timeout)",
+                config.absolute_timeout.as_secs()
+            ),
+        };
+        let recorded = session_store::record(
+            app,
+            Record {
+                tenant: Some(&session.tenant),
+                actor: Some(&session.actor),
+                action: "auth.session_expired",
+                outcome: Outcome::Success,
+                resource_id: &hash_hex(&session.sid),
+                reason: Some(reason),
+                metadata: Some(serde_json::json!({ "timeout": why })),
+            },
+        )
+        .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "console: could not record a session expiry");
+        }
+        return nobody(policy.clear_session().into_iter().collect());
+    }
+    let Some(principal) = session.principal() else {
+        return nobody(policy.clear_session().into_iter().collect());
+    };
+    session.seen = now;
+    let mut cookies = Vec::new();
+    let max_age = session
+        .created
+        .saturating_add(config.absolute_timeout.as_secs())
+        .saturating_sub(now);
+    if let Some(resealed) = seal.seal(SESSION_PURPOSE, &session) {
+        cookies.extend(policy.set_session_for(&resealed, max_age));
+    }
+    Resolved {
+        identity: Some(Identity {
+            principal,
+            csrf: keys.session_csrf(&session.sid),
+            expires_at: session.ends_at(config),
+            via_proxy: false,
+            session: Some(Box::new(session.clone())),
+        }),
+        cookies,
+        token: Some(session.sid),
     }
 }
 
@@ -207,8 +313,23 @@ async fn checked(app: &AppState, console: &Console, request: Request, next: Next
     with_cookies(response, &resolved.cookies)
 }
 
+/// Adds the session's cookies to `response`, except those the handler set itself: a handler's
+/// decision (sign-out clearing the session, a sign-in replacing it) wins over the middleware's
+/// refresh of the session it found.
 fn with_cookies(mut response: Response, cookies: &[HeaderValue]) -> Response {
+    fn name(v: &HeaderValue) -> Option<&str> {
+        v.to_str().ok()?.split_once('=').map(|(n, _)| n.trim())
+    }
+    let set: Vec<String> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| name(v).map(str::to_owned))
+        .collect();
     for c in cookies {
+        if name(c).is_some_and(|n| set.iter().any(|s| s == n)) {
+            continue;
+        }
         response.headers_mut().append(header::SET_COOKIE, c.clone());
     }
     response

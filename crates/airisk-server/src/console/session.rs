@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::cookies::CookiePolicy;
 use super::error::ConsoleError;
+use super::session_store::SessionData;
 use crate::context;
 use crate::extract::Caller;
 use crate::state::AppState;
@@ -30,6 +31,9 @@ pub(crate) struct Identity {
     pub(crate) expires_at: u64,
     /// Signed in by the SSO proxy's header (sign-out cannot end that).
     pub(crate) via_proxy: bool,
+    /// The server-side session of a person signed in through the OpenID provider (`None` for a
+    /// token's session: dev mode's pasted token, the SSO proxy's header).
+    pub(crate) session: Option<Box<SessionData>>,
 }
 
 impl Identity {
