@@ -11,6 +11,13 @@
 //   the client_credentials grant; its access tokens are JWTs for the resource
 //   https://airisk.test/api with audience `airisk-api` (or `another-api` for the resource
 //   https://other.test/api), carrying `tenant: acme` and `role: viewer`.
+// * With `--console-base URL` (airisk's public URL) and OIDC_CONSOLE_CLIENT_SECRET: the console's
+//   confidential client `airisk-console` (authorization code + PKCE, client_secret_basic,
+//   redirect URI URL/console/oidc/callback, post-logout URI URL/console/sign-in?signed_out=1), an
+//   interactive login page of its own at /interaction/<uid> (a username field; no password: test
+//   users only) and a sign-out confirmation page. Test users, whose ID tokens carry `name`,
+//   `groups` and `kind: human`: `alice` and `bob` (group risk-approvers), `uma` (group canteen,
+//   mapped to nothing).
 // * Prints `listening <issuer>` on stdout once it accepts connections; `--port 0` picks a port.
 // * Every request is counted: `GET /__stats` answers {"jwks": <JWKS requests so far>}.
 import { generateKeyPairSync } from 'node:crypto';
@@ -28,6 +35,12 @@ const state = arg('state');
 const keySpec = arg('keys');
 const port = Number(arg('port', '0'));
 const secret = process.env.OIDC_TEST_CLIENT_SECRET;
+const consoleBase = arg('console-base');
+const consoleSecret = process.env.OIDC_CONSOLE_CLIENT_SECRET;
+if (consoleBase && !consoleSecret) {
+  console.error('--console-base needs OIDC_CONSOLE_CLIENT_SECRET');
+  process.exit(2);
+}
 if (!state || !keySpec || !secret) {
   console.error('usage: OIDC_TEST_CLIENT_SECRET=… node oidc-provider.mjs --state DIR --keys KID:ALG[,…] [--port N]');
   process.exit(2);
@@ -61,10 +74,30 @@ const resources = {
 let jwksRequests = 0;
 let issuer;
 
+// The console's test users (no passwords: this provider exists for tests only).
+const users = {
+  alice: { name: 'Alice Approver', groups: ['risk-approvers'] },
+  bob: { name: 'Bob Approver', groups: ['risk-approvers'] },
+  uma: { name: 'Uma Unmapped', groups: ['canteen'] },
+};
+
+function consoleClient() {
+  return {
+    client_id: 'airisk-console',
+    client_secret: consoleSecret,
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [`${consoleBase}/console/oidc/callback`],
+    post_logout_redirect_uris: [`${consoleBase}/console/sign-in?signed_out=1`],
+    token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: signingAlg,
+  };
+}
+
 function configuration() {
   return {
     jwks: { keys },
-    clients: [{
+    clients: [...(consoleBase ? [consoleClient()] : []), {
       client_id: 'airisk-tests',
       client_secret: secret,
       grant_types: ['client_credentials'],
@@ -73,12 +106,45 @@ function configuration() {
       token_endpoint_auth_method: 'client_secret_post',
       id_token_signed_response_alg: signingAlg,
     }],
+    findAccount: async (ctx, id) => {
+      const user = users[id];
+      if (!user) return undefined;
+      return {
+        accountId: id,
+        claims: async () => ({ sub: id, name: user.name, groups: user.groups, kind: 'human' }),
+      };
+    },
+    claims: { openid: ['sub'], profile: ['name', 'groups', 'kind'] },
+    // The console reads the person's claims from the ID token (no userinfo call).
+    conformIdTokenClaims: false,
+    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    // The console is a first-party client: no consent page.
+    loadExistingGrant: async (ctx) => {
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      if (ctx.oidc.client.clientId !== 'airisk-console') return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+      grant.addOIDCScope('openid profile');
+      await grant.save();
+      return grant;
+    },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.body = `<!DOCTYPE html><html lang="en"><head><title>Sign out</title></head><body>
+<h1>Sign out of the test provider?</h1>${form}
+<button id="logout-yes" type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+</body></html>`;
+        },
+      },
       resourceIndicators: {
         enabled: true,
-        defaultResource: () => 'https://airisk.test/api',
+        // Only the API test client gets JWT access tokens for the API; the console's sign-in
+        // gets an ID token (and an opaque access token it does not use).
+        defaultResource: (ctx, client) => (client?.clientId === 'airisk-tests' ? 'https://airisk.test/api' : undefined),
         useGrantedResource: () => true,
         getResourceServerInfo: (ctx, resource) => {
           const audience = resources[resource];
@@ -97,7 +163,46 @@ function configuration() {
   };
 }
 
+const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function loginPage(res, uid, error) {
+  res.setHeader('content-type', 'text/html; charset=utf-8');
+  res.end(`<!DOCTYPE html><html lang="en"><head><title>Test provider: sign in</title></head><body>
+<h1>Test provider: sign in</h1>
+${error ? `<p id="login-error">${escape(error)}</p>` : ''}
+<form method="post" action="/interaction/${escape(uid)}/login">
+<label for="username">Username</label> <input id="username" name="username" autocomplete="off">
+<button id="login" type="submit">Sign in</button>
+</form></body></html>`);
+}
+
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  if (req.method === 'GET') {
+    if (details.prompt.name !== 'login') {
+      throw new Error(`unexpected prompt ${details.prompt.name}`);
+    }
+    loginPage(res, details.uid);
+    return;
+  }
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const username = new URLSearchParams(body).get('username') ?? '';
+  if (!users[username]) {
+    loginPage(res, details.uid, `no such user ${username}`);
+    return;
+  }
+  await provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
+}
+
 const server = createServer((req, res) => {
+  if (req.url.startsWith('/interaction/')) {
+    interaction(req, res).catch((e) => {
+      res.statusCode = 500;
+      res.end(`interaction failed: ${e.message}`);
+    });
+    return;
+  }
   if (req.url === '/__stats') {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ jwks: jwksRequests }));

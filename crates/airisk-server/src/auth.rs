@@ -606,11 +606,36 @@ impl JwtVerifier {
     /// # Errors
     /// An [`AuthError`] saying why.
     pub async fn verify_claims_fresh(&self, token: &str) -> Result<Claims, AuthError> {
-        self.route(token)?.fresh_here(token).await
+        self.route(token)?.fresh_here(token, None).await
     }
 
-    async fn fresh_here(&self, token: &str) -> Result<Claims, AuthError> {
-        match self.verify_here(token) {
+    /// Verifies an OpenID Connect ID token that the provider `issuer` issued to the client
+    /// `client_id` (the console's sign-in): routed by its `iss` like an access token, the
+    /// routed verifier must be `issuer`'s, and then every check of
+    /// [`JwtVerifier::verify_claims_fresh`] applies (signature with the provider's keys, `iss`,
+    /// `exp`, `nbf` with the leeway, `sub`, the identity claim, the claim mapping, the person
+    /// claim) with `aud` required to be `client_id` instead of the API's audience. The caller
+    /// checks `nonce` and `azp`.
+    ///
+    /// # Errors
+    /// An [`AuthError`] saying why ([`AuthError::WrongIssuer`] for another issuer's token,
+    /// [`AuthError::WrongAudience`] for a token of another client, [`AuthError::NotMapped`]
+    /// for a genuine token that maps to no role here).
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Claims, AuthError> {
+        let routed = self.route(token)?;
+        if routed.issuer != issuer {
+            return Err(AuthError::WrongIssuer);
+        }
+        routed.fresh_here(token, Some(client_id)).await
+    }
+
+    async fn fresh_here(&self, token: &str, audience: Option<&str>) -> Result<Claims, AuthError> {
+        match self.verify_here(token, audience) {
             Err(AuthError::UnsupportedAlgorithm) => {
                 let Some(oidc) = &self.oidc else {
                     return Err(AuthError::UnsupportedAlgorithm);
@@ -628,7 +653,7 @@ impl JwtVerifier {
                         ) && !known(kid) =>
                     {
                         if oidc.refresh_for_unknown_kid().await {
-                            self.verify_here(token)
+                            self.verify_here(token, audience)
                         } else {
                             Err(AuthError::UnsupportedAlgorithm)
                         }
@@ -646,12 +671,12 @@ impl JwtVerifier {
     /// # Errors
     /// An [`AuthError`] saying why.
     pub fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
-        self.route(token)?.verify_here(token)
+        self.route(token)?.verify_here(token, None)
     }
 
-    fn verify_here(&self, token: &str) -> Result<Claims, AuthError> {
+    fn verify_here(&self, token: &str, audience: Option<&str>) -> Result<Claims, AuthError> {
         refuse_critical_header(token)?;
-        let mut claims = self.verify_signed_claims(token)?;
+        let mut claims = self.verify_signed_claims(token, audience.unwrap_or(&self.audience))?;
         match claims.kind.as_deref() {
             None | Some("human" | "service") => {}
             Some(_) => {
@@ -685,7 +710,7 @@ impl JwtVerifier {
         Ok(claims)
     }
 
-    fn verify_signed_claims(&self, token: &str) -> Result<Claims, AuthError> {
+    fn verify_signed_claims(&self, token: &str, audience: &str) -> Result<Claims, AuthError> {
         // `decode_header` fails on any `alg` jsonwebtoken does not know, `none` included.
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName | ErrorKind::InvalidAlgorithm => {
@@ -711,7 +736,7 @@ impl JwtVerifier {
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
+        validation.set_audience(&[audience]);
         validation.required_spec_claims = ["exp", "iss", "aud", "sub"]
             .into_iter()
             .map(str::to_owned)
@@ -721,8 +746,8 @@ impl JwtVerifier {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => {
                     let mut claims = data.claims;
-                    // `aud` may be a list; the validation above found this service in it.
-                    claims.aud = self.audience.clone();
+                    // `aud` may be a list; the validation above found the audience in it.
+                    claims.aud = audience.to_owned();
                     return Ok(claims);
                 }
                 Err(e) => {

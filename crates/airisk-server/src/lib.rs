@@ -49,7 +49,14 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use console::ConsoleConfig;
+pub use console::session_store::{
+    DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MIN_SESSION_SECRET_LEN, SessionConfig,
+    SessionSecret,
+};
+pub use console::{
+    CLIENT_SECRET_ENV, ConsoleConfig, ConsoleOidcConfig, OIDC_CALLBACK_PATH, POST_LOGOUT_PATH,
+    SESSION_SECRET_ENV,
+};
 pub use context::{CORRELATION_HEADER, UNMATCHED_ROUTE};
 pub use error::{ApiError, HiddenCharacterView, PROBLEM_JSON, Problem};
 pub use extract::Caller;

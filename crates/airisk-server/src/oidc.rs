@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use hyper::body::Bytes;
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode, Uri};
 use serde::Deserialize;
@@ -79,9 +80,23 @@ impl OidcOptions {
     }
 }
 
+/// The endpoints of a provider's discovery document that the console's sign-in uses
+/// (authorization-code flow and RP-initiated logout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEndpoints {
+    /// Where the browser is sent to sign in (`authorization_endpoint`).
+    pub authorization_endpoint: String,
+    /// Where the service exchanges the code for tokens (`token_endpoint`).
+    pub token_endpoint: String,
+    /// Where the browser is sent to sign out at the provider (`end_session_endpoint`), if the
+    /// provider has one.
+    pub end_session_endpoint: Option<String>,
+}
+
 #[derive(Default)]
 struct KeyState {
     keys: Arc<Vec<VerifyKey>>,
+    endpoints: Option<ProviderEndpoints>,
     fetched_at: Option<Instant>,
     last_attempt: Option<Instant>,
     last_error: Option<String>,
@@ -109,6 +124,49 @@ impl std::fmt::Debug for OidcKeys {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint: Option<String>,
+    #[serde(default)]
+    end_session_endpoint: Option<String>,
+}
+
+impl Discovery {
+    /// The sign-in endpoints, when the document names both the authorization and the token
+    /// endpoint and every named endpoint passes the same URL rules as `jwks_uri` (https, or http
+    /// to a loopback host; https when the issuer is https). An endpoint that fails them is
+    /// dropped with a warning: API tokens keep working, the console's sign-in does not start.
+    fn endpoints(&self, https_issuer: bool) -> Option<ProviderEndpoints> {
+        let ok = |what: &str, url: &str| match check_url(what, url) {
+            Ok(_) if https_issuer && !url.starts_with("https://") => {
+                tracing::warn!(
+                    endpoint = what,
+                    url,
+                    "oidc: the provider's endpoint is not https; ignored"
+                );
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(endpoint = what, error = %e, "oidc: the provider's endpoint is unusable; ignored");
+                false
+            }
+        };
+        let authorization = self.authorization_endpoint.clone()?;
+        let token = self.token_endpoint.clone()?;
+        if !ok("authorization_endpoint", &authorization) || !ok("token_endpoint", &token) {
+            return None;
+        }
+        Some(ProviderEndpoints {
+            authorization_endpoint: authorization,
+            token_endpoint: token,
+            end_session_endpoint: self
+                .end_session_endpoint
+                .clone()
+                .filter(|u| ok("end_session_endpoint", u)),
+        })
+    }
 }
 
 /// Checks that `url` is `https://`, or `http://` to a loopback host.
@@ -186,6 +244,17 @@ impl OidcKeys {
         (fetched.elapsed() <= self.options.max_stale).then(|| state.keys.clone())
     }
 
+    /// The provider's sign-in endpoints from its last successful discovery, while its keys are
+    /// usable (none before the first fetch, past the staleness bound, or when the provider names
+    /// no authorization or token endpoint).
+    pub fn endpoints(&self) -> Option<ProviderEndpoints> {
+        let state = self.read();
+        let fetched = state.fetched_at?;
+        (fetched.elapsed() <= self.options.max_stale)
+            .then(|| state.endpoints.clone())
+            .flatten()
+    }
+
     /// Whether a usable key has this id.
     pub(crate) fn knows_kid(&self, kid: &str) -> bool {
         self.current()
@@ -242,9 +311,10 @@ impl OidcKeys {
         let result = self.fetch_keys().await;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(keys) => {
+            Ok((keys, endpoints)) => {
                 let n = keys.len();
                 state.keys = Arc::new(keys);
+                state.endpoints = endpoints;
                 state.fetched_at = Some(Instant::now());
                 state.last_error = None;
                 tracing::info!(issuer = %self.options.issuer, keys = n, "oidc: signing keys fetched");
@@ -291,7 +361,7 @@ impl OidcKeys {
         })
     }
 
-    async fn fetch_keys(&self) -> Result<Vec<VerifyKey>, String> {
+    async fn fetch_keys(&self) -> Result<(Vec<VerifyKey>, Option<ProviderEndpoints>), String> {
         let issuer = self.options.issuer.trim_end_matches('/');
         let url = format!("{issuer}/.well-known/openid-configuration");
         let body = self.get(&url).await?;
@@ -323,41 +393,99 @@ impl OidcKeys {
                 discovery.jwks_uri
             ));
         }
-        Ok(keys)
+        let endpoints = discovery.endpoints(self.options.issuer.starts_with("https://"));
+        Ok((keys, endpoints))
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        tokio::time::timeout(self.options.fetch_timeout, self.get_inner(url))
-            .await
-            .map_err(|_| {
-                format!(
-                    "GET {url} timed out after {} ms",
-                    self.options.fetch_timeout.as_millis()
-                )
-            })?
+        match self
+            .fetch(Method::GET, url, None, None)
+            .await?
+        {
+            (StatusCode::OK, body) => Ok(body),
+            (status, _) => Err(format!("GET {url}: HTTP status {status}")),
+        }
     }
 
-    async fn get_inner(&self, url: &str) -> Result<Vec<u8>, String> {
+    /// POSTs an `application/x-www-form-urlencoded` body to one of the provider's endpoints (the
+    /// token endpoint), with an `Authorization` header, through the same transport as the key
+    /// fetches (TLS, timeout, size limit, no redirects). Returns the status and the body, whatever
+    /// the status (a token endpoint explains a refusal in a 400's JSON body). The error never
+    /// holds the request's body or header (they carry the client secret and the code).
+    ///
+    /// # Errors
+    /// Why the request failed (URL, connection, TLS, timeout, body too large).
+    pub(crate) async fn post_form(
+        &self,
+        url: &str,
+        authorization: &str,
+        body: String,
+    ) -> Result<(StatusCode, Vec<u8>), String> {
+        let authorization = HeaderValue::from_str(authorization)
+            .map_err(|_| format!("POST {url}: the Authorization header could not be built"))?;
+        self.fetch(
+            Method::POST,
+            url,
+            Some(authorization),
+            Some(Bytes::from(body)),
+        )
+        .await
+    }
+
+    /// One request through the shared HTTPS client; the timeout covers the whole exchange,
+    /// body included.
+    async fn fetch(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<HeaderValue>,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Vec<u8>), String> {
+        let what = format!("{method} {url}");
+        tokio::time::timeout(
+            self.options.fetch_timeout,
+            self.fetch_inner(method, url, authorization, body),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "{what} timed out after {} ms",
+                self.options.fetch_timeout.as_millis()
+            )
+        })?
+    }
+
+    async fn fetch_inner(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<HeaderValue>,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Vec<u8>), String> {
         check_url("the URL", url)?;
+        let what = format!("{method} {url}");
+        let mut headers = vec![(
+            hyper::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        )];
+        if body.is_some() {
+            headers.push((
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            ));
+        }
+        if let Some(value) = authorization {
+            headers.push((hyper::header::AUTHORIZATION, value));
+        }
+        // The error names the method and URL only: the request may carry the client secret.
         let response = self
             .http
-            .send(
-                Method::GET,
-                url,
-                &[(
-                    hyper::header::ACCEPT,
-                    HeaderValue::from_static("application/json"),
-                )],
-                None,
-                self.options.fetch_timeout,
-            )
+            .send(method, url, &headers, body, self.options.fetch_timeout)
             .await?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("GET {url}: HTTP status {}", response.status()));
-        }
+        let status = response.status();
         crate::https::read_body(response, MAX_DOCUMENT_BYTES)
             .await
-            .map(|b| b.to_vec())
-            .map_err(|e| format!("GET {url}: {e}"))
+            .map(|b| (status, b.to_vec()))
+            .map_err(|e| format!("{what}: {e}"))
     }
 }

@@ -26,6 +26,17 @@ use crate::support::TestApp;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The console with dev mode's pasted-token sign-in (what these tests sign in with).
+fn dev_console() -> ServerConfig {
+    ServerConfig {
+        console: ConsoleConfig {
+            token_sign_in: true,
+            ..ConsoleConfig::default()
+        },
+        ..ServerConfig::default()
+    }
+}
+
 /// A browser-like client of the console: no redirects followed, one session cookie kept.
 struct Browser {
     client: reqwest::Client,
@@ -134,7 +145,7 @@ fn assert_strict_headers(r: &Response) {
 
 #[tokio::test]
 async fn pages_need_a_session_and_every_response_carries_the_strict_headers() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let mut b = Browser::new(&app);
     let r = b.get("/console/audit?actor=x").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -176,7 +187,7 @@ async fn pages_need_a_session_and_every_response_carries_the_strict_headers() {
 
 #[tokio::test]
 async fn sign_in_needs_its_own_csrf_token_and_sets_a_strict_httponly_cookie() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let token = app.token("apu", "acme", Role::Approver);
     let mut b = Browser::new(&app);
     // Without the pre-session cookie's token: refused (no login CSRF).
@@ -215,7 +226,7 @@ async fn sign_in_needs_its_own_csrf_token_and_sets_a_strict_httponly_cookie() {
 
 #[tokio::test]
 async fn cookies_are_secure_and_host_prefixed_off_loopback() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let r = reqwest::Client::new()
         .get(app.url("/console/sign-in"))
         .header("host", "risk.bank.example")
@@ -231,7 +242,7 @@ async fn cookies_are_secure_and_host_prefixed_off_loopback() {
 
 #[tokio::test]
 async fn every_post_is_checked_for_its_csrf_token_and_origin() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let id = app.register_model("acme", "pd", "1.0.0").await;
     let mut b = Browser::new(&app);
     b.sign_in(&app.token("apu", "acme", Role::Approver)).await;
@@ -294,7 +305,7 @@ async fn every_post_is_checked_for_its_csrf_token_and_origin() {
 
 #[tokio::test]
 async fn the_server_refuses_what_the_page_does_not_offer_and_audits_it() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let id = app.register_model("acme", "pd", "1.0.0").await;
     // A viewer: no approve form on the page, and a 403 page for a forged POST.
     let mut viewer = Browser::new(&app);
@@ -385,7 +396,7 @@ async fn the_server_refuses_what_the_page_does_not_offer_and_audits_it() {
 
 #[tokio::test]
 async fn another_tenants_resources_are_the_same_404_as_missing_ones() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let theirs = app.register_model("globex", "secret-model", "1.0.0").await;
     let mut b = Browser::new(&app);
     b.sign_in(&app.token("apu", "acme", Role::Approver)).await;
@@ -450,7 +461,7 @@ async fn a_trusted_sso_header_signs_people_in_when_configured() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     app.shutdown().await;
     // Off by default: the header means nothing.
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let token = app.token("apu", "acme", Role::Approver);
     let r = client
         .get(app.url("/console/queue"))
@@ -472,6 +483,7 @@ async fn the_banner_is_green_for_an_intact_ledger_and_red_naming_the_first_bad_e
     let app = TestApp::spawn_with(ServerConfig {
         console: ConsoleConfig {
             verify_cache_ttl: Some(std::time::Duration::ZERO),
+            token_sign_in: true,
             ..ConsoleConfig::default()
         },
         ..ServerConfig::default()
@@ -506,7 +518,7 @@ async fn a_principal_refused_through_the_console_is_throttled_as_through_the_api
             burst: 3,
             ..Default::default()
         },
-        ..ServerConfig::default()
+        ..dev_console()
     })
     .await;
     let id = app.register_model("acme", "pd", "1.0.0").await;
@@ -546,7 +558,7 @@ async fn a_principal_refused_through_the_console_is_throttled_as_through_the_api
 
 #[tokio::test]
 async fn the_audit_page_marks_application_records() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let analyst = app.token("ann", "acme", Role::Analyst);
     let r = app
         .post(
@@ -577,7 +589,7 @@ async fn the_audit_page_marks_application_records() {
 /// that is not this tenant's is a 422 page; the form is a POST with the session's CSRF token.
 #[tokio::test]
 async fn a_pasted_kept_checkpoint_is_checked_and_a_rollback_shown() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let analyst = app.token("ana", "acme", Role::Analyst);
     for i in 0..5 {
         let r = app
@@ -661,6 +673,7 @@ async fn the_banner_reuses_a_verification_for_its_configured_time() {
         let app = TestApp::spawn_with(ServerConfig {
             console: ConsoleConfig {
                 verify_cache_ttl: Some(std::time::Duration::from_secs(ttl)),
+                token_sign_in: true,
                 ..ConsoleConfig::default()
             },
             ..ServerConfig::default()
@@ -717,7 +730,7 @@ fn register_form<'a>(csrf: Option<&'a str>, name: &'a str) -> Vec<(&'a str, &'a 
 
 #[tokio::test]
 async fn every_console_post_route_is_checked_for_csrf_origin_and_role() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let to_approve = app.register_model("acme", "a", "1").await;
     let to_reject = app.register_model("acme", "r", "1").await;
     let approve = format!("/console/requests/{to_approve}/approve");

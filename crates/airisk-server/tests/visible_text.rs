@@ -48,7 +48,7 @@ fn assert_hidden_problem(p: &Value, field: &str, code_point: &str, pos: (u64, u6
 
 #[tokio::test]
 async fn a_prompt_with_tag_characters_is_a_422_naming_the_code_point_and_nothing_is_stored() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let analyst = app.token("analyst1", "acme", Role::Analyst);
     let r = app
         .post(
@@ -99,7 +99,7 @@ async fn a_prompt_with_tag_characters_is_a_422_naming_the_code_point_and_nothing
 
 #[tokio::test]
 async fn hidden_characters_in_justifications_reasons_and_model_metadata_are_422s() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let admin = app.token("admin1", "acme", Role::Admin);
     let approver = app.token("approver1", "acme", Role::Approver);
 
@@ -147,7 +147,7 @@ async fn hidden_characters_in_justifications_reasons_and_model_metadata_are_422s
 
 #[tokio::test]
 async fn ordinary_text_of_every_script_is_accepted_and_served_unchanged() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let analyst = app.token("analyst1", "acme", Role::Analyst);
     let text = "Summarise the customer's KYC file in three bullet points.\n\
                 Zürich café naïve · 请总结文件 · 日本語 · لخص المستند · סכם את המסמך\n\
@@ -179,6 +179,17 @@ fn field(page: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} field in {page}"));
     let rest = &page[at + name.len() + 15..];
     rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// The console with dev mode's pasted-token sign-in.
+fn dev_console() -> airisk_server::ServerConfig {
+    airisk_server::ServerConfig {
+        console: airisk_server::ConsoleConfig {
+            token_sign_in: true,
+            ..airisk_server::ConsoleConfig::default()
+        },
+        ..airisk_server::ServerConfig::default()
+    }
 }
 
 /// A console session for `token`, signed in through the form; returns the client and cookie.
@@ -225,7 +236,7 @@ async fn console_session(app: &TestApp, token: &str) -> (reqwest::Client, String
 
 #[tokio::test]
 async fn hidden_characters_stored_before_the_check_render_escaped_and_highlighted_in_the_console() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(dev_console()).await;
     let analyst = app.token("analyst1", "acme", Role::Analyst);
     let approver = app.token("approver1", "acme", Role::Approver);
     let r = app

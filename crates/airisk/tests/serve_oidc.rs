@@ -149,3 +149,89 @@ fn bad_oidc_settings_stop_the_start_with_the_reason() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bad_console_sign_in_settings_stop_the_start_with_the_reason() {
+    let dir = support::fresh_dir("airisk-console-oidc-config");
+    let idp = "oidc_issuer = \"https://idp.bank.example\"\nconsole_oidc_client_id = \"airisk\"";
+    let https = "public_url = \"https://risk.bank.example\"";
+    // (file, dev, environment, what the refusal says)
+    type Case<'a> = (String, bool, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 7] = [
+        (idp.to_owned(), true, &[], "needs public_url"),
+        (
+            format!("{idp}\n{https}"),
+            true,
+            &[],
+            "AIRISK_CONSOLE_OIDC_CLIENT_SECRET is not",
+        ),
+        (
+            format!("{idp}\n{https}\nconsole_oidc_issuer = \"https://other.bank.example\""),
+            true,
+            &[("AIRISK_CONSOLE_OIDC_CLIENT_SECRET", "s")],
+            "neither oidc_issuer nor an [[issuers]] table",
+        ),
+        (
+            format!("{https}\nconsole_oidc_issuer = \"https://idp.bank.example\""),
+            true,
+            &[],
+            "without console_oidc_client_id",
+        ),
+        (
+            format!("{idp}\n{https}"),
+            false,
+            &[("AIRISK_CONSOLE_OIDC_CLIENT_SECRET", "s")],
+            "needs AIRISK_CONSOLE_SESSION_SECRET",
+        ),
+        (
+            format!("{idp}\n{https}"),
+            false,
+            &[
+                ("AIRISK_CONSOLE_OIDC_CLIENT_SECRET", "s"),
+                ("AIRISK_CONSOLE_SESSION_SECRET", "too-short"),
+            ],
+            "at least 32 bytes",
+        ),
+        (
+            "console_session_idle_secs = 0".to_owned(),
+            true,
+            &[],
+            "console_session_idle_secs must be more than 0",
+        ),
+    ];
+    for (i, (toml, dev, env, why)) in cases.iter().enumerate() {
+        let path = dir.join(format!("c{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let mut cmd = airisk_bare();
+        cmd.arg("serve");
+        if *dev {
+            cmd.arg("--dev");
+        }
+        let out = cmd
+            .args(["--bind", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{toml}");
+        assert!(stderr.contains(why), "{toml}: {stderr}");
+        for (_, secret) in *env {
+            if secret.len() > 1 {
+                assert!(!stderr.contains(secret), "{toml}: a secret was printed");
+            }
+        }
+    }
+    // The client secret has no flag: the process list must never show it.
+    let out = airisk_bare()
+        .args(["serve", "--dev", "--console-oidc-client-secret", "s3cret"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

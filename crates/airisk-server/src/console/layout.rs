@@ -85,6 +85,17 @@ pub(crate) fn page(
                             span class="badge badge-role" title="Role, from your token" { (p.role().as_str()) }
                             " "
                             span class="who-tenant" title="Tenant, from your token" { "tenant " strong { (p.tenant().as_str()) } }
+                            @if let Some(s) = &identity.session {
+                                " "
+                                span class="who-provider small" id="who-provider" title=(s.issuer) {
+                                    @if let Some(n) = &s.name { (n) ", " }
+                                    "signed in through " (provider_host(&s.issuer))
+                                }
+                            }
+                            @if let Some(end) = session_end(identity) {
+                                " "
+                                span class="who-session small" id="session-ends" { (end) }
+                            }
                             @if identity.via_proxy {
                                 span class="small" { "signed in by your SSO" }
                             } @else {
@@ -110,7 +121,18 @@ pub(crate) fn page(
     Html(markup.into_string()).into_response()
 }
 
-/// "Session ends …": the token's expiry, after which the console asks to sign in again.
+/// The host of a provider's issuer URL (what a person recognises), or the URL.
+fn provider_host(issuer: &str) -> &str {
+    issuer
+        .split_once("://")
+        .map_or(issuer, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or(issuer)
+}
+
+/// "Session ends …": the token's expiry, or the session's idle or absolute end (whichever comes
+/// first if unused), after which the console asks to sign in again.
 fn session_end(identity: &Identity) -> Option<String> {
     let at = DateTime::from_timestamp(i64::try_from(identity.expires_at).ok()?, 0)?;
     Some(format!("Session ends {}", at.format("%Y-%m-%d %H:%M UTC")))
@@ -146,6 +168,37 @@ pub(crate) fn public_page(status: StatusCode, title: &str, content: Markup) -> R
         }
     };
     (status, Html(markup.into_string())).into_response()
+}
+
+/// A page that moves on to `target` (a console path) by itself (`<meta http-equiv="refresh">`,
+/// which the Content-Security-Policy admits, and a link). Used where a redirect would not do:
+/// arriving from the provider's site, a `SameSite=Strict` cookie just set is not sent on a
+/// redirect of that same navigation, but it is on a navigation this page starts; and leaving
+/// for the provider's end-session endpoint after a form POST, which `form-action 'self'` would
+/// refuse as a redirect.
+pub(crate) fn moving_on_page(title: &str, target: &str, text: &str) -> Response {
+    let refresh = format!("0;url={target}");
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                meta http-equiv="refresh" content=(refresh);
+                link rel="icon" href="data:,";
+                title { (title) " · airisk console" }
+                link rel="stylesheet" href=(super::assets::CSS_PATH);
+            }
+            body {
+                main id="main" class="narrow" {
+                    h1 { (title) }
+                    p role="status" { (text) " " a id="continue" href=(target) { "Continue" } }
+                }
+            }
+        }
+    };
+    Html(markup.into_string()).into_response()
 }
 
 /// The friendly error page.

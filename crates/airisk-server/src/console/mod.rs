@@ -3,9 +3,10 @@
 //!
 //! # What it is, and what it is not
 //!
-//! * **The same identity, services and rules as the API.** A person signs in with the very JWT
-//!   the API takes (pasted on the sign-in page, or taken from a header set by the bank's SSO
-//!   proxy); the principal, its role and its tenant come from the verified token only. Every page
+//! * **The same identity, services and rules as the API.** A person signs in through the bank's
+//!   OpenID provider ([`oidc_sign_in`]), or is signed in by the bank's SSO proxy's header, or,
+//!   in dev mode only, pastes the JWT the API takes; the principal, its role and its tenant come
+//!   from the verified ID token or JWT and the issuer's claim mapping only. Every page
 //!   calls the same services with the same [`crate::Caller`] the API builds, so RBAC, the tenant
 //!   wall, four eyes and the audit records are the API's, never a side path. A page hides what
 //!   the role may not do (a viewer sees no approve button), but the server refuses it anyway.
@@ -17,33 +18,49 @@
 //!   origin's script and style (no inline script, no `style` attribute), `nosniff`,
 //!   `no-referrer`, `frame-ancestors 'none'`, and pages are `no-store`.
 //!
-//! # Sessions and CSRF ([`session`])
+//! # Sessions, cookies and CSRF
 //!
-//! The session cookie holds the JWT itself and is re-verified on every request (signature,
-//! issuer, audience, expiry), so a session can never outlive its token and no session state is
-//! kept on the server: any replica that verifies the token serves the console. The cookie is
-//! `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` (named with the `__Host-` prefix) by
+//! One module per job: [`session`] (who is signed in, the extractors), [`session_store`] (the
+//! sealed session of a person signed in through the provider: 256-bit random id, idle and
+//! absolute timeouts, ended everywhere by an `auth.sign_out` record in the tenant's ledger),
+//! [`cookies`] (names and attributes), [`csrf`] (synchronizer tokens and the same-origin check),
+//! [`guard`] (the middleware that resolves the session and checks every POST first) and
+//! [`headers`] (the security headers).
+//!
+//! Every cookie is `HttpOnly`, `Path=/`, and `Secure` (named with the `__Host-` prefix) by
 //! configuration, never by a request header: always when the service's public URL is https, and
 //! unless [`ConsoleConfig::dangerous_insecure_cookies`] is set (dev mode, or a loopback-only
-//! deployment) otherwise. Every POST carries a synchronizer token, an HMAC-SHA-256
-//! (ring) over the session's token under a key drawn at start-up, compared in constant time; the
-//! sign-in form's token is bound the same way to a random pre-session cookie (no login CSRF).
-//! Cross-site POSTs (`Sec-Fetch-Site: cross-site`, or a foreign `Origin`) are refused before that.
+//! deployment) otherwise. The session cookie is `SameSite=Strict`; the short-lived sign-in flow
+//! cookie is `SameSite=Lax` (the provider's redirect back is a cross-site navigation). A session
+//! of dev mode's pasted token or the SSO proxy holds the token itself, re-verified on every
+//! request. Every POST carries a synchronizer token, an HMAC-SHA-256 (ring) over the session's
+//! id (or token) under a key derived from the session secret (drawn at start-up when none is
+//! configured), compared in constant time; the sign-in form's token is bound the same way to a
+//! random pre-session cookie (no login CSRF). Cross-site POSTs (`Sec-Fetch-Site: cross-site`, or
+//! a foreign `Origin`) are refused before that.
 
 pub(crate) mod assets;
 mod audit;
+mod cookies;
+mod csrf;
 mod error;
+mod guard;
+mod headers;
 mod layout;
 mod models;
+mod oidc_sign_in;
 mod prompts;
 mod queue;
 mod requests;
 pub(crate) mod session;
+pub(crate) mod session_store;
 mod sign_in;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 use airisk_core::security::tenant_context::TenantId;
 use axum::http::HeaderName;
@@ -79,6 +96,119 @@ pub struct ConsoleConfig {
     /// without waiting out the cache.
     #[doc(hidden)]
     pub verify_cache_ttl: Option<Duration>,
+    /// Offer the pasted-token form on the sign-in page (and keep a pasted token as the session).
+    /// `airisk serve --dev` only: in production people sign in through the OpenID provider
+    /// ([`ConsoleConfig::oidc`]) or the SSO proxy. Off by default.
+    pub token_sign_in: bool,
+    /// Sign-in through the bank's OpenID provider (authorization-code flow with PKCE). `None`
+    /// (the default): off.
+    pub oidc: Option<ConsoleOidcConfig>,
+    /// Session lifetimes and the secret that seals sessions.
+    pub session: session_store::SessionConfig,
+}
+
+/// The console's OpenID Connect client: a confidential client of the bank's provider, signing
+/// people in with the authorization-code flow, PKCE (S256), `state` and `nonce`.
+#[derive(Clone)]
+pub struct ConsoleOidcConfig {
+    /// The provider's issuer URL: the primary OpenID issuer or one of the `[[issuers]]`; its
+    /// discovered keys, claim mapping, identity and person claims apply to the ID token.
+    pub issuer: String,
+    /// The client id registered at the provider (the ID token's `aud`).
+    pub client_id: String,
+    /// The client secret (sent to the token endpoint with HTTP Basic authentication). Never in
+    /// `Debug`, logs or errors.
+    pub client_secret: Zeroizing<String>,
+    /// Where the provider sends the browser back: `<public URL>/console/oidc/callback`,
+    /// registered at the provider exactly so.
+    pub redirect_uri: String,
+    /// Where the provider sends the browser after signing out there:
+    /// `<public URL>/console/sign-in?signed_out=1`, registered at the provider.
+    pub post_logout_redirect_uri: String,
+    /// The scopes asked for (`openid` is always included).
+    pub scopes: Vec<String>,
+    /// The provider's name on the sign-in button ("Sign in with …").
+    pub display_name: String,
+}
+
+impl std::fmt::Debug for ConsoleOidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleOidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("post_logout_redirect_uri", &self.post_logout_redirect_uri)
+            .field("scopes", &self.scopes)
+            .field("display_name", &self.display_name)
+            .finish()
+    }
+}
+
+/// The path the provider sends the browser back to.
+pub const OIDC_CALLBACK_PATH: &str = "/console/oidc/callback";
+/// Where the provider sends the browser after its sign-out.
+pub const POST_LOGOUT_PATH: &str = "/console/sign-in?signed_out=1";
+/// The environment variable holding the console's OpenID client secret (never a flag or the
+/// configuration file: the process list and backups show those).
+pub const CLIENT_SECRET_ENV: &str = "AIRISK_CONSOLE_OIDC_CLIENT_SECRET";
+/// The environment variable holding the secret console sessions are sealed with (the same on
+/// every replica).
+pub const SESSION_SECRET_ENV: &str = "AIRISK_CONSOLE_SESSION_SECRET";
+
+impl ConsoleOidcConfig {
+    /// The client `client_id` of the provider `issuer`, with its redirect and post-logout
+    /// addresses under the service's public URL ([`OIDC_CALLBACK_PATH`], [`POST_LOGOUT_PATH`]),
+    /// asking for `scopes` (`openid` is added) and showing `display_name` on the button (default:
+    /// the issuer's host).
+    ///
+    /// # Errors
+    /// A message (never holding the secret) for an empty client id or secret, or an issuer that
+    /// is not an https URL (http only to a loopback host).
+    pub fn new(
+        issuer: &str,
+        client_id: &str,
+        client_secret: Zeroizing<String>,
+        public_url: &crate::state::PublicUrl,
+        scopes: &[String],
+        display_name: Option<&str>,
+    ) -> Result<Self, String> {
+        if client_id.trim().is_empty() {
+            return Err("the console's OpenID client id is empty".to_owned());
+        }
+        if client_secret.trim().is_empty() {
+            return Err(format!("{CLIENT_SECRET_ENV} is empty"));
+        }
+        let host = issuer
+            .split_once("://")
+            .map_or(issuer, |(_, r)| r)
+            .split('/')
+            .next()
+            .unwrap_or(issuer);
+        if !(issuer.starts_with("https://")
+            || issuer.starts_with("http://127.0.0.1")
+            || issuer.starts_with("http://localhost")
+            || issuer.starts_with("http://[::1]"))
+        {
+            return Err(format!(
+                "the console's issuer {issuer:?} must be https:// (plain http only to a loopback host)"
+            ));
+        }
+        let origin = public_url.origin();
+        Ok(ConsoleOidcConfig {
+            issuer: issuer.to_owned(),
+            client_id: client_id.trim().to_owned(),
+            client_secret,
+            redirect_uri: format!("{origin}{OIDC_CALLBACK_PATH}"),
+            post_logout_redirect_uri: format!("{origin}{POST_LOGOUT_PATH}"),
+            scopes: scopes
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .map(str::to_owned)
+                .collect(),
+            display_name: display_name.map_or_else(|| host.to_owned(), str::to_owned),
+        })
+    }
 }
 
 impl ConsoleConfig {
@@ -110,10 +240,17 @@ impl ConsoleConfig {
 pub(crate) struct Console {
     pub(crate) config: ConsoleConfig,
     /// How cookies are set, from the configuration (never from a request).
-    pub(crate) cookies: session::CookiePolicy,
+    pub(crate) cookies: cookies::CookiePolicy,
     /// `None` only if the system random generator failed at start-up: then every console page
     /// answers 503 rather than run with a guessable key.
-    pub(crate) keys: Option<session::Keys>,
+    pub(crate) keys: Option<csrf::Keys>,
+    /// The keys sealing sessions and sign-in flows (`None` only if deriving them failed: every
+    /// console page then answers 503, like without `keys`).
+    pub(crate) seal: Option<session_store::SealKeys>,
+    /// The `state` values of sign-ins completed by this process, until their flow cookie
+    /// lapses: a replayed callback is refused here before the provider is asked (which refuses
+    /// a used code anyway, whichever replica asks).
+    pub(crate) used_states: Mutex<HashMap<String, u64>>,
     verify_cache: Mutex<HashMap<TenantId, (Instant, Arc<audit::LedgerStatus>)>>,
 }
 
@@ -122,24 +259,36 @@ impl std::fmt::Debug for Console {
         f.debug_struct("Console")
             .field("config", &self.config)
             .field("cookies", &self.cookies)
-            .field("cookies", &self.cookies)
             .field("keys", &self.keys.as_ref().map(|_| "<redacted>"))
+            .field("seal", &self.seal.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
 
 impl Console {
     fn new(config: ConsoleConfig, public_url: Option<&crate::state::PublicUrl>) -> Self {
-        let keys = session::Keys::generate();
-        if keys.is_none() {
+        let secret = match &config.session.secret {
+            Some(s) => Some(s.clone()),
+            None => session_store::SessionSecret::generate().ok(),
+        };
+        let seal = secret.as_ref().and_then(session_store::SealKeys::derive);
+        // With a configured secret every replica derives the same CSRF key, so a form opened on
+        // one replica may be sent to another.
+        let keys = match (&config.session.secret, &seal) {
+            (Some(_), Some(seal)) => Some(csrf::Keys::from_key(seal.csrf.clone())),
+            _ => csrf::Keys::generate(),
+        };
+        if keys.is_none() || seal.is_none() {
             tracing::error!(
-                "console: the system random generator failed; the console will answer 503"
+                "console: the session keys could not be drawn or derived; the console will answer 503"
             );
         }
         Console {
-            cookies: session::CookiePolicy::configured(&config, public_url),
+            cookies: cookies::CookiePolicy::configured(&config, public_url),
             config,
-            keys,
+            keys: keys.filter(|_| seal.is_some()),
+            seal,
+            used_states: Mutex::new(HashMap::new()),
             verify_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -178,6 +327,8 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/console/", get(queue::home))
         .route("/console/sign-in", get(sign_in::page).post(sign_in::submit))
         .route("/console/sign-out", post(sign_in::sign_out))
+        .route("/console/oidc/start", get(oidc_sign_in::start))
+        .route(OIDC_CALLBACK_PATH, get(oidc_sign_in::callback))
         .route("/console/queue", get(queue::page))
         .route("/console/requests/{id}", get(requests::page))
         .route("/console/requests/{id}/approve", post(requests::approve))
@@ -197,9 +348,6 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
             "/console/{*rest}",
             get(error::not_found).post(error::not_found),
         )
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            session::guard,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(Extension(console))
 }

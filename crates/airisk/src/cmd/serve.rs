@@ -59,8 +59,9 @@ pub struct ServeArgs {
     /// dangerous_insecure_cookies, checkpoint_every_entries, checkpoint_interval_ms, log,
     /// console_trusted_header, person_claim, identity_claim, denials_per_minute, denial_burst,
     /// oidc_issuer, oidc_ca_file, oidc_refresh_secs, oidc_min_refresh_gap_secs,
-    /// oidc_max_stale_secs.
-    /// Flags and environment override it.
+    /// oidc_max_stale_secs, console_oidc_client_id, console_oidc_issuer, console_oidc_scopes,
+    /// console_oidc_provider_name, console_session_idle_secs, console_session_absolute_secs,
+    /// issuers tables. Flags and environment override it.
     #[arg(long, env = "AIRISK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -210,6 +211,35 @@ pub struct ServeArgs {
     /// unreachable, seconds; then its tokens are refused and /readyz fails [default: 86400].
     #[arg(long, env = "AIRISK_OIDC_MAX_STALE_SECS")]
     oidc_max_stale_secs: Option<u64>,
+
+    /// Console sign-in through an OpenID provider: the client id registered there (a
+    /// confidential client; its secret in AIRISK_CONSOLE_OIDC_CLIENT_SECRET, environment only).
+    /// Needs --public-url (the redirect URI is PUBLIC_URL/console/oidc/callback) and, outside
+    /// --dev, AIRISK_CONSOLE_SESSION_SECRET [default: off].
+    #[arg(long, env = "AIRISK_CONSOLE_OIDC_CLIENT_ID", value_name = "ID")]
+    console_oidc_client_id: Option<String>,
+
+    /// The provider the console signs people in with: --oidc-issuer or one of the issuers tables
+    /// [default: --oidc-issuer].
+    #[arg(long, env = "AIRISK_CONSOLE_OIDC_ISSUER", value_name = "URL")]
+    console_oidc_issuer: Option<String>,
+
+    /// Scopes the console asks for, space-separated (openid is always asked for)
+    /// [default: openid profile].
+    #[arg(long, env = "AIRISK_CONSOLE_OIDC_SCOPES")]
+    console_oidc_scopes: Option<String>,
+
+    /// The provider's name on the console's sign-in button [default: the issuer's host].
+    #[arg(long, env = "AIRISK_CONSOLE_OIDC_PROVIDER_NAME")]
+    console_oidc_provider_name: Option<String>,
+
+    /// A console session unused this long ends, seconds [default: 1800].
+    #[arg(long, env = "AIRISK_CONSOLE_SESSION_IDLE_SECS")]
+    console_session_idle_secs: Option<u64>,
+
+    /// A console session this old ends however busy, seconds [default: 28800].
+    #[arg(long, env = "AIRISK_CONSOLE_SESSION_ABSOLUTE_SECS")]
+    console_session_absolute_secs: Option<u64>,
 }
 
 /// The token verifier `airisk serve` would build from `args` (keys, issuers, identity and person

@@ -16,11 +16,15 @@ use airisk_server::throttle::{
     DEFAULT_DENIAL_BURST, DEFAULT_DENIALS_PER_MINUTE, DenialThrottleConfig,
 };
 use airisk_server::{
-    ConsoleConfig, DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_TENANT, DEFAULT_REQUEST_TIMEOUT, PublicUrl,
+    CLIENT_SECRET_ENV, ConsoleConfig, ConsoleOidcConfig, DEFAULT_ABSOLUTE_TIMEOUT,
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_TENANT,
+    DEFAULT_REQUEST_TIMEOUT, OIDC_CALLBACK_PATH, PublicUrl, SESSION_SECRET_ENV, SessionConfig,
+    SessionSecret,
 };
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use super::{DEFAULT_BIND, DEFAULT_DATABASE_URL, ServeArgs};
 use crate::store::MEMORY_URL;
@@ -57,6 +61,12 @@ pub(super) struct FileConfig {
     oidc_refresh_secs: Option<u64>,
     oidc_min_refresh_gap_secs: Option<u64>,
     oidc_max_stale_secs: Option<u64>,
+    console_oidc_client_id: Option<String>,
+    console_oidc_issuer: Option<String>,
+    console_oidc_scopes: Option<String>,
+    console_oidc_provider_name: Option<String>,
+    console_session_idle_secs: Option<u64>,
+    console_session_absolute_secs: Option<u64>,
     /// More OpenID providers, each with its claim mapping (`[[issuers]]` tables).
     #[serde(default)]
     issuers: Vec<IssuerConfig>,
@@ -225,6 +235,36 @@ impl Settings {
                  long keeps expired tokens alive; fix the clocks instead"
             );
         }
+        let console_sign_in = console_oidc(
+            ConsoleOidcSettings {
+                client_id: args
+                    .console_oidc_client_id
+                    .clone()
+                    .or(file.console_oidc_client_id),
+                issuer: args
+                    .console_oidc_issuer
+                    .clone()
+                    .or(file.console_oidc_issuer),
+                scopes: args
+                    .console_oidc_scopes
+                    .clone()
+                    .or(file.console_oidc_scopes),
+                provider_name: args
+                    .console_oidc_provider_name
+                    .clone()
+                    .or(file.console_oidc_provider_name),
+            },
+            public_url.as_ref(),
+            oidc.as_ref().map(|o| o.issuer.as_str()),
+            &file.issuers,
+            args.dev,
+        )?;
+        let console_session = console_sessions(
+            args.console_session_idle_secs
+                .or(file.console_session_idle_secs),
+            args.console_session_absolute_secs
+                .or(file.console_session_absolute_secs),
+        )?;
         Ok(Settings {
             mlflow_config: args.mlflow_config.clone(),
             dev: args.dev,
@@ -304,6 +344,10 @@ impl Settings {
                     .map_err(|e| anyhow!("console_trusted_header: {e}"))?
                     .flatten(),
                 dangerous_insecure_cookies: insecure_cookies,
+                // The pasted-token form: dev mode only.
+                token_sign_in: args.dev,
+                oidc: console_sign_in,
+                session: console_session,
                 ..ConsoleConfig::default()
             },
             person_claim: args
@@ -330,6 +374,106 @@ impl Settings {
             issuers: file.issuers,
         })
     }
+}
+
+/// The console's OpenID sign-in settings, before validation.
+struct ConsoleOidcSettings {
+    client_id: Option<String>,
+    issuer: Option<String>,
+    scopes: Option<String>,
+    provider_name: Option<String>,
+}
+
+/// The console's OpenID client, when a client id is configured: its issuer must be a configured
+/// provider, the public URL gives the redirect URI, the secret comes from the environment only.
+fn console_oidc(
+    c: ConsoleOidcSettings,
+    public_url: Option<&PublicUrl>,
+    primary: Option<&str>,
+    issuers: &[IssuerConfig],
+    dev: bool,
+) -> anyhow::Result<Option<ConsoleOidcConfig>> {
+    let Some(client_id) = c.client_id else {
+        if c.issuer.is_some() {
+            bail!("console_oidc_issuer is set without console_oidc_client_id");
+        }
+        return Ok(None);
+    };
+    let issuer = c
+        .issuer
+        .or_else(|| primary.map(str::to_owned))
+        .ok_or_else(|| {
+            anyhow!(
+                "console_oidc_client_id needs a provider: set oidc_issuer or console_oidc_issuer"
+            )
+        })?;
+    if primary != Some(issuer.as_str()) && !issuers.iter().any(|t| t.issuer == issuer) {
+        bail!(
+            "console_oidc_issuer {issuer:?} is neither oidc_issuer nor an [[issuers]] table: its \
+             keys and claim mapping would be unknown"
+        );
+    }
+    let public_url = public_url.ok_or_else(|| {
+        anyhow!(
+            "console sign-in through the OpenID provider needs public_url: the redirect URI \
+             registered at the provider is <public URL>{OIDC_CALLBACK_PATH}"
+        )
+    })?;
+    if !dev && std::env::var_os(SESSION_SECRET_ENV).is_none() {
+        bail!(
+            "console sign-in through the OpenID provider needs {SESSION_SECRET_ENV} (at least 32 \
+             random bytes, the same on every replica: e.g. `openssl rand -base64 48`)"
+        );
+    }
+    let secret = std::env::var(CLIENT_SECRET_ENV)
+        .map(Zeroizing::new)
+        .map_err(|_| anyhow!("console_oidc_client_id is set but {CLIENT_SECRET_ENV} is not"))?;
+    let scopes = c.scopes.map_or_else(
+        || vec!["openid".to_owned(), "profile".to_owned()],
+        |s| s.split_whitespace().map(str::to_owned).collect(),
+    );
+    ConsoleOidcConfig::new(
+        &issuer,
+        &client_id,
+        secret,
+        public_url,
+        &scopes,
+        c.provider_name.as_deref(),
+    )
+    .map(Some)
+    .map_err(|e| anyhow!("console OpenID sign-in: {e}"))
+}
+
+/// Console session lifetimes and the sealing secret (environment only; required with OpenID
+/// sign-in outside dev mode, see [`console_oidc`]).
+fn console_sessions(idle: Option<u64>, absolute: Option<u64>) -> anyhow::Result<SessionConfig> {
+    let secs = |name: &str, v: Option<u64>, default: Duration| match v {
+        Some(0) => Err(anyhow!("{name} must be more than 0")),
+        Some(s) => Ok(Duration::from_secs(s)),
+        None => Ok(default),
+    };
+    let idle_timeout = secs("console_session_idle_secs", idle, DEFAULT_IDLE_TIMEOUT)?;
+    let absolute_timeout = secs(
+        "console_session_absolute_secs",
+        absolute,
+        DEFAULT_ABSOLUTE_TIMEOUT,
+    )?;
+    if idle_timeout > absolute_timeout {
+        bail!("console_session_idle_secs is longer than console_session_absolute_secs");
+    }
+    let secret = match std::env::var(SESSION_SECRET_ENV) {
+        Ok(s) => Some(
+            SessionSecret::new(s.trim().as_bytes())
+                .map_err(|e| anyhow!("{SESSION_SECRET_ENV}: {e}"))?,
+        ),
+        // Dev mode, or no OpenID sign-in: a secret drawn at start-up (sessions end at a restart).
+        Err(_) => None,
+    };
+    Ok(SessionConfig {
+        secret,
+        idle_timeout,
+        absolute_timeout,
+    })
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
