@@ -9,6 +9,7 @@ use airisk_core::governance::approval_workflow::ApprovalWorkflow;
 use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
 use airisk_core::governance::model_registry::ModelRegistry;
 use airisk_core::governance::prompt_registry::PromptRegistry;
+use airisk_core::governance::service_context::ServiceContext;
 use airisk_core::ledger::{LedgerName, LedgerSigner, LedgerVerifier};
 use airisk_core::ports::{AuditRepository, Clock, GovernanceStore, IdGenerator};
 
@@ -243,14 +244,14 @@ impl AppState {
         if let Some(envelope) = &envelope {
             audit = audit.with_sealing(stores.governance.clone(), envelope.clone());
         }
-        let models = ModelRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
-        let mut prompts =
-            PromptRegistry::new(stores.governance.clone(), clock.clone(), ids.clone());
+        // One context (store, clock, ids, RBAC) shared by the three governance services.
+        let services = ServiceContext::new(stores.governance.clone(), clock.clone(), ids.clone());
+        let models = ModelRegistry::with_context(services.clone());
+        let mut prompts = PromptRegistry::with_context(services.clone());
         if let Some(envelope) = &envelope {
             prompts = prompts.with_envelope(envelope.clone());
         }
-        let approvals =
-            ApprovalWorkflow::new(stores.governance.clone(), clock.clone(), ids.clone());
+        let approvals = ApprovalWorkflow::with_context(services);
         AppState(Arc::new(Inner {
             stores,
             clock,

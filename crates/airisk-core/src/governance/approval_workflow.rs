@@ -29,12 +29,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit_record::{AuditEvent, AuditReceipt, AuditValidationError, Outcome};
+use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
 use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
 };
 use crate::request::CorrelationId;
-use crate::security::rbac::{Action, AuthorizationError, RbacService};
+use crate::security::rbac::{Action, AuthorizationError};
 use crate::security::tenant_context::{ActorId, Principal, PrincipalKind, TenantId};
 
 /// Longest justification or decision reason, in bytes.
@@ -109,21 +110,27 @@ pub enum Subject {
 impl Subject {
     /// The audit `resource_type` of the subject.
     pub fn resource_type(&self) -> &'static str {
-        match self {
-            Subject::Model { .. } => "model",
-            Subject::PromptLabel { .. } => "prompt_label",
-        }
+        self.resource().resource_type()
     }
 
     /// The audit `resource_id` of the subject: `name@version`, or `name@version#label`.
     pub fn resource_id(&self) -> String {
+        self.resource().resource_id().into_owned()
+    }
+
+    /// The subject as the resource of an audit record.
+    pub(crate) fn resource(&self) -> Resource<'_> {
         match self {
-            Subject::Model { name, version } => format!("{name}@{version}"),
+            Subject::Model { name, version } => Resource::Model { name, version },
             Subject::PromptLabel {
                 name,
                 version,
                 label,
-            } => format!("{name}@{version}#{label}"),
+            } => Resource::PromptLabel {
+                name,
+                version: *version,
+                label,
+            },
         }
     }
 }
@@ -529,157 +536,10 @@ fn check_reason(field: &str, reason: &str) -> Result<(), ApprovalError> {
     Ok(())
 }
 
-/// Shared machinery of the governance services: the store, the clock, ids and RBAC, and the
-/// helpers that build audit events and denials.
-#[derive(Debug, Clone)]
-pub(crate) struct Kernel {
-    pub(crate) store: Arc<dyn GovernanceStore>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) ids: Arc<dyn IdGenerator>,
-    pub(crate) rbac: RbacService,
-}
-
-impl Kernel {
-    /// An audit event for `principal` doing `action` on a resource.
-    #[allow(clippy::too_many_arguments)] // one argument per audit field
-    pub(crate) fn event(
-        &self,
-        principal: &Principal,
-        correlation: &CorrelationId,
-        action: Action,
-        outcome: Outcome,
-        resource_type: &str,
-        resource_id: &str,
-        reason: Option<String>,
-        metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    ) -> Result<AuditEvent, AuditValidationError> {
-        AuditEvent::new(
-            self.ids.new_id(),
-            principal.tenant().clone(),
-            principal.actor().clone(),
-            action.as_str(),
-            outcome,
-            resource_type,
-            resource_id,
-            reason,
-            correlation.clone(),
-            metadata,
-        )
-    }
-
-    /// Records a refused attempt. Caller input that a record cannot hold as it is (control
-    /// characters, over-long or empty ids) is recorded escaped (see
-    /// [`super::audit_record::recordable_text`]), with the original's SHA-256 in the metadata, so
-    /// every refusal is recorded. A failure to store the record is logged; the caller is refused
-    /// either way.
-    pub(crate) async fn deny(
-        &self,
-        principal: &Principal,
-        correlation: &CorrelationId,
-        action: Action,
-        resource_type: &str,
-        resource_id: &str,
-        why: &str,
-    ) {
-        let event = denial_event(
-            self.ids.new_id(),
-            principal,
-            correlation,
-            action.as_str(),
-            resource_type,
-            resource_id,
-            why,
-        );
-        let result = match event {
-            Ok(event) => self
-                .store
-                .commit(ChangeSet::audit_only(
-                    principal.tenant().clone(),
-                    vec![event],
-                ))
-                .await
-                .map(|_| ()),
-            Err(e) => Err(StoreError::Refused {
-                message: e.to_string(),
-            }),
-        };
-        if let Err(e) = result {
-            tracing::error!(tenant_id = %principal.tenant(), action = action.as_str(), error = %e, "could not record a denial");
-        }
-    }
-
-    /// Checks the role, recording a denial if refused.
-    pub(crate) async fn authorize(
-        &self,
-        principal: &Principal,
-        correlation: &CorrelationId,
-        action: Action,
-        resource_type: &str,
-        resource_id: &str,
-    ) -> Result<(), AuthorizationError> {
-        if let Err(denied) = self.rbac.check_permission(principal.role(), action) {
-            self.deny(
-                principal,
-                correlation,
-                action,
-                resource_type,
-                resource_id,
-                &denied.to_string(),
-            )
-            .await;
-            return Err(denied);
-        }
-        Ok(())
-    }
-}
-
-/// The denial record of `principal` attempting `action` on a resource, with every piece of caller
-/// input made recordable (see [`super::audit_record::recordable_text`]); escaped fields are named
-/// in the metadata under `escaped`, each with the original's SHA-256 and length.
-///
-/// # Errors
-/// [`AuditValidationError`] only if `action` or `resource_type` (kernel constants) are invalid.
-pub(crate) fn denial_event(
-    id: Uuid,
-    principal: &Principal,
-    correlation: &CorrelationId,
-    action: &str,
-    resource_type: &str,
-    resource_id: &str,
-    why: &str,
-) -> Result<AuditEvent, AuditValidationError> {
-    use super::audit_record::{REASON_MAX_LEN, RESOURCE_ID_MAX_LEN, recordable_text};
-    let rid = recordable_text(resource_id, RESOURCE_ID_MAX_LEN);
-    let reason = recordable_text(why, REASON_MAX_LEN);
-    let mut escaped = serde_json::Map::new();
-    for (field, text) in [("resource_id", &rid), ("reason", &reason)] {
-        if let Some(original) = text.original_json() {
-            escaped.insert(field.to_owned(), original);
-        }
-    }
-    let metadata = (!escaped.is_empty()).then(|| {
-        let mut m = serde_json::Map::new();
-        m.insert("escaped".to_owned(), serde_json::Value::Object(escaped));
-        m
-    });
-    AuditEvent::new(
-        id,
-        principal.tenant().clone(),
-        principal.actor().clone(),
-        action,
-        Outcome::Denied,
-        resource_type,
-        &rid.text,
-        Some(reason.text),
-        correlation.clone(),
-        metadata,
-    )
-}
-
 /// The approval workflow service.
 #[derive(Debug, Clone)]
 pub struct ApprovalWorkflow {
-    kernel: Kernel,
+    ctx: ServiceContext,
 }
 
 /// What a decision changed: the request, and the audit receipts of the transaction.
@@ -692,24 +552,24 @@ pub struct Decided {
 }
 
 impl ApprovalWorkflow {
-    /// A workflow over `store`.
+    /// A workflow over `store` (a shorthand for [`ApprovalWorkflow::with_context`] with a new
+    /// [`ServiceContext`]).
     pub fn new(
         store: Arc<dyn GovernanceStore>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
-        ApprovalWorkflow {
-            kernel: Kernel {
-                store,
-                clock,
-                ids,
-                rbac: RbacService::new(),
-            },
-        }
+        Self::with_context(ServiceContext::new(store, clock, ids))
     }
 
-    pub(crate) fn from_kernel(kernel: Kernel) -> Self {
-        ApprovalWorkflow { kernel }
+    /// A workflow working with the shared `ctx`.
+    pub fn with_context(ctx: ServiceContext) -> Self {
+        ApprovalWorkflow { ctx }
+    }
+
+    /// The context this workflow works with.
+    pub(crate) fn context(&self) -> &ServiceContext {
+        &self.ctx
     }
 
     /// Opens a pending request in the principal's tenant (`approval.request`).
@@ -722,15 +582,12 @@ impl ApprovalWorkflow {
         correlation: &CorrelationId,
         new: NewApprovalRequest,
     ) -> Result<Decided, ApprovalError> {
-        let k = &self.kernel;
-        let resource_id = new.subject.resource_id();
-        let resource_type = new.subject.resource_type();
+        let k = &self.ctx;
         k.authorize(
             principal,
             correlation,
             Action::ApprovalRequest,
-            resource_type,
-            &resource_id,
+            new.subject.resource(),
         )
         .await?;
         match &new.subject {
@@ -783,13 +640,11 @@ impl ApprovalWorkflow {
                 super::audit_record::format_timestamp(&t).into(),
             );
         }
-        self.kernel.event(
+        self.ctx.event(
             principal,
             correlation,
             Action::ApprovalRequest,
-            Outcome::Success,
-            "approval_request",
-            &request.id.to_string(),
+            Resource::ApprovalRequest(request.id),
             Some(request.justification.clone()),
             Some(metadata),
         )
@@ -805,10 +660,10 @@ impl ApprovalWorkflow {
         principal: &Principal,
         id: Uuid,
     ) -> Result<ApprovalRequest, ApprovalError> {
-        self.kernel
+        self.ctx
             .rbac
             .check_permission(principal.role(), Action::ApprovalView)?;
-        self.kernel
+        self.ctx
             .store
             .approval(principal.tenant(), id)
             .await?
@@ -825,11 +680,11 @@ impl ApprovalWorkflow {
         filter: &ApprovalFilter,
         page: Page,
     ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
-        self.kernel
+        self.ctx
             .rbac
             .check_permission(principal.role(), Action::ApprovalView)?;
         Ok(self
-            .kernel
+            .ctx
             .store
             .approvals(principal.tenant(), filter, page)
             .await?)
@@ -891,21 +746,14 @@ impl ApprovalWorkflow {
         reason: &str,
         verdict: Verdict,
     ) -> Result<Decided, ApprovalError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         let action = verdict.action();
-        let rid = id.to_string();
-        k.authorize(principal, correlation, action, "approval_request", &rid)
+        let resource = Resource::ApprovalRequest(id);
+        k.authorize(principal, correlation, action, resource)
             .await?;
         let Some(current) = k.store.approval(principal.tenant(), id).await? else {
-            k.deny(
-                principal,
-                correlation,
-                action,
-                "approval_request",
-                &rid,
-                "not found",
-            )
-            .await;
+            k.deny(principal, correlation, action, resource, "not found")
+                .await;
             return Err(ApprovalError::NotFound);
         };
         let now = k.clock.now();
@@ -928,15 +776,8 @@ impl ApprovalWorkflow {
                 | ApprovalError::NotRequester
                 | ApprovalError::AlreadyApproved { .. }),
             ) => {
-                k.deny(
-                    principal,
-                    correlation,
-                    action,
-                    "approval_request",
-                    &rid,
-                    &e.to_string(),
-                )
-                .await;
+                k.deny(principal, correlation, action, resource, &e.to_string())
+                    .await;
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -971,9 +812,7 @@ impl ApprovalWorkflow {
                 } else {
                     Action::ModelReject
                 },
-                Outcome::Success,
-                "model",
-                &next.subject.resource_id(),
+                next.subject.resource(),
                 Some(reason.to_owned()),
                 None,
             )?);
@@ -1003,19 +842,16 @@ impl ApprovalWorkflow {
         current: &ApprovalRequest,
         expired: ApprovalRequest,
     ) -> Result<(), ApprovalError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         // Expiry is the clock's doing, not an action a role grants: it is recorded under its own
         // action name, with the principal whose command noticed it.
-        let event = AuditEvent::new(
-            k.ids.new_id(),
-            principal.tenant().clone(),
-            principal.actor().clone(),
+        let event = k.event_named(
+            principal,
+            correlation,
             EXPIRE_ACTION,
             Outcome::Success,
-            "approval_request",
-            &current.id.to_string(),
+            Resource::ApprovalRequest(current.id),
             Some("expired before a decision".to_owned()),
-            correlation.clone(),
             None,
         )?;
         let result = k
@@ -1049,13 +885,11 @@ impl ApprovalWorkflow {
         metadata.insert("approvals".into(), (next.approvals.len() as u64).into());
         metadata.insert("required_approvals".into(), next.required_approvals.into());
         metadata.insert("subject".into(), next.subject.resource_id().into());
-        self.kernel.event(
+        self.ctx.event(
             principal,
             correlation,
             action,
-            Outcome::Success,
-            "approval_request",
-            &next.id.to_string(),
+            Resource::ApprovalRequest(next.id),
             Some(reason.to_owned()),
             Some(metadata),
         )

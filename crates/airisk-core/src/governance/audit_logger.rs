@@ -327,7 +327,7 @@ impl AuditLogger {
     async fn record_denial(&self, principal: &Principal, input: &AuditEventInput, why: &str) {
         let correlation = CorrelationId::parse(&input.correlation_id)
             .unwrap_or_else(|_| CorrelationId::generate());
-        let event = super::approval_workflow::denial_event(
+        let event = super::service_context::denial_event(
             self.ids.new_id(),
             principal,
             &correlation,

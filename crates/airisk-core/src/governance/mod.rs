@@ -7,4 +7,5 @@ pub mod audit_logger;
 pub mod audit_record;
 pub mod model_registry;
 pub mod prompt_registry;
+pub mod service_context;
 pub mod visible_text;

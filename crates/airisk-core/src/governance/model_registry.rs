@@ -14,15 +14,15 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::approval_workflow::{
-    ApprovalError, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, Kernel, NewApprovalRequest,
-    Subject,
+    ApprovalError, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, NewApprovalRequest, Subject,
 };
 use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
+use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
 use crate::ledger::to_canonical_json;
 use crate::ports::{ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError};
 use crate::request::CorrelationId;
-use crate::security::rbac::{Action, AuthorizationError, RbacService};
+use crate::security::rbac::{Action, AuthorizationError};
 use crate::security::tenant_context::{ActorId, Principal, TenantId};
 
 /// Longest model name, in bytes.
@@ -383,30 +383,33 @@ pub enum DeploymentDenial {
     ChecksumMismatch,
 }
 
-/// The model registry service.
+/// The model registry service. A model's approval goes through the approval workflow, which
+/// holds the shared [`ServiceContext`].
 #[derive(Debug, Clone)]
 pub struct ModelRegistry {
-    kernel: Kernel,
     workflow: ApprovalWorkflow,
 }
 
 impl ModelRegistry {
-    /// A registry over `store`.
+    /// A registry over `store` (a shorthand for [`ModelRegistry::with_context`] with a new
+    /// [`ServiceContext`]).
     pub fn new(
         store: Arc<dyn GovernanceStore>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
-        let kernel = Kernel {
-            store,
-            clock,
-            ids,
-            rbac: RbacService::new(),
-        };
+        Self::with_context(ServiceContext::new(store, clock, ids))
+    }
+
+    /// A registry working with the shared `ctx`.
+    pub fn with_context(ctx: ServiceContext) -> Self {
         ModelRegistry {
-            workflow: ApprovalWorkflow::from_kernel(kernel.clone()),
-            kernel,
+            workflow: ApprovalWorkflow::with_context(ctx),
         }
+    }
+
+    fn ctx(&self) -> &ServiceContext {
+        self.workflow.context()
     }
 
     /// Registers a model version, PENDING, with its approval request, in one transaction with
@@ -423,9 +426,12 @@ impl ModelRegistry {
         correlation: &CorrelationId,
         input: RegisterModel,
     ) -> Result<Registered, ModelRegistryError> {
-        let k = &self.kernel;
-        let rid = format!("{}@{}", input.name, input.version);
-        k.authorize(principal, correlation, Action::ModelRegister, "model", &rid)
+        let k = self.ctx();
+        let resource = Resource::Model {
+            name: &input.name,
+            version: &input.version,
+        };
+        k.authorize(principal, correlation, Action::ModelRegister, resource)
             .await?;
         let name = ModelName::parse(&input.name).map_err(ModelRegistryError::Invalid)?;
         let version =
@@ -514,9 +520,7 @@ impl ModelRegistry {
                 principal,
                 correlation,
                 Action::ModelRegister,
-                Outcome::Success,
-                "model",
-                &rid,
+                resource,
                 None,
                 Some(meta),
             )?,
@@ -558,10 +562,10 @@ impl ModelRegistry {
         name: &str,
         version: &str,
     ) -> Result<ModelVersion, ModelRegistryError> {
-        self.kernel
+        self.ctx()
             .rbac
             .check_permission(principal.role(), Action::ModelView)?;
-        self.kernel
+        self.ctx()
             .store
             .model(principal.tenant(), name, version)
             .await?
@@ -577,11 +581,11 @@ impl ModelRegistry {
         principal: &Principal,
         name: &str,
     ) -> Result<Vec<ModelVersion>, ModelRegistryError> {
-        self.kernel
+        self.ctx()
             .rbac
             .check_permission(principal.role(), Action::ModelView)?;
         Ok(self
-            .kernel
+            .ctx()
             .store
             .model_versions(principal.tenant(), name)
             .await?)
@@ -595,20 +599,14 @@ impl ModelRegistry {
         name: &str,
         version: &str,
     ) -> Result<ModelVersion, ModelRegistryError> {
-        let rid = format!("{name}@{version}");
-        self.kernel
-            .authorize(principal, correlation, action, "model", &rid)
+        let k = self.ctx();
+        let resource = Resource::Model { name, version };
+        k.authorize(principal, correlation, action, resource)
             .await?;
-        match self
-            .kernel
-            .store
-            .model(principal.tenant(), name, version)
-            .await?
-        {
+        match k.store.model(principal.tenant(), name, version).await? {
             Some(m) => Ok(m),
             None => {
-                self.kernel
-                    .deny(principal, correlation, action, "model", &rid, "not found")
+                k.deny(principal, correlation, action, resource, "not found")
                     .await;
                 Err(ModelRegistryError::NotFound)
             }
@@ -686,20 +684,19 @@ impl ModelRegistry {
                 version,
             )
             .await?;
-        let rid = format!("{name}@{version}");
+        let k = self.ctx();
+        let resource = Resource::Model { name, version };
         let presented = match Sha256Digest::parse(presented_sha256) {
             Ok(d) => d,
             Err(e) => {
-                self.kernel
-                    .deny(
-                        principal,
-                        correlation,
-                        Action::ModelAuthorizeDeployment,
-                        "model",
-                        &rid,
-                        &e,
-                    )
-                    .await;
+                k.deny(
+                    principal,
+                    correlation,
+                    Action::ModelAuthorizeDeployment,
+                    resource,
+                    &e,
+                )
+                .await;
                 return Err(ModelRegistryError::Invalid(e));
             }
         };
@@ -713,25 +710,23 @@ impl ModelRegistry {
         let mut meta = Map::new();
         meta.insert("presented_sha256".into(), presented.to_hex().into());
         meta.insert("registered_sha256".into(), model.checksum.to_hex().into());
-        let event = self.kernel.event(
+        let event = k.event_named(
             principal,
             correlation,
-            Action::ModelAuthorizeDeployment,
+            Action::ModelAuthorizeDeployment.as_str(),
             if denial.is_some() {
                 Outcome::Denied
             } else {
                 Outcome::Success
             },
-            "model",
-            &rid,
+            resource,
             Some(match denial {
                 Some(d) => d.to_string(),
                 None => "approved model, checksum verified".to_owned(),
             }),
             Some(meta),
         )?;
-        let mut receipts = self
-            .kernel
+        let mut receipts = k
             .store
             .commit(ChangeSet::audit_only(
                 principal.tenant().clone(),

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use uuid::Uuid;
 
-use super::approval_workflow::{ApprovalError, ApprovalStatus, Kernel, Subject};
-use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
+use super::approval_workflow::{ApprovalError, ApprovalStatus, Subject};
+use super::audit_record::{AuditReceipt, AuditValidationError};
 use super::model_registry::Sha256Digest;
+use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
 use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
@@ -27,7 +28,7 @@ use crate::ports::{
 use crate::request::CorrelationId;
 use crate::security::encryption::EncryptionError;
 use crate::security::envelope::{Envelope, Opened, prompt_template_context};
-use crate::security::rbac::{Action, AuthorizationError, RbacService};
+use crate::security::rbac::{Action, AuthorizationError};
 use crate::security::tenant_context::{ActorId, Principal, TenantId};
 
 /// Longest prompt name, in bytes.
@@ -262,7 +263,7 @@ pub struct PromptChange {
 /// The prompt registry service.
 #[derive(Debug, Clone)]
 pub struct PromptRegistry {
-    kernel: Kernel,
+    ctx: ServiceContext,
     envelope: Option<Arc<Envelope>>,
 }
 
@@ -304,19 +305,21 @@ fn check_text(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError
 }
 
 impl PromptRegistry {
-    /// A registry over `store`.
+    /// A registry over `store` (a shorthand for [`PromptRegistry::with_context`] with a new
+    /// [`ServiceContext`]).
     pub fn new(
         store: Arc<dyn GovernanceStore>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
+        Self::with_context(ServiceContext::new(store, clock, ids))
+    }
+
+    /// A registry working with the shared `ctx`, storing templates as they are (see
+    /// [`PromptRegistry::with_envelope`]).
+    pub fn with_context(ctx: ServiceContext) -> Self {
         PromptRegistry {
-            kernel: Kernel {
-                store,
-                clock,
-                ids,
-                rbac: RbacService::new(),
-            },
+            ctx,
             envelope: None,
         }
     }
@@ -342,7 +345,7 @@ impl PromptRegistry {
         let Some(env) = &self.envelope else {
             return Err(PromptRegistryError::Sealing(EncryptionError::KeyMissing));
         };
-        let keys = self.kernel.store.data_keys(tenant).await?;
+        let keys = self.ctx.store.data_keys(tenant).await?;
         for v in versions.iter_mut().filter(|v| v.sealed) {
             let ctx = prompt_template_context(tenant, &v.name, v.version)?;
             match env.open(&keys, &ctx, &v.template)? {
@@ -372,18 +375,17 @@ impl PromptRegistry {
         template: &str,
         change_reason: &str,
     ) -> Result<PromptChange, PromptRegistryError> {
-        self.kernel
+        self.ctx
             .authorize(
                 principal,
                 correlation,
                 Action::PromptRegister,
-                "prompt",
-                name,
+                Resource::Prompt { name },
             )
             .await?;
         check_name("prompt name", name, PROMPT_NAME_MAX_LEN)?;
         if self
-            .kernel
+            .ctx
             .store
             .prompt_versions(principal.tenant(), name)
             .await?
@@ -427,8 +429,9 @@ impl PromptRegistry {
         template: &str,
         change_reason: &str,
     ) -> Result<PromptChange, PromptRegistryError> {
-        let k = &self.kernel;
-        k.authorize(principal, correlation, Action::PromptUpdate, "prompt", name)
+        let k = &self.ctx;
+        let resource = Resource::Prompt { name };
+        k.authorize(principal, correlation, Action::PromptUpdate, resource)
             .await?;
         let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
         let tail = versions.len().saturating_sub(1);
@@ -440,8 +443,7 @@ impl PromptRegistry {
                 principal,
                 correlation,
                 Action::PromptUpdate,
-                "prompt",
-                name,
+                resource,
                 "not found",
             )
             .await;
@@ -479,7 +481,7 @@ impl PromptRegistry {
         template: &str,
         change_reason: &str,
     ) -> Result<PromptChange, PromptRegistryError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         check_text("template", template, TEMPLATE_MAX_BYTES)?;
         check_text("change_reason", change_reason, CHANGE_REASON_MAX_LEN)?;
         let pv = PromptVersion {
@@ -514,9 +516,7 @@ impl PromptRegistry {
             principal,
             correlation,
             action,
-            Outcome::Success,
-            "prompt",
-            &format!("{name}@{version}"),
+            Resource::PromptVersion { name, version },
             Some(change_reason.to_owned()),
             Some(meta),
         )?;
@@ -544,7 +544,7 @@ impl PromptRegistry {
         name: &str,
         selector: &PromptSelector,
     ) -> Result<PromptVersion, PromptRegistryError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         k.rbac
             .check_permission(principal.role(), Action::PromptView)?;
         let versions = k.store.prompt_versions(principal.tenant(), name).await?;
@@ -576,7 +576,7 @@ impl PromptRegistry {
         principal: &Principal,
         name: &str,
     ) -> Result<PromptHistory, PromptRegistryError> {
-        let k = &self.kernel;
+        let k = &self.ctx;
         k.rbac
             .check_permission(principal.role(), Action::PromptView)?;
         let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
@@ -627,16 +627,14 @@ impl PromptRegistry {
         label: &str,
         version: u32,
     ) -> Result<LabelMove, PromptRegistryError> {
-        let k = &self.kernel;
-        let rid = format!("{name}@{version}#{label}");
-        k.authorize(
-            principal,
-            correlation,
-            Action::PromptMoveLabel,
-            "prompt_label",
-            &rid,
-        )
-        .await?;
+        let k = &self.ctx;
+        let resource = Resource::PromptLabel {
+            name,
+            version,
+            label,
+        };
+        k.authorize(principal, correlation, Action::PromptMoveLabel, resource)
+            .await?;
         check_name("label", label, LABEL_MAX_LEN)?;
         let versions = k.store.prompt_versions(principal.tenant(), name).await?;
         if !versions.iter().any(|v| v.version == version) {
@@ -644,8 +642,7 @@ impl PromptRegistry {
                 principal,
                 correlation,
                 Action::PromptMoveLabel,
-                "prompt_label",
-                &rid,
+                resource,
                 "not found",
             )
             .await;
@@ -679,8 +676,7 @@ impl PromptRegistry {
                 principal,
                 correlation,
                 Action::PromptMoveLabel,
-                "prompt_label",
-                &rid,
+                resource,
                 &err.to_string(),
             )
             .await;
@@ -719,9 +715,7 @@ impl PromptRegistry {
             principal,
             correlation,
             Action::PromptMoveLabel,
-            Outcome::Success,
-            "prompt_label",
-            &rid,
+            resource,
             None,
             Some(meta),
         )?;

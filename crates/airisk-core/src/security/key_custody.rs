@@ -309,7 +309,7 @@ pub async fn shred_own_tenant(
     let tenant = principal.tenant().clone();
     if let Err(denied) = RbacService::new().check_permission(principal.role(), Action::TenantShred)
     {
-        let event = crate::governance::approval_workflow::denial_event(
+        let event = crate::governance::service_context::denial_event(
             ids.new_id(),
             principal,
             correlation,

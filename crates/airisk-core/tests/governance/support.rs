@@ -6,6 +6,7 @@ use airisk_core::governance::approval_workflow::ApprovalWorkflow;
 use airisk_core::governance::audit_record::{AuditRecord, Outcome};
 use airisk_core::governance::model_registry::{ModelRegistry, RegisterModel, Registered};
 use airisk_core::governance::prompt_registry::PromptRegistry;
+use airisk_core::governance::service_context::ServiceContext;
 use airisk_core::ports::{AuditRepository, UuidV7Generator};
 use airisk_core::request::CorrelationId;
 use airisk_core::security::rbac::Role;
@@ -29,11 +30,11 @@ impl World {
         let clock = Arc::new(ManualClock::new());
         let store = InMemoryStore::new(clock.clone());
         let s = Arc::new(store.clone());
-        let ids = Arc::new(UuidV7Generator);
+        let services = ServiceContext::new(s, clock.clone(), Arc::new(UuidV7Generator));
         World {
-            workflow: ApprovalWorkflow::new(s.clone(), clock.clone(), ids.clone()),
-            models: ModelRegistry::new(s.clone(), clock.clone(), ids.clone()),
-            prompts: PromptRegistry::new(s, clock.clone(), ids),
+            workflow: ApprovalWorkflow::with_context(services.clone()),
+            models: ModelRegistry::with_context(services.clone()),
+            prompts: PromptRegistry::with_context(services),
             store,
             clock,
         }
