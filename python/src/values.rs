@@ -5,8 +5,8 @@
 //! result can be changed through what it hands out.
 
 use airisk_core::governance::approval_workflow::{ApprovalRequest as CoreRequest, Subject};
-use airisk_core::governance::audit_logger::VerifyReport as CoreVerifyReport;
 use airisk_core::governance::audit_record::{AuditReceipt as CoreReceipt, AuditRecord};
+use airisk_core::governance::audit_verification::VerifyReport as CoreVerifyReport;
 use airisk_core::governance::model_registry::ModelVersion as CoreModel;
 use airisk_core::governance::prompt_registry::{
     LabelMove as CoreLabelMove, PromptVersion as CorePrompt,

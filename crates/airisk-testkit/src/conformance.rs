@@ -639,7 +639,8 @@ pub async fn verification_sees_one_snapshot_under_concurrent_appends(
     store: Arc<dyn AuditRepository>,
     tamper: Tamper,
 ) {
-    use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy, Problem};
+    use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
+    use airisk_core::governance::audit_verification::Problem;
     use airisk_core::ledger::{LedgerName, LedgerSigner};
     use airisk_core::ports::{SystemClock, UuidV7Generator};
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
+use airisk_core::governance::audit_verification::VerifyOptions;
 use airisk_core::governance::prompt_registry::{
     PromptRegistry, PromptRegistryError, PromptSelector, PromptVersion,
 };
@@ -558,9 +559,11 @@ pub async fn sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_ke
     let report = logger
         .verify_with(
             &tenant("acme"),
-            Some(&signer.verifier()),
-            Some(&before.note),
-            true,
+            &VerifyOptions {
+                verifier: Some(&signer.verifier()),
+                kept_checkpoint: Some(&before.note),
+                deep: true,
+            },
             |_, _| {},
         )
         .await

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use uuid::Uuid;
 
-use super::approval_workflow::{ApprovalError, ApprovalStatus, Subject};
+use super::approval_request::{ApprovalError, ApprovalStatus, Subject};
 use super::audit_record::{AuditReceipt, AuditValidationError};
-use super::model_registry::Sha256Digest;
+use super::model_version::Sha256Digest;
 use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
 use crate::ports::{

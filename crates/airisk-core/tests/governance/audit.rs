@@ -3,10 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use airisk_core::governance::audit_logger::{AuditError, AuditLogger, CheckpointPolicy, Problem};
+use airisk_core::governance::audit_logger::{AuditError, AuditLogger, CheckpointPolicy};
 use airisk_core::governance::audit_record::{
     AuditEventInput, AuditRecord, AuditValidationError, METADATA_MAX_BYTES, Outcome,
 };
+use airisk_core::governance::audit_verification::{Problem, VerifyOptions};
 use airisk_core::ledger::{self, LedgerName, LedgerSigner, verify_checkpoint};
 use airisk_core::ports::{AuditRepository, StoreError, UuidV7Generator};
 use airisk_core::security::rbac::Role;
@@ -635,9 +636,11 @@ async fn a_non_canonical_leaf_is_named_by_a_deep_verify() {
         .logger
         .verify_with(
             &tenant("acme"),
-            Some(&f.signer.verifier()),
-            None,
-            true,
+            &VerifyOptions {
+                verifier: Some(&f.signer.verifier()),
+                kept_checkpoint: None,
+                deep: true,
+            },
             |_, _| {},
         )
         .await

@@ -263,7 +263,7 @@ pub(crate) async fn verify(
 
 /// The API's view of a verification report.
 pub(crate) fn verify_view(
-    report: &airisk_core::governance::audit_logger::VerifyReport,
+    report: &airisk_core::governance::audit_verification::VerifyReport,
     kept_size: Option<u64>,
 ) -> VerifyView {
     VerifyView {

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy, Problem};
+use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
+use airisk_core::governance::audit_verification::Problem;
 use airisk_core::ledger::{Frontier, LedgerName, LedgerSigner, leaf_hash};
 use airisk_core::ports::{AuditRepository, SystemClock, UuidV7Generator};
 use airisk_store_sqlite::SqliteStore;

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy, VerifyReport};
+use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
 use airisk_core::governance::audit_record::AuditRecord;
 use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
+use airisk_core::governance::audit_verification::{VerifyOptions, VerifyReport};
 use airisk_core::ledger::{LedgerName, LedgerSigner, LedgerVerifier, SIGNING_KEY_ENV};
 use airisk_core::ports::{
     AuditRepository, GovernanceStore, IdGenerator, SystemClock, UuidV7Generator,
@@ -412,9 +413,11 @@ async fn verify(
         let report = logger
             .verify_with(
                 tenant,
-                Some(verifier),
-                kept.as_deref(),
-                args.deep,
+                &VerifyOptions {
+                    verifier: Some(verifier),
+                    kept_checkpoint: kept.as_deref(),
+                    deep: args.deep,
+                },
                 |done, total| {
                     if show_progress {
                         let pct = (done * 100).checked_div(total).unwrap_or(100);

@@ -1,0 +1,601 @@
+//! Verification of a tenant's ledger from storage: every leaf's hash and form, the gapless
+//! sequence, every stored checkpoint's signature and root, the stored head and, given one, a
+//! checkpoint kept elsewhere. [`AuditLogger::verify`](super::audit_logger::AuditLogger::verify) is the service's entry point; this module
+//! holds the checks and the [`VerifyReport`] they produce, so appending and proving
+//! (`audit_logger.rs`) and verifying are read apart. `AUDIT_VERIFICATION.md` lets an auditor do
+//! the same in Python or Go.
+
+use serde_json::Value;
+
+use super::audit_record::AuditRecord;
+use crate::ledger::{
+    self, Checkpoint, Frontier, Hash, LedgerName, LedgerVerifier, verify_checkpoint,
+};
+use crate::ports::{AuditRepository, StoreError};
+use crate::security::tenant_context::TenantId;
+
+/// How many entries a verification reads per page.
+const VERIFY_PAGE: usize = 16_384;
+
+/// What a verification checks besides the ledger itself. The default checks leaves by hash and
+/// place, stored checkpoints' roots (signatures too only with a verifier), and no kept checkpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions<'a> {
+    /// The ledger's public key: with it every stored checkpoint's signature is checked; without
+    /// it only their bodies are parsed.
+    pub verifier: Option<&'a LedgerVerifier>,
+    /// A signed checkpoint note kept outside the store (detects truncation and rollback).
+    pub kept_checkpoint: Option<&'a str>,
+    /// Also decode every leaf fully and insist its bytes are exactly the canonical form of what
+    /// they decode to (a check of the writer, not needed to detect tampering: the leaf hashes
+    /// and signed roots already do that). Several times slower.
+    pub deep: bool,
+}
+
+/// Recomputes `tenant`'s whole ledger from storage: every leaf's hash and form, the gapless
+/// sequence, every stored checkpoint's root and signature, the stored head, and, if given, a
+/// checkpoint kept elsewhere (which detects truncation and rollback). Stops at the first
+/// problem and names it.
+///
+/// One consistent snapshot is checked: the tree head and the stored checkpoints as of one
+/// moment ([`AuditRepository::head_and_checkpoints`]), and the entries up to that head only,
+/// so appends and checkpoints committed while it reads are never mistaken for tampering.
+/// Afterwards, a row stored beyond that head that no newer head covers is reported.
+///
+/// `progress(done, total)` is called after each page.
+///
+/// # Errors
+/// [`StoreError`] if the store cannot be read. Integrity problems are not errors: they are the
+/// report's [`VerifyReport::problem`].
+pub(crate) async fn verify_ledger(
+    repo: &dyn AuditRepository,
+    name: &LedgerName,
+    tenant: &TenantId,
+    options: &VerifyOptions<'_>,
+    mut progress: impl FnMut(u64, u64) + Send,
+) -> Result<VerifyReport, StoreError> {
+    // One consistent snapshot: the head and the checkpoints as of one moment. Entries are
+    // then read up to that head only. The ledger is append-only, so the first `head.size`
+    // entries read later are exactly those the head committed to; entries appended meanwhile
+    // lie beyond it and are not part of this verification (they are checked, after the
+    // snapshot, only for being covered by a head at all).
+    let (head, checkpoints) = repo.head_and_checkpoints(tenant).await?;
+    let origin = name.origin_for(tenant);
+    let mut report = VerifyReport {
+        tenant: tenant.clone(),
+        entries: 0,
+        root: None,
+        checkpoints_verified: 0,
+        kept_checkpoint_verified: false,
+        problem: None,
+    };
+
+    // Parse and check every signature before reading entries, so a forged checkpoint is
+    // named even if the entries are fine.
+    let mut expected_roots: Vec<(u64, Hash, String)> = Vec::new();
+    for cp in &checkpoints {
+        match check_note(&cp.note, options.verifier, &origin) {
+            Ok(parsed) if parsed.size == cp.size && parsed.root == cp.root => {
+                expected_roots.push((cp.size, cp.root, format!("stored checkpoint {}", cp.size)));
+            }
+            Ok(_) => {
+                report.problem = Some(Problem::CheckpointMismatch {
+                    size: cp.size,
+                    detail: "the signed note does not match the stored size and root".into(),
+                });
+                return Ok(report);
+            }
+            Err(e) => {
+                report.problem = Some(Problem::BadCheckpoint {
+                    size: cp.size,
+                    detail: e,
+                });
+                return Ok(report);
+            }
+        }
+    }
+    if let Some(text) = options.kept_checkpoint {
+        match check_note(text, options.verifier, &origin) {
+            Ok(kept) => {
+                if kept.size > head.size {
+                    report.problem = Some(Problem::Truncated {
+                        kept_size: kept.size,
+                        ledger_size: head.size,
+                    });
+                    return Ok(report);
+                }
+                expected_roots.push((kept.size, kept.root, "kept checkpoint".into()));
+            }
+            Err(e) => {
+                report.problem = Some(Problem::BadKeptCheckpoint { detail: e });
+                return Ok(report);
+            }
+        }
+    }
+    expected_roots.sort_by_key(|(size, _, _)| *size);
+    let mut expected = expected_roots.into_iter().peekable();
+
+    let mut frontier = Frontier::new();
+    // A checkpoint of size 0 commits to the empty tree.
+    while let Some((0, root, what)) = expected.peek().cloned() {
+        if frontier.root() != root {
+            report.problem = Some(Problem::RootMismatch { size: 0, what });
+            return Ok(report);
+        }
+        bump(&mut report, &what);
+        expected.next();
+    }
+    let mut next_seq = 0u64;
+    // How many entries to ask for from `from`: never past the snapshot's head.
+    let want = |from: u64| {
+        usize::try_from(head.size.saturating_sub(from))
+            .unwrap_or(VERIFY_PAGE)
+            .min(VERIFY_PAGE)
+    };
+    let mut page = repo.entries(tenant, 0, want(0)).await?;
+    while let Some(last_seq) = page.last().map(|e| e.seq) {
+        // Read the next page while this one is checked: the store reads on its own thread
+        // (SQLite: a blocking reader; PostgreSQL: the server), so reading and hashing overlap.
+        let from = last_seq.saturating_add(1);
+        let mut next_page = std::pin::pin!(repo.entries(tenant, from, want(from)));
+        let early =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(next_page.as_mut().poll(cx))).await;
+        for entry in &page {
+            if entry.seq >= head.size {
+                // A row at or past the snapshot's head (a store that ignored the limit, or a
+                // row planted beyond a gap): judged after the snapshot, below.
+                break;
+            }
+            if entry.seq != next_seq {
+                report.problem = Some(Problem::Gap {
+                    expected_seq: next_seq,
+                    found_seq: entry.seq,
+                });
+                return Ok(report);
+            }
+            if let Some(problem) = check_leaf(
+                tenant,
+                entry.seq,
+                &entry.leaf,
+                &entry.leaf_hash,
+                options.deep,
+            ) {
+                report.problem = Some(problem);
+                return Ok(report);
+            }
+            if let Err(e) = frontier.append(entry.leaf_hash) {
+                report.problem = Some(Problem::HeadMismatch {
+                    detail: e.to_string(),
+                });
+                return Ok(report);
+            }
+            next_seq += 1;
+            while let Some((size, root, what)) = expected.peek().cloned() {
+                if size != next_seq {
+                    break;
+                }
+                if frontier.root() != root {
+                    report.problem = Some(Problem::RootMismatch { size, what });
+                    return Ok(report);
+                }
+                bump(&mut report, &what);
+                expected.next();
+            }
+        }
+        report.entries = next_seq;
+        progress(next_seq, head.size);
+        page = match early {
+            std::task::Poll::Ready(result) => result?,
+            std::task::Poll::Pending => next_page.await?,
+        };
+        if next_seq >= head.size || page.first().is_some_and(|e| e.seq >= head.size) {
+            break;
+        }
+    }
+    report.entries = next_seq;
+    if next_seq != head.size {
+        report.problem = Some(Problem::HeadMismatch {
+            detail: format!(
+                "the stored head says {} entries, {} were read",
+                head.size, next_seq
+            ),
+        });
+        return Ok(report);
+    }
+    if frontier.root() != head.root {
+        report.problem = Some(Problem::HeadMismatch {
+            detail: "the stored head root differs from the recomputed root".into(),
+        });
+        return Ok(report);
+    }
+    if let Some(problem) = rows_beyond(repo, tenant, head.size).await? {
+        report.problem = Some(problem);
+        return Ok(report);
+    }
+    if let Some((size, _, what)) = expected.next() {
+        // Only reachable if a checkpoint is beyond the entries read: entries were removed.
+        report.problem = Some(Problem::Truncated {
+            kept_size: size,
+            ledger_size: next_seq,
+        });
+        let _ = what;
+        return Ok(report);
+    }
+    report.root = Some(frontier.root());
+    Ok(report)
+}
+
+/// After a snapshot of `size` entries verified: a row stored at or beyond `size` is genuine
+/// only if a head committed after it covers it (an append stores its rows and its head in one
+/// transaction, and heads only grow). So the first such row is read, then the head again; a
+/// row the newer head does not cover was put there outside the ledger.
+async fn rows_beyond(
+    repo: &dyn AuditRepository,
+    tenant: &TenantId,
+    size: u64,
+) -> Result<Option<Problem>, StoreError> {
+    let Some(row) = repo.entries(tenant, size, 1).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let now = repo.tree_head(tenant).await?;
+    Ok((row.seq >= now.size).then(|| Problem::HeadMismatch {
+        detail: format!(
+            "entry {} is stored beyond the tree head ({} entries): it is not part of the ledger",
+            row.seq, now.size
+        ),
+    }))
+}
+
+fn bump(report: &mut VerifyReport, what: &str) {
+    if what == "kept checkpoint" {
+        report.kept_checkpoint_verified = true;
+    } else {
+        report.checkpoints_verified += 1;
+    }
+}
+
+/// Opens a checkpoint note: verifies its signature when a verifier is known (otherwise only parses
+/// its body) and checks it names this tenant's ledger.
+fn check_note(
+    note: &str,
+    verifier: Option<&LedgerVerifier>,
+    origin: &ledger::Origin,
+) -> Result<Checkpoint, String> {
+    let checkpoint = match verifier {
+        Some(v) => verify_checkpoint(note, v).map_err(|e| e.to_string())?,
+        None => {
+            let body = note
+                .rfind("\n\n")
+                .and_then(|i| note.get(..=i))
+                .ok_or("the note has no signature block")?;
+            Checkpoint::parse_body(body).map_err(|e| e.to_string())?
+        }
+    };
+    if checkpoint.origin != *origin {
+        return Err(format!(
+            "the note is for {:?}, not this ledger ({:?})",
+            checkpoint.origin.as_str(),
+            origin.as_str()
+        ));
+    }
+    Ok(checkpoint)
+}
+
+/// Reads `(v, seq, tenant_id)` from the end of a canonical leaf without parsing the rest.
+///
+/// In RFC 8785 form the record's members are sorted, so a canonical leaf ends with exactly
+/// `,"seq":<digits>,"tenant_id":"<id>","v":<digits>}`; and since a `"` inside a JSON string is
+/// always escaped, the last `,"seq":` of the bytes is that member (a nested `seq` in metadata sorts
+/// earlier). Anything else returns `None` and the caller parses the JSON properly.
+fn canonical_tail(leaf: &[u8]) -> Option<(u64, u64, &[u8])> {
+    const SEQ: &[u8] = b",\"seq\":";
+    const TENANT: &[u8] = b",\"tenant_id\":\"";
+    const V: &[u8] = b"\",\"v\":";
+    let start = leaf.windows(SEQ.len()).rposition(|w| w == SEQ)?;
+    let rest = leaf.get(start + SEQ.len()..)?.strip_suffix(b"}")?;
+    let digits = |b: &[u8]| -> Option<u64> {
+        if b.is_empty() || b.len() > 19 || (b.len() > 1 && b.first() == Some(&b'0')) {
+            return None;
+        }
+        b.iter().try_fold(0u64, |n, d| {
+            d.is_ascii_digit()
+                .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .flatten()
+        })
+    };
+    let seq_end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    let seq = digits(rest.get(..seq_end)?)?;
+    let rest = rest.get(seq_end..)?.strip_prefix(TENANT)?;
+    let tenant_end = rest.iter().position(|b| *b == b'"')?;
+    let tenant = rest.get(..tenant_end)?;
+    let v = digits(rest.get(tenant_end..)?.strip_prefix(V)?)?;
+    Some((v, seq, tenant))
+}
+
+/// The members of a leaf that place it: read without decoding the rest.
+#[derive(serde::Deserialize)]
+struct LeafPlace<'a> {
+    v: u64,
+    seq: u64,
+    #[serde(borrow)]
+    tenant_id: std::borrow::Cow<'a, str>,
+}
+
+/// Checks one stored leaf: its hash, and that it says it is this tenant's entry `seq`; with
+/// `deep`, also that it decodes to a valid record whose canonical form is exactly these bytes.
+fn check_leaf(
+    tenant: &TenantId,
+    seq: u64,
+    leaf: &[u8],
+    stored_hash: &Hash,
+    deep: bool,
+) -> Option<Problem> {
+    if &ledger::leaf_hash(leaf) != stored_hash {
+        return Some(Problem::LeafHashMismatch { seq });
+    }
+    if !deep {
+        if let Some((v, leaf_seq, leaf_tenant)) = canonical_tail(leaf) {
+            return if v != super::audit_record::LEAF_VERSION {
+                Some(Problem::MalformedLeaf {
+                    seq,
+                    detail: format!("unsupported leaf version {v}"),
+                })
+            } else if leaf_seq != seq {
+                Some(Problem::MisplacedLeaf {
+                    seq,
+                    detail: format!("the leaf says seq {leaf_seq}"),
+                })
+            } else if leaf_tenant != tenant.as_str().as_bytes() {
+                Some(Problem::MisplacedLeaf {
+                    seq,
+                    detail: format!(
+                        "the leaf belongs to tenant {}",
+                        String::from_utf8_lossy(leaf_tenant)
+                    ),
+                })
+            } else {
+                None
+            };
+        }
+        return match serde_json::from_slice::<LeafPlace<'_>>(leaf) {
+            Err(e) => Some(Problem::MalformedLeaf {
+                seq,
+                detail: format!("leaf bytes are not an audit record: {e}"),
+            }),
+            Ok(place) if place.v != super::audit_record::LEAF_VERSION => {
+                Some(Problem::MalformedLeaf {
+                    seq,
+                    detail: format!("unsupported leaf version {}", place.v),
+                })
+            }
+            Ok(place) if place.seq != seq => Some(Problem::MisplacedLeaf {
+                seq,
+                detail: format!("the leaf says seq {}", place.seq),
+            }),
+            Ok(place) if place.tenant_id != tenant.as_str() => Some(Problem::MisplacedLeaf {
+                seq,
+                detail: format!("the leaf belongs to tenant {}", place.tenant_id),
+            }),
+            Ok(_) => None,
+        };
+    }
+    match AuditRecord::from_leaf_bytes(leaf) {
+        Err(e) => Some(Problem::MalformedLeaf {
+            seq,
+            detail: e.to_string(),
+        }),
+        Ok(record) if record.seq() != seq => Some(Problem::MisplacedLeaf {
+            seq,
+            detail: format!("the leaf says seq {}", record.seq()),
+        }),
+        Ok(record) if record.event().tenant_id() != tenant => Some(Problem::MisplacedLeaf {
+            seq,
+            detail: format!("the leaf belongs to tenant {}", record.event().tenant_id()),
+        }),
+        Ok(_) => None,
+    }
+}
+
+/// The outcome of [`AuditLogger::verify`](super::audit_logger::AuditLogger::verify).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The tenant verified.
+    pub tenant: TenantId,
+    /// Entries read and checked before stopping.
+    pub entries: u64,
+    /// The recomputed root, if the whole ledger verified.
+    pub root: Option<Hash>,
+    /// Stored checkpoints whose signature and root were confirmed.
+    pub checkpoints_verified: u64,
+    /// Whether a kept checkpoint was given and confirmed.
+    pub kept_checkpoint_verified: bool,
+    /// The first problem found, if any.
+    pub problem: Option<Problem>,
+}
+
+impl VerifyReport {
+    /// True when nothing was wrong.
+    pub fn is_intact(&self) -> bool {
+        self.problem.is_none()
+    }
+
+    /// The report as JSON, for `--json` output.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "tenant": self.tenant.as_str(),
+            "intact": self.is_intact(),
+            "entries": self.entries,
+            "root": self.root.map(|r| r.to_hex()),
+            "checkpoints_verified": self.checkpoints_verified,
+            "kept_checkpoint_verified": self.kept_checkpoint_verified,
+            "first_bad_seq": self.problem.as_ref().and_then(Problem::seq),
+            "problem": self.problem.as_ref().map(ToString::to_string),
+        })
+    }
+}
+
+/// What `verify` found wrong. Each names where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The stored leaf bytes do not hash to the stored leaf hash: the record was altered.
+    #[error("entry {seq}: leaf bytes do not match the stored leaf hash (record altered)")]
+    LeafHashMismatch {
+        /// The bad entry.
+        seq: u64,
+    },
+    /// The stored leaf bytes are not a canonical audit record.
+    #[error("entry {seq}: {detail}")]
+    MalformedLeaf {
+        /// The bad entry.
+        seq: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The leaf is intact but sits at the wrong place (records swapped or copied).
+    #[error("entry {seq}: misplaced record: {detail}")]
+    MisplacedLeaf {
+        /// The bad entry.
+        seq: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A sequence number is missing (record deleted).
+    #[error(
+        "entry {expected_seq}: missing (next stored entry is {found_seq}); a record was deleted"
+    )]
+    Gap {
+        /// The first missing seq.
+        expected_seq: u64,
+        /// The seq found in its place.
+        found_seq: u64,
+    },
+    /// The recomputed root at a checkpoint's size differs from what the checkpoint signed.
+    #[error("root at size {size} differs from the {what}: an entry before {size} was altered")]
+    RootMismatch {
+        /// The tree size.
+        size: u64,
+        /// Which checkpoint.
+        what: String,
+    },
+    /// A stored checkpoint's signature or text is invalid.
+    #[error("stored checkpoint at size {size} is invalid: {detail}")]
+    BadCheckpoint {
+        /// Its size.
+        size: u64,
+        /// Why.
+        detail: String,
+    },
+    /// A stored checkpoint's note disagrees with its stored size or root.
+    #[error("stored checkpoint at size {size}: {detail}")]
+    CheckpointMismatch {
+        /// Its size.
+        size: u64,
+        /// Why.
+        detail: String,
+    },
+    /// The checkpoint given on the command line is invalid.
+    #[error("the kept checkpoint is invalid: {detail}")]
+    BadKeptCheckpoint {
+        /// Why.
+        detail: String,
+    },
+    /// A checkpoint commits to more entries than the ledger holds.
+    #[error(
+        "ledger truncated or rolled back: a checkpoint commits to {kept_size} entries, the ledger holds {ledger_size}"
+    )]
+    Truncated {
+        /// The checkpoint's size.
+        kept_size: u64,
+        /// The entries present.
+        ledger_size: u64,
+    },
+    /// The stored tree head disagrees with the entries.
+    #[error("tree head mismatch: {detail}")]
+    HeadMismatch {
+        /// Why.
+        detail: String,
+    },
+}
+
+impl Problem {
+    /// The first bad entry's seq, where one can be named.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Problem::LeafHashMismatch { seq }
+            | Problem::MalformedLeaf { seq, .. }
+            | Problem::MisplacedLeaf { seq, .. } => Some(*seq),
+            Problem::Gap { expected_seq, .. } => Some(*expected_seq),
+            Problem::Truncated { ledger_size, .. } => Some(*ledger_size),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
+
+    fn leaf(seq: u64, metadata: Option<Value>) -> Vec<u8> {
+        AuditEvent::parse(
+            uuid::Uuid::now_v7(),
+            Outcome::Success,
+            AuditEventInput {
+                actor: "alice".into(),
+                tenant_id: "acme-eu".into(),
+                action: "model.register".into(),
+                resource_type: "model".into(),
+                resource_id: "m@1".into(),
+                reason: Some("a \"quoted\" ,\"seq\":9 reason".into()),
+                correlation_id: "c1".into(),
+                metadata,
+            },
+        )
+        .unwrap()
+        .seal(seq, chrono::Utc::now())
+        .unwrap()
+        .into_leaf_bytes()
+    }
+
+    #[test]
+    fn the_tail_of_a_canonical_leaf_places_it_like_a_full_parse() {
+        for (seq, metadata) in [
+            (0, None),
+            (
+                41,
+                Some(serde_json::json!({"seq": 7, "tenant_id": "globex", "v": 2})),
+            ),
+            (
+                9_007_199_254_740_991,
+                Some(serde_json::json!({"nested": {"seq": 1}})),
+            ),
+        ] {
+            let bytes = leaf(seq, metadata);
+            let full: LeafPlace<'_> = serde_json::from_slice(&bytes).unwrap();
+            let (v, s, t) = canonical_tail(&bytes).unwrap();
+            assert_eq!((v, s, t), (full.v, full.seq, full.tenant_id.as_bytes()));
+            assert_eq!((v, s, t), (1, seq, &b"acme-eu"[..]));
+        }
+    }
+
+    #[test]
+    fn anything_but_the_exact_canonical_tail_falls_back_to_parsing() {
+        for bad in [
+            &b""[..],
+            b"{}",
+            b"{\"seq\":1,\"tenant_id\":\"a\",\"v\":1}",
+            b"{\"x\":0,\"seq\":01,\"tenant_id\":\"a\",\"v\":1}",
+            b"{\"x\":0,\"seq\":1,\"tenant_id\":\"a\",\"v\":1} ",
+            b"{\"x\":0,\"seq\":1,\"tenant_id\":\"a\",\"v\":1,\"w\":2}",
+            b"{\"x\":0,\"seq\":99999999999999999999,\"tenant_id\":\"a\",\"v\":1}",
+        ] {
+            assert_eq!(
+                canonical_tail(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
