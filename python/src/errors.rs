@@ -279,7 +279,7 @@ impl From<CorePromptError> for Failure {
             CorePromptError::Forbidden(inner) => return inner.clone().into(),
             CorePromptError::Audit(inner) => return inner.clone().into(),
             CorePromptError::Store(inner) => return inner.clone().into(),
-            CorePromptError::Invalid(_) => {
+            CorePromptError::Invalid(_) | CorePromptError::Approval(_) => {
                 return Failure::new(Family::Validation, "invalid", e.to_string());
             }
             CorePromptError::NotFound => "not_found",

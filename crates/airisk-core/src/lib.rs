@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod governance;
+pub mod input;
 pub mod ledger;
 mod newtype;
 pub mod ports;

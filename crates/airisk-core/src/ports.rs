@@ -111,6 +111,22 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Maps a store failure into a service's error, the one way every service does: a
+    /// [`StoreError::Conflict`] (another writer got there first) becomes `conflict()`; any other
+    /// failure goes through `other`.
+    pub fn map_conflict<E>(
+        self,
+        conflict: impl FnOnce() -> E,
+        other: impl FnOnce(StoreError) -> E,
+    ) -> E {
+        match self {
+            StoreError::Conflict { .. } => conflict(),
+            failure => other(failure),
+        }
+    }
+}
+
 /// An audit entry exactly as a store holds it: what `verify` and `export` read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEntry {

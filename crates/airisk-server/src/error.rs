@@ -12,6 +12,7 @@ use airisk_core::governance::audit_logger::AuditError;
 use airisk_core::governance::model_registry::{DeploymentDenial, ModelRegistryError};
 use airisk_core::governance::prompt_registry::PromptRegistryError;
 use airisk_core::governance::visible_text::HiddenCharacter;
+use airisk_core::input::InputError;
 use airisk_core::ledger::ProofError;
 use airisk_core::ports::StoreError;
 use airisk_core::security::rbac::AuthorizationError;
@@ -284,6 +285,12 @@ impl From<AuthorizationError> for ApiError {
     }
 }
 
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        ApiError::Unprocessable(e.to_string())
+    }
+}
+
 impl From<ApprovalError> for ApiError {
     fn from(e: ApprovalError) -> Self {
         match e {
@@ -299,7 +306,7 @@ impl From<ApprovalError> for ApiError {
                 kind: "conflict",
                 detail: e.to_string(),
             },
-            ApprovalError::Invalid(m) => ApiError::Unprocessable(m),
+            ApprovalError::Invalid(e) => e.into(),
             ApprovalError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             ApprovalError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             ApprovalError::Store(e) => e.into(),
@@ -317,7 +324,7 @@ impl From<ModelRegistryError> for ApiError {
                 kind: "conflict",
                 detail: e.to_string(),
             },
-            ModelRegistryError::Invalid(m) => ApiError::Unprocessable(m),
+            ModelRegistryError::Invalid(e) => e.into(),
             ModelRegistryError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             ModelRegistryError::Approval(e) => e.into(),
             ModelRegistryError::Audit(e) => ApiError::Unprocessable(e.to_string()),
@@ -353,7 +360,9 @@ impl From<PromptRegistryError> for ApiError {
                 kind: "approval-required",
                 detail: e.to_string(),
             },
-            PromptRegistryError::Invalid(m) => ApiError::Unprocessable(m),
+            PromptRegistryError::Invalid(e) => e.into(),
+            // Spending the approval of a label move was refused: unprocessable as it stands.
+            PromptRegistryError::Approval(e) => ApiError::Unprocessable(e.to_string()),
             PromptRegistryError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             PromptRegistryError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             PromptRegistryError::Store(e) => e.into(),

@@ -32,6 +32,7 @@ use uuid::Uuid;
 use super::audit_record::AuditValidationError;
 use super::service_context::Resource;
 use super::visible_text::{self, HiddenCharacter};
+use crate::input::InputError;
 use crate::ports::StoreError;
 use crate::security::rbac::AuthorizationError;
 use crate::security::tenant_context::{ActorId, Principal, PrincipalKind, TenantId};
@@ -217,7 +218,7 @@ pub enum ApprovalError {
     Conflict,
     /// An input is invalid (nothing was written).
     #[error("invalid input: {0}")]
-    Invalid(String),
+    Invalid(#[from] InputError),
     /// A justification or reason holds a character a reader would not see (see
     /// [`visible_text`]); nothing was written.
     #[error(transparent)]
@@ -232,10 +233,7 @@ pub enum ApprovalError {
 
 impl From<StoreError> for ApprovalError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict { .. } => ApprovalError::Conflict,
-            other => ApprovalError::Store(other),
-        }
+        e.map_conflict(|| ApprovalError::Conflict, ApprovalError::Store)
     }
 }
 
@@ -266,19 +264,19 @@ impl ApprovalRequest {
     ) -> Result<Self, ApprovalError> {
         check_reason("justification", &new.justification)?;
         if !(1..=MAX_REQUIRED_APPROVALS).contains(&new.required_approvals) {
-            return Err(ApprovalError::Invalid(format!(
-                "required_approvals must be between 1 and {MAX_REQUIRED_APPROVALS}"
-            )));
+            return Err(InputError::new(
+                "required_approvals",
+                format!("must be between 1 and {MAX_REQUIRED_APPROVALS}"),
+            )
+            .into());
         }
         let expires_at = match new.expires_in {
             Some(d) if d <= Duration::zero() => {
-                return Err(ApprovalError::Invalid(
-                    "expires_in must be positive".to_owned(),
-                ));
+                return Err(InputError::new("expires_in", "must be positive").into());
             }
             Some(d) => Some(
                 now.checked_add_signed(d)
-                    .ok_or_else(|| ApprovalError::Invalid("expires_in is too large".to_owned()))?,
+                    .ok_or_else(|| InputError::new("expires_in", "is too large"))?,
             ),
             None => None,
         };
@@ -517,15 +515,19 @@ impl ApprovalRequest {
     }
 }
 
-fn check_reason(field: &str, reason: &str) -> Result<(), ApprovalError> {
+fn check_reason(field: &'static str, reason: &str) -> Result<(), ApprovalError> {
     if reason.trim().is_empty() {
-        return Err(ApprovalError::Invalid(format!("{field} must not be empty")));
+        return Err(InputError::new(field, "must not be empty").into());
     }
     if reason.len() > REASON_MAX_LEN {
-        return Err(ApprovalError::Invalid(format!(
-            "{field} is {} bytes long; at most {REASON_MAX_LEN} are allowed",
-            reason.len()
-        )));
+        return Err(InputError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {REASON_MAX_LEN} are allowed",
+                reason.len()
+            ),
+        )
+        .into());
     }
     // What an approver approves is what they could see: no invisible or reordering characters.
     visible_text::check(field, reason)?;

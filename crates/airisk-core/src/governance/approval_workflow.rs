@@ -14,6 +14,7 @@ pub use super::approval_request::{
 };
 use super::audit_record::{AuditEvent, AuditReceipt, AuditValidationError, Outcome};
 use super::service_context::{Resource, ServiceContext};
+use crate::input::InputError;
 use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
 };
@@ -80,9 +81,11 @@ impl ApprovalWorkflow {
         .await?;
         match &new.subject {
             Subject::Model { .. } => {
-                return Err(ApprovalError::Invalid(
-                    "a model's approval request is opened by registering the model".to_owned(),
-                ));
+                return Err(InputError::new(
+                    "subject",
+                    "is a model: a model's approval request is opened by registering the model",
+                )
+                .into());
             }
             Subject::PromptLabel { name, version, .. } => {
                 let exists = k
@@ -356,11 +359,10 @@ impl ApprovalWorkflow {
                 audit: vec![event],
             })
             .await;
-        match result {
-            // Someone else recorded the expiry first: the outcome is the same.
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // Someone else recorded the expiry first: the outcome is the same.
+        result
+            .map(|_| ())
+            .or_else(|e| e.map_conflict(|| Ok(()), |e| Err(e.into())))
     }
 
     fn decision_event(

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::audit_record::AuditRecord;
 use crate::ledger::{
-    self, Checkpoint, Frontier, Hash, LedgerName, LedgerVerifier, verify_checkpoint,
+    self, Checkpoint, CheckpointError, Frontier, Hash, LedgerName, LedgerVerifier,
+    verify_checkpoint,
 };
 use crate::ports::{AuditRepository, StoreError};
 use crate::security::tenant_context::TenantId;
@@ -88,7 +89,7 @@ pub(crate) async fn verify_ledger(
             Err(e) => {
                 report.problem = Some(Problem::BadCheckpoint {
                     size: cp.size,
-                    detail: e,
+                    detail: e.to_string(),
                 });
                 return Ok(report);
             }
@@ -107,7 +108,9 @@ pub(crate) async fn verify_ledger(
                 expected_roots.push((kept.size, kept.root, "kept checkpoint".into()));
             }
             Err(e) => {
-                report.problem = Some(Problem::BadKeptCheckpoint { detail: e });
+                report.problem = Some(Problem::BadKeptCheckpoint {
+                    detail: e.to_string(),
+                });
                 return Ok(report);
             }
         }
@@ -260,25 +263,43 @@ fn check_note(
     note: &str,
     verifier: Option<&LedgerVerifier>,
     origin: &ledger::Origin,
-) -> Result<Checkpoint, String> {
+) -> Result<Checkpoint, NoteError> {
     let checkpoint = match verifier {
-        Some(v) => verify_checkpoint(note, v).map_err(|e| e.to_string())?,
+        Some(v) => verify_checkpoint(note, v)?,
         None => {
             let body = note
                 .rfind("\n\n")
                 .and_then(|i| note.get(..=i))
-                .ok_or("the note has no signature block")?;
-            Checkpoint::parse_body(body).map_err(|e| e.to_string())?
+                .ok_or(NoteError::NoSignatureBlock)?;
+            Checkpoint::parse_body(body)?
         }
     };
     if checkpoint.origin != *origin {
-        return Err(format!(
-            "the note is for {:?}, not this ledger ({:?})",
-            checkpoint.origin.as_str(),
-            origin.as_str()
-        ));
+        return Err(NoteError::OtherLedger {
+            found: checkpoint.origin.as_str().to_owned(),
+            expected: origin.as_str().to_owned(),
+        });
     }
     Ok(checkpoint)
+}
+
+/// Why a checkpoint note cannot be used; its message is a [`Problem`]'s `detail`.
+#[derive(Debug, thiserror::Error)]
+enum NoteError {
+    /// A bad signature, or a body that is not a checkpoint.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// No blank line separates the body from signatures.
+    #[error("the note has no signature block")]
+    NoSignatureBlock,
+    /// A checkpoint of another ledger.
+    #[error("the note is for {found:?}, not this ledger ({expected:?})")]
+    OtherLedger {
+        /// The note's origin.
+        found: String,
+        /// This tenant's ledger's origin.
+        expected: String,
+    },
 }
 
 /// Reads `(v, seq, tenant_id)` from the end of a canonical leaf without parsing the rest.

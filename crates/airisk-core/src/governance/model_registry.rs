@@ -18,6 +18,7 @@ pub use super::model_version::{
 };
 use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
+use crate::input::InputError;
 use crate::ledger::to_canonical_json;
 use crate::ports::{ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError};
 use crate::request::CorrelationId;
@@ -44,7 +45,7 @@ pub enum ModelRegistryError {
     },
     /// An input is invalid; nothing was written.
     #[error("invalid input: {0}")]
-    Invalid(String),
+    Invalid(#[from] InputError),
     /// The artifact URI or a metadata key or value holds a character a reader would not see
     /// (see [`visible_text`]); nothing was written.
     #[error(transparent)]
@@ -118,7 +119,7 @@ pub enum Deployment {
 pub enum DeploymentDenial {
     /// The model is not (or not yet) approved.
     #[error("the model version is {0}, not APPROVED")]
-    NotApproved(&'static str),
+    NotApproved(ModelStatus),
     /// The presented artifact is not the one that was registered and approved.
     #[error("the presented artifact's SHA-256 does not match the registered checksum")]
     ChecksumMismatch,
@@ -174,18 +175,15 @@ impl ModelRegistry {
         };
         k.authorize(principal, correlation, Action::ModelRegister, resource)
             .await?;
-        let name = ModelName::parse(&input.name).map_err(ModelRegistryError::Invalid)?;
-        let version =
-            ModelVersionTag::parse(&input.version).map_err(ModelRegistryError::Invalid)?;
-        let checksum = Sha256Digest::parse(&input.checksum).map_err(ModelRegistryError::Invalid)?;
+        let name = ModelName::parse(&input.name)?;
+        let version = ModelVersionTag::parse(&input.version)?;
+        let checksum = Sha256Digest::parse(&input.checksum)?;
         let artifact_uri = check_uri(&input.artifact_uri)?;
         let metadata = match input.metadata {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
             Some(_) => {
-                return Err(ModelRegistryError::Invalid(
-                    "metadata must be a JSON object".to_owned(),
-                ));
+                return Err(InputError::new("metadata", "must be a JSON object").into());
             }
         };
         // The metadata is shown to the approver: every key and string value must be visible.
@@ -193,19 +191,22 @@ impl ModelRegistry {
         metadata
             .values()
             .try_for_each(crate::ledger::check_safe_integers)
-            .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?;
+            .map_err(|e| InputError::new("metadata", format!("is not canonical JSON: {e}")))?;
         let size = to_canonical_json(&Value::Object(metadata.clone()))
-            .map_err(|e| ModelRegistryError::Invalid(format!("metadata: {e}")))?
+            .map_err(|e| InputError::new("metadata", format!("is not canonical JSON: {e}")))?
             .len();
         if size > MODEL_METADATA_MAX_BYTES {
-            return Err(ModelRegistryError::Invalid(format!(
-                "metadata is {size} bytes; at most {MODEL_METADATA_MAX_BYTES} are allowed"
-            )));
+            return Err(InputError::new(
+                "metadata",
+                format!("is {size} bytes; at most {MODEL_METADATA_MAX_BYTES} are allowed"),
+            )
+            .into());
         }
         let expires_in = match input.expires_in_seconds {
-            Some(s) => Some(Duration::try_seconds(s).ok_or_else(|| {
-                ModelRegistryError::Invalid("expires_in_seconds is out of range".to_owned())
-            })?),
+            Some(s) => Some(
+                Duration::try_seconds(s)
+                    .ok_or_else(|| InputError::new("expires_in_seconds", "is out of range"))?,
+            ),
             None => None,
         };
         if k.store
@@ -279,12 +280,14 @@ impl ModelRegistry {
                 audit,
             })
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => ModelRegistryError::AlreadyRegistered {
-                    name: model.model_name.to_string(),
-                    version: model.version.to_string(),
-                },
-                other => other.into(),
+            .map_err(|e| {
+                e.map_conflict(
+                    || ModelRegistryError::AlreadyRegistered {
+                        name: model.model_name.to_string(),
+                        version: model.version.to_string(),
+                    },
+                    ModelRegistryError::Store,
+                )
             })?;
         Ok(Registered {
             model,
@@ -435,14 +438,14 @@ impl ModelRegistry {
                     correlation,
                     Action::ModelAuthorizeDeployment,
                     resource,
-                    &e,
+                    &e.to_string(),
                 )
                 .await;
-                return Err(ModelRegistryError::Invalid(e));
+                return Err(e.into());
             }
         };
         let denial = if model.status != ModelStatus::Approved {
-            Some(DeploymentDenial::NotApproved(model.status.as_str()))
+            Some(DeploymentDenial::NotApproved(model.status))
         } else if !model.checksum.matches(&presented) {
             Some(DeploymentDenial::ChecksumMismatch)
         } else {
@@ -491,7 +494,7 @@ impl ModelRegistry {
 }
 
 fn check_uri(uri: &str) -> Result<String, ModelRegistryError> {
-    let invalid = |m: &str| ModelRegistryError::Invalid(format!("artifact_uri {m}"));
+    let invalid = |m: &'static str| ModelRegistryError::from(InputError::new("artifact_uri", m));
     if uri.is_empty() {
         return Err(invalid("must not be empty"));
     }

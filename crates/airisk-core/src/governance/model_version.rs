@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::approval_request::{ApprovalRequest, ApprovalStatus};
+use crate::input::InputError;
 use crate::security::tenant_context::{ActorId, TenantId};
 
 /// Longest model name, in bytes.
@@ -40,6 +41,12 @@ pub enum ModelStatus {
     Rejected,
 }
 
+impl fmt::Display for ModelStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl ModelStatus {
     /// `PENDING`, `APPROVED` or `REJECTED`.
     pub const fn as_str(self) -> &'static str {
@@ -63,21 +70,21 @@ macro_rules! validated_name {
             /// `-`, starting with a letter or digit.
             ///
             /// # Errors
-            /// A message naming the rule broken.
-            pub fn parse(input: &str) -> Result<Self, String> {
+            /// [`InputError`] naming the rule broken.
+            pub fn parse(input: &str) -> Result<Self, InputError> {
                 if input.is_empty() {
-                    return Err(format!("{} must not be empty", $what));
+                    return Err(InputError::new($what, "must not be empty"));
                 }
                 if input.len() > $max {
-                    return Err(format!("{} is longer than {} bytes", $what, $max));
+                    return Err(InputError::new($what, format!("is longer than {} bytes", $max)));
                 }
                 let ok = input.char_indices().all(|(i, c)| {
                     c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-'))
                 });
                 if !ok {
-                    return Err(format!(
-                        "{} may hold only ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
-                        $what
+                    return Err(InputError::new(
+                        $what,
+                        "may hold only ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
                     ));
                 }
                 Ok($ty(input.to_owned()))
@@ -87,7 +94,7 @@ macro_rules! validated_name {
                 &self.0
             }
         }
-        crate::newtype::string_newtype!($ty, String);
+        crate::newtype::string_newtype!($ty, InputError);
     };
 }
 
@@ -114,16 +121,17 @@ impl Sha256Digest {
     /// Parses 64 hex digits (optionally prefixed `sha256:`).
     ///
     /// # Errors
-    /// A message if the input is not 32 bytes of hex.
-    pub fn parse(input: &str) -> Result<Self, String> {
+    /// [`InputError`] (field `checksum`) if the input is not 32 bytes of hex.
+    pub fn parse(input: &str) -> Result<Self, InputError> {
+        let invalid = || InputError::new("checksum", "must be a SHA-256 digest: 64 hex digits");
         let hex = input.strip_prefix("sha256:").unwrap_or(input);
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("checksum must be a SHA-256 digest: 64 hex digits".to_owned());
+            return Err(invalid());
         }
         let mut out = [0u8; 32];
         for (i, byte) in out.iter_mut().enumerate() {
             let pair = hex.get(2 * i..2 * i + 2).unwrap_or("00");
-            *byte = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
         }
         Ok(Sha256Digest(out))
     }
@@ -157,8 +165,8 @@ impl fmt::Display for Sha256Digest {
     }
 }
 impl TryFrom<String> for Sha256Digest {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = InputError;
+    fn try_from(s: String) -> Result<Self, InputError> {
         Sha256Digest::parse(&s)
     }
 }

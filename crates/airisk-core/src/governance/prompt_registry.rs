@@ -22,6 +22,7 @@ use super::audit_record::{AuditReceipt, AuditValidationError};
 use super::model_version::Sha256Digest;
 use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
+use crate::input::InputError;
 use crate::ports::{
     ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
 };
@@ -215,7 +216,11 @@ pub enum PromptRegistryError {
     },
     /// An input is invalid; nothing was written.
     #[error("invalid input: {0}")]
-    Invalid(String),
+    Invalid(#[from] InputError),
+    /// The approval request refused to be spent for a label move (no longer pending or
+    /// approved, decided by the wrong person, …); nothing was written.
+    #[error(transparent)]
+    Approval(ApprovalError),
     /// The template or change reason holds a character a reader would not see (see
     /// [`visible_text`]); nothing was written.
     #[error(transparent)]
@@ -233,20 +238,26 @@ pub enum PromptRegistryError {
 
 impl From<StoreError> for PromptRegistryError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict { .. } => PromptRegistryError::Conflict,
-            other => PromptRegistryError::Store(other),
-        }
+        e.map_conflict(|| PromptRegistryError::Conflict, PromptRegistryError::Store)
     }
 }
 
 impl From<ApprovalError> for PromptRegistryError {
     fn from(e: ApprovalError) -> Self {
         match e {
+            ApprovalError::Forbidden(f) => PromptRegistryError::Forbidden(f),
+            ApprovalError::NotFound => PromptRegistryError::NotFound,
             ApprovalError::Conflict => PromptRegistryError::Conflict,
-            ApprovalError::Store(s) => PromptRegistryError::Store(s),
+            ApprovalError::Invalid(i) => PromptRegistryError::Invalid(i),
             ApprovalError::HiddenCharacter(h) => PromptRegistryError::HiddenCharacter(h),
-            other => PromptRegistryError::Invalid(other.to_string()),
+            ApprovalError::Audit(a) => PromptRegistryError::Audit(a),
+            ApprovalError::Store(s) => PromptRegistryError::Store(s),
+            e @ (ApprovalError::NotHuman
+            | ApprovalError::SelfApproval
+            | ApprovalError::AlreadyApproved { .. }
+            | ApprovalError::NotRequester
+            | ApprovalError::NotPending { .. }
+            | ApprovalError::Expired { .. }) => PromptRegistryError::Approval(e),
         }
     }
 }
@@ -267,7 +278,7 @@ pub struct PromptRegistry {
     envelope: Option<Arc<Envelope>>,
 }
 
-fn check_name(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
+fn check_name(kind: &'static str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
     let ok = !s.is_empty()
         && s.len() <= max
         && s.char_indices().all(|(i, c)| {
@@ -276,28 +287,29 @@ fn check_name(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError
     if ok {
         Ok(())
     } else {
-        Err(PromptRegistryError::Invalid(format!(
-            "{kind} must be 1 to {max} ASCII letters, digits, '.', '_', '-' or '/', starting with a letter or digit"
-        )))
+        Err(InputError::new(
+            kind,
+            format!(
+                "must be 1 to {max} ASCII letters, digits, '.', '_', '-' or '/', starting with a letter or digit"
+            ),
+        )
+        .into())
     }
 }
 
-fn check_text(kind: &str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
+fn check_text(kind: &'static str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
     if s.trim().is_empty() {
-        return Err(PromptRegistryError::Invalid(format!(
-            "{kind} must not be empty"
-        )));
+        return Err(InputError::new(kind, "must not be empty").into());
     }
     if s.len() > max {
-        return Err(PromptRegistryError::Invalid(format!(
-            "{kind} is {} bytes; at most {max} are allowed",
-            s.len()
-        )));
+        return Err(InputError::new(
+            kind,
+            format!("is {} bytes; at most {max} are allowed", s.len()),
+        )
+        .into());
     }
     if s.contains('\0') {
-        return Err(PromptRegistryError::Invalid(format!(
-            "{kind} contains a NUL byte"
-        )));
+        return Err(InputError::new(kind, "contains a NUL byte").into());
     }
     // What an approver approves is what they could see: no invisible or reordering characters.
     visible_text::check(kind, s)?;
@@ -454,10 +466,9 @@ impl PromptRegistry {
                 latest: latest.version,
             });
         }
-        let next = latest
-            .version
-            .checked_add(1)
-            .ok_or_else(|| PromptRegistryError::Invalid("too many versions".to_owned()))?;
+        let next = latest.version.checked_add(1).ok_or_else(|| {
+            InputError::new("version", "cannot go past the largest version number")
+        })?;
         self.write_version(
             principal,
             correlation,

@@ -252,7 +252,7 @@ async fn cannot_deploy_an_unapproved_model() {
     assert_eq!(
         got,
         Deployment::Denied {
-            reason: DeploymentDenial::NotApproved("PENDING")
+            reason: DeploymentDenial::NotApproved(ModelStatus::Pending)
         }
     );
     let last = w.audit("acme").await.pop().unwrap();
@@ -280,7 +280,7 @@ async fn cannot_deploy_a_rejected_model() {
     assert_eq!(
         got,
         Deployment::Denied {
-            reason: DeploymentDenial::NotApproved("REJECTED")
+            reason: DeploymentDenial::NotApproved(ModelStatus::Rejected)
         }
     );
 }

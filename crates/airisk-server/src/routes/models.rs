@@ -66,7 +66,7 @@ pub(crate) async fn list_versions(
 ) -> Result<Json<Vec<ModelView>>, ApiError> {
     // A name no model can have is an invalid parameter (the document states the pattern), not
     // an empty list.
-    ModelName::parse(&name).map_err(ApiError::Unprocessable)?;
+    ModelName::parse(&name)?;
     let versions = state
         .models()
         .list_versions(&caller.principal, &name)
