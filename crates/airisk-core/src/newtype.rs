@@ -72,3 +72,50 @@ macro_rules! string_newtype {
     };
 }
 pub(crate) use string_newtype;
+
+/// Declares a validated name: a tuple newtype over `String` whose `parse` accepts 1 to `$max`
+/// bytes of ASCII letters, digits and `.`, `_`, `-`, starting with a letter or digit, and reports
+/// an [`InputError`](crate::input::InputError) naming `$what`; with the conversions of
+/// [`string_newtype!`] and serde through `String` (so a stored value is re-validated on read).
+macro_rules! validated_name {
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize,
+        )]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $ty(String);
+
+        impl $ty {
+            /// Validates `input`: 1 to the maximum length of ASCII letters, digits and `.`, `_`,
+            /// `-`, starting with a letter or digit.
+            ///
+            /// # Errors
+            /// [`InputError`](crate::input::InputError) naming the rule broken.
+            pub fn parse(input: &str) -> Result<Self, crate::input::InputError> {
+                if input.is_empty() {
+                    return Err(crate::input::InputError::new($what, "must not be empty"));
+                }
+                if input.len() > $max {
+                    return Err(crate::input::InputError::new($what, format!("is longer than {} bytes", $max)));
+                }
+                let ok = input.char_indices().all(|(i, c)| {
+                    c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-'))
+                });
+                if !ok {
+                    return Err(crate::input::InputError::new(
+                        $what,
+                        "may hold only ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
+                    ));
+                }
+                Ok($ty(input.to_owned()))
+            }
+            /// The value as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        crate::newtype::string_newtype!($ty, crate::input::InputError);
+    };
+}
+pub(crate) use validated_name;

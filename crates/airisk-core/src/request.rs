@@ -1,9 +1,6 @@
 //! What every call carries besides its arguments: the correlation id that ties a request, its log
 //! lines and its audit records together.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// Longest correlation id, in bytes.
@@ -53,37 +50,7 @@ impl CorrelationId {
     }
 }
 
-impl fmt::Display for CorrelationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for CorrelationId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for CorrelationId {
-    type Err = CorrelationIdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CorrelationId::parse(s)
-    }
-}
-
-impl TryFrom<String> for CorrelationId {
-    type Error = CorrelationIdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        CorrelationId::parse(&s)
-    }
-}
-
-impl From<CorrelationId> for String {
-    fn from(id: CorrelationId) -> String {
-        id.0
-    }
-}
+crate::newtype::string_newtype!(CorrelationId, CorrelationIdError);
 
 /// Why a string is not a valid correlation id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -58,53 +58,13 @@ impl ModelStatus {
     }
 }
 
-macro_rules! validated_name {
-    ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $ty(String);
-
-        impl $ty {
-            /// Validates `input`: 1 to the maximum length of ASCII letters, digits and `.`, `_`,
-            /// `-`, starting with a letter or digit.
-            ///
-            /// # Errors
-            /// [`InputError`] naming the rule broken.
-            pub fn parse(input: &str) -> Result<Self, InputError> {
-                if input.is_empty() {
-                    return Err(InputError::new($what, "must not be empty"));
-                }
-                if input.len() > $max {
-                    return Err(InputError::new($what, format!("is longer than {} bytes", $max)));
-                }
-                let ok = input.char_indices().all(|(i, c)| {
-                    c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-'))
-                });
-                if !ok {
-                    return Err(InputError::new(
-                        $what,
-                        "may hold only ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
-                    ));
-                }
-                Ok($ty(input.to_owned()))
-            }
-            /// The value as a string slice.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-        crate::newtype::string_newtype!($ty, InputError);
-    };
-}
-
-validated_name!(
+crate::newtype::validated_name!(
     /// A model's name, e.g. `credit-scoring`.
     ModelName,
     "model name",
     MODEL_NAME_MAX_LEN
 );
-validated_name!(
+crate::newtype::validated_name!(
     /// A model's version label, e.g. `1.4.0`.
     ModelVersionTag,
     "model version",
