@@ -22,7 +22,7 @@ use airisk_core::governance::prompt_registry::PromptRegistry as CorePrompts;
 use airisk_core::ledger::{LedgerName, LedgerSigner, SIGNING_KEY_ENV, generate_key_pair};
 use airisk_core::ports::{AuditRepository, Clock, GovernanceStore, SystemClock, UuidV7Generator};
 use airisk_core::security::encryption::{
-    ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId, generate_key_entry,
+    ENV_VAR as ENCRYPTION_KEYS_ENV, EncryptionKeyId, Encryptor, generate_key_entry,
 };
 use pyo3::prelude::*;
 use zeroize::Zeroizing;
@@ -308,8 +308,10 @@ fn generate_ledger_key(name: &str) -> PyResult<(String, String)> {
 #[pyo3(signature = (key_id = None))]
 fn generate_encryption_key(key_id: Option<&str>) -> PyResult<String> {
     let kid = match key_id {
-        Some(k) => KeyId::parse(k).map_err(Failure::from)?,
-        None => KeyId::generate(chrono::Utc::now().date_naive()).map_err(Failure::from)?,
+        Some(k) => EncryptionKeyId::parse(k).map_err(Failure::from)?,
+        None => {
+            EncryptionKeyId::generate(chrono::Utc::now().date_naive()).map_err(Failure::from)?
+        }
     };
     let entry = generate_key_entry(&kid).map_err(Failure::from)?;
     Ok(entry.as_str().to_owned())

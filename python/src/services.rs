@@ -562,7 +562,7 @@ fn parse_request_id(id: &str) -> Result<uuid::Uuid, Failure> {
 
 fn decision(
     py: Python<'_>,
-    d: airisk_core::governance::approval_workflow::Decided,
+    d: airisk_core::governance::approval_workflow::ApprovalChange,
 ) -> PyResult<Py<PyAny>> {
     Ok(Py::new(
         py,

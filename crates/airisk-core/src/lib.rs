@@ -6,7 +6,10 @@
 //!
 //! * [`security`]: role-based access control, tenant isolation and AES-256-GCM encryption.
 //! * [`ledger`]: the RFC 6962 Merkle tree, its proofs and signed checkpoints (pure functions).
-//! * [`governance`]: the audit logger and, later, the model/prompt registries and approval workflow.
+//! * [`governance`]: the audit ledger (logger, records, verification), the approval workflow
+//!   (four eyes), the model and prompt registries, and the [`governance::service_context`] they
+//!   share.
+//! * [`input`]: the one error type of a command's invalid input.
 //! * [`ports`]: the traits adapters implement (clock, id generator, repositories).
 #![deny(missing_docs)]
 

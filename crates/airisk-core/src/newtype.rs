@@ -1,4 +1,4 @@
-//! The shared plumbing of validated string newtypes (`TenantId`, `ActorId`, `KeyId`, `Purpose`,
+//! The shared plumbing of validated string newtypes (`TenantId`, `ActorId`, `EncryptionKeyId`, `Purpose`,
 //! `LedgerName`, `Origin`, `ModelName`, …): one validator for the common "identifier" shape and
 //! one macro for the conversions every such type has.
 

@@ -423,7 +423,7 @@ pub(crate) async fn data_keys(
             let created_at: String = row.try_get(2).map_err(|e| map(&e))?;
             Ok(airisk_core::security::envelope::WrappedDataKey {
                 tenant_id: tenant.clone(),
-                kid: airisk_core::security::encryption::KeyId::parse(&kid)
+                kid: airisk_core::security::encryption::EncryptionKeyId::parse(&kid)
                     .map_err(|e| corrupt(format!("stored data key id: {e}")))?,
                 wrapped,
                 created_at: chrono::DateTime::parse_from_rfc3339(&created_at)

@@ -412,7 +412,7 @@ pub(crate) fn data_keys(
     let mut out = Vec::new();
     for row in rows {
         let (kid, wrapped, created_at) = row.map_err(|e| map_sqlite(&e))?;
-        let kid = airisk_core::security::encryption::KeyId::parse(&kid)
+        let kid = airisk_core::security::encryption::EncryptionKeyId::parse(&kid)
             .map_err(|e| corrupt(format!("stored data key id: {e}")))?;
         let created_at = chrono::DateTime::parse_from_rfc3339(&created_at)
             .map_err(|e| corrupt(format!("stored data key time: {e}")))?

@@ -81,8 +81,8 @@
 mod connection;
 mod error;
 mod governance;
-mod reader;
-mod writer;
+mod read;
+mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
@@ -107,8 +107,8 @@ use uuid::Uuid;
 pub use connection::ConnectionSettings;
 pub use error::OpenError;
 
-use crate::reader::ReadPool;
-use crate::writer::{Command, Writer};
+use crate::read::ReadPool;
+use crate::write::{Command, Writer};
 
 /// Tuning knobs of a [`SqliteStore`]. The defaults suit a small server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,7 +290,7 @@ impl AuditRepository for SqliteStore {
     async fn tree_head(&self, tenant: &TenantId) -> Result<TreeHead, StoreError> {
         let tenant = tenant.clone();
         self.readers
-            .read(move |tx| reader::tree_head(tx, &tenant))
+            .read(move |tx| read::tree_head(tx, &tenant))
             .await
     }
 
@@ -305,7 +305,7 @@ impl AuditRepository for SqliteStore {
         }
         let tenant = tenant.clone();
         self.readers
-            .read(move |tx| reader::entries(tx, &tenant, from_seq, limit))
+            .read(move |tx| read::entries(tx, &tenant, from_seq, limit))
             .await
     }
 
@@ -320,7 +320,7 @@ impl AuditRepository for SqliteStore {
         let tenant = tenant.clone();
         let ids = ids.to_vec();
         self.readers
-            .read(move |tx| reader::nodes(tx, &tenant, &ids))
+            .read(move |tx| read::nodes(tx, &tenant, &ids))
             .await
     }
 
@@ -341,7 +341,7 @@ impl AuditRepository for SqliteStore {
     async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<StoredCheckpoint>, StoreError> {
         let tenant = tenant.clone();
         self.readers
-            .read(move |tx| reader::checkpoints(tx, &tenant, false))
+            .read(move |tx| read::checkpoints(tx, &tenant, false))
             .await
     }
 
@@ -353,8 +353,8 @@ impl AuditRepository for SqliteStore {
         let tenant = tenant.clone();
         self.readers
             .read(move |tx| {
-                let checkpoints = reader::checkpoints(tx, &tenant, false)?;
-                Ok((reader::tree_head(tx, &tenant)?, checkpoints))
+                let checkpoints = read::checkpoints(tx, &tenant, false)?;
+                Ok((read::tree_head(tx, &tenant)?, checkpoints))
             })
             .await
     }
@@ -366,13 +366,13 @@ impl AuditRepository for SqliteStore {
         let tenant = tenant.clone();
         let mut latest = self
             .readers
-            .read(move |tx| reader::checkpoints(tx, &tenant, true))
+            .read(move |tx| read::checkpoints(tx, &tenant, true))
             .await?;
         Ok(latest.pop())
     }
 
     async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
-        self.readers.read(reader::tenants).await
+        self.readers.read(read::tenants).await
     }
 }
 

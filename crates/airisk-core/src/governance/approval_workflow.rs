@@ -31,10 +31,11 @@ pub struct ApprovalWorkflow {
     ctx: ServiceContext,
 }
 
-/// What a decision changed: the request, and the audit receipts of the transaction.
+/// What a command on an approval request wrote: the request as opened or decided, and the audit
+/// receipts of its transaction.
 #[derive(Debug, Clone)]
-pub struct Decided {
-    /// The request after the decision.
+pub struct ApprovalChange {
+    /// The request as it now stands.
     pub request: ApprovalRequest,
     /// Receipts of the audit records written with it.
     pub receipts: Vec<AuditReceipt>,
@@ -70,7 +71,7 @@ impl ApprovalWorkflow {
         principal: &Principal,
         correlation: &CorrelationId,
         new: NewApprovalRequest,
-    ) -> Result<Decided, ApprovalError> {
+    ) -> Result<ApprovalChange, ApprovalError> {
         let k = &self.ctx;
         k.authorize(
             principal,
@@ -109,7 +110,7 @@ impl ApprovalWorkflow {
                 audit: vec![event],
             })
             .await?;
-        Ok(Decided { request, receipts })
+        Ok(ApprovalChange { request, receipts })
     }
 
     pub(crate) fn request_event(
@@ -196,7 +197,7 @@ impl ApprovalWorkflow {
         correlation: &CorrelationId,
         id: Uuid,
         reason: &str,
-    ) -> Result<Decided, ApprovalError> {
+    ) -> Result<ApprovalChange, ApprovalError> {
         self.decide(principal, correlation, id, reason, Verdict::Approve)
             .await
     }
@@ -211,7 +212,7 @@ impl ApprovalWorkflow {
         correlation: &CorrelationId,
         id: Uuid,
         reason: &str,
-    ) -> Result<Decided, ApprovalError> {
+    ) -> Result<ApprovalChange, ApprovalError> {
         self.decide(principal, correlation, id, reason, Verdict::Reject)
             .await
     }
@@ -227,7 +228,7 @@ impl ApprovalWorkflow {
         correlation: &CorrelationId,
         id: Uuid,
         reason: &str,
-    ) -> Result<Decided, ApprovalError> {
+    ) -> Result<ApprovalChange, ApprovalError> {
         self.decide(principal, correlation, id, reason, Verdict::Cancel)
             .await
     }
@@ -239,7 +240,7 @@ impl ApprovalWorkflow {
         id: Uuid,
         reason: &str,
         verdict: Verdict,
-    ) -> Result<Decided, ApprovalError> {
+    ) -> Result<ApprovalChange, ApprovalError> {
         let k = &self.ctx;
         let action = verdict.action();
         let resource = Resource::ApprovalRequest(id);
@@ -323,7 +324,7 @@ impl ApprovalWorkflow {
                 audit,
             })
             .await?;
-        Ok(Decided {
+        Ok(ApprovalChange {
             request: next,
             receipts,
         })

@@ -139,9 +139,9 @@ crate::newtype::string_newtype!(Origin, CheckpointError);
 /// A signed-note key id: the first four bytes of
 /// `SHA-256(key name || 0x0A || 0x01 || Ed25519 public key)`. Displays as 8 lower-case hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId([u8; 4]);
+pub struct NoteKeyId([u8; 4]);
 
-impl KeyId {
+impl NoteKeyId {
     /// The key id of the Ed25519 public key `public_key` under the key name `name`.
     pub fn for_ed25519(name: &LedgerName, public_key: &[u8; 32]) -> Self {
         let mut ctx = digest::Context::new(&digest::SHA256);
@@ -154,7 +154,7 @@ impl KeyId {
         for (byte, out_byte) in id.iter_mut().zip(out.as_ref()) {
             *byte = *out_byte;
         }
-        KeyId(id)
+        NoteKeyId(id)
     }
 
     /// The four bytes, as they prefix a signature.
@@ -178,11 +178,11 @@ impl KeyId {
         }
         u32::from_str_radix(text, 16)
             .ok()
-            .map(|n| KeyId(n.to_be_bytes()))
+            .map(|n| NoteKeyId(n.to_be_bytes()))
     }
 }
 
-impl fmt::Display for KeyId {
+impl fmt::Display for NoteKeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:08x}", self.to_u32())
     }
@@ -200,7 +200,7 @@ fn split_key_string(text: &str) -> Option<(&str, &str, &str)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerVerifier {
     name: LedgerName,
-    key_id: KeyId,
+    key_id: NoteKeyId,
     public_key: [u8; 32],
 }
 
@@ -217,8 +217,8 @@ impl LedgerVerifier {
         let (name, id, key) =
             split_key_string(verifier_key).ok_or(malformed("expected <name>+<key id>+<key>"))?;
         let name = LedgerName::parse(name)?;
-        let stated =
-            KeyId::from_hex(id).ok_or(malformed("the key id must be 8 lower-case hex digits"))?;
+        let stated = NoteKeyId::from_hex(id)
+            .ok_or(malformed("the key id must be 8 lower-case hex digits"))?;
         let key = BASE64
             .decode(key)
             .map_err(|_| malformed("the key is not canonical padded base64"))?;
@@ -240,7 +240,7 @@ impl LedgerVerifier {
 
     /// The verifier for an Ed25519 public key under the key name `name`.
     pub fn from_public_key(name: LedgerName, public_key: [u8; 32]) -> Self {
-        let key_id = KeyId::for_ed25519(&name, &public_key);
+        let key_id = NoteKeyId::for_ed25519(&name, &public_key);
         LedgerVerifier {
             name,
             key_id,
@@ -254,7 +254,7 @@ impl LedgerVerifier {
     }
 
     /// The key id.
-    pub fn key_id(&self) -> KeyId {
+    pub fn key_id(&self) -> NoteKeyId {
         self.key_id
     }
 
@@ -300,7 +300,7 @@ impl FromStr for LedgerVerifier {
 /// `Ed25519KeyPair` is ring's to manage; ring does not zeroize it.)
 pub struct LedgerSigner {
     name: LedgerName,
-    key_id: KeyId,
+    key_id: NoteKeyId,
     key_pair: Ed25519KeyPair,
 }
 
@@ -320,8 +320,8 @@ impl LedgerSigner {
         let (name, id, key) = split_key_string(rest)
             .ok_or(malformed("expected PRIVATE+KEY+<name>+<key id>+<key>"))?;
         let name = LedgerName::parse(name)?;
-        let stated =
-            KeyId::from_hex(id).ok_or(malformed("the key id must be 8 lower-case hex digits"))?;
+        let stated = NoteKeyId::from_hex(id)
+            .ok_or(malformed("the key id must be 8 lower-case hex digits"))?;
         let key = Zeroizing::new(
             BASE64
                 .decode(key)
@@ -385,7 +385,7 @@ impl LedgerSigner {
             }
         })?;
         let public_key = public_key_of(&key_pair);
-        let key_id = KeyId::for_ed25519(&name, &public_key);
+        let key_id = NoteKeyId::for_ed25519(&name, &public_key);
         Ok(LedgerSigner {
             name,
             key_id,
@@ -399,7 +399,7 @@ impl LedgerSigner {
     }
 
     /// The key id.
-    pub fn key_id(&self) -> KeyId {
+    pub fn key_id(&self) -> NoteKeyId {
         self.key_id
     }
 
@@ -651,7 +651,7 @@ impl fmt::Display for SignedCheckpoint {
 }
 
 /// Splits `— <name> <base64(key id || signature)>` into its name, key id and signature bytes.
-fn parse_signature_line(line: &str) -> Result<(&str, KeyId, Vec<u8>), CheckpointError> {
+fn parse_signature_line(line: &str) -> Result<(&str, NoteKeyId, Vec<u8>), CheckpointError> {
     let malformed = |reason| CheckpointError::MalformedNote { reason };
     let rest = line.strip_prefix(SIGNATURE_PREFIX).ok_or(malformed(
         "a signature line must start with an em dash and a space",
@@ -666,7 +666,7 @@ fn parse_signature_line(line: &str) -> Result<(&str, KeyId, Vec<u8>), Checkpoint
         .map_err(|_| malformed("a signature is not canonical padded base64"))?;
     match blob.split_first_chunk::<4>() {
         Some((id, signature)) if !signature.is_empty() => {
-            Ok((name, KeyId(*id), signature.to_vec()))
+            Ok((name, NoteKeyId(*id), signature.to_vec()))
         }
         _ => Err(malformed(
             "a signature must hold a key id and at least one byte",
@@ -714,9 +714,9 @@ pub enum CheckpointError {
     #[error("the key id {stated} does not match the key, whose id is {computed}")]
     KeyIdMismatch {
         /// The id written in the key string.
-        stated: KeyId,
+        stated: NoteKeyId,
         /// The id computed from the name and public key.
-        computed: KeyId,
+        computed: NoteKeyId,
     },
     /// The signing-key environment variable is not set.
     #[error("the ledger signing key is not set ({var})")]
@@ -759,7 +759,7 @@ pub enum CheckpointError {
         /// The verifier's key name.
         key_name: String,
         /// The verifier's key id.
-        key_id: KeyId,
+        key_id: NoteKeyId,
     },
     /// A signature line by the verifier's key does not verify: the text or the signature was
     /// altered.
@@ -768,6 +768,6 @@ pub enum CheckpointError {
         /// The verifier's key name.
         key_name: String,
         /// The verifier's key id.
-        key_id: KeyId,
+        key_id: NoteKeyId,
     },
 }

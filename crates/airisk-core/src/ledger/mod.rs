@@ -65,8 +65,8 @@ pub use canonical_json::{
     to_canonical_json,
 };
 pub use checkpoint::{
-    Checkpoint, CheckpointError, KeyId, LedgerName, LedgerSigner, LedgerVerifier, MAX_NOTE_LEN,
-    MAX_SIGNATURES, Origin, SIGNING_KEY_ENV, SignedCheckpoint, generate_key_pair,
+    Checkpoint, CheckpointError, LedgerName, LedgerSigner, LedgerVerifier, MAX_NOTE_LEN,
+    MAX_SIGNATURES, NoteKeyId, Origin, SIGNING_KEY_ENV, SignedCheckpoint, generate_key_pair,
     verify_checkpoint,
 };
 pub use merkle::{

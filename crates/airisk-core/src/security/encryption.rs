@@ -29,7 +29,7 @@
 //!
 //! [`ENV_VAR`] (`AIRISK_ENCRYPTION_KEYS`) holds comma-separated `kid:base64key` entries, for example
 //! `k2026b:<44 base64 chars>,k2026a:<44 base64 chars>`. The key is 32 random bytes in standard
-//! base64 *with* padding (RFC 4648 §4); the key id follows the rules of [`KeyId`]. The first entry is
+//! base64 *with* padding (RFC 4648 §4); the key id follows the rules of [`EncryptionKeyId`]. The first entry is
 //! the primary key; the others only decrypt. Blanks around entries are ignored. The variable is read
 //! once, when the [`Keyring`] is built; `airisk keys generate` prints a fresh entry.
 //!
@@ -40,7 +40,7 @@
 //! ```
 //!
 //! * `v1` is the format version.
-//! * `<kid>` is the [`KeyId`] of the key that sealed the value (no dots, so the string splits on the
+//! * `<kid>` is the [`EncryptionKeyId`] of the key that sealed the value (no dots, so the string splits on the
 //!   first two dots).
 //! * the payload is base64url (RFC 4648 §5, alphabet `A–Z a–z 0–9 - _`) without `=` padding, of the
 //!   12-byte nonce, the AES-GCM ciphertext (as long as the plaintext) and the 16-byte tag. Decoding
@@ -144,9 +144,9 @@ const VERSION_PREFIX: &str = "v1.";
 /// It appears in every ciphertext between two dots, which is why it cannot contain one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct KeyId(String);
+pub struct EncryptionKeyId(String);
 
-impl KeyId {
+impl EncryptionKeyId {
     /// Validates `input` as a key id.
     ///
     /// # Errors
@@ -159,7 +159,7 @@ impl KeyId {
             |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
             "ASCII letters, digits, '-' and '_'",
         )?;
-        Ok(KeyId(input.to_owned()))
+        Ok(EncryptionKeyId(input.to_owned()))
     }
 
     /// A fresh key id for a key made on `date`: `k`, the date as `YYYYMMDD`, `-` and six random hex
@@ -174,7 +174,7 @@ impl KeyId {
             .fill(&mut suffix)
             .map_err(|_| EncryptionError::RandomUnavailable)?;
         let [a, b, c] = suffix;
-        Ok(KeyId(format!(
+        Ok(EncryptionKeyId(format!(
             "k{}-{a:02x}{b:02x}{c:02x}",
             date.format("%Y%m%d")
         )))
@@ -217,7 +217,7 @@ impl Purpose {
     }
 }
 
-crate::newtype::string_newtype!(KeyId, IdentifierError);
+crate::newtype::string_newtype!(EncryptionKeyId, IdentifierError);
 crate::newtype::string_newtype!(Purpose, IdentifierError);
 
 /// The tenant and purpose a value is sealed for, bound into the AES-GCM associated data.
@@ -270,7 +270,7 @@ pub enum KeyProblem {
     /// The entry has no `:` between the key id and the key.
     #[error("has no ':' between key id and key")]
     MissingSeparator,
-    /// The part before the `:` is not a valid [`KeyId`].
+    /// The part before the `:` is not a valid [`EncryptionKeyId`].
     #[error("has an invalid key id: {0}")]
     InvalidKeyId(IdentifierError),
     /// The key is not standard base64 with padding.
@@ -312,7 +312,7 @@ pub enum EncryptionError {
         position: usize,
         /// The entry's key id, when it is a valid one (an invalid one might be a pasted key, so it
         /// is never echoed).
-        kid: Option<KeyId>,
+        kid: Option<EncryptionKeyId>,
         /// What is wrong with it.
         problem: KeyProblem,
     },
@@ -321,7 +321,7 @@ pub enum EncryptionError {
     #[error("ciphertext is sealed with key id {kid}, which is not in the keyring")]
     UnknownKeyId {
         /// The key id the ciphertext names.
-        kid: KeyId,
+        kid: EncryptionKeyId,
     },
     /// The input is not a ciphertext of the form `v1.<kid>.<base64url>`.
     #[error("malformed ciphertext: {reason}")]
@@ -351,13 +351,13 @@ pub enum EncryptionError {
     },
 }
 
-fn kid_label(kid: Option<&KeyId>) -> String {
+fn kid_label(kid: Option<&EncryptionKeyId>) -> String {
     kid.map(|k| format!(" (key id {k})")).unwrap_or_default()
 }
 
 /// One key: its id, ring's expanded key, and the context-free AAD (computed once).
 struct KeyEntry {
-    kid: KeyId,
+    kid: EncryptionKeyId,
     key: LessSafeKey,
     aad: Box<[u8]>,
 }
@@ -405,7 +405,7 @@ impl Keyring {
         let mut entries: Vec<KeyEntry> = Vec::new();
         for (index, entry) in value.split(',').enumerate() {
             let position = index + 1;
-            let invalid = |kid: Option<&KeyId>, problem| EncryptionError::KeyInvalid {
+            let invalid = |kid: Option<&EncryptionKeyId>, problem| EncryptionError::KeyInvalid {
                 position,
                 kid: kid.cloned(),
                 problem,
@@ -417,8 +417,8 @@ impl Keyring {
             let Some((kid, key_b64)) = entry.split_once(':') else {
                 return Err(invalid(None, KeyProblem::MissingSeparator));
             };
-            let kid =
-                KeyId::parse(kid.trim()).map_err(|e| invalid(None, KeyProblem::InvalidKeyId(e)))?;
+            let kid = EncryptionKeyId::parse(kid.trim())
+                .map_err(|e| invalid(None, KeyProblem::InvalidKeyId(e)))?;
             if let Some(first) = entries.iter().position(|e| e.kid == kid) {
                 return Err(invalid(
                     Some(&kid),
@@ -462,7 +462,9 @@ impl Keyring {
     /// # Errors
     /// [`EncryptionError::KeyMissing`] if `keys` is empty; [`EncryptionError::KeyInvalid`] for a
     /// repeated key id.
-    pub fn from_raw_keys(keys: &[(KeyId, &[u8; KEY_LEN])]) -> Result<Self, EncryptionError> {
+    pub fn from_raw_keys(
+        keys: &[(EncryptionKeyId, &[u8; KEY_LEN])],
+    ) -> Result<Self, EncryptionError> {
         let mut entries: Vec<KeyEntry> = Vec::with_capacity(keys.len());
         for (index, (kid, raw)) in keys.iter().enumerate() {
             if let Some(first) = entries.iter().position(|e| &e.kid == kid) {
@@ -496,12 +498,12 @@ impl Keyring {
     }
 
     /// The key id that seals new values (the first entry).
-    pub fn primary_kid(&self) -> &KeyId {
+    pub fn primary_kid(&self) -> &EncryptionKeyId {
         &self.primary.kid
     }
 
     /// Every key id, primary first, in the order of the variable.
-    pub fn kids(&self) -> impl Iterator<Item = &KeyId> {
+    pub fn kids(&self) -> impl Iterator<Item = &EncryptionKeyId> {
         self.entries().map(|e| &e.kid)
     }
 
@@ -528,7 +530,10 @@ impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keyring")
             .field("primary", &self.primary_kid().as_str())
-            .field("kids", &self.kids().map(KeyId::as_str).collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.kids().map(EncryptionKeyId::as_str).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -761,7 +766,7 @@ impl Encryptor {
             .keyring
             .find(kid)
             .ok_or_else(|| EncryptionError::UnknownKeyId {
-                kid: KeyId(kid.to_owned()),
+                kid: EncryptionKeyId(kid.to_owned()),
             })?;
 
         let context_aad;
@@ -805,15 +810,15 @@ impl fmt::Display for Encryptor {
 ///
 /// # Errors
 /// [`EncryptionError::MalformedCiphertext`] if `ciphertext` does not start with `v1.<kid>.`.
-pub fn key_id_of(ciphertext: &str) -> Result<KeyId, EncryptionError> {
-    split_ciphertext(ciphertext).map(|(kid, _)| KeyId(kid.to_owned()))
+pub fn key_id_of(ciphertext: &str) -> Result<EncryptionKeyId, EncryptionError> {
+    split_ciphertext(ciphertext).map(|(kid, _)| EncryptionKeyId(kid.to_owned()))
 }
 
 /// A fresh keyring entry `kid:base64key` with 32 bytes from the OS CSPRNG, wiped when dropped.
 ///
 /// # Errors
 /// [`EncryptionError::RandomUnavailable`] if the OS random generator fails.
-pub fn generate_key_entry(kid: &KeyId) -> Result<Zeroizing<String>, EncryptionError> {
+pub fn generate_key_entry(kid: &EncryptionKeyId) -> Result<Zeroizing<String>, EncryptionError> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     SystemRandom::new()
         .fill(key.as_mut())
@@ -845,7 +850,7 @@ fn split_ciphertext(ciphertext: &str) -> Result<(&str, &str), EncryptionError> {
     let Some((kid, payload)) = rest.split_once('.') else {
         return Err(malformed("no '.' after the key id"));
     };
-    if KeyId::parse(kid).is_err() {
+    if EncryptionKeyId::parse(kid).is_err() {
         return Err(malformed("invalid key id"));
     }
     Ok((kid, payload))
@@ -865,7 +870,7 @@ fn into_string(plaintext: Vec<u8>) -> Result<String, EncryptionError> {
 
 /// `"airisk.v1" 0x00 kid 0x00` — the whole AAD of a context-free value, and the start of a
 /// context-bound one.
-fn aad_without_context(kid: &KeyId) -> Box<[u8]> {
+fn aad_without_context(kid: &EncryptionKeyId) -> Box<[u8]> {
     let mut aad = Vec::with_capacity(AAD_LABEL.len() + 2 + kid.as_str().len());
     aad.extend_from_slice(AAD_LABEL);
     aad.push(0);
@@ -901,7 +906,7 @@ mod tests {
 
     #[test]
     fn the_documented_aad_example_is_what_the_code_builds() {
-        let kid = KeyId::parse("k1").unwrap();
+        let kid = EncryptionKeyId::parse("k1").unwrap();
         let ctx = EncryptionContext::new(
             TenantId::parse("acme").unwrap(),
             Purpose::parse("api-key").unwrap(),
@@ -917,7 +922,7 @@ mod tests {
 
     #[test]
     fn the_documented_row_bound_aad_example_is_what_the_code_builds() {
-        let kid = KeyId::parse("dabc").unwrap();
+        let kid = EncryptionKeyId::parse("dabc").unwrap();
         let ctx = EncryptionContext::new(
             TenantId::parse("acme").unwrap(),
             Purpose::parse("prompt.template").unwrap(),

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::encryption::{
-    EncryptionContext, EncryptionError, Encryptor, KEY_LEN, KeyId, Keyring, Purpose, key_id_of,
+    EncryptionContext, EncryptionError, EncryptionKeyId, Encryptor, KEY_LEN, Keyring, Purpose,
+    key_id_of,
 };
 use super::tenant_context::TenantId;
 
@@ -43,7 +44,7 @@ pub struct WrappedDataKey {
     /// Its tenant.
     pub tenant_id: TenantId,
     /// Its id: the kid written in every value it seals.
-    pub kid: KeyId,
+    pub kid: EncryptionKeyId,
     /// The DEK wrapped by the KEK (`v1.<kek-kid>.…`); `None` once shredded.
     pub wrapped: Option<String>,
     /// When it was made.
@@ -70,7 +71,7 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     fn wrap(
         &self,
         tenant: &TenantId,
-        kid: &KeyId,
+        kid: &EncryptionKeyId,
         dek: &[u8; KEY_LEN],
     ) -> Result<String, EncryptionError>;
 
@@ -82,7 +83,7 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     fn unwrap(
         &self,
         tenant: &TenantId,
-        kid: &KeyId,
+        kid: &EncryptionKeyId,
         wrapped: &str,
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, EncryptionError>;
 
@@ -93,7 +94,7 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     fn rewrap(
         &self,
         tenant: &TenantId,
-        kid: &KeyId,
+        kid: &EncryptionKeyId,
         wrapped: &str,
     ) -> Result<String, EncryptionError>;
 }
@@ -112,7 +113,10 @@ impl KeyringKeyProvider {
     }
 }
 
-fn wrap_context(tenant: &TenantId, kid: &KeyId) -> Result<EncryptionContext, EncryptionError> {
+fn wrap_context(
+    tenant: &TenantId,
+    kid: &EncryptionKeyId,
+) -> Result<EncryptionContext, EncryptionError> {
     let purpose = Purpose::parse(DEK_WRAP_PURPOSE).map_err(|_| EncryptionError::KeyMissing)?;
     EncryptionContext::new(tenant.clone(), purpose).with_row(kid.as_str())
 }
@@ -121,7 +125,7 @@ impl KeyProvider for KeyringKeyProvider {
     fn wrap(
         &self,
         tenant: &TenantId,
-        kid: &KeyId,
+        kid: &EncryptionKeyId,
         dek: &[u8; KEY_LEN],
     ) -> Result<String, EncryptionError> {
         self.kek
@@ -131,7 +135,7 @@ impl KeyProvider for KeyringKeyProvider {
     fn unwrap(
         &self,
         tenant: &TenantId,
-        kid: &KeyId,
+        kid: &EncryptionKeyId,
         wrapped: &str,
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, EncryptionError> {
         let raw = self
@@ -148,7 +152,7 @@ impl KeyProvider for KeyringKeyProvider {
     fn rewrap(
         &self,
         tenant: &TenantId,
-        kid: &KeyId,
+        kid: &EncryptionKeyId,
         wrapped: &str,
     ) -> Result<String, EncryptionError> {
         self.kek.rewrap(wrapped, Some(&wrap_context(tenant, kid)?))
@@ -176,7 +180,7 @@ impl fmt::Debug for Opened {
 /// A cached unwrapped DEK: (tenant, kid, wrapped text) → key bytes, wiped on eviction.
 struct CachedKey {
     tenant: TenantId,
-    kid: KeyId,
+    kid: EncryptionKeyId,
     wrapped: String,
     key: Zeroizing<[u8; KEY_LEN]>,
 }
@@ -241,7 +245,8 @@ impl Envelope {
             .fill(&mut id)
             .map_err(|_| EncryptionError::RandomUnavailable)?;
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let kid = KeyId::parse(&format!("d{hex}")).map_err(|_| EncryptionError::KeyMissing)?;
+        let kid =
+            EncryptionKeyId::parse(&format!("d{hex}")).map_err(|_| EncryptionError::KeyMissing)?;
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         self.rng
             .fill(key.as_mut())
@@ -346,7 +351,7 @@ impl Envelope {
     fn unwrapped(
         &self,
         tenant: &TenantId,
-        kid: &KeyId,
+        kid: &EncryptionKeyId,
         wrapped: &str,
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, EncryptionError> {
         if let Ok(mut cache) = self.cache.lock()
@@ -456,7 +461,7 @@ mod tests {
         assert_eq!(*provider.unwrap(&acme, &dek.kid, wrapped).unwrap(), *key);
         let other = TenantId::parse("globex").unwrap();
         assert!(provider.unwrap(&other, &dek.kid, wrapped).is_err());
-        let other_id = KeyId::parse("dother").unwrap();
+        let other_id = EncryptionKeyId::parse("dother").unwrap();
         assert!(provider.unwrap(&acme, &other_id, wrapped).is_err());
     }
 }

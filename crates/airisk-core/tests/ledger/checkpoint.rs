@@ -1,9 +1,8 @@
 //! Signed checkpoints: C2SP tlog-checkpoint bodies in Ed25519 signed notes.
 
 use airisk_core::ledger::{
-    Checkpoint, CheckpointError, Hash, KeyId, LedgerName, LedgerSigner, LedgerVerifier,
-    MAX_SIGNATURES, Origin, SIGNING_KEY_ENV, SignedCheckpoint, generate_key_pair,
-    verify_checkpoint,
+    Checkpoint, CheckpointError, Hash, LedgerName, LedgerSigner, LedgerVerifier, MAX_SIGNATURES,
+    NoteKeyId, Origin, SIGNING_KEY_ENV, SignedCheckpoint, generate_key_pair, verify_checkpoint,
 };
 use airisk_core::security::tenant_context::TenantId;
 use base64::Engine as _;
@@ -69,7 +68,7 @@ fn key_id_matches_an_independent_python_computation() {
             .collect::<String>(),
         PY_PUBLIC_KEY_HEX
     );
-    let id = KeyId::for_ed25519(&ledger(), &public_key);
+    let id = NoteKeyId::for_ed25519(&ledger(), &public_key);
     assert_eq!(id.to_string(), PY_KEY_ID);
     assert_eq!(id.to_u32(), 0x4dcd3c3f);
     assert_eq!(id.to_bytes(), [0x4d, 0xcd, 0x3c, 0x3f]);

@@ -8,7 +8,7 @@ use airisk_core::ledger::{
     Checkpoint, Hash, LedgerName, LedgerSigner, LedgerVerifier, Origin, to_canonical_json,
     verify_checkpoint,
 };
-use airisk_core::security::encryption::{Encryptor, KeyId, Keyring, key_id_of};
+use airisk_core::security::encryption::{EncryptionKeyId, Encryptor, Keyring, key_id_of};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
@@ -47,7 +47,7 @@ proptest! {
     fn a_keyring_string_never_panics_and_what_parses_keeps_its_order(s in "\\PC{0,200}") {
         if let Ok(k) = Keyring::parse(&s) {
             let kids: Vec<&str> = s.split(',').filter_map(|e| e.split_once(':')).map(|(k, _)| k.trim()).collect();
-            prop_assert_eq!(k.kids().map(KeyId::as_str).collect::<Vec<_>>(), kids);
+            prop_assert_eq!(k.kids().map(EncryptionKeyId::as_str).collect::<Vec<_>>(), kids);
         }
     }
 

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use airisk_core::security::encryption::{
-    EncryptionContext, EncryptionError, Encryptor, KeyId, KeyProblem, Keyring, Purpose,
+    EncryptionContext, EncryptionError, EncryptionKeyId, Encryptor, KeyProblem, Keyring, Purpose,
     generate_key_entry, key_id_of,
 };
 use airisk_core::security::tenant_context::{IdentifierError, TenantId};
@@ -259,7 +259,7 @@ fn an_unknown_key_id_is_named() {
     assert_eq!(
         err,
         EncryptionError::UnknownKeyId {
-            kid: KeyId::parse("old").unwrap()
+            kid: EncryptionKeyId::parse("old").unwrap()
         }
     );
     assert!(err.to_string().contains("old"));
@@ -371,7 +371,7 @@ fn each_malformed_keyring_entry_is_named_by_position_and_key_id_without_key_mate
             err,
             EncryptionError::KeyInvalid {
                 position,
-                kid: kid.map(|k| KeyId::parse(k).unwrap()),
+                kid: kid.map(|k| EncryptionKeyId::parse(k).unwrap()),
                 problem,
             },
             "{value}"
@@ -411,7 +411,7 @@ fn each_malformed_keyring_entry_is_named_by_position_and_key_id_without_key_mate
 fn blanks_around_entries_are_ignored_and_the_first_entry_is_primary() {
     let keyring = Keyring::parse(&format!(" {} ,\n{} ", entry("new", 2), entry("old", 1))).unwrap();
     assert_eq!(keyring.primary_kid().as_str(), "new");
-    let kids: Vec<&str> = keyring.kids().map(KeyId::as_str).collect();
+    let kids: Vec<&str> = keyring.kids().map(EncryptionKeyId::as_str).collect();
     assert_eq!(kids, ["new", "old"]);
     assert_eq!(keyring.len(), 2);
     assert!(!keyring.is_empty());
@@ -536,10 +536,10 @@ fn bytes_round_trip_and_non_utf8_is_reported_by_the_text_api() {
 #[test]
 fn key_ids_and_purposes_are_validated() {
     for ok in ["k1", "K_2026-01", "a", &"x".repeat(32)] {
-        assert!(KeyId::parse(ok).is_ok(), "{ok}");
+        assert!(EncryptionKeyId::parse(ok).is_ok(), "{ok}");
     }
     for bad in ["", "k.1", "k 1", "-k", "_k", "kü", &"x".repeat(33), "k:1"] {
-        assert!(KeyId::parse(bad).is_err(), "{bad}");
+        assert!(EncryptionKeyId::parse(bad).is_err(), "{bad}");
     }
     for ok in ["api-key", "model.api_key", "p", "2fa.seed", &"p".repeat(64)] {
         assert!(Purpose::parse(ok).is_ok(), "{ok}");
@@ -555,7 +555,8 @@ fn key_ids_and_purposes_are_validated() {
 
 #[test]
 fn generated_entries_parse_as_a_keyring() {
-    let kid = KeyId::generate(chrono::NaiveDate::from_ymd_opt(2026, 1, 27).unwrap()).unwrap();
+    let kid =
+        EncryptionKeyId::generate(chrono::NaiveDate::from_ymd_opt(2026, 1, 27).unwrap()).unwrap();
     assert!(kid.as_str().starts_with("k20260127-"), "{kid}");
     assert_eq!(kid.as_str().len(), "k20260127-".len() + 6);
     let first = generate_key_entry(&kid).unwrap();

@@ -231,7 +231,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
 }
 
 async fn run_async(args: AuditArgs) -> anyhow::Result<()> {
-    let keys = Keys::from_args(&args.store)?;
+    let keys = LedgerKeys::from_args(&args.store)?;
     let opened = crate::store::open(&args.store.database_url, Arc::new(SystemClock)).await?;
     let governance = opened.governance;
     let store = opened.audit;
@@ -265,14 +265,14 @@ async fn run_async(args: AuditArgs) -> anyhow::Result<()> {
 }
 
 /// The ledger's name and keys, from the environment or flags.
-struct Keys {
+struct LedgerKeys {
     name: LedgerName,
     signer: Option<Arc<LedgerSigner>>,
     verifier: Option<LedgerVerifier>,
 }
 
-impl Keys {
-    fn from_args(args: &StoreArgs) -> anyhow::Result<Keys> {
+impl LedgerKeys {
+    fn from_args(args: &StoreArgs) -> anyhow::Result<LedgerKeys> {
         let signer = match &args.signing_key {
             Some(text) => Some(Arc::new(
                 LedgerSigner::from_signing_key(text.trim())
@@ -298,7 +298,7 @@ impl Keys {
             (None, Some(v)) => v.name().clone(),
             (None, None) => LedgerName::parse(DEFAULT_LEDGER_NAME)?,
         };
-        Ok(Keys {
+        Ok(LedgerKeys {
             name,
             signer,
             verifier,
@@ -387,7 +387,7 @@ async fn log(logger: &AuditLogger, args: LogArgs) -> anyhow::Result<()> {
 async fn verify(
     logger: &AuditLogger,
     store: &dyn AuditRepository,
-    keys: &Keys,
+    keys: &LedgerKeys,
     args: VerifyArgs,
 ) -> anyhow::Result<()> {
     let verifier = keys.verifier.as_ref().ok_or_else(|| {
@@ -482,7 +482,7 @@ async fn export(
     logger: &AuditLogger,
     store: &dyn AuditRepository,
     governance: &dyn GovernanceStore,
-    keys: &Keys,
+    keys: &LedgerKeys,
     args: ExportArgs,
 ) -> anyhow::Result<()> {
     let tenant = parse_tenant(&args.tenant)?;

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use airisk_core::ports::{Clock, SystemClock};
-use airisk_core::security::encryption::{ENV_VAR, KeyId, generate_key_entry};
+use airisk_core::security::encryption::{ENV_VAR, EncryptionKeyId, generate_key_entry};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
@@ -29,7 +29,7 @@ struct GenerateArgs {
     /// Key id (1–32 of A-Z a-z 0-9 - _, starting with a letter or digit). Default:
     /// `k<YYYYMMDD>-<6 random hex digits>`, dated today (UTC).
     #[arg(long, value_name = "NAME", conflicts_with = "ledger")]
-    kid: Option<KeyId>,
+    kid: Option<EncryptionKeyId>,
     /// Generate the ledger's Ed25519 checkpoint-signing key instead: line 1 is the signing key
     /// for AIRISK_LEDGER_SIGNING_KEY, line 2 the verifier key to hand to auditors.
     #[arg(long)]
@@ -62,7 +62,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     }
     let kid = match args.kid {
         Some(kid) => kid,
-        None => KeyId::generate(SystemClock.now().date_naive())?,
+        None => EncryptionKeyId::generate(SystemClock.now().date_naive())?,
     };
     let entry = generate_key_entry(&kid)?;
     let mut stdout = std::io::stdout().lock();

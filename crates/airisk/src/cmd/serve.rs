@@ -19,7 +19,9 @@ use std::time::Duration;
 use airisk_core::governance::audit_logger::CheckpointPolicy;
 use airisk_core::ledger::{LedgerName, LedgerSigner, SIGNING_KEY_ENV};
 use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
-use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor, KeyId};
+use airisk_core::security::encryption::{
+    ENV_VAR as ENCRYPTION_KEYS_ENV, EncryptionKeyId, Encryptor,
+};
 use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
 use airisk_core::security::rbac::Role;
 use airisk_core::security::tenant_context::TenantId;
@@ -575,7 +577,7 @@ const DEV_JWT: &str = "AIRISK_JWT_SECRET";
 
 impl DevSecrets {
     fn generate() -> anyhow::Result<DevSecrets> {
-        let kid = KeyId::generate(SystemClock.now().date_naive())?;
+        let kid = EncryptionKeyId::generate(SystemClock.now().date_naive())?;
         let encryption = airisk_core::security::encryption::generate_key_entry(&kid)?;
         let (ledger, _) =
             airisk_core::ledger::generate_key_pair(&LedgerName::parse("airisk.dev/ledger")?)?;

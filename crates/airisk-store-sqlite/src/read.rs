@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::connection::{ConnectionSettings, open_reader, read_settings};
 use crate::error::{corrupt, from_sql_int, map_sqlite};
-use crate::writer::decode_head;
+use crate::write::decode_head;
 
 /// Read-only connections, reused. When all are busy another is opened; at most `max_idle` are
 /// kept afterwards.
