@@ -378,6 +378,11 @@ impl AuditRepository for SqliteStore {
 
 #[async_trait]
 impl GovernanceStore for SqliteStore {
+    #[tracing::instrument(
+        name = "store.commit",
+        skip_all,
+        fields(tenant_id = %change.tenant, mutations = change.mutations.len(), audit_records = change.audit.len())
+    )]
     async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
         change.check_tenant()?;
         if change.mutations.is_empty() && change.audit.is_empty() {

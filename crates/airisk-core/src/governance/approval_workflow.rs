@@ -66,6 +66,10 @@ impl ApprovalWorkflow {
     ///
     /// # Errors
     /// [`ApprovalError::Forbidden`], [`ApprovalError::Invalid`], [`ApprovalError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalRequest.as_str(), correlation_id = %correlation)
+    )]
     pub async fn request_approval(
         &self,
         principal: &Principal,
@@ -150,6 +154,10 @@ impl ApprovalWorkflow {
     ///
     /// # Errors
     /// [`ApprovalError::Forbidden`], [`ApprovalError::NotFound`], [`ApprovalError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalView.as_str())
+    )]
     pub async fn get(
         &self,
         principal: &Principal,
@@ -169,6 +177,10 @@ impl ApprovalWorkflow {
     ///
     /// # Errors
     /// [`ApprovalError::Forbidden`], [`ApprovalError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalView.as_str())
+    )]
     pub async fn list(
         &self,
         principal: &Principal,
@@ -191,6 +203,10 @@ impl ApprovalWorkflow {
     /// [`ApprovalError::Forbidden`], [`ApprovalError::NotFound`], [`ApprovalError::NotHuman`],
     /// [`ApprovalError::SelfApproval`], [`ApprovalError::AlreadyApproved`],
     /// [`ApprovalError::NotPending`], [`ApprovalError::Expired`], [`ApprovalError::Conflict`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalApprove.as_str(), correlation_id = %correlation)
+    )]
     pub async fn approve(
         &self,
         principal: &Principal,
@@ -206,6 +222,10 @@ impl ApprovalWorkflow {
     ///
     /// # Errors
     /// As [`ApprovalWorkflow::approve`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalReject.as_str(), correlation_id = %correlation)
+    )]
     pub async fn reject(
         &self,
         principal: &Principal,
@@ -222,6 +242,10 @@ impl ApprovalWorkflow {
     /// # Errors
     /// [`ApprovalError::Forbidden`], [`ApprovalError::NotFound`], [`ApprovalError::NotRequester`],
     /// [`ApprovalError::NotPending`], [`ApprovalError::Expired`], [`ApprovalError::Conflict`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ApprovalCancel.as_str(), correlation_id = %correlation)
+    )]
     pub async fn cancel(
         &self,
         principal: &Principal,

@@ -208,6 +208,17 @@ impl AuditLogger {
     /// # Errors
     /// As [`AuditLogger::log_action`]; [`AuditError::Sealing`] if values are given and this
     /// logger has no envelope ([`AuditLogger::with_sealing`]) or sealing fails.
+    // skip_all: the metadata and sensitive values are never recorded in a span; the correlation
+    // id is caller input, so it is recorded escaped (Debug).
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            tenant_id = %principal.tenant(),
+            actor = %principal.actor(),
+            action = Action::AuditAppend.as_str(),
+            correlation_id = ?input.correlation_id,
+        )
+    )]
     pub async fn log_action_sensitive(
         &self,
         principal: &Principal,

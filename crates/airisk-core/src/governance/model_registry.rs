@@ -162,6 +162,10 @@ impl ModelRegistry {
     /// [`ModelRegistryError::HiddenCharacter`] (artifact URI, metadata, or as
     /// [`ModelRegistryError::Approval`] the justification),
     /// [`ModelRegistryError::AlreadyRegistered`], [`ModelRegistryError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelRegister.as_str(), correlation_id = %correlation)
+    )]
     pub async fn register_model(
         &self,
         principal: &Principal,
@@ -300,6 +304,10 @@ impl ModelRegistry {
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelView.as_str())
+    )]
     pub async fn get_model(
         &self,
         principal: &Principal,
@@ -320,6 +328,10 @@ impl ModelRegistry {
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelView.as_str())
+    )]
     pub async fn list_versions(
         &self,
         principal: &Principal,
@@ -363,6 +375,10 @@ impl ModelRegistry {
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`], and the workflow's
     /// errors as [`ModelRegistryError::Approval`] (approving twice is `NotPending`).
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelApprove.as_str(), correlation_id = %correlation)
+    )]
     pub async fn approve_model(
         &self,
         principal: &Principal,
@@ -385,6 +401,10 @@ impl ModelRegistry {
     ///
     /// # Errors
     /// As [`ModelRegistry::approve_model`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelReject.as_str(), correlation_id = %correlation)
+    )]
     pub async fn reject_model(
         &self,
         principal: &Principal,
@@ -411,6 +431,10 @@ impl ModelRegistry {
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`],
     /// [`ModelRegistryError::Invalid`] for a malformed digest, [`ModelRegistryError::Store`].
     /// A refusal on the merits is `Ok(Deployment::Denied { .. })`.
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelAuthorizeDeployment.as_str(), correlation_id = %correlation)
+    )]
     pub async fn authorize_deployment(
         &self,
         principal: &Principal,

@@ -379,6 +379,10 @@ impl PromptRegistry {
     /// [`PromptRegistryError::HiddenCharacter`] for a template or change reason holding a
     /// character a reader would not see, [`PromptRegistryError::AlreadyExists`],
     /// [`PromptRegistryError::Store`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptRegister.as_str(), correlation_id = %correlation)
+    )]
     pub async fn register_prompt(
         &self,
         principal: &Principal,
@@ -433,6 +437,10 @@ impl PromptRegistry {
     /// [`PromptRegistryError::NoChange`], [`PromptRegistryError::Invalid`],
     /// [`PromptRegistryError::HiddenCharacter`],
     /// [`PromptRegistryError::Conflict`] if another update took n+1 first.
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptUpdate.as_str(), correlation_id = %correlation)
+    )]
     pub async fn update_prompt(
         &self,
         principal: &Principal,
@@ -549,6 +557,10 @@ impl PromptRegistry {
     ///
     /// # Errors
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptView.as_str())
+    )]
     pub async fn get_prompt(
         &self,
         principal: &Principal,
@@ -582,6 +594,10 @@ impl PromptRegistry {
     ///
     /// # Errors
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptView.as_str())
+    )]
     pub async fn history(
         &self,
         principal: &Principal,
@@ -607,6 +623,10 @@ impl PromptRegistry {
     ///
     /// # Errors
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptView.as_str())
+    )]
     pub async fn diff(
         &self,
         principal: &Principal,
@@ -630,6 +650,10 @@ impl PromptRegistry {
     /// [`PromptRegistryError::Forbidden`], [`PromptRegistryError::NotFound`],
     /// [`PromptRegistryError::MoveNotApproved`] (recorded as a denial),
     /// [`PromptRegistryError::Conflict`], [`PromptRegistryError::Invalid`].
+    #[tracing::instrument(
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::PromptMoveLabel.as_str(), correlation_id = %correlation)
+    )]
     pub async fn move_label(
         &self,
         principal: &Principal,

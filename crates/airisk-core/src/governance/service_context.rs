@@ -6,6 +6,12 @@
 //! One [`ServiceContext`] is built by the composition root and handed to
 //! [`super::approval_workflow::ApprovalWorkflow`], [`super::model_registry::ModelRegistry`] and
 //! [`super::prompt_registry::PromptRegistry`]; cloning it clones three `Arc`s.
+//!
+//! Every public method of those services runs in a `tracing` span named after it, with the
+//! fields `tenant_id`, `actor`, `action` and (for commands) `correlation_id`, so a log line
+//! can be tied to its request; a store's `commit` opens a `store.commit` span inside it. The
+//! spans skip every argument (`skip_all`): templates, reasons, metadata and keys are never
+//! recorded.
 
 use std::borrow::Cow;
 use std::sync::Arc;

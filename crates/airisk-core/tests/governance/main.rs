@@ -12,5 +12,6 @@ mod audit;
 mod hostile;
 mod model_registry;
 mod prompt_registry;
+mod spans;
 mod support;
 mod visible_text;
