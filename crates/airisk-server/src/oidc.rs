@@ -398,10 +398,7 @@ impl OidcKeys {
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        match self
-            .fetch(Method::GET, url, None, None)
-            .await?
-        {
+        match self.fetch(Method::GET, url, None, None).await? {
             (StatusCode::OK, body) => Ok(body),
             (status, _) => Err(format!("GET {url}: HTTP status {status}")),
         }

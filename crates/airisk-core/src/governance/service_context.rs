@@ -1,7 +1,7 @@
 //! What the governance services share: the store, the clock, the id generator and RBAC, and the
-//! three things every command does with them: check the role ([`ServiceContext::authorize`]),
-//! record a refusal ([`ServiceContext::deny`]) and build the audit event of what it did
-//! ([`ServiceContext::event`]).
+//! three things every command does with them: check the role (`authorize`),
+//! record a refusal (`deny`) and build the audit event of what it did
+//! (`event`).
 //!
 //! One [`ServiceContext`] is built by the composition root and handed to
 //! [`super::approval_workflow::ApprovalWorkflow`], [`super::model_registry::ModelRegistry`] and
