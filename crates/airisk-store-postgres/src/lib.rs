@@ -225,9 +225,15 @@ impl PostgresStore {
                         "SELECT set_config('synchronous_commit', 'on', false) \
                          WHERE current_setting('synchronous_commit') = 'off'",
                     )
-                    .execute(conn)
-                    .await
-                    .map(|_| ())
+                    .execute(&mut *conn)
+                    .await?;
+                    // Every transaction starts with a ROLLBACK of whatever a cancelled `begin`
+                    // left open (write::begin_for); on a clean connection that is a warning,
+                    // which is noise: the store's statements raise nothing below an error.
+                    sqlx::query("SELECT set_config('client_min_messages', 'error', false)")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
                 })
             })
             .connect_with(connect)

@@ -85,8 +85,13 @@ pub(crate) async fn begin_for(
     } else {
         "BEGIN"
     };
+    // The leading ROLLBACK ends a transaction the connection's previous user left open: sqlx
+    // 0.8 queues no rollback when a `begin` is cancelled (a request dropped by its client) after
+    // its `BEGIN` was sent, and the pool hands such a connection out again. Rolling that back
+    // loses nothing (it ran at most `BEGIN` and `set_config`); on a clean connection it does
+    // nothing (its warning is not sent: `client_min_messages = error`, set at connect).
     let sql = format!(
-        "{begin}; SELECT set_config('airisk.tenant_id', '{}', true)",
+        "ROLLBACK; {begin}; SELECT set_config('airisk.tenant_id', '{}', true)",
         id.replace('\'', "''")
     );
     pool.begin_with(sql).await.map_err(|e| map(&e))
@@ -789,7 +794,11 @@ pub(crate) async fn append_across_tenants(
             )
         });
     }
-    let mut tx = pool.begin().await.map_err(|e| map(&e))?;
+    // As in begin_for: end whatever a cancelled `begin` left open on this connection.
+    let mut tx = pool
+        .begin_with("ROLLBACK; BEGIN")
+        .await
+        .map_err(|e| map(&e))?;
     for (tenant, (head, frontier, _)) in &mut heads {
         set_tenant(&mut tx, tenant).await?;
         *head = lock_head(&mut tx, tenant).await?;

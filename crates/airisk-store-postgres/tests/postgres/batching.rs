@@ -336,3 +336,34 @@ async fn reads_leave_their_pooled_connection_clean() {
         "the statement ran in its own transaction, not in a read left open"
     );
 }
+
+/// A read whose caller gives up while its `BEGIN READ ONLY` is in flight (an HTTP client that
+/// hangs up) must not leave that transaction open on the pooled connection: sqlx queues no
+/// rollback for a cancelled `begin`, so the next user of the connection, a write, would run
+/// inside a read-only transaction and fail. With one connection, every cancelled read is followed
+/// by an append that must succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
+async fn a_read_cancelled_mid_begin_leaves_no_transaction_for_the_next_write() {
+    let db = TestDb::new().await;
+    let mut options = PostgresOptions::default();
+    options.max_connections = 1;
+    let store = db.store_with(Arc::new(ManualClock::new()), options).await;
+    let mut cancelled = 0;
+    for n in 0..40u64 {
+        // A zero timeout polls the read once (acquire, send BEGIN) and drops it.
+        if tokio::time::timeout(std::time::Duration::ZERO, store.tree_head(&tenant("acme")))
+            .await
+            .is_err()
+        {
+            cancelled += 1;
+        }
+        let receipts = store.append(vec![event("acme", n)]).await.unwrap();
+        assert_eq!(seq_of(&receipts), n);
+    }
+    assert!(
+        cancelled > 0,
+        "no read was cancelled: the test did not test"
+    );
+    assert_gapless(&store, "acme", 40).await;
+}
