@@ -4,8 +4,10 @@
 //! spawns one; the drainer takes everything queued (up to the event budget), commits it as one
 //! transaction (see [`crate::write`]), answers each caller, and loops until the queue is empty.
 //! While a batch's `COMMIT` waits for the WAL flush, new requests pile up and form the next
-//! batch: under load one flush carries many callers. Tenants drain independently, in parallel,
-//! up to the pool's size. The drainer is a spawned task, not the caller, so a caller that stops
+//! batch: under load one flush carries many callers. The drainer keeps the head its last batch
+//! committed and leaves it for the tenant's next drainer ([`crate::write::Known`]), so a batch
+//! need not lock and read it first. Tenants drain independently, in parallel, up to the pool's
+//! size. The drainer is a spawned task, not the caller, so a caller that stops
 //! waiting (its future dropped) strands nobody.
 
 use std::collections::hash_map::Entry;
@@ -18,7 +20,7 @@ use airisk_core::security::tenant_context::TenantId;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-use crate::write::{Work, commit_batch};
+use crate::write::{Known, Work, commit_batch};
 
 type Reply = oneshot::Sender<Result<Vec<AuditReceipt>, StoreError>>;
 
@@ -35,8 +37,17 @@ pub(crate) struct Batcher {
     pool: PgPool,
     clock: Arc<dyn Clock>,
     max_batch_events: usize,
+    state: Mutex<State>,
+}
+
+/// The queues, and what each tenant's last drainer knew of its head.
+#[derive(Debug, Default)]
+struct State {
     /// A tenant is present while a drainer owns it; its queue may be empty meanwhile.
-    queues: Mutex<HashMap<TenantId, VecDeque<Request>>>,
+    queues: HashMap<TenantId, VecDeque<Request>>,
+    /// Left by a drainer when it released its tenant, taken by the next one. One entry per tenant
+    /// written by this process (a size and at most 64 hashes each).
+    heads: HashMap<TenantId, Known>,
 }
 
 impl Batcher {
@@ -45,12 +56,12 @@ impl Batcher {
             pool,
             clock,
             max_batch_events: max_batch_events.max(1),
-            queues: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
-    fn queues(&self) -> MutexGuard<'_, HashMap<TenantId, VecDeque<Request>>> {
-        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues `work` for `tenant` and waits for its outcome.
@@ -62,8 +73,8 @@ impl Batcher {
         let (reply, answer) = oneshot::channel();
         let request = Request { work, reply };
         let spawn = {
-            let mut queues = self.queues();
-            match queues.entry(tenant.clone()) {
+            let mut state = self.state();
+            match state.queues.entry(tenant.clone()) {
                 Entry::Occupied(mut queue) => {
                     queue.get_mut().push_back(request);
                     false
@@ -83,12 +94,15 @@ impl Batcher {
         })?
     }
 
-    /// Takes the next batch of `tenant`, or releases the tenant if its queue is empty.
-    fn next_batch(&self, tenant: &TenantId) -> Option<Vec<Request>> {
-        let mut queues = self.queues();
-        let queue = queues.get_mut(tenant)?;
+    /// Takes the next batch of `tenant`, or releases the tenant if its queue is empty, leaving
+    /// `known` for its next drainer (in the same critical section, so that one finds it).
+    fn next_batch(&self, tenant: &TenantId, known: &mut Known) -> Option<Vec<Request>> {
+        let mut state = self.state();
+        let state = &mut *state;
+        let queue = state.queues.get_mut(tenant)?;
         if queue.is_empty() {
-            queues.remove(tenant);
+            state.queues.remove(tenant);
+            state.heads.insert(tenant.clone(), std::mem::take(known));
             return None;
         }
         let mut budget = 0;
@@ -114,10 +128,12 @@ impl Batcher {
             tenant: &tenant,
             armed: true,
         };
-        while let Some(batch) = self.next_batch(&tenant) {
+        let mut known = self.state().heads.remove(&tenant).unwrap_or_default();
+        while let Some(batch) = self.next_batch(&tenant, &mut known) {
             let (works, replies): (Vec<Work>, Vec<Reply>) =
                 batch.into_iter().map(|r| (r.work, r.reply)).unzip();
-            let results = commit_batch(&self.pool, self.clock.as_ref(), &tenant, works).await;
+            let results =
+                commit_batch(&self.pool, self.clock.as_ref(), &tenant, works, &mut known).await;
             for (reply, result) in replies.into_iter().zip(results) {
                 // A dropped receiver means the caller stopped waiting; the outcome stands.
                 let _ = reply.send(result);
@@ -138,7 +154,7 @@ impl Drop for DrainGuard<'_> {
         if !self.armed {
             return;
         }
-        let stranded = self.batcher.queues().remove(self.tenant);
+        let stranded = self.batcher.state().queues.remove(self.tenant);
         for request in stranded.into_iter().flatten() {
             let _ = request.reply.send(Err(StoreError::Unavailable {
                 message: "the postgres batch writer stopped".to_owned(),

@@ -16,7 +16,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::error::{corrupt, map, to_i64};
-use crate::write::begin_for;
+use crate::write::{begin_for, end_read};
 
 fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Refused {
@@ -244,6 +244,181 @@ pub(crate) async fn apply(
     Ok(())
 }
 
+/// The mutations of a batch as column arrays, applied by the batch's one statement
+/// ([`crate::write`]) instead of one round trip each while the tenant's head is locked. Only
+/// approval and model inserts and updates go this way (the mutations of registering and deciding),
+/// and only when no row is touched twice in the batch ([`Bulk::fits`]): then the order in which
+/// the statement applies them cannot matter, and each one's check (its version, its key) is the
+/// same as in [`apply`]. Anything else goes through [`apply`], one mutation at a time, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Bulk {
+    pub(crate) approval_ins: ApprovalInserts,
+    pub(crate) approval_upd: ApprovalUpdates,
+    pub(crate) model_ins: ModelInserts,
+    pub(crate) model_upd: ModelUpdates,
+}
+
+/// New approval requests, column by column.
+#[derive(Debug, Default)]
+pub(crate) struct ApprovalInserts {
+    pub(crate) id: Vec<Uuid>,
+    pub(crate) ord: Vec<i64>,
+    pub(crate) version: Vec<i64>,
+    pub(crate) status: Vec<String>,
+    pub(crate) subject: Vec<String>,
+    pub(crate) requested_by: Vec<String>,
+    pub(crate) body: Vec<String>,
+}
+
+/// Approval requests replaced at an expected version, column by column.
+#[derive(Debug, Default)]
+pub(crate) struct ApprovalUpdates {
+    pub(crate) id: Vec<Uuid>,
+    pub(crate) expected: Vec<i64>,
+    pub(crate) version: Vec<i64>,
+    pub(crate) status: Vec<String>,
+    pub(crate) body: Vec<String>,
+}
+
+/// New model versions, column by column.
+#[derive(Debug, Default)]
+pub(crate) struct ModelInserts {
+    pub(crate) name: Vec<String>,
+    pub(crate) version: Vec<String>,
+    pub(crate) ord: Vec<i64>,
+    pub(crate) row_version: Vec<i64>,
+    pub(crate) body: Vec<String>,
+}
+
+/// Model versions replaced at an expected row version, column by column.
+#[derive(Debug, Default)]
+pub(crate) struct ModelUpdates {
+    pub(crate) name: Vec<String>,
+    pub(crate) version: Vec<String>,
+    pub(crate) expected: Vec<i64>,
+    pub(crate) row_version: Vec<i64>,
+    pub(crate) body: Vec<String>,
+}
+
+/// A row a mutation writes, to find two writes of one row in a batch.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum RowKey {
+    Approval(Uuid),
+    Model(String, String),
+}
+
+impl Bulk {
+    /// Whether every mutation of a batch can go into the batch's one statement: each is an
+    /// approval or model insert or update of `tenant`, and no row is written twice.
+    pub(crate) fn fits<'a>(
+        tenant: &TenantId,
+        mutations: impl IntoIterator<Item = &'a Mutation>,
+    ) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        for m in mutations {
+            if m.tenant() != tenant {
+                return false;
+            }
+            let key = match m {
+                Mutation::InsertApproval(r) | Mutation::UpdateApproval { request: r, .. } => {
+                    RowKey::Approval(r.id())
+                }
+                Mutation::InsertModel(m) | Mutation::UpdateModel { model: m, .. } => RowKey::Model(
+                    m.model_name().as_str().to_owned(),
+                    m.version().as_str().to_owned(),
+                ),
+                _ => return false,
+            };
+            if !seen.insert(key) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Adds one mutation (one that [`Bulk::fits`] accepted), taking creation-order numbers from
+    /// `writes` in the same order as [`apply`] would.
+    pub(crate) fn add(&mut self, mutation: &Mutation, writes: &mut u64) -> Result<(), StoreError> {
+        match mutation {
+            Mutation::InsertApproval(r) => {
+                let a = &mut self.approval_ins;
+                // Everything that can fail first, so a refused mutation leaves no partial row.
+                let version = to_i64(r.version(), "approval version")?;
+                let subject = to_json(r.subject(), "subject")?;
+                let body = to_json(r, "approval request")?;
+                a.ord.push(next_ord(writes)?);
+                a.id.push(r.id());
+                a.version.push(version);
+                a.status.push(r.status().as_str().to_owned());
+                a.subject.push(subject);
+                a.requested_by.push(r.requested_by().as_str().to_owned());
+                a.body.push(body);
+            }
+            Mutation::UpdateApproval {
+                expected_version,
+                request,
+            } => {
+                let u = &mut self.approval_upd;
+                let expected = to_i64(*expected_version, "approval version")?;
+                let version = to_i64(request.version(), "approval version")?;
+                let body = to_json(request, "approval request")?;
+                u.id.push(request.id());
+                u.expected.push(expected);
+                u.version.push(version);
+                u.status.push(request.status().as_str().to_owned());
+                u.body.push(body);
+            }
+            Mutation::InsertModel(m) => {
+                let i = &mut self.model_ins;
+                let row_version = to_i64(m.row_version(), "model row version")?;
+                let body = to_json(m, "model version")?;
+                i.ord.push(next_ord(writes)?);
+                i.name.push(m.model_name().as_str().to_owned());
+                i.version.push(m.version().as_str().to_owned());
+                i.row_version.push(row_version);
+                i.body.push(body);
+            }
+            Mutation::UpdateModel {
+                expected_version,
+                model,
+            } => {
+                let u = &mut self.model_upd;
+                let expected = to_i64(*expected_version, "model row version")?;
+                let row_version = to_i64(model.row_version(), "model row version")?;
+                let body = to_json(model, "model version")?;
+                u.name.push(model.model_name().as_str().to_owned());
+                u.version.push(model.version().as_str().to_owned());
+                u.expected.push(expected);
+                u.row_version.push(row_version);
+                u.body.push(body);
+            }
+            _ => {
+                return Err(StoreError::Refused {
+                    message: "a mutation outside the bulk kinds".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// How many rows each part must write for every mutation to have held: approval inserts,
+    /// approval updates, model inserts, model updates.
+    pub(crate) fn expected(&self) -> [i64; 4] {
+        [
+            self.approval_ins.id.len(),
+            self.approval_upd.id.len(),
+            self.model_ins.name.len(),
+            self.model_upd.name.len(),
+        ]
+        .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    /// Whether there is nothing to write.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.expected() == [0; 4]
+    }
+}
+
 /// Runs a query that returns `body::text` rows, in a read-only transaction of `tenant`, and
 /// decodes each.
 async fn bodies<T: DeserializeOwned>(
@@ -258,7 +433,7 @@ async fn bodies<T: DeserializeOwned>(
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| map(&e))?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     rows.iter()
         .map(|row| {
             let text: String = row.try_get(0).map_err(|e| map(&e))?;
@@ -389,7 +564,7 @@ pub(crate) async fn prompt_labels(
     .fetch_all(&mut *tx)
     .await
     .map_err(|e| map(&e))?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     rows.iter()
         .map(|row| {
             let label: String = row.try_get(0).map_err(|e| map(&e))?;
@@ -415,7 +590,7 @@ pub(crate) async fn data_keys(
     .fetch_all(&mut *tx)
     .await
     .map_err(|e| map(&e))?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     rows.iter()
         .map(|row| {
             let kid: String = row.try_get(0).map_err(|e| map(&e))?;

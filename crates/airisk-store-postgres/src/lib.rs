@@ -64,10 +64,21 @@
 //! its own outcome: a change set whose mutation conflicts rolls the batch's transaction back, is
 //! answered with its conflict, and the batch runs again without it (cheaper than a savepoint per
 //! request, which would add two round trips per request while the head is locked).
-//! [`PostgresOptions`] sets the batch budget. A batch costs four round trips whatever its size:
-//! `BEGIN` with the tenant's `set_config`, the head's `SELECT … FOR UPDATE`, one statement that
-//! inserts every entry and node (`unnest` of column arrays in data-modifying CTEs) and moves the
-//! head, `COMMIT`; plus one per mutation of the governance requests in it.
+//! [`PostgresOptions`] sets the batch budget. A batch costs three round trips whatever its size
+//! while its tenant has one writer: `BEGIN` with the tenant's `set_config`; one statement that
+//! moves the head with a compare-and-set against the head the drainer's previous batch left and,
+//! gated on it, inserts every entry and node and applies the batch's approval and model mutations
+//! (`unnest` of column arrays in data-modifying CTEs); `COMMIT`. If another writer (another
+//! process) moved the head, that statement writes nothing and the batch runs again after locking
+//! the head with `SELECT … FOR UPDATE` (one more round trip), as every batch does until a locked
+//! read finds the head where this process left it. Prompt, label and data-key mutations, and two
+//! writes of one row in one batch, are applied one statement each, under the lock. A batch that
+//! carries idempotency keys looks them up first (one more round trip).
+//!
+//! Reads run in a read-only transaction (`BEGIN READ ONLY` with the tenant's `set_config`, then
+//! the query), which is ended without waiting: sqlx sends its `ROLLBACK` with the check the pool
+//! runs on every returned connection, before anyone else uses it. A pooled connection is pinged
+//! when it is handed out only if it sat idle for a second or more.
 //!
 //! A receipt means the record is durable: answers go out after `COMMIT` returned, and the store's
 //! connections never run with `synchronous_commit = off` (a server default of `off` is overridden
@@ -78,8 +89,10 @@
 //! [`GovernanceStore::commit`] checks the change set's tenant, then queues it like an append: in
 //! the tenant's batch transaction its mutations are applied with optimistic checks (`UPDATE …
 //! WHERE tenant_id = $1 AND id = $2 AND version = $3`; no row means [`StoreError::Conflict`];
-//! unique violations, SQLSTATE 23505, become `Conflict` by constraint name), then its audit events
-//! are appended under the same head lock, then the batch commits. Nothing is half-written on any
+//! unique violations, SQLSTATE 23505, become `Conflict` by constraint name), its audit events
+//! are appended under the same head, then the batch commits. When a batch's approval and model
+//! mutations went into its one statement and any check failed there, the batch runs again one
+//! mutation at a time, so the culprit alone gets the conflict. Nothing is half-written on any
 //! error.
 //!
 //! ## Runtime queries only
@@ -128,6 +141,9 @@ pub use schema::{MigrateReport, migrate, schema_version};
 use crate::batch::Batcher;
 use crate::error::map;
 use crate::write::Work;
+
+/// How long a pooled connection may sit idle before it is pinged again when handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// Tuning knobs of a [`PostgresStore`]. The defaults suit a small server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +203,21 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            // sqlx pings every connection when it is handed out (a round trip before each
+            // transaction) and again when it is returned. The check on return stays: it also
+            // flushes the ROLLBACK of a dropped read transaction, and drops a broken connection.
+            // On acquire, only a connection that sat idle for a while is pinged; a connection in
+            // steady use was checked on its return moments ago, and one that broke since fails
+            // its first statement, which is reported as `Unavailable` (503, retry) and closes it.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < IDLE_BEFORE_PING {
+                        return Ok(true);
+                    }
+                    sqlx::Connection::ping(conn).await.map(|()| true)
+                })
+            })
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     // A receipt promises durability: never run commits with synchronous_commit
@@ -195,9 +226,15 @@ impl PostgresStore {
                         "SELECT set_config('synchronous_commit', 'on', false) \
                          WHERE current_setting('synchronous_commit') = 'off'",
                     )
-                    .execute(conn)
-                    .await
-                    .map(|_| ())
+                    .execute(&mut *conn)
+                    .await?;
+                    // Every transaction starts with a ROLLBACK of whatever a cancelled `begin`
+                    // left open (write::begin_for); on a clean connection that is a warning,
+                    // which is noise: the store's statements raise nothing below an error.
+                    sqlx::query("SELECT set_config('client_min_messages', 'error', false)")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
                 })
             })
             .connect_with(connect)

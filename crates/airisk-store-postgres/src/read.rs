@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
 use crate::error::{corrupt, map, to_i64, to_u64};
-use crate::write::{begin_for, decode_frontier};
+use crate::write::{begin_for, decode_frontier, end_read};
 
 fn hash(tenant: &TenantId, bytes: &[u8], what: &str) -> Result<Hash, StoreError> {
     Hash::from_slice(bytes).map_err(|e| corrupt(format!("{what} of tenant {tenant}: {e}")))
@@ -22,7 +22,7 @@ fn limit(n: usize) -> i64 {
 pub(crate) async fn tree_head(pool: &PgPool, tenant: &TenantId) -> Result<TreeHead, StoreError> {
     let mut tx = begin_for(pool, tenant, true).await?;
     let head = head_in(&mut tx, tenant).await?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     Ok(head)
 }
 
@@ -57,7 +57,7 @@ pub(crate) async fn head_and_checkpoints(
     let mut tx = begin_for(pool, tenant, true).await?;
     let checkpoints = checkpoints_in(&mut tx, tenant, false).await?;
     let head = head_in(&mut tx, tenant).await?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     Ok((head, checkpoints))
 }
 
@@ -95,7 +95,7 @@ pub(crate) async fn entries(
     .fetch_all(&mut *tx)
     .await
     .map_err(|e| map(&e))?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     rows.iter().map(|row| entry(tenant, row)).collect()
 }
 
@@ -141,7 +141,7 @@ pub(crate) async fn nodes(
     .fetch_all(&mut *tx)
     .await
     .map_err(|e| map(&e))?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     let mut found = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
         let level: i16 = row.try_get(0).map_err(|e| map(&e))?;
@@ -189,7 +189,7 @@ pub(crate) async fn checkpoints(
 ) -> Result<Vec<StoredCheckpoint>, StoreError> {
     let mut tx = begin_for(pool, tenant, true).await?;
     let found = checkpoints_in(&mut tx, tenant, latest_only).await?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     Ok(found)
 }
 
@@ -308,6 +308,6 @@ pub(crate) async fn search(
     .push_bind(limit(n));
     let mut tx = begin_for(pool, tenant, true).await?;
     let rows = q.build().fetch_all(&mut *tx).await.map_err(|e| map(&e))?;
-    tx.commit().await.map_err(|e| map(&e))?;
+    end_read(tx);
     rows.iter().map(|row| entry(tenant, row)).collect()
 }

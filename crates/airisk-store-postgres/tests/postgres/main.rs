@@ -14,6 +14,7 @@
     clippy::indexing_slicing
 )] // tests: a failure should stop the test loudly
 
+mod batching;
 mod commit_outcome;
 mod concurrency;
 mod conformance;
