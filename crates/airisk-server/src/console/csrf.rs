@@ -14,22 +14,22 @@ use crate::state::PublicUrl;
 pub(crate) const CSRF_FIELD: &str = "csrf";
 
 /// The console's MAC key (drawn at start-up from the system's random generator).
-pub(crate) struct Keys {
+pub(crate) struct CsrfKey {
     mac: hmac::Key,
 }
 
-impl Keys {
+impl CsrfKey {
     /// A fresh key; `None` if the random generator fails.
     pub(crate) fn generate() -> Option<Self> {
         hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
             .ok()
-            .map(|mac| Keys { mac })
+            .map(|mac| CsrfKey { mac })
     }
 
-    /// Keys from a MAC key derived from the configured session secret (the same on every
+    /// CsrfKey from a MAC key derived from the configured session secret (the same on every
     /// replica holding it).
     pub(crate) fn from_key(mac: hmac::Key) -> Self {
-        Keys { mac }
+        CsrfKey { mac }
     }
 
     fn message(purpose: &str, data: &[u8]) -> Vec<u8> {
@@ -134,14 +134,14 @@ mod tests {
 
     #[test]
     fn csrf_tokens_are_bound_to_their_session_and_purpose() {
-        let keys = Keys::generate().unwrap();
+        let keys = CsrfKey::generate().unwrap();
         let t = keys.session_csrf("a.b.c");
         assert!(keys.check_session_csrf("a.b.c", &t));
         assert!(!keys.check_session_csrf("a.b.d", &t));
         assert!(!keys.check_session_csrf("a.b.c", ""));
         assert!(!keys.check_session_csrf("a.b.c", "not base64!"));
         assert!(!keys.check_sign_in_csrf("a.b.c", &t));
-        let other = Keys::generate().unwrap();
+        let other = CsrfKey::generate().unwrap();
         assert!(!other.check_session_csrf("a.b.c", &t));
     }
 

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::cookies::{CookiePolicy, cookie_safe, read_cookie};
-use super::csrf::{Keys, cross_site, csrf_of};
+use super::csrf::{CsrfKey, cross_site, csrf_of};
 use super::error::ConsoleError;
 use super::headers::security_headers;
 use super::session::{Identity, SIGN_IN_PATH};
@@ -45,7 +45,7 @@ struct Resolved {
 async fn resolve(
     app: &AppState,
     console: &Console,
-    keys: &Keys,
+    keys: &CsrfKey,
     headers: &HeaderMap,
     policy: CookiePolicy,
 ) -> Resolved {
@@ -141,7 +141,7 @@ async fn resolve(
 async fn sealed_session(
     app: &AppState,
     console: &Console,
-    keys: &Keys,
+    keys: &CsrfKey,
     value: &str,
     policy: CookiePolicy,
 ) -> Resolved {

@@ -243,7 +243,7 @@ pub(crate) struct Console {
     pub(crate) cookies: cookies::CookiePolicy,
     /// `None` only if the system random generator failed at start-up: then every console page
     /// answers 503 rather than run with a guessable key.
-    pub(crate) keys: Option<csrf::Keys>,
+    pub(crate) keys: Option<csrf::CsrfKey>,
     /// The keys sealing sessions and sign-in flows (`None` only if deriving them failed: every
     /// console page then answers 503, like without `keys`).
     pub(crate) seal: Option<session_store::SealKeys>,
@@ -275,8 +275,8 @@ impl Console {
         // With a configured secret every replica derives the same CSRF key, so a form opened on
         // one replica may be sent to another.
         let keys = match (&config.session.secret, &seal) {
-            (Some(_), Some(seal)) => Some(csrf::Keys::from_key(seal.csrf.clone())),
-            _ => csrf::Keys::generate(),
+            (Some(_), Some(seal)) => Some(csrf::CsrfKey::from_key(seal.csrf.clone())),
+            _ => csrf::CsrfKey::generate(),
         };
         if keys.is_none() || seal.is_none() {
             tracing::error!(

@@ -28,7 +28,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 
 use self::config::Settings;
-use self::keys::{Keys, verifier};
+use self::keys::{ServiceKeys, verifier};
 use crate::store::{MEMORY_URL, redact_url};
 
 /// Default listen address.
@@ -277,9 +277,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let jwt_secret = args.jwt_secret.as_deref().map(str::trim);
     let keys = if settings.dev {
-        Keys::dev(&settings, jwt_secret)?
+        ServiceKeys::dev(&settings, jwt_secret)?
     } else {
-        Keys::production(&settings, jwt_secret)?
+        ServiceKeys::production(&settings, jwt_secret)?
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -288,7 +288,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(settings, keys))
 }
 
-async fn serve(settings: Settings, keys: Keys) -> anyhow::Result<()> {
+async fn serve(settings: Settings, keys: ServiceKeys) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let stores = crate::store::open(&settings.database_url, clock.clone()).await?;

@@ -20,7 +20,7 @@ use super::dev_keys::{DevSecrets, dev_keys_file};
 use super::{DEV_TENANT, DEV_TOKEN_TTL_SECS};
 
 /// The keys the service needs, from the environment or (dev mode) freshly generated.
-pub(super) struct Keys {
+pub(super) struct ServiceKeys {
     pub(super) ledger: Arc<LedgerSigner>,
     /// The key-encryption key: wraps each tenant's data keys, which seal prompt templates
     /// (docs/ENCRYPTION.md, "Envelope encryption").
@@ -38,13 +38,13 @@ pub(super) struct DevTokens {
     pub(super) kept_in: Option<PathBuf>,
 }
 
-impl Keys {
+impl ServiceKeys {
     /// The production keys, from the environment: refuses to start, naming every missing key
     /// and how to make it, unless all are there.
     pub(super) fn production(
         settings: &Settings,
         jwt_secret: Option<&str>,
-    ) -> anyhow::Result<Keys> {
+    ) -> anyhow::Result<ServiceKeys> {
         let mut problems = Vec::new();
         let encryption = match Encryptor::from_env() {
             Ok(e) => Some(e),
@@ -72,12 +72,14 @@ impl Keys {
             }
         };
         match (encryption, ledger, auth) {
-            (Some(encryption), Some(ledger), Some(auth)) if problems.is_empty() => Ok(Keys {
-                ledger: Arc::new(ledger),
-                encryption,
-                auth,
-                dev_tokens: None,
-            }),
+            (Some(encryption), Some(ledger), Some(auth)) if problems.is_empty() => {
+                Ok(ServiceKeys {
+                    ledger: Arc::new(ledger),
+                    encryption,
+                    auth,
+                    dev_tokens: None,
+                })
+            }
             _ => bail!(
                 "the service cannot start without its keys:\n  - {}",
                 problems.join("\n  - ")
@@ -86,7 +88,10 @@ impl Keys {
     }
 
     /// Dev mode's keys (generated, or kept beside a durable dev database) and its tokens.
-    pub(super) fn dev(settings: &Settings, jwt_secret: Option<&str>) -> anyhow::Result<Keys> {
+    pub(super) fn dev(
+        settings: &Settings,
+        jwt_secret: Option<&str>,
+    ) -> anyhow::Result<ServiceKeys> {
         let keep = dev_keys_file(&settings.database_url);
         let mut secrets = match &keep {
             Some(path) if path.exists() => DevSecrets::load(path)?,
@@ -130,7 +135,7 @@ impl Keys {
             claims.aud.clone_from(&settings.jwt_audience);
             tokens.push((role, signer.sign(&claims)?));
         }
-        Ok(Keys {
+        Ok(ServiceKeys {
             ledger: Arc::new(ledger),
             encryption,
             auth,
