@@ -582,6 +582,11 @@ impl AuditRepository for InMemoryStore {
 
 #[async_trait]
 impl GovernanceStore for InMemoryStore {
+    #[tracing::instrument(
+        name = "store.commit",
+        skip_all,
+        fields(tenant_id = %change.tenant, mutations = change.mutations.len(), audit_records = change.audit.len())
+    )]
     async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
         change.check_tenant()?;
         if !change.audit.is_empty() {
