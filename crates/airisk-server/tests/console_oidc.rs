@@ -30,6 +30,7 @@ use airisk_core::security::tenant_context::TenantId;
 use airisk_server::auth::JwtVerifier;
 use airisk_server::mapping::{ClaimMapping, TenantSource};
 use airisk_server::oidc::{OidcKeys, OidcOptions};
+use airisk_server::throttle::DenialThrottleConfig;
 use airisk_server::{
     AppState, ConsoleConfig, ConsoleOidcConfig, LedgerConfig, PublicUrl, ServerConfig,
     SessionConfig, SessionSecret, Stores,
@@ -255,6 +256,15 @@ async fn service(
     store: &Arc<InMemoryStore>,
     signer: &Arc<LedgerSigner>,
 ) -> Service {
+    service_throttled(provider, store, signer, DenialThrottleConfig::default()).await
+}
+
+async fn service_throttled(
+    provider: &Provider,
+    store: &Arc<InMemoryStore>,
+    signer: &Arc<LedgerSigner>,
+    denial_throttle: DenialThrottleConfig,
+) -> Service {
     let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
     let roles: BTreeMap<String, String> = [
         ("risk-approvers".to_owned(), "approver".to_owned()),
@@ -319,6 +329,7 @@ async fn service(
         ServerConfig {
             public_url: Some(public),
             console,
+            denial_throttle,
             ..ServerConfig::default()
         },
     );
@@ -670,6 +681,62 @@ async fn a_wrong_or_missing_state_is_refused_before_the_provider_is_asked_and_re
             .iter()
             .all(|r| r.event().reason().unwrap().starts_with("bad state"))
     );
+}
+
+#[tokio::test]
+async fn refusals_before_a_tenant_is_known_cannot_grow_the_system_ledger_without_bound() {
+    let w = world().await;
+    // Three refusals in a burst, then one a minute: the fourth and fifth made-up answers in a
+    // row are throttled.
+    let throttle = DenialThrottleConfig {
+        per_minute: 1,
+        burst: 3,
+        ..DenialThrottleConfig::default()
+    };
+    let svc = service_throttled(&w.provider, &w.store, &w.signer, throttle).await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        // A browser that never started a sign-in, with a made-up state: anyone can send this.
+        let mut stranger = Browser::new();
+        let r = callback(&mut stranger, &svc, "code-x", &format!("made-up-{i}")).await;
+        statuses.push(r.status());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = r.headers()[reqwest::header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+        ]
+    );
+    // Exactly the answered refusals are on the record; the throttled ones wrote nothing.
+    assert_eq!(
+        records(&w.store, "system", "auth.sign_in_refused")
+            .await
+            .len(),
+        3
+    );
+    // A person whose answer is right is not held up by the strangers' bucket.
+    let mut b = Browser::new();
+    let s = start(&mut b, &svc).await;
+    w.provider.grant(
+        "code-1",
+        w.provider.person("alice", "risk-approvers", &s.nonce),
+        &s.challenge,
+    );
+    let r = callback(&mut b, &svc, "code-1", &s.state).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(records(&w.store, "acme", "auth.sign_in").await.len(), 1);
 }
 
 #[tokio::test]

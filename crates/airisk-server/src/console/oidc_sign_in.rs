@@ -21,15 +21,18 @@
 //!
 //! Every refusal is a page saying why, and a `auth.sign_in_refused` record (bad state, replay,
 //! provider error, refused ID token, bad nonce) in the tenant's ledger, or the system ledger when
-//! no tenant is known yet. Neither the code, the tokens, the state nor the session id is logged.
+//! no tenant is known yet. Refusals of the second kind need no account, so they share one bucket
+//! of the denial throttle (per process): past it they are answered `429` with `Retry-After` and
+//! write nothing, and an anonymous client cannot grow the system ledger without bound. Neither
+//! the code, the tokens, the state nor the session id is logged.
 
 use std::sync::Arc;
 
 use airisk_core::governance::audit_record::Outcome;
-use airisk_core::security::tenant_context::PrincipalKind;
+use airisk_core::security::tenant_context::{ActorId, PrincipalKind, TenantId};
 use axum::Extension;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -44,8 +47,10 @@ use super::session_store::{
 };
 use super::{Console, ConsoleOidcConfig};
 use crate::auth::AuthError;
+use crate::mapping::SYSTEM_TENANT;
 use crate::oidc::{OidcKeys, ProviderEndpoints};
 use crate::state::AppState;
+use crate::throttle::PrincipalKey;
 
 /// `GET /console/oidc/start`'s query.
 #[derive(Debug, Deserialize)]
@@ -190,6 +195,53 @@ async fn record_refusal(
     }
 }
 
+/// The one bucket of the denial throttle that every refusal before a tenant is known shares (per
+/// process): such a caller has no verified identity to be keyed by.
+fn anonymous_key() -> Option<PrincipalKey> {
+    Some((
+        TenantId::parse(SYSTEM_TENANT).ok()?,
+        ActorId::canonical(ANONYMOUS_SIGN_IN).ok()?,
+    ))
+}
+
+/// The actor of the throttle bucket shared by refusals before a tenant is known.
+const ANONYMOUS_SIGN_IN: &str = "console-sign-in";
+
+/// A refusal before any tenant is known: recorded in the system ledger and answered with
+/// `status`, as long as the denial throttle's one shared bucket for such refusals has a token.
+/// Anyone can send a callback with a made-up `state`, so without this bound an anonymous client
+/// could grow the system ledger without limit; once the bucket is empty the answer is `429` with
+/// `Retry-After` and nothing is written (as the API's throttle does). A callback whose state is
+/// right never reaches this.
+async fn refuse_anonymous(
+    app: &AppState,
+    presented: Option<&str>,
+    recorded: &str,
+    status: StatusCode,
+    shown: &str,
+    policy: CookiePolicy,
+) -> Response {
+    let key = anonymous_key();
+    if let Some(key) = &key
+        && let Err(retry_after) = app.denials().check(key)
+    {
+        let mut response = refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many refused sign-ins from unknown browsers; try again shortly",
+            policy,
+        );
+        if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
+    record_refusal(app, None, None, presented, recorded).await;
+    if let Some(key) = key {
+        app.denials().charge(key);
+    }
+    refused(status, shown, policy)
+}
+
 /// The token endpoint's answer (only what is read of it).
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -224,20 +276,41 @@ pub(crate) async fn callback(
         .and_then(|v| seal.open::<FlowData>(FLOW_PURPOSE, v));
     let Some(flow) = flow else {
         let reason = "no sign-in was started in this browser, or it took too long";
-        record_refusal(&app, None, None, presented, &format!("bad state: {reason}")).await;
-        return refused(StatusCode::BAD_REQUEST, reason, policy);
+        return refuse_anonymous(
+            &app,
+            presented,
+            &format!("bad state: {reason}"),
+            StatusCode::BAD_REQUEST,
+            reason,
+            policy,
+        )
+        .await;
     };
     if now.saturating_sub(flow.created) > FLOW_MAX_AGE {
         let reason = "the sign-in took too long";
-        record_refusal(&app, None, None, presented, &format!("bad state: {reason}")).await;
-        return refused(StatusCode::BAD_REQUEST, reason, policy);
+        return refuse_anonymous(
+            &app,
+            presented,
+            &format!("bad state: {reason}"),
+            StatusCode::BAD_REQUEST,
+            reason,
+            policy,
+        )
+        .await;
     }
     let state_ok =
         presented.is_some_and(|p| session_store::same(p.as_bytes(), flow.state.as_bytes()));
     if !state_ok {
         let reason = "the state the provider sent back is not this browser's";
-        record_refusal(&app, None, None, presented, &format!("bad state: {reason}")).await;
-        return refused(StatusCode::BAD_REQUEST, reason, policy);
+        return refuse_anonymous(
+            &app,
+            presented,
+            &format!("bad state: {reason}"),
+            StatusCode::BAD_REQUEST,
+            reason,
+            policy,
+        )
+        .await;
     }
     // 2. Once only (a replayed callback, with the flow cookie copied, stops here).
     let first_use = match console.used_states.lock() {
@@ -250,8 +323,15 @@ pub(crate) async fn callback(
     };
     if !first_use {
         let reason = "this sign-in was already completed (a replayed answer)";
-        record_refusal(&app, None, None, presented, &format!("bad state: {reason}")).await;
-        return refused(StatusCode::BAD_REQUEST, reason, policy);
+        return refuse_anonymous(
+            &app,
+            presented,
+            &format!("bad state: {reason}"),
+            StatusCode::BAD_REQUEST,
+            reason,
+            policy,
+        )
+        .await;
     }
     // 3. The provider's own refusal.
     if let Some(error) = &q.error {
@@ -264,53 +344,53 @@ pub(crate) async fn callback(
             "the identity provider answered {}{description}",
             error.chars().take(64).collect::<String>()
         );
-        record_refusal(
+        return refuse_anonymous(
             &app,
-            None,
-            None,
             presented,
             &format!("provider error: {reason}"),
+            StatusCode::UNAUTHORIZED,
+            &reason,
+            policy,
         )
         .await;
-        return refused(StatusCode::UNAUTHORIZED, &reason, policy);
     }
     let Some(code) = q.code.as_deref().filter(|c| !c.is_empty()) else {
         let reason = "the identity provider sent no authorization code";
-        record_refusal(
+        return refuse_anonymous(
             &app,
-            None,
-            None,
             presented,
             &format!("provider error: {reason}"),
+            StatusCode::BAD_REQUEST,
+            reason,
+            policy,
         )
         .await;
-        return refused(StatusCode::BAD_REQUEST, reason, policy);
     };
     // 4. The code for the tokens.
     let Some((keys, endpoints)) = provider(&app, oidc) else {
         let reason = "the identity provider's endpoints are not known (it has not answered)";
-        record_refusal(
+        return refuse_anonymous(
             &app,
-            None,
-            None,
             presented,
             &format!("provider error: {reason}"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            reason,
+            policy,
         )
         .await;
-        return refused(StatusCode::SERVICE_UNAVAILABLE, reason, policy);
     };
     let id_token = match exchange(&keys, &endpoints, oidc, code, &flow.verifier).await {
         Ok(t) => t,
         Err(reason) => {
-            record_refusal(
+            return refuse_anonymous(
                 &app,
-                None,
-                None,
                 presented,
                 &format!("provider error: {reason}"),
+                StatusCode::BAD_GATEWAY,
+                &reason,
+                policy,
             )
             .await;
-            return refused(StatusCode::BAD_GATEWAY, &reason, policy);
         }
     };
     // 5. The ID token.
@@ -326,8 +406,15 @@ pub(crate) async fn callback(
         }
         Err(e) => {
             let reason = format!("the ID token was refused: {e}");
-            record_refusal(&app, None, None, presented, &reason).await;
-            return refused(StatusCode::UNAUTHORIZED, &reason, policy);
+            return refuse_anonymous(
+                &app,
+                presented,
+                &reason,
+                StatusCode::UNAUTHORIZED,
+                &reason,
+                policy,
+            )
+            .await;
         }
     };
     let tenant = claims.tenant.clone();
