@@ -17,7 +17,6 @@
 )] // tests: a failed step should stop the test loudly
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -35,7 +34,7 @@ use airisk_server::{
     AppState, ConsoleConfig, ConsoleOidcConfig, LedgerConfig, PublicUrl, ServerConfig,
     SessionConfig, SessionSecret, Stores,
 };
-use airisk_testkit::InMemoryStore;
+use airisk_testkit::{CapturedLogs, InMemoryStore};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -58,29 +57,15 @@ const ABSOLUTE: u64 = 1500;
 
 // --- logs ------------------------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Every log line of this test binary (a global subscriber at DEBUG, installed once).
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
+fn logs() -> &'static CapturedLogs {
+    static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let sink = captured.clone();
+        let captured = CapturedLogs::new();
         let subscriber = tracing_subscriber::fmt()
             .json()
             .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || sink.clone())
+            .with_writer(captured.writer())
             .finish();
         tracing::subscriber::set_global_default(subscriber).unwrap();
         captured
@@ -1108,7 +1093,7 @@ async fn the_session_id_code_tokens_and_client_secret_never_reach_the_logs() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    let text = logs().text();
     assert!(
         text.contains("signed in through the OpenID provider"),
         "the capture works"
