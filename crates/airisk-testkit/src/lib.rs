@@ -5,7 +5,8 @@
 //!   for tests. (Production code depends on `airisk-store-memory` without that feature.)
 //! * [`fixtures`]: clocks and principals for tests.
 //! * [`Guarded`]: a store kept alive with its temporary directory or test database, every port
-//!   method passed through (what the store suites' factories hand out).
+//!   method passed through (what the store suites' factories hand out), optionally with a fault
+//!   injected ahead of each commit ([`guarded::before_commit`]).
 //! * [`CapturedLogs`]: a writer for a `tracing` subscriber that keeps the log lines a test reads
 //!   back.
 //! * [`conformance`] (audit ledger) and [`governance_conformance`] (unit of work, versions,
