@@ -1,5 +1,5 @@
 //! The audit logger: record completeness, validation, deny-by-default, checkpoints, proofs and
-//! tamper detection (the seed's `tests/unit/governance/test_audit_logger.py`).
+//! tamper detection.
 
 use std::sync::Arc;
 
