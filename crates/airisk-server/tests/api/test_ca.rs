@@ -23,33 +23,38 @@ pub fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req`'s arguments for a new P-256 key, unencrypted.
+const NEW_P256_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
 /// A private CA (`<name>.pem`, `<name>.key`) in `dir`; returns the path of its certificate.
 pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "1",
-            "-subj",
-            &format!("/CN=airisk test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ],
+    let (key, pem, subject) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN=airisk test {name}"),
     );
-    dir.join(format!("{name}.pem"))
+    let ca = [
+        "-keyout",
+        &key,
+        "-out",
+        &pem,
+        "-days",
+        "1",
+        "-subj",
+        &subject,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ];
+    openssl(dir, &[&["req", "-x509"][..], &NEW_P256_KEY, &ca].concat());
+    dir.join(pem)
 }
 
 /// A listener on 127.0.0.1 (a free port) that speaks TLS with a certificate for `localhost`
@@ -69,23 +74,15 @@ impl TlsListener {
     pub async fn bind(dir: &Path) -> TlsListener {
         std::fs::create_dir_all(dir).unwrap();
         let ca = make_ca(dir, "ca");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "leaf.key",
-                "-out",
-                "leaf.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
+        let leaf = [
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=localhost",
+        ];
+        openssl(dir, &[&["req"][..], &NEW_P256_KEY, &leaf].concat());
         std::fs::write(
             dir.join("ext.cnf"),
             "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
