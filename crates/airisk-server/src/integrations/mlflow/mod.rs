@@ -737,40 +737,16 @@ impl MlflowIntegration {
         let Some(mlflow_name) = inst.mlflow_prompt(name) else {
             return Ok(());
         };
-        let version_text = version.to_string();
-        let mv = inst
-            .client
-            .model_version(mlflow_name, &version_text)
-            .await?;
-        let tags = client::tag_map(&mv.tags);
-        let status_text = match status {
-            ApprovalStatus::Approved => "approved",
-            _ => "rejected",
-        };
-        let id_text = request.id().to_string();
         // A version may have one request per protected alias: the tags name the latest decided.
-        for (key, value) in [
-            (TAG_APPROVAL_ID, id_text.as_str()),
-            (TAG_APPROVAL_STATUS, status_text),
-        ] {
-            if tags.get(key).map(String::as_str) != Some(value) {
-                let result = inst
-                    .client
-                    .set_version_tag(mlflow_name, &version_text, key, value)
-                    .await;
-                self.record_call(
-                    state,
-                    inst,
-                    correlation,
-                    "mlflow.tag.set",
-                    &format!("{mlflow_name}@{version}"),
-                    json!({"key": key, "value": value, "approval_request_id": id_text}),
-                    &result,
-                )
-                .await;
-                result?;
-            }
-        }
+        self.tag_decision(
+            state,
+            inst,
+            correlation,
+            (mlflow_name, &version.to_string()),
+            request.id(),
+            status,
+        )
+        .await?;
         if status != ApprovalStatus::Approved || !inst.protects(label) {
             return Ok(());
         }
@@ -892,6 +868,33 @@ impl MlflowIntegration {
     ) -> Result<(), MlflowError> {
         let name = model.model_name().as_str();
         let version = model.version().as_str();
+        self.tag_decision(
+            state,
+            inst,
+            correlation,
+            (name, version),
+            request_id,
+            status,
+        )
+        .await?;
+        if status == ApprovalStatus::Approved {
+            self.align_aliases(state, inst, correlation, name).await?;
+        }
+        Ok(())
+    }
+
+    /// Tags MLflow version `version` of `name` (a model or a prompt) with the decided request
+    /// and its decision (`approved` or `rejected`), writing only the tags that differ and
+    /// recording each write.
+    async fn tag_decision(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        (name, version): (&str, &str),
+        request_id: Uuid,
+        status: ApprovalStatus,
+    ) -> Result<(), MlflowError> {
         let mv = inst.client.model_version(name, version).await?;
         let tags = client::tag_map(&mv.tags);
         let status_text = match status {
@@ -917,9 +920,6 @@ impl MlflowIntegration {
                 .await;
                 result?;
             }
-        }
-        if status == ApprovalStatus::Approved {
-            self.align_aliases(state, inst, correlation, name).await?;
         }
         Ok(())
     }
