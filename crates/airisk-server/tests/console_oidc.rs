@@ -17,7 +17,6 @@
 )] // tests: a failed step should stop the test loudly
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -35,7 +34,7 @@ use airisk_server::{
     AppState, ConsoleConfig, ConsoleOidcConfig, LedgerConfig, PublicUrl, ServerConfig,
     SessionConfig, SessionSecret, Stores,
 };
-use airisk_testkit::InMemoryStore;
+use airisk_testkit::{CapturedLogs, InMemoryStore};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -58,29 +57,15 @@ const ABSOLUTE: u64 = 1500;
 
 // --- logs ------------------------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Every log line of this test binary (a global subscriber at DEBUG, installed once).
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
+fn logs() -> &'static CapturedLogs {
+    static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let sink = captured.clone();
+        let captured = CapturedLogs::new();
         let subscriber = tracing_subscriber::fmt()
             .json()
             .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || sink.clone())
+            .with_writer(captured.writer())
             .finish();
         tracing::subscriber::set_global_default(subscriber).unwrap();
         captured
@@ -177,7 +162,13 @@ impl Provider {
         self.state.token_requests.load(Ordering::SeqCst)
     }
 
-    /// The ID token claims of a person of the `risk-approvers` group.
+    /// The provider "authenticates" `sub` of `group` for the sign-in `s` started: `code` gives
+    /// their ID token, with the flow's nonce, to the holder of its verifier.
+    fn grant_person(&self, code: &str, sub: &str, group: &str, s: &Started) {
+        self.grant(code, self.person(sub, group, &s.nonce), &s.challenge);
+    }
+
+    /// The ID token claims of a person of `group`.
     fn person(&self, sub: &str, group: &str, nonce: &str) -> Value {
         let now = jsonwebtoken::get_current_timestamp();
         json!({
@@ -250,15 +241,7 @@ struct Service {
 }
 
 /// An `airisk` service on `store`, signing console users in through `provider` (its `groups`
-/// claim mapped: `risk-approvers` → approver in tenant `acme`).
-async fn service(
-    provider: &Provider,
-    store: &Arc<InMemoryStore>,
-    signer: &Arc<LedgerSigner>,
-) -> Service {
-    service_throttled(provider, store, signer, DenialThrottleConfig::default()).await
-}
-
+/// claim mapped: `risk-approvers` → approver in tenant `acme`), with `denial_throttle`.
 async fn service_throttled(
     provider: &Provider,
     store: &Arc<InMemoryStore>,
@@ -481,8 +464,19 @@ async fn sign_in(
 ) -> reqwest::Response {
     let s = start(b, svc).await;
     let code = format!("code-{}", uuid::Uuid::now_v7());
-    provider.grant(&code, provider.person(sub, group, &s.nonce), &s.challenge);
+    provider.grant_person(&code, sub, group, &s);
     callback(b, svc, &code, &s.state).await
+}
+
+/// The CSRF token of a console page's forms.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 /// The records of `tenant`'s ledger with `action`.
@@ -508,6 +502,27 @@ struct World {
     provider: Provider,
     store: Arc<InMemoryStore>,
     signer: Arc<LedgerSigner>,
+}
+
+impl World {
+    /// A service of this world (its provider, store and ledger key), default throttles.
+    async fn service(&self) -> Service {
+        self.service_throttled(DenialThrottleConfig::default())
+            .await
+    }
+
+    /// A service of this world with `denial_throttle`.
+    async fn service_throttled(&self, denial_throttle: DenialThrottleConfig) -> Service {
+        service_throttled(&self.provider, &self.store, &self.signer, denial_throttle).await
+    }
+
+    /// A browser that has signed in to `svc` as `sub` of `risk-approvers` (checked: 200).
+    async fn signed_in(&self, svc: &Service, sub: &str) -> Browser {
+        let mut b = Browser::new();
+        let r = sign_in(&mut b, svc, &self.provider, sub, "risk-approvers").await;
+        assert_eq!(r.status(), StatusCode::OK, "{sub} signs in");
+        b
+    }
 }
 
 async fn world() -> World {
@@ -571,7 +586,7 @@ fn sha256_hex(s: &str) -> String {
 #[tokio::test]
 async fn a_person_signs_in_and_the_session_is_on_the_record_as_a_hash_only() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
+    let svc = w.service().await;
     let mut b = Browser::new();
     // The sign-in page offers the provider, and no pasted-token form outside dev mode.
     let page = b.get(&format!("{}/console/sign-in", svc.base)).await;
@@ -592,12 +607,8 @@ async fn a_person_signs_in_and_the_session_is_on_the_record_as_a_hash_only() {
             .starts_with(&format!("{}/authorize?", w.provider.issuer()))
     );
     let code = "code-alice";
-    w.provider.grant(
-        code,
-        w.provider
-            .person("Alice.Approver", "risk-approvers", &s.nonce),
-        &s.challenge,
-    );
+    w.provider
+        .grant_person(code, "Alice.Approver", "risk-approvers", &s);
     let r = callback(&mut b, &svc, code, &s.state).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("url=/console/queue"));
@@ -647,14 +658,11 @@ async fn a_person_signs_in_and_the_session_is_on_the_record_as_a_hash_only() {
 #[tokio::test]
 async fn a_wrong_or_missing_state_is_refused_before_the_provider_is_asked_and_recorded() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
+    let svc = w.service().await;
     let mut b = Browser::new();
     let s = start(&mut b, &svc).await;
-    w.provider.grant(
-        "code-1",
-        w.provider.person("mallory", "risk-approvers", &s.nonce),
-        &s.challenge,
-    );
+    w.provider
+        .grant_person("code-1", "mallory", "risk-approvers", &s);
     let mut tampered = s.state.clone();
     tampered.replace_range(0..1, if tampered.starts_with('A') { "B" } else { "A" });
     let r = callback(&mut b, &svc, "code-1", &tampered).await;
@@ -693,7 +701,7 @@ async fn refusals_before_a_tenant_is_known_cannot_grow_the_system_ledger_without
         burst: 3,
         ..DenialThrottleConfig::default()
     };
-    let svc = service_throttled(&w.provider, &w.store, &w.signer, throttle).await;
+    let svc = w.service_throttled(throttle).await;
     let mut statuses = Vec::new();
     for i in 0..5 {
         // A browser that never started a sign-in, with a made-up state: anyone can send this.
@@ -729,11 +737,8 @@ async fn refusals_before_a_tenant_is_known_cannot_grow_the_system_ledger_without
     // A person whose answer is right is not held up by the strangers' bucket.
     let mut b = Browser::new();
     let s = start(&mut b, &svc).await;
-    w.provider.grant(
-        "code-1",
-        w.provider.person("alice", "risk-approvers", &s.nonce),
-        &s.challenge,
-    );
+    w.provider
+        .grant_person("code-1", "alice", "risk-approvers", &s);
     let r = callback(&mut b, &svc, "code-1", &s.state).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(records(&w.store, "acme", "auth.sign_in").await.len(), 1);
@@ -742,15 +747,12 @@ async fn refusals_before_a_tenant_is_known_cannot_grow_the_system_ledger_without
 #[tokio::test]
 async fn a_replayed_answer_is_refused_and_a_used_code_is_refused_by_the_provider() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
+    let svc = w.service().await;
     let mut b = Browser::new();
     let s = start(&mut b, &svc).await;
     let flow = b.cookies["airisk-console-flow"].clone();
-    w.provider.grant(
-        "code-r",
-        w.provider.person("rita", "risk-approvers", &s.nonce),
-        &s.challenge,
-    );
+    w.provider
+        .grant_person("code-r", "rita", "risk-approvers", &s);
     assert_eq!(
         callback(&mut b, &svc, "code-r", &s.state).await.status(),
         200
@@ -784,7 +786,7 @@ async fn a_replayed_answer_is_refused_and_a_used_code_is_refused_by_the_provider
 #[tokio::test]
 async fn a_provider_error_is_refused_and_recorded() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
+    let svc = w.service().await;
     let mut b = Browser::new();
     let s = start(&mut b, &svc).await;
     let r = b
@@ -809,7 +811,7 @@ async fn a_provider_error_is_refused_and_recorded() {
 #[tokio::test]
 async fn id_tokens_with_a_wrong_nonce_audience_or_issuer_or_unmapped_are_refused() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
+    let svc = w.service().await;
     let now = jsonwebtoken::get_current_timestamp();
     let p = &w.provider;
     type Claims<'a> = Box<dyn Fn(&str) -> Value + 'a>;
@@ -899,28 +901,15 @@ async fn id_tokens_with_a_wrong_nonce_audience_or_issuer_or_unmapped_are_refused
 #[tokio::test]
 async fn two_instances_share_a_session_and_a_sign_out_ends_it_on_both() {
     let w = world().await;
-    let a = service(&w.provider, &w.store, &w.signer).await;
-    let b_svc = service(&w.provider, &w.store, &w.signer).await;
-    let mut b = Browser::new();
-    assert_eq!(
-        sign_in(&mut b, &a, &w.provider, "olga", "risk-approvers")
-            .await
-            .status(),
-        200
-    );
+    let a = w.service().await;
+    let b_svc = w.service().await;
+    let mut b = w.signed_in(&a, "olga").await;
     let cookie = b.cookies["airisk-console"].clone();
     // The other instance reads the same session.
     let r = b.get(&format!("{}/console/queue", b_svc.base)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&page);
     // Sign out on B (with B's form: the CSRF key is shared too).
     let r = b
         .post(
@@ -981,14 +970,8 @@ async fn two_instances_share_a_session_and_a_sign_out_ends_it_on_both() {
 #[tokio::test]
 async fn an_idle_session_expires_and_is_recorded_once() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
-    let mut b = Browser::new();
-    assert_eq!(
-        sign_in(&mut b, &svc, &w.provider, "ida", "risk-approvers")
-            .await
-            .status(),
-        200
-    );
+    let svc = w.service().await;
+    let mut b = w.signed_in(&svc, "ida").await;
     let queue = format!("{}/console/queue", svc.base);
     svc.clock.advance(IDLE - 1);
     assert_eq!(b.get(&queue).await.status(), StatusCode::OK, "used in time");
@@ -1017,14 +1000,8 @@ async fn an_idle_session_expires_and_is_recorded_once() {
 #[tokio::test]
 async fn a_busy_session_still_ends_at_the_absolute_timeout() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
-    let mut b = Browser::new();
-    assert_eq!(
-        sign_in(&mut b, &svc, &w.provider, "abe", "risk-approvers")
-            .await
-            .status(),
-        200
-    );
+    let svc = w.service().await;
+    let mut b = w.signed_in(&svc, "abe").await;
     let queue = format!("{}/console/queue", svc.base);
     let mut elapsed = 0;
     while elapsed + (IDLE - 1) < ABSOLUTE {
@@ -1046,14 +1023,8 @@ async fn a_busy_session_still_ends_at_the_absolute_timeout() {
 #[tokio::test]
 async fn a_tampered_or_foreign_session_cookie_signs_nobody_in() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
-    let mut b = Browser::new();
-    assert_eq!(
-        sign_in(&mut b, &svc, &w.provider, "tom", "risk-approvers")
-            .await
-            .status(),
-        200
-    );
+    let svc = w.service().await;
+    let b = w.signed_in(&svc, "tom").await;
     let cookie = b.cookies["airisk-console"].clone();
     let mut bytes = URL_SAFE_NO_PAD
         .decode(cookie.strip_prefix("v1.").unwrap())
@@ -1076,7 +1047,7 @@ async fn a_tampered_or_foreign_session_cookie_signs_nobody_in() {
 #[tokio::test]
 async fn the_session_id_code_tokens_and_client_secret_never_reach_the_logs() {
     let w = world().await;
-    let svc = service(&w.provider, &w.store, &w.signer).await;
+    let svc = w.service().await;
     let mut b = Browser::new();
     let s = start(&mut b, &svc).await;
     let claims = w.provider.person("lou", "risk-approvers", &s.nonce);
@@ -1093,14 +1064,7 @@ async fn the_session_id_code_tokens_and_client_secret_never_reach_the_logs() {
     let r = b.get(&format!("{}/console/queue", svc.base)).await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&page);
     let r = b
         .post(
             &format!("{}/console/sign-out", svc.base),
@@ -1108,7 +1072,7 @@ async fn the_session_id_code_tokens_and_client_secret_never_reach_the_logs() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    let text = logs().text();
     assert!(
         text.contains("signed in through the OpenID provider"),
         "the capture works"

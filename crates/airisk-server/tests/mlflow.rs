@@ -172,49 +172,56 @@ impl MlflowServer {
     /// Logs a version as operating-system user `user` (what MLflow's client records as the
     /// run's user, `getpass.getuser()`); returns (version, oracle digest).
     async fn log_version_as(&self, name: &str, marker: &str, user: &str) -> (String, String) {
-        let python = self.venv.join("bin/python");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mlflow/log_version.py");
-        let url = self.url();
-        let (name, marker, user) = (name.to_owned(), marker.to_owned(), user.to_owned());
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(python)
-                .arg(script)
-                .args([&url, &name, &marker])
-                .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-                .env("LOGNAME", &user)
-                .env("USER", &user)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "log_version.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout);
-        let v: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+        let v = self
+            .script(
+                "log_version.py",
+                [name, marker],
+                [("LOGNAME", user), ("USER", user)],
+            )
+            .await;
         (
             v["version"].as_str().unwrap().to_owned(),
             v["digest"].as_str().unwrap().to_owned(),
         )
     }
-}
 
-impl MlflowServer {
     /// Registers a prompt version with MLflow's client; returns (version, oracle SHA-256 of the
     /// template).
     async fn register_prompt(&self, name: &str, template: &str) -> (String, String) {
+        let v = self
+            .script("register_prompt.py", [name, template], [])
+            .await;
+        (
+            v["version"].as_str().unwrap().to_owned(),
+            v["sha256"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Runs `tests/mlflow/<script>` with the venv's Python against this server (its URL first,
+    /// then `args`; `env` added), checks it succeeded, and returns the JSON of its last line.
+    async fn script<const A: usize, const E: usize>(
+        &self,
+        script: &str,
+        args: [&str; A],
+        env: [(&str, &str); E],
+    ) -> Value {
         let python = self.venv.join("bin/python");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mlflow/register_prompt.py");
-        let url = self.url();
-        let (name, template) = (name.to_owned(), template.to_owned());
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/mlflow")
+            .join(script);
+        let args: Vec<String> = std::iter::once(self.url())
+            .chain(args.iter().map(|a| (*a).to_owned()))
+            .collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let out = tokio::task::spawn_blocking(move || {
             Command::new(python)
-                .arg(script)
-                .args([&url, &name, &template])
+                .arg(path)
+                .args(args)
                 .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+                .envs(env)
                 .output()
                 .unwrap()
         })
@@ -222,15 +229,28 @@ impl MlflowServer {
         .unwrap();
         assert!(
             out.status.success(),
-            "register_prompt.py failed: {}",
+            "{script} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         let line = String::from_utf8_lossy(&out.stdout);
-        let v: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
-        (
-            v["version"].as_str().unwrap().to_owned(),
-            v["sha256"].as_str().unwrap().to_owned(),
-        )
+        serde_json::from_str(line.lines().last().unwrap()).unwrap()
+    }
+
+    /// When MLflow says it created version `version` of `name` (its `creation_timestamp`, ms).
+    async fn created_ms(&self, name: &str, version: &str) -> i64 {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/api/2.0/mlflow/model-versions/get?name={name}&version={version}",
+                self.url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["model_version"]["creation_timestamp"]
+            .as_i64()
+            .unwrap()
     }
 }
 
@@ -302,6 +322,29 @@ impl Airisk {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Waits until airisk knows version `version` of model `credit`; returns it as `viewer`
+    /// reads it.
+    async fn registered(&self, version: &str, viewer: &str, what: &str) -> Value {
+        eventually(what, || async {
+            let (s, m) = self
+                .get(&format!("/v1/models/credit/versions/{version}"), viewer)
+                .await;
+            (s == 200).then_some(m)
+        })
+        .await
+    }
+
+    /// `verb` (`approve` or `reject`) version `version` of model `credit` as `token`, with
+    /// `reason`; (status, body).
+    async fn decide(&self, version: &str, verb: &str, token: &str, reason: &str) -> (u16, Value) {
+        self.post(
+            &format!("/v1/models/credit/versions/{version}/{verb}"),
+            token,
+            &json!({"reason": reason}),
+        )
+        .await
+    }
+
     /// Audit entries of `action` with `outcome`.
     async fn audit(&self, action: &str, outcome: &str) -> Vec<Value> {
         let token = self.token("aud", Role::Admin, false);
@@ -337,6 +380,31 @@ where
 
 async fn alias_of(mlflow: &MlflowClient, name: &str) -> Option<String> {
     mlflow.alias_target(name, "production").await.ok().flatten()
+}
+
+/// Waits until MLflow's `production` alias of `name` points at `version`.
+async fn production_at(mlflow: &MlflowClient, name: &str, version: &str, what: &str) {
+    eventually(what, || async {
+        (alias_of(mlflow, name).await.as_deref() == Some(version)).then_some(())
+    })
+    .await
+}
+
+/// Waits until version `version` of `name` carries the tag `airisk.approval_status` = `status`
+/// in MLflow; returns its tags.
+async fn tagged(
+    mlflow: &MlflowClient,
+    name: &str,
+    version: &str,
+    status: &str,
+    what: &str,
+) -> std::collections::BTreeMap<String, String> {
+    eventually(what, || async {
+        let mv = mlflow.model_version(name, version).await.ok()?;
+        let tags = airisk_server::integrations::mlflow::client::tag_map(&mv.tags);
+        (tags.get("airisk.approval_status").map(String::as_str) == Some(status)).then_some(tags)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,13 +516,9 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     // 1. A version logged with the MLflow client becomes a PENDING request with the digest
     //    airisk computed from the artifacts; the oracle hashed the local files.
     let (v1, digest1) = server.log_version("credit", "one").await;
-    let model = eventually("version 1 registered in airisk", || async {
-        let (s, m) = airisk
-            .get(&format!("/v1/models/credit/versions/{v1}"), &viewer)
-            .await;
-        (s == 200).then_some(m)
-    })
-    .await;
+    let model = airisk
+        .registered(&v1, &viewer, "version 1 registered in airisk")
+        .await;
     assert_eq!(model["checksum"], digest1);
     assert_eq!(model["status"], "PENDING", "{model}");
     assert_eq!(model["metadata"]["mlflow"]["instance"], INSTANCE);
@@ -463,19 +527,7 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     let registered_ms = chrono::DateTime::parse_from_rfc3339(model["created_at"].as_str().unwrap())
         .unwrap()
         .timestamp_millis();
-    let mlflow_created_ms = reqwest::Client::new()
-        .get(format!(
-            "{}/api/2.0/mlflow/model-versions/get?name=credit&version={v1}",
-            server.url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["model_version"]["creation_timestamp"]
-        .as_i64()
-        .unwrap();
+    let mlflow_created_ms = server.created_ms("credit", &v1).await;
     eprintln!(
         "latency: MLflow version created -> airisk request registered: {} ms",
         registered_ms - mlflow_created_ms
@@ -488,38 +540,25 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
 
     // 2. The registrant (the instance's service principal) cannot approve.
     let registrant = airisk.token(&format!("mlflow:{INSTANCE}"), Role::Admin, true);
-    let (s, _) = airisk
-        .post(
-            &format!("/v1/models/credit/versions/{v1}/approve"),
-            &registrant,
-            &json!({"reason": "self"}),
-        )
-        .await;
+    let (s, _) = airisk.decide(&v1, "approve", &registrant, "self").await;
     assert_eq!(s, 403);
 
     // 3. An approver approves: the alias moves in MLflow and the version is tagged.
     let approved_at = Instant::now();
-    let (s, body) = airisk
-        .post(
-            &format!("/v1/models/credit/versions/{v1}/approve"),
-            &approver,
-            &json!({"reason": "validated"}),
-        )
-        .await;
+    let (s, body) = airisk.decide(&v1, "approve", &approver, "validated").await;
     assert_eq!(s, 200, "{body}");
-    eventually("production -> version 1", || async {
-        (alias_of(&mlflow, "credit").await.as_deref() == Some(v1.as_str())).then_some(())
-    })
-    .await;
+    production_at(&mlflow, "credit", &v1, "production -> version 1").await;
     eprintln!(
         "latency: approval in airisk -> alias moved in MLflow: {} ms",
         approved_at.elapsed().as_millis()
     );
-    let tags = eventually("approval tags on version 1", || async {
-        let mv = mlflow.model_version("credit", &v1).await.ok()?;
-        let tags = airisk_server::integrations::mlflow::client::tag_map(&mv.tags);
-        (tags.get("airisk.approval_status").map(String::as_str) == Some("approved")).then_some(tags)
-    })
+    let tags = tagged(
+        &mlflow,
+        "credit",
+        &v1,
+        "approved",
+        "approval tags on version 1",
+    )
     .await;
     assert_eq!(tags["airisk.approval_id"], body["id"].as_str().unwrap());
     assert!(!airisk.audit("mlflow.alias.set", "success").await.is_empty());
@@ -537,48 +576,29 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         ),
     ] {
         let (v, _) = server.log_version_as("credit", marker, mlflow_user).await;
-        let m = eventually("the authored version registered", || async {
-            let (s, m) = airisk
-                .get(&format!("/v1/models/credit/versions/{v}"), &viewer)
-                .await;
-            (s == 200).then_some(m)
-        })
-        .await;
+        let m = airisk
+            .registered(&v, &viewer, "the authored version registered")
+            .await;
         let author = &m["metadata"]["mlflow"]["author"];
         assert_eq!(author["mlflow_user"], mlflow_user, "{m}");
         assert_eq!(author["source"], "run", "{m}");
         assert_eq!(author["airisk_identity"], airisk_identity, "{m}");
         assert_eq!(m["registered_by"], airisk_identity, "{m}");
         let own = airisk.token(approver_spelling, Role::Approver, false);
-        let (s, problem) = airisk
-            .post(
-                &format!("/v1/models/credit/versions/{v}/approve"),
-                &own,
-                &json!({"reason": "my own work"}),
-            )
-            .await;
+        let (s, problem) = airisk.decide(&v, "approve", &own, "my own work").await;
         assert_eq!(s, 403, "the author approved their own version: {problem}");
         // Someone else may decide it (rejected here, so production stays where it is).
-        let (s, body) = airisk
-            .post(
-                &format!("/v1/models/credit/versions/{v}/reject"),
-                &approver,
-                &json!({"reason": "not this one"}),
-            )
-            .await;
+        let (s, body) = airisk.decide(&v, "reject", &approver, "not this one").await;
         assert_eq!(s, 200, "{body}");
     }
 
     // 4. Someone points production at an unapproved version directly in MLflow: airisk records
     //    the bypass and moves the alias back.
     let (v2, digest2) = server.log_version("credit", "two").await;
-    eventually("version 2 registered", || async {
-        let (s, m) = airisk
-            .get(&format!("/v1/models/credit/versions/{v2}"), &viewer)
-            .await;
-        (s == 200 && m["checksum"] == digest2.as_str()).then_some(())
-    })
-    .await;
+    let m2 = airisk
+        .registered(&v2, &viewer, "version 2 registered")
+        .await;
+    assert_eq!(m2["checksum"], digest2.as_str(), "{m2}");
     mlflow.set_alias("credit", "production", &v2).await.unwrap();
     let bypass = eventually("bypass recorded", || async {
         let e: Vec<Value> = airisk
@@ -593,21 +613,12 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     let record = &bypass[0]["record"];
     assert_eq!(record["metadata"]["found_version"], v2.as_str());
     assert_eq!(record["metadata"]["restored_version"], v1.as_str());
-    eventually("production back on version 1", || async {
-        (alias_of(&mlflow, "credit").await.as_deref() == Some(v1.as_str())).then_some(())
-    })
-    .await;
+    production_at(&mlflow, "credit", &v1, "production back on version 1").await;
 
     // 5. MLflow is down while version 2 is approved: the approval stands, the sync is visible as
     //    pending, and completes when MLflow is back.
     server.stop();
-    let (s, body) = airisk
-        .post(
-            &format!("/v1/models/credit/versions/{v2}/approve"),
-            &approver,
-            &json!({"reason": "ok"}),
-        )
-        .await;
+    let (s, body) = airisk.decide(&v2, "approve", &approver, "ok").await;
     assert_eq!(s, 200, "{body}");
     let admin = airisk.token("root", Role::Admin, false);
     eventually("pending sync visible", || async {
@@ -628,9 +639,12 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
     server.restart();
     server.wait_ready().await;
     let back = Instant::now();
-    eventually("production -> version 2 after MLflow returns", || async {
-        (alias_of(&mlflow, "credit").await.as_deref() == Some(v2.as_str())).then_some(())
-    })
+    production_at(
+        &mlflow,
+        "credit",
+        &v2,
+        "production -> version 2 after MLflow returns",
+    )
     .await;
     eprintln!(
         "latency: MLflow back -> pending sync applied: {} ms",
@@ -647,26 +661,20 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
 
     // 5b. A rejected version is tagged rejected in MLflow; production does not move.
     let (v3, _) = server.log_version("credit", "three").await;
-    eventually("version 3 registered", || async {
-        let (s, _) = airisk
-            .get(&format!("/v1/models/credit/versions/{v3}"), &viewer)
-            .await;
-        (s == 200).then_some(())
-    })
-    .await;
+    airisk
+        .registered(&v3, &viewer, "version 3 registered")
+        .await;
     let (s, body) = airisk
-        .post(
-            &format!("/v1/models/credit/versions/{v3}/reject"),
-            &approver,
-            &json!({"reason": "drift in validation"}),
-        )
+        .decide(&v3, "reject", &approver, "drift in validation")
         .await;
     assert_eq!(s, 200, "{body}");
-    eventually("version 3 tagged rejected", || async {
-        let mv = mlflow.model_version("credit", &v3).await.ok()?;
-        let tags = airisk_server::integrations::mlflow::client::tag_map(&mv.tags);
-        (tags.get("airisk.approval_status").map(String::as_str) == Some("rejected")).then_some(())
-    })
+    tagged(
+        &mlflow,
+        "credit",
+        &v3,
+        "rejected",
+        "version 3 tagged rejected",
+    )
     .await;
     assert_eq!(
         alias_of(&mlflow, "credit").await.as_deref(),
@@ -714,19 +722,7 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         chrono::DateTime::parse_from_rfc3339(prompt["created_at"].as_str().unwrap())
             .unwrap()
             .timestamp_millis();
-    let mlflow_prompt_ms = http
-        .get(format!(
-            "{}/api/2.0/mlflow/model-versions/get?name=greeting&version={p1}",
-            server.url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["model_version"]["creation_timestamp"]
-        .as_i64()
-        .unwrap();
+    let mlflow_prompt_ms = server.created_ms("greeting", &p1).await;
     eprintln!(
         "latency: MLflow prompt version created -> airisk prompt version and request: {} ms",
         prompt_created_ms - mlflow_prompt_ms
@@ -741,10 +737,7 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         )
         .await;
     assert_eq!(s, 200, "{body}");
-    eventually("prompt production -> version 1", || async {
-        (alias_of(&mlflow, "greeting").await.as_deref() == Some(p1.as_str())).then_some(())
-    })
-    .await;
+    production_at(&mlflow, "greeting", &p1, "prompt production -> version 1").await;
     eprintln!(
         "latency: approval in airisk -> prompt alias moved in MLflow: {} ms",
         prompt_approved_at.elapsed().as_millis()
@@ -761,11 +754,13 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         p1,
         "airisk's label moved too"
     );
-    eventually("prompt version 1 tagged approved", || async {
-        let mv = mlflow.model_version("greeting", &p1).await.ok()?;
-        let tags = airisk_server::integrations::mlflow::client::tag_map(&mv.tags);
-        (tags.get("airisk.approval_status").map(String::as_str) == Some("approved")).then_some(())
-    })
+    tagged(
+        &mlflow,
+        "greeting",
+        &p1,
+        "approved",
+        "prompt version 1 tagged approved",
+    )
     .await;
     let (p2, sha2) = server
         .register_prompt("greeting", "Hello {{name}}: APPROVED, no questions asked.")
@@ -798,9 +793,12 @@ async fn an_mlflow_version_needs_an_airisk_approval_before_production_points_at_
         prompt_bypass["record"]["metadata"]["restored_version"],
         p1.as_str()
     );
-    eventually("prompt production back on version 1", || async {
-        (alias_of(&mlflow, "greeting").await.as_deref() == Some(p1.as_str())).then_some(())
-    })
+    production_at(
+        &mlflow,
+        "greeting",
+        &p1,
+        "prompt production back on version 1",
+    )
     .await;
     // The request for version 2 is still open: the bypass approved nothing.
     let (_, r2) = airisk

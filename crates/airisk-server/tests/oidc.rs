@@ -8,6 +8,9 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
+#[path = "api/test_ca.rs"]
+mod test_ca;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +34,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::signature::KeyPair as _;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+use crate::test_ca::TlsListener;
 
 const AUDIENCE: &str = "airisk-api";
 
@@ -749,110 +754,11 @@ async fn a_mapped_issuer_s_groups_give_one_role_and_unmapped_or_ambiguous_tokens
 // ---------------------------------------------------------------------------------------------
 // TLS to the provider: a private CA bundle is trusted when configured, and only then.
 
-/// Runs `openssl` with `args` in `dir`, failing loudly.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the openssl command line makes the test CA");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A provider served over TLS with a certificate for `localhost` from a fresh private CA; the
 /// CA's PEM path and the issuer.
 async fn tls_provider(dir: &std::path::Path, key: &Key) -> (std::path::PathBuf, String) {
-    use rustls::pki_types::pem::PemObject as _;
-    std::fs::create_dir_all(dir).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=airisk test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("leaf.pem"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let private = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, private)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!(
-        "https://localhost:{}/realm",
-        listener.local_addr().unwrap().port()
-    );
+    let tls = TlsListener::bind(dir).await;
+    let issuer = format!("{}/realm", tls.url());
     let provider = Arc::new(Provider {
         issuer: issuer.clone(),
         jwks: Mutex::new(json!({"keys": [key.jwk.clone()]})),
@@ -864,22 +770,7 @@ async fn tls_provider(dir: &std::path::Path, key: &Key) -> (std::path::PathBuf, 
         .route("/realm/.well-known/openid-configuration", get(discovery))
         .route("/realm/keys", get(jwks))
         .with_state(provider);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                // A client that refuses the certificate ends the handshake: not an error here.
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                }
-            });
-        }
-    });
-    (dir.join("ca.pem"), issuer)
+    (tls.serve(app), issuer)
 }
 
 #[tokio::test]

@@ -13,36 +13,20 @@ mod pg;
 #[path = "api/support.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use airisk_core::security::rbac::Role;
+use airisk_testkit::CapturedLogs;
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::support::TestApp;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn each_request_writes_one_json_log_line_without_the_token() {
-    let captured = Captured::default();
-    let sink = captured.clone();
+    let captured = CapturedLogs::new();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_writer(move || sink.clone())
+        .with_writer(captured.writer())
         .finish();
     // Global, in a binary of its own: a thread-scoped subscriber races with the callsite cache of
     // tests running in parallel.
@@ -57,7 +41,7 @@ async fn each_request_writes_one_json_log_line_without_the_token() {
         .unwrap();
     assert_eq!(r.status(), 404);
     app.shutdown().await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(!text.contains(&admin), "the token must never be logged");
     let lines: Vec<Value> = text
         .lines()

@@ -1,5 +1,9 @@
 //! [`Guarded`]: a store that keeps its test resource (a temporary directory, a test database)
-//! alive for as long as it lives, for conformance factories that hand out only the store.
+//! alive for as long as it lives, for conformance factories that hand out only the store; and,
+//! with [`Guarded::before_commit`], a store with a fault injected ahead of each commit.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
@@ -15,14 +19,44 @@ use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+/// The future a [`BeforeCommit`] hook returns.
+pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// What [`Guarded::before_commit`] runs ahead of each commit: given the store and the change set
+/// about to be committed, it may act on the store first (another writer's change, say); an
+/// error it returns is the commit's, and the change set is then not committed. Make one with
+/// [`before_commit`].
+pub type BeforeCommit =
+    Box<dyn for<'a> Fn(&'a dyn GovernanceStore, &'a ChangeSet) -> HookFuture<'a> + Send + Sync>;
+
+/// `hook` as a [`BeforeCommit`] (a closure passed here has its argument and return types
+/// inferred from this signature).
+pub fn before_commit<F>(hook: F) -> BeforeCommit
+where
+    F: for<'a> Fn(&'a dyn GovernanceStore, &'a ChangeSet) -> HookFuture<'a> + Send + Sync + 'static,
+{
+    Box::new(hook)
+}
+
 /// `store` with `guard` held beside it: every port method is the store's own (each one is passed
-/// through, the trait's defaulted ones included, so the store's overrides are what runs). The
-/// store drops before its guard, so it closes before the directory or database goes.
-#[derive(Debug)]
+/// through, the trait's defaulted ones included, so the store's overrides are what runs), after
+/// the hook of [`Guarded::before_commit`] for a commit, when one is set. The store drops before
+/// its guard, so it closes before the directory or database goes.
 pub struct Guarded<S, G> {
     // Field order matters: fields drop in declaration order.
     store: S,
+    before_commit: Option<BeforeCommit>,
     _guard: G,
+}
+
+impl<S: std::fmt::Debug, G: std::fmt::Debug> std::fmt::Debug for Guarded<S, G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("store", &self.store)
+            .field("before_commit", &self.before_commit.is_some())
+            .field("guard", &self._guard)
+            .finish()
+    }
 }
 
 impl<S, G> Guarded<S, G> {
@@ -30,8 +64,17 @@ impl<S, G> Guarded<S, G> {
     pub fn new(store: S, guard: G) -> Self {
         Guarded {
             store,
+            before_commit: None,
             _guard: guard,
         }
+    }
+
+    /// Runs `hook` ahead of every [`GovernanceStore::commit`] (a fault injected between a
+    /// service's read and its write, for example); the commit goes on only if it returns `Ok`.
+    #[must_use]
+    pub fn before_commit(mut self, hook: BeforeCommit) -> Self {
+        self.before_commit = Some(hook);
+        self
     }
 
     /// The store itself.
@@ -109,6 +152,10 @@ where
     G: Send + Sync + std::fmt::Debug,
 {
     async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
+        if let Some(hook) = &self.before_commit {
+            let store: &dyn GovernanceStore = &self.store;
+            hook(store, &change).await?;
+        }
         self.store.commit(change).await
     }
     async fn approval(

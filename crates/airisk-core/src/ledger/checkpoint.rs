@@ -311,7 +311,7 @@ impl LedgerSigner {
     /// [`CheckpointError::MalformedSigningKey`] if the string is not
     /// `PRIVATE+KEY+<name>+<8 lower-case hex digits>+<base64 of 0x01 and a 32-byte seed>`,
     /// [`CheckpointError::InvalidName`] for a bad name, and [`CheckpointError::KeyIdMismatch`] if
-    /// the key id is not the one the name and the seed's public key derive.
+    /// the key id is not the one derived from the name and the public key of that seed.
     pub fn from_signing_key(signing_key: &str) -> Result<Self, CheckpointError> {
         let malformed = |reason| CheckpointError::MalformedSigningKey { reason };
         let rest = signing_key

@@ -1,9 +1,9 @@
 //! Role-based access control: deny by default.
 //!
-//! The seed defines four roles and four permissions (the columns of its matrix). Every finer action
-//! the services perform maps onto exactly one of those permissions in [`Action::required_permission`],
-//! the one table in code; [`Role::grants`] is the seed's matrix. A role is allowed an action only if
-//! the role grants the permission the action requires: there is no other path to "allowed".
+//! Four roles and four permissions (the columns of the matrix below). Every finer action the
+//! services perform maps onto exactly one of those permissions in [`Action::required_permission`],
+//! the one table in code; [`Role::grants`] is the matrix. A role is allowed an action only if the
+//! role grants the permission the action requires: there is no other path to "allowed".
 //!
 //! | Role     | create | approve | view | register_model |
 //! |----------|--------|---------|------|----------------|
@@ -79,7 +79,7 @@ impl FromStr for Role {
     }
 }
 
-/// The four permissions of the seed's matrix (its columns), and `shred` (admin only).
+/// The four permissions of the role matrix (its columns), and `shred` (admin only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Permission {
@@ -233,7 +233,7 @@ impl Action {
     /// * deployment authorisation and label moves need `create`, not `approve`: the human decision
     ///   was the approval request, which the workflow enforces (four eyes); executing the approved
     ///   change is the maker's step, and it fails without an approved request;
-    /// * key rotation needs `register_model`, the seed's only admin-only column;
+    /// * key rotation needs `register_model`, the matrix's only admin-only column;
     /// * audit append needs `create`: applications record their own events; reading, exporting and
     ///   verifying the ledger is `view`, so auditors need nothing more than a viewer.
     pub const fn required_permission(self) -> Permission {

@@ -1,5 +1,5 @@
-//! The approval workflow (the seed's `tests/unit/governance/test_approval_workflow.py`): RBAC,
-//! four eyes, transitions, races, and a model-based property test of the state machine.
+//! The approval workflow: RBAC, four eyes, transitions, races, and a model-based property test
+//! of the state machine.
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The audit logger: record completeness, validation, deny-by-default, checkpoints, proofs and
-//! tamper detection (the seed's `tests/unit/governance/test_audit_logger.py`).
+//! tamper detection.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use airisk_core::governance::audit_logger::{AuditError, AuditLogger, CheckpointPolicy};
 use airisk_core::governance::audit_record::{
@@ -546,27 +546,12 @@ async fn tenants_ledgers_are_independent_trees() {
     assert_eq!(verify(&f, None).await, None);
 }
 
-/// A writer that collects everything the subscriber prints.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn each_appended_record_is_one_json_log_line_without_metadata_values() {
-    let captured = Captured::default();
-    let writer = captured.clone();
+    let captured = airisk_testkit::CapturedLogs::new();
     let subscriber = tracing_subscriber::fmt()
         .json()
-        .with_writer(move || writer.clone())
+        .with_writer(captured.writer())
         .finish();
     tracing::subscriber::with_default(subscriber, || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -579,7 +564,7 @@ fn each_appended_record_is_one_json_log_line_without_metadata_values() {
             f.logger.log_action(&analyst(), i).await.unwrap();
         });
     });
-    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let out = captured.text();
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

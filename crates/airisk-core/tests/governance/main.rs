@@ -1,5 +1,4 @@
-//! Governance tests: `cargo test -p airisk-core --test governance` (the seed's
-//! `pytest tests/unit/governance`).
+//! Governance tests: `cargo test -p airisk-core --test governance`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

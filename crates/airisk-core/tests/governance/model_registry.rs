@@ -1,5 +1,4 @@
-//! The model registry (the seed's `tests/unit/governance/test_model_registry.py`) and the approval
-//! workflow rules it relies on.
+//! The model registry and the approval workflow rules it relies on.
 
 use airisk_core::governance::approval_workflow::{ApprovalError, ApprovalStatus};
 use airisk_core::governance::audit_record::Outcome;

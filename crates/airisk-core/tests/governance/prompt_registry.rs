@@ -1,4 +1,4 @@
-//! The prompt registry (the seed's `tests/unit/governance/test_prompt_registry.py`).
+//! The prompt registry: versions, label moves behind an approved request, diffs.
 
 use airisk_core::governance::approval_workflow::{ApprovalStatus, NewApprovalRequest, Subject};
 use airisk_core::governance::audit_record::Outcome;

@@ -1,51 +1,26 @@
 //! Every service method runs in a span that ties its log lines to the request (tenant, actor,
 //! action, correlation id) and records nothing else: no template, justification or reason.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use tracing_subscriber::fmt::MakeWriter;
+use airisk_testkit::CapturedLogs;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::support::{World, admin, approver, register_input};
 use airisk_core::request::CorrelationId;
 
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The JSON lines of every span closed while `run` ran.
 async fn closed_spans<F: std::future::Future<Output = ()>>(run: F) -> Vec<serde_json::Value> {
-    let captured = Captured::default();
+    let captured = CapturedLogs::new();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_span_events(FmtSpan::CLOSE)
         .with_max_level(tracing::Level::INFO)
-        .with_writer(captured.clone())
+        .with_writer(captured.writer())
         .finish();
     let guard = tracing::subscriber::set_default(subscriber);
     run.await;
     drop(guard);
-    let bytes = captured.0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
+    captured
+        .text()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

@@ -85,7 +85,7 @@ pub fn corr() -> CorrelationId {
     CorrelationId::generate()
 }
 
-/// Admin of acme: the only role that registers models (the seed's matrix).
+/// Admin of acme: the only role that registers models (the role matrix).
 pub fn admin() -> Principal {
     human("ada@acme.example", "acme", Role::Admin)
 }

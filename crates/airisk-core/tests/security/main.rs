@@ -1,5 +1,4 @@
-//! Security tests: `cargo test -p airisk-core --test security` (the seed's
-//! `pytest tests/unit/security`).
+//! Security tests: `cargo test -p airisk-core --test security`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,4 +1,4 @@
-//! The RBAC matrix, every role against every action, from a table that mirrors the seed's.
+//! The RBAC matrix, every role against every action, from a table written out in this test.
 
 use airisk_core::security::rbac::{Action, AuthorizationError, Permission, RbacService, Role};
 use proptest::prelude::*;
@@ -213,7 +213,7 @@ proptest! {
     }
 }
 
-/// The names the seed's matrix uses, as the permissions print them (in denials and the API's
+/// The names the role matrix uses, as the permissions print them (in denials and the API's
 /// problem details). Killed a surviving mutant: Display for Permission printing nothing.
 #[test]
 fn permissions_and_roles_print_their_seed_names() {

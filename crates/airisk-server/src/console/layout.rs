@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
+use uuid::Uuid;
 
 use super::session::{CSRF_FIELD, Identity};
 
@@ -345,6 +346,69 @@ mod tests {
     }
 
     #[test]
+    fn a_data_table_labels_each_cell_with_its_column() {
+        let t = data_table(
+            "data",
+            Some("Things"),
+            &[
+                Column::new("Name"),
+                Column::labelled("Checksum (SHA-256)", "Checksum"),
+            ],
+            [Row::Cells([html! { "a<b" }, html! { "c" }])],
+        );
+        assert_eq!(
+            t.into_string(),
+            "<table class=\"data\"><caption class=\"visually-hidden\">Things</caption>\
+             <thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Checksum (SHA-256)</th></tr></thead>\
+             <tbody><tr><td data-label=\"Name\">a&lt;b</td><td data-label=\"Checksum\">c</td></tr></tbody></table>"
+        );
+    }
+
+    #[test]
+    fn a_request_row_carries_its_id_and_a_whole_row_is_kept_as_written() {
+        let id = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+        let t = data_table(
+            "data queue",
+            None,
+            &[Column::new("Request")],
+            [
+                Row::Request(id, [html! { "r" }]),
+                Row::Whole(html! { tr { td { "whole" } } }),
+            ],
+        );
+        assert_eq!(
+            t.into_string(),
+            "<table class=\"data queue\"><thead><tr><th scope=\"col\">Request</th></tr></thead>\
+             <tbody><tr data-request-id=\"01900000-0000-7000-8000-000000000001\">\
+             <td data-label=\"Request\">r</td></tr><tr><td>whole</td></tr></tbody></table>"
+        );
+    }
+
+    #[test]
+    fn a_grouped_column_spans_its_cols_and_its_cells_write_their_own_tds() {
+        let t = data_table(
+            "diff",
+            Some("A compared with B"),
+            &[
+                Column::group("A", &["ln", "code"]),
+                Column::group("B", &["ln", "code"]),
+            ],
+            [Row::Cells([
+                html! { td class="ln" { "1" } td class="code del" { "x" } },
+                html! { td class="ln" {} td class="code empty" {} },
+            ])],
+        );
+        assert_eq!(
+            t.into_string(),
+            "<table class=\"diff\"><caption class=\"visually-hidden\">A compared with B</caption>\
+             <colgroup><col class=\"ln\"><col class=\"code\"><col class=\"ln\"><col class=\"code\"></colgroup>\
+             <thead><tr><th scope=\"col\" colspan=\"2\">A</th><th scope=\"col\" colspan=\"2\">B</th></tr></thead>\
+             <tbody><tr><td class=\"ln\">1</td><td class=\"code del\">x</td>\
+             <td class=\"ln\"></td><td class=\"code empty\"></td></tr></tbody></table>"
+        );
+    }
+
+    #[test]
     fn durations_read_as_words() {
         assert_eq!(duration_words(5), "5 s");
         assert_eq!(duration_words(125), "2 min");
@@ -354,26 +418,46 @@ mod tests {
     }
 }
 
-/// A column of a [`data_table`]: its heading, and the label a narrow screen shows beside each of
-/// its cells (`data-label`; the heading, unless a shorter one reads better).
+/// A column of a [`data_table`]: its heading, the label a narrow screen shows beside each of its
+/// cells (`data-label`; the heading, unless a shorter one reads better), and, for a grouped
+/// column, the physical columns its heading spans.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Column {
-    heading: &'static str,
-    label: &'static str,
+pub(crate) struct Column<'a> {
+    heading: &'a str,
+    label: &'a str,
+    /// Empty for a plain column (one `td` a cell, written by the table). Otherwise the classes of
+    /// the `col` elements under one heading (`colspan`), whose `td`s each cell writes itself.
+    group: &'a [&'a str],
 }
 
-impl Column {
+impl<'a> Column<'a> {
     /// A column whose cells are labelled with its heading.
-    pub(crate) const fn new(heading: &'static str) -> Self {
+    pub(crate) const fn new(heading: &'a str) -> Self {
         Column {
             heading,
             label: heading,
+            group: &[],
         }
     }
 
     /// A column whose cells carry a label other than its heading.
-    pub(crate) const fn labelled(heading: &'static str, label: &'static str) -> Self {
-        Column { heading, label }
+    pub(crate) const fn labelled(heading: &'a str, label: &'a str) -> Self {
+        Column {
+            heading,
+            label,
+            group: &[],
+        }
+    }
+
+    /// One heading over several physical columns, one `col` of each class in `cols` (the table
+    /// then has a `colgroup`). Each of its cells is the markup of that many `td`s, which the cell
+    /// writes itself (with its own classes, and no label).
+    pub(crate) const fn group(heading: &'a str, cols: &'a [&'a str]) -> Self {
+        Column {
+            heading,
+            label: heading,
+            group: cols,
+        }
     }
 }
 
@@ -382,42 +466,66 @@ impl Column {
 pub(crate) enum Row<const N: usize> {
     /// One cell per column, in order.
     Cells([Markup; N]),
+    /// One cell per column, in a row that shows the approval request `id`: the `tr` carries it
+    /// as `data-request-id`, by which scripts and the browser tests find the row.
+    Request(Uuid, [Markup; N]),
     /// A row that cannot be shown cell by cell (its own `tr`).
     Whole(Markup),
 }
 
-/// The console's one table component: a `table` of class `class` (`data …`), with a caption read
-/// by screen readers only, a heading per column, and each row's cells labelled with their column
+/// The console's one table component: a `table` of class `class` (`data …`, `diff`), with a
+/// caption read by screen readers only, a `colgroup` when a column is grouped
+/// ([`Column::group`]), a heading per column, and each row's cells labelled with their column
 /// (so the stylesheet can stack them on a narrow screen). The column count is checked at compile
 /// time: every row has exactly one cell per column.
 pub(crate) fn data_table<const N: usize>(
     class: &str,
     caption: Option<&str>,
-    columns: &[Column; N],
+    columns: &[Column<'_>; N],
     rows: impl IntoIterator<Item = Row<N>>,
 ) -> Markup {
+    let grouped = columns.iter().any(|c| !c.group.is_empty());
+    let row = |request: Option<Uuid>, cells: [Markup; N]| {
+        html! {
+            tr data-request-id=[request] {
+                @for (c, cell) in columns.iter().zip(cells) {
+                    @if c.group.is_empty() {
+                        td data-label=(c.label) { (cell) }
+                    } @else {
+                        (cell)
+                    }
+                }
+            }
+        }
+    };
     html! {
         table class=(class) {
             @if let Some(caption) = caption {
                 caption class="visually-hidden" { (caption) }
             }
+            @if grouped {
+                colgroup {
+                    @for c in columns {
+                        @if c.group.is_empty() {
+                            col;
+                        } @else {
+                            @for k in c.group { col class=(k); }
+                        }
+                    }
+                }
+            }
             thead {
                 tr {
                     @for c in columns {
-                        th scope="col" { (c.heading) }
+                        th scope="col" colspan=[(c.group.len() > 1).then_some(c.group.len())] { (c.heading) }
                     }
                 }
             }
             tbody {
-                @for row in rows {
-                    @match row {
-                        Row::Cells(cells) => {
-                            tr {
-                                @for (c, cell) in columns.iter().zip(cells) {
-                                    td data-label=(c.label) { (cell) }
-                                }
-                            }
-                        }
+                @for r in rows {
+                    @match r {
+                        Row::Cells(cells) => { (row(None, cells)) }
+                        Row::Request(id, cells) => { (row(Some(id), cells)) }
                         Row::Whole(markup) => { (markup) }
                     }
                 }

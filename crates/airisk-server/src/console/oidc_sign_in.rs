@@ -29,7 +29,7 @@
 use std::sync::Arc;
 
 use airisk_core::governance::audit_record::Outcome;
-use airisk_core::security::tenant_context::{ActorId, PrincipalKind, TenantId};
+use airisk_core::security::tenant_context::{ActorId, Principal, PrincipalKind, TenantId};
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -43,7 +43,8 @@ use super::cookies::{CookiePolicy, FLOW_MAX_AGE, MAX_TOKEN_LEN, read_cookie};
 use super::layout::{self, pct, public_page};
 use super::session::{MaybeSigned, safe_next, see_other};
 use super::session_store::{
-    self, FLOW_PURPOSE, FlowData, Record, SESSION_PURPOSE, SessionData, hash_hex, random_token,
+    self, FLOW_PURPOSE, FlowData, Record, SESSION_PURPOSE, SealKeys, SessionData, hash_hex,
+    random_token,
 };
 use super::{Console, ConsoleOidcConfig};
 use crate::auth::AuthError;
@@ -81,6 +82,21 @@ fn provider(
     Some((keys, endpoints))
 }
 
+/// The provider's configuration and the sealing keys, or why the sign-in cannot run: not found
+/// without sign-in through a provider, unavailable without a session secret.
+fn configured(console: &Console) -> Result<(&ConsoleOidcConfig, &SealKeys), super::ConsoleError> {
+    let oidc = console
+        .config
+        .oidc
+        .as_ref()
+        .ok_or_else(|| super::ConsoleError::not_found("sign-in through an OpenID provider"))?;
+    let seal = console
+        .seal
+        .as_ref()
+        .ok_or(super::ConsoleError::Unavailable)?;
+    Ok((oidc, seal))
+}
+
 /// A refusal page (the reason is safe to show: it never holds a token, code or state).
 fn refused(status: StatusCode, reason: &str, policy: CookiePolicy) -> Response {
     let content = html! {
@@ -102,12 +118,9 @@ pub(crate) async fn start(
     MaybeSigned(_, policy): MaybeSigned,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    let Some(oidc) = console.config.oidc.as_ref() else {
-        return super::ConsoleError::not_found("sign-in through an OpenID provider")
-            .into_response();
-    };
-    let Some(seal) = console.seal.as_ref() else {
-        return super::ConsoleError::Unavailable.into_response();
+    let (oidc, seal) = match configured(&console) {
+        Ok(configured) => configured,
+        Err(e) => return e.into_response(),
     };
     let Some((_, endpoints)) = provider(&app, oidc) else {
         return refused(
@@ -207,39 +220,114 @@ fn anonymous_key() -> Option<PrincipalKey> {
 /// The actor of the throttle bucket shared by refusals before a tenant is known.
 const ANONYMOUS_SIGN_IN: &str = "console-sign-in";
 
-/// A refusal before any tenant is known: recorded in the system ledger and answered with
-/// `status`, as long as the denial throttle's one shared bucket for such refusals has a token.
-/// Anyone can send a callback with a made-up `state`, so without this bound an anonymous client
-/// could grow the system ledger without limit; once the bucket is empty the answer is `429` with
-/// `Retry-After` and nothing is written (as the API's throttle does). A callback whose state is
-/// right never reaches this.
-async fn refuse_anonymous(
-    app: &AppState,
-    presented: Option<&str>,
-    recorded: &str,
-    status: StatusCode,
-    shown: &str,
-    policy: CookiePolicy,
-) -> Response {
-    let key = anonymous_key();
-    if let Some(key) = &key
-        && let Err(retry_after) = app.denials().check(key)
-    {
-        let mut response = refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many refused sign-ins from unknown browsers; try again shortly",
-            policy,
-        );
-        if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
+/// Why a callback is refused: what is recorded, where, and what the browser is shown. Every
+/// refusal of [`callback`] is one of these, answered by [`Refusal::answer`].
+#[derive(Debug)]
+enum Refusal {
+    /// Before any tenant is known (the flow, its state, the provider, the ID token): recorded in
+    /// the system ledger as `recorded`, answered with `status` and `shown`, within the denial
+    /// throttle's one shared bucket for such refusals (see [`Refusal::answer`]).
+    Anonymous {
+        status: StatusCode,
+        recorded: String,
+        shown: String,
+    },
+    /// The ID token is valid but names a person the claim mapping does not admit: recorded as the
+    /// API records it, answered 403.
+    NotMapped(AuthError),
+    /// After the ID token named its tenant and subject (its nonce, its `azp`, its principal):
+    /// recorded in that tenant's ledger as `recorded`, answered 401 with `shown`.
+    Known {
+        tenant: String,
+        actor: String,
+        recorded: String,
+        shown: String,
+    },
+}
+
+impl Refusal {
+    /// The flow cookie, its age, its state or its first use is wrong (400, `bad state: …`).
+    fn bad_state(reason: &str) -> Self {
+        Refusal::Anonymous {
+            status: StatusCode::BAD_REQUEST,
+            recorded: format!("bad state: {reason}"),
+            shown: reason.to_owned(),
         }
-        return response;
     }
-    record_refusal(app, None, None, presented, recorded).await;
-    if let Some(key) = key {
-        app.denials().charge(key);
+
+    /// The provider refused, or could not be asked (`provider error: …`).
+    fn provider(status: StatusCode, reason: String) -> Self {
+        Refusal::Anonymous {
+            status,
+            recorded: format!("provider error: {reason}"),
+            shown: reason,
+        }
     }
-    refused(status, shown, policy)
+
+    /// The ID token failed verification before its tenant could be trusted (401).
+    fn id_token(error: &AuthError) -> Self {
+        let reason = format!("the ID token was refused: {error}");
+        Refusal::Anonymous {
+            status: StatusCode::UNAUTHORIZED,
+            recorded: reason.clone(),
+            shown: reason,
+        }
+    }
+
+    /// Records the refusal and answers it. An anonymous refusal is written only while the denial
+    /// throttle's one shared bucket for refusals before a tenant is known has a token: anyone can
+    /// send a callback with a made-up `state`, so without this bound an anonymous client could
+    /// grow the system ledger without limit; once the bucket is empty the answer is `429` with
+    /// `Retry-After` and nothing is written (as the API's throttle does). The other two kinds are
+    /// recorded in a tenant's ledger and not throttled here.
+    async fn answer(
+        self,
+        app: &AppState,
+        presented: Option<&str>,
+        policy: CookiePolicy,
+    ) -> Response {
+        match self {
+            Refusal::Anonymous {
+                status,
+                recorded,
+                shown,
+            } => {
+                let key = anonymous_key();
+                if let Some(key) = &key
+                    && let Err(retry_after) = app.denials().check(key)
+                {
+                    let mut response = refused(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too many refused sign-ins from unknown browsers; try again shortly",
+                        policy,
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+                    {
+                        response.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    return response;
+                }
+                record_refusal(app, None, None, presented, &recorded).await;
+                if let Some(key) = key {
+                    app.denials().charge(key);
+                }
+                refused(status, &shown, policy)
+            }
+            Refusal::NotMapped(e) => {
+                crate::mapping::record_refusal(app, &e, &crate::context::correlation_id()).await;
+                refused(StatusCode::FORBIDDEN, &e.to_string(), policy)
+            }
+            Refusal::Known {
+                tenant,
+                actor,
+                recorded,
+                shown,
+            } => {
+                record_refusal(app, Some(&tenant), Some(&actor), presented, &recorded).await;
+                refused(StatusCode::UNAUTHORIZED, &shown, policy)
+            }
+        }
+    }
 }
 
 /// The token endpoint's answer (only what is read of it).
@@ -254,6 +342,15 @@ struct TokenError {
     error: String,
 }
 
+/// What a callback that passed every check of [`accept`] brings: the flow it ends, the ID token
+/// (kept for the provider's sign-out), who signed in, and the name to show.
+struct Accepted {
+    flow: FlowData,
+    id_token: String,
+    principal: Principal,
+    name: Option<String>,
+}
+
 /// `GET /console/oidc/callback`.
 pub(crate) async fn callback(
     State(app): State<AppState>,
@@ -262,202 +359,25 @@ pub(crate) async fn callback(
     headers: axum::http::HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let Some(oidc) = console.config.oidc.as_ref() else {
-        return super::ConsoleError::not_found("sign-in through an OpenID provider")
-            .into_response();
+    let (oidc, seal) = match configured(&console) {
+        Ok(configured) => configured,
+        Err(e) => return e.into_response(),
     };
-    let Some(seal) = console.seal.as_ref() else {
-        return super::ConsoleError::Unavailable.into_response();
-    };
-    let presented = q.state.as_deref();
     let now = session_store::now(&app);
-    // 1. The flow this browser started, and its state.
-    let flow = read_cookie(&headers, policy.flow_name())
-        .and_then(|v| seal.open::<FlowData>(FLOW_PURPOSE, v));
-    let Some(flow) = flow else {
-        let reason = "no sign-in was started in this browser, or it took too long";
-        return refuse_anonymous(
-            &app,
-            presented,
-            &format!("bad state: {reason}"),
-            StatusCode::BAD_REQUEST,
-            reason,
-            policy,
-        )
-        .await;
-    };
-    if now.saturating_sub(flow.created) > FLOW_MAX_AGE {
-        let reason = "the sign-in took too long";
-        return refuse_anonymous(
-            &app,
-            presented,
-            &format!("bad state: {reason}"),
-            StatusCode::BAD_REQUEST,
-            reason,
-            policy,
-        )
-        .await;
-    }
-    let state_ok =
-        presented.is_some_and(|p| session_store::same(p.as_bytes(), flow.state.as_bytes()));
-    if !state_ok {
-        let reason = "the state the provider sent back is not this browser's";
-        return refuse_anonymous(
-            &app,
-            presented,
-            &format!("bad state: {reason}"),
-            StatusCode::BAD_REQUEST,
-            reason,
-            policy,
-        )
-        .await;
-    }
-    // 2. Once only (a replayed callback, with the flow cookie copied, stops here).
-    let first_use = match console.used_states.lock() {
-        Ok(mut used) => {
-            used.retain(|_, until| *until > now);
-            used.insert(hash_hex(&flow.state), now + FLOW_MAX_AGE + 1)
-                .is_none()
-        }
-        Err(_) => false,
-    };
-    if !first_use {
-        let reason = "this sign-in was already completed (a replayed answer)";
-        return refuse_anonymous(
-            &app,
-            presented,
-            &format!("bad state: {reason}"),
-            StatusCode::BAD_REQUEST,
-            reason,
-            policy,
-        )
-        .await;
-    }
-    // 3. The provider's own refusal.
-    if let Some(error) = &q.error {
-        let description = q
-            .error_description
-            .as_deref()
-            .map(|d| format!(" ({})", d.chars().take(200).collect::<String>()))
-            .unwrap_or_default();
-        let reason = format!(
-            "the identity provider answered {}{description}",
-            error.chars().take(64).collect::<String>()
-        );
-        return refuse_anonymous(
-            &app,
-            presented,
-            &format!("provider error: {reason}"),
-            StatusCode::UNAUTHORIZED,
-            &reason,
-            policy,
-        )
-        .await;
-    }
-    let Some(code) = q.code.as_deref().filter(|c| !c.is_empty()) else {
-        let reason = "the identity provider sent no authorization code";
-        return refuse_anonymous(
-            &app,
-            presented,
-            &format!("provider error: {reason}"),
-            StatusCode::BAD_REQUEST,
-            reason,
-            policy,
-        )
-        .await;
-    };
-    // 4. The code for the tokens.
-    let Some((keys, endpoints)) = provider(&app, oidc) else {
-        let reason = "the identity provider's endpoints are not known (it has not answered)";
-        return refuse_anonymous(
-            &app,
-            presented,
-            &format!("provider error: {reason}"),
-            StatusCode::SERVICE_UNAVAILABLE,
-            reason,
-            policy,
-        )
-        .await;
-    };
-    let id_token = match exchange(&keys, &endpoints, oidc, code, &flow.verifier).await {
-        Ok(t) => t,
-        Err(reason) => {
-            return refuse_anonymous(
-                &app,
-                presented,
-                &format!("provider error: {reason}"),
-                StatusCode::BAD_GATEWAY,
-                &reason,
-                policy,
-            )
-            .await;
-        }
-    };
-    // 5. The ID token.
-    let claims = match app
-        .auth()
-        .verify_id_token(&id_token, &oidc.issuer, &oidc.client_id)
-        .await
-    {
-        Ok(c) => c,
-        Err(e @ AuthError::NotMapped { .. }) => {
-            crate::mapping::record_refusal(&app, &e, &crate::context::correlation_id()).await;
-            return refused(StatusCode::FORBIDDEN, &e.to_string(), policy);
-        }
-        Err(e) => {
-            let reason = format!("the ID token was refused: {e}");
-            return refuse_anonymous(
-                &app,
-                presented,
-                &reason,
-                StatusCode::UNAUTHORIZED,
-                &reason,
-                policy,
-            )
-            .await;
-        }
-    };
-    let tenant = claims.tenant.clone();
-    let nonce_ok = claims
-        .extra
-        .get("nonce")
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(|n| session_store::same(n.as_bytes(), flow.nonce.as_bytes()));
-    if !nonce_ok {
-        let reason = "the ID token's nonce is not this sign-in's";
-        record_refusal(
-            &app,
-            Some(&tenant),
-            Some(&claims.sub),
-            presented,
-            &format!("bad nonce: {reason}"),
-        )
-        .await;
-        return refused(StatusCode::UNAUTHORIZED, reason, policy);
-    }
-    if let Some(azp) = claims.extra.get("azp")
-        && azp.as_str() != Some(oidc.client_id.as_str())
-    {
-        let reason = "the ID token was issued to another client (azp)";
-        record_refusal(&app, Some(&tenant), Some(&claims.sub), presented, reason).await;
-        return refused(StatusCode::UNAUTHORIZED, reason, policy);
-    }
-    let principal = match claims.principal() {
-        Ok(p) => p,
-        Err(e) => {
-            let reason = format!("the ID token was refused: {e}");
-            record_refusal(&app, Some(&tenant), Some(&claims.sub), presented, &reason).await;
-            return refused(StatusCode::UNAUTHORIZED, &reason, policy);
-        }
+    let flow_cookie = read_cookie(&headers, policy.flow_name());
+    let Accepted {
+        flow,
+        id_token,
+        principal,
+        name,
+    } = match accept(&app, &console, oidc, seal, flow_cookie, &q, now).await {
+        Ok(accepted) => accepted,
+        Err(refusal) => return refusal.answer(&app, q.state.as_deref(), policy).await,
     };
     // 6. A new session, on the record first.
     let Some(sid) = random_token() else {
         return super::ConsoleError::Unavailable.into_response();
     };
-    let name = ["name", "preferred_username"]
-        .iter()
-        .find_map(|c| claims.extra.get(*c).and_then(serde_json::Value::as_str))
-        .map(|n| n.chars().take(80).collect::<String>());
     let since = match session_store::record(
         &app,
         Record {
@@ -532,6 +452,129 @@ pub(crate) async fn callback(
         h.append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// Steps 1 to 5 of the callback: the flow this browser started and its state, once only; the
+/// provider's answer; the code exchanged for an ID token; the ID token, its nonce and `azp`.
+///
+/// # Errors
+/// The [`Refusal`] of the first check that fails.
+async fn accept(
+    app: &AppState,
+    console: &Console,
+    oidc: &ConsoleOidcConfig,
+    seal: &SealKeys,
+    flow_cookie: Option<&str>,
+    q: &CallbackQuery,
+    now: u64,
+) -> Result<Accepted, Refusal> {
+    // 1. The flow this browser started, and its state.
+    let flow = flow_cookie
+        .and_then(|v| seal.open::<FlowData>(FLOW_PURPOSE, v))
+        .ok_or_else(|| {
+            Refusal::bad_state("no sign-in was started in this browser, or it took too long")
+        })?;
+    if now.saturating_sub(flow.created) > FLOW_MAX_AGE {
+        return Err(Refusal::bad_state("the sign-in took too long"));
+    }
+    let presented = q.state.as_deref();
+    let state_ok =
+        presented.is_some_and(|p| session_store::same(p.as_bytes(), flow.state.as_bytes()));
+    if !state_ok {
+        return Err(Refusal::bad_state(
+            "the state the provider sent back is not this browser's",
+        ));
+    }
+    // 2. Once only (a replayed callback, with the flow cookie copied, stops here).
+    let first_use = match console.used_states.lock() {
+        Ok(mut used) => {
+            used.retain(|_, until| *until > now);
+            used.insert(hash_hex(&flow.state), now + FLOW_MAX_AGE + 1)
+                .is_none()
+        }
+        Err(_) => false,
+    };
+    if !first_use {
+        return Err(Refusal::bad_state(
+            "this sign-in was already completed (a replayed answer)",
+        ));
+    }
+    // 3. The provider's own refusal.
+    if let Some(error) = &q.error {
+        let description = q
+            .error_description
+            .as_deref()
+            .map(|d| format!(" ({})", d.chars().take(200).collect::<String>()))
+            .unwrap_or_default();
+        return Err(Refusal::provider(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "the identity provider answered {}{description}",
+                error.chars().take(64).collect::<String>()
+            ),
+        ));
+    }
+    let Some(code) = q.code.as_deref().filter(|c| !c.is_empty()) else {
+        return Err(Refusal::provider(
+            StatusCode::BAD_REQUEST,
+            "the identity provider sent no authorization code".to_owned(),
+        ));
+    };
+    // 4. The code for the tokens.
+    let Some((keys, endpoints)) = provider(app, oidc) else {
+        return Err(Refusal::provider(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the identity provider's endpoints are not known (it has not answered)".to_owned(),
+        ));
+    };
+    let id_token = exchange(&keys, &endpoints, oidc, code, &flow.verifier)
+        .await
+        .map_err(|reason| Refusal::provider(StatusCode::BAD_GATEWAY, reason))?;
+    // 5. The ID token.
+    let claims = match app
+        .auth()
+        .verify_id_token(&id_token, &oidc.issuer, &oidc.client_id)
+        .await
+    {
+        Ok(c) => c,
+        Err(e @ AuthError::NotMapped { .. }) => return Err(Refusal::NotMapped(e)),
+        Err(e) => return Err(Refusal::id_token(&e)),
+    };
+    let known = |recorded: String, shown: String| Refusal::Known {
+        tenant: claims.tenant.clone(),
+        actor: claims.sub.clone(),
+        recorded,
+        shown,
+    };
+    let nonce_ok = claims
+        .extra
+        .get("nonce")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|n| session_store::same(n.as_bytes(), flow.nonce.as_bytes()));
+    if !nonce_ok {
+        let reason = "the ID token's nonce is not this sign-in's";
+        return Err(known(format!("bad nonce: {reason}"), reason.to_owned()));
+    }
+    if let Some(azp) = claims.extra.get("azp")
+        && azp.as_str() != Some(oidc.client_id.as_str())
+    {
+        let reason = "the ID token was issued to another client (azp)";
+        return Err(known(reason.to_owned(), reason.to_owned()));
+    }
+    let principal = claims.principal().map_err(|e| {
+        let reason = format!("the ID token was refused: {e}");
+        known(reason.clone(), reason)
+    })?;
+    let name = ["name", "preferred_username"]
+        .iter()
+        .find_map(|c| claims.extra.get(*c).and_then(serde_json::Value::as_str))
+        .map(|n| n.chars().take(80).collect::<String>());
+    Ok(Accepted {
+        flow,
+        id_token,
+        principal,
+        name,
+    })
 }
 
 /// The code for the ID token at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.5), the client

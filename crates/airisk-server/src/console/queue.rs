@@ -8,7 +8,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::error::ConsoleError;
-use super::layout::{self, Flash, Nav, age, csrf_field, expiry};
+use super::layout::{self, Column, Flash, Nav, Row, age, csrf_field, data_table, expiry};
 use super::requests::{subject_label, why_not};
 use super::session::{MaybeSigned, Signed, see_other};
 use crate::state::AppState;
@@ -73,57 +73,54 @@ pub(crate) async fn page(
         @if rows.is_empty() {
             p class="empty" { "Nothing is waiting. New requests appear here when a model is registered or a prompt label move is requested." }
         } @else {
-            table class="data queue" {
-                caption class="visually-hidden" { "Pending approval requests, oldest first" }
-                thead {
-                    tr {
-                        th scope="col" { "Request" }
-                        th scope="col" { "Requested by" }
-                        th scope="col" { "Age" }
-                        th scope="col" { "Expires" }
-                        th scope="col" { "Approvals" }
-                        th scope="col" { "Decision" }
-                    }
-                }
-                tbody {
-                    @for (r, why) in &rows {
-                        @let href = format!("/console/requests/{}", r.id());
-                        tr data-request-id=(r.id()) {
-                            td data-label="Request" {
-                                a href=(href) class="subject" { (subject_label(r.subject())) }
-                                p class="justification" { (r.justification()) }
+            (data_table(
+                "data queue",
+                Some("Pending approval requests, oldest first"),
+                &[
+                    Column::new("Request"),
+                    Column::new("Requested by"),
+                    Column::new("Age"),
+                    Column::new("Expires"),
+                    Column::new("Approvals"),
+                    Column::new("Decision"),
+                ],
+                rows.iter().map(|(r, why)| {
+                    let href = format!("/console/requests/{}", r.id());
+                    Row::Request(r.id(), [
+                        html! {
+                            a href=(href) class="subject" { (subject_label(r.subject())) }
+                            p class="justification" { (r.justification()) }
+                        },
+                        html! {
+                            (r.requested_by().as_str())
+                            @if r.requested_by().same_identity(id.principal.actor()) {
+                                " " span class="badge" { "you" }
                             }
-                            td data-label="Requested by" {
-                                (r.requested_by().as_str())
-                                @if r.requested_by().same_identity(id.principal.actor()) {
-                                    " " span class="badge" { "you" }
+                        },
+                        html! { (age(now, r.created_at())) },
+                        expiry(now, r.expires_at()),
+                        html! { (r.approvals().len()) " of " (r.required_approvals()) },
+                        html! {
+                            @match why {
+                                None => {
+                                    form method="post" action=(format!("{href}/approve")) class="quick-approve" {
+                                        (csrf_field(&id))
+                                        input type="hidden" name="from" value="queue";
+                                        label for=(format!("reason-{}", r.id())) class="visually-hidden" { "Reason for approving " (r.subject().resource_id()) }
+                                        input type="text" id=(format!("reason-{}", r.id())) name="reason" required maxlength="4096" placeholder="Reason (required)";
+                                        button type="submit" class="primary" { "Approve" }
+                                    }
+                                    a href=(href) { "Review, or reject…" }
+                                }
+                                Some(why) => {
+                                    p class="muted small" { (why) }
+                                    a href=(href) { "View" }
                                 }
                             }
-                            td data-label="Age" { (age(now, r.created_at())) }
-                            td data-label="Expires" { (expiry(now, r.expires_at())) }
-                            td data-label="Approvals" { (r.approvals().len()) " of " (r.required_approvals()) }
-                            td data-label="Decision" {
-                                @match why {
-                                    None => {
-                                        form method="post" action=(format!("{href}/approve")) class="quick-approve" {
-                                            (csrf_field(&id))
-                                            input type="hidden" name="from" value="queue";
-                                            label for=(format!("reason-{}", r.id())) class="visually-hidden" { "Reason for approving " (r.subject().resource_id()) }
-                                            input type="text" id=(format!("reason-{}", r.id())) name="reason" required maxlength="4096" placeholder="Reason (required)";
-                                            button type="submit" class="primary" { "Approve" }
-                                        }
-                                        a href=(href) { "Review, or reject…" }
-                                    }
-                                    Some(why) => {
-                                        p class="muted small" { (why) }
-                                        a href=(href) { "View" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+                        },
+                    ])
+                }),
+            ))
         }
     };
     Ok(layout::page(

@@ -296,13 +296,13 @@ pub(crate) async fn page(
 /// A two-column diff: removed lines on the left, added on the right, unchanged on both.
 pub(crate) fn side_by_side(lines: &[DiffLine], left_title: &str, right_title: &str) -> Markup {
     type Side<'a> = Option<(usize, &'a str, bool)>;
-    struct Row<'a> {
+    struct Pair<'a> {
         left: Side<'a>,
         right: Side<'a>,
     }
     /// Pairs a run of removed lines with the run of added lines that replaced it.
     fn flush<'a>(
-        rows: &mut Vec<Row<'a>>,
+        rows: &mut Vec<Pair<'a>>,
         removed: &mut Vec<&'a str>,
         added: &mut Vec<&'a str>,
         ln: &mut usize,
@@ -317,12 +317,12 @@ pub(crate) fn side_by_side(lines: &[DiffLine], left_title: &str, right_title: &s
                 *rn += 1;
                 (*rn, *l, true)
             });
-            rows.push(Row { left, right });
+            rows.push(Pair { left, right });
         }
         removed.clear();
         added.clear();
     }
-    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut rows: Vec<Pair<'_>> = Vec::new();
     let (mut ln, mut rn) = (0usize, 0usize);
     let mut removed: Vec<&str> = Vec::new();
     let mut added: Vec<&str> = Vec::new();
@@ -339,7 +339,7 @@ pub(crate) fn side_by_side(lines: &[DiffLine], left_title: &str, right_title: &s
                 flush(&mut rows, &mut removed, &mut added, &mut ln, &mut rn);
                 ln += 1;
                 rn += 1;
-                rows.push(Row {
+                rows.push(Pair {
                     left: Some((ln, l, false)),
                     right: Some((rn, l, false)),
                 });
@@ -367,21 +367,15 @@ pub(crate) fn side_by_side(lines: &[DiffLine], left_title: &str, right_title: &s
     html! {
         p class="muted small" { (changed) " changed line(s). Removed lines are marked on the left, added lines on the right." }
         div class="diff-wrap" {
-            table class="diff" {
-                caption class="visually-hidden" { (left_title) " compared with " (right_title) }
-                colgroup { col class="ln"; col class="code"; col class="ln"; col class="code"; }
-                thead {
-                    tr {
-                        th scope="col" colspan="2" { (left_title) }
-                        th scope="col" colspan="2" { (right_title) }
-                    }
-                }
-                tbody {
-                    @for row in &rows {
-                        tr { (cell(row.left, "del")) (cell(row.right, "ins")) }
-                    }
-                }
-            }
+            (data_table(
+                "diff",
+                Some(&format!("{left_title} compared with {right_title}")),
+                &[
+                    Column::group(left_title, &["ln", "code"]),
+                    Column::group(right_title, &["ln", "code"]),
+                ],
+                rows.iter().map(|row| Row::Cells([cell(row.left, "del"), cell(row.right, "ins")])),
+            ))
         }
     }
 }

@@ -93,6 +93,41 @@ pub(crate) async fn get_version(
     Ok(Json((&model).into()))
 }
 
+/// What a model decision route asks of the registry (a model's request is never cancelled
+/// through its model: the requester cancels it as an approval request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelVerdict {
+    /// `model.approve`.
+    Approve,
+    /// `model.reject`.
+    Reject,
+}
+
+/// The body of the two model decision routes: the registry's verdict on the version's approval
+/// request, then the request as it now is (as `approvals::decide` does for the request routes).
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    (name, version): &(String, String),
+    reason: &str,
+    verdict: ModelVerdict,
+) -> Result<Json<ApprovalView>, ApiError> {
+    let (models, principal, correlation) = (state.models(), &caller.principal, &caller.correlation);
+    let request = match verdict {
+        ModelVerdict::Approve => {
+            models
+                .approve_model(principal, correlation, name, version, reason)
+                .await
+        }
+        ModelVerdict::Reject => {
+            models
+                .reject_model(principal, correlation, name, version, reason)
+                .await
+        }
+    }?;
+    Ok(Json(ApprovalView::of(&request, state.clock().now())))
+}
+
 /// Approve a model version through its approval request (`model.approve`: approver, admin; never
 /// the registrant; humans only). When the quorum is reached the model becomes APPROVED.
 #[utoipa::path(
@@ -105,20 +140,10 @@ pub(crate) async fn get_version(
 pub(crate) async fn approve(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath((name, version)): ApiPath<(String, String)>,
+    ApiPath(model): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    let request = state
-        .models()
-        .approve_model(
-            &caller.principal,
-            &caller.correlation,
-            &name,
-            &version,
-            &body.reason,
-        )
-        .await?;
-    Ok(Json(ApprovalView::of(&request, state.clock().now())))
+    decide(&state, &caller, &model, &body.reason, ModelVerdict::Approve).await
 }
 
 /// Reject a model version (`model.reject`: approver, admin; never the registrant).
@@ -132,20 +157,10 @@ pub(crate) async fn approve(
 pub(crate) async fn reject(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath((name, version)): ApiPath<(String, String)>,
+    ApiPath(model): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    let request = state
-        .models()
-        .reject_model(
-            &caller.principal,
-            &caller.correlation,
-            &name,
-            &version,
-            &body.reason,
-        )
-        .await?;
-    Ok(Json(ApprovalView::of(&request, state.clock().now())))
+    decide(&state, &caller, &model, &body.reason, ModelVerdict::Reject).await
 }
 
 /// The deployment gate (`model.authorize_deployment`: analyst, admin): authorised only for an

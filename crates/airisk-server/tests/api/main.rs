@@ -11,6 +11,7 @@
 mod backends;
 mod pg;
 mod support;
+mod test_ca;
 
 mod audit_rollback;
 mod audit_snapshot;

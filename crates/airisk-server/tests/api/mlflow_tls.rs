@@ -16,47 +16,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the openssl command line makes the test CA");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A private CA (`<name>.pem`, `<name>.key`) in `dir`.
-fn make_ca(dir: &Path, name: &str) -> PathBuf {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "1",
-            "-subj",
-            &format!("/CN=airisk test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ],
-    );
-    dir.join(format!("{name}.pem"))
-}
+use crate::test_ca::{TlsListener, make_ca};
 
 /// What the fake MLflow saw of the alias write.
 #[derive(Default)]
@@ -100,70 +60,8 @@ async fn set_alias(
 
 /// An MLflow API over TLS for `localhost` from a CA made in `dir`; (CA bundle, base URL, seen).
 async fn tls_mlflow(dir: &Path) -> (PathBuf, String, Arc<Mutex<Seen>>) {
-    use rustls::pki_types::pem::PemObject as _;
-    std::fs::create_dir_all(dir).unwrap();
-    let ca = make_ca(dir, "ca");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("leaf.pem"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let private = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, private)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://localhost:{}",
-        listener.local_addr().unwrap().port()
-    );
+    let tls = TlsListener::bind(dir).await;
+    let url = tls.url();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let app = Router::new()
         .route(
@@ -172,23 +70,7 @@ async fn tls_mlflow(dir: &Path) -> (PathBuf, String, Arc<Mutex<Seen>>) {
         )
         .route("/api/2.0/mlflow/registered-models/alias", post(set_alias))
         .with_state(seen.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                // A client that refuses the certificate ends the handshake: not an error here.
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                }
-            });
-        }
-    });
+    let ca = tls.serve(app);
     (ca, url, seen)
 }
 

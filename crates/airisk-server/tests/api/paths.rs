@@ -6,17 +6,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use airisk_core::governance::approval_workflow::ApprovalRequest;
-use airisk_core::governance::audit_record::AuditReceipt;
-use airisk_core::governance::model_registry::ModelVersion;
-use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
-use airisk_core::ports::{ApprovalFilter, ChangeSet, GovernanceStore, Mutation, Page, StoreError};
+use airisk_core::ports::{ChangeSet, GovernanceStore, Mutation, StoreError};
 use airisk_core::security::rbac::Role;
-use airisk_core::security::tenant_context::TenantId;
 use airisk_server::ServerConfig;
 use airisk_testkit::fixtures::{ManualClock, human};
+use airisk_testkit::guarded::before_commit;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::support::{Backend, TestApp, problem};
 
@@ -64,7 +59,7 @@ on_backends!(an_expired_request_is_a_409: [memory, sqlite, postgres]
 async fn an_expired_request_is_a_409(backend: Backend) {
     // The service's clock is the test's: no waiting for the request to expire.
     let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
-    let app = TestApp::spawn_custom(backend, ServerConfig::default(), clock.clone(), |g| g).await;
+    let app = TestApp::spawn_custom(backend, ServerConfig::default(), clock.clone(), None).await;
     let analyst = app.token("ann", "acme", Role::Analyst);
     let approver = app.token("bob", "acme", Role::Approver);
     let id = open_request(&app, &analyst, "expiring", Some(60)).await;
@@ -105,127 +100,65 @@ async fn an_expired_request_is_a_409(backend: Backend) {
 // ---------------------------------------------------------------------------------------------
 // A version changed between the workflow's read and its write: 409, and the other change stands.
 
-/// A governance store that, once armed, lets another approver reject the request just before
-/// the next approval update is written: the update then carries a stale version.
-#[derive(Debug)]
-struct ChangedUnderneath {
-    inner: Arc<dyn GovernanceStore>,
-    armed: AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl GovernanceStore for ChangedUnderneath {
-    async fn commit(&self, change: ChangeSet) -> Result<Vec<AuditReceipt>, StoreError> {
-        let updated = change.mutations.iter().find_map(|m| match m {
-            Mutation::UpdateApproval { request, .. } => Some(request.id()),
-            _ => None,
-        });
-        if let Some(id) = updated
-            && self.armed.swap(false, Ordering::SeqCst)
-        {
-            let current = self
-                .inner
-                .approval(&change.tenant, id)
-                .await?
-                .expect("the request exists");
-            let rejected = current
-                .reject(
-                    &human("zed", change.tenant.as_str(), Role::Approver),
-                    "got there first",
-                    chrono::Utc::now(),
-                )
-                .expect("the competing rejection is valid");
-            self.inner
-                .commit(ChangeSet {
-                    tenant: change.tenant.clone(),
-                    mutations: vec![Mutation::UpdateApproval {
-                        expected_version: current.version(),
-                        request: rejected,
-                    }],
-                    audit: vec![],
-                })
-                .await?;
-        }
-        self.inner.commit(change).await
+/// Once `armed` (and only once), lets another approver reject the request an approval update is
+/// about to write, just before it is written: the update then carries a stale version.
+async fn reject_underneath(
+    store: &dyn GovernanceStore,
+    change: &ChangeSet,
+    armed: &AtomicBool,
+) -> Result<(), StoreError> {
+    let updated = change.mutations.iter().find_map(|m| match m {
+        Mutation::UpdateApproval { request, .. } => Some(request.id()),
+        _ => None,
+    });
+    if let Some(id) = updated
+        && armed.swap(false, Ordering::SeqCst)
+    {
+        let current = store
+            .approval(&change.tenant, id)
+            .await?
+            .expect("the request exists");
+        let rejected = current
+            .reject(
+                &human("zed", change.tenant.as_str(), Role::Approver),
+                "got there first",
+                chrono::Utc::now(),
+            )
+            .expect("the competing rejection is valid");
+        store
+            .commit(ChangeSet {
+                tenant: change.tenant.clone(),
+                mutations: vec![Mutation::UpdateApproval {
+                    expected_version: current.version(),
+                    request: rejected,
+                }],
+                audit: vec![],
+            })
+            .await?;
     }
-    async fn approval(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-    ) -> Result<Option<ApprovalRequest>, StoreError> {
-        self.inner.approval(tenant, id).await
-    }
-    async fn approvals(
-        &self,
-        tenant: &TenantId,
-        filter: &ApprovalFilter,
-        page: Page,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
-        self.inner.approvals(tenant, filter, page).await
-    }
-    async fn model(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<ModelVersion>, StoreError> {
-        self.inner.model(tenant, name, version).await
-    }
-    async fn model_versions(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<ModelVersion>, StoreError> {
-        self.inner.model_versions(tenant, name).await
-    }
-    async fn prompt_versions(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<PromptVersion>, StoreError> {
-        self.inner.prompt_versions(tenant, name).await
-    }
-    async fn prompt_labels(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<(String, u32)>, StoreError> {
-        self.inner.prompt_labels(tenant, name).await
-    }
-    async fn label_moves(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-    ) -> Result<Vec<LabelMove>, StoreError> {
-        self.inner.label_moves(tenant, name).await
-    }
+    Ok(())
 }
 
 on_backends!(a_decision_on_a_changed_version_is_a_409: [memory, sqlite, postgres]
     (flavor = "multi_thread", worker_threads = 2));
 
 async fn a_decision_on_a_changed_version_is_a_409(backend: Backend) {
-    let raced: Arc<std::sync::Mutex<Option<Arc<ChangedUnderneath>>>> = Arc::default();
-    let keep = raced.clone();
+    let armed = Arc::new(AtomicBool::new(false));
+    let hook_armed = armed.clone();
     let app = TestApp::spawn_custom(
         backend,
         ServerConfig::default(),
         Arc::new(airisk_core::ports::SystemClock),
-        move |inner| {
-            let store = Arc::new(ChangedUnderneath {
-                inner,
-                armed: AtomicBool::new(false),
-            });
-            *keep.lock().unwrap() = Some(store.clone());
-            store
-        },
+        Some(before_commit(move |store, change| {
+            let armed = hook_armed.clone();
+            Box::pin(async move { reject_underneath(store, change, &armed).await })
+        })),
     )
     .await;
     let analyst = app.token("ann", "acme", Role::Analyst);
     let approver = app.token("bob", "acme", Role::Approver);
     let id = open_request(&app, &analyst, "raced", None).await;
-    let store = raced.lock().unwrap().clone().unwrap();
-    store.armed.store(true, Ordering::SeqCst);
+    armed.store(true, Ordering::SeqCst);
     let r = app
         .post(
             &format!("/v1/approvals/{id}/approve"),
@@ -242,10 +175,7 @@ async fn a_decision_on_a_changed_version_is_a_409(backend: Backend) {
             .contains("changed concurrently"),
         "{p}"
     );
-    assert!(
-        !store.armed.load(Ordering::SeqCst),
-        "the fault was injected"
-    );
+    assert!(!armed.load(Ordering::SeqCst), "the fault was injected");
     // The competing change stands; the stale approval was not written.
     let v = status_of(&app, &id).await;
     assert_eq!(v["status"], "REJECTED", "{v}");

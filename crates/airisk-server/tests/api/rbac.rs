@@ -1,5 +1,5 @@
 //! The RBAC matrix over HTTP: every role against a representative route of every action the API
-//! exposes. The expected answers come from a table written out below from the seed's matrix
+//! exposes. The expected answers come from a table written out below from the role matrix
 //! (admin: everything; analyst: create + view; approver: approve + view; viewer: view; only admin
 //! registers models), never from `Role::grants` — a wrong entry in the code's matrix fails this
 //! test. A refusal is a 403 naming the action.
@@ -18,7 +18,7 @@ const TENANT: &str = "rbac";
 const ROLES: [&str; 4] = ["admin", "analyst", "approver", "viewer"];
 
 /// Every action the API exposes, and whether [admin, analyst, approver, viewer] may perform it,
-/// written out by hand from the seed's matrix (columns create / approve / view / register_model)
+/// written out by hand from the role matrix (columns create / approve / view / register_model)
 /// and the action-to-column mapping documented on `Action::required_permission`.
 const SEED_HTTP_MATRIX: [(&str, [bool; 4]); 20] = [
     ("model.register", [true, false, false, false]),

@@ -13,7 +13,8 @@ use airisk_server::auth::{
     Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, JwtVerifier, TokenSigner, generate_ed25519,
 };
 use airisk_server::{AppState, LedgerConfig, ServerConfig, Stores};
-use airisk_testkit::InMemoryStore;
+use airisk_testkit::guarded::BeforeCommit;
+use airisk_testkit::{Guarded, InMemoryStore};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -33,6 +34,27 @@ pub enum Backend {
     Sqlite,
     /// Only where `AIRISK_TEST_DATABASE_URL` is set (see `pg.rs`).
     Postgres,
+}
+
+/// `store` behind both ports; with `before_commit`, inside a [`Guarded`] that runs it ahead of
+/// every commit.
+fn ports<S>(
+    store: S,
+    before_commit: Option<BeforeCommit>,
+) -> (Arc<dyn AuditRepository>, Arc<dyn GovernanceStore>)
+where
+    S: AuditRepository + GovernanceStore + 'static,
+{
+    match before_commit {
+        Some(hook) => {
+            let guarded = Arc::new(Guarded::new(store, ()).before_commit(hook));
+            (guarded.clone(), guarded)
+        }
+        None => {
+            let store = Arc::new(store);
+            (store.clone(), store)
+        }
+    }
 }
 
 pub struct TestApp {
@@ -65,16 +87,17 @@ impl TestApp {
     }
 
     pub async fn spawn_on(backend: Backend, config: ServerConfig) -> TestApp {
-        Self::spawn_custom(backend, config, Arc::new(SystemClock), |g| g).await
+        Self::spawn_custom(backend, config, Arc::new(SystemClock), None).await
     }
 
     /// [`TestApp::spawn_on`] with the service clock given (the stores keep the system clock),
-    /// and the governance store passed through `wrap` (to inject faults).
+    /// and, when given, `before_commit` run ahead of every commit of the store (to inject
+    /// faults; the store is then the test kit's [`Guarded`]).
     pub async fn spawn_custom(
         backend: Backend,
         config: ServerConfig,
         clock: Arc<dyn airisk_core::ports::Clock>,
-        wrap: impl FnOnce(Arc<dyn GovernanceStore>) -> Arc<dyn GovernanceStore>,
+        before_commit: Option<BeforeCommit>,
     ) -> TestApp {
         let mut memory = None;
         let mut dir = None;
@@ -82,37 +105,33 @@ impl TestApp {
         let (audit, governance): (Arc<dyn AuditRepository>, Arc<dyn GovernanceStore>) =
             match backend {
                 Backend::Memory => {
-                    let store = Arc::new(InMemoryStore::new(Arc::new(SystemClock)));
-                    memory = Some(store.clone());
-                    (store.clone(), store)
+                    // Clones share state: `memory` is the same store.
+                    let store = InMemoryStore::new(Arc::new(SystemClock));
+                    memory = Some(Arc::new(store.clone()));
+                    ports(store, before_commit)
                 }
                 Backend::Sqlite => {
                     let path = std::env::temp_dir()
                         .join(format!("airisk-server-test-{}", uuid::Uuid::now_v7()));
                     let url = format!("sqlite://{}/airisk.db", path.display());
                     dir = Some(path);
-                    let store = Arc::new(
-                        airisk_store_sqlite::SqliteStore::open(&url, Arc::new(SystemClock))
-                            .unwrap(),
-                    );
-                    (store.clone(), store)
+                    let store = airisk_store_sqlite::SqliteStore::open(&url, Arc::new(SystemClock))
+                        .unwrap();
+                    ports(store, before_commit)
                 }
                 Backend::Postgres => {
                     let db = crate::pg::PgDb::new().await;
-                    let store = Arc::new(
-                        airisk_store_postgres::PostgresStore::connect(
-                            &db.app_url,
-                            Arc::new(SystemClock),
-                            airisk_store_postgres::PostgresOptions::default(),
-                        )
-                        .await
-                        .unwrap(),
-                    );
+                    let store = airisk_store_postgres::PostgresStore::connect(
+                        &db.app_url,
+                        Arc::new(SystemClock),
+                        airisk_store_postgres::PostgresOptions::default(),
+                    )
+                    .await
+                    .unwrap();
                     pg = Some(db);
-                    (store.clone(), store)
+                    ports(store, before_commit)
                 }
             };
-        let governance = wrap(governance);
         let stores = Stores {
             audit: audit.clone(),
             governance: governance.clone(),

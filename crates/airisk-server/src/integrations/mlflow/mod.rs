@@ -604,47 +604,18 @@ impl MlflowIntegration {
                             self.mark_done(request.id());
                             continue;
                         }
-                        match self
+                        let applied = self
                             .apply_decision(state, inst, &correlation, &model, request.id(), status)
-                            .await
-                        {
-                            Ok(()) => {
-                                self.mark_done(request.id());
-                                report.synced += 1;
-                            }
-                            Err(e) => {
-                                let attempt = self.mark_pending(
-                                    state,
-                                    inst,
-                                    &model,
-                                    request.id(),
-                                    status,
-                                    &e,
-                                );
-                                let mut meta = Map::new();
-                                meta.insert("instance".into(), inst.id.clone().into());
-                                meta.insert(
-                                    "approval_request_id".into(),
-                                    request.id().to_string().into(),
-                                );
-                                meta.insert("decision".into(), status.to_string().into());
-                                meta.insert("attempt".into(), attempt.into());
-                                self.record(
-                                    state,
-                                    inst,
-                                    &correlation,
-                                    "mlflow.sync",
-                                    Outcome::Denied,
-                                    &format!("{name}@{version}"),
-                                    Some(format!("pending sync, will retry: {e}")),
-                                    meta,
-                                )
-                                .await;
-                                report
-                                    .errors
-                                    .push(format!("{}: {name}@{version}: {e}", inst.id));
-                            }
-                        }
+                            .await;
+                        let synced = Synced {
+                            request: request.id(),
+                            status,
+                            name: model.model_name().as_str(),
+                            version: model.version().as_str(),
+                            resource: &format!("{name}@{version}"),
+                        };
+                        self.settle(state, inst, &correlation, synced, applied, &mut report)
+                            .await;
                     }
                     if n < 500 {
                         break;
@@ -684,49 +655,64 @@ impl MlflowIntegration {
             self.mark_done(request.id());
             return;
         };
-        let version_text = version.to_string();
-        match self
+        let applied = self
             .apply_prompt_decision(state, inst, correlation, request, status)
-            .await
-        {
+            .await;
+        let synced = Synced {
+            request: request.id(),
+            status,
+            name: mlflow_name,
+            version: &version.to_string(),
+            resource: &format!("{mlflow_name}@{version}#{label}"),
+        };
+        self.settle(state, inst, correlation, synced, applied, report)
+            .await;
+    }
+
+    /// The end of one decision's sync, model or prompt alike: done when MLflow took it;
+    /// otherwise scheduled again with back-off (visible as pending) and the failure recorded
+    /// (`mlflow.sync`, denied).
+    async fn settle(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        synced: Synced<'_>,
+        applied: Result<(), MlflowError>,
+        report: &mut PassReport,
+    ) {
+        let e = match applied {
             Ok(()) => {
-                self.mark_done(request.id());
+                self.mark_done(synced.request);
                 report.synced += 1;
+                return;
             }
-            Err(e) => {
-                let attempt = self.mark_pending_subject(
-                    state,
-                    inst,
-                    mlflow_name,
-                    &version_text,
-                    request.id(),
-                    status,
-                    &e,
-                );
-                let mut meta = Map::new();
-                meta.insert("instance".into(), inst.id.clone().into());
-                meta.insert(
-                    "approval_request_id".into(),
-                    request.id().to_string().into(),
-                );
-                meta.insert("decision".into(), status.to_string().into());
-                meta.insert("attempt".into(), attempt.into());
-                self.record(
-                    state,
-                    inst,
-                    correlation,
-                    "mlflow.sync",
-                    Outcome::Denied,
-                    &format!("{mlflow_name}@{version}#{label}"),
-                    Some(format!("pending sync, will retry: {e}")),
-                    meta,
-                )
-                .await;
-                report
-                    .errors
-                    .push(format!("{}: {mlflow_name}@{version}: {e}", inst.id));
-            }
-        }
+            Err(e) => e,
+        };
+        let attempt = self.mark_pending(state, inst, &synced, &e);
+        let mut meta = Map::new();
+        meta.insert("instance".into(), inst.id.clone().into());
+        meta.insert(
+            "approval_request_id".into(),
+            synced.request.to_string().into(),
+        );
+        meta.insert("decision".into(), synced.status.to_string().into());
+        meta.insert("attempt".into(), attempt.into());
+        self.record(
+            state,
+            inst,
+            correlation,
+            "mlflow.sync",
+            Outcome::Denied,
+            synced.resource,
+            Some(format!("pending sync, will retry: {e}")),
+            meta,
+        )
+        .await;
+        report.errors.push(format!(
+            "{}: {}@{}: {e}",
+            inst.id, synced.name, synced.version
+        ));
     }
 
     /// A decided prompt-label request in MLflow: approval tags on the prompt version; when
@@ -751,40 +737,16 @@ impl MlflowIntegration {
         let Some(mlflow_name) = inst.mlflow_prompt(name) else {
             return Ok(());
         };
-        let version_text = version.to_string();
-        let mv = inst
-            .client
-            .model_version(mlflow_name, &version_text)
-            .await?;
-        let tags = client::tag_map(&mv.tags);
-        let status_text = match status {
-            ApprovalStatus::Approved => "approved",
-            _ => "rejected",
-        };
-        let id_text = request.id().to_string();
         // A version may have one request per protected alias: the tags name the latest decided.
-        for (key, value) in [
-            (TAG_APPROVAL_ID, id_text.as_str()),
-            (TAG_APPROVAL_STATUS, status_text),
-        ] {
-            if tags.get(key).map(String::as_str) != Some(value) {
-                let result = inst
-                    .client
-                    .set_version_tag(mlflow_name, &version_text, key, value)
-                    .await;
-                self.record_call(
-                    state,
-                    inst,
-                    correlation,
-                    "mlflow.tag.set",
-                    &format!("{mlflow_name}@{version}"),
-                    json!({"key": key, "value": value, "approval_request_id": id_text}),
-                    &result,
-                )
-                .await;
-                result?;
-            }
-        }
+        self.tag_decision(
+            state,
+            inst,
+            correlation,
+            (mlflow_name, &version.to_string()),
+            request.id(),
+            status,
+        )
+        .await?;
         if status != ApprovalStatus::Approved || !inst.protects(label) {
             return Ok(());
         }
@@ -856,37 +818,15 @@ impl MlflowIntegration {
         }
     }
 
+    /// Schedules `synced` again after a back-off that doubles per attempt; returns the attempt.
     fn mark_pending(
         &self,
         state: &AppState,
         inst: &Instance,
-        model: &ModelVersion,
-        id: Uuid,
-        status: ApprovalStatus,
+        synced: &Synced<'_>,
         error: &MlflowError,
     ) -> u32 {
-        self.mark_pending_subject(
-            state,
-            inst,
-            model.model_name().as_str(),
-            model.version().as_str(),
-            id,
-            status,
-            error,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)] // one argument per field of the pending entry
-    fn mark_pending_subject(
-        &self,
-        state: &AppState,
-        inst: &Instance,
-        name: &str,
-        version: &str,
-        id: Uuid,
-        status: ApprovalStatus,
-        error: &MlflowError,
-    ) -> u32 {
+        let id = synced.request;
         let mut attempts = 1;
         if let Ok(mut s) = self.sync.lock() {
             attempts = s.pending.get(&id).map_or(0, |p| p.attempts) + 1;
@@ -902,9 +842,9 @@ impl MlflowIntegration {
                 Pending {
                     instance: inst.id.clone(),
                     approval_request_id: id,
-                    model: name.to_owned(),
-                    version: version.to_owned(),
-                    decision: status.to_string(),
+                    model: synced.name.to_owned(),
+                    version: synced.version.to_owned(),
+                    decision: synced.status.to_string(),
                     attempts,
                     last_error: error.to_string(),
                     next_try,
@@ -928,6 +868,33 @@ impl MlflowIntegration {
     ) -> Result<(), MlflowError> {
         let name = model.model_name().as_str();
         let version = model.version().as_str();
+        self.tag_decision(
+            state,
+            inst,
+            correlation,
+            (name, version),
+            request_id,
+            status,
+        )
+        .await?;
+        if status == ApprovalStatus::Approved {
+            self.align_aliases(state, inst, correlation, name).await?;
+        }
+        Ok(())
+    }
+
+    /// Tags MLflow version `version` of `name` (a model or a prompt) with the decided request
+    /// and its decision (`approved` or `rejected`), writing only the tags that differ and
+    /// recording each write.
+    async fn tag_decision(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        (name, version): (&str, &str),
+        request_id: Uuid,
+        status: ApprovalStatus,
+    ) -> Result<(), MlflowError> {
         let mv = inst.client.model_version(name, version).await?;
         let tags = client::tag_map(&mv.tags);
         let status_text = match status {
@@ -953,9 +920,6 @@ impl MlflowIntegration {
                 .await;
                 result?;
             }
-        }
-        if status == ApprovalStatus::Approved {
-            self.align_aliases(state, inst, correlation, name).await?;
         }
         Ok(())
     }
@@ -1067,159 +1031,164 @@ impl MlflowIntegration {
             }
         };
         for model in models {
-            if model.is_prompt() {
-                self.reconcile_prompt(state, inst, &correlation, &model, &mut report)
-                    .await;
-                continue;
-            }
+            let kind = if model.is_prompt() {
+                Registered::Prompt
+            } else {
+                Registered::Model
+            };
             // Versions whose webhook airisk never received: register them now (PENDING).
             match inst.client.model_versions(&model.name).await {
-                Ok(versions) => {
-                    for mv in versions {
-                        let ready = mv.status.as_deref().is_none_or(|s| s == "READY");
-                        let known = state
-                            .models()
-                            .get_model(&inst.principal, &mv.name, &mv.version)
-                            .await
-                            .is_ok();
-                        if !ready || known {
-                            continue;
-                        }
-                        match webhook::register(
+                Ok(versions) => match kind {
+                    Registered::Model => {
+                        self.register_model_versions(
                             state,
                             inst,
                             &correlation,
-                            &mv.name,
-                            &mv.version,
-                            None,
-                            None,
+                            &versions,
+                            &mut report,
                         )
                         .await
-                        {
-                            Ok(v)
-                                if v.get("status").and_then(Value::as_str)
-                                    == Some("registered") =>
-                            {
-                                report.registered += 1
-                            }
-                            Ok(_) => {}
-                            Err(e) => report
-                                .errors
-                                .push(format!("{}: {}@{}: {e}", inst.id, mv.name, mv.version)),
-                        }
                     }
-                }
-                Err(e) => report
-                    .errors
-                    .push(format!("{}: {}: {e}", inst.id, model.name)),
-            }
-            for alias in &inst.protected_aliases {
-                let current = model
-                    .aliases
-                    .iter()
-                    .find(|a| &a.alias == alias)
-                    .map(|a| a.version.clone());
-                let desired = match self.desired_version(state, inst, &model.name).await {
-                    Ok(d) => inst.target(&model.name, alias, d.as_ref()),
-                    Err(e) => {
-                        report
-                            .errors
-                            .push(format!("{}: {}: {e}", inst.id, model.name));
-                        continue;
+                    Registered::Prompt => {
+                        self.register_prompt_versions(
+                            state,
+                            inst,
+                            &correlation,
+                            &model.name,
+                            &versions,
+                            &mut report,
+                        )
+                        .await
                     }
-                };
-                if current == desired {
-                    continue;
-                }
-                self.record_bypass(
-                    state,
-                    inst,
-                    &correlation,
-                    &model.name,
-                    alias,
-                    current.as_deref(),
-                    desired.as_deref(),
-                    json!({"found_by": "reconcile"}),
-                )
-                .await;
-                match self
-                    .move_alias(
-                        state,
-                        inst,
-                        &correlation,
-                        &model.name,
-                        alias,
-                        desired.as_deref(),
-                    )
-                    .await
-                {
-                    Ok(()) => report.repaired += 1,
-                    Err(e) => report
+                },
+                Err(e) => {
+                    report
                         .errors
-                        .push(format!("{}: {}#{alias}: {e}", inst.id, model.name)),
+                        .push(format!("{}: {}{}: {e}", inst.id, kind.prefix(), model.name))
                 }
             }
+            self.repair_aliases(state, inst, &correlation, &model, kind, &mut report)
+                .await;
         }
         report
     }
 
-    /// The reconcile of one MLflow prompt: registers the versions airisk has no record of, then
-    /// repairs every protected alias that is not where airisk's label is (a bypass).
-    async fn reconcile_prompt(
+    /// The reconcile's registration of a model's versions airisk has no record of (each READY
+    /// version it does not know, as the webhook would have registered it).
+    async fn register_model_versions(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        versions: &[client::MlflowModelVersion],
+        report: &mut PassReport,
+    ) {
+        for mv in versions {
+            let ready = mv.status.as_deref().is_none_or(|s| s == "READY");
+            let known = state
+                .models()
+                .get_model(&inst.principal, &mv.name, &mv.version)
+                .await
+                .is_ok();
+            if !ready || known {
+                continue;
+            }
+            match webhook::register(state, inst, correlation, &mv.name, &mv.version, None, None)
+                .await
+            {
+                Ok(v) if v.get("status").and_then(Value::as_str) == Some("registered") => {
+                    report.registered += 1
+                }
+                Ok(_) => {}
+                Err(e) => report
+                    .errors
+                    .push(format!("{}: {}@{}: {e}", inst.id, mv.name, mv.version)),
+            }
+        }
+    }
+
+    /// The reconcile's registration of a prompt's versions airisk has no record of (up to its
+    /// newest READY version, as the webhook would have registered them).
+    async fn register_prompt_versions(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        correlation: &CorrelationId,
+        name: &str,
+        versions: &[client::MlflowModelVersion],
+        report: &mut PassReport,
+    ) {
+        let newest = versions
+            .iter()
+            .filter(|mv| mv.status.as_deref().is_none_or(|s| s == "READY"))
+            .filter_map(|mv| mv.version.parse::<u32>().ok())
+            .max();
+        let Some(newest) = newest else {
+            return;
+        };
+        match webhook::register_prompt(state, inst, correlation, name, &newest.to_string(), None)
+            .await
+        {
+            Ok(v) => {
+                report.registered += v
+                    .get("registered")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0);
+            }
+            Err(e) => report
+                .errors
+                .push(format!("{}: prompt {name}: {e}", inst.id)),
+        }
+    }
+
+    /// Where protected alias `alias` of `name` must point, for a registered model of `kind`.
+    async fn alias_target(
+        &self,
+        state: &AppState,
+        inst: &Instance,
+        kind: Registered,
+        name: &str,
+        alias: &str,
+    ) -> Result<Option<String>, MlflowError> {
+        match kind {
+            Registered::Model => {
+                let approved = self.desired_version(state, inst, name).await?;
+                Ok(inst.target(name, alias, approved.as_ref()))
+            }
+            Registered::Prompt => self.prompt_target(state, inst, name, alias).await,
+        }
+    }
+
+    /// The reconcile's repair of one registered model or prompt: every protected alias that is
+    /// not where airisk's approvals put it is recorded as a denied bypass and moved back.
+    async fn repair_aliases(
         &self,
         state: &AppState,
         inst: &Instance,
         correlation: &CorrelationId,
         model: &client::RegisteredModel,
+        kind: Registered,
         report: &mut PassReport,
     ) {
-        match inst.client.model_versions(&model.name).await {
-            Ok(versions) => {
-                let newest = versions
-                    .iter()
-                    .filter(|mv| mv.status.as_deref().is_none_or(|s| s == "READY"))
-                    .filter_map(|mv| mv.version.parse::<u32>().ok())
-                    .max();
-                if let Some(newest) = newest {
-                    match webhook::register_prompt(
-                        state,
-                        inst,
-                        correlation,
-                        &model.name,
-                        &newest.to_string(),
-                        None,
-                    )
-                    .await
-                    {
-                        Ok(v) => {
-                            report.registered += v
-                                .get("registered")
-                                .and_then(Value::as_u64)
-                                .and_then(|n| u32::try_from(n).ok())
-                                .unwrap_or(0);
-                        }
-                        Err(e) => report
-                            .errors
-                            .push(format!("{}: prompt {}: {e}", inst.id, model.name)),
-                    }
-                }
-            }
-            Err(e) => report
-                .errors
-                .push(format!("{}: prompt {}: {e}", inst.id, model.name)),
-        }
         for alias in &inst.protected_aliases {
             let current = model
                 .aliases
                 .iter()
                 .find(|a| &a.alias == alias)
                 .map(|a| a.version.clone());
-            let desired = match self.prompt_target(state, inst, &model.name, alias).await {
+            let desired = match self
+                .alias_target(state, inst, kind, &model.name, alias)
+                .await
+            {
                 Ok(d) => d,
                 Err(e) => {
-                    report
-                        .errors
-                        .push(format!("{}: prompt {}: {e}", inst.id, model.name));
+                    report.errors.push(format!(
+                        "{}: {}{}: {e}",
+                        inst.id,
+                        kind.prefix(),
+                        model.name
+                    ));
                     continue;
                 }
             };
@@ -1234,7 +1203,7 @@ impl MlflowIntegration {
                 alias,
                 current.as_deref(),
                 desired.as_deref(),
-                json!({"found_by": "reconcile", "kind": "prompt"}),
+                kind.found_by_reconcile(),
             )
             .await;
             match self
@@ -1400,6 +1369,50 @@ impl MlflowIntegration {
             .own_sets
             .get(&(inst.to_owned(), name.to_owned(), alias.to_owned()))
             .cloned()
+    }
+}
+
+/// One decided request on its way into MLflow, as the sync records it when MLflow cannot take it
+/// yet.
+#[derive(Debug, Clone, Copy)]
+struct Synced<'a> {
+    /// The approval request.
+    request: Uuid,
+    /// Its decision.
+    status: ApprovalStatus,
+    /// The MLflow model or prompt.
+    name: &'a str,
+    /// Its version.
+    version: &'a str,
+    /// The resource of the `mlflow.sync` record (`name@version`, `#label` for a prompt).
+    resource: &'a str,
+}
+
+/// What an MLflow registered model is to the reconcile: a model (its aliases follow airisk's
+/// approved versions) or a prompt (its aliases follow airisk's prompt labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registered {
+    /// A model whose versions are airisk model versions.
+    Model,
+    /// A prompt (MLflow keeps prompts as registered models too).
+    Prompt,
+}
+
+impl Registered {
+    /// What precedes the name in a reconcile error (`prompt ` for a prompt).
+    fn prefix(self) -> &'static str {
+        match self {
+            Registered::Model => "",
+            Registered::Prompt => "prompt ",
+        }
+    }
+
+    /// The extra metadata of a bypass the reconcile found.
+    fn found_by_reconcile(self) -> Value {
+        match self {
+            Registered::Model => json!({"found_by": "reconcile"}),
+            Registered::Prompt => json!({"found_by": "reconcile", "kind": "prompt"}),
+        }
     }
 }
 
