@@ -17,8 +17,7 @@ use airisk_core::ports::{
     AuditRepository, GovernanceStore, IdGenerator, SystemClock, UuidV7Generator,
 };
 use airisk_core::request::CorrelationId;
-use airisk_core::security::encryption::Encryptor;
-use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
+use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
 use airisk_core::security::key_custody::{OpenedValue, open_sealed_metadata};
 use airisk_core::security::tenant_context::TenantId;
 use anyhow::{Context, anyhow, bail};
@@ -487,9 +486,8 @@ async fn export(
 ) -> anyhow::Result<()> {
     let tenant = parse_tenant(&args.tenant)?;
     let envelope = if args.decrypt {
-        let kek = Encryptor::from_env().context("--decrypt needs the key-encryption key")?;
         Some(Envelope::new(
-            Arc::new(KeyringKeyProvider::new(Arc::new(kek))),
+            crate::cmd::hsm::key_provider("--decrypt needs the key-encryption key")?,
             DEFAULT_DEK_CACHE,
         ))
     } else {

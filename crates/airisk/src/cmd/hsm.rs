@@ -1,0 +1,86 @@
+//! Keys kept in a PKCS#11 token (a hardware security module; SoftHSM2 in tests), for every
+//! command that needs the key-encryption key or the ledger's signing key: when
+//! `AIRISK_PKCS11_MODULE` is set they come from the token named by the `AIRISK_PKCS11_…`
+//! variables, and the environment keys (`AIRISK_ENCRYPTION_KEYS`, `AIRISK_LEDGER_SIGNING_KEY`)
+//! are not used for those roles. docs/OPERATIONS.md, "Keys in a hardware security module".
+
+use std::sync::Arc;
+
+use airisk_core::ledger::{LedgerName, LedgerSigner};
+use airisk_core::security::encryption::Encryptor;
+use airisk_core::security::envelope::{KeyProvider, KeyringKeyProvider};
+use airisk_keys_pkcs11::{
+    KeyLabels, MODULE_ENV, Pkcs11KeyProvider, Pkcs11LedgerKey, Token, TokenConfig,
+};
+use anyhow::Context;
+
+/// The ledger's name when its key is in a token (with `AIRISK_LEDGER_SIGNING_KEY` the name is
+/// part of the key string).
+pub const LEDGER_NAME_ENV: &str = "AIRISK_LEDGER_NAME";
+
+/// Whether the keys are to come from a token (`AIRISK_PKCS11_MODULE` is set).
+pub fn configured() -> bool {
+    TokenConfig::configured_in_env()
+}
+
+/// The token, logged in, from `AIRISK_PKCS11_MODULE`, `_TOKEN` and `_PIN`.
+///
+/// # Errors
+/// A missing variable, a module that does not load, a token not found, a wrong PIN.
+pub fn open_token() -> anyhow::Result<Arc<Token>> {
+    let config = TokenConfig::from_env()?;
+    let module = config.module.display().to_string();
+    Token::open(config).with_context(|| format!("the PKCS#11 token ({MODULE_ENV}={module})"))
+}
+
+/// The ledger's name for a key in a token: `AIRISK_LEDGER_NAME`, else the default.
+///
+/// # Errors
+/// An invalid name.
+pub fn ledger_name() -> anyhow::Result<LedgerName> {
+    let name = std::env::var(LEDGER_NAME_ENV)
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| crate::cmd::audit::DEFAULT_LEDGER_NAME.to_owned());
+    LedgerName::parse(name.trim()).with_context(|| format!("{LEDGER_NAME_ENV} {name:?}"))
+}
+
+/// Both keys from the token: the KEK provider and the ledger signer.
+pub struct TokenKeys {
+    /// Wraps and unwraps tenant data keys in the token.
+    pub kek: Arc<Pkcs11KeyProvider>,
+    /// Signs checkpoints in the token.
+    pub ledger: LedgerSigner,
+}
+
+/// Opens the token and both keys named by `AIRISK_PKCS11_KEK_LABEL` and
+/// `AIRISK_PKCS11_LEDGER_KEY_LABEL`.
+///
+/// # Errors
+/// As [`open_token`], a missing or invalid label, a key not in the token or not protected.
+pub fn token_keys() -> anyhow::Result<TokenKeys> {
+    let labels = KeyLabels::from_env()?;
+    let token = open_token()?;
+    let kek = Pkcs11KeyProvider::new(token.clone(), &labels.kek)?;
+    let ledger = Pkcs11LedgerKey::new(token, &labels.ledger)?.into_signer(ledger_name()?);
+    Ok(TokenKeys {
+        kek: Arc::new(kek),
+        ledger,
+    })
+}
+
+/// The key-encryption key for an offline command (`tenant rewrap-data-keys`,
+/// `audit export --decrypt`): the token's when configured, else the `AIRISK_ENCRYPTION_KEYS`
+/// keyring.
+///
+/// # Errors
+/// The token's errors, or a missing or invalid keyring.
+pub fn key_provider(purpose: &str) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    if configured() {
+        let labels = KeyLabels::from_env()?;
+        let token = open_token()?;
+        return Ok(Arc::new(Pkcs11KeyProvider::new(token, &labels.kek)?));
+    }
+    let kek = Encryptor::from_env().with_context(|| purpose.to_owned())?;
+    Ok(Arc::new(KeyringKeyProvider::new(Arc::new(kek))))
+}
