@@ -307,6 +307,22 @@ fn serve_with_keys_in_softhsm_seals_signs_verifies_and_fails_closed() {
     );
     assert!(verify_checkpoint(&tampered, &verifier).is_err());
 
+    // The operator's CLI signs with the token's key too (no AIRISK_LEDGER_SIGNING_KEY).
+    let (status, body) = call(
+        "POST",
+        "/v1/audit/events",
+        Some(&analyst),
+        Some(json!({"action": "loan.note", "resource_type": "application", "resource_id": "A-1"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let cli_note = ok({
+        let mut c = cli();
+        c.args(["audit", "checkpoint", "--tenant", "acme"]);
+        c
+    });
+    let by_cli = verify_checkpoint(&cli_note, &verifier).unwrap();
+    assert!(by_cli.size > checked.size, "{by_cli:?} after {checked:?}");
+
     // The export verifies with the independent Python verifier and the token's verifier key;
     // the auditor with access to the token reads the sensitive value back.
     let export = ok({
@@ -423,8 +439,8 @@ fn serve_with_keys_in_softhsm_seals_signs_verifies_and_fails_closed() {
     let (status, latest) = call("GET", "/v1/audit/checkpoint", Some(&analyst), None);
     assert_eq!(status, 200, "{latest}");
     assert_eq!(
-        latest["size"], checked.size,
-        "no checkpoint beyond the token's last"
+        latest["size"], by_cli.size,
+        "no checkpoint beyond the last one the token signed"
     );
     let logs = server.stop();
     assert!(

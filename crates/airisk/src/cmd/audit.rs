@@ -58,7 +58,9 @@ pub struct StoreArgs {
     database_url: String,
 
     /// Ed25519 checkpoint signing key (`PRIVATE+KEY+<name>+<keyid>+<base64>`), from
-    /// `airisk keys generate --ledger`. Environment only; never on the command line.
+    /// `airisk keys generate --ledger`. Environment only; never on the command line. Without it,
+    /// with AIRISK_PKCS11_MODULE and AIRISK_PKCS11_LEDGER_KEY_LABEL set, checkpoints are signed
+    /// by the ledger key in the PKCS#11 token.
     #[arg(long, env = SIGNING_KEY_ENV, hide_env_values = true, global = true)]
     signing_key: Option<String>,
 
@@ -277,7 +279,7 @@ impl LedgerKeys {
                 LedgerSigner::from_signing_key(text.trim())
                     .with_context(|| format!("{SIGNING_KEY_ENV} is not a valid signing key"))?,
             )),
-            None => None,
+            None => crate::cmd::hsm::ledger_signer()?.map(Arc::new),
         };
         let verifier = match (&args.verifier_key, &signer) {
             (Some(text), _) => Some(

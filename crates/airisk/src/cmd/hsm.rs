@@ -1,5 +1,7 @@
 //! Keys kept in a PKCS#11 token (a hardware security module; SoftHSM2 in tests), for every
-//! command that needs the key-encryption key or the ledger's signing key: when
+//! command that needs the key-encryption key or the ledger's signing key (`serve`,
+//! `tenant rewrap-data-keys`, `audit export --decrypt`, `audit checkpoint` and the other `audit`
+//! commands that sign): when
 //! `AIRISK_PKCS11_MODULE` is set they come from the token named by the `AIRISK_PKCS11_…`
 //! variables, and the environment keys (`AIRISK_ENCRYPTION_KEYS`, `AIRISK_LEDGER_SIGNING_KEY`)
 //! are not used for those roles. docs/OPERATIONS.md, "Keys in a hardware security module".
@@ -10,7 +12,8 @@ use airisk_core::ledger::{LedgerName, LedgerSigner};
 use airisk_core::security::encryption::Encryptor;
 use airisk_core::security::envelope::{KeyProvider, KeyringKeyProvider};
 use airisk_keys_pkcs11::{
-    KeyLabels, MODULE_ENV, Pkcs11KeyProvider, Pkcs11LedgerKey, Token, TokenConfig,
+    KeyLabels, LEDGER_KEY_LABEL_ENV, MODULE_ENV, Pkcs11KeyProvider, Pkcs11LedgerKey, Token,
+    TokenConfig,
 };
 use anyhow::Context;
 
@@ -67,6 +70,24 @@ pub fn token_keys() -> anyhow::Result<TokenKeys> {
         kek: Arc::new(kek),
         ledger,
     })
+}
+
+/// The ledger signer in the token for an offline command (`audit checkpoint`, `audit export`):
+/// `Some` when `AIRISK_PKCS11_MODULE` and `AIRISK_PKCS11_LEDGER_KEY_LABEL` are both set.
+///
+/// # Errors
+/// As [`open_token`], an invalid label, a key not in the token or not protected.
+pub fn ledger_signer() -> anyhow::Result<Option<LedgerSigner>> {
+    let label = std::env::var(LEDGER_KEY_LABEL_ENV)
+        .ok()
+        .filter(|l| !l.trim().is_empty());
+    let (true, Some(label)) = (configured(), label) else {
+        return Ok(None);
+    };
+    let token = open_token()?;
+    Ok(Some(
+        Pkcs11LedgerKey::new(token, label.trim())?.into_signer(ledger_name()?),
+    ))
 }
 
 /// The key-encryption key for an offline command (`tenant rewrap-data-keys`,
