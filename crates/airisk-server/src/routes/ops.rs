@@ -58,18 +58,25 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<H
         tracing::warn!(reason = %reason, "readiness: token verification is not ready");
     }
     // The keys: a key-encryption key or ledger key in an HSM that is unreachable (or has lost the
-    // key) means every write that needs it fails closed, so the instance is not ready.
-    let kek = state
-        .envelope()
-        .map_or(Ok(()), |e| e.provider().readiness())
-        .map_err(|r| format!("key-encryption key: {r}"));
+    // key) means every write that needs it fails closed, so the instance is not ready. Asking a
+    // token is a blocking call (and waits for the token's session), so it runs off the runtime.
+    let probe = state.clone();
+    let (kek, signing) = tokio::task::spawn_blocking(move || {
+        let kek = probe
+            .envelope()
+            .map_or(Ok(()), |e| e.provider().readiness())
+            .map_err(|r| format!("key-encryption key: {r}"));
+        let signing = probe
+            .audit()
+            .signer_readiness()
+            .map_err(|r| format!("ledger signing key: {r}"));
+        (kek, signing)
+    })
+    .await
+    .unwrap_or_else(|e| (Err(format!("the key readiness probe failed: {e}")), Ok(())));
     if let Err(reason) = &kek {
         tracing::warn!(reason = %reason, "readiness: the key-encryption key is not usable");
     }
-    let signing = state
-        .audit()
-        .signer_readiness()
-        .map_err(|r| format!("ledger signing key: {r}"));
     if let Err(reason) = &signing {
         tracing::warn!(reason = %reason, "readiness: the ledger signing key is not usable");
     }
