@@ -198,15 +198,20 @@ impl Token {
             .ctx
             .get_slots_with_initialized_token()
             .map_err(|e| self.unavailable(Short(&e).to_string()))?;
+        let mut unreadable = None;
         for slot in slots {
-            if let Ok(info) = self.ctx.get_token_info(slot)
-                && info.label().trim_end() == self.config.token_label
-            {
-                return Ok(slot);
+            match self.ctx.get_token_info(slot) {
+                Ok(info) if info.label().trim_end() == self.config.token_label => return Ok(slot),
+                Ok(_) => {}
+                Err(e) => unreadable = Some(Short(&e).to_string()),
             }
         }
-        Err(Pkcs11Error::TokenNotFound {
-            label: self.config.token_label.clone(),
+        // A slot whose token could not be read may be ours: unavailable, not absent.
+        Err(match unreadable {
+            Some(reason) => self.unavailable(reason),
+            None => Pkcs11Error::TokenNotFound {
+                label: self.config.token_label.clone(),
+            },
         })
     }
 
