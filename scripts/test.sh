@@ -97,7 +97,8 @@ say "the PKCS#11 tests against SoftHSM2 (#[ignore]d in the run above)"
 # One test at a time: the tests' raw sessions (making a loose key, destroying one) beside the
 # crate's own can make SoftHSM2 answer CKR_GENERAL_ERROR; the service itself holds one session.
 cargo test --locked -p airisk-keys-pkcs11 -- --ignored --test-threads=1
-cargo test --locked -p airisk --test hsm -- --ignored
+# One at a time too: SoftHSM2's file store misreads a token another process is writing to.
+cargo test --locked -p airisk --test hsm -- --ignored --test-threads=1
 rm -rf -- "$AIRISK_SOFTHSM_DIR"
 
 if [ -n "${AIRISK_TEST_DATABASE_URL:-}" ]; then

@@ -71,9 +71,11 @@ fn airisk(db_url: &str, kek: &str, ledger: &str) -> Command {
 
 fn ok(mut cmd: Command) -> String {
     let out: Output = cmd.output().unwrap();
+    // The arguments only: the command's environment holds the PIN.
+    let args: Vec<_> = cmd.get_args().collect();
     assert!(
         out.status.success(),
-        "{cmd:?}: {}{}",
+        "airisk {args:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -452,4 +454,150 @@ fn serve_with_keys_in_softhsm_seals_signs_verifies_and_fails_closed() {
         "no PIN in the logs"
     );
     assert!(!logs.contains("CANARY"), "no plaintext in the logs");
+}
+
+/// Moving to an HSM: data keys wrapped by the environment keyring are rewrapped into the token by
+/// `airisk tenant rewrap-data-keys` run with both configured; afterwards the token alone opens
+/// them, and the keyring is no longer needed.
+#[test]
+#[ignore = "SoftHSM2: needs AIRISK_TEST_PKCS11_MODULE; run with --ignored (scripts/test.sh does)"]
+fn rewrap_data_keys_moves_keyring_wrapped_keys_into_the_token() {
+    /// Public test key material (never use it for anything).
+    const KEYRING: &str = "kek1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let dir = Scratch(std::env::temp_dir().join(format!("airisk-hsm-{}", uuid::Uuid::now_v7())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db_url = format!("sqlite://{}/airisk.db", dir.0.display());
+    let suffix = &uuid::Uuid::now_v7().simple().to_string()[20..];
+    let kek = format!("kek-move-{suffix}");
+    let ledger_keys = ok({
+        let mut c = airisk(&db_url, &kek, "unused");
+        c.env_remove("AIRISK_PKCS11_MODULE").args([
+            "keys",
+            "generate",
+            "--ledger",
+            "--name",
+            LEDGER_NAME,
+        ]);
+        c
+    });
+    let signing_key = ledger_keys.lines().next().unwrap().trim().to_owned();
+    // The keyring-only deployment the bank runs today.
+    let keyring_only = || {
+        let mut c = airisk(&db_url, &kek, "unused");
+        c.env_remove("AIRISK_PKCS11_MODULE")
+            .env("AIRISK_ENCRYPTION_KEYS", KEYRING)
+            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key);
+        c
+    };
+    // The token for the KEK only; the ledger key stays the environment's here.
+    let token_only = || {
+        let mut c = airisk(&db_url, &kek, "unused");
+        c.env_remove("AIRISK_PKCS11_LEDGER_KEY_LABEL")
+            .env("AIRISK_LEDGER_SIGNING_KEY", &signing_key);
+        c
+    };
+    let analyst = ok({
+        let mut c = keyring_only();
+        c.args([
+            "token", "issue", "--sub", "carol", "--tenant", "acme", "--role", "analyst",
+        ]);
+        c
+    })
+    .trim()
+    .to_owned();
+    let server = Server::spawn(keyring_only());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/v1/audit/events", server.base))
+            .bearer_auth(&analyst)
+            .json(&json!({
+                "action": "loan.decision",
+                "resource_type": "application",
+                "resource_id": "A-1",
+                "sensitive_metadata": {"customer": CANARY}
+            }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 201);
+    server.stop();
+    let wrapped = || {
+        let conn = rusqlite::Connection::open(dir.0.join("airisk.db")).unwrap();
+        conn.query_row(
+            "SELECT wrapped FROM data_keys WHERE tenant_id = 'acme'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap()
+    };
+    assert!(wrapped().starts_with("v1.kek1."), "{}", wrapped());
+
+    let export = |mut c: Command| {
+        c.args(["audit", "export", "--tenant", "acme", "--decrypt"]);
+        c.output().unwrap()
+    };
+    // The new KEK, made in the token.
+    ok({
+        let mut c = cli_both(&db_url, &kek, &signing_key, KEYRING);
+        c.args(["keys", "hsm-generate", "--kek-label", &kek]);
+        c
+    });
+    // The token alone cannot open a keyring wrap (and says why, not "wrong key").
+    let before = export(token_only());
+    assert!(!before.status.success());
+    assert!(
+        String::from_utf8_lossy(&before.stderr).contains("not a key wrapped in the PKCS#11 token"),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+
+    let moved = ok({
+        let mut c = cli_both(&db_url, &kek, &signing_key, KEYRING);
+        c.args(["tenant", "rewrap-data-keys", "--actor", "operator:keys"]);
+        c
+    });
+    assert!(
+        moved.contains("tenant acme: 1 data key(s) rewrapped"),
+        "{moved}"
+    );
+    assert!(
+        wrapped().starts_with(&format!("p11.{kek}.")),
+        "{}",
+        wrapped()
+    );
+    let after = export(token_only());
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    let line: Value = serde_json::from_str(
+        String::from_utf8(after.stdout)
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("\"decrypted\""))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["decrypted"]["customer"], CANARY);
+    // And the keyring alone no longer opens it.
+    let keyring_after = export(keyring_only());
+    assert!(!keyring_after.status.success());
+}
+
+/// The CLI with the token's KEK and the environment keyring (the move) and the environment's
+/// ledger key.
+fn cli_both(db_url: &str, kek: &str, signing_key: &str, keyring: &str) -> Command {
+    let mut c = airisk(db_url, kek, "unused");
+    c.env_remove("AIRISK_PKCS11_LEDGER_KEY_LABEL")
+        .env("AIRISK_ENCRYPTION_KEYS", keyring)
+        .env("AIRISK_LEDGER_SIGNING_KEY", signing_key);
+    c
 }

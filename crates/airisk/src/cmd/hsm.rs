@@ -9,13 +9,15 @@
 use std::sync::Arc;
 
 use airisk_core::ledger::{LedgerName, LedgerSigner};
-use airisk_core::security::encryption::Encryptor;
+use airisk_core::security::encryption::{EncryptionError, EncryptionKeyId, Encryptor, KEY_LEN};
 use airisk_core::security::envelope::{KeyProvider, KeyringKeyProvider};
+use airisk_core::security::tenant_context::TenantId;
 use airisk_keys_pkcs11::{
-    KeyLabels, LEDGER_KEY_LABEL_ENV, MODULE_ENV, Pkcs11KeyProvider, Pkcs11LedgerKey, Token,
-    TokenConfig,
+    KEK_LABEL_ENV, KeyLabels, LEDGER_KEY_LABEL_ENV, MODULE_ENV, Pkcs11KeyProvider, Pkcs11LedgerKey,
+    Token, TokenConfig,
 };
 use anyhow::Context;
+use zeroize::Zeroizing;
 
 /// The ledger's name when its key is in a token (with `AIRISK_LEDGER_SIGNING_KEY` the name is
 /// part of the key string).
@@ -92,16 +94,92 @@ pub fn ledger_signer() -> anyhow::Result<Option<LedgerSigner>> {
 
 /// The key-encryption key for an offline command (`tenant rewrap-data-keys`,
 /// `audit export --decrypt`): the token's when configured, else the `AIRISK_ENCRYPTION_KEYS`
-/// keyring.
+/// keyring. With both configured, the move from the keyring to the token
+/// ([`MigratingKeyProvider`]): `v1.` wraps open with the keyring, everything is wrapped in the
+/// token.
 ///
 /// # Errors
 /// The token's errors, or a missing or invalid keyring.
 pub fn key_provider(purpose: &str) -> anyhow::Result<Arc<dyn KeyProvider>> {
     if configured() {
-        let labels = KeyLabels::from_env()?;
+        let label = std::env::var(KEK_LABEL_ENV).unwrap_or_default();
+        if label.trim().is_empty() {
+            anyhow::bail!(
+                "{KEK_LABEL_ENV} is not set: the label of the AES-256 key-encryption key"
+            );
+        }
         let token = open_token()?;
-        return Ok(Arc::new(Pkcs11KeyProvider::new(token, &labels.kek)?));
+        let to = Pkcs11KeyProvider::new(token, label.trim())?;
+        if std::env::var_os(airisk_core::security::encryption::ENV_VAR).is_some() {
+            let from = Encryptor::from_env().context(
+                "AIRISK_ENCRYPTION_KEYS is set beside the PKCS#11 token, to move data keys into it, but is invalid",
+            )?;
+            return Ok(Arc::new(MigratingKeyProvider {
+                from: KeyringKeyProvider::new(Arc::new(from)),
+                to,
+            }));
+        }
+        return Ok(Arc::new(to));
     }
     let kek = Encryptor::from_env().with_context(|| purpose.to_owned())?;
     Ok(Arc::new(KeyringKeyProvider::new(Arc::new(kek))))
+}
+
+/// Moves data keys from the environment keyring into the token, for offline commands only
+/// (`airisk tenant rewrap-data-keys` with both `AIRISK_ENCRYPTION_KEYS` and the PKCS#11 variables
+/// set): a data key wrapped by the keyring (`v1.…`) is unwrapped with it and, on rewrap, wrapped
+/// in the token; everything else is the token's. `airisk serve` never uses it: a running service
+/// takes its KEK from one place.
+#[derive(Debug)]
+pub struct MigratingKeyProvider {
+    from: KeyringKeyProvider,
+    to: Pkcs11KeyProvider,
+}
+
+impl MigratingKeyProvider {
+    fn from_keyring(wrapped: &str) -> bool {
+        wrapped.starts_with("v1.")
+    }
+}
+
+impl KeyProvider for MigratingKeyProvider {
+    fn wrap(
+        &self,
+        tenant: &TenantId,
+        kid: &EncryptionKeyId,
+        dek: &[u8; KEY_LEN],
+    ) -> Result<String, EncryptionError> {
+        self.to.wrap(tenant, kid, dek)
+    }
+
+    fn unwrap(
+        &self,
+        tenant: &TenantId,
+        kid: &EncryptionKeyId,
+        wrapped: &str,
+    ) -> Result<Zeroizing<[u8; KEY_LEN]>, EncryptionError> {
+        if Self::from_keyring(wrapped) {
+            self.from.unwrap(tenant, kid, wrapped)
+        } else {
+            self.to.unwrap(tenant, kid, wrapped)
+        }
+    }
+
+    fn rewrap(
+        &self,
+        tenant: &TenantId,
+        kid: &EncryptionKeyId,
+        wrapped: &str,
+    ) -> Result<String, EncryptionError> {
+        if Self::from_keyring(wrapped) {
+            let dek = self.from.unwrap(tenant, kid, wrapped)?;
+            self.to.wrap(tenant, kid, &dek)
+        } else {
+            self.to.rewrap(tenant, kid, wrapped)
+        }
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        self.to.readiness()
+    }
 }

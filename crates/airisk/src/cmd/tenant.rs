@@ -28,7 +28,9 @@ enum TenantCommand {
     Shred(ShredArgs),
     /// After a key-encryption-key rotation (new key first in AIRISK_ENCRYPTION_KEYS, old after
     /// it; or, with the KEK in a PKCS#11 token, AIRISK_PKCS11_KEK_LABEL naming the new key, the
-    /// old one still in the token): rewrap every live data key under the new key, per tenant, each tenant in one
+    /// old one still in the token; or, moving from the keyring into a token, both
+    /// AIRISK_ENCRYPTION_KEYS and the AIRISK_PKCS11_… variables): rewrap every live data key
+    /// under the new key, per tenant, each tenant in one
     /// transaction with a `keys.rewrap_data_keys` ledger record. Sealed values are not touched.
     /// Idempotent.
     RewrapDataKeys(RewrapArgs),
