@@ -88,7 +88,9 @@ if [ -f scripts/setup-browser-tests.sh ]; then
 fi
 
 say "SoftHSM2 tokens for the PKCS#11 tests (scripts/setup-softhsm.sh)"
-eval "$(bash scripts/setup-softhsm.sh)"
+# An assignment, not eval "$(…)", so that a failing setup stops the script (set -e).
+softhsm_env=$(bash scripts/setup-softhsm.sh)
+eval "$softhsm_env"
 
 say "cargo test --workspace"
 cargo test --workspace --locked
