@@ -70,7 +70,7 @@ pub enum Pkcs11Error {
         count: usize,
     },
     /// `hsm-generate` was asked for a label already in use.
-    #[error("a {kind} labelled {label:?} already exists in the token; choose a new label")]
+    #[error("the token already holds a key labelled {label:?} ({kind}); choose a new label")]
     LabelTaken {
         /// The kind found.
         kind: &'static str,

@@ -84,7 +84,22 @@ impl CheckpointSigning for Pkcs11LedgerKey {
         })
     }
 
+    /// The private key is present and the public key under the label is still the one this
+    /// signer started with (a key pair replaced under the same label would sign notes that do not
+    /// verify with the published verifier key).
     fn readiness(&self) -> Result<(), String> {
-        self.token.check(&[(KeyKind::LedgerPrivate, &self.label)])
+        self.token.check(&[(KeyKind::LedgerPrivate, &self.label)])?;
+        let now = self
+            .token
+            .ledger_public_key(&self.label)
+            .map_err(|e| e.to_string())?;
+        if now == self.public_key {
+            Ok(())
+        } else {
+            Err(format!(
+                "the Ed25519 key labelled {:?} in the token is not the key this service started with",
+                self.label
+            ))
+        }
     }
 }

@@ -444,7 +444,45 @@ fn serve_with_keys_in_softhsm_seals_signs_verifies_and_fails_closed() {
         latest["size"], by_cli.size,
         "no checkpoint beyond the last one the token signed"
     );
+
+    // Keys put back under the same labels are other keys: the KEK is usable again for new wraps,
+    // but a replaced ledger key would sign notes the published verifier key rejects, so the
+    // service stays unready and signs nothing.
+    destroy(ObjectClass::PUBLIC_KEY, KeyType::EC_EDWARDS, &ledger);
+    ok({
+        let mut c = cli();
+        c.args([
+            "keys",
+            "hsm-generate",
+            "--kek-label",
+            &kek,
+            "--ledger-label",
+            &ledger,
+        ]);
+        c
+    });
+    let (status, body) = call("GET", "/readyz", None, None);
+    assert_eq!(status, 503, "{body}");
+    let reason = body["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        reason.contains("ledger signing key")
+            && reason.contains("not the key this service started with"),
+        "{body}"
+    );
+    let (status, body) = call("POST", "/v1/audit/checkpoint", Some(&analyst), None);
+    assert_eq!(status, 500, "{body}");
+    let (status, body) = call(
+        "POST",
+        "/v1/prompts",
+        Some(&globex_admin),
+        Some(json!({"name": "p", "template": "globex template", "change_reason": "first"})),
+    );
+    assert_eq!(status, 201, "a KEK is back under the label: {body}");
     let logs = server.stop();
+    assert!(
+        logs.contains("does not verify with its public key"),
+        "a replaced key pair is caught before a note is written"
+    );
     assert!(
         logs.contains("the ledger signing key cannot sign"),
         "the cause is logged"
