@@ -23,6 +23,10 @@
 #     (AIRISK_REQUIRE_MLFLOW=1), it does not skip.
 #   * Headless Chromium and the e2e/ node modules for the console's browser tests, installed by
 #     scripts/setup-browser-tests.sh if missing (when that script exists).
+#   * SoftHSM2 (Debian `softhsm2`, installed by scripts/setup-softhsm.sh if missing) for the PKCS#11
+#     tests (crates/airisk-keys-pkcs11, crates/airisk/tests/hsm.rs): fresh tokens in a temporary
+#     directory; the tests are #[ignore]d ("SoftHSM2: needs AIRISK_TEST_PKCS11_MODULE") in the
+#     workspace run and run here with --ignored; .ci/run checks that they passed.
 #   * Schemathesis (pinned, in a virtual environment under target/) for the API contract check,
 #     run after cargo test by scripts/schemathesis.sh against the debug `airisk serve --dev`.
 set -euo pipefail
@@ -83,8 +87,21 @@ if [ -f scripts/setup-browser-tests.sh ]; then
   bash scripts/setup-browser-tests.sh
 fi
 
+say "SoftHSM2 tokens for the PKCS#11 tests (scripts/setup-softhsm.sh)"
+# An assignment, not eval "$(…)", so that a failing setup stops the script (set -e).
+softhsm_env=$(bash scripts/setup-softhsm.sh)
+eval "$softhsm_env"
+
 say "cargo test --workspace"
 cargo test --workspace --locked
+
+say "the PKCS#11 tests against SoftHSM2 (#[ignore]d in the run above)"
+# One test at a time: the tests' raw sessions (making a loose key, destroying one) beside the
+# crate's own can make SoftHSM2 answer CKR_GENERAL_ERROR; the service itself holds one session.
+cargo test --locked -p airisk-keys-pkcs11 -- --ignored --test-threads=1
+# One at a time too: SoftHSM2's file store misreads a token another process is writing to.
+cargo test --locked -p airisk --test hsm -- --ignored --test-threads=1
+rm -rf -- "$AIRISK_SOFTHSM_DIR"
 
 if [ -n "${AIRISK_TEST_DATABASE_URL:-}" ]; then
   say "the PostgreSQL tests (#[ignore]d in the run above): store suite and API variants"

@@ -173,6 +173,15 @@ impl AuditLogger {
         &self.name
     }
 
+    /// Whether the configured signer can sign now (always, for a key in this process; its
+    /// custodian's answer for a key in a token). `Ok` without a signer.
+    ///
+    /// # Errors
+    /// A short reason, free of key material and credentials.
+    pub fn signer_readiness(&self) -> Result<(), String> {
+        self.signer.as_ref().map_or(Ok(()), |s| s.readiness())
+    }
+
     /// The verifier key of the configured signer, if any.
     pub fn verifier_key(&self) -> Option<String> {
         self.signer.as_ref().map(|s| s.verifier().to_verifier_key())
@@ -409,7 +418,8 @@ impl AuditLogger {
     /// checkpoint already commits to that size; returns the checkpoint that covers the head.
     ///
     /// # Errors
-    /// [`AuditError::NoSigningKey`], [`AuditError::Store`].
+    /// [`AuditError::NoSigningKey`], [`AuditError::Store`], and [`AuditError::Checkpoint`] when
+    /// an external signing key (a PKCS#11 token) cannot sign: nothing is stored then.
     pub async fn checkpoint(&self, tenant: &TenantId) -> Result<StoredCheckpoint, AuditError> {
         let signer = self.signer.as_ref().ok_or(AuditError::NoSigningKey)?;
         let head = self.repo.tree_head(tenant).await?;
@@ -419,7 +429,7 @@ impl AuditLogger {
             return Ok(latest);
         }
         let checkpoint = Checkpoint::new(self.name.origin_for(tenant), head.size, head.root);
-        let note = checkpoint.sign(signer).into_note_text();
+        let note = checkpoint.sign(signer)?.into_note_text();
         let stored = StoredCheckpoint {
             size: head.size,
             root: head.root,

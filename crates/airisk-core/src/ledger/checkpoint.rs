@@ -291,17 +291,56 @@ impl FromStr for LedgerVerifier {
     }
 }
 
+/// An Ed25519 key kept outside this process (in a hardware security module, for instance) that
+/// signs checkpoint bodies: the seam [`LedgerSigner::external`] plugs it into.
+///
+/// The key never has to leave its custodian: [`LedgerSigner`] hands it the exact bytes to sign
+/// (a checkpoint body) and gets back a pure Ed25519 (RFC 8032) signature, which it checks against
+/// [`CheckpointSigning::public_key`] before writing any note.
+pub trait CheckpointSigning: Send + Sync {
+    /// The 32-byte Ed25519 public key of the signing key.
+    fn public_key(&self) -> [u8; 32];
+
+    /// Signs `message` with pure Ed25519 and returns the 64-byte signature.
+    ///
+    /// # Errors
+    /// [`CheckpointError::SigningUnavailable`] when the key cannot be used now (its custodian is
+    /// unreachable, the key is gone, the session was lost). The reason never holds key material
+    /// or credentials.
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], CheckpointError>;
+
+    /// Whether the key can sign now, cheaply checked (for readiness probes): `Err` names why not.
+    ///
+    /// # Errors
+    /// A short reason, free of key material and credentials.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Where a [`LedgerSigner`]'s private key lives.
+enum SigningKey {
+    /// In this process, as ring's key pair (from a seed).
+    Software(Ed25519KeyPair),
+    /// Outside it, behind [`CheckpointSigning`]; the public key is cached.
+    External {
+        signer: Box<dyn CheckpointSigning>,
+        public_key: [u8; 32],
+    },
+}
+
 /// The private half of the ledger key: signs checkpoints.
 ///
 /// Built from the signing-key string `PRIVATE+KEY+<name>+<key id>+<base64(0x01 || seed)>`, read
-/// once from `AIRISK_LEDGER_SIGNING_KEY` by [`LedgerSigner::from_env`], or freshly generated.
+/// once from `AIRISK_LEDGER_SIGNING_KEY` by [`LedgerSigner::from_env`], freshly generated, or
+/// over a key kept elsewhere (a PKCS#11 token) with [`LedgerSigner::external`].
 /// Every buffer that holds the seed or that string is zeroized when dropped; `Debug` shows only
 /// the name and key id, and no error ever contains key material. (The expanded key inside ring's
 /// `Ed25519KeyPair` is ring's to manage; ring does not zeroize it.)
 pub struct LedgerSigner {
     name: LedgerName,
     key_id: NoteKeyId,
-    key_pair: Ed25519KeyPair,
+    key: SigningKey,
 }
 
 impl LedgerSigner {
@@ -389,8 +428,38 @@ impl LedgerSigner {
         Ok(LedgerSigner {
             name,
             key_id,
-            key_pair,
+            key: SigningKey::Software(key_pair),
         })
+    }
+
+    /// A signer named `name` whose private key stays with `signer` (a hardware token): every
+    /// checkpoint body is signed by it, and each signature is checked against its public key
+    /// before a note is written. The verifier key is derived from that public key as usual.
+    pub fn external(name: LedgerName, signer: Box<dyn CheckpointSigning>) -> Self {
+        let public_key = signer.public_key();
+        let key_id = NoteKeyId::for_ed25519(&name, &public_key);
+        LedgerSigner {
+            name,
+            key_id,
+            key: SigningKey::External { signer, public_key },
+        }
+    }
+
+    /// Whether the key can sign now: always for a key in this process; for an external key, its
+    /// custodian's answer ([`CheckpointSigning::readiness`]).
+    ///
+    /// # Errors
+    /// A short reason, free of key material and credentials.
+    pub fn readiness(&self) -> Result<(), String> {
+        match &self.key {
+            SigningKey::Software(_) => Ok(()),
+            SigningKey::External { signer, .. } => signer.readiness(),
+        }
+    }
+
+    /// Whether the private key is kept outside this process ([`LedgerSigner::external`]).
+    pub fn is_external(&self) -> bool {
+        matches!(self.key, SigningKey::External { .. })
     }
 
     /// The key name (the ledger name).
@@ -405,16 +474,41 @@ impl LedgerSigner {
 
     /// The matching verifier, to hand to auditors.
     pub fn verifier(&self) -> LedgerVerifier {
-        LedgerVerifier::from_public_key(self.name.clone(), public_key_of(&self.key_pair))
+        LedgerVerifier::from_public_key(self.name.clone(), self.public_key())
+    }
+
+    fn public_key(&self) -> [u8; 32] {
+        match &self.key {
+            SigningKey::Software(key_pair) => public_key_of(key_pair),
+            SigningKey::External { public_key, .. } => *public_key,
+        }
     }
 
     /// The signature line for `text`: `— <name> <base64(key id || signature)>\n`.
-    fn signature_line(&self, text: &[u8]) -> String {
-        let signature = self.key_pair.sign(text);
+    fn signature_line(&self, text: &[u8]) -> Result<String, CheckpointError> {
         let mut blob = Vec::with_capacity(4 + 64);
         blob.extend_from_slice(&self.key_id.to_bytes());
-        blob.extend_from_slice(signature.as_ref());
-        format!("{SIGNATURE_PREFIX}{} {}\n", self.name, BASE64.encode(blob))
+        match &self.key {
+            SigningKey::Software(key_pair) => blob.extend_from_slice(key_pair.sign(text).as_ref()),
+            SigningKey::External { signer, public_key } => {
+                let signature = signer.sign(text)?;
+                // A token holding another key under the configured label (or a faulty one) must
+                // not produce notes nobody can verify: check before writing.
+                UnparsedPublicKey::new(&signature::ED25519, public_key)
+                    .verify(text, &signature)
+                    .map_err(|_| CheckpointError::SigningUnavailable {
+                        reason:
+                            "the external signer's signature does not verify with its public key"
+                                .into(),
+                    })?;
+                blob.extend_from_slice(&signature);
+            }
+        }
+        Ok(format!(
+            "{SIGNATURE_PREFIX}{} {}\n",
+            self.name,
+            BASE64.encode(blob)
+        ))
     }
 }
 
@@ -423,7 +517,13 @@ impl fmt::Debug for LedgerSigner {
         f.debug_struct("LedgerSigner")
             .field("name", &self.name)
             .field("key_id", &self.key_id)
-            .field("key", &"[redacted]")
+            .field(
+                "key",
+                &match self.key {
+                    SigningKey::Software(_) => "[redacted]",
+                    SigningKey::External { .. } => "[external]",
+                },
+            )
             .finish()
     }
 }
@@ -531,14 +631,19 @@ impl Checkpoint {
     }
 
     /// Signs the checkpoint: its body, a blank line and one signature line.
-    pub fn sign(&self, signer: &LedgerSigner) -> SignedCheckpoint {
+    ///
+    /// # Errors
+    /// Only with an external key ([`LedgerSigner::external`]):
+    /// [`CheckpointError::SigningUnavailable`] when it cannot sign, or signs with a key other than
+    /// its public key. A key in this process always signs.
+    pub fn sign(&self, signer: &LedgerSigner) -> Result<SignedCheckpoint, CheckpointError> {
         let body = self.to_body();
-        let line = signer.signature_line(body.as_bytes());
+        let line = signer.signature_line(body.as_bytes())?;
         let note = format!("{body}\n{line}");
-        SignedCheckpoint {
+        Ok(SignedCheckpoint {
             checkpoint: self.clone(),
             note,
-        }
+        })
     }
 }
 
@@ -727,6 +832,14 @@ pub enum CheckpointError {
     /// The operating system's CSPRNG failed.
     #[error("the system random number generator failed")]
     Randomness,
+    /// An external signing key ([`CheckpointSigning`]) could not sign: its custodian (a PKCS#11
+    /// token) is unreachable, the key is missing, or its signature did not verify. Nothing was
+    /// signed; no key material or credential is in the reason.
+    #[error("the ledger signing key cannot sign: {reason}")]
+    SigningUnavailable {
+        /// Why.
+        reason: String,
+    },
     /// A signed note breaks the signed-note format.
     #[error("malformed signed note: {reason}")]
     MalformedNote {

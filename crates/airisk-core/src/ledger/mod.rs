@@ -45,7 +45,7 @@
 //! let name = LedgerName::parse("airisk.example/ledger")?;
 //! let signer = LedgerSigner::generate(name.clone())?;
 //! let origin = name.origin_for(&TenantId::parse("acme")?);
-//! let note = Checkpoint::new(origin, frontier.size(), frontier.root()).sign(&signer);
+//! let note = Checkpoint::new(origin, frontier.size(), frontier.root()).sign(&signer)?;
 //!
 //! // An auditor, holding only the verifier key, the note and a proof:
 //! let checkpoint = verify_checkpoint(note.note_text(), &signer.verifier())?;
@@ -65,9 +65,9 @@ pub use canonical_json::{
     to_canonical_json,
 };
 pub use checkpoint::{
-    Checkpoint, CheckpointError, LedgerName, LedgerSigner, LedgerVerifier, MAX_NOTE_LEN,
-    MAX_SIGNATURES, NoteKeyId, Origin, SIGNING_KEY_ENV, SignedCheckpoint, generate_key_pair,
-    verify_checkpoint,
+    Checkpoint, CheckpointError, CheckpointSigning, LedgerName, LedgerSigner, LedgerVerifier,
+    MAX_NOTE_LEN, MAX_SIGNATURES, NoteKeyId, Origin, SIGNING_KEY_ENV, SignedCheckpoint,
+    generate_key_pair, verify_checkpoint,
 };
 pub use merkle::{
     Frontier, Hash, MerkleError, NodeId, empty_root, leaf_hash, node_hash, root_from_leaf_hashes,

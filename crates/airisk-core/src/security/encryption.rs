@@ -343,6 +343,15 @@ pub enum EncryptionError {
     /// The plaintext is longer than one AES-GCM message may be (about 64 GiB).
     #[error("plaintext is too long to encrypt as one value")]
     PlaintextTooLong,
+    /// The key-encryption key's custodian (a PKCS#11 token, `airisk-keys-pkcs11`) cannot be
+    /// used now: the module failed, the session was lost, or the key is missing. Nothing was
+    /// wrapped or unwrapped and nothing falls back to another key; the reason never holds key
+    /// material or credentials.
+    #[error("the key provider is unavailable: {reason}")]
+    ProviderUnavailable {
+        /// Why.
+        reason: String,
+    },
     /// A row identity longer than [`ROW_MAX_LEN`] bytes.
     #[error("row identity is {len} bytes; at most {ROW_MAX_LEN} can be bound")]
     RowTooLong {

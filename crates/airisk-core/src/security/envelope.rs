@@ -97,6 +97,15 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
         kid: &EncryptionKeyId,
         wrapped: &str,
     ) -> Result<String, EncryptionError>;
+
+    /// Whether the provider can wrap and unwrap now, cheaply checked (for readiness probes):
+    /// `Err` names why not. A keyring in memory is always ready.
+    ///
+    /// # Errors
+    /// A short reason, free of key material and credentials.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The KEK is the environment keyring (`AIRISK_ENCRYPTION_KEYS`): its primary key wraps, every key

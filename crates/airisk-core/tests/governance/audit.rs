@@ -491,6 +491,7 @@ async fn a_checkpoint_forged_with_another_key_is_caught() {
         genuine.root,
     )
     .sign(&impostor)
+    .unwrap()
     .into_note_text();
     f.store
         .dangerous_replace_checkpoint_note(&tenant("acme"), genuine.size, forged.clone());

@@ -83,7 +83,7 @@ fn rust_signs_the_python_vector_byte_for_byte_and_verifies_it() {
     let signer = LedgerSigner::from_signing_key(PY_SIGNING_KEY).unwrap();
     assert_eq!(signer.key_id().to_string(), PY_KEY_ID);
     assert_eq!(signer.verifier().to_string(), PY_VERIFIER_KEY);
-    let signed = acme_checkpoint().sign(&signer);
+    let signed = acme_checkpoint().sign(&signer).unwrap();
     assert_eq!(signed.note_text(), PY_NOTE);
     assert_eq!(
         verify_checkpoint(PY_NOTE, &py_verifier()).unwrap(),
@@ -112,7 +112,7 @@ fn body_is_the_three_c2sp_lines() {
 #[test]
 fn sign_then_verify_round_trips_with_a_generated_key() {
     let signer = LedgerSigner::generate(ledger()).unwrap();
-    let signed = acme_checkpoint().sign(&signer);
+    let signed = acme_checkpoint().sign(&signer).unwrap();
     let opened = SignedCheckpoint::open(signed.note_text(), &signer.verifier()).unwrap();
     assert_eq!(opened, signed);
     assert_eq!(opened.checkpoint(), &acme_checkpoint());
@@ -127,7 +127,7 @@ fn generated_key_strings_parse_back_into_a_matching_pair() {
     let verifier = LedgerVerifier::parse(&verifier_key).unwrap();
     assert_eq!(signer.verifier(), verifier);
     assert_eq!(verifier.to_string(), verifier_key);
-    let note = acme_checkpoint().sign(&signer);
+    let note = acme_checkpoint().sign(&signer).unwrap();
     assert_eq!(
         verify_checkpoint(note.note_text(), &verifier),
         Ok(acme_checkpoint())
@@ -139,7 +139,7 @@ fn generated_key_strings_parse_back_into_a_matching_pair() {
 #[test]
 fn a_signature_by_another_key_is_rejected() {
     let other = LedgerSigner::generate(ledger()).unwrap();
-    let note = acme_checkpoint().sign(&other);
+    let note = acme_checkpoint().sign(&other).unwrap();
     // Same name, different key: a different key id, so the line is not ours and is ignored.
     assert_eq!(
         verify_checkpoint(note.note_text(), &py_verifier()),
@@ -383,4 +383,78 @@ fn names_follow_the_signed_note_rules() {
     let origin = Origin::for_tenant(&ledger(), &TenantId::parse("acme-bank_1").unwrap());
     assert_eq!(origin.as_str(), "airisk.example/ledger/acme-bank_1");
     assert_eq!(Origin::parse(origin.as_str()), Ok(origin));
+}
+
+/// An external key (as a PKCS#11 token is) over a ring key pair: it can be told to fail, or to
+/// sign with another key than the public key it reports.
+struct FakeExternal {
+    key: Ed25519KeyPair,
+    impostor: Option<Ed25519KeyPair>,
+    down: bool,
+}
+
+impl airisk_core::ledger::CheckpointSigning for FakeExternal {
+    fn public_key(&self) -> [u8; 32] {
+        self.key.public_key().as_ref().try_into().unwrap()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], CheckpointError> {
+        if self.down {
+            return Err(CheckpointError::SigningUnavailable {
+                reason: "token unreachable".into(),
+            });
+        }
+        let by = self.impostor.as_ref().unwrap_or(&self.key);
+        Ok(by.sign(message).as_ref().try_into().unwrap())
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        if self.down {
+            Err("token unreachable".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn external(impostor: bool, down: bool) -> LedgerSigner {
+    LedgerSigner::external(
+        ledger(),
+        Box::new(FakeExternal {
+            key: Ed25519KeyPair::from_seed_unchecked(&PY_SEED).unwrap(),
+            impostor: impostor.then(|| Ed25519KeyPair::from_seed_unchecked(&[9u8; 32]).unwrap()),
+            down,
+        }),
+    )
+}
+
+#[test]
+fn an_external_key_signs_the_same_note_as_the_python_vector() {
+    let signer = external(false, false);
+    assert!(signer.is_external());
+    assert_eq!(signer.key_id().to_string(), PY_KEY_ID);
+    assert_eq!(signer.verifier().to_string(), PY_VERIFIER_KEY);
+    assert_eq!(signer.readiness(), Ok(()));
+    let signed = acme_checkpoint().sign(&signer).unwrap();
+    assert_eq!(signed.note_text(), PY_NOTE);
+    assert!(format!("{signer:?}").contains("[external]"));
+}
+
+#[test]
+fn an_external_key_that_fails_or_signs_with_another_key_writes_no_note() {
+    let down = external(false, true);
+    assert_eq!(
+        acme_checkpoint().sign(&down),
+        Err(CheckpointError::SigningUnavailable {
+            reason: "token unreachable".into()
+        })
+    );
+    assert_eq!(down.readiness(), Err("token unreachable".into()));
+    // A token answering with a signature by a key other than the one it reports (a wrong label,
+    // a swapped key) is caught before a note nobody can verify is written.
+    let lying = external(true, false);
+    assert!(matches!(
+        acme_checkpoint().sign(&lying),
+        Err(CheckpointError::SigningUnavailable { .. })
+    ));
 }

@@ -128,7 +128,7 @@ proptest! {
         let verifier = signer.verifier();
         prop_assert!(verify_checkpoint(&s, &verifier).is_err());
         let origin = Origin::parse("bank.example/ledger/acme").unwrap();
-        let note = Checkpoint::new(origin, 3, Hash::from([9u8; 32])).sign(&signer);
+        let note = Checkpoint::new(origin, 3, Hash::from([9u8; 32])).sign(&signer).unwrap();
         let text = note.note_text().to_owned();
         prop_assert!(verify_checkpoint(&text, &verifier).is_ok());
         let mut chars: Vec<char> = text.chars().collect();

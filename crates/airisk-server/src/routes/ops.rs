@@ -23,12 +23,14 @@ pub(crate) async fn healthz() -> Json<HealthView> {
     })
 }
 
-/// The stores answer: a cheap read of each (tree head of a probe tenant, one approval lookup).
+/// The stores answer: a cheap read of each (tree head of a probe tenant, one approval lookup);
+/// tokens can be verified; and the keys kept in a PKCS#11 token (key-encryption key, ledger
+/// signing key) are reachable there.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = HealthView),
-        (status = 503, description = "A store does not answer", body = HealthView)
+        (status = 503, description = "A store, the token verifier or a key's token does not answer", body = HealthView)
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
@@ -55,7 +57,30 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<H
     if let Err(reason) = &auth {
         tracing::warn!(reason = %reason, "readiness: token verification is not ready");
     }
-    let ready = ready && auth.is_ok();
+    // The keys: a key-encryption key or ledger key in an HSM that is unreachable (or has lost the
+    // key) means every write that needs it fails closed, so the instance is not ready. Asking a
+    // token is a blocking call (and waits for the token's session), so it runs off the runtime.
+    let probe = state.clone();
+    let (kek, signing) = tokio::task::spawn_blocking(move || {
+        let kek = probe
+            .envelope()
+            .map_or(Ok(()), |e| e.provider().readiness())
+            .map_err(|r| format!("key-encryption key: {r}"));
+        let signing = probe
+            .audit()
+            .signer_readiness()
+            .map_err(|r| format!("ledger signing key: {r}"));
+        (kek, signing)
+    })
+    .await
+    .unwrap_or_else(|e| (Err(format!("the key readiness probe failed: {e}")), Ok(())));
+    if let Err(reason) = &kek {
+        tracing::warn!(reason = %reason, "readiness: the key-encryption key is not usable");
+    }
+    if let Err(reason) = &signing {
+        tracing::warn!(reason = %reason, "readiness: the ledger signing key is not usable");
+    }
+    let ready = ready && auth.is_ok() && kek.is_ok() && signing.is_ok();
     if ready {
         (
             StatusCode::OK,
@@ -69,7 +94,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<H
             StatusCode::SERVICE_UNAVAILABLE,
             Json(HealthView {
                 status: "unavailable".into(),
-                reason: auth.err(),
+                reason: auth.err().or(kek.err()).or(signing.err()),
             }),
         )
     }

@@ -120,6 +120,7 @@ async fn a_checkpoint_that_is_not_this_tenants_signed_note_is_a_422_not_a_verdic
         airisk_core::ledger::Hash::EMPTY_ROOT,
     )
     .sign(&impostor)
+    .unwrap()
     .into_note_text();
     let altered = acme_note.replacen("\n3\n", "\n2\n", 1);
     assert_ne!(altered, acme_note);

@@ -17,8 +17,7 @@ use airisk_core::ports::{
     AuditRepository, GovernanceStore, IdGenerator, SystemClock, UuidV7Generator,
 };
 use airisk_core::request::CorrelationId;
-use airisk_core::security::encryption::Encryptor;
-use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
+use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
 use airisk_core::security::key_custody::{OpenedValue, open_sealed_metadata};
 use airisk_core::security::tenant_context::TenantId;
 use anyhow::{Context, anyhow, bail};
@@ -59,7 +58,9 @@ pub struct StoreArgs {
     database_url: String,
 
     /// Ed25519 checkpoint signing key (`PRIVATE+KEY+<name>+<keyid>+<base64>`), from
-    /// `airisk keys generate --ledger`. Environment only; never on the command line.
+    /// `airisk keys generate --ledger`. Environment only; never on the command line. Without it,
+    /// with AIRISK_PKCS11_MODULE and AIRISK_PKCS11_LEDGER_KEY_LABEL set, checkpoints are signed
+    /// by the ledger key in the PKCS#11 token.
     #[arg(long, env = SIGNING_KEY_ENV, hide_env_values = true, global = true)]
     signing_key: Option<String>,
 
@@ -278,7 +279,7 @@ impl LedgerKeys {
                 LedgerSigner::from_signing_key(text.trim())
                     .with_context(|| format!("{SIGNING_KEY_ENV} is not a valid signing key"))?,
             )),
-            None => None,
+            None => crate::cmd::hsm::ledger_signer()?.map(Arc::new),
         };
         let verifier = match (&args.verifier_key, &signer) {
             (Some(text), _) => Some(
@@ -487,9 +488,8 @@ async fn export(
 ) -> anyhow::Result<()> {
     let tenant = parse_tenant(&args.tenant)?;
     let envelope = if args.decrypt {
-        let kek = Encryptor::from_env().context("--decrypt needs the key-encryption key")?;
         Some(Envelope::new(
-            Arc::new(KeyringKeyProvider::new(Arc::new(kek))),
+            crate::cmd::hsm::key_provider("--decrypt needs the key-encryption key")?,
             DEFAULT_DEK_CACHE,
         ))
     } else {

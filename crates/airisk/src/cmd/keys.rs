@@ -1,4 +1,5 @@
-//! `airisk keys`: key generation.
+//! `airisk keys`: key generation, in software (printed for the environment) or inside a PKCS#11
+//! token (`hsm-generate`, `hsm-verifier`).
 
 use std::io::Write;
 
@@ -22,6 +23,40 @@ enum KeysCommand {
     /// Put the entry first in the variable to make it the primary (encrypting) key; keep older
     /// entries after it until `airisk crypto rewrap` has moved every value to the new key.
     Generate(GenerateArgs),
+    /// Create the key-encryption key (AES-256) and/or the ledger's Ed25519 key pair inside the
+    /// PKCS#11 token named by AIRISK_PKCS11_MODULE, AIRISK_PKCS11_TOKEN and AIRISK_PKCS11_PIN:
+    /// persistent, private, sensitive and non-extractable, so they never leave the token. Prints
+    /// each key's protection attributes as the token reports them and, for a ledger key, the
+    /// verifier key to hand to auditors. Refuses a label already in use.
+    ///
+    /// For KEK rotation, create a key under a new label, point AIRISK_PKCS11_KEK_LABEL at it,
+    /// restart, and run `airisk tenant rewrap-data-keys`; keep the old key in the token until then.
+    HsmGenerate(HsmGenerateArgs),
+    /// Print the ledger's verifier key, read from the public key object in the PKCS#11 token.
+    HsmVerifier(HsmVerifierArgs),
+}
+
+#[derive(Debug, Args)]
+struct HsmGenerateArgs {
+    /// Label of the new AES-256 key-encryption key (then set AIRISK_PKCS11_KEK_LABEL to it).
+    #[arg(long, value_name = "LABEL", required_unless_present = "ledger_label")]
+    kek_label: Option<String>,
+    /// Label of the new Ed25519 ledger key pair (then set AIRISK_PKCS11_LEDGER_KEY_LABEL to it).
+    #[arg(long, value_name = "LABEL")]
+    ledger_label: Option<String>,
+    /// The ledger's name for the verifier key (AIRISK_LEDGER_NAME for `serve`).
+    #[arg(long, value_name = "NAME", env = "AIRISK_LEDGER_NAME", default_value = crate::cmd::audit::DEFAULT_LEDGER_NAME)]
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct HsmVerifierArgs {
+    /// Label of the ledger key pair.
+    #[arg(long, value_name = "LABEL", env = "AIRISK_PKCS11_LEDGER_KEY_LABEL")]
+    ledger_label: String,
+    /// The ledger's name.
+    #[arg(long, value_name = "NAME", env = "AIRISK_LEDGER_NAME", default_value = crate::cmd::audit::DEFAULT_LEDGER_NAME)]
+    name: String,
 }
 
 #[derive(Debug, Args)]
@@ -47,7 +82,56 @@ struct GenerateArgs {
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
     match args.command {
         KeysCommand::Generate(args) => generate(args),
+        KeysCommand::HsmGenerate(args) => hsm_generate(args),
+        KeysCommand::HsmVerifier(args) => hsm_verifier(args),
     }
+}
+
+fn ledger_name(name: &str) -> anyhow::Result<airisk_core::ledger::LedgerName> {
+    airisk_core::ledger::LedgerName::parse(name)
+        .with_context(|| format!("invalid ledger name {name:?}"))
+}
+
+fn protection_line(what: &str, label: &str, p: &airisk_keys_pkcs11::KeyProtection) -> String {
+    format!(
+        "{what} {label:?} created: extractable={} sensitive={} never_extractable={} always_sensitive={} token_object={}",
+        p.extractable, p.sensitive, p.never_extractable, p.always_sensitive, p.token_object
+    )
+}
+
+fn hsm_generate(args: HsmGenerateArgs) -> anyhow::Result<()> {
+    use airisk_keys_pkcs11::KeyKind;
+    let name = ledger_name(&args.name)?;
+    let token = crate::cmd::hsm::open_token()?;
+    let mut out = Vec::new();
+    if let Some(label) = &args.kek_label {
+        let p = token.generate_kek(label)?;
+        out.push(protection_line("key-encryption key", label, &p));
+        out.push(format!("export AIRISK_PKCS11_KEK_LABEL={label}"));
+    }
+    if let Some(label) = &args.ledger_label {
+        let public = token.generate_ledger_key(label)?;
+        let p = token.key_protection(KeyKind::LedgerPrivate, label)?;
+        out.push(protection_line("ledger key pair (private key)", label, &p));
+        out.push(format!("export AIRISK_PKCS11_LEDGER_KEY_LABEL={label}"));
+        let verifier = airisk_core::ledger::LedgerVerifier::from_public_key(name, public);
+        out.push(format!("verifier key (for auditors): {verifier}"));
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", out.join("\n"))
+        .and_then(|()| stdout.flush())
+        .context("could not write to stdout")
+}
+
+fn hsm_verifier(args: HsmVerifierArgs) -> anyhow::Result<()> {
+    let name = ledger_name(&args.name)?;
+    let token = crate::cmd::hsm::open_token()?;
+    let public = token.ledger_public_key(&args.ledger_label)?;
+    let verifier = airisk_core::ledger::LedgerVerifier::from_public_key(name, public);
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{verifier}")
+        .and_then(|()| stdout.flush())
+        .context("could not write the verifier key to stdout")
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use clap::{ArgMatches, CommandFactory};
 pub mod audit;
 pub mod auth;
 pub mod crypto;
+pub mod hsm;
 pub mod integrations;
 pub mod keys;
 pub mod migrate;

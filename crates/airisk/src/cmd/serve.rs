@@ -5,7 +5,8 @@
 //! signing key, an HS256 secret) come from the environment only, never from flags or the file.
 //!
 //! Without `--dev` the service refuses to start unless it has its encryption keys, its ledger
-//! signing key and a JWT verification key, and says in one sentence each how to make them. With
+//! signing key (from the environment, or both in a PKCS#11 token: [`crate::cmd::hsm`]) and a JWT
+//! verification key, and says in one sentence each how to make them. With
 //! `--dev` it generates its own (ephemeral with the default in-memory data; kept beside a durable
 //! dev database, so a restart still verifies that database's ledger), prints a ready token for one
 //! user of each role in tenant `demo`, and says loudly that it is dev mode.
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use airisk_core::ports::{Clock, SystemClock, UuidV7Generator};
-use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
+use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
 use airisk_core::security::rbac::Role;
 use airisk_server::auth::JwtVerifier;
 use airisk_server::{AppState, DEFAULT_CHECKPOINT_TICK, LedgerConfig, ServerConfig};
@@ -315,12 +316,10 @@ async fn serve(settings: Settings, keys: ServiceKeys) -> anyhow::Result<()> {
         }
         oidc.spawn_refresher();
     }
-    // Envelope encryption: the keyring is the key-encryption key; each tenant's data keys live
-    // wrapped in the store and seal prompt templates (docs/ENCRYPTION.md).
-    let envelope = Arc::new(Envelope::new(
-        Arc::new(KeyringKeyProvider::new(Arc::new(keys.encryption))),
-        DEFAULT_DEK_CACHE,
-    ));
+    // Envelope encryption: the keyring (or the PKCS#11 token's KEK) is the key-encryption key;
+    // each tenant's data keys live wrapped in the store and seal prompt templates
+    // (docs/ENCRYPTION.md).
+    let envelope = Arc::new(Envelope::new(keys.kek, DEFAULT_DEK_CACHE));
     let state = AppState::new_sealed(
         stores,
         clock,

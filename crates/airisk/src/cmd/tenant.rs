@@ -8,8 +8,7 @@
 use std::sync::Arc;
 
 use airisk_core::ports::{SystemClock, UuidV7Generator};
-use airisk_core::security::encryption::Encryptor;
-use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
+use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
 use airisk_core::security::key_custody::{rewrap_tenant_keys, shred_tenant};
 use airisk_core::security::tenant_context::{ActorId, TenantId};
 use anyhow::{Context, anyhow};
@@ -28,7 +27,10 @@ enum TenantCommand {
     /// `tenant.shred` in its ledger). Irreversible; take no backup of the data keys table.
     Shred(ShredArgs),
     /// After a key-encryption-key rotation (new key first in AIRISK_ENCRYPTION_KEYS, old after
-    /// it): rewrap every live data key under the new primary key, per tenant, each tenant in one
+    /// it; or, with the KEK in a PKCS#11 token, AIRISK_PKCS11_KEK_LABEL naming the new key, the
+    /// old one still in the token; or, moving from the keyring into a token, both
+    /// AIRISK_ENCRYPTION_KEYS and the AIRISK_PKCS11_… variables): rewrap every live data key
+    /// under the new key, per tenant, each tenant in one
     /// transaction with a `keys.rewrap_data_keys` ledger record. Sealed values are not touched.
     /// Idempotent.
     RewrapDataKeys(RewrapArgs),
@@ -122,9 +124,10 @@ fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
         .map(TenantId::parse)
         .transpose()
         .map_err(|e| anyhow!("--tenant: {e}"))?;
-    let kek = Encryptor::from_env().context("the key-encryption keyring is needed")?;
+    // The KEK rotated to: the token's current label (AIRISK_PKCS11_KEK_LABEL) when a token is
+    // configured, else the keyring's primary key.
     let envelope = Envelope::new(
-        Arc::new(KeyringKeyProvider::new(Arc::new(kek))),
+        crate::cmd::hsm::key_provider("the key-encryption keyring is needed")?,
         DEFAULT_DEK_CACHE,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

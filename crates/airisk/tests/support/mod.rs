@@ -36,6 +36,7 @@ pub fn airisk() -> Command {
         "AIRISK_DANGEROUS_INSECURE_COOKIES",
         "AIRISK_JWT_PRIVATE_KEY_FILE",
         "AIRISK_DANGEROUS_ALLOW_HS256",
+        "AIRISK_PKCS11_MODULE",
         "PGPASSWORD",
     ] {
         c.env_remove(var);

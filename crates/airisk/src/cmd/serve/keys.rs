@@ -1,12 +1,15 @@
 //! The keys `airisk serve` needs (encryption, ledger signing, token verification), from the
 //! environment in production and generated (or kept, see [`super::dev_keys`]) in dev mode, and the
-//! token verifier the settings call for (JWKS, OpenID providers, `[[issuers]]`, HS256).
+//! token verifier the settings call for (JWKS, OpenID providers, `[[issuers]]`, HS256). With
+//! `AIRISK_PKCS11_MODULE` set, the key-encryption key and the ledger signing key are objects in a
+//! PKCS#11 token instead, in production and dev mode alike ([`crate::cmd::hsm`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use airisk_core::ledger::{LedgerSigner, SIGNING_KEY_ENV};
 use airisk_core::security::encryption::{ENV_VAR as ENCRYPTION_KEYS_ENV, Encryptor};
+use airisk_core::security::envelope::{KeyProvider, KeyringKeyProvider};
 use airisk_core::security::rbac::Role;
 use airisk_core::security::tenant_context::TenantId;
 use airisk_server::auth::{Claims, JwtVerifier, PersonClaim, TokenSigner};
@@ -23,8 +26,8 @@ use super::{DEV_TENANT, DEV_TOKEN_TTL_SECS};
 pub(super) struct ServiceKeys {
     pub(super) ledger: Arc<LedgerSigner>,
     /// The key-encryption key: wraps each tenant's data keys, which seal prompt templates
-    /// (docs/ENCRYPTION.md, "Envelope encryption").
-    pub(super) encryption: Encryptor,
+    /// (docs/ENCRYPTION.md, "Envelope encryption"): the keyring, or a key in a PKCS#11 token.
+    pub(super) kek: Arc<dyn KeyProvider>,
     pub(super) auth: JwtVerifier,
     /// Dev mode only: the HS256 secret and the tokens minted with it.
     pub(super) dev_tokens: Option<DevTokens>,
@@ -46,23 +49,38 @@ impl ServiceKeys {
         jwt_secret: Option<&str>,
     ) -> anyhow::Result<ServiceKeys> {
         let mut problems = Vec::new();
-        let encryption = match Encryptor::from_env() {
-            Ok(e) => Some(e),
-            Err(e) => {
-                problems.push(format!(
-                    "{ENCRYPTION_KEYS_ENV} is missing or invalid ({e}): make a key with `airisk keys generate` and export AIRISK_ENCRYPTION_KEYS=<its output>."
-                ));
-                None
+        let (kek, ledger) = if crate::cmd::hsm::configured() {
+            match token_keys() {
+                Ok((kek, ledger)) => (Some(kek), Some(ledger)),
+                Err(e) => {
+                    problems.push(format!(
+                        "the keys in the PKCS#11 token are unusable ({e:#}): check AIRISK_PKCS11_MODULE, AIRISK_PKCS11_TOKEN, AIRISK_PKCS11_PIN, AIRISK_PKCS11_KEK_LABEL and AIRISK_PKCS11_LEDGER_KEY_LABEL, or make the keys with `airisk keys hsm-generate`."
+                    ));
+                    (None, None)
+                }
             }
-        };
-        let ledger = match LedgerSigner::from_env() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problems.push(format!(
-                    "{SIGNING_KEY_ENV} is missing or invalid ({e}): make one with `airisk keys generate --ledger` and export the first line it prints as {SIGNING_KEY_ENV}."
-                ));
-                None
-            }
+        } else {
+            let kek = match Encryptor::from_env() {
+                Ok(e) => {
+                    Some(Arc::new(KeyringKeyProvider::new(Arc::new(e))) as Arc<dyn KeyProvider>)
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "{ENCRYPTION_KEYS_ENV} is missing or invalid ({e}): make a key with `airisk keys generate` and export AIRISK_ENCRYPTION_KEYS=<its output> (or keep the key in an HSM: AIRISK_PKCS11_MODULE)."
+                    ));
+                    None
+                }
+            };
+            let ledger = match LedgerSigner::from_env() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push(format!(
+                        "{SIGNING_KEY_ENV} is missing or invalid ({e}): make one with `airisk keys generate --ledger` and export the first line it prints as {SIGNING_KEY_ENV}."
+                    ));
+                    None
+                }
+            };
+            (kek, ledger)
         };
         let auth = match verifier(settings, jwt_secret) {
             Ok(v) => Some(v),
@@ -71,15 +89,13 @@ impl ServiceKeys {
                 None
             }
         };
-        match (encryption, ledger, auth) {
-            (Some(encryption), Some(ledger), Some(auth)) if problems.is_empty() => {
-                Ok(ServiceKeys {
-                    ledger: Arc::new(ledger),
-                    encryption,
-                    auth,
-                    dev_tokens: None,
-                })
-            }
+        match (kek, ledger, auth) {
+            (Some(kek), Some(ledger), Some(auth)) if problems.is_empty() => Ok(ServiceKeys {
+                ledger: Arc::new(ledger),
+                kek,
+                auth,
+                dev_tokens: None,
+            }),
             _ => bail!(
                 "the service cannot start without its keys:\n  - {}",
                 problems.join("\n  - ")
@@ -106,10 +122,18 @@ impl ServiceKeys {
         if let Some(s) = jwt_secret {
             secrets.jwt = Zeroizing::new(s.to_owned());
         }
-        let encryption = Encryptor::from_env_value(&secrets.encryption)
-            .context("the dev encryption key is invalid")?;
-        let ledger = LedgerSigner::from_signing_key(secrets.ledger.trim())
-            .context("the dev ledger signing key is invalid")?;
+        let (kek, ledger) = if crate::cmd::hsm::configured() {
+            token_keys()?
+        } else {
+            let encryption = Encryptor::from_env_value(&secrets.encryption)
+                .context("the dev encryption key is invalid")?;
+            let ledger = LedgerSigner::from_signing_key(secrets.ledger.trim())
+                .context("the dev ledger signing key is invalid")?;
+            (
+                Arc::new(KeyringKeyProvider::new(Arc::new(encryption))) as Arc<dyn KeyProvider>,
+                ledger,
+            )
+        };
         let secret = secrets.jwt;
         // A JWKS or an OpenID provider, if configured, is honoured in dev mode too.
         let auth = if settings.jwks_file.is_some()
@@ -137,7 +161,7 @@ impl ServiceKeys {
         }
         Ok(ServiceKeys {
             ledger: Arc::new(ledger),
-            encryption,
+            kek,
             auth,
             dev_tokens: Some(DevTokens {
                 secret,
@@ -146,6 +170,18 @@ impl ServiceKeys {
             }),
         })
     }
+}
+
+/// The key-encryption key and the ledger signer from the PKCS#11 token.
+fn token_keys() -> anyhow::Result<(Arc<dyn KeyProvider>, LedgerSigner)> {
+    let keys = crate::cmd::hsm::token_keys()?;
+    tracing::info!(
+        token = %keys.kek.token().label(),
+        kek_label = %keys.kek.kek_label(),
+        ledger_key_id = %keys.ledger.key_id(),
+        "keys: the key-encryption key and the ledger signing key are in the PKCS#11 token"
+    );
+    Ok((keys.kek as Arc<dyn KeyProvider>, keys.ledger))
 }
 
 /// The token verifier the settings call for: the JWKS file's keys, plus HS256 if allowed.
