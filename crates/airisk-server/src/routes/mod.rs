@@ -105,6 +105,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::integrations::mlflow::webhook::status))
         .routes(routes!(crate::integrations::mlflow::webhook::reconcile))
         .routes(routes!(tenant::shred))
+        .routes(routes!(tenant::rotate_data_key))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -118,6 +119,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn openapi() -> serde_json::Value {
     let mut doc = serde_json::to_value(api().1).unwrap_or_default();
     crate::api_types::expand_patterns(&mut doc);
+    crate::api_types::audit::state_dependencies(&mut doc);
     links::add(&mut doc);
     doc
 }

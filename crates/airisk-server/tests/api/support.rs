@@ -76,6 +76,42 @@ impl TestApp {
         clock: Arc<dyn airisk_core::ports::Clock>,
         wrap: impl FnOnce(Arc<dyn GovernanceStore>) -> Arc<dyn GovernanceStore>,
     ) -> TestApp {
+        Self::spawn_full(backend, config, clock, wrap, None).await
+    }
+
+    /// An app that seals, as `airisk serve` does: data keys wrapped by the public test KEK
+    /// (`airisk_testkit::sealing_conformance::TEST_KEK_1`).
+    pub async fn spawn_sealed(backend: Backend) -> TestApp {
+        let kek = Arc::new(
+            airisk_core::security::encryption::Encryptor::from_env_value(
+                airisk_testkit::sealing_conformance::TEST_KEK_1,
+            )
+            .unwrap(),
+        );
+        let envelope = Arc::new(airisk_core::security::envelope::Envelope::new(
+            Arc::new(airisk_core::security::envelope::KeyringKeyProvider::new(
+                kek,
+            )),
+            16,
+        ));
+        Self::spawn_full(
+            backend,
+            ServerConfig::default(),
+            Arc::new(SystemClock),
+            |g| g,
+            Some(envelope),
+        )
+        .await
+    }
+
+    /// [`TestApp::spawn_custom`], sealing with `envelope` when given.
+    pub async fn spawn_full(
+        backend: Backend,
+        config: ServerConfig,
+        clock: Arc<dyn airisk_core::ports::Clock>,
+        wrap: impl FnOnce(Arc<dyn GovernanceStore>) -> Arc<dyn GovernanceStore>,
+        envelope: Option<Arc<airisk_core::security::envelope::Envelope>>,
+    ) -> TestApp {
         let mut memory = None;
         let mut dir = None;
         let mut pg = None;
@@ -128,7 +164,7 @@ impl TestApp {
             .unwrap()
             .dangerous_with_hs256_secret(SECRET)
             .unwrap();
-        let state = AppState::new(
+        let state = AppState::new_sealed(
             stores,
             clock,
             Arc::new(UuidV7Generator),
@@ -138,6 +174,7 @@ impl TestApp {
             },
             auth,
             config,
+            envelope,
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
