@@ -1,4 +1,4 @@
-//! `airisk keys`: key generation.
+//! `airisk keys`: key generation, and rotating a tenant's data key.
 
 use std::io::Write;
 
@@ -22,6 +22,29 @@ enum KeysCommand {
     /// Put the entry first in the variable to make it the primary (encrypting) key; keep older
     /// entries after it until `airisk crypto rewrap` has moved every value to the new key.
     Generate(GenerateArgs),
+    /// Rotate a tenant's data key: make a new one (wrapped by the primary key of
+    /// AIRISK_ENCRYPTION_KEYS) that seals every value from now on, recorded as
+    /// `keys.rotate_data_key` in the tenant's ledger in the same transaction. Values sealed
+    /// before keep opening under their own key; nothing is rewritten.
+    RotateDataKey(RotateDataKeyArgs),
+}
+
+#[derive(Debug, Args)]
+struct RotateDataKeyArgs {
+    /// The tenant whose data key is rotated.
+    #[arg(long)]
+    tenant: String,
+    /// Who rotates, as recorded in the ledger (e.g. operator:keys).
+    #[arg(long)]
+    actor: String,
+    /// The store.
+    #[arg(
+        long,
+        env = "AIRISK_DATABASE_URL",
+        hide_env_values = true,
+        default_value = crate::cmd::audit::DEFAULT_DATABASE_URL
+    )]
+    database_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -47,7 +70,49 @@ struct GenerateArgs {
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
     match args.command {
         KeysCommand::Generate(args) => generate(args),
+        KeysCommand::RotateDataKey(args) => rotate_data_key(args),
     }
+}
+
+fn rotate_data_key(args: RotateDataKeyArgs) -> anyhow::Result<()> {
+    use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope, KeyringKeyProvider};
+    use std::sync::Arc;
+    let tenant = airisk_core::security::tenant_context::TenantId::parse(&args.tenant)
+        .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let actor = airisk_core::security::tenant_context::ActorId::parse(&args.actor)
+        .map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+    let kek = airisk_core::security::encryption::Encryptor::from_env()
+        .context("the key-encryption keyring is needed to wrap the new data key")?;
+    let envelope = Envelope::new(
+        Arc::new(KeyringKeyProvider::new(Arc::new(kek))),
+        DEFAULT_DEK_CACHE,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
+        let outcome = airisk_core::security::key_custody::rotate_data_key(
+            store.governance.as_ref(),
+            &airisk_core::ports::UuidV7Generator,
+            &envelope,
+            SystemClock.now(),
+            &tenant,
+            &actor,
+            &airisk_core::request::CorrelationId::generate(),
+        )
+        .await
+        .context("the rotation failed; nothing was changed")?;
+        println!(
+            "tenant {tenant}: new data key {} (previous {}); recorded as keys.rotate_data_key at seq {}",
+            outcome.kid,
+            outcome.previous.as_ref().map_or("none", |k| k.as_str()),
+            outcome.receipt.seq
+        );
+        Ok(())
+    })
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
