@@ -52,8 +52,9 @@ pub struct AppendAuditBody {
     /// The data subject the sensitive values are about (e.g. a customer id: 1 to 128 visible
     /// ASCII characters, compared exactly, case included; nothing is trimmed or folded). With it,
     /// `sensitive_metadata` is sealed under that subject's own data key, so one person's values
-    /// can be erased alone (`POST /v1/tenant/shred` with `subject`). Only with
-    /// `sensitive_metadata`. Stored only as a keyed pseudonym, never in plaintext; never logged.
+    /// can be erased alone (`POST /v1/tenant/shred` with `subject`). Without sensitive values it
+    /// applies to nothing and is not used. Stored only as a keyed pseudonym, never in plaintext;
+    /// never logged.
     #[serde(default)]
     #[schema(pattern = "^[!-~]+$", min_length = 1, max_length = 128)]
     pub data_subject: Option<String>,
@@ -217,20 +218,4 @@ pub struct ConsistencyProofView {
     pub root2: String,
     /// The proof, hex hashes.
     pub proof: Vec<String>,
-}
-
-/// States in the document `doc` what utoipa cannot: an append's `data_subject` needs non-empty
-/// `sensitive_metadata` (a subject with nothing to seal is refused, 422).
-pub(crate) fn state_dependencies(doc: &mut Value) {
-    if let Some(Value::Object(schema)) = doc.pointer_mut("/components/schemas/AppendAuditBody") {
-        schema.insert(
-            "dependentSchemas".into(),
-            serde_json::json!({
-                "data_subject": {
-                    "required": ["sensitive_metadata"],
-                    "properties": {"sensitive_metadata": {"type": "object", "minProperties": 1}}
-                }
-            }),
-        );
-    }
 }

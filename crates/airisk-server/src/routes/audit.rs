@@ -86,14 +86,10 @@ pub(crate) async fn append(
             ));
         }
     };
+    // Without sensitive values a subject has nothing to apply to: it is validated, then unused
+    // (nothing about it is stored).
     let sensitive = match body.data_subject {
         None => sensitive,
-        Some(_) if sensitive.is_empty() => {
-            return Err(ApiError::Unprocessable(
-                "data_subject names whom sensitive_metadata is about; it needs sensitive_metadata"
-                    .to_owned(),
-            ));
-        }
         Some(subject) => sensitive.with_subject(
             airisk_core::security::data_subject::DataSubject::parse(&subject)
                 .map_err(|e| ApiError::Unprocessable(e.to_string()))?,

@@ -119,7 +119,6 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn openapi() -> serde_json::Value {
     let mut doc = serde_json::to_value(api().1).unwrap_or_default();
     crate::api_types::expand_patterns(&mut doc);
-    crate::api_types::audit::state_dependencies(&mut doc);
     links::add(&mut doc);
     doc
 }

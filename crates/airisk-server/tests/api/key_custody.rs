@@ -113,7 +113,35 @@ async fn rotation_and_a_subjects_shred_over_http(backend: Backend) {
     assert_eq!(rec.event().action(), "keys.rotate_data_key");
     assert_eq!(rec.event().metadata().unwrap()["kid"], rotated["kid"]);
 
-    // Bad input changes nothing: an invalid subject, a subject with nothing to seal.
+    // A subject with nothing to seal applies to nothing: the record carries no trace of it and
+    // no key is made for it.
+    let keys_before = app
+        .governance
+        .data_keys(&TenantId::parse(TENANT).unwrap())
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/v1/audit/events",
+            &analyst,
+            &json!({"action": "loan.decision", "resource_type": "application",
+                    "resource_id": "X", "data_subject": "C-300"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let seq = r.json::<Value>().await.unwrap()["seq"].as_u64().unwrap();
+    let rec = record(&app, seq).await;
+    assert!(rec.event().sealed_metadata().is_none());
+    assert!(!String::from_utf8_lossy(rec.leaf_bytes()).contains("C-300"));
+    assert_eq!(
+        app.governance
+            .data_keys(&TenantId::parse(TENANT).unwrap())
+            .await
+            .unwrap(),
+        keys_before
+    );
+
+    // Bad input changes nothing: an invalid subject, to shred or to seal under.
     let before = size(&app).await;
     for body in [
         json!({"reason": "r", "subject": "C 100"}),
@@ -123,15 +151,18 @@ async fn rotation_and_a_subjects_shred_over_http(backend: Backend) {
         let r = app.post("/v1/tenant/shred", &admin, &body).await;
         assert_eq!(r.status(), 422, "{body}");
     }
-    let r = app
-        .post(
-            "/v1/audit/events",
-            &analyst,
-            &json!({"action": "loan.decision", "resource_type": "application",
-                    "resource_id": "X", "data_subject": "C-100"}),
-        )
-        .await;
-    assert_eq!(r.status(), 422);
+    for subject in ["C 100", "", "Ç-100"] {
+        let r = app
+            .post(
+                "/v1/audit/events",
+                &analyst,
+                &json!({"action": "loan.decision", "resource_type": "application",
+                        "resource_id": "X", "data_subject": subject,
+                        "sensitive_metadata": {"customer": "x"}}),
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{subject:?}");
+    }
     assert_eq!(size(&app).await, before, "refused input records nothing");
 
     // An analyst may not erase a subject; the refusal is recorded.
