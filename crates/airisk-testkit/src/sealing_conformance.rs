@@ -55,6 +55,7 @@ macro_rules! sealing_conformance {
             rotating_the_data_key_seals_new_values_under_a_new_key_and_old_ones_still_open,
             shredding_a_subject_erases_only_its_values_and_the_ledger_still_verifies,
             a_subjects_ciphertext_opens_only_as_that_subjects_in_its_tenant,
+            a_subject_shred_matches_the_pseudonyms_under_every_pseudonym_key,
         );
     };
     ($make:expr) => {
@@ -684,8 +685,8 @@ async fn records(
 
 /// Rotating a tenant's data key: new values (prompt templates and sensitive audit metadata) are
 /// sealed under the new key, values sealed before still open under theirs, the rotation is a
-/// ledger record naming both keys, and the ledger verifies. The clock stands still throughout:
-/// the new key is still the newest. Over the authenticated path an analyst is refused and the
+/// ledger record naming both keys, and the ledger verifies. The rotation's clock reads a day
+/// earlier than the first key's: the new key is still the newest. Over the authenticated path an analyst is refused and the
 /// refusal recorded.
 pub async fn rotating_the_data_key_seals_new_values_under_a_new_key_and_old_ones_still_open(
     gov: Arc<dyn GovernanceStore>,
@@ -705,11 +706,12 @@ pub async fn rotating_the_data_key_seals_new_values_under_a_new_key_and_old_ones
     let old_kid = sealed_kid(&old_event);
     let before = logger.checkpoint(&tenant("acme")).await.unwrap();
 
+    // A clock that went back a day: the new key must still be the newest.
     let outcome = rotate_data_key(
         gov.as_ref(),
         &UuidV7Generator,
         &env,
-        clock.now(),
+        clock.now() - chrono::TimeDelta::days(1),
         &tenant("acme"),
         &ActorId::parse("operator:keys").unwrap(),
         &CorrelationId::generate(),
@@ -1277,6 +1279,117 @@ pub async fn a_subjects_ciphertext_opens_only_as_that_subjects_in_its_tenant(
         env.open(&keys, &ctx, &as_h),
         Err(EncryptionError::UnknownKeyId { .. })
     ));
+}
+
+/// Two processes that sealed a tenant's first subject values at the same moment each made a
+/// pseudonym key: new subject keys use the older one, and a subject's shred destroys the
+/// subject's keys under both, so no value of the subject survives it.
+pub async fn a_subject_shred_matches_the_pseudonyms_under_every_pseudonym_key(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
+    use airisk_core::security::data_subject::{DataSubject, SubjectPseudonym};
+    use airisk_core::security::envelope::DataKeyKind;
+    use airisk_core::security::key_custody::{OpenedValue, audit_metadata_context, shred_subject};
+    let env = envelope(TEST_KEK_1);
+    let signer = test_signer();
+    let logger = sealing_logger(&audit, &gov, &clock, &env, &signer);
+    let acme = tenant("acme");
+    let c1 = DataSubject::parse("C-1").unwrap();
+    let first = log_sensitive(&logger, &audit, "acme", Some("C-1"), "one".into()).await;
+
+    // The racing process's pseudonym key (made a second later) and its key for C-1.
+    let (h2, h2_key) = env
+        .new_key(
+            DataKeyKind::Pseudonym,
+            &acme,
+            None,
+            clock.now() + chrono::TimeDelta::seconds(1),
+        )
+        .unwrap();
+    let p2 = SubjectPseudonym::compute(&h2_key, &c1);
+    let (s2, _) = env
+        .new_key(DataKeyKind::Subject, &acme, Some(p2.clone()), clock.now())
+        .unwrap();
+    gov.commit(ChangeSet {
+        tenant: acme.clone(),
+        mutations: vec![Mutation::InsertDataKey(h2), Mutation::InsertDataKey(s2)],
+        audit: vec![],
+    })
+    .await
+    .unwrap();
+    let keys = gov.data_keys(&acme).await.unwrap();
+    let pseudonyms = env.pseudonyms(&keys, &acme, &c1).unwrap();
+    assert_eq!(pseudonyms.len(), 2);
+    let p1 = keys
+        .iter()
+        .find(|k| k.kid.as_str() == sealed_kid(&first))
+        .unwrap()
+        .subject
+        .clone()
+        .unwrap();
+    assert_eq!(
+        pseudonyms,
+        vec![p1.clone(), p2.clone()],
+        "the older key first"
+    );
+    // The racing process sealed a value of C-1 under its own subject key.
+    let input = AuditEventInput {
+        actor: "carol".into(),
+        tenant_id: "acme".into(),
+        action: "loan.decision".into(),
+        resource_type: "application".into(),
+        resource_id: "A-2".into(),
+        reason: None,
+        correlation_id: CorrelationId::generate().to_string(),
+        metadata: None,
+    };
+    let id = uuid::Uuid::now_v7();
+    let ctx = audit_metadata_context(&acme, id, "customer").unwrap();
+    let sealed = env
+        .seal_for_subject(&keys, &ctx, &p2, "\"two\"")
+        .unwrap()
+        .unwrap();
+    let mut map = serde_json::Map::new();
+    map.insert("customer".into(), sealed.into());
+    let second = AuditEvent::parse(id, Outcome::Success, input)
+        .unwrap()
+        .with_sealed_metadata(map)
+        .unwrap();
+    assert_eq!(
+        open_one(&gov, &env, &second).await.unwrap(),
+        OpenedValue::Value("two".into())
+    );
+    // This process keeps using the older pseudonym key for C-1.
+    let third = log_sensitive(&logger, &audit, "acme", Some("C-1"), "three".into()).await;
+    assert_eq!(sealed_kid(&third), sealed_kid(&first));
+
+    let outcome = shred_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &env,
+        &acme,
+        &c1,
+        &ActorId::parse("operator:dpo").unwrap(),
+        "erasure",
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.keys_destroyed, 2);
+    assert_eq!(outcome.pseudonym, Some(p1));
+    for e in [&first, &second, &third] {
+        assert_eq!(open_one(&gov, &env, e).await.unwrap(), OpenedValue::Erased);
+    }
+    let keys = gov.data_keys(&acme).await.unwrap();
+    assert!(
+        keys.iter()
+            .all(|k| k.kind() != DataKeyKind::Subject
+                || (k.wrapped.is_none() && k.subject.is_none())),
+        "{keys:?}"
+    );
 }
 
 /// Strict base64url without padding (the ciphertext payload), decoded by hand.
