@@ -1086,12 +1086,40 @@ pub async fn shredding_a_subject_erases_only_its_values_and_the_ledger_still_ver
         Some(&env),
         &human("bob", "acme", Role::Approver),
         &CorrelationId::generate(),
-        &DataSubject::parse(SUBJECT_B).unwrap(),
+        SUBJECT_B,
         "not mine",
     )
     .await
     .unwrap_err();
     assert!(matches!(err, KeyCustodyError::Forbidden(_)), "{err:?}");
+    // The permission is checked before the input: an invalid subject from a non-admin is a
+    // recorded refusal too; from an admin it is invalid input, and nothing is recorded.
+    let err = shred_own_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &human("bob", "acme", Role::Approver),
+        &CorrelationId::generate(),
+        "not a subject",
+        "r",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyCustodyError::Forbidden(_)), "{err:?}");
+    let size = audit.tree_head(&tenant("acme")).await.unwrap().size;
+    let err = shred_own_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &human("alice", "acme", Role::Admin),
+        &CorrelationId::generate(),
+        "not a subject",
+        "r",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyCustodyError::Invalid(_)), "{err:?}");
+    assert_eq!(audit.tree_head(&tenant("acme")).await.unwrap().size, size);
     let last = records(&audit, "acme").await.pop().unwrap();
     assert_eq!(
         (last.event().action(), last.event().actor().as_str()),

@@ -644,18 +644,20 @@ pub async fn shred_subject(
 
 /// [`shred_subject`] for an authenticated caller (the HTTP API): the principal must be allowed
 /// `tenant.shred_subject` ([`crate::security::rbac::Action::TenantShredSubject`], the `shred`
-/// permission, admin only); a refusal is recorded. Only a subject of the caller's own tenant.
+/// permission, admin only); a refusal is recorded. Then `subject` is validated
+/// ([`DataSubject::parse`]). Only a subject of the caller's own tenant.
 ///
 /// # Errors
-/// [`KeyCustodyError::Forbidden`] (recorded), [`KeyCustodyError::Invalid`] for a blank reason,
-/// [`KeyCustodyError::NoKeys`] without an envelope, or those of [`shred_subject`].
+/// [`KeyCustodyError::Forbidden`] (recorded), [`KeyCustodyError::Invalid`] for an invalid
+/// subject or a blank reason, [`KeyCustodyError::NoKeys`] without an envelope, or those of
+/// [`shred_subject`].
 pub async fn shred_own_subject(
     store: &dyn GovernanceStore,
     ids: &dyn IdGenerator,
     envelope: Option<&Arc<Envelope>>,
     principal: &Principal,
     correlation: &CorrelationId,
-    subject: &DataSubject,
+    subject: &str,
     reason: &str,
 ) -> Result<SubjectShredOutcome, KeyCustodyError> {
     use super::rbac::Action;
@@ -667,6 +669,8 @@ pub async fn shred_own_subject(
         Action::TenantShredSubject,
     )
     .await?;
+    let subject =
+        DataSubject::parse(subject).map_err(|e| KeyCustodyError::Invalid(e.to_string()))?;
     require_reason(reason)?;
     let envelope = envelope.ok_or(KeyCustodyError::NoKeys)?;
     shred_subject(
@@ -674,7 +678,7 @@ pub async fn shred_own_subject(
         ids,
         envelope,
         principal.tenant(),
-        subject,
+        &subject,
         principal.actor(),
         reason,
         correlation,

@@ -7,7 +7,6 @@
 //! * `POST /v1/tenant/rotate-data-key`: a new data key for the tenant's new values
 //!   (`keys.rotate_data_key`: admin only); old values still open under their own key.
 
-use airisk_core::security::data_subject::DataSubject;
 use airisk_core::security::key_custody::{
     KeyCustodyError, rotate_own_data_key, shred_own_subject, shred_own_tenant,
 };
@@ -91,15 +90,14 @@ pub(crate) async fn shred(
 ) -> Result<Json<ShredView>, ApiError> {
     let governance = state.stores().governance.as_ref();
     if let Some(subject) = &body.subject {
-        let subject = DataSubject::parse(subject)
-            .map_err(|e| ApiError::Unprocessable(format!("subject: {e}")))?;
+        // Validated after the permission check, like every input (invariant 3).
         let outcome = shred_own_subject(
             governance,
             state.ids().as_ref(),
             state.envelope(),
             &caller.principal,
             &caller.correlation,
-            &subject,
+            subject,
             &body.reason,
         )
         .await?;
