@@ -472,11 +472,21 @@ pub enum Mutation {
     /// Replaces the wrapped text of a live data key (KEK rotation). Conflict if the key is
     /// missing or shredded.
     RewrapDataKey(WrappedDataKey),
-    /// Crypto-shredding: erases the wrapped text of every data key of the tenant, keeping a
-    /// tombstone (id, creation time) so values sealed under it read as erased.
+    /// Crypto-shredding: erases the wrapped text of every data key of the tenant (and the subject
+    /// pseudonym of its subject keys), keeping a tombstone (id, creation time) so values sealed
+    /// under it read as erased.
     ShredDataKeys {
         /// The tenant whose keys are destroyed.
         tenant: TenantId,
+    },
+    /// Crypto-shredding of one data subject: erases the wrapped text and the pseudonym of every
+    /// live data key of the tenant whose subject is `subject`, keeping a tombstone (id, creation
+    /// time). Matching no key is not an error (the shred is idempotent).
+    ShredSubjectKeys {
+        /// The tenant.
+        tenant: TenantId,
+        /// The subject's pseudonym.
+        subject: crate::security::data_subject::SubjectPseudonym,
     },
 }
 
@@ -503,7 +513,9 @@ impl Mutation {
             Mutation::InsertPromptVersion(p) => p.tenant_id(),
             Mutation::MoveLabel { label_move, .. } => &label_move.tenant_id,
             Mutation::InsertDataKey(k) | Mutation::RewrapDataKey(k) => &k.tenant_id,
-            Mutation::ShredDataKeys { tenant } => tenant,
+            Mutation::ShredDataKeys { tenant } | Mutation::ShredSubjectKeys { tenant, .. } => {
+                tenant
+            }
         }
     }
 }

@@ -231,6 +231,7 @@ fn kek_rotation_rewraps_and_old_texts_open_until_rotated() {
             kid: id.clone(),
             wrapped: Some(w.clone()),
             created_at: chrono::Utc::now(),
+            subject: None,
         })
         .collect();
     let env = Envelope::new(Arc::new(new), 8);

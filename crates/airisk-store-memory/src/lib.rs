@@ -220,7 +220,7 @@ impl State {
                     return conflict(format!("data key {} is not live", k.kid));
                 }
             }
-            Mutation::ShredDataKeys { .. } => {}
+            Mutation::ShredDataKeys { .. } | Mutation::ShredSubjectKeys { .. } => {}
             _ => {
                 return Err(StoreError::Refused {
                     message: "unknown mutation".to_owned(),
@@ -277,6 +277,17 @@ impl State {
             Mutation::ShredDataKeys { tenant } => {
                 for d in self.data_keys.iter_mut().filter(|d| d.tenant_id == tenant) {
                     d.wrapped = None;
+                    d.subject = None;
+                }
+            }
+            Mutation::ShredSubjectKeys { tenant, subject } => {
+                for d in self
+                    .data_keys
+                    .iter_mut()
+                    .filter(|d| d.tenant_id == tenant && d.subject.as_ref() == Some(&subject))
+                {
+                    d.wrapped = None;
+                    d.subject = None;
                 }
             }
             _ => {}

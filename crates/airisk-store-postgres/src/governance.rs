@@ -200,13 +200,14 @@ pub(crate) async fn apply(
         }
         Mutation::InsertDataKey(k) => {
             sqlx::query(
-                "INSERT INTO data_keys (tenant_id, kid, wrapped, created_at) \
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO data_keys (tenant_id, kid, wrapped, created_at, subject) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(t)
             .bind(k.kid.as_str())
             .bind(k.wrapped.as_deref())
             .bind(k.created_at.to_rfc3339())
+            .bind(k.subject.as_ref().map(|s| s.as_str()))
             .execute(conn)
             .await
             .map_err(|e| map(&e))?;
@@ -228,9 +229,21 @@ pub(crate) async fn apply(
         }
         Mutation::ShredDataKeys { .. } => {
             sqlx::query(
-                "UPDATE data_keys SET wrapped = NULL WHERE tenant_id = $1 AND wrapped IS NOT NULL",
+                "UPDATE data_keys SET wrapped = NULL, subject = NULL \
+                 WHERE tenant_id = $1 AND (wrapped IS NOT NULL OR subject IS NOT NULL)",
             )
             .bind(t)
+            .execute(conn)
+            .await
+            .map_err(|e| map(&e))?;
+        }
+        Mutation::ShredSubjectKeys { subject, .. } => {
+            sqlx::query(
+                "UPDATE data_keys SET wrapped = NULL, subject = NULL \
+                 WHERE tenant_id = $1 AND subject = $2",
+            )
+            .bind(t)
+            .bind(subject.as_str())
             .execute(conn)
             .await
             .map_err(|e| map(&e))?;
@@ -583,7 +596,7 @@ pub(crate) async fn data_keys(
 ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
     let mut tx = begin_for(pool, tenant, true).await?;
     let rows = sqlx::query(
-        "SELECT kid, wrapped, created_at FROM data_keys WHERE tenant_id = $1 \
+        "SELECT kid, wrapped, created_at, subject FROM data_keys WHERE tenant_id = $1 \
          ORDER BY created_at, kid",
     )
     .bind(tenant.as_str())
@@ -596,6 +609,7 @@ pub(crate) async fn data_keys(
             let kid: String = row.try_get(0).map_err(|e| map(&e))?;
             let wrapped: Option<String> = row.try_get(1).map_err(|e| map(&e))?;
             let created_at: String = row.try_get(2).map_err(|e| map(&e))?;
+            let subject: Option<String> = row.try_get(3).map_err(|e| map(&e))?;
             Ok(airisk_core::security::envelope::WrappedDataKey {
                 tenant_id: tenant.clone(),
                 kid: airisk_core::security::encryption::EncryptionKeyId::parse(&kid)
@@ -604,6 +618,11 @@ pub(crate) async fn data_keys(
                 created_at: chrono::DateTime::parse_from_rfc3339(&created_at)
                     .map_err(|e| corrupt(format!("stored data key time: {e}")))?
                     .with_timezone(&chrono::Utc),
+                subject: subject
+                    .as_deref()
+                    .map(airisk_core::security::data_subject::SubjectPseudonym::parse)
+                    .transpose()
+                    .map_err(|e| corrupt(format!("stored data key subject: {e}")))?,
             })
         })
         .collect()

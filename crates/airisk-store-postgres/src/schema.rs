@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook deliveries",
         include_str!("../migrations/0004_webhook_deliveries.sql"),
     ),
+    (
+        5,
+        "data key subjects",
+        include_str!("../migrations/0005_data_key_subjects.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_webhook_deliveries.sql",
         include_str!("../migrations/0005_webhook_deliveries.sql"),
     ),
+    (
+        6,
+        "0006_data_key_subjects.sql",
+        include_str!("../migrations/0006_data_key_subjects.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -181,12 +181,14 @@ pub(crate) fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), StoreE
         Mutation::InsertDataKey(k) => {
             execute(
                 conn,
-                "INSERT INTO data_keys (tenant_id, kid, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO data_keys (tenant_id, kid, wrapped, created_at, subject)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     k.tenant_id.as_str(),
                     k.kid.as_str(),
                     k.wrapped,
-                    k.created_at.to_rfc3339()
+                    k.created_at.to_rfc3339(),
+                    k.subject.as_ref().map(|s| s.as_str())
                 ],
             )
             .map_err(|e| match e {
@@ -212,8 +214,19 @@ pub(crate) fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), StoreE
                 .map_err(|e| map_sqlite(&e))?;
             execute(
                 conn,
-                "UPDATE data_keys SET wrapped = NULL WHERE tenant_id = ?1 AND wrapped IS NOT NULL",
+                "UPDATE data_keys SET wrapped = NULL, subject = NULL
+                 WHERE tenant_id = ?1 AND (wrapped IS NOT NULL OR subject IS NOT NULL)",
                 params![tenant.as_str()],
+            )?;
+        }
+        Mutation::ShredSubjectKeys { tenant, subject } => {
+            conn.pragma_update(None, "secure_delete", "ON")
+                .map_err(|e| map_sqlite(&e))?;
+            execute(
+                conn,
+                "UPDATE data_keys SET wrapped = NULL, subject = NULL
+                 WHERE tenant_id = ?1 AND subject = ?2",
+                params![tenant.as_str(), subject.as_str()],
             )?;
         }
         _ => {
@@ -397,7 +410,7 @@ pub(crate) fn data_keys(
 ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
     let mut stmt = tx
         .prepare_cached(
-            "SELECT kid, wrapped, created_at FROM data_keys WHERE tenant_id = ?1 ORDER BY created_at, rowid",
+            "SELECT kid, wrapped, created_at, subject FROM data_keys WHERE tenant_id = ?1 ORDER BY created_at, rowid",
         )
         .map_err(|e| map_sqlite(&e))?;
     let rows = stmt
@@ -406,12 +419,13 @@ pub(crate) fn data_keys(
                 row.get::<_, String>(0)?,
                 row.get::<_, Option<String>>(1)?,
                 row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
             ))
         })
         .map_err(|e| map_sqlite(&e))?;
     let mut out = Vec::new();
     for row in rows {
-        let (kid, wrapped, created_at) = row.map_err(|e| map_sqlite(&e))?;
+        let (kid, wrapped, created_at, subject) = row.map_err(|e| map_sqlite(&e))?;
         let kid = airisk_core::security::encryption::EncryptionKeyId::parse(&kid)
             .map_err(|e| corrupt(format!("stored data key id: {e}")))?;
         let created_at = chrono::DateTime::parse_from_rfc3339(&created_at)
@@ -422,6 +436,11 @@ pub(crate) fn data_keys(
             kid,
             wrapped,
             created_at,
+            subject: subject
+                .as_deref()
+                .map(airisk_core::security::data_subject::SubjectPseudonym::parse)
+                .transpose()
+                .map_err(|e| corrupt(format!("stored data key subject: {e}")))?,
         });
     }
     Ok(out)

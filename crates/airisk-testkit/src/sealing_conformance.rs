@@ -1,5 +1,6 @@
 //! The sealing conformance suite: envelope encryption of prompt templates, data keys kept only
-//! wrapped, crypto-shredding and KEK rotation, run unchanged against every store.
+//! wrapped, crypto-shredding (of a tenant and of one data subject), KEK and data-key rotation,
+//! run unchanged against every store.
 //!
 //! A store's test file expands [`sealing_conformance!`](macro@crate::sealing_conformance) with the same
 //! factory as [`governance_store_conformance!`](crate::governance_store_conformance).
@@ -20,7 +21,7 @@ use airisk_core::governance::prompt_registry::{
 };
 use airisk_core::ledger::{LedgerName, LedgerSigner};
 use airisk_core::ports::{
-    AuditRepository, ChangeSet, GovernanceStore, Mutation, StoreError, UuidV7Generator,
+    AuditRepository, ChangeSet, Clock as _, GovernanceStore, Mutation, StoreError, UuidV7Generator,
 };
 use airisk_core::request::CorrelationId;
 use airisk_core::security::encryption::{EncryptionError, Encryptor};
@@ -51,6 +52,10 @@ macro_rules! sealing_conformance {
             kek_rotation_rewraps_only_data_keys,
             a_sealed_row_without_keys_fails_closed,
             sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_key_holder,
+            rotating_the_data_key_seals_new_values_under_a_new_key_and_old_ones_still_open,
+            shredding_a_subject_erases_only_its_values_and_the_ledger_still_verifies,
+            a_subjects_ciphertext_opens_only_as_that_subjects_in_its_tenant,
+            a_subject_shred_matches_the_pseudonyms_under_every_pseudonym_key,
         );
     };
     ($make:expr) => {
@@ -569,4 +574,866 @@ pub async fn sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_ke
         .await
         .unwrap();
     assert!(report.problem.is_none(), "{:?}", report.problem);
+}
+
+fn sealing_logger(
+    audit: &Arc<dyn AuditRepository>,
+    gov: &Arc<dyn GovernanceStore>,
+    clock: &Arc<ManualClock>,
+    env: &Arc<Envelope>,
+    signer: &Arc<LedgerSigner>,
+) -> AuditLogger {
+    AuditLogger::new(
+        audit.clone(),
+        Arc::new(UuidV7Generator),
+        clock.clone(),
+        signer.name().clone(),
+        Some(signer.clone()),
+        CheckpointPolicy::default(),
+    )
+    .with_sealing(gov.clone(), env.clone())
+}
+
+fn test_signer() -> Arc<LedgerSigner> {
+    Arc::new(LedgerSigner::generate(LedgerName::parse("airisk.test/ledger").unwrap()).unwrap())
+}
+
+/// Appends an application record of `tenant_id` with one sensitive value `customer` (about
+/// `subject`, when given); returns the recorded event.
+async fn log_sensitive(
+    logger: &AuditLogger,
+    audit: &Arc<dyn AuditRepository>,
+    tenant_id: &str,
+    subject: Option<&str>,
+    value: serde_json::Value,
+) -> airisk_core::governance::audit_record::AuditEvent {
+    use airisk_core::governance::audit_record::{AuditEventInput, AuditRecord, SensitiveMetadata};
+    use airisk_core::security::data_subject::DataSubject;
+    let mut sensitive = SensitiveMetadata::new();
+    sensitive.insert("customer", value);
+    if let Some(s) = subject {
+        sensitive = sensitive.with_subject(DataSubject::parse(s).unwrap());
+    }
+    let receipt = logger
+        .log_action_sensitive(
+            &human("carol", tenant_id, Role::Analyst),
+            AuditEventInput {
+                actor: "carol".into(),
+                tenant_id: tenant_id.into(),
+                action: "loan.decision".into(),
+                resource_type: "application".into(),
+                resource_id: "A-1".into(),
+                reason: None,
+                correlation_id: CorrelationId::generate().to_string(),
+                metadata: None,
+            },
+            &sensitive,
+        )
+        .await
+        .unwrap();
+    let entry = audit
+        .entries(&tenant(tenant_id), receipt.seq, 1)
+        .await
+        .unwrap();
+    AuditRecord::from_leaf_bytes(&entry[0].leaf)
+        .unwrap()
+        .event()
+        .clone()
+}
+
+/// The one sealed value of `event`, opened.
+async fn open_one(
+    gov: &Arc<dyn GovernanceStore>,
+    env: &Envelope,
+    event: &airisk_core::governance::audit_record::AuditEvent,
+) -> Result<airisk_core::security::key_custody::OpenedValue, String> {
+    airisk_core::security::key_custody::open_sealed_metadata(gov.as_ref(), env, event)
+        .await
+        .map(|mut v| v.remove(0).1)
+        .map_err(|e| e.to_string())
+}
+
+/// The kid a sealed value of `event` names.
+fn sealed_kid(event: &airisk_core::governance::audit_record::AuditEvent) -> String {
+    event.sealed_metadata().unwrap()["customer"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
+/// Every leaf of the tenant's ledger, decoded.
+async fn records(
+    audit: &Arc<dyn AuditRepository>,
+    tenant_id: &str,
+) -> Vec<airisk_core::governance::audit_record::AuditRecord> {
+    let size = audit.tree_head(&tenant(tenant_id)).await.unwrap().size;
+    let entries = audit
+        .entries(&tenant(tenant_id), 0, usize::try_from(size).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(entries.len() as u64, size);
+    entries
+        .iter()
+        .map(|e| {
+            airisk_core::governance::audit_record::AuditRecord::from_leaf_bytes(&e.leaf).unwrap()
+        })
+        .collect()
+}
+
+/// Rotating a tenant's data key: new values (prompt templates and sensitive audit metadata) are
+/// sealed under the new key, values sealed before still open under theirs, the rotation is a
+/// ledger record naming both keys, and the ledger verifies. The rotation's clock reads a day
+/// earlier than the first key's: the new key is still the newest. Over the authenticated path an analyst is refused and the
+/// refusal recorded.
+pub async fn rotating_the_data_key_seals_new_values_under_a_new_key_and_old_ones_still_open(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::Outcome;
+    use airisk_core::security::key_custody::{
+        KeyCustodyError, OpenedValue, ROTATE_DATA_KEY_ACTION, rotate_data_key, rotate_own_data_key,
+    };
+    let env = envelope(TEST_KEK_1);
+    let reg = registry(&gov, &clock, &env);
+    let signer = test_signer();
+    let logger = sealing_logger(&audit, &gov, &clock, &env, &signer);
+    register(&reg, "acme", "before", "text before").await;
+    let old_event = log_sensitive(&logger, &audit, "acme", None, "value before".into()).await;
+    let old_kid = sealed_kid(&old_event);
+    let before = logger.checkpoint(&tenant("acme")).await.unwrap();
+
+    // A clock that went back a day: the new key must still be the newest.
+    let outcome = rotate_data_key(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &env,
+        clock.now() - chrono::TimeDelta::days(1),
+        &tenant("acme"),
+        &ActorId::parse("operator:keys").unwrap(),
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.previous.as_ref().unwrap().as_str(), old_kid);
+    assert_ne!(outcome.kid.as_str(), old_kid);
+    assert!(outcome.kid.as_str().starts_with('d'));
+
+    register(&reg, "acme", "after", "text after").await;
+    let new_event = log_sensitive(&logger, &audit, "acme", None, "value after".into()).await;
+    assert_eq!(
+        sealed_kid(&new_event),
+        outcome.kid.as_str(),
+        "new values are sealed under the new key"
+    );
+    let raw = gov.prompt_versions(&tenant("acme"), "after").await.unwrap();
+    assert_eq!(
+        raw[0].template().split('.').nth(1).unwrap(),
+        outcome.kid.as_str()
+    );
+    let raw = gov
+        .prompt_versions(&tenant("acme"), "before")
+        .await
+        .unwrap();
+    assert_eq!(raw[0].template().split('.').nth(1).unwrap(), old_kid);
+
+    // Both generations open, through a fresh envelope too (no cache).
+    let fresh = envelope(TEST_KEK_1);
+    let fresh_reg = registry(&gov, &clock, &fresh);
+    assert_eq!(
+        get(&fresh_reg, "acme", "before").await.unwrap().template(),
+        "text before"
+    );
+    assert_eq!(
+        get(&fresh_reg, "acme", "after").await.unwrap().template(),
+        "text after"
+    );
+    assert_eq!(
+        open_one(&gov, &fresh, &old_event).await.unwrap(),
+        OpenedValue::Value("value before".into())
+    );
+    assert_eq!(
+        open_one(&gov, &fresh, &new_event).await.unwrap(),
+        OpenedValue::Value("value after".into())
+    );
+
+    // The rotation is in the ledger, with both key ids; the ledger verifies against the
+    // checkpoint signed before it.
+    let recs = records(&audit, "acme").await;
+    let rotation: Vec<_> = recs
+        .iter()
+        .filter(|r| r.event().action() == ROTATE_DATA_KEY_ACTION)
+        .collect();
+    assert_eq!(rotation.len(), 1);
+    assert_eq!(rotation[0].seq(), outcome.receipt.seq);
+    let meta = rotation[0].event().metadata().unwrap();
+    assert_eq!(meta["kid"], outcome.kid.as_str());
+    assert_eq!(meta["previous_kid"], old_kid.as_str());
+    assert_eq!(rotation[0].event().actor().as_str(), "operator:keys");
+    let report = logger
+        .verify(
+            &tenant("acme"),
+            Some(&signer.verifier()),
+            Some(&before.note),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    assert!(report.kept_checkpoint_verified);
+
+    // The authenticated path: an analyst is refused, the refusal recorded, nothing made.
+    let keys_before = gov.data_keys(&tenant("acme")).await.unwrap().len();
+    let analyst = human("carol", "acme", Role::Analyst);
+    let err = rotate_own_data_key(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        clock.now(),
+        &analyst,
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyCustodyError::Forbidden(_)), "{err:?}");
+    assert_eq!(
+        gov.data_keys(&tenant("acme")).await.unwrap().len(),
+        keys_before
+    );
+    let last = records(&audit, "acme").await.pop().unwrap();
+    assert_eq!(last.event().action(), ROTATE_DATA_KEY_ACTION);
+    assert_eq!(last.event().outcome(), Outcome::Denied);
+    assert_eq!(last.event().actor().as_str(), "carol");
+    // An admin may; without keys configured it is refused before anything is written.
+    let admin = human("alice", "acme", Role::Admin);
+    let err = rotate_own_data_key(
+        gov.as_ref(),
+        &UuidV7Generator,
+        None,
+        clock.now(),
+        &admin,
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyCustodyError::NoKeys), "{err:?}");
+    let again = rotate_own_data_key(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        clock.now(),
+        &admin,
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.previous.as_ref(), Some(&outcome.kid));
+    assert_eq!(
+        gov.data_keys(&tenant("acme")).await.unwrap().len(),
+        keys_before + 1
+    );
+}
+
+/// The documented pseudonym, computed independently of the kernel: the tenant's pseudonym key
+/// (the live `h…` key) unwrapped by hand with the KEK and the documented context, then
+/// HMAC-SHA256 over `"airisk.subject.v1" 0x00 subject`, in lower-case hex.
+async fn pseudonym_by_hand(
+    gov: &Arc<dyn GovernanceStore>,
+    tenant_id: &str,
+    subject: &str,
+) -> String {
+    let keys = gov.data_keys(&tenant(tenant_id)).await.unwrap();
+    let hk: Vec<_> = keys
+        .iter()
+        .filter(|k| k.kid.as_str().starts_with('h') && k.wrapped.is_some())
+        .collect();
+    assert_eq!(hk.len(), 1, "one pseudonym key per tenant");
+    let kek = Encryptor::from_env_value(TEST_KEK_1).unwrap();
+    let ctx = airisk_core::security::encryption::EncryptionContext::new(
+        tenant(tenant_id),
+        airisk_core::security::encryption::Purpose::parse("airisk.dek").unwrap(),
+    )
+    .with_row(hk[0].kid.as_str())
+    .unwrap();
+    let key = kek
+        .decrypt_bytes(hk[0].wrapped.as_deref().unwrap(), Some(&ctx))
+        .unwrap();
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+        &[b"airisk.subject.v1\x00".as_slice(), subject.as_bytes()].concat(),
+    );
+    mac.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A data subject's shred: its values read as erased; another subject's, the tenant's own and
+/// another tenant's still open; the shred is a ledger record naming the subject by its keyed
+/// pseudonym only (no leaf and no key row holds the subject in plaintext, and the erased
+/// subject's key row names nobody); the ledger verifies against a checkpoint signed before; a
+/// repeated shred and a shred of an unknown subject are clear results that destroy nothing.
+pub async fn shredding_a_subject_erases_only_its_values_and_the_ledger_still_verifies(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::security::data_subject::DataSubject;
+    use airisk_core::security::envelope::DataKeyKind;
+    use airisk_core::security::key_custody::{
+        KeyCustodyError, OpenedValue, SHRED_SUBJECT_ACTION, shred_own_subject, shred_subject,
+    };
+    const SUBJECT_A: &str = "SUBJ-CANARY-a41f";
+    const SUBJECT_B: &str = "SUBJ-CANARY-b77e";
+    let env = envelope(TEST_KEK_1);
+    let signer = test_signer();
+    let logger = sealing_logger(&audit, &gov, &clock, &env, &signer);
+    let a1 = log_sensitive(&logger, &audit, "acme", Some(SUBJECT_A), "a one".into()).await;
+    let a2 = log_sensitive(&logger, &audit, "acme", Some(SUBJECT_A), "a two".into()).await;
+    let b = log_sensitive(&logger, &audit, "acme", Some(SUBJECT_B), "b one".into()).await;
+    let t = log_sensitive(&logger, &audit, "acme", None, "tenant value".into()).await;
+    let g = log_sensitive(
+        &logger,
+        &audit,
+        "globex",
+        Some(SUBJECT_A),
+        "globex a".into(),
+    )
+    .await;
+    // Same subject, same key; another subject, another key; the tenant's value a `d` key.
+    assert_eq!(sealed_kid(&a1), sealed_kid(&a2));
+    assert!(sealed_kid(&a1).starts_with('s'));
+    assert_ne!(sealed_kid(&a1), sealed_kid(&b));
+    assert!(sealed_kid(&t).starts_with('d'));
+    let p_a = pseudonym_by_hand(&gov, "acme", SUBJECT_A).await;
+    let keys = gov.data_keys(&tenant("acme")).await.unwrap();
+    let a_key = keys
+        .iter()
+        .find(|k| k.kid.as_str() == sealed_kid(&a1))
+        .unwrap();
+    assert_eq!(
+        a_key.subject.as_ref().unwrap().as_str(),
+        p_a,
+        "the row holds the pseudonym"
+    );
+    assert_eq!(a_key.kind(), DataKeyKind::Subject);
+    // Case-exact: another spelling is another subject.
+    assert_ne!(
+        pseudonym_by_hand(&gov, "acme", "subj-canary-a41f").await,
+        p_a
+    );
+    let before = logger.checkpoint(&tenant("acme")).await.unwrap();
+
+    let actor = ActorId::parse("operator:dpo").unwrap();
+    let subject_a = DataSubject::parse(SUBJECT_A).unwrap();
+    let outcome = shred_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &env,
+        &tenant("acme"),
+        &subject_a,
+        &actor,
+        "erasure request 7",
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.keys_destroyed, 1);
+    assert_eq!(outcome.pseudonym.as_ref().unwrap().as_str(), p_a);
+
+    let fresh = envelope(TEST_KEK_1);
+    for e in [&a1, &a2] {
+        assert_eq!(open_one(&gov, &env, e).await.unwrap(), OpenedValue::Erased);
+        assert_eq!(
+            open_one(&gov, &fresh, e).await.unwrap(),
+            OpenedValue::Erased
+        );
+    }
+    assert_eq!(
+        open_one(&gov, &fresh, &b).await.unwrap(),
+        OpenedValue::Value("b one".into())
+    );
+    assert_eq!(
+        open_one(&gov, &fresh, &t).await.unwrap(),
+        OpenedValue::Value("tenant value".into())
+    );
+    assert_eq!(
+        open_one(&gov, &fresh, &g).await.unwrap(),
+        OpenedValue::Value("globex a".into()),
+        "the same subject id in another tenant is another subject"
+    );
+
+    // The key row is a tombstone that names nobody; the ledger never held the subject.
+    let keys = gov.data_keys(&tenant("acme")).await.unwrap();
+    let a_key = keys
+        .iter()
+        .find(|k| k.kid.as_str() == sealed_kid(&a1))
+        .unwrap();
+    assert!(
+        a_key.wrapped.is_none() && a_key.subject.is_none(),
+        "{a_key:?}"
+    );
+    assert!(
+        keys.iter()
+            .all(|k| k.subject.as_ref().is_none_or(|s| s.as_str() != p_a))
+    );
+    let recs = records(&audit, "acme").await;
+    for r in &recs {
+        let leaf = String::from_utf8_lossy(r.leaf_bytes()).into_owned();
+        assert!(
+            !leaf.contains("SUBJ-CANARY"),
+            "the subject in a leaf: {leaf}"
+        );
+    }
+    let shreds: Vec<_> = recs
+        .iter()
+        .filter(|r| r.event().action() == SHRED_SUBJECT_ACTION)
+        .collect();
+    assert_eq!(shreds.len(), 1);
+    assert_eq!(shreds[0].seq(), outcome.receipt.seq);
+    let meta = shreds[0].event().metadata().unwrap();
+    assert_eq!(meta["subject_pseudonym"], p_a.as_str());
+    assert_eq!(meta["data_keys_destroyed"], 1);
+    assert_eq!(shreds[0].event().reason(), Some("erasure request 7"));
+    // The subject keys' creation records name their kind, never the subject or pseudonym.
+    let created: Vec<_> = recs
+        .iter()
+        .filter(|r| r.event().action() == "keys.create_data_key")
+        .collect();
+    assert_eq!(
+        created.len(),
+        4,
+        "pseudonym key, two subject keys, tenant key"
+    );
+    for r in &created {
+        assert!(!String::from_utf8_lossy(r.leaf_bytes()).contains(&p_a));
+    }
+
+    let report = logger
+        .verify_with(
+            &tenant("acme"),
+            &VerifyOptions {
+                verifier: Some(&signer.verifier()),
+                kept_checkpoint: Some(&before.note),
+                deep: true,
+            },
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    assert!(report.kept_checkpoint_verified);
+
+    // Replay: a clear result, nothing more destroyed, recorded again.
+    let again = shred_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &env,
+        &tenant("acme"),
+        &subject_a,
+        &actor,
+        "erasure request 7",
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.keys_destroyed, 0);
+    assert_eq!(again.pseudonym.as_ref().unwrap().as_str(), p_a);
+    assert_eq!(gov.data_keys(&tenant("acme")).await.unwrap(), keys);
+    // An unknown subject: the same clear result.
+    let unknown = shred_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &env,
+        &tenant("acme"),
+        &DataSubject::parse("NOBODY-1").unwrap(),
+        &actor,
+        "erasure request 8",
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.keys_destroyed, 0);
+    assert_eq!(gov.data_keys(&tenant("acme")).await.unwrap(), keys);
+    // A tenant that never sealed a subject's value has no pseudonym key: nothing to match.
+    let none = shred_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &env,
+        &tenant("initech"),
+        &subject_a,
+        &actor,
+        "erasure request 9",
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((none.keys_destroyed, none.pseudonym), (0, None));
+    assert_eq!(
+        records(&audit, "initech")
+            .await
+            .last()
+            .unwrap()
+            .event()
+            .action(),
+        SHRED_SUBJECT_ACTION
+    );
+
+    // The authenticated path: a non-admin is refused and the refusal recorded.
+    let err = shred_own_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &human("bob", "acme", Role::Approver),
+        &CorrelationId::generate(),
+        SUBJECT_B,
+        "not mine",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyCustodyError::Forbidden(_)), "{err:?}");
+    // The permission is checked before the input: an invalid subject from a non-admin is a
+    // recorded refusal too; from an admin it is invalid input, and nothing is recorded.
+    let err = shred_own_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &human("bob", "acme", Role::Approver),
+        &CorrelationId::generate(),
+        "not a subject",
+        "r",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyCustodyError::Forbidden(_)), "{err:?}");
+    let size = audit.tree_head(&tenant("acme")).await.unwrap().size;
+    let err = shred_own_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &human("alice", "acme", Role::Admin),
+        &CorrelationId::generate(),
+        "not a subject",
+        "r",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyCustodyError::Invalid(_)), "{err:?}");
+    assert_eq!(audit.tree_head(&tenant("acme")).await.unwrap().size, size);
+    let last = records(&audit, "acme").await.pop().unwrap();
+    assert_eq!(
+        (last.event().action(), last.event().actor().as_str()),
+        (SHRED_SUBJECT_ACTION, "bob")
+    );
+    assert_eq!(
+        open_one(&gov, &fresh, &b).await.unwrap(),
+        OpenedValue::Value("b one".into())
+    );
+
+    // The subject's next value gets a new key and opens; the old ones stay erased.
+    let a3 = log_sensitive(&logger, &audit, "acme", Some(SUBJECT_A), "a three".into()).await;
+    assert_ne!(sealed_kid(&a3), sealed_kid(&a1));
+    assert_eq!(
+        open_one(&gov, &fresh, &a3).await.unwrap(),
+        OpenedValue::Value("a three".into())
+    );
+    assert_eq!(
+        open_one(&gov, &fresh, &a1).await.unwrap(),
+        OpenedValue::Erased
+    );
+
+    // A tenant shred takes the subjects' keys and the pseudonym key with it.
+    shred_tenant(
+        gov.as_ref(),
+        &UuidV7Generator,
+        Some(&env),
+        &tenant("acme"),
+        &actor,
+        "all",
+    )
+    .await
+    .unwrap();
+    let keys = gov.data_keys(&tenant("acme")).await.unwrap();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter()
+            .all(|k| k.wrapped.is_none() && k.subject.is_none()),
+        "{keys:?}"
+    );
+    assert_eq!(
+        open_one(&gov, &fresh, &b).await.unwrap(),
+        OpenedValue::Erased
+    );
+    assert_eq!(
+        open_one(&gov, &fresh, &a3).await.unwrap(),
+        OpenedValue::Erased
+    );
+}
+
+/// The associated data of a subject's value binds the subject: the value does not open as
+/// another subject's (its key row relabelled to the other subject's pseudonym, or the value
+/// relabelled to the other subject's key), nor in another record, nor in another tenant. It does
+/// open by hand, with ring's raw AES-GCM and the AAD written out byte for byte as
+/// docs/ENCRYPTION.md gives it.
+pub async fn a_subjects_ciphertext_opens_only_as_that_subjects_in_its_tenant(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
+    use airisk_core::security::data_subject::SubjectPseudonym;
+    use airisk_core::security::envelope::Opened;
+    use airisk_core::security::key_custody::audit_metadata_context;
+    let env = envelope(TEST_KEK_1);
+    let signer = test_signer();
+    let logger = sealing_logger(&audit, &gov, &clock, &env, &signer);
+    let a = log_sensitive(&logger, &audit, "acme", Some("C-1"), CANARY.into()).await;
+    let b = log_sensitive(&logger, &audit, "acme", Some("C-2"), "other".into()).await;
+    let sealed = a.sealed_metadata().unwrap()["customer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys = gov.data_keys(&tenant("acme")).await.unwrap();
+    let ctx = audit_metadata_context(&tenant("acme"), a.id(), "customer").unwrap();
+    assert_eq!(
+        env.open(&keys, &ctx, &sealed).unwrap(),
+        Opened::Plain(serde_json::to_string(CANARY).unwrap())
+    );
+
+    // By hand: unwrap the subject's key with the KEK, build the AAD from the documentation.
+    let kid_a = sealed_kid(&a);
+    let row_a = keys.iter().find(|k| k.kid.as_str() == kid_a).unwrap();
+    let p_a = row_a.subject.clone().unwrap();
+    let kek = Encryptor::from_env_value(TEST_KEK_1).unwrap();
+    let wrap_ctx = airisk_core::security::encryption::EncryptionContext::new(
+        tenant("acme"),
+        airisk_core::security::encryption::Purpose::parse("airisk.dek").unwrap(),
+    )
+    .with_row(kid_a.as_str())
+    .unwrap();
+    let dek = kek
+        .decrypt_bytes(row_a.wrapped.as_deref().unwrap(), Some(&wrap_ctx))
+        .unwrap();
+    let row = format!("{}/customer", a.id());
+    let mut aad = b"airisk.v1\x00".to_vec();
+    aad.extend_from_slice(kid_a.as_bytes());
+    aad.push(0);
+    for field in ["acme", "audit.metadata", row.as_str(), p_a.as_str()] {
+        aad.extend_from_slice(&u16::try_from(field.len()).unwrap().to_be_bytes());
+        aad.extend_from_slice(field.as_bytes());
+    }
+    let payload = sealed.split('.').nth(2).unwrap();
+    let mut raw = base64_url_decode(payload);
+    let (nonce, body) = raw.split_at_mut(12);
+    let key = ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &dek).unwrap(),
+    );
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).unwrap();
+    let plain = key
+        .open_in_place(nonce, ring::aead::Aad::from(aad.as_slice()), body)
+        .unwrap();
+    assert_eq!(plain, serde_json::to_string(CANARY).unwrap().as_bytes());
+
+    // A's key row claiming B's pseudonym: the key bytes are right, the subject is not.
+    let kid_b = sealed_kid(&b);
+    let p_b = keys
+        .iter()
+        .find(|k| k.kid.as_str() == kid_b)
+        .unwrap()
+        .subject
+        .clone()
+        .unwrap();
+    assert_ne!(p_a, p_b);
+    let relabelled: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let mut k = k.clone();
+            if k.kid.as_str() == kid_a {
+                k.subject = Some(p_b.clone());
+            }
+            k
+        })
+        .collect();
+    assert_eq!(
+        env.open(&relabelled, &ctx, &sealed).unwrap_err(),
+        EncryptionError::DecryptionFailed
+    );
+    let forged = SubjectPseudonym::parse(&"0".repeat(64)).unwrap();
+    let relabelled: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let mut k = k.clone();
+            if k.kid.as_str() == kid_a {
+                k.subject = Some(forged.clone());
+            }
+            k
+        })
+        .collect();
+    assert!(env.open(&relabelled, &ctx, &sealed).is_err());
+    // The value relabelled to B's key.
+    let moved = sealed.replacen(&kid_a, &kid_b, 1);
+    assert_eq!(
+        env.open(&keys, &ctx, &moved).unwrap_err(),
+        EncryptionError::DecryptionFailed
+    );
+    // Copied into another record of the tenant.
+    let input = AuditEventInput {
+        actor: "carol".into(),
+        tenant_id: "acme".into(),
+        action: "loan.decision".into(),
+        resource_type: "application".into(),
+        resource_id: "A-1".into(),
+        reason: None,
+        correlation_id: CorrelationId::generate().to_string(),
+        metadata: None,
+    };
+    let copy = AuditEvent::parse(uuid::Uuid::now_v7(), Outcome::Success, input)
+        .unwrap()
+        .with_sealed_metadata(a.sealed_metadata().unwrap().clone())
+        .unwrap();
+    assert!(open_one(&gov, &env, &copy).await.is_err());
+    // In another tenant, even one with a key for the same subject id.
+    log_sensitive(&logger, &audit, "globex", Some("C-1"), "globex".into()).await;
+    let globex_keys = gov.data_keys(&tenant("globex")).await.unwrap();
+    let globex_ctx = audit_metadata_context(&tenant("globex"), a.id(), "customer").unwrap();
+    assert!(env.open(&globex_keys, &globex_ctx, &sealed).is_err());
+    // The pseudonym key never opens a value.
+    let hk = keys
+        .iter()
+        .find(|k| k.kid.as_str().starts_with('h'))
+        .unwrap();
+    let as_h = sealed.replacen(&kid_a, hk.kid.as_str(), 1);
+    assert!(matches!(
+        env.open(&keys, &ctx, &as_h),
+        Err(EncryptionError::UnknownKeyId { .. })
+    ));
+}
+
+/// Two processes that sealed a tenant's first subject values at the same moment each made a
+/// pseudonym key: new subject keys use the older one, and a subject's shred destroys the
+/// subject's keys under both, so no value of the subject survives it.
+pub async fn a_subject_shred_matches_the_pseudonyms_under_every_pseudonym_key(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
+    use airisk_core::security::data_subject::{DataSubject, SubjectPseudonym};
+    use airisk_core::security::envelope::DataKeyKind;
+    use airisk_core::security::key_custody::{OpenedValue, audit_metadata_context, shred_subject};
+    let env = envelope(TEST_KEK_1);
+    let signer = test_signer();
+    let logger = sealing_logger(&audit, &gov, &clock, &env, &signer);
+    let acme = tenant("acme");
+    let c1 = DataSubject::parse("C-1").unwrap();
+    let first = log_sensitive(&logger, &audit, "acme", Some("C-1"), "one".into()).await;
+
+    // The racing process's pseudonym key (made a second later) and its key for C-1.
+    let (h2, h2_key) = env
+        .new_key(
+            DataKeyKind::Pseudonym,
+            &acme,
+            None,
+            clock.now() + chrono::TimeDelta::seconds(1),
+        )
+        .unwrap();
+    let p2 = SubjectPseudonym::compute(&h2_key, &c1);
+    let (s2, _) = env
+        .new_key(DataKeyKind::Subject, &acme, Some(p2.clone()), clock.now())
+        .unwrap();
+    gov.commit(ChangeSet {
+        tenant: acme.clone(),
+        mutations: vec![Mutation::InsertDataKey(h2), Mutation::InsertDataKey(s2)],
+        audit: vec![],
+    })
+    .await
+    .unwrap();
+    let keys = gov.data_keys(&acme).await.unwrap();
+    let pseudonyms = env.pseudonyms(&keys, &acme, &c1).unwrap();
+    assert_eq!(pseudonyms.len(), 2);
+    let p1 = keys
+        .iter()
+        .find(|k| k.kid.as_str() == sealed_kid(&first))
+        .unwrap()
+        .subject
+        .clone()
+        .unwrap();
+    assert_eq!(
+        pseudonyms,
+        vec![p1.clone(), p2.clone()],
+        "the older key first"
+    );
+    // The racing process sealed a value of C-1 under its own subject key.
+    let input = AuditEventInput {
+        actor: "carol".into(),
+        tenant_id: "acme".into(),
+        action: "loan.decision".into(),
+        resource_type: "application".into(),
+        resource_id: "A-2".into(),
+        reason: None,
+        correlation_id: CorrelationId::generate().to_string(),
+        metadata: None,
+    };
+    let id = uuid::Uuid::now_v7();
+    let ctx = audit_metadata_context(&acme, id, "customer").unwrap();
+    let sealed = env
+        .seal_for_subject(&keys, &ctx, &p2, "\"two\"")
+        .unwrap()
+        .unwrap();
+    let mut map = serde_json::Map::new();
+    map.insert("customer".into(), sealed.into());
+    let second = AuditEvent::parse(id, Outcome::Success, input)
+        .unwrap()
+        .with_sealed_metadata(map)
+        .unwrap();
+    assert_eq!(
+        open_one(&gov, &env, &second).await.unwrap(),
+        OpenedValue::Value("two".into())
+    );
+    // This process keeps using the older pseudonym key for C-1.
+    let third = log_sensitive(&logger, &audit, "acme", Some("C-1"), "three".into()).await;
+    assert_eq!(sealed_kid(&third), sealed_kid(&first));
+
+    let outcome = shred_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &env,
+        &acme,
+        &c1,
+        &ActorId::parse("operator:dpo").unwrap(),
+        "erasure",
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.keys_destroyed, 2);
+    assert_eq!(outcome.pseudonym, Some(p1));
+    for e in [&first, &second, &third] {
+        assert_eq!(open_one(&gov, &env, e).await.unwrap(), OpenedValue::Erased);
+    }
+    let keys = gov.data_keys(&acme).await.unwrap();
+    assert!(
+        keys.iter()
+            .all(|k| k.kind() != DataKeyKind::Subject
+                || (k.wrapped.is_none() && k.subject.is_none())),
+        "{keys:?}"
+    );
+}
+
+/// Strict base64url without padding (the ciphertext payload), decoded by hand.
+fn base64_url_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits: u32 = 0;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push(u8::try_from((bits >> n) & 0xff).unwrap());
+        }
+    }
+    out
 }

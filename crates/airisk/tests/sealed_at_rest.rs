@@ -629,3 +629,326 @@ fn the_shred_route_is_admin_only_audited_and_takes_effect_in_the_running_service
     let logs = server.stop();
     assert_nowhere(&dir.0, Some(&logs));
 }
+
+/// One data subject erased alone, as an operator and an API client do it, on a SQLite file: the
+/// subject's id is stored nowhere in plaintext (database file, WAL, ledger, logs), a tenant
+/// data-key rotation from the command line seals new values under a new key while old ones still
+/// open, `airisk tenant shred --subject` erases that subject's values only (a replay destroys
+/// nothing more), the HTTP route does the same for another subject (admin only, the refusal
+/// recorded), and the export still verifies with the independent Python verifier.
+#[test]
+fn a_subject_is_erased_alone_and_its_id_is_stored_nowhere_in_plaintext() {
+    const SUBJECT_A: &str = "CUST-SUBJECT-CANARY-8c1d";
+    const SUBJECT_B: &str = "CUST-OTHER-CANARY-5e2a";
+    let dir = scratch();
+    let db_url = format!("sqlite://{}/airisk.db", dir.0.display());
+    let keys = run({
+        let mut c = airisk(&db_url, "unused");
+        c.args([
+            "keys",
+            "generate",
+            "--ledger",
+            "--name",
+            "airisk.test/ledger",
+        ]);
+        c
+    });
+    let keys_text = text(&keys.stdout);
+    let mut key_lines = keys_text.lines();
+    let signing_key = key_lines.next().unwrap().trim().to_owned();
+    let verifier_key = key_lines.next().unwrap().trim().to_owned();
+    let admin = token(&db_url, &signing_key, "alice", "admin");
+    let analyst = token(&db_url, &signing_key, "carol", "analyst");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let call = |base: &str, path: &str, who: &str, body: Option<Value>| {
+        rt.block_on(async {
+            let mut r = client.post(format!("{base}{path}")).bearer_auth(who);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    let append = |base: &str, resource: &str, subject: Option<&str>, value: &str| {
+        let mut body = json!({
+            "action": "loan.decision",
+            "resource_type": "application",
+            "resource_id": resource,
+            "sensitive_metadata": {"customer": value}
+        });
+        if let Some(s) = subject {
+            body["data_subject"] = s.into();
+        }
+        let (status, body) = call(base, "/v1/audit/events", &analyst, Some(body));
+        assert_eq!(status, 201, "{body}");
+    };
+    let subjects_nowhere = |logs: Option<&str>| {
+        for (name, bytes) in raw_database(&dir.0) {
+            for s in [SUBJECT_A, SUBJECT_B] {
+                assert!(!contains(&bytes, s.as_bytes()), "{s} found in {name}");
+            }
+        }
+        if let Some(logs) = logs {
+            assert!(!logs.contains("CUST-"), "a subject id in the logs");
+        }
+    };
+
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    append(&server.base, "A-1", Some(SUBJECT_A), CANARY);
+    append(&server.base, "B-1", Some(SUBJECT_B), "b-value-open");
+    append(&server.base, "T-1", None, "tenant-value-before");
+    // A subject without values to seal applies to nothing (and is stored nowhere, checked
+    // below); an invalid subject is refused.
+    let (status, body) = call(
+        &server.base,
+        "/v1/audit/events",
+        &analyst,
+        Some(
+            json!({"action": "loan.decision", "resource_type": "application",
+                    "resource_id": "X", "data_subject": SUBJECT_A}),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        &server.base,
+        "/v1/audit/events",
+        &analyst,
+        Some(
+            json!({"action": "loan.decision", "resource_type": "application",
+                    "resource_id": "X", "data_subject": "C 42",
+                    "sensitive_metadata": {"customer": "x"}}),
+        ),
+    );
+    assert_eq!(status, 422, "{body}");
+    subjects_nowhere(None);
+    let logs = server.stop();
+    subjects_nowhere(Some(&logs));
+    assert_nowhere(&dir.0, Some(&logs));
+
+    // Rotate the tenant's data key from the command line; then a new value.
+    let rotated = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.args([
+            "keys",
+            "rotate-data-key",
+            "--tenant",
+            "acme",
+            "--actor",
+            "operator:keys",
+        ]);
+        c
+    });
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let rotated_text = text(&rotated.stdout);
+    let new_kid = rotated_text
+        .split("new data key ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("{rotated_text}"))
+        .to_owned();
+    assert!(
+        rotated_text.contains("keys.rotate_data_key"),
+        "{rotated_text}"
+    );
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    append(&server.base, "T-2", None, "tenant-value-after");
+    server.stop();
+
+    // Erase subject A from the command line; a replay destroys nothing more.
+    let shred_a = || {
+        run({
+            let mut c = airisk(&db_url, &signing_key);
+            c.args([
+                "tenant",
+                "shred",
+                "--tenant",
+                "acme",
+                "--subject",
+                SUBJECT_A,
+                "--actor",
+                "operator:dpo",
+                "--reason",
+                "erasure request 44",
+            ]);
+            c
+        })
+    };
+    let shred = shred_a();
+    assert!(shred.status.success(), "{}", text(&shred.stderr));
+    assert!(
+        text(&shred.stdout).contains("1 data key(s) of the subject destroyed"),
+        "{}",
+        text(&shred.stdout)
+    );
+    assert!(!text(&shred.stdout).contains(SUBJECT_A));
+    let replay = shred_a();
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    assert!(
+        text(&replay.stdout).contains("0 data key(s) of the subject destroyed"),
+        "{}",
+        text(&replay.stdout)
+    );
+    // An invalid subject is refused with a clear message, and nothing is recorded.
+    let bad = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.args([
+            "tenant",
+            "shred",
+            "--tenant",
+            "acme",
+            "--subject",
+            "C 42",
+            "--actor",
+            "operator:dpo",
+            "--reason",
+            "r",
+        ]);
+        c
+    });
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("--subject"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    // Over HTTP: an analyst may not erase subject B (the refusal is recorded); an admin may.
+    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let (status, body) = call(
+        &server.base,
+        "/v1/tenant/shred",
+        &analyst,
+        Some(json!({"reason": "not mine", "subject": SUBJECT_B})),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = call(&server.base, "/v1/tenant/rotate-data-key", &analyst, None);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = call(
+        &server.base,
+        "/v1/tenant/shred",
+        &admin,
+        Some(json!({"reason": "erasure request 45", "subject": SUBJECT_B})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["keys_destroyed"], 1);
+    assert_eq!(body["subject_pseudonym"].as_str().unwrap().len(), 64);
+    let logs = server.stop();
+    subjects_nowhere(Some(&logs));
+    assert_nowhere(&dir.0, Some(&logs));
+
+    // The auditor's view: A and B erased, the tenant's values (both key generations) open.
+    let decrypted = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.args(["audit", "export", "--tenant", "acme", "--decrypt"]);
+        c
+    });
+    assert!(decrypted.status.success(), "{}", text(&decrypted.stderr));
+    let mut by_resource = std::collections::BTreeMap::new();
+    let mut actions = Vec::new();
+    for line in text(&decrypted.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let Some(leaf) = v["leaf"].as_str() else {
+            continue;
+        };
+        let record: Value = serde_json::from_slice(&base64_decode(leaf)).unwrap();
+        actions.push(format!(
+            "{}:{}",
+            record["action"].as_str().unwrap(),
+            record["outcome"].as_str().unwrap()
+        ));
+        if record["resource_id"] == "X" {
+            assert!(record.get("sealed_metadata").is_none(), "{record}");
+        } else if record["action"] == "loan.decision" {
+            let kid = record["sealed_metadata"]["customer"]
+                .as_str()
+                .unwrap()
+                .split('.')
+                .nth(1)
+                .unwrap()
+                .to_owned();
+            by_resource.insert(
+                record["resource_id"].as_str().unwrap().to_owned(),
+                (v["decrypted"]["customer"].clone(), kid),
+            );
+        }
+    }
+    assert_eq!(by_resource["A-1"].0, json!({"erased": true}));
+    assert_eq!(by_resource["B-1"].0, json!({"erased": true}));
+    assert_eq!(by_resource["T-1"].0, "tenant-value-before");
+    assert_eq!(by_resource["T-2"].0, "tenant-value-after");
+    assert_eq!(
+        by_resource["T-2"].1, new_kid,
+        "sealed under the rotated key"
+    );
+    assert_ne!(by_resource["T-1"].1, new_kid);
+    assert!(by_resource["A-1"].1.starts_with('s'));
+    for expected in [
+        "keys.rotate_data_key:success",
+        "tenant.shred_subject:success",
+        "tenant.shred_subject:denied",
+        "keys.rotate_data_key:denied",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected}: {actions:?}"
+        );
+    }
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "tenant.shred_subject:success")
+            .count(),
+        3,
+        "two CLI shreds of A (one a replay) and one HTTP shred of B: {actions:?}"
+    );
+
+    // The ledger verifies with no encryption key, by the CLI and by the Python verifier.
+    let verify = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.env_remove("AIRISK_ENCRYPTION_KEYS")
+            .args(["audit", "verify", "--tenant", "acme"]);
+        c
+    });
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        text(&verify.stdout),
+        text(&verify.stderr)
+    );
+    let export = run({
+        let mut c = airisk(&db_url, &signing_key);
+        c.env_remove("AIRISK_ENCRYPTION_KEYS")
+            .args(["audit", "export", "--tenant", "acme"]);
+        c
+    });
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    assert!(!contains(&export.stdout, b"CUST-"));
+    let file = dir.0.join("acme.jsonl");
+    std::fs::write(&file, &export.stdout).unwrap();
+    let py = Command::new("python3")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/verify_export.py"),
+            file.to_str().unwrap(),
+            "--verifier-key",
+            &verifier_key,
+            "--tenant",
+            "acme",
+        ])
+        .output()
+        .expect("python3 must be installed to run the auditor's verifier");
+    assert!(
+        py.status.success(),
+        "{}{}",
+        text(&py.stdout),
+        text(&py.stderr)
+    );
+    subjects_nowhere(None);
+}

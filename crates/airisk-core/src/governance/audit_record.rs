@@ -313,37 +313,58 @@ pub struct AuditEvent {
 
 /// Metadata values a caller marks sensitive: sealed under the tenant's data key before the leaf
 /// is built, so the ledger holds (and commits to) ciphertext only. `Debug` shows the keys, never
-/// the values.
+/// the values, and never the data subject.
+///
+/// With a data subject ([`SensitiveMetadata::with_subject`]) the values are sealed under that
+/// subject's own data key instead of the tenant's, so they can be erased alone
+/// ([`crate::security::key_custody::shred_subject`]). A record has at most one data subject.
 #[derive(Clone, Default, PartialEq)]
-pub struct SensitiveMetadata(Map<String, Value>);
+pub struct SensitiveMetadata {
+    values: Map<String, Value>,
+    subject: Option<crate::security::data_subject::DataSubject>,
+}
 
 impl SensitiveMetadata {
     /// No values.
     pub fn new() -> Self {
-        SensitiveMetadata(Map::new())
+        SensitiveMetadata::default()
     }
     /// Marks `value` sensitive under `key` (replacing an earlier one).
     pub fn insert(&mut self, key: impl Into<String>, value: Value) {
-        self.0.insert(key.into(), value);
+        self.values.insert(key.into(), value);
     }
     /// From a JSON object, as the HTTP API receives it.
     pub fn from_map(map: Map<String, Value>) -> Self {
-        SensitiveMetadata(map)
+        SensitiveMetadata {
+            values: map,
+            subject: None,
+        }
+    }
+    /// The same values, about the data subject `subject`: sealed under its key.
+    #[must_use]
+    pub fn with_subject(mut self, subject: crate::security::data_subject::DataSubject) -> Self {
+        self.subject = Some(subject);
+        self
+    }
+    /// The data subject the values are about, if one was named.
+    pub fn subject(&self) -> Option<&crate::security::data_subject::DataSubject> {
+        self.subject.as_ref()
     }
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.values.is_empty()
     }
     /// The values, to seal (the only place they are exposed).
     pub fn expose(&self) -> &Map<String, Value> {
-        &self.0
+        &self.values
     }
 }
 
 impl std::fmt::Debug for SensitiveMetadata {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SensitiveMetadata")
-            .field("keys", &self.0.keys().collect::<Vec<_>>())
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .field("has_subject", &self.subject.is_some())
             .finish_non_exhaustive()
     }
 }

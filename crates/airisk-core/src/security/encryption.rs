@@ -230,6 +230,10 @@ pub struct EncryptionContext {
     /// The identity of the row (or record) that holds the value, if bound: a ciphertext copied
     /// to another row does not open. Set with [`EncryptionContext::with_row`].
     pub row: Option<String>,
+    /// The data subject the value is about, as its pseudonym (see
+    /// [`crate::security::data_subject`]), if bound: a ciphertext relabelled to another subject
+    /// does not open. Set with [`EncryptionContext::with_subject`].
+    pub subject: Option<String>,
 }
 
 /// Longest row identity bound into a context, in bytes.
@@ -243,7 +247,23 @@ impl EncryptionContext {
             tenant,
             purpose,
             row: None,
+            subject: None,
         }
+    }
+
+    /// The same context, bound to a data subject's pseudonym: the AAD gains a fourth
+    /// length-prefixed field after the row (an empty row field if no row is bound), so a
+    /// subject-bound AAD never equals a two- or three-field one.
+    ///
+    /// # Errors
+    /// [`EncryptionError::RowTooLong`] past [`ROW_MAX_LEN`] bytes.
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Result<Self, EncryptionError> {
+        let subject = subject.into();
+        if subject.len() > ROW_MAX_LEN {
+            return Err(EncryptionError::RowTooLong { len: subject.len() });
+        }
+        self.subject = Some(subject);
+        Ok(self)
     }
 
     /// The same context, bound to the row identity `row` as a third length-prefixed AAD field.
@@ -892,16 +912,33 @@ fn aad_without_context(kid: &EncryptionKeyId) -> Box<[u8]> {
 fn aad_with_context(prefix: &[u8], ctx: &EncryptionContext) -> Vec<u8> {
     let tenant = ctx.tenant.as_str().as_bytes();
     let purpose = ctx.purpose.as_str().as_bytes();
-    let row = ctx.row.as_deref().map(str::as_bytes);
+    let subject = ctx.subject.as_deref().map(str::as_bytes);
+    // A subject-bound context always writes the row field (empty when no row is bound), so its
+    // subject is always the fourth field.
+    let row = match (ctx.row.as_deref(), subject) {
+        (Some(row), _) => Some(row.as_bytes()),
+        (None, Some(_)) => Some(&b""[..]),
+        (None, None) => None,
+    };
     let mut aad = Vec::with_capacity(
-        prefix.len() + 6 + tenant.len() + purpose.len() + row.map_or(0, <[u8]>::len),
+        prefix.len()
+            + 8
+            + tenant.len()
+            + purpose.len()
+            + row.map_or(0, <[u8]>::len)
+            + subject.map_or(0, <[u8]>::len),
     );
     aad.extend_from_slice(prefix);
-    // A row-bound context adds a third length-prefixed field; the two-field form ends exactly
-    // after the purpose, so the two forms never share an AAD.
-    for field in [Some(tenant), Some(purpose), row].into_iter().flatten() {
-        // Tenant and purpose are at most 64 bytes (validated newtypes), the row at most
-        // ROW_MAX_LEN (checked in `with_row`), so each fits a u16; see the const asserts.
+    // A row-bound context adds a third length-prefixed field, a subject-bound one a fourth; each
+    // form ends exactly after its last field, and length-prefixed fields parse one way only, so
+    // no two forms share an AAD.
+    for field in [Some(tenant), Some(purpose), row, subject]
+        .into_iter()
+        .flatten()
+    {
+        // Tenant and purpose are at most 64 bytes (validated newtypes), the row and subject at
+        // most ROW_MAX_LEN (checked in `with_row`, `with_subject`), so each fits a u16; see the
+        // const asserts.
         let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
         aad.extend_from_slice(&len.to_be_bytes());
         aad.extend_from_slice(field);
@@ -949,6 +986,40 @@ mod tests {
         let two = EncryptionContext::new(ctx.tenant.clone(), ctx.purpose.clone());
         assert!(enc.decrypt_with_context(&sealed, &two).is_err());
         let other = two.with_row("p@2").unwrap();
+        assert!(enc.decrypt_with_context(&sealed, &other).is_err());
+        assert_eq!(enc.decrypt_with_context(&sealed, &ctx).unwrap(), "x");
+    }
+
+    #[test]
+    fn the_documented_subject_bound_aad_example_is_what_the_code_builds() {
+        let kid = EncryptionKeyId::parse("sabc").unwrap();
+        let row_only = EncryptionContext::new(
+            TenantId::parse("acme").unwrap(),
+            Purpose::parse("audit.metadata").unwrap(),
+        )
+        .with_row("r/k")
+        .unwrap();
+        let ctx = row_only.clone().with_subject("ab12").unwrap();
+        let aad = aad_with_context(&aad_without_context(&kid), &ctx);
+        let mut expected = b"airisk.v1\x00sabc\x00".to_vec();
+        expected.extend_from_slice(b"\x00\x04acme\x00\x0eaudit.metadata\x00\x03r/k\x00\x04ab12");
+        assert_eq!(aad, expected);
+        // Without a row, the row field is written empty: the subject stays the fourth field.
+        let no_row = EncryptionContext::new(ctx.tenant.clone(), ctx.purpose.clone())
+            .with_subject("ab12")
+            .unwrap();
+        let mut expected = b"airisk.v1\x00sabc\x00".to_vec();
+        expected.extend_from_slice(b"\x00\x04acme\x00\x0eaudit.metadata\x00\x00\x00\x04ab12");
+        assert_eq!(
+            aad_with_context(&aad_without_context(&kid), &no_row),
+            expected
+        );
+        // A subject-bound value opens under its subject only, never without one.
+        let enc =
+            Encryptor::from_env_value("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        let sealed = enc.encrypt_with_context("x", &ctx).unwrap();
+        assert!(enc.decrypt_with_context(&sealed, &row_only).is_err());
+        let other = row_only.with_subject("ab13").unwrap();
         assert!(enc.decrypt_with_context(&sealed, &other).is_err());
         assert_eq!(enc.decrypt_with_context(&sealed, &ctx).unwrap(), "x");
     }

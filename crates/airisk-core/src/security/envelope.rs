@@ -11,6 +11,14 @@
 //! * Rotating the KEK rewraps only the DEKs ([`KeyProvider::rewrap`]); rows are not touched.
 //! * Shredding a tenant erases the wrapped DEKs and leaves a tombstone (`wrapped = None`); a value
 //!   whose DEK is a tombstone opens as [`Opened::Erased`], a clear state and not an error.
+//! * A value about one data subject ([`super::data_subject`]) is sealed under a DEK of its own
+//!   (tenant, subject), kid `s…`, whose row names the subject only by its pseudonym; the AAD of
+//!   such a value binds that pseudonym too. A per-tenant pseudonym key (kid `h…`, never used to
+//!   seal) computes the pseudonyms. Tenant DEKs have kids `d…`. The kind is read from the kid,
+//!   which the wrapping binds, so a row cannot be turned into another kind of key.
+//! * Rotating a tenant's DEK adds a newer one ([`crate::security::key_custody::rotate_data_key`]):
+//!   new values are sealed under the newest, old ones still open under theirs (the kid is in every
+//!   ciphertext).
 //! * Unwrapped DEKs are cached in memory ([`Envelope::new`]'s capacity bounds it), as
 //!   [`Zeroizing`] buffers that are wiped when evicted or dropped. The cache is keyed by the wrapped
 //!   text too, and every operation reads the tenant's key list from the store first, so a shred
@@ -25,6 +33,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::data_subject::{DataSubject, SubjectPseudonym};
 use super::encryption::{
     EncryptionContext, EncryptionError, EncryptionKeyId, Encryptor, KEY_LEN, Keyring, Purpose,
     key_id_of,
@@ -49,6 +58,54 @@ pub struct WrappedDataKey {
     pub wrapped: Option<String>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// For a data subject's key (kid `s…`): the subject's pseudonym. `None` for tenant and
+    /// pseudonym keys, and for every tombstone (a shred clears it, so an erased subject's row no
+    /// longer names anyone).
+    #[serde(default)]
+    pub subject: Option<SubjectPseudonym>,
+}
+
+/// What a data key is for, read from the first letter of its id (which the wrapping binds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKeyKind {
+    /// The tenant's data key (kid `d…`, and any kid not starting with `s` or `h`).
+    Tenant,
+    /// One data subject's data key (kid `s…`).
+    Subject,
+    /// The tenant's pseudonym key (kid `h…`): computes subject pseudonyms, never seals.
+    Pseudonym,
+}
+
+impl DataKeyKind {
+    /// The first letter of the ids of this kind of key.
+    pub const fn prefix(self) -> char {
+        match self {
+            DataKeyKind::Tenant => 'd',
+            DataKeyKind::Subject => 's',
+            DataKeyKind::Pseudonym => 'h',
+        }
+    }
+
+    /// The kind of the key `kid`.
+    pub fn of(kid: &EncryptionKeyId) -> Self {
+        match kid.as_str().as_bytes().first() {
+            Some(b's') => DataKeyKind::Subject,
+            Some(b'h') => DataKeyKind::Pseudonym,
+            _ => DataKeyKind::Tenant,
+        }
+    }
+}
+
+impl WrappedDataKey {
+    /// What the key is for.
+    pub fn kind(&self) -> DataKeyKind {
+        DataKeyKind::of(&self.kid)
+    }
+
+    /// Whether the key is live (not shredded).
+    pub fn is_live(&self) -> bool {
+        self.wrapped.is_some()
+    }
 }
 
 impl fmt::Debug for WrappedDataKey {
@@ -58,6 +115,7 @@ impl fmt::Debug for WrappedDataKey {
             .field("kid", &self.kid)
             .field("shredded", &self.wrapped.is_none())
             .field("created_at", &self.created_at)
+            .field("subject", &self.subject)
             .finish()
     }
 }
@@ -239,6 +297,13 @@ impl Envelope {
         }
     }
 
+    /// Wipes the cached DEKs `kids` of `tenant` (after a subject shred in this process).
+    pub fn forget_keys(&self, tenant: &TenantId, kids: &[EncryptionKeyId]) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|c| &c.tenant != tenant || !kids.contains(&c.kid));
+        }
+    }
+
     /// A new DEK for `tenant`, wrapped; the caller stores it in the same transaction as the first
     /// value it seals. Not cached until stored.
     ///
@@ -249,13 +314,28 @@ impl Envelope {
         tenant: &TenantId,
         now: DateTime<Utc>,
     ) -> Result<(WrappedDataKey, Zeroizing<[u8; KEY_LEN]>), EncryptionError> {
+        self.new_key(DataKeyKind::Tenant, tenant, None, now)
+    }
+
+    /// A new key of `kind` for `tenant` (for a subject's key, `subject` is its pseudonym), wrapped
+    /// by the KEK; the caller stores it. Its id is the kind's letter and 30 random hex digits.
+    ///
+    /// # Errors
+    /// [`EncryptionError::RandomUnavailable`], or the provider's error.
+    pub fn new_key(
+        &self,
+        kind: DataKeyKind,
+        tenant: &TenantId,
+        subject: Option<SubjectPseudonym>,
+        now: DateTime<Utc>,
+    ) -> Result<(WrappedDataKey, Zeroizing<[u8; KEY_LEN]>), EncryptionError> {
         let mut id = [0u8; 15];
         self.rng
             .fill(&mut id)
             .map_err(|_| EncryptionError::RandomUnavailable)?;
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let kid =
-            EncryptionKeyId::parse(&format!("d{hex}")).map_err(|_| EncryptionError::KeyMissing)?;
+        let kid = EncryptionKeyId::parse(&format!("{}{hex}", kind.prefix()))
+            .map_err(|_| EncryptionError::KeyMissing)?;
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         self.rng
             .fill(key.as_mut())
@@ -267,13 +347,77 @@ impl Envelope {
                 kid,
                 wrapped: Some(wrapped),
                 created_at: now,
+                subject: if kind == DataKeyKind::Subject {
+                    subject
+                } else {
+                    None
+                },
             },
             key,
         ))
     }
 
-    /// Seals `plaintext` for `ctx` with the newest live DEK among `keys` (the tenant's keys as the
-    /// store holds them). If the tenant has no live DEK, makes one and returns it: the caller
+    /// The pseudonyms of `subject` under every live pseudonym key of the tenant among `keys`,
+    /// the oldest key's first (the one new subject keys are made with). Empty if the tenant has
+    /// no live pseudonym key (it never sealed a subject's value, or it was shredded). Two keys
+    /// exist only if two processes made the tenant's first one at once; a subject shred matches
+    /// every pseudonym, so no subject key escapes it.
+    ///
+    /// # Errors
+    /// The provider's errors.
+    pub fn pseudonyms(
+        &self,
+        keys: &[WrappedDataKey],
+        tenant: &TenantId,
+        subject: &DataSubject,
+    ) -> Result<Vec<SubjectPseudonym>, EncryptionError> {
+        let mut live: Vec<(&WrappedDataKey, &str)> = keys
+            .iter()
+            .filter(|k| &k.tenant_id == tenant && k.kind() == DataKeyKind::Pseudonym)
+            .filter_map(|k| k.wrapped.as_deref().map(|w| (k, w)))
+            .collect();
+        live.sort_by(|(a, _), (b, _)| {
+            (a.created_at, a.kid.as_str()).cmp(&(b.created_at, b.kid.as_str()))
+        });
+        live.into_iter()
+            .map(|(k, w)| {
+                let key = self.unwrapped(tenant, &k.kid, w)?;
+                Ok(SubjectPseudonym::compute(&key, subject))
+            })
+            .collect()
+    }
+
+    /// Seals `plaintext` for `ctx` under the newest live key of the data subject whose pseudonym
+    /// is `subject`, binding the pseudonym into the AAD. `None` if the subject has no live key
+    /// among `keys` (the caller makes one first; see
+    /// [`crate::security::key_custody::seal_sensitive_metadata`]).
+    ///
+    /// # Errors
+    /// The provider's and the cipher's errors.
+    pub fn seal_for_subject(
+        &self,
+        keys: &[WrappedDataKey],
+        ctx: &EncryptionContext,
+        subject: &SubjectPseudonym,
+        plaintext: &str,
+    ) -> Result<Option<String>, EncryptionError> {
+        let newest = keys
+            .iter()
+            .filter(|k| k.tenant_id == ctx.tenant && k.kind() == DataKeyKind::Subject)
+            .filter(|k| k.subject.as_ref() == Some(subject))
+            .filter_map(|k| k.wrapped.as_deref().map(|w| (k, w)))
+            .max_by_key(|(k, _)| k.created_at);
+        let Some((k, wrapped)) = newest else {
+            return Ok(None);
+        };
+        let key = self.unwrapped(&ctx.tenant, &k.kid, wrapped)?;
+        let ctx = ctx.clone().with_subject(subject.as_str())?;
+        let sealer = Encryptor::new(Keyring::from_raw_keys(&[(k.kid.clone(), &key)])?);
+        Ok(Some(sealer.encrypt_with_context(plaintext, &ctx)?))
+    }
+
+    /// Seals `plaintext` for `ctx` with the newest live tenant DEK among `keys` (the tenant's keys
+    /// as the store holds them; subject and pseudonym keys are never used here). If the tenant has no live DEK, makes one and returns it: the caller
     /// must store it with the sealed value, in one transaction.
     ///
     /// # Errors
@@ -287,7 +431,7 @@ impl Envelope {
     ) -> Result<(String, Option<WrappedDataKey>), EncryptionError> {
         let newest = keys
             .iter()
-            .filter(|k| k.tenant_id == ctx.tenant)
+            .filter(|k| k.tenant_id == ctx.tenant && k.kind() == DataKeyKind::Tenant)
             .filter_map(|k| k.wrapped.as_deref().map(|w| (k, w)))
             .max_by_key(|(k, _)| k.created_at);
         let (kid, key, fresh) = match newest {
@@ -306,11 +450,13 @@ impl Envelope {
     }
 
     /// Opens `sealed` for `ctx` with the DEK it names among `keys`. A DEK that was shredded gives
-    /// [`Opened::Erased`].
+    /// [`Opened::Erased`]. A value sealed under a data subject's key is opened with that key's
+    /// subject pseudonym bound into the AAD (the caller need not know the subject).
     ///
     /// # Errors
     /// [`EncryptionError::UnknownKeyId`] if the named DEK never existed for the tenant (a corrupt
-    /// or foreign value), and the cipher's errors (tampered, wrong row, tenant or purpose).
+    /// or foreign value) or is the pseudonym key, and the cipher's errors (tampered, wrong row,
+    /// tenant, purpose or subject).
     pub fn open(
         &self,
         keys: &[WrappedDataKey],
@@ -327,9 +473,18 @@ impl Envelope {
         let Some(wrapped) = entry.wrapped.as_deref() else {
             return Ok(Opened::Erased);
         };
+        let ctx = match entry.kind() {
+            DataKeyKind::Tenant => ctx.clone(),
+            // A live subject key always names its subject; one that does not was tampered with.
+            DataKeyKind::Subject => match &entry.subject {
+                Some(subject) => ctx.clone().with_subject(subject.as_str())?,
+                None => return Err(EncryptionError::DecryptionFailed),
+            },
+            DataKeyKind::Pseudonym => return Err(EncryptionError::UnknownKeyId { kid }),
+        };
         let key = self.unwrapped(&ctx.tenant, &kid, wrapped)?;
         let opener = Encryptor::new(Keyring::from_raw_keys(&[(kid, &key)])?);
-        opener.decrypt_with_context(sealed, ctx).map(Opened::Plain)
+        opener.decrypt_with_context(sealed, &ctx).map(Opened::Plain)
     }
 
     /// Rewraps every live key of `keys` under the provider's current KEK (KEK rotation): returns

@@ -172,11 +172,16 @@ pub enum Action {
     KeyRotate,
     /// Destroy the tenant's data keys, erasing its sealed values (`tenant.shred`).
     TenantShred,
+    /// Make a new data key for the tenant's new values (`keys.rotate_data_key`).
+    KeysRotateDataKey,
+    /// Destroy one data subject's data keys, erasing that person's sealed values
+    /// (`tenant.shred_subject`).
+    TenantShredSubject,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 23] = [
         Action::ModelRegister,
         Action::ModelApprove,
         Action::ModelReject,
@@ -198,6 +203,8 @@ impl Action {
         Action::AuditCheckpoint,
         Action::KeyRotate,
         Action::TenantShred,
+        Action::KeysRotateDataKey,
+        Action::TenantShredSubject,
     ];
 
     /// The canonical dotted name, e.g. `model.register`. This string is what audit records carry.
@@ -224,6 +231,8 @@ impl Action {
             Action::AuditCheckpoint => "audit.checkpoint",
             Action::KeyRotate => "keys.rotate",
             Action::TenantShred => "tenant.shred",
+            Action::KeysRotateDataKey => "keys.rotate_data_key",
+            Action::TenantShredSubject => "tenant.shred_subject",
         }
     }
 
@@ -233,7 +242,10 @@ impl Action {
     /// * deployment authorisation and label moves need `create`, not `approve`: the human decision
     ///   was the approval request, which the workflow enforces (four eyes); executing the approved
     ///   change is the maker's step, and it fails without an approved request;
-    /// * key rotation needs `register_model`, the matrix's only admin-only column;
+    /// * key rotation (of the keyring or of a tenant's data key) needs `register_model`, the matrix's
+    ///   only admin-only column;
+    /// * shredding a tenant or one data subject needs `shred`, admin only, on its own: it cannot
+    ///   be undone;
     /// * audit append needs `create`: applications record their own events; reading, exporting and
     ///   verifying the ledger is `view`, so auditors need nothing more than a viewer.
     pub const fn required_permission(self) -> Permission {
@@ -251,8 +263,8 @@ impl Action {
             Action::ApprovalView => Permission::View,
             Action::AuditAppend | Action::AuditCheckpoint => Permission::Create,
             Action::AuditRead | Action::AuditExport | Action::AuditVerify => Permission::View,
-            Action::KeyRotate => Permission::RegisterModel,
-            Action::TenantShred => Permission::Shred,
+            Action::KeyRotate | Action::KeysRotateDataKey => Permission::RegisterModel,
+            Action::TenantShred | Action::TenantShredSubject => Permission::Shred,
         }
     }
 }

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )] // tests: a broken expectation must panic
 
+mod data_subject;
 mod encryption;
 mod rbac;
 mod tenant_context;

@@ -13,7 +13,7 @@ const SEED_MATRIX: [(&str, bool, bool, bool, bool); 4] = [
 ];
 
 /// Every action and the seed column it maps to, written out independently of the code.
-const ACTION_COLUMNS: [(&str, &str); 21] = [
+const ACTION_COLUMNS: [(&str, &str); 23] = [
     ("model.register", "register_model"),
     ("model.approve", "approve"),
     ("model.reject", "approve"),
@@ -35,6 +35,8 @@ const ACTION_COLUMNS: [(&str, &str); 21] = [
     ("audit.checkpoint", "create"),
     ("keys.rotate", "register_model"),
     ("tenant.shred", "shred"),
+    ("keys.rotate_data_key", "register_model"),
+    ("tenant.shred_subject", "shred"),
 ];
 
 fn seed_allows(role: &str, column: &str) -> bool {
@@ -79,7 +81,7 @@ fn every_role_and_every_action_is_allowed_exactly_as_the_seed_matrix_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 4 * 21);
+    assert_eq!(checked, 4 * 23);
 }
 
 #[test]

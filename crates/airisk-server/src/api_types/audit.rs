@@ -49,6 +49,15 @@ pub struct AppendAuditBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub sensitive_metadata: Option<Value>,
+    /// The data subject the sensitive values are about (e.g. a customer id: 1 to 128 visible
+    /// ASCII characters, compared exactly, case included; nothing is trimmed or folded). With it,
+    /// `sensitive_metadata` is sealed under that subject's own data key, so one person's values
+    /// can be erased alone (`POST /v1/tenant/shred` with `subject`). Without sensitive values it
+    /// applies to nothing and is not used. Stored only as a keyed pseudonym, never in plaintext;
+    /// never logged.
+    #[serde(default)]
+    #[schema(pattern = "^[!-~]+$", min_length = 1, max_length = 128)]
+    pub data_subject: Option<String>,
 }
 
 /// What an append returns once the record is durable.

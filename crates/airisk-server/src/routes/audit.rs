@@ -86,6 +86,15 @@ pub(crate) async fn append(
             ));
         }
     };
+    // Without sensitive values a subject has nothing to apply to: it is validated, then unused
+    // (nothing about it is stored).
+    let sensitive = match body.data_subject {
+        None => sensitive,
+        Some(subject) => sensitive.with_subject(
+            airisk_core::security::data_subject::DataSubject::parse(&subject)
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))?,
+        ),
+    };
     let receipt = state
         .audit()
         .log_action_sensitive(p, input, &sensitive)

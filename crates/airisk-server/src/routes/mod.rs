@@ -105,6 +105,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::integrations::mlflow::webhook::status))
         .routes(routes!(crate::integrations::mlflow::webhook::reconcile))
         .routes(routes!(tenant::shred))
+        .routes(routes!(tenant::rotate_data_key))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

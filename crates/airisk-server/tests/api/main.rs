@@ -22,6 +22,7 @@ mod hostile;
 mod idempotency;
 mod input_edges;
 mod jwt_parsing;
+mod key_custody;
 mod mlflow_replay;
 mod mlflow_tls;
 mod ops;

@@ -48,6 +48,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/integrations/mlflow/status"),
     ("POST", "/v1/integrations/mlflow/reconcile"),
     ("POST", "/v1/tenant/shred"),
+    ("POST", "/v1/tenant/rotate-data-key"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];

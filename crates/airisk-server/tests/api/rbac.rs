@@ -20,7 +20,7 @@ const ROLES: [&str; 4] = ["admin", "analyst", "approver", "viewer"];
 /// Every action the API exposes, and whether [admin, analyst, approver, viewer] may perform it,
 /// written out by hand from the role matrix (columns create / approve / view / register_model)
 /// and the action-to-column mapping documented on `Action::required_permission`.
-const SEED_HTTP_MATRIX: [(&str, [bool; 4]); 20] = [
+const SEED_HTTP_MATRIX: [(&str, [bool; 4]); 22] = [
     ("model.register", [true, false, false, false]),
     ("model.approve", [true, false, true, false]),
     ("model.reject", [true, false, true, false]),
@@ -42,6 +42,9 @@ const SEED_HTTP_MATRIX: [(&str, [bool; 4]); 20] = [
     ("audit.checkpoint", [true, true, false, false]),
     // Not in the seed: crypto-shredding is irreversible, so admin only, on its own permission.
     ("tenant.shred", [true, false, false, false]),
+    ("tenant.shred_subject", [true, false, false, false]),
+    // Rotating a tenant's data key is key administration: the admin-only column.
+    ("keys.rotate_data_key", [true, false, false, false]),
 ];
 
 /// The table's answer for `role` x `action`.
@@ -132,7 +135,8 @@ impl Setup<'_> {
 on_backends!(every_role_is_allowed_exactly_what_the_matrix_grants: [memory, sqlite, postgres]);
 
 async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) {
-    let app = TestApp::spawn_backend(backend).await;
+    // Sealing, as `airisk serve` runs: key custody routes need the key-encryption key.
+    let app = TestApp::spawn_sealed(backend).await;
     let setup = Setup {
         app: &app,
         admin: app.token("setup.admin", TENANT, Role::Admin),
@@ -287,6 +291,18 @@ async fn every_role_is_allowed_exactly_what_the_matrix_grants(backend: Backend) 
                 Method::POST,
                 "/v1/tenant/shred".into(),
                 Some(json!({"reason": "rbac matrix"})),
+            ),
+            (
+                Action::TenantShredSubject,
+                Method::POST,
+                "/v1/tenant/shred".into(),
+                Some(json!({"reason": "rbac matrix", "subject": "C-1"})),
+            ),
+            (
+                Action::KeysRotateDataKey,
+                Method::POST,
+                "/v1/tenant/rotate-data-key".into(),
+                None,
             ),
         ];
         for (action, method, path, body) in cases {

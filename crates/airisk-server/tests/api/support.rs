@@ -99,6 +99,42 @@ impl TestApp {
         clock: Arc<dyn airisk_core::ports::Clock>,
         before_commit: Option<BeforeCommit>,
     ) -> TestApp {
+        Self::spawn_full(backend, config, clock, before_commit, None).await
+    }
+
+    /// An app that seals, as `airisk serve` does: data keys wrapped by the public test KEK
+    /// (`airisk_testkit::sealing_conformance::TEST_KEK_1`).
+    pub async fn spawn_sealed(backend: Backend) -> TestApp {
+        let kek = Arc::new(
+            airisk_core::security::encryption::Encryptor::from_env_value(
+                airisk_testkit::sealing_conformance::TEST_KEK_1,
+            )
+            .unwrap(),
+        );
+        let envelope = Arc::new(airisk_core::security::envelope::Envelope::new(
+            Arc::new(airisk_core::security::envelope::KeyringKeyProvider::new(
+                kek,
+            )),
+            16,
+        ));
+        Self::spawn_full(
+            backend,
+            ServerConfig::default(),
+            Arc::new(SystemClock),
+            None,
+            Some(envelope),
+        )
+        .await
+    }
+
+    /// [`TestApp::spawn_custom`], sealing with `envelope` when given.
+    pub async fn spawn_full(
+        backend: Backend,
+        config: ServerConfig,
+        clock: Arc<dyn airisk_core::ports::Clock>,
+        before_commit: Option<BeforeCommit>,
+        envelope: Option<Arc<airisk_core::security::envelope::Envelope>>,
+    ) -> TestApp {
         let mut memory = None;
         let mut dir = None;
         let mut pg = None;
@@ -147,7 +183,7 @@ impl TestApp {
             .unwrap()
             .dangerous_with_hs256_secret(SECRET)
             .unwrap();
-        let state = AppState::new(
+        let state = AppState::new_sealed(
             stores,
             clock,
             Arc::new(UuidV7Generator),
@@ -157,6 +193,7 @@ impl TestApp {
             },
             auth,
             config,
+            envelope,
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

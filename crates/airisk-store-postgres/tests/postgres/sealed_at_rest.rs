@@ -176,3 +176,94 @@ async fn canary_plaintexts_are_in_no_table_and_data_keys_are_tenant_isolated() {
         "no DELETE grant: keys are shredded, never deleted"
     );
 }
+
+/// A data subject's id never reaches any table, before or after its shred; its pseudonym is in
+/// `data_keys` while its key lives, and after the shred only in the ledger's shred record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
+async fn a_subjects_id_is_in_no_table_and_its_pseudonym_leaves_data_keys_when_shredded() {
+    use airisk_core::security::data_subject::DataSubject;
+    use airisk_core::security::key_custody::shred_subject;
+    use airisk_core::security::tenant_context::{ActorId, TenantId};
+    const SUBJECT: &str = "SUBJECT-CANARY-pg-31d9";
+    let db = TestDb::new().await;
+    let clock = Arc::new(ManualClock::new());
+    let store = Arc::new(db.store(clock.clone()).await);
+    let gov = store.clone() as Arc<dyn GovernanceStore>;
+    let audit = store.clone() as Arc<dyn AuditRepository>;
+    let kek = Arc::new(Encryptor::from_env_value(TEST_KEK_1).unwrap());
+    let env = Arc::new(Envelope::new(Arc::new(KeyringKeyProvider::new(kek)), 8));
+    let logger = AuditLogger::new(
+        audit,
+        Arc::new(UuidV7Generator),
+        clock.clone(),
+        LedgerName::parse("airisk.test/ledger").unwrap(),
+        None,
+        CheckpointPolicy::default(),
+    )
+    .with_sealing(gov.clone(), env.clone());
+    let mut sensitive = SensitiveMetadata::new();
+    sensitive.insert("customer", serde_json::Value::from(CANARY));
+    let sensitive = sensitive.with_subject(DataSubject::parse(SUBJECT).unwrap());
+    logger
+        .log_action_sensitive(
+            &human("carol", "acme", Role::Analyst),
+            AuditEventInput {
+                actor: "carol".into(),
+                tenant_id: "acme".into(),
+                action: "loan.decision".into(),
+                resource_type: "application".into(),
+                resource_id: "A-1".into(),
+                reason: None,
+                correlation_id: CorrelationId::generate().to_string(),
+                metadata: None,
+            },
+            &sensitive,
+        )
+        .await
+        .unwrap();
+    assert_eq!(occurrences(&db, "SUBJECT-CANARY").await, vec![]);
+    assert_eq!(occurrences(&db, "CANARY").await, vec![]);
+    let tenant = TenantId::parse("acme").unwrap();
+    let pseudonym = gov
+        .data_keys(&tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|k| k.subject)
+        .unwrap();
+    let hits = occurrences(&db, pseudonym.as_str()).await;
+    assert_eq!(
+        hits,
+        vec![("data_keys".to_owned(), "subject".to_owned(), 1)],
+        "the search finds the pseudonym where it is"
+    );
+
+    let outcome = shred_subject(
+        gov.as_ref(),
+        &UuidV7Generator,
+        &env,
+        &tenant,
+        &DataSubject::parse(SUBJECT).unwrap(),
+        &ActorId::parse("operator:dpo").unwrap(),
+        "erasure request 46",
+        &CorrelationId::generate(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.keys_destroyed, 1);
+    assert_eq!(occurrences(&db, "SUBJECT-CANARY").await, vec![]);
+    let hits = occurrences(&db, pseudonym.as_str()).await;
+    assert_eq!(
+        hits,
+        vec![("audit_entries".to_owned(), "leaf".to_owned(), 1)],
+        "after the shred only the shred record names the pseudonym"
+    );
+    // The database refuses to give the tombstone a subject again, even to its owner.
+    let mut admin = db.admin_connection().await;
+    let refused = sqlx::query("UPDATE data_keys SET subject = $1 WHERE tenant_id = 'acme'")
+        .bind(pseudonym.as_str())
+        .execute(&mut admin)
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}

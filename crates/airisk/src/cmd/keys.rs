@@ -1,5 +1,5 @@
 //! `airisk keys`: key generation, in software (printed for the environment) or inside a PKCS#11
-//! token (`hsm-generate`, `hsm-verifier`).
+//! token (`hsm-generate`, `hsm-verifier`), and rotating a tenant's data key.
 
 use std::io::Write;
 
@@ -34,6 +34,11 @@ enum KeysCommand {
     HsmGenerate(HsmGenerateArgs),
     /// Print the ledger's verifier key, read from the public key object in the PKCS#11 token.
     HsmVerifier(HsmVerifierArgs),
+    /// Rotate a tenant's data key: make a new one (wrapped by the key-encryption key: the PKCS#11
+    /// token's when configured, else the primary key of AIRISK_ENCRYPTION_KEYS) that seals every value from now on, recorded as
+    /// `keys.rotate_data_key` in the tenant's ledger in the same transaction. Values sealed
+    /// before keep opening under their own key; nothing is rewritten.
+    RotateDataKey(RotateDataKeyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +62,24 @@ struct HsmVerifierArgs {
     /// The ledger's name.
     #[arg(long, value_name = "NAME", env = "AIRISK_LEDGER_NAME", default_value = crate::cmd::audit::DEFAULT_LEDGER_NAME)]
     name: String,
+}
+
+#[derive(Debug, Args)]
+struct RotateDataKeyArgs {
+    /// The tenant whose data key is rotated.
+    #[arg(long)]
+    tenant: String,
+    /// Who rotates, as recorded in the ledger (e.g. operator:keys).
+    #[arg(long)]
+    actor: String,
+    /// The store.
+    #[arg(
+        long,
+        env = "AIRISK_DATABASE_URL",
+        hide_env_values = true,
+        default_value = crate::cmd::audit::DEFAULT_DATABASE_URL
+    )]
+    database_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +107,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::Generate(args) => generate(args),
         KeysCommand::HsmGenerate(args) => hsm_generate(args),
         KeysCommand::HsmVerifier(args) => hsm_verifier(args),
+        KeysCommand::RotateDataKey(args) => rotate_data_key(args),
     }
 }
 
@@ -132,6 +156,45 @@ fn hsm_verifier(args: HsmVerifierArgs) -> anyhow::Result<()> {
     writeln!(stdout, "{verifier}")
         .and_then(|()| stdout.flush())
         .context("could not write the verifier key to stdout")
+}
+
+fn rotate_data_key(args: RotateDataKeyArgs) -> anyhow::Result<()> {
+    use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
+    use std::sync::Arc;
+    let tenant = airisk_core::security::tenant_context::TenantId::parse(&args.tenant)
+        .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let actor = airisk_core::security::tenant_context::ActorId::parse(&args.actor)
+        .map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+    let envelope = Envelope::new(
+        crate::cmd::hsm::key_provider("the key-encryption key is needed to wrap the new data key")?,
+        DEFAULT_DEK_CACHE,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
+        let outcome = airisk_core::security::key_custody::rotate_data_key(
+            store.governance.as_ref(),
+            &airisk_core::ports::UuidV7Generator,
+            &envelope,
+            SystemClock.now(),
+            &tenant,
+            &actor,
+            &airisk_core::request::CorrelationId::generate(),
+        )
+        .await
+        .context("the rotation failed; nothing was changed")?;
+        println!(
+            "tenant {tenant}: new data key {} (previous {}); recorded as keys.rotate_data_key at seq {}",
+            outcome.kid,
+            outcome.previous.as_ref().map_or("none", |k| k.as_str()),
+            outcome.receipt.seq
+        );
+        Ok(())
+    })
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {

@@ -3,13 +3,19 @@
 //! audit ledger, which commits to ciphertext only, still verifies. The shred is itself a
 //! `tenant.shred` record in the tenant's ledger, written in the same transaction.
 //!
-//! An operator's tool on the database host (like `airisk audit`); it needs no encryption key.
+//! With `--subject`, only that data subject's keys are destroyed (`tenant.shred_subject`, the
+//! subject recorded as its keyed pseudonym only).
+//!
+//! An operator's tool on the database host (like `airisk audit`); a tenant shred needs no
+//! encryption key, a subject's needs the key-encryption keyring (the pseudonym is keyed).
 
 use std::sync::Arc;
 
 use airisk_core::ports::{SystemClock, UuidV7Generator};
+use airisk_core::request::CorrelationId;
+use airisk_core::security::data_subject::DataSubject;
 use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
-use airisk_core::security::key_custody::{rewrap_tenant_keys, shred_tenant};
+use airisk_core::security::key_custody::{rewrap_tenant_keys, shred_subject, shred_tenant};
 use airisk_core::security::tenant_context::{ActorId, TenantId};
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
@@ -24,7 +30,9 @@ pub struct TenantArgs {
 #[derive(Debug, Subcommand)]
 enum TenantCommand {
     /// Destroy the tenant's data keys: its sealed values become unreadable for good (recorded as
-    /// `tenant.shred` in its ledger). Irreversible; take no backup of the data keys table.
+    /// `tenant.shred` in its ledger). With --subject, only that data subject's keys (recorded as
+    /// `tenant.shred_subject`, naming the subject by its pseudonym only; needs
+    /// AIRISK_ENCRYPTION_KEYS). Irreversible; take no backup of the data keys table.
     Shred(ShredArgs),
     /// After a key-encryption-key rotation (new key first in AIRISK_ENCRYPTION_KEYS, old after
     /// it; or, with the KEK in a PKCS#11 token, AIRISK_PKCS11_KEK_LABEL naming the new key, the
@@ -70,6 +78,11 @@ struct ShredArgs {
     #[arg(long)]
     reason: String,
 
+    /// Only this data subject (as named in `data_subject` when its values were sealed; compared
+    /// exactly, case included). Needs AIRISK_ENCRYPTION_KEYS.
+    #[arg(long)]
+    subject: Option<String>,
+
     /// The store.
     #[arg(
         long,
@@ -91,6 +104,15 @@ pub fn run(args: TenantArgs) -> anyhow::Result<()> {
     };
     let tenant = TenantId::parse(&args.tenant).map_err(|e| anyhow!("--tenant: {e}"))?;
     let actor = ActorId::parse(&args.actor).map_err(|e| anyhow!("--actor: {e}"))?;
+    if args.reason.trim().is_empty() {
+        return Err(anyhow!(
+            "--reason: a shred needs a reason (e.g. the erasure request's reference)"
+        ));
+    }
+    if let Some(subject) = &args.subject {
+        let subject = DataSubject::parse(subject).map_err(|e| anyhow!("--subject: {e}"))?;
+        return shred_one_subject(args, tenant, actor, subject);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -111,6 +133,52 @@ pub fn run(args: TenantArgs) -> anyhow::Result<()> {
         println!(
             "tenant {tenant}: {} data key(s) destroyed; recorded as tenant.shred at seq {}",
             outcome.keys_destroyed, outcome.receipt.seq
+        );
+        Ok(())
+    })
+}
+
+fn shred_one_subject(
+    args: ShredArgs,
+    tenant: TenantId,
+    actor: ActorId,
+    subject: DataSubject,
+) -> anyhow::Result<()> {
+    let envelope = Envelope::new(
+        crate::cmd::hsm::key_provider(
+            "a subject's shred needs the key-encryption key (its pseudonym is keyed)",
+        )?,
+        DEFAULT_DEK_CACHE,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
+        let outcome = shred_subject(
+            store.governance.as_ref(),
+            &UuidV7Generator,
+            &envelope,
+            &tenant,
+            &subject,
+            &actor,
+            &args.reason,
+            &CorrelationId::generate(),
+        )
+        .await
+        .context("the shred failed; nothing was changed")?;
+        // The subject itself is never printed: the pseudonym is what the ledger holds.
+        println!(
+            "tenant {tenant}: {} data key(s) of the subject destroyed; recorded as \
+             tenant.shred_subject at seq {} (subject pseudonym {})",
+            outcome.keys_destroyed,
+            outcome.receipt.seq,
+            outcome
+                .pseudonym
+                .as_ref()
+                .map_or("none: the tenant has no subject keys", |p| p.as_str())
         );
         Ok(())
     })
