@@ -13,8 +13,9 @@ use airisk_core::governance::model_registry::{DeploymentDenial, ModelRegistryErr
 use airisk_core::governance::prompt_registry::PromptRegistryError;
 use airisk_core::governance::visible_text::HiddenCharacter;
 use airisk_core::input::InputError;
-use airisk_core::ledger::ProofError;
+use airisk_core::ledger::{CheckpointError, ProofError};
 use airisk_core::ports::StoreError;
+use airisk_core::security::encryption::EncryptionError;
 use airisk_core::security::rbac::AuthorizationError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -147,6 +148,11 @@ pub enum ApiError {
     /// 503: the store is unreachable; retry later.
     #[error("the store is unavailable; retry later")]
     Unavailable(String),
+    /// 503: a key this service needs (the key-encryption key or the ledger's signing key, held by
+    /// a key provider such as a PKCS#11 token) cannot be used now; nothing was written. The cause
+    /// is logged with the correlation id, never sent.
+    #[error("a key this service needs is unavailable; retry later")]
+    KeysUnavailable(String),
     /// 500: anything else. The cause is logged with the correlation id, never sent.
     #[error("internal error")]
     Internal(String),
@@ -169,7 +175,9 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Timeout { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout { .. } | ApiError::Unavailable(_) | ApiError::KeysUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -194,6 +202,7 @@ impl ApiError {
             ApiError::HiddenCharacter(_) => ("hidden-character", "Hidden character refused"),
             ApiError::Timeout { .. } => ("timeout", "Request timed out"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::KeysUnavailable(_) => ("keys-unavailable", "Key provider unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -231,6 +240,9 @@ impl ApiError {
             }
             ApiError::Unavailable(cause) => {
                 tracing::warn!(correlation_id, error = %cause, "store unavailable");
+            }
+            ApiError::KeysUnavailable(cause) => {
+                tracing::warn!(correlation_id, error = %cause, "key provider unavailable");
             }
             _ => {}
         }
@@ -274,6 +286,28 @@ impl From<StoreError> for ApiError {
                 detail: "the resource was changed concurrently; read it again and retry".to_owned(),
             },
             StoreError::Unavailable { message } => ApiError::Unavailable(message),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<EncryptionError> for ApiError {
+    fn from(e: EncryptionError) -> Self {
+        match e {
+            e @ EncryptionError::ProviderUnavailable { .. } => {
+                ApiError::KeysUnavailable(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CheckpointError> for ApiError {
+    fn from(e: CheckpointError) -> Self {
+        match e {
+            e @ CheckpointError::SigningUnavailable { .. } => {
+                ApiError::KeysUnavailable(e.to_string())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -366,6 +400,7 @@ impl From<PromptRegistryError> for ApiError {
             PromptRegistryError::HiddenCharacter(h) => ApiError::HiddenCharacter(h),
             PromptRegistryError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             PromptRegistryError::Store(e) => e.into(),
+            PromptRegistryError::Sealing(e) => e.into(),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -381,6 +416,8 @@ impl From<AuditError> for ApiError {
             AuditError::TenantIsolation(_) => ApiError::NotFound("not found".into()),
             AuditError::Invalid(e) => ApiError::Unprocessable(e.to_string()),
             AuditError::Store(e) => e.into(),
+            AuditError::KeyProvider(e) => e.into(),
+            AuditError::Checkpoint(e) => e.into(),
             // A tree size or entry the ledger has not reached, or a proof from a larger tree to a
             // smaller one: no such proof exists (yet), as for any missing resource. Every
             // parameter the document can state (types, minimum sizes) is a 422 before this.
@@ -439,7 +476,7 @@ error_set!(
     404 => "No such resource in the caller's tenant (another tenant's looks the same)",
     422 => "A parameter does not match its schema (type, range, pattern)",
     429 => "Too many requests refused to this caller; retry after Retry-After",
-    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
+    503 => "Timed out, overloaded, or the store or a key provider is unavailable; retry after Retry-After",
 );
 error_set!(
     /// Errors of a listing (no 404).
@@ -448,7 +485,7 @@ error_set!(
     403 => "The caller's role may not read this",
     422 => "A parameter does not match its schema (type, range, pattern)",
     429 => "Too many requests refused to this caller; retry after Retry-After",
-    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
+    503 => "Timed out, overloaded, or the store or a key provider is unavailable; retry after Retry-After",
 );
 error_set!(
     /// Errors of a write.
@@ -463,7 +500,7 @@ error_set!(
     415 => "The body is not application/json",
     422 => "The body or a parameter is well-formed but invalid (schema, or a `hidden-character` problem naming the code point and its position)",
     429 => "Too many requests refused to this caller; retry after Retry-After",
-    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
+    503 => "Timed out, overloaded, or the store or a key provider is unavailable; retry after Retry-After",
 );
 error_set!(
     /// Errors of checking the ledger against a kept checkpoint (`POST /v1/audit/verify`).
@@ -476,5 +513,5 @@ error_set!(
     415 => "The body is not application/json",
     422 => "The checkpoint is missing, too long, not a signed note, not signed by this ledger's key, or for another tenant's ledger",
     429 => "Too many requests refused to this caller; retry after Retry-After",
-    503 => "Timed out, overloaded or the store is unavailable; retry after Retry-After",
+    503 => "Timed out, overloaded, or the store or a key provider is unavailable; retry after Retry-After",
 );

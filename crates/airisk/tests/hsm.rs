@@ -423,7 +423,11 @@ fn serve_with_keys_in_softhsm_seals_signs_verifies_and_fails_closed() {
         Some(&globex_admin),
         Some(json!({"name": "p", "template": "GLOBEX-SECRET", "change_reason": "first"})),
     );
-    assert_eq!(status, 500, "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["type"], "urn:airisk:problem:keys-unavailable",
+        "{body}"
+    );
     let (status, _) = call("GET", "/v1/prompts/p", Some(&globex_admin), None);
     assert_eq!(status, 404, "the refused prompt was not stored");
     // A new record is appended, but no checkpoint can be signed for it.
@@ -437,7 +441,11 @@ fn serve_with_keys_in_softhsm_seals_signs_verifies_and_fails_closed() {
     );
     assert_eq!(status, 201, "{body}");
     let (status, body) = call("POST", "/v1/audit/checkpoint", Some(&analyst), None);
-    assert_eq!(status, 500, "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["type"], "urn:airisk:problem:keys-unavailable",
+        "{body}"
+    );
     let (status, latest) = call("GET", "/v1/audit/checkpoint", Some(&analyst), None);
     assert_eq!(status, 200, "{latest}");
     assert_eq!(
@@ -470,7 +478,11 @@ fn serve_with_keys_in_softhsm_seals_signs_verifies_and_fails_closed() {
         "{body}"
     );
     let (status, body) = call("POST", "/v1/audit/checkpoint", Some(&analyst), None);
-    assert_eq!(status, 500, "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["type"], "urn:airisk:problem:keys-unavailable",
+        "{body}"
+    );
     let (status, body) = call(
         "POST",
         "/v1/prompts",

@@ -27,6 +27,7 @@ use crate::ledger::{
 };
 use crate::ports::{AuditRepository, Clock, IdGenerator, StoreError, StoredCheckpoint, TreeHead};
 use crate::request::CorrelationId;
+use crate::security::encryption::EncryptionError;
 use crate::security::rbac::{Action, AuthorizationError, RbacService};
 use crate::security::tenant_context::{Principal, TenantContext, TenantId, TenantIsolationError};
 
@@ -91,6 +92,10 @@ pub enum AuditError {
     /// failure); nothing was recorded.
     #[error("sensitive metadata could not be sealed: {0}")]
     Sealing(String),
+    /// The key provider holding the key-encryption key (a PKCS#11 token) cannot be used now, so
+    /// sensitive metadata could not be sealed; nothing was recorded. Retry later.
+    #[error(transparent)]
+    KeyProvider(EncryptionError),
     /// A proof or root was asked for a tree size the ledger has not reached.
     #[error("tree size {requested} is beyond the ledger's {size} entries")]
     BeyondTree {
@@ -279,6 +284,10 @@ impl AuditLogger {
             .await
             .map_err(|e| match e {
                 KeyCustodyError::Audit(v) => AuditError::Invalid(v),
+                KeyCustodyError::Store(e) => AuditError::Store(e),
+                KeyCustodyError::Encryption(e @ EncryptionError::ProviderUnavailable { .. }) => {
+                    AuditError::KeyProvider(e)
+                }
                 other => AuditError::Sealing(other.to_string()),
             })?
         };

@@ -70,6 +70,7 @@ impl From<KeyCustodyError> for ApiError {
             KeyCustodyError::Invalid(m) => ApiError::Unprocessable(m),
             KeyCustodyError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             KeyCustodyError::Store(e) => e.into(),
+            KeyCustodyError::Encryption(e) => e.into(),
             other => ApiError::Internal(other.to_string()),
         }
     }
