@@ -952,3 +952,202 @@ fn a_subject_is_erased_alone_and_its_id_is_stored_nowhere_in_plaintext() {
     );
     subjects_nowhere(None);
 }
+
+/// Copies the SQLite database files (main file, WAL, shared memory) of `from` into `to`.
+fn copy_database(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for (name, bytes) in raw_database(from) {
+        let file = Path::new(&name).file_name().unwrap().to_owned();
+        std::fs::write(to.join(file), bytes).unwrap();
+    }
+}
+
+/// The sensitive value of `tenant`'s ledger, through `airisk audit export --decrypt` with the
+/// keyring `keys`: `Ok(value)` or `Err(stderr)` when the command fails.
+fn decrypted_customer(db_url: &str, signing_key: &str, keys: &str) -> Result<String, String> {
+    let out = run({
+        let mut c = airisk(db_url, signing_key);
+        c.env("AIRISK_ENCRYPTION_KEYS", keys).args([
+            "audit",
+            "export",
+            "--tenant",
+            "acme",
+            "--decrypt",
+        ]);
+        c
+    });
+    let stdout = text(&out.stdout);
+    assert!(
+        !out.status.success() || stdout.contains("\"decrypted\""),
+        "an export that succeeded shows the sealed entry: {stdout}"
+    );
+    if !out.status.success() {
+        assert!(
+            !stdout.contains(CANARY),
+            "a failed export printed the value"
+        );
+        return Err(text(&out.stderr));
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"decrypted\""))
+        .unwrap()
+        .to_owned();
+    let line: Value = serde_json::from_str(&line).unwrap();
+    Ok(line["decrypted"]["customer"].to_string())
+}
+
+/// The documented way to make a shred reach backups (docs/ENCRYPTION.md, "Backups"): a database
+/// backup taken before the shred still holds the tenant's wrapped data key, so it opens with the
+/// KEK of the day; after the shred, a KEK rotation (rewrap every remaining tenant's keys under a
+/// new KEK, then drop the old one) leaves that backup with a data key nothing can unwrap, while
+/// the other tenants' values in the live database keep opening.
+#[test]
+fn a_backup_from_before_a_shred_is_unreadable_once_the_kek_is_rotated() {
+    const KEK2: &str = "kek2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let dir = scratch();
+    let live = dir.0.join("live");
+    let backup = dir.0.join("backup");
+    let restored = dir.0.join("restored");
+    let db_url = |d: &Path| format!("sqlite://{}/airisk.db", d.display());
+    std::fs::create_dir_all(&live).unwrap();
+    let keys = run({
+        let mut c = airisk(&db_url(&live), "unused");
+        c.args([
+            "keys",
+            "generate",
+            "--ledger",
+            "--name",
+            "airisk.test/ledger",
+        ]);
+        c
+    });
+    assert!(keys.status.success(), "{}", text(&keys.stderr));
+    let signing_key = text(&keys.stdout).lines().next().unwrap().trim().to_owned();
+    let analyst = token(&db_url(&live), &signing_key, "carol", "analyst");
+    let globex_admin = {
+        let mut c = airisk(&db_url(&live), &signing_key);
+        c.args([
+            "token", "issue", "--sub", "gina", "--tenant", "globex", "--role", "admin",
+        ]);
+        let out = run(c);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let post = |base: &str, path: &str, bearer: &str, body: Value| {
+        rt.block_on(async {
+            client
+                .post(format!("{base}{path}"))
+                .bearer_auth(bearer)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let get_prompt = |base: &str, bearer: &str| {
+        rt.block_on(async {
+            let r = client
+                .get(format!("{base}/v1/prompts/p"))
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+
+    // acme's sensitive value and another tenant's sealed template, under KEK 1.
+    let server = Server::spawn(airisk(&db_url(&live), &signing_key));
+    let status = post(
+        &server.base,
+        "/v1/audit/events",
+        &analyst,
+        json!({
+            "action": "loan.decision",
+            "resource_type": "application",
+            "resource_id": "A-1",
+            "sensitive_metadata": {"customer": CANARY}
+        }),
+    );
+    assert_eq!(status, 201);
+    let status = post(
+        &server.base,
+        "/v1/prompts",
+        &globex_admin,
+        json!({"name": "p", "template": "globex template", "change_reason": "first"}),
+    );
+    assert_eq!(status, 201);
+    server.stop();
+
+    // The nightly backup, then the erasure request: acme is shredded in the live database.
+    copy_database(&live, &backup);
+    let shred = run({
+        let mut c = airisk(&db_url(&live), &signing_key);
+        c.args([
+            "tenant",
+            "shred",
+            "--tenant",
+            "acme",
+            "--actor",
+            "operator:dpo",
+            "--reason",
+            "erasure request 43",
+        ]);
+        c
+    });
+    assert!(shred.status.success(), "{}", text(&shred.stderr));
+
+    // The weakness the rotation closes: restored with the KEK of the day, the backup opens.
+    copy_database(&backup, &restored);
+    assert_eq!(
+        decrypted_customer(&db_url(&restored), &signing_key, KEK).as_deref(),
+        Ok(format!("{CANARY:?}").as_str()),
+        "a pre-shred backup opens while its KEK exists"
+    );
+    std::fs::remove_dir_all(&restored).unwrap();
+
+    // The rotation: KEK 2 first, every remaining data key rewrapped, then KEK 1 is dropped.
+    let rotated = run({
+        let mut c = airisk(&db_url(&live), &signing_key);
+        c.env("AIRISK_ENCRYPTION_KEYS", format!("{KEK2},{KEK}"))
+            .args(["tenant", "rewrap-data-keys", "--actor", "operator:keys"]);
+        c
+    });
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    assert!(
+        text(&rotated.stdout).contains("tenant globex: 1 data key(s) rewrapped"),
+        "{}",
+        text(&rotated.stdout)
+    );
+
+    // The backup restored with the only KEK that now exists: acme's value does not open.
+    copy_database(&backup, &restored);
+    let refused = decrypted_customer(&db_url(&restored), &signing_key, KEK2)
+        .expect_err("the backup's data key was wrapped by a KEK that no longer exists");
+    assert!(
+        refused.contains("kek1"),
+        "the missing KEK is named: {refused}"
+    );
+    assert!(!refused.contains(CANARY));
+
+    // The live database with KEK 2 alone: acme reads erased, globex's template opens.
+    assert_eq!(
+        decrypted_customer(&db_url(&live), &signing_key, KEK2).as_deref(),
+        Ok(r#"{"erased":true}"#)
+    );
+    let mut only_new = airisk(&db_url(&live), &signing_key);
+    only_new.env("AIRISK_ENCRYPTION_KEYS", KEK2);
+    let server = Server::spawn(only_new);
+    let (status, body) = get_prompt(&server.base, &globex_admin);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("globex template"), "{body}");
+    server.stop();
+}
