@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use crate::governance::approval_workflow::{ApprovalRequest, ApprovalStatus, Subject};
 use crate::governance::audit_record::{AuditEvent, AuditReceipt, AuditRecord, Outcome};
-use crate::governance::model_registry::ModelVersion;
-use crate::governance::prompt_registry::{LabelMove, PromptVersion};
+use crate::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
+use crate::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use crate::ledger::{Hash, NodeId};
 use crate::security::envelope::WrappedDataKey;
 use crate::security::tenant_context::ActorId;
@@ -589,8 +589,8 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn model(
         &self,
         tenant: &TenantId,
-        name: &str,
-        version: &str,
+        name: &ModelName,
+        version: &ModelVersionTag,
     ) -> Result<Option<ModelVersion>, StoreError>;
 
     /// Every version of a model, in registration (commit) order.
@@ -600,7 +600,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn model_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &ModelName,
     ) -> Result<Vec<ModelVersion>, StoreError>;
 
     /// Every version of a prompt, in version order.
@@ -610,7 +610,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn prompt_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<PromptVersion>, StoreError>;
 
     /// Where each label of a prompt points, by label name.
@@ -620,7 +620,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn prompt_labels(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<(String, u32)>, StoreError>;
 
     /// Every label move of a prompt, oldest first.
@@ -630,7 +630,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn label_moves(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError>;
 
     /// Every data key of the tenant, live or shredded, oldest first (see

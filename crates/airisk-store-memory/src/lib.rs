@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
-use airisk_core::governance::model_registry::ModelVersion;
-use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
+use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{self, Frontier, Hash, NodeId};
 use airisk_core::ports::{
     ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore,
@@ -630,22 +630,25 @@ impl GovernanceStore for InMemoryStore {
     async fn model(
         &self,
         tenant: &TenantId,
-        name: &str,
-        version: &str,
+        name: &ModelName,
+        version: &ModelVersionTag,
     ) -> Result<Option<ModelVersion>, StoreError> {
-        Ok(self.lock().find_model(tenant, name, version).cloned())
+        Ok(self
+            .lock()
+            .find_model(tenant, name.as_str(), version.as_str())
+            .cloned())
     }
 
     async fn model_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &ModelName,
     ) -> Result<Vec<ModelVersion>, StoreError> {
         Ok(self
             .lock()
             .models
             .iter()
-            .filter(|m| m.tenant_id() == tenant && m.model_name().as_str() == name)
+            .filter(|m| m.tenant_id() == tenant && m.model_name() == name)
             .cloned()
             .collect())
     }
@@ -653,8 +656,9 @@ impl GovernanceStore for InMemoryStore {
     async fn prompt_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<PromptVersion>, StoreError> {
+        let name = name.as_str();
         Ok(self
             .lock()
             .prompts
@@ -668,13 +672,13 @@ impl GovernanceStore for InMemoryStore {
     async fn prompt_labels(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<(String, u32)>, StoreError> {
         Ok(self
             .lock()
             .labels
             .iter()
-            .filter(|((t, n, _), _)| t == tenant && n == name)
+            .filter(|((t, n, _), _)| t == tenant && n == name.as_str())
             .map(|((_, _, l), v)| (l.clone(), *v))
             .collect())
     }
@@ -682,13 +686,13 @@ impl GovernanceStore for InMemoryStore {
     async fn label_moves(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError> {
         Ok(self
             .lock()
             .label_moves
             .iter()
-            .filter(|(t, m)| t == tenant && m.name == name)
+            .filter(|(t, m)| t == tenant && m.name == name.as_str())
             .map(|(_, m)| m.clone())
             .collect())
     }

@@ -92,8 +92,8 @@ use std::thread::JoinHandle;
 
 use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt, format_timestamp};
-use airisk_core::governance::model_registry::ModelVersion;
-use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
+use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{Hash, NodeId};
 use airisk_core::ports::{
     ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore, Page, StoreError,
@@ -427,10 +427,10 @@ impl GovernanceStore for SqliteStore {
     async fn model(
         &self,
         tenant: &TenantId,
-        name: &str,
-        version: &str,
+        name: &ModelName,
+        version: &ModelVersionTag,
     ) -> Result<Option<ModelVersion>, StoreError> {
-        let (tenant, name, version) = (tenant.clone(), name.to_owned(), version.to_owned());
+        let (tenant, name, version) = (tenant.clone(), name.to_string(), version.to_string());
         self.readers
             .read(move |tx| governance::model(tx, &tenant, &name, &version))
             .await
@@ -439,9 +439,9 @@ impl GovernanceStore for SqliteStore {
     async fn model_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &ModelName,
     ) -> Result<Vec<ModelVersion>, StoreError> {
-        let (tenant, name) = (tenant.clone(), name.to_owned());
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.readers
             .read(move |tx| governance::model_versions(tx, &tenant, &name))
             .await
@@ -450,9 +450,9 @@ impl GovernanceStore for SqliteStore {
     async fn prompt_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<PromptVersion>, StoreError> {
-        let (tenant, name) = (tenant.clone(), name.to_owned());
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.readers
             .read(move |tx| governance::prompt_versions(tx, &tenant, &name))
             .await
@@ -461,9 +461,9 @@ impl GovernanceStore for SqliteStore {
     async fn prompt_labels(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<(String, u32)>, StoreError> {
-        let (tenant, name) = (tenant.clone(), name.to_owned());
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.readers
             .read(move |tx| governance::prompt_labels(tx, &tenant, &name))
             .await
@@ -472,9 +472,9 @@ impl GovernanceStore for SqliteStore {
     async fn label_moves(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError> {
-        let (tenant, name) = (tenant.clone(), name.to_owned());
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.readers
             .read(move |tx| governance::label_moves(tx, &tenant, &name))
             .await

@@ -16,11 +16,14 @@
 use std::sync::Arc;
 
 use airisk_core::governance::approval_workflow::{
-    ApprovalRequest, ApprovalStatus, ApprovalWorkflow, NewApprovalRequest, Subject,
+    ApprovalRequest, ApprovalStatus, ApprovalWorkflow, NewApprovalRequest, RequestedSubject,
+    Subject,
 };
 use airisk_core::governance::audit_record::AuditRecord;
-use airisk_core::governance::model_registry::ModelRegistry;
-use airisk_core::governance::prompt_registry::{PromptRegistry, PromptSelector};
+use airisk_core::governance::model_registry::{ModelName, ModelRegistry, ModelVersionTag};
+use airisk_core::governance::prompt_registry::{
+    LabelName, PromptName, PromptRegistry, PromptSelector,
+};
 use airisk_core::ports::{
     ApprovalFilter, AuditRepository, ChangeSet, DeliveryClaim, GovernanceStore, Mutation, Page,
     StoreError, UuidV7Generator,
@@ -129,7 +132,7 @@ impl Services {
                 who,
                 &corr(),
                 NewApprovalRequest {
-                    subject: Subject::PromptLabel {
+                    subject: RequestedSubject::PromptLabel {
                         name: "p".into(),
                         version,
                         label: "production".into(),
@@ -143,6 +146,18 @@ impl Services {
             .unwrap()
             .request
     }
+}
+
+fn mname(s: &str) -> ModelName {
+    ModelName::parse(s).unwrap()
+}
+
+fn mtag(s: &str) -> ModelVersionTag {
+    ModelVersionTag::parse(s).unwrap()
+}
+
+fn pname(s: &str) -> PromptName {
+    PromptName::parse(s).unwrap()
 }
 
 fn corr() -> CorrelationId {
@@ -184,7 +199,7 @@ pub async fn a_commit_applies_state_and_audit_together(s: Services) {
     assert_eq!(s.audit_len("acme").await, 2);
     let model = s
         .gov
-        .model(&tenant("acme"), "m", "1")
+        .model(&tenant("acme"), &mname("m"), &mtag("1"))
         .await
         .unwrap()
         .unwrap();
@@ -201,7 +216,7 @@ pub async fn a_commit_applies_state_and_audit_together(s: Services) {
         .unwrap();
     let model = s
         .gov
-        .model(&tenant("acme"), "m", "1")
+        .model(&tenant("acme"), &mname("m"), &mtag("1"))
         .await
         .unwrap()
         .unwrap();
@@ -215,7 +230,7 @@ pub async fn a_conflicting_mutation_rolls_back_the_whole_change_set(s: Services)
     s.register(&admin("acme"), "m", "1").await;
     let existing = s
         .gov
-        .model(&tenant("acme"), "m", "1")
+        .model(&tenant("acme"), &mname("m"), &mtag("1"))
         .await
         .unwrap()
         .unwrap();
@@ -229,7 +244,7 @@ pub async fn a_conflicting_mutation_rolls_back_the_whole_change_set(s: Services)
         uuid::Uuid::now_v7(),
         &admin("acme"),
         NewApprovalRequest {
-            subject: fresh.subject().clone(),
+            subject: fresh.subject().clone().into(),
             justification: "again".into(),
             required_approvals: 1,
             expires_in: None,
@@ -342,8 +357,20 @@ pub async fn every_read_is_scoped_by_tenant(s: Services) {
         .await
         .unwrap();
     let g = tenant("globex");
-    assert!(s.gov.model(&g, "m", "1").await.unwrap().is_none());
-    assert!(s.gov.model_versions(&g, "m").await.unwrap().is_empty());
+    assert!(
+        s.gov
+            .model(&g, &mname("m"), &mtag("1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.gov
+            .model_versions(&g, &mname("m"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.gov.approval(&g, r.id()).await.unwrap().is_none());
     assert!(
         s.gov
@@ -352,15 +379,27 @@ pub async fn every_read_is_scoped_by_tenant(s: Services) {
             .unwrap()
             .is_empty()
     );
-    assert!(s.gov.prompt_versions(&g, "p").await.unwrap().is_empty());
-    assert!(s.gov.prompt_labels(&g, "p").await.unwrap().is_empty());
-    assert!(s.gov.label_moves(&g, "p").await.unwrap().is_empty());
+    assert!(
+        s.gov
+            .prompt_versions(&g, &pname("p"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.gov
+            .prompt_labels(&g, &pname("p"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.gov.label_moves(&g, &pname("p")).await.unwrap().is_empty());
     let a = tenant("acme");
     assert_eq!(
-        s.gov.prompt_labels(&a, "p").await.unwrap(),
+        s.gov.prompt_labels(&a, &pname("p")).await.unwrap(),
         vec![("production".to_owned(), 1)]
     );
-    assert_eq!(s.gov.label_moves(&a, "p").await.unwrap().len(), 1);
+    assert_eq!(s.gov.label_moves(&a, &pname("p")).await.unwrap().len(), 1);
 }
 
 /// Listing honours every filter field and pages in creation order.
@@ -431,9 +470,9 @@ pub async fn approvals_filter_and_page_oldest_first(s: Services) {
         vec![ids[1]]
     );
     let subject = Subject::PromptLabel {
-        name: "p".into(),
+        name: pname("p"),
         version: 2,
-        label: "production".into(),
+        label: LabelName::parse("production").unwrap(),
     };
     assert_eq!(
         list(
@@ -485,7 +524,11 @@ pub async fn prompt_versions_are_immutable_and_ordered(s: Services) {
                 .unwrap();
         }
     }
-    let versions = s.gov.prompt_versions(&tenant("acme"), "p").await.unwrap();
+    let versions = s
+        .gov
+        .prompt_versions(&tenant("acme"), &pname("p"))
+        .await
+        .unwrap();
     assert_eq!(
         versions.iter().map(|v| v.version()).collect::<Vec<_>>(),
         vec![1, 2, 3]
@@ -545,7 +588,10 @@ pub async fn a_label_move_from_a_stale_position_conflicts(s: Services) {
         .await;
     assert!(matches!(got, Err(StoreError::Conflict { .. })), "{got:?}");
     assert_eq!(
-        s.gov.prompt_labels(&tenant("acme"), "p").await.unwrap(),
+        s.gov
+            .prompt_labels(&tenant("acme"), &pname("p"))
+            .await
+            .unwrap(),
         vec![("production".to_owned(), 1)]
     );
 }
@@ -614,7 +660,7 @@ pub async fn stored_values_read_back_exactly(s: Services) {
         .unwrap();
     let model = s
         .gov
-        .model(&tenant("acme"), "m", "2.1.0")
+        .model(&tenant("acme"), &mname("m"), &mtag("2.1.0"))
         .await
         .unwrap()
         .unwrap();
@@ -637,7 +683,11 @@ pub async fn stored_values_read_back_exactly(s: Services) {
         )
         .await
         .unwrap();
-    let versions = s.gov.prompt_versions(&tenant("acme"), "p").await.unwrap();
+    let versions = s
+        .gov
+        .prompt_versions(&tenant("acme"), &pname("p"))
+        .await
+        .unwrap();
     assert_eq!(versions, vec![change.version]);
 }
 
@@ -662,7 +712,7 @@ pub async fn prompt_versions_keep_their_author_and_change_reason(s: Services) {
         .unwrap();
     let stored: Vec<(u32, String, String, String)> = s
         .gov
-        .prompt_versions(&tenant("acme"), "p")
+        .prompt_versions(&tenant("acme"), &pname("p"))
         .await
         .unwrap()
         .iter()
@@ -696,7 +746,7 @@ pub async fn prompt_versions_keep_their_author_and_change_reason(s: Services) {
     s.register(&ada, "m", "1").await;
     let model = s
         .gov
-        .model(&tenant("acme"), "m", "1")
+        .model(&tenant("acme"), &mname("m"), &mtag("1"))
         .await
         .unwrap()
         .unwrap();
@@ -711,7 +761,7 @@ pub async fn a_mutation_of_another_tenant_is_refused_and_stores_nothing(s: Servi
         uuid::Uuid::now_v7(),
         &admin("globex"),
         NewApprovalRequest {
-            subject: Subject::PromptLabel {
+            subject: RequestedSubject::PromptLabel {
                 name: "p".into(),
                 version: 1,
                 label: "production".into(),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 pub use super::approval_request::{
     Approval, ApprovalError, ApprovalRequest, ApprovalStatus, Decision, MAX_REQUIRED_APPROVALS,
-    NewApprovalRequest, REASON_MAX_LEN, Subject,
+    NewApprovalRequest, REASON_MAX_LEN, RequestedSubject, Subject,
 };
 use super::audit_record::{AuditEvent, AuditReceipt, AuditValidationError, Outcome};
 use super::service_context::{Resource, ServiceContext};
@@ -84,24 +84,25 @@ impl ApprovalWorkflow {
             new.subject.resource(),
         )
         .await?;
-        match &new.subject {
-            Subject::Model { .. } => {
+        let subject = match &new.subject {
+            RequestedSubject::Model { .. } => {
                 return Err(InputError::new(
                     "subject",
                     "is a model: a model's approval request is opened by registering the model",
                 )
                 .into());
             }
-            Subject::PromptLabel { name, version, .. } => {
-                let exists = k
-                    .store
-                    .prompt_versions(principal.tenant(), name)
-                    .await?
-                    .iter()
-                    .any(|v| v.version() == *version);
-                if !exists {
-                    return Err(ApprovalError::NotFound);
-                }
+            RequestedSubject::PromptLabel { .. } => new.subject.parse()?,
+        };
+        if let Subject::PromptLabel { name, version, .. } = &subject {
+            let exists = k
+                .store
+                .prompt_versions(principal.tenant(), name)
+                .await?
+                .iter()
+                .any(|v| v.version() == *version);
+            if !exists {
+                return Err(ApprovalError::NotFound);
             }
         }
         let request = ApprovalRequest::open(k.ids.new_id(), principal, new, k.clock.now())?;

@@ -9,7 +9,9 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::approval_request::{ApprovalError, ApprovalRequest, NewApprovalRequest, Subject};
+use super::approval_request::{
+    ApprovalError, ApprovalRequest, NewApprovalRequest, RequestedSubject,
+};
 use super::approval_workflow::ApprovalWorkflow;
 use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
 pub use super::model_version::{
@@ -214,7 +216,7 @@ impl ModelRegistry {
             None => None,
         };
         if k.store
-            .model(principal.tenant(), name.as_str(), version.as_str())
+            .model(principal.tenant(), &name, &version)
             .await?
             .is_some()
         {
@@ -228,7 +230,7 @@ impl ModelRegistry {
             k.ids.new_id(),
             principal,
             NewApprovalRequest {
-                subject: Subject::Model {
+                subject: RequestedSubject::Model {
                     name: name.to_string(),
                     version: version.to_string(),
                 },
@@ -300,7 +302,8 @@ impl ModelRegistry {
         })
     }
 
-    /// Reads one model version (`model.view`).
+    /// Reads one model version (`model.view`). A name or version no model can have is
+    /// [`ModelRegistryError::NotFound`], like a missing one.
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`].
@@ -317,14 +320,18 @@ impl ModelRegistry {
         self.ctx()
             .rbac
             .check_permission(principal.role(), Action::ModelView)?;
+        let Some((name, version)) = parse_model_key(name, version) else {
+            return Err(ModelRegistryError::NotFound);
+        };
         self.ctx()
             .store
-            .model(principal.tenant(), name, version)
+            .model(principal.tenant(), &name, &version)
             .await?
             .ok_or(ModelRegistryError::NotFound)
     }
 
-    /// Every version of a model, oldest first (`model.view`).
+    /// Every version of a model, oldest first (`model.view`). A name no model can have has no
+    /// versions.
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::Store`].
@@ -340,10 +347,13 @@ impl ModelRegistry {
         self.ctx()
             .rbac
             .check_permission(principal.role(), Action::ModelView)?;
+        let Ok(name) = ModelName::parse(name) else {
+            return Ok(Vec::new());
+        };
         Ok(self
             .ctx()
             .store
-            .model_versions(principal.tenant(), name)
+            .model_versions(principal.tenant(), &name)
             .await?)
     }
 
@@ -359,7 +369,12 @@ impl ModelRegistry {
         let resource = Resource::Model { name, version };
         k.authorize(principal, correlation, action, resource)
             .await?;
-        match k.store.model(principal.tenant(), name, version).await? {
+        // A name or version no model can have names nothing: refused as not found.
+        let found = match parse_model_key(name, version) {
+            Some((name, version)) => k.store.model(principal.tenant(), &name, &version).await?,
+            None => None,
+        };
+        match found {
             Some(m) => Ok(m),
             None => {
                 k.deny(principal, correlation, action, resource, "not found")
@@ -515,6 +530,14 @@ impl ModelRegistry {
             }
         })
     }
+}
+
+/// The validated name and version, if both are valid.
+fn parse_model_key(name: &str, version: &str) -> Option<(ModelName, ModelVersionTag)> {
+    Some((
+        ModelName::parse(name).ok()?,
+        ModelVersionTag::parse(version).ok()?,
+    ))
 }
 
 fn check_uri(uri: &str) -> Result<String, ModelRegistryError> {
