@@ -16,15 +16,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::approval_workflow::{ApprovalRequest, Subject};
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
 use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
 use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{self, Frontier, Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore,
+    ApprovalFilter, ApprovalWithSubject, AuditRepository, ChangeSet, Clock, GovernanceStore,
     IDEMPOTENT_CORRELATION_PREFIX, Mutation, Page, StoreError, StoredCheckpoint, StoredEntry,
-    TreeHead, idempotency_conflict,
+    SubjectState, TreeHead, idempotency_conflict,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
@@ -608,6 +608,72 @@ impl GovernanceStore for InMemoryStore {
             .iter()
             .find(|a| a.tenant_id() == tenant && a.id() == id)
             .cloned())
+    }
+
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        // One lock: the request and its subject's state from one snapshot.
+        let state = self.lock();
+        let Some(request) = state
+            .approvals
+            .iter()
+            .find(|a| a.tenant_id() == tenant && a.id() == id)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let subject = match request.subject() {
+            Subject::Model { name, version } => SubjectState::Model(
+                state
+                    .find_model(tenant, name.as_str(), version.as_str())
+                    .cloned()
+                    .map(Box::new),
+            ),
+            Subject::PromptLabel { name, label, .. } => SubjectState::PromptLabel {
+                points_at: state
+                    .labels
+                    .get(&(
+                        tenant.clone(),
+                        name.as_str().to_owned(),
+                        label.as_str().to_owned(),
+                    ))
+                    .copied(),
+            },
+        };
+        Ok(Some(ApprovalWithSubject { request, subject }))
+    }
+
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        let state = self.lock();
+        let Some(model) = state
+            .find_model(tenant, name.as_str(), version.as_str())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let id = model.approval_request_id();
+        let Some(request) = state
+            .approvals
+            .iter()
+            .find(|a| a.tenant_id() == tenant && a.id() == id)
+            .cloned()
+        else {
+            return Err(StoreError::Corrupt {
+                message: format!("model {name}@{version} names a missing approval {id}"),
+            });
+        };
+        Ok(Some(ApprovalWithSubject {
+            request,
+            subject: SubjectState::Model(Some(Box::new(model))),
+        }))
     }
 
     async fn approvals(

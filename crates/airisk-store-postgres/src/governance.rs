@@ -4,10 +4,12 @@
 //! Every value is stored whole as serde JSON in a `json` column (`body`), which keeps the text as
 //! written, so it reads back exactly equal; key and filter columns sit next to it.
 
-use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::approval_workflow::{ApprovalRequest, Subject};
 use airisk_core::governance::model_registry::ModelVersion;
 use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
-use airisk_core::ports::{ApprovalFilter, Mutation, Page, StoreError};
+use airisk_core::ports::{
+    ApprovalFilter, ApprovalWithSubject, Mutation, Page, StoreError, SubjectState,
+};
 use airisk_core::security::tenant_context::TenantId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -452,6 +454,115 @@ pub(crate) async fn approval(
         .push(" AND id = ")
         .push_bind(id);
     Ok(bodies(pool, tenant, q, "approval request").await?.pop())
+}
+
+/// One approval request and the stored state of its subject, in one statement (one round trip
+/// after the read transaction's `BEGIN`): the request's row, LEFT JOINed to the model version or
+/// the prompt label its `subject` column names.
+pub(crate) async fn approval_with_subject(
+    pool: &PgPool,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<ApprovalWithSubject>, StoreError> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let row = sqlx::query(
+        "SELECT a.body::text, m.body::text, l.version \
+         FROM approval_requests a \
+         LEFT JOIN model_versions m \
+           ON m.tenant_id = a.tenant_id \
+          AND a.subject::json->>'kind' = 'model' \
+          AND m.name = a.subject::json->>'name' \
+          AND m.version = a.subject::json->>'version' \
+         LEFT JOIN prompt_labels l \
+           ON l.tenant_id = a.tenant_id \
+          AND a.subject::json->>'kind' = 'prompt_label' \
+          AND l.name = a.subject::json->>'name' \
+          AND l.label = a.subject::json->>'label' \
+         WHERE a.tenant_id = $1 AND a.id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| map(&e))?;
+    end_read(tx);
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let request: String = row.try_get(0).map_err(|e| map(&e))?;
+    let request: ApprovalRequest = from_json(&request, "approval request")?;
+    let subject = match request.subject() {
+        Subject::Model { name, version } => {
+            let body: Option<String> = row.try_get(1).map_err(|e| map(&e))?;
+            let model = body
+                .map(|b| from_json::<ModelVersion>(&b, "model version"))
+                .transpose()?;
+            if let Some(m) = &model
+                && (m.model_name() != name || m.version() != version)
+            {
+                return Err(corrupt(format!(
+                    "approval {id} joined model {}@{} instead of {name}@{version}",
+                    m.model_name(),
+                    m.version()
+                )));
+            }
+            SubjectState::Model(model.map(Box::new))
+        }
+        Subject::PromptLabel { label, .. } => {
+            let version: Option<i64> = row.try_get(2).map_err(|e| map(&e))?;
+            let points_at = version
+                .map(|v| {
+                    u32::try_from(v)
+                        .map_err(|_| corrupt(format!("label {label} points at version {v}")))
+                })
+                .transpose()?;
+            SubjectState::PromptLabel { points_at }
+        }
+    };
+    Ok(Some(ApprovalWithSubject { request, subject }))
+}
+
+/// One model version and its approval request, in one statement: the model's row LEFT JOINed
+/// to the request its body's `approval_request_id` names.
+pub(crate) async fn model_with_approval(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+    version: &str,
+) -> Result<Option<ApprovalWithSubject>, StoreError> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let row = sqlx::query(
+        "SELECT m.body::text, a.body::text \
+         FROM model_versions m \
+         LEFT JOIN approval_requests a \
+           ON a.tenant_id = m.tenant_id \
+          AND a.id = (m.body->>'approval_request_id')::uuid \
+         WHERE m.tenant_id = $1 AND m.name = $2 AND m.version = $3",
+    )
+    .bind(tenant.as_str())
+    .bind(name)
+    .bind(version)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| map(&e))?;
+    end_read(tx);
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let model: String = row.try_get(0).map_err(|e| map(&e))?;
+    let model: ModelVersion = from_json(&model, "model version")?;
+    let request: Option<String> = row.try_get(1).map_err(|e| map(&e))?;
+    let Some(request) = request else {
+        return Err(corrupt(format!(
+            "model {name}@{version} names a missing approval {}",
+            model.approval_request_id()
+        )));
+    };
+    let request: ApprovalRequest = from_json(&request, "approval request")?;
+    Ok(Some(ApprovalWithSubject {
+        request,
+        subject: SubjectState::Model(Some(Box::new(model))),
+    }))
 }
 
 pub(crate) async fn approvals(

@@ -126,8 +126,8 @@ use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVers
 use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditQuery, AuditRepository, ChangeSet, Clock, GovernanceStore, Page,
-    StoreError, StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, ApprovalWithSubject, AuditQuery, AuditRepository, ChangeSet, Clock,
+    GovernanceStore, Page, StoreError, StoredCheckpoint, StoredEntry, TreeHead,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
@@ -425,6 +425,23 @@ impl GovernanceStore for PostgresStore {
         id: Uuid,
     ) -> Result<Option<ApprovalRequest>, StoreError> {
         governance::approval(&self.pool, tenant, id).await
+    }
+
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        governance::approval_with_subject(&self.pool, tenant, id).await
+    }
+
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        governance::model_with_approval(&self.pool, tenant, name.as_str(), version.as_str()).await
     }
 
     async fn approvals(

@@ -96,8 +96,8 @@ use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVers
 use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore, Page, StoreError,
-    StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, ApprovalWithSubject, AuditRepository, ChangeSet, Clock, GovernanceStore, Page,
+    StoreError, StoredCheckpoint, StoredEntry, TreeHead,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
@@ -408,6 +408,29 @@ impl GovernanceStore for SqliteStore {
         let tenant = tenant.clone();
         self.readers
             .read(move |tx| governance::approval(tx, &tenant, id))
+            .await
+    }
+
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        let tenant = tenant.clone();
+        self.readers
+            .read(move |tx| governance::approval_with_subject(tx, &tenant, id))
+            .await
+    }
+
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        let (tenant, name, version) = (tenant.clone(), name.to_string(), version.to_string());
+        self.readers
+            .read(move |tx| governance::model_with_approval(tx, &tenant, &name, &version))
             .await
     }
 

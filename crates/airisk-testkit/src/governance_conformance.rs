@@ -25,8 +25,8 @@ use airisk_core::governance::prompt_registry::{
     LabelName, PromptName, PromptRegistry, PromptSelector,
 };
 use airisk_core::ports::{
-    ApprovalFilter, AuditRepository, ChangeSet, DeliveryClaim, GovernanceStore, Mutation, Page,
-    StoreError, UuidV7Generator,
+    ApprovalFilter, ApprovalWithSubject, AuditRepository, ChangeSet, DeliveryClaim,
+    GovernanceStore, Mutation, Page, StoreError, SubjectState, UuidV7Generator,
 };
 use airisk_core::request::CorrelationId;
 use airisk_core::security::rbac::Role;
@@ -58,6 +58,7 @@ macro_rules! governance_store_conformance {
             a_mutation_of_another_tenant_is_refused_and_stores_nothing,
             a_webhook_delivery_is_claimed_once_until_its_claim_expires,
             of_concurrent_claims_of_one_delivery_exactly_one_wins,
+            a_request_is_read_with_the_state_of_its_subject,
         );
     };
     ($make:expr) => {
@@ -913,5 +914,179 @@ trait NowUtc {
 impl NowUtc for ManualClock {
     fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
         airisk_core::ports::Clock::now(self)
+    }
+}
+
+/// `approval_with_subject` answers the request as `approval` reads it, with the state of what it
+/// names: the model version as `model` reads it (before and after its approval), where the label
+/// points (nowhere yet, then the version an approved move put it at), nothing for a model that is
+/// not stored; and `None` for a missing id and for another tenant's request. `model_with_approval`
+/// answers the model with its request, and `None` for a model of another tenant or none at all.
+pub async fn a_request_is_read_with_the_state_of_its_subject(s: Services) {
+    let acme = tenant("acme");
+    // A model request, before and after the decision.
+    s.register(&admin("acme"), "m", "1").await;
+    let model = s
+        .gov
+        .model(&acme, &mname("m"), &mtag("1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let id = model.approval_request_id();
+    let got = s
+        .gov
+        .approval_with_subject(&acme, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.request,
+        s.gov.approval(&acme, id).await.unwrap().unwrap()
+    );
+    assert_eq!(
+        got.request.subject(),
+        &Subject::Model {
+            name: mname("m"),
+            version: mtag("1")
+        }
+    );
+    assert_eq!(got.subject, SubjectState::Model(Some(Box::new(model))));
+    s.models
+        .approve_model(&approver("acme"), &corr(), "m", "1", "ok")
+        .await
+        .unwrap();
+    let got = s
+        .gov
+        .approval_with_subject(&acme, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.request.status(), ApprovalStatus::Approved);
+    let SubjectState::Model(Some(decided)) = &got.subject else {
+        panic!("expected the model, got {:?}", got.subject);
+    };
+    assert!(decided.approved(), "the state read is the decided model");
+    assert_eq!(
+        decided.as_ref(),
+        &s.gov
+            .model(&acme, &mname("m"), &mtag("1"))
+            .await
+            .unwrap()
+            .unwrap()
+    );
+
+    // Read by the model instead: the model with the request its approval_request_id names.
+    let by_model = s
+        .gov
+        .model_with_approval(&acme, &mname("m"), &mtag("1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        by_model.request,
+        s.gov.approval(&acme, id).await.unwrap().unwrap()
+    );
+    assert_eq!(by_model.request.status(), ApprovalStatus::Approved);
+    assert_eq!(by_model.subject, got.subject);
+    for (t, name, version) in [("acme", "m", "2"), ("acme", "n", "1"), ("globex", "m", "1")] {
+        assert!(
+            s.gov
+                .model_with_approval(&tenant(t), &mname(name), &mtag(version))
+                .await
+                .unwrap()
+                .is_none(),
+            "{t}: {name}@{version} is not stored"
+        );
+    }
+
+    // A prompt-label request: the label points nowhere, then where the approved move put it.
+    s.prompts
+        .register_prompt(&admin("acme"), &corr(), "p", "one", "first")
+        .await
+        .unwrap();
+    s.prompts
+        .update_prompt(&admin("acme"), &corr(), "p", "two", "second")
+        .await
+        .unwrap();
+    let first = s.prompt_request(&admin("acme"), 1).await;
+    let ApprovalWithSubject { request, subject } = s
+        .gov
+        .approval_with_subject(&acme, first.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(request, first);
+    assert_eq!(subject, SubjectState::PromptLabel { points_at: None });
+    s.workflow
+        .approve(&approver("acme"), &corr(), first.id(), "ok")
+        .await
+        .unwrap();
+    s.prompts
+        .move_label(&admin("acme"), &corr(), "p", "production", 1)
+        .await
+        .unwrap();
+    let second = s.prompt_request(&admin("acme"), 2).await;
+    let got = s
+        .gov
+        .approval_with_subject(&acme, second.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.request, second);
+    assert_eq!(
+        got.subject,
+        SubjectState::PromptLabel { points_at: Some(1) }
+    );
+
+    // A model request whose model is not stored reads as such, not as an error.
+    let orphan = ApprovalRequest::open(
+        uuid::Uuid::now_v7(),
+        &admin("acme"),
+        NewApprovalRequest {
+            subject: RequestedSubject::Model {
+                name: "ghost".into(),
+                version: "9".into(),
+            },
+            justification: "no model behind it".into(),
+            required_approvals: 1,
+            expires_in: None,
+        },
+        s.clock.now_utc(),
+    )
+    .unwrap();
+    s.gov
+        .commit(ChangeSet {
+            tenant: acme.clone(),
+            mutations: vec![Mutation::InsertApproval(orphan.clone())],
+            audit: vec![event("acme", 1)],
+        })
+        .await
+        .unwrap();
+    let got = s
+        .gov
+        .approval_with_subject(&acme, orphan.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.request, orphan);
+    assert_eq!(got.subject, SubjectState::Model(None));
+
+    // A missing id, and another tenant's ids, are not found.
+    assert!(
+        s.gov
+            .approval_with_subject(&acme, uuid::Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for other in [id, first.id(), orphan.id()] {
+        assert!(
+            s.gov
+                .approval_with_subject(&tenant("globex"), other)
+                .await
+                .unwrap()
+                .is_none(),
+            "another tenant read request {other}"
+        );
     }
 }

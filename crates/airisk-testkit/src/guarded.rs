@@ -7,8 +7,8 @@ use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVers
 use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditQuery, AuditRepository, ChangeSet, GovernanceStore, Page, StoreError,
-    StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, ApprovalWithSubject, AuditQuery, AuditRepository, ChangeSet, GovernanceStore,
+    Page, StoreError, StoredCheckpoint, StoredEntry, TreeHead,
 };
 use airisk_core::security::envelope::WrappedDataKey;
 use airisk_core::security::tenant_context::TenantId;
@@ -117,6 +117,21 @@ where
         id: Uuid,
     ) -> Result<Option<ApprovalRequest>, StoreError> {
         self.store.approval(tenant, id).await
+    }
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        self.store.approval_with_subject(tenant, id).await
+    }
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        self.store.model_with_approval(tenant, name, version).await
     }
     async fn approvals(
         &self,

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::approval_request::{
     ApprovalError, ApprovalRequest, NewApprovalRequest, RequestedSubject,
 };
-use super::approval_workflow::ApprovalWorkflow;
+use super::approval_workflow::{ApprovalWorkflow, Verdict};
 use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
 pub use super::model_version::{
     ARTIFACT_URI_MAX_LEN, MODEL_METADATA_MAX_BYTES, MODEL_NAME_MAX_LEN, MODEL_VERSION_MAX_LEN,
@@ -22,7 +22,9 @@ use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
 use crate::input::InputError;
 use crate::ledger::to_canonical_json;
-use crate::ports::{ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError};
+use crate::ports::{
+    ApprovalWithSubject, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError,
+};
 use crate::request::CorrelationId;
 use crate::security::rbac::{Action, AuthorizationError};
 use crate::security::tenant_context::Principal;
@@ -357,6 +359,39 @@ impl ModelRegistry {
             .await?)
     }
 
+    /// Like [`ModelRegistry::find`], but reads the model with its approval request, in one
+    /// read: what deciding the model needs.
+    async fn find_with_request(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        action: Action,
+        name: &str,
+        version: &str,
+    ) -> Result<ApprovalWithSubject, ModelRegistryError> {
+        let k = self.ctx();
+        let resource = Resource::Model { name, version };
+        k.authorize(principal, correlation, action, resource)
+            .await?;
+        // A name or version no model can have names nothing: refused as not found.
+        let found = match parse_model_key(name, version) {
+            Some((name, version)) => {
+                k.store
+                    .model_with_approval(principal.tenant(), &name, &version)
+                    .await?
+            }
+            None => None,
+        };
+        match found {
+            Some(read) => Ok(read),
+            None => {
+                k.deny(principal, correlation, action, resource, "not found")
+                    .await;
+                Err(ModelRegistryError::NotFound)
+            }
+        }
+    }
+
     async fn find(
         &self,
         principal: &Principal,
@@ -402,12 +437,12 @@ impl ModelRegistry {
         version: &str,
         reason: &str,
     ) -> Result<ApprovalRequest, ModelRegistryError> {
-        let model = self
-            .find(principal, correlation, Action::ModelApprove, name, version)
+        let read = self
+            .find_with_request(principal, correlation, Action::ModelApprove, name, version)
             .await?;
         let decided = self
             .workflow
-            .approve(principal, correlation, model.approval_request_id, reason)
+            .decide_read(principal, correlation, read, reason, Verdict::Approve)
             .await?;
         Ok(decided.request)
     }
@@ -428,12 +463,12 @@ impl ModelRegistry {
         version: &str,
         reason: &str,
     ) -> Result<ApprovalRequest, ModelRegistryError> {
-        let model = self
-            .find(principal, correlation, Action::ModelReject, name, version)
+        let read = self
+            .find_with_request(principal, correlation, Action::ModelReject, name, version)
             .await?;
         let decided = self
             .workflow
-            .reject(principal, correlation, model.approval_request_id, reason)
+            .decide_read(principal, correlation, read, reason, Verdict::Reject)
             .await?;
         Ok(decided.request)
     }

@@ -10,7 +10,9 @@ use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::AuditReceipt;
 use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
 use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
-use airisk_core::ports::{ApprovalFilter, ChangeSet, GovernanceStore, Mutation, Page, StoreError};
+use airisk_core::ports::{
+    ApprovalFilter, ApprovalWithSubject, ChangeSet, GovernanceStore, Mutation, Page, StoreError,
+};
 use airisk_core::security::rbac::Role;
 use airisk_core::security::tenant_context::TenantId;
 use airisk_server::ServerConfig;
@@ -154,6 +156,21 @@ impl GovernanceStore for ChangedUnderneath {
         id: Uuid,
     ) -> Result<Option<ApprovalRequest>, StoreError> {
         self.inner.approval(tenant, id).await
+    }
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        self.inner.approval_with_subject(tenant, id).await
+    }
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        self.inner.model_with_approval(tenant, name, version).await
     }
     async fn approvals(
         &self,
