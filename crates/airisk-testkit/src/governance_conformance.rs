@@ -1008,6 +1008,45 @@ pub async fn a_request_is_read_with_the_state_of_its_subject(s: Services) {
         .update_prompt(&admin("acme"), &corr(), "p", "two", "second")
         .await
         .unwrap();
+    // Labels beside it that a read must not pick: another label of the same prompt, and the
+    // same label of another prompt, both at version 2 (stored first, named to sort first).
+    s.prompts
+        .register_prompt(&admin("acme"), &corr(), "alt", "one", "first")
+        .await
+        .unwrap();
+    s.prompts
+        .update_prompt(&admin("acme"), &corr(), "alt", "two", "second")
+        .await
+        .unwrap();
+    for (name, label) in [("p", "canary"), ("alt", "production")] {
+        let r = s
+            .workflow
+            .request_approval(
+                &admin("acme"),
+                &corr(),
+                NewApprovalRequest {
+                    subject: RequestedSubject::PromptLabel {
+                        name: name.into(),
+                        version: 2,
+                        label: label.into(),
+                    },
+                    justification: "beside".into(),
+                    required_approvals: 1,
+                    expires_in: None,
+                },
+            )
+            .await
+            .unwrap()
+            .request;
+        s.workflow
+            .approve(&approver("acme"), &corr(), r.id(), "ok")
+            .await
+            .unwrap();
+        s.prompts
+            .move_label(&admin("acme"), &corr(), name, label, 2)
+            .await
+            .unwrap();
+    }
     let first = s.prompt_request(&admin("acme"), 1).await;
     let ApprovalWithSubject { request, subject } = s
         .gov
