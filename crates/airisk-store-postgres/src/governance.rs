@@ -18,7 +18,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::error::{corrupt, map, to_i64};
-use crate::write::{begin_for, end_read};
+use crate::write::{begin_for, end_read, tenant_literal};
 
 fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Refused {
@@ -421,6 +421,54 @@ impl Bulk {
     }
 }
 
+/// A value as a quoted SQL literal for [`read_once`], if it is made only of characters that can
+/// neither end nor escape a literal: ASCII letters, digits, `.`, `_`, `-`, `/` (every validated
+/// name and version, and a UUID's text). Anything else is refused, never escaped.
+fn literal(value: &str) -> Result<String, StoreError> {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+    {
+        Ok(format!("'{value}'"))
+    } else {
+        Err(StoreError::Refused {
+            message: "a value outside the characters a read may inline".to_owned(),
+        })
+    }
+}
+
+/// Runs one read-only `select` of `tenant` in ONE round trip and returns its rows: `ROLLBACK`
+/// (of whatever a cancelled user of the connection left open, as in [`begin_for`]),
+/// `BEGIN READ ONLY`, the tenant's `set_config`, the select and a closing `ROLLBACK` go to the
+/// server as one simple-protocol query. A read through [`begin_for`] costs two round trips
+/// (`BEGIN`, then the statement) and leaves its `ROLLBACK` for the connection's return. The
+/// simple protocol has no bind parameters: the select's values are [`literal`]s and the tenant a
+/// [`tenant_literal`]. The reads of a register+approve pair go this way.
+async fn read_once(
+    pool: &PgPool,
+    tenant: &TenantId,
+    select: &str,
+) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+    let sql = format!(
+        "ROLLBACK; BEGIN READ ONLY; SELECT set_config('airisk.tenant_id', {}, true); {select}; \
+         ROLLBACK",
+        tenant_literal(tenant)?
+    );
+    let mut rows = sqlx::raw_sql(&sql)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| map(&e))?;
+    // The first row is set_config's.
+    if rows.is_empty() {
+        return Err(corrupt(
+            "a tenant's read returned no set_config row".to_owned(),
+        ));
+    }
+    rows.remove(0);
+    Ok(rows)
+}
+
 /// Runs a query that returns `body::text` rows, in a read-only transaction of `tenant`, and
 /// decodes each.
 async fn bodies<T: DeserializeOwned>(
@@ -464,9 +512,11 @@ pub(crate) async fn approval_with_subject(
     tenant: &TenantId,
     id: Uuid,
 ) -> Result<Option<ApprovalWithSubject>, StoreError> {
-    let mut tx = begin_for(pool, tenant, true).await?;
-    let row = sqlx::query(
-        "SELECT a.body::text, m.body::text, l.version \
+    let row = read_once(
+        pool,
+        tenant,
+        &format!(
+            "SELECT a.body::text, m.body::text, l.version \
          FROM approval_requests a \
          LEFT JOIN model_versions m \
            ON m.tenant_id = a.tenant_id \
@@ -478,14 +528,14 @@ pub(crate) async fn approval_with_subject(
           AND a.subject::json->>'kind' = 'prompt_label' \
           AND l.name = a.subject::json->>'name' \
           AND l.label = a.subject::json->>'label' \
-         WHERE a.tenant_id = $1 AND a.id = $2",
+         WHERE a.tenant_id = {} AND a.id = {}",
+            tenant_literal(tenant)?,
+            literal(&id.to_string())?
+        ),
     )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(|e| map(&e))?;
-    end_read(tx);
+    .await?
+    .into_iter()
+    .next();
     let Some(row) = row else {
         return Ok(None);
     };
@@ -530,22 +580,24 @@ pub(crate) async fn model_with_approval(
     name: &str,
     version: &str,
 ) -> Result<Option<ApprovalWithSubject>, StoreError> {
-    let mut tx = begin_for(pool, tenant, true).await?;
-    let row = sqlx::query(
-        "SELECT m.body::text, a.body::text \
-         FROM model_versions m \
-         LEFT JOIN approval_requests a \
-           ON a.tenant_id = m.tenant_id \
-          AND a.id = (m.body->>'approval_request_id')::uuid \
-         WHERE m.tenant_id = $1 AND m.name = $2 AND m.version = $3",
+    let row = read_once(
+        pool,
+        tenant,
+        &format!(
+            "SELECT m.body::text, a.body::text \
+             FROM model_versions m \
+             LEFT JOIN approval_requests a \
+               ON a.tenant_id = m.tenant_id \
+              AND a.id = (m.body->>'approval_request_id')::uuid \
+             WHERE m.tenant_id = {} AND m.name = {} AND m.version = {}",
+            tenant_literal(tenant)?,
+            literal(name)?,
+            literal(version)?
+        ),
     )
-    .bind(tenant.as_str())
-    .bind(name)
-    .bind(version)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(|e| map(&e))?;
-    end_read(tx);
+    .await?
+    .into_iter()
+    .next();
     let Some(row) = row else {
         return Ok(None);
     };
@@ -601,13 +653,23 @@ pub(crate) async fn model(
     name: &str,
     version: &str,
 ) -> Result<Option<ModelVersion>, StoreError> {
-    let mut q = QueryBuilder::new("SELECT body::text FROM model_versions WHERE tenant_id = ");
-    q.push_bind(tenant.as_str())
-        .push(" AND name = ")
-        .push_bind(name.to_owned())
-        .push(" AND version = ")
-        .push_bind(version.to_owned());
-    Ok(bodies(pool, tenant, q, "model version").await?.pop())
+    let rows = read_once(
+        pool,
+        tenant,
+        &format!(
+            "SELECT body::text FROM model_versions \
+             WHERE tenant_id = {} AND name = {} AND version = {}",
+            tenant_literal(tenant)?,
+            literal(name)?,
+            literal(version)?
+        ),
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let body: String = row.try_get(0).map_err(|e| map(&e))?;
+    from_json(&body, "model version").map(Some)
 }
 
 /// The bodies of one named object's rows of `table` (a model's versions, a prompt's versions or
