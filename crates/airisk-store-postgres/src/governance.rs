@@ -504,9 +504,9 @@ pub(crate) async fn approval(
     Ok(bodies(pool, tenant, q, "approval request").await?.pop())
 }
 
-/// One approval request and the stored state of its subject, in one statement (one round trip
-/// after the read transaction's `BEGIN`): the request's row, LEFT JOINed to the model version or
-/// the prompt label its `subject` column names.
+/// One approval request and the stored state of its subject, in one statement ([`read_once`]):
+/// the request's row, LEFT JOINed to the model version or the prompt label its `subject` column
+/// names.
 pub(crate) async fn approval_with_subject(
     pool: &PgPool,
     tenant: &TenantId,
@@ -516,19 +516,21 @@ pub(crate) async fn approval_with_subject(
         pool,
         tenant,
         &format!(
-            "SELECT a.body::text, m.body::text, l.version \
-         FROM approval_requests a \
-         LEFT JOIN model_versions m \
-           ON m.tenant_id = a.tenant_id \
-          AND a.subject::json->>'kind' = 'model' \
-          AND m.name = a.subject::json->>'name' \
-          AND m.version = a.subject::json->>'version' \
-         LEFT JOIN prompt_labels l \
-           ON l.tenant_id = a.tenant_id \
-          AND a.subject::json->>'kind' = 'prompt_label' \
-          AND l.name = a.subject::json->>'name' \
-          AND l.label = a.subject::json->>'label' \
-         WHERE a.tenant_id = {} AND a.id = {}",
+            // The subject's keys are taken out in a materialised CTE first: a join condition
+            // applying `->>` (not leakproof) to a column would keep row-level security from
+            // using the joined table's index (a scan of the tenant's whole table per read).
+            "WITH r AS MATERIALIZED ( \
+               SELECT tenant_id, body, subject::json->>'kind' AS kind, \
+                      subject::json->>'name' AS name, subject::json->>'version' AS version, \
+                      subject::json->>'label' AS label \
+               FROM approval_requests WHERE tenant_id = {} AND id = {}) \
+             SELECT r.body::text, m.body::text, l.version FROM r \
+             LEFT JOIN model_versions m \
+               ON r.kind = 'model' AND m.tenant_id = r.tenant_id \
+              AND m.name = r.name AND m.version = r.version \
+             LEFT JOIN prompt_labels l \
+               ON r.kind = 'prompt_label' AND l.tenant_id = r.tenant_id \
+              AND l.name = r.name AND l.label = r.label",
             tenant_literal(tenant)?,
             literal(&id.to_string())?
         ),
@@ -572,8 +574,8 @@ pub(crate) async fn approval_with_subject(
     Ok(Some(ApprovalWithSubject { request, subject }))
 }
 
-/// One model version and its approval request, in one statement: the model's row LEFT JOINed
-/// to the request its body's `approval_request_id` names.
+/// One model version and its approval request, in one statement ([`read_once`]): the model's row
+/// LEFT JOINed to the request its body's `approval_request_id` names.
 pub(crate) async fn model_with_approval(
     pool: &PgPool,
     tenant: &TenantId,
@@ -584,12 +586,13 @@ pub(crate) async fn model_with_approval(
         pool,
         tenant,
         &format!(
-            "SELECT m.body::text, a.body::text \
-             FROM model_versions m \
-             LEFT JOIN approval_requests a \
-               ON a.tenant_id = m.tenant_id \
-              AND a.id = (m.body->>'approval_request_id')::uuid \
-             WHERE m.tenant_id = {} AND m.name = {} AND m.version = {}",
+            // The request id is taken out in a materialised CTE first, so row-level security
+            // lets the join use the requests' primary key (see `approval_with_subject`).
+            "WITH m AS MATERIALIZED ( \
+               SELECT tenant_id, body, (body->>'approval_request_id')::uuid AS request_id \
+               FROM model_versions WHERE tenant_id = {} AND name = {} AND version = {}) \
+             SELECT m.body::text, a.body::text FROM m \
+             LEFT JOIN approval_requests a ON a.tenant_id = m.tenant_id AND a.id = m.request_id",
             tenant_literal(tenant)?,
             literal(name)?,
             literal(version)?
