@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use airisk_core::governance::approval_workflow::{
-    ApprovalWorkflow as CoreWorkflow, NewApprovalRequest, Subject,
+    ApprovalWorkflow as CoreWorkflow, NewApprovalRequest, RequestedSubject,
 };
 use airisk_core::governance::audit_logger::AuditLogger as CoreLogger;
 use airisk_core::governance::audit_record::AuditEventInput;
@@ -597,7 +597,7 @@ impl ApprovalWorkflow {
         let correlation = correlation(correlation_id)?;
         let expires_in = expires_in_seconds.map(chrono::Duration::seconds);
         let new = NewApprovalRequest {
-            subject: Subject::PromptLabel {
+            subject: RequestedSubject::PromptLabel {
                 name: prompt_name,
                 version: prompt_version,
                 label,

@@ -554,7 +554,7 @@ impl ApprovalRequest {
                 name,
                 version,
                 label,
-            } => Some((name.clone(), *version, label.clone())),
+            } => Some((name.to_string(), *version, label.to_string())),
             _ => None,
         }
     }

@@ -74,11 +74,18 @@ macro_rules! string_newtype {
 pub(crate) use string_newtype;
 
 /// Declares a validated name: a tuple newtype over `String` whose `parse` accepts 1 to `$max`
-/// bytes of ASCII letters, digits and `.`, `_`, `-`, starting with a letter or digit, and reports
-/// an [`InputError`](crate::input::InputError) naming `$what`; with the conversions of
-/// [`string_newtype!`] and serde through `String` (so a stored value is re-validated on read).
+/// bytes of ASCII letters, digits and `.`, `_`, `-` (or the punctuation given after the length,
+/// with its description in words), starting with a letter or digit, and reports an
+/// [`InputError`](crate::input::InputError) naming `$what`; with the conversions of
+/// [`string_newtype!`] and serde through `String` (so a stored value is re-validated on read, and
+/// the type serializes as the plain string).
 macro_rules! validated_name {
     ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr) => {
+        crate::newtype::validated_name!(
+            $(#[$doc])* $ty, $what, $max, '.' | '_' | '-', "'.', '_' and '-'"
+        );
+    };
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $max:expr, $($punct:literal)|+, $punct_words:literal) => {
         $(#[$doc])*
         #[derive(
             Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize,
@@ -87,8 +94,11 @@ macro_rules! validated_name {
         pub struct $ty(String);
 
         impl $ty {
-            /// Validates `input`: 1 to the maximum length of ASCII letters, digits and `.`, `_`,
-            /// `-`, starting with a letter or digit.
+            #[doc = concat!(
+                "Validates `input`: 1 to the maximum length of ASCII letters, digits, ",
+                $punct_words,
+                ", starting with a letter or digit."
+            )]
             ///
             /// # Errors
             /// [`InputError`](crate::input::InputError) naming the rule broken.
@@ -100,12 +110,16 @@ macro_rules! validated_name {
                     return Err(crate::input::InputError::new($what, format!("is longer than {} bytes", $max)));
                 }
                 let ok = input.char_indices().all(|(i, c)| {
-                    c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-'))
+                    c.is_ascii_alphanumeric() || (i > 0 && matches!(c, $($punct)|+))
                 });
                 if !ok {
                     return Err(crate::input::InputError::new(
                         $what,
-                        "may hold only ASCII letters, digits, '.', '_' and '-', starting with a letter or digit",
+                        concat!(
+                            "may hold only ASCII letters, digits, ",
+                            $punct_words,
+                            ", starting with a letter or digit"
+                        ),
                     ));
                 }
                 Ok($ty(input.to_owned()))

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use crate::governance::approval_workflow::{ApprovalRequest, ApprovalStatus, Subject};
 use crate::governance::audit_record::{AuditEvent, AuditReceipt, AuditRecord, Outcome};
-use crate::governance::model_registry::ModelVersion;
-use crate::governance::prompt_registry::{LabelMove, PromptVersion};
+use crate::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
+use crate::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use crate::ledger::{Hash, NodeId};
 use crate::security::envelope::WrappedDataKey;
 use crate::security::tenant_context::ActorId;
@@ -435,6 +435,29 @@ impl ApprovalFilter {
     }
 }
 
+/// An approval request and the stored state of what it names
+/// ([`GovernanceStore::approval_with_subject`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalWithSubject {
+    /// The request.
+    pub request: ApprovalRequest,
+    /// Its subject as stored when the request was read.
+    pub subject: SubjectState,
+}
+
+/// The stored state of an approval request's subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectState {
+    /// The model version a model request names; `None` if it is not stored.
+    Model(Option<Box<ModelVersion>>),
+    /// Where the label a prompt-label request names points now; `None` if the label does not
+    /// exist yet.
+    PromptLabel {
+        /// The version the label points to.
+        points_at: Option<u32>,
+    },
+}
+
 /// One state change of a governance command. Applied with its audit records in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -582,6 +605,39 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
         id: Uuid,
     ) -> Result<Option<ApprovalRequest>, StoreError>;
 
+    /// One approval request together with the stored state of its subject, read in one go
+    /// (PostgreSQL: one statement; SQLite: one read transaction): what deciding the request
+    /// needs. `None` when `tenant` has no request `id` (another tenant's request included).
+    ///
+    /// Contract: for a model request, [`SubjectState::Model`] holds the model version the
+    /// request names (`None` if it is not stored); for a prompt-label request,
+    /// [`SubjectState::PromptLabel`] holds where that label of that prompt points now. Both
+    /// parts come from one snapshot.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`].
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError>;
+
+    /// One model version together with its approval request (the one its
+    /// `approval_request_id` names), read in one go like
+    /// [`GovernanceStore::approval_with_subject`]: what deciding the model needs. The answer's
+    /// subject is [`SubjectState::Model`] holding the model. `None` when `tenant` has no such
+    /// model version.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`], also when the model's request is
+    /// not stored.
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError>;
+
     /// Approval requests matching `filter`, oldest first: in the order their inserts committed
     /// (creation timestamps can tie).
     ///
@@ -601,8 +657,8 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn model(
         &self,
         tenant: &TenantId,
-        name: &str,
-        version: &str,
+        name: &ModelName,
+        version: &ModelVersionTag,
     ) -> Result<Option<ModelVersion>, StoreError>;
 
     /// Every version of a model, in registration (commit) order.
@@ -612,7 +668,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn model_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &ModelName,
     ) -> Result<Vec<ModelVersion>, StoreError>;
 
     /// Every version of a prompt, in version order.
@@ -622,7 +678,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn prompt_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<PromptVersion>, StoreError>;
 
     /// Where each label of a prompt points, by label name.
@@ -632,7 +688,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn prompt_labels(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<(String, u32)>, StoreError>;
 
     /// Every label move of a prompt, oldest first.
@@ -642,7 +698,7 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     async fn label_moves(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError>;
 
     /// Every data key of the tenant, live or shredded, oldest first (see

@@ -16,15 +16,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::approval_workflow::{ApprovalRequest, Subject};
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
-use airisk_core::governance::model_registry::ModelVersion;
-use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
+use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{self, Frontier, Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore,
+    ApprovalFilter, ApprovalWithSubject, AuditRepository, ChangeSet, Clock, GovernanceStore,
     IDEMPOTENT_CORRELATION_PREFIX, Mutation, Page, StoreError, StoredCheckpoint, StoredEntry,
-    TreeHead, idempotency_conflict,
+    SubjectState, TreeHead, idempotency_conflict,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
@@ -621,6 +621,72 @@ impl GovernanceStore for InMemoryStore {
             .cloned())
     }
 
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        // One lock: the request and its subject's state from one snapshot.
+        let state = self.lock();
+        let Some(request) = state
+            .approvals
+            .iter()
+            .find(|a| a.tenant_id() == tenant && a.id() == id)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let subject = match request.subject() {
+            Subject::Model { name, version } => SubjectState::Model(
+                state
+                    .find_model(tenant, name.as_str(), version.as_str())
+                    .cloned()
+                    .map(Box::new),
+            ),
+            Subject::PromptLabel { name, label, .. } => SubjectState::PromptLabel {
+                points_at: state
+                    .labels
+                    .get(&(
+                        tenant.clone(),
+                        name.as_str().to_owned(),
+                        label.as_str().to_owned(),
+                    ))
+                    .copied(),
+            },
+        };
+        Ok(Some(ApprovalWithSubject { request, subject }))
+    }
+
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        let state = self.lock();
+        let Some(model) = state
+            .find_model(tenant, name.as_str(), version.as_str())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let id = model.approval_request_id();
+        let Some(request) = state
+            .approvals
+            .iter()
+            .find(|a| a.tenant_id() == tenant && a.id() == id)
+            .cloned()
+        else {
+            return Err(StoreError::Corrupt {
+                message: format!("model {name}@{version} names a missing approval {id}"),
+            });
+        };
+        Ok(Some(ApprovalWithSubject {
+            request,
+            subject: SubjectState::Model(Some(Box::new(model))),
+        }))
+    }
+
     async fn approvals(
         &self,
         tenant: &TenantId,
@@ -641,22 +707,25 @@ impl GovernanceStore for InMemoryStore {
     async fn model(
         &self,
         tenant: &TenantId,
-        name: &str,
-        version: &str,
+        name: &ModelName,
+        version: &ModelVersionTag,
     ) -> Result<Option<ModelVersion>, StoreError> {
-        Ok(self.lock().find_model(tenant, name, version).cloned())
+        Ok(self
+            .lock()
+            .find_model(tenant, name.as_str(), version.as_str())
+            .cloned())
     }
 
     async fn model_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &ModelName,
     ) -> Result<Vec<ModelVersion>, StoreError> {
         Ok(self
             .lock()
             .models
             .iter()
-            .filter(|m| m.tenant_id() == tenant && m.model_name().as_str() == name)
+            .filter(|m| m.tenant_id() == tenant && m.model_name() == name)
             .cloned()
             .collect())
     }
@@ -664,8 +733,9 @@ impl GovernanceStore for InMemoryStore {
     async fn prompt_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<PromptVersion>, StoreError> {
+        let name = name.as_str();
         Ok(self
             .lock()
             .prompts
@@ -679,13 +749,13 @@ impl GovernanceStore for InMemoryStore {
     async fn prompt_labels(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<(String, u32)>, StoreError> {
         Ok(self
             .lock()
             .labels
             .iter()
-            .filter(|((t, n, _), _)| t == tenant && n == name)
+            .filter(|((t, n, _), _)| t == tenant && n == name.as_str())
             .map(|((_, _, l), v)| (l.clone(), *v))
             .collect())
     }
@@ -693,13 +763,13 @@ impl GovernanceStore for InMemoryStore {
     async fn label_moves(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError> {
         Ok(self
             .lock()
             .label_moves
             .iter()
-            .filter(|(t, m)| t == tenant && m.name == name)
+            .filter(|(t, m)| t == tenant && m.name == name.as_str())
             .map(|(_, m)| m.clone())
             .collect())
     }

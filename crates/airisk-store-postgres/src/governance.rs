@@ -4,10 +4,12 @@
 //! Every value is stored whole as serde JSON in a `json` column (`body`), which keeps the text as
 //! written, so it reads back exactly equal; key and filter columns sit next to it.
 
-use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::approval_workflow::{ApprovalRequest, Subject};
 use airisk_core::governance::model_registry::ModelVersion;
 use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
-use airisk_core::ports::{ApprovalFilter, Mutation, Page, StoreError};
+use airisk_core::ports::{
+    ApprovalFilter, ApprovalWithSubject, Mutation, Page, StoreError, SubjectState,
+};
 use airisk_core::security::tenant_context::TenantId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,7 +18,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::error::{corrupt, map, to_i64};
-use crate::write::{begin_for, end_read};
+use crate::write::{begin_for, end_read, tenant_literal};
 
 fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Refused {
@@ -432,6 +434,54 @@ impl Bulk {
     }
 }
 
+/// A value as a quoted SQL literal for [`read_once`], if it is made only of characters that can
+/// neither end nor escape a literal: ASCII letters, digits, `.`, `_`, `-`, `/` (every validated
+/// name and version, and a UUID's text). Anything else is refused, never escaped.
+fn literal(value: &str) -> Result<String, StoreError> {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+    {
+        Ok(format!("'{value}'"))
+    } else {
+        Err(StoreError::Refused {
+            message: "a value outside the characters a read may inline".to_owned(),
+        })
+    }
+}
+
+/// Runs one read-only `select` of `tenant` in ONE round trip and returns its rows: `ROLLBACK`
+/// (of whatever a cancelled user of the connection left open, as in [`begin_for`]),
+/// `BEGIN READ ONLY`, the tenant's `set_config`, the select and a closing `ROLLBACK` go to the
+/// server as one simple-protocol query. A read through [`begin_for`] costs two round trips
+/// (`BEGIN`, then the statement) and leaves its `ROLLBACK` for the connection's return. The
+/// simple protocol has no bind parameters: the select's values are [`literal`]s and the tenant a
+/// [`tenant_literal`]. The reads of a register+approve pair go this way.
+async fn read_once(
+    pool: &PgPool,
+    tenant: &TenantId,
+    select: &str,
+) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+    let sql = format!(
+        "ROLLBACK; BEGIN READ ONLY; SELECT set_config('airisk.tenant_id', {}, true); {select}; \
+         ROLLBACK",
+        tenant_literal(tenant)?
+    );
+    let mut rows = sqlx::raw_sql(&sql)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| map(&e))?;
+    // The first row is set_config's.
+    if rows.is_empty() {
+        return Err(corrupt(
+            "a tenant's read returned no set_config row".to_owned(),
+        ));
+    }
+    rows.remove(0);
+    Ok(rows)
+}
+
 /// Runs a query that returns `body::text` rows, in a read-only transaction of `tenant`, and
 /// decodes each.
 async fn bodies<T: DeserializeOwned>(
@@ -465,6 +515,122 @@ pub(crate) async fn approval(
         .push(" AND id = ")
         .push_bind(id);
     Ok(bodies(pool, tenant, q, "approval request").await?.pop())
+}
+
+/// One approval request and the stored state of its subject, in one statement ([`read_once`]):
+/// the request's row, LEFT JOINed to the model version or the prompt label its `subject` column
+/// names.
+pub(crate) async fn approval_with_subject(
+    pool: &PgPool,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<ApprovalWithSubject>, StoreError> {
+    let row = read_once(
+        pool,
+        tenant,
+        &format!(
+            // The subject's keys are taken out in a materialised CTE first: a join condition
+            // applying `->>` (not leakproof) to a column would keep row-level security from
+            // using the joined table's index (a scan of the tenant's whole table per read).
+            "WITH r AS MATERIALIZED ( \
+               SELECT tenant_id, body, subject::json->>'kind' AS kind, \
+                      subject::json->>'name' AS name, subject::json->>'version' AS version, \
+                      subject::json->>'label' AS label \
+               FROM approval_requests WHERE tenant_id = {} AND id = {}) \
+             SELECT r.body::text, m.body::text, l.version FROM r \
+             LEFT JOIN model_versions m \
+               ON r.kind = 'model' AND m.tenant_id = r.tenant_id \
+              AND m.name = r.name AND m.version = r.version \
+             LEFT JOIN prompt_labels l \
+               ON r.kind = 'prompt_label' AND l.tenant_id = r.tenant_id \
+              AND l.name = r.name AND l.label = r.label",
+            tenant_literal(tenant)?,
+            literal(&id.to_string())?
+        ),
+    )
+    .await?
+    .into_iter()
+    .next();
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let request: String = row.try_get(0).map_err(|e| map(&e))?;
+    let request: ApprovalRequest = from_json(&request, "approval request")?;
+    let subject = match request.subject() {
+        Subject::Model { name, version } => {
+            let body: Option<String> = row.try_get(1).map_err(|e| map(&e))?;
+            let model = body
+                .map(|b| from_json::<ModelVersion>(&b, "model version"))
+                .transpose()?;
+            if let Some(m) = &model
+                && (m.model_name() != name || m.version() != version)
+            {
+                return Err(corrupt(format!(
+                    "approval {id} joined model {}@{} instead of {name}@{version}",
+                    m.model_name(),
+                    m.version()
+                )));
+            }
+            SubjectState::Model(model.map(Box::new))
+        }
+        Subject::PromptLabel { label, .. } => {
+            let version: Option<i64> = row.try_get(2).map_err(|e| map(&e))?;
+            let points_at = version
+                .map(|v| {
+                    u32::try_from(v)
+                        .map_err(|_| corrupt(format!("label {label} points at version {v}")))
+                })
+                .transpose()?;
+            SubjectState::PromptLabel { points_at }
+        }
+    };
+    Ok(Some(ApprovalWithSubject { request, subject }))
+}
+
+/// One model version and its approval request, in one statement ([`read_once`]): the model's row
+/// LEFT JOINed to the request its body's `approval_request_id` names.
+pub(crate) async fn model_with_approval(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+    version: &str,
+) -> Result<Option<ApprovalWithSubject>, StoreError> {
+    let row = read_once(
+        pool,
+        tenant,
+        &format!(
+            // The request id is taken out in a materialised CTE first, so row-level security
+            // lets the join use the requests' primary key (see `approval_with_subject`).
+            "WITH m AS MATERIALIZED ( \
+               SELECT tenant_id, body, (body->>'approval_request_id')::uuid AS request_id \
+               FROM model_versions WHERE tenant_id = {} AND name = {} AND version = {}) \
+             SELECT m.body::text, a.body::text FROM m \
+             LEFT JOIN approval_requests a ON a.tenant_id = m.tenant_id AND a.id = m.request_id",
+            tenant_literal(tenant)?,
+            literal(name)?,
+            literal(version)?
+        ),
+    )
+    .await?
+    .into_iter()
+    .next();
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let model: String = row.try_get(0).map_err(|e| map(&e))?;
+    let model: ModelVersion = from_json(&model, "model version")?;
+    let request: Option<String> = row.try_get(1).map_err(|e| map(&e))?;
+    let Some(request) = request else {
+        return Err(corrupt(format!(
+            "model {name}@{version} names a missing approval {}",
+            model.approval_request_id()
+        )));
+    };
+    let request: ApprovalRequest = from_json(&request, "approval request")?;
+    Ok(Some(ApprovalWithSubject {
+        request,
+        subject: SubjectState::Model(Some(Box::new(model))),
+    }))
 }
 
 pub(crate) async fn approvals(
@@ -503,13 +669,23 @@ pub(crate) async fn model(
     name: &str,
     version: &str,
 ) -> Result<Option<ModelVersion>, StoreError> {
-    let mut q = QueryBuilder::new("SELECT body::text FROM model_versions WHERE tenant_id = ");
-    q.push_bind(tenant.as_str())
-        .push(" AND name = ")
-        .push_bind(name.to_owned())
-        .push(" AND version = ")
-        .push_bind(version.to_owned());
-    Ok(bodies(pool, tenant, q, "model version").await?.pop())
+    let rows = read_once(
+        pool,
+        tenant,
+        &format!(
+            "SELECT body::text FROM model_versions \
+             WHERE tenant_id = {} AND name = {} AND version = {}",
+            tenant_literal(tenant)?,
+            literal(name)?,
+            literal(version)?
+        ),
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let body: String = row.try_get(0).map_err(|e| map(&e))?;
+    from_json(&body, "model version").map(Some)
 }
 
 /// The bodies of one named object's rows of `table` (a model's versions, a prompt's versions or

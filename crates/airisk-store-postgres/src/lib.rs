@@ -122,12 +122,12 @@ use std::time::Duration;
 
 use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
-use airisk_core::governance::model_registry::ModelVersion;
-use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
+use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditQuery, AuditRepository, ChangeSet, Clock, GovernanceStore, Page,
-    StoreError, StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, ApprovalWithSubject, AuditQuery, AuditRepository, ChangeSet, Clock,
+    GovernanceStore, Page, StoreError, StoredCheckpoint, StoredEntry, TreeHead,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
@@ -427,6 +427,23 @@ impl GovernanceStore for PostgresStore {
         governance::approval(&self.pool, tenant, id).await
     }
 
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        governance::approval_with_subject(&self.pool, tenant, id).await
+    }
+
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        governance::model_with_approval(&self.pool, tenant, name.as_str(), version.as_str()).await
+    }
+
     async fn approvals(
         &self,
         tenant: &TenantId,
@@ -439,42 +456,42 @@ impl GovernanceStore for PostgresStore {
     async fn model(
         &self,
         tenant: &TenantId,
-        name: &str,
-        version: &str,
+        name: &ModelName,
+        version: &ModelVersionTag,
     ) -> Result<Option<ModelVersion>, StoreError> {
-        governance::model(&self.pool, tenant, name, version).await
+        governance::model(&self.pool, tenant, name.as_str(), version.as_str()).await
     }
 
     async fn model_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &ModelName,
     ) -> Result<Vec<ModelVersion>, StoreError> {
-        governance::model_versions(&self.pool, tenant, name).await
+        governance::model_versions(&self.pool, tenant, name.as_str()).await
     }
 
     async fn prompt_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<PromptVersion>, StoreError> {
-        governance::prompt_versions(&self.pool, tenant, name).await
+        governance::prompt_versions(&self.pool, tenant, name.as_str()).await
     }
 
     async fn prompt_labels(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<(String, u32)>, StoreError> {
-        governance::prompt_labels(&self.pool, tenant, name).await
+        governance::prompt_labels(&self.pool, tenant, name.as_str()).await
     }
 
     async fn label_moves(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError> {
-        governance::label_moves(&self.pool, tenant, name).await
+        governance::label_moves(&self.pool, tenant, name.as_str()).await
     }
 
     async fn data_keys(

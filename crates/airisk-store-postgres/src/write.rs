@@ -70,16 +70,7 @@ pub(crate) async fn begin_for(
     tenant: &TenantId,
     read_only: bool,
 ) -> Result<Transaction<'static, Postgres>, StoreError> {
-    let id = tenant.as_str();
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    {
-        return Err(StoreError::Refused {
-            message: "tenant id outside a-z 0-9 - _".to_owned(),
-        });
-    }
+    let id = tenant_literal(tenant)?;
     let begin = if read_only {
         "BEGIN READ ONLY"
     } else {
@@ -90,11 +81,26 @@ pub(crate) async fn begin_for(
     // its `BEGIN` was sent, and the pool hands such a connection out again. Rolling that back
     // loses nothing (it ran at most `BEGIN` and `set_config`); on a clean connection it does
     // nothing (its warning is not sent: `client_min_messages = error`, set at connect).
-    let sql = format!(
-        "ROLLBACK; {begin}; SELECT set_config('airisk.tenant_id', '{}', true)",
-        id.replace('\'', "''")
-    );
+    let sql = format!("ROLLBACK; {begin}; SELECT set_config('airisk.tenant_id', {id}, true)");
     pool.begin_with(sql).await.map_err(|e| map(&e))
+}
+
+/// `tenant`'s id as a quoted SQL literal, for the simple-protocol queries that start a tenant's
+/// transaction. Safe because a [`TenantId`] holds only `a-z 0-9 - _`, checked again here (so a
+/// future relaxation of the newtype cannot turn into SQL injection); quotes would be doubled in
+/// any case.
+pub(crate) fn tenant_literal(tenant: &TenantId) -> Result<String, StoreError> {
+    let id = tenant.as_str();
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(StoreError::Refused {
+            message: "tenant id outside a-z 0-9 - _".to_owned(),
+        });
+    }
+    Ok(format!("'{}'", id.replace('\'', "''")))
 }
 
 /// Ends a read-only transaction without waiting for the server: dropping it makes sqlx queue a

@@ -4,10 +4,12 @@
 //!
 //! Each row keeps the domain value as JSON in `body`, next to the columns queries use.
 
-use airisk_core::governance::approval_workflow::ApprovalRequest;
+use airisk_core::governance::approval_workflow::{ApprovalRequest, Subject};
 use airisk_core::governance::model_registry::ModelVersion;
 use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
-use airisk_core::ports::{ApprovalFilter, Mutation, Page, StoreError};
+use airisk_core::ports::{
+    ApprovalFilter, ApprovalWithSubject, Mutation, Page, StoreError, SubjectState,
+};
 use airisk_core::security::tenant_context::TenantId;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -252,6 +254,61 @@ pub(crate) fn approval(
         })
         .map_err(|e| map_sqlite(&e))?;
     body.map(|b| from_json(&b, "approval request")).transpose()
+}
+
+/// One approval request and the stored state of its subject, read in the one read transaction
+/// `tx` (one snapshot, one use of a reader connection).
+pub(crate) fn approval_with_subject(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<ApprovalWithSubject>, StoreError> {
+    let Some(request) = approval(tx, tenant, id)? else {
+        return Ok(None);
+    };
+    let subject = match request.subject() {
+        Subject::Model { name, version } => {
+            SubjectState::Model(model(tx, tenant, name.as_str(), version.as_str())?.map(Box::new))
+        }
+        Subject::PromptLabel { name, label, .. } => SubjectState::PromptLabel {
+            points_at: tx
+                .prepare_cached(
+                    "SELECT version FROM prompt_labels \
+                     WHERE tenant_id = ?1 AND name = ?2 AND label = ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![tenant.as_str(), name.as_str(), label.as_str()],
+                        |row| row.get::<_, u32>(0),
+                    )
+                    .optional()
+                })
+                .map_err(|e| map_sqlite(&e))?,
+        },
+    };
+    Ok(Some(ApprovalWithSubject { request, subject }))
+}
+
+/// One model version and its approval request, read in the one read transaction `tx`.
+pub(crate) fn model_with_approval(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    name: &str,
+    version: &str,
+) -> Result<Option<ApprovalWithSubject>, StoreError> {
+    let Some(model) = model(tx, tenant, name, version)? else {
+        return Ok(None);
+    };
+    let id = model.approval_request_id();
+    let request = approval(tx, tenant, id)?.ok_or_else(|| {
+        corrupt(format!(
+            "model {name}@{version} names a missing approval {id}"
+        ))
+    })?;
+    Ok(Some(ApprovalWithSubject {
+        request,
+        subject: SubjectState::Model(Some(Box::new(model))),
+    }))
 }
 
 /// Approval requests matching `filter`, oldest first.

@@ -92,12 +92,12 @@ use std::thread::JoinHandle;
 
 use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt, format_timestamp};
-use airisk_core::governance::model_registry::ModelVersion;
-use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
+use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore, Page, StoreError,
-    StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, ApprovalWithSubject, AuditRepository, ChangeSet, Clock, GovernanceStore, Page,
+    StoreError, StoredCheckpoint, StoredEntry, TreeHead,
 };
 use airisk_core::security::tenant_context::TenantId;
 use async_trait::async_trait;
@@ -411,6 +411,29 @@ impl GovernanceStore for SqliteStore {
             .await
     }
 
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        let tenant = tenant.clone();
+        self.readers
+            .read(move |tx| governance::approval_with_subject(tx, &tenant, id))
+            .await
+    }
+
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        let (tenant, name, version) = (tenant.clone(), name.to_string(), version.to_string());
+        self.readers
+            .read(move |tx| governance::model_with_approval(tx, &tenant, &name, &version))
+            .await
+    }
+
     async fn approvals(
         &self,
         tenant: &TenantId,
@@ -427,10 +450,10 @@ impl GovernanceStore for SqliteStore {
     async fn model(
         &self,
         tenant: &TenantId,
-        name: &str,
-        version: &str,
+        name: &ModelName,
+        version: &ModelVersionTag,
     ) -> Result<Option<ModelVersion>, StoreError> {
-        let (tenant, name, version) = (tenant.clone(), name.to_owned(), version.to_owned());
+        let (tenant, name, version) = (tenant.clone(), name.to_string(), version.to_string());
         self.readers
             .read(move |tx| governance::model(tx, &tenant, &name, &version))
             .await
@@ -439,9 +462,9 @@ impl GovernanceStore for SqliteStore {
     async fn model_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &ModelName,
     ) -> Result<Vec<ModelVersion>, StoreError> {
-        let (tenant, name) = (tenant.clone(), name.to_owned());
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.readers
             .read(move |tx| governance::model_versions(tx, &tenant, &name))
             .await
@@ -450,9 +473,9 @@ impl GovernanceStore for SqliteStore {
     async fn prompt_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<PromptVersion>, StoreError> {
-        let (tenant, name) = (tenant.clone(), name.to_owned());
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.readers
             .read(move |tx| governance::prompt_versions(tx, &tenant, &name))
             .await
@@ -461,9 +484,9 @@ impl GovernanceStore for SqliteStore {
     async fn prompt_labels(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<(String, u32)>, StoreError> {
-        let (tenant, name) = (tenant.clone(), name.to_owned());
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.readers
             .read(move |tx| governance::prompt_labels(tx, &tenant, &name))
             .await
@@ -472,9 +495,9 @@ impl GovernanceStore for SqliteStore {
     async fn label_moves(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError> {
-        let (tenant, name) = (tenant.clone(), name.to_owned());
+        let (tenant, name) = (tenant.clone(), name.to_string());
         self.readers
             .read(move |tx| governance::label_moves(tx, &tenant, &name))
             .await

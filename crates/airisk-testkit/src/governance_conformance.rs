@@ -16,14 +16,17 @@
 use std::sync::Arc;
 
 use airisk_core::governance::approval_workflow::{
-    ApprovalRequest, ApprovalStatus, ApprovalWorkflow, NewApprovalRequest, Subject,
+    ApprovalRequest, ApprovalStatus, ApprovalWorkflow, NewApprovalRequest, RequestedSubject,
+    Subject,
 };
 use airisk_core::governance::audit_record::AuditRecord;
-use airisk_core::governance::model_registry::ModelRegistry;
-use airisk_core::governance::prompt_registry::{PromptRegistry, PromptSelector};
+use airisk_core::governance::model_registry::{ModelName, ModelRegistry, ModelVersionTag};
+use airisk_core::governance::prompt_registry::{
+    LabelName, PromptName, PromptRegistry, PromptSelector,
+};
 use airisk_core::ports::{
-    ApprovalFilter, AuditRepository, ChangeSet, DeliveryClaim, GovernanceStore, Mutation, Page,
-    StoreError, UuidV7Generator,
+    ApprovalFilter, ApprovalWithSubject, AuditRepository, ChangeSet, DeliveryClaim,
+    GovernanceStore, Mutation, Page, StoreError, SubjectState, UuidV7Generator,
 };
 use airisk_core::request::CorrelationId;
 use airisk_core::security::rbac::Role;
@@ -55,6 +58,7 @@ macro_rules! governance_store_conformance {
             a_mutation_of_another_tenant_is_refused_and_stores_nothing,
             a_webhook_delivery_is_claimed_once_until_its_claim_expires,
             of_concurrent_claims_of_one_delivery_exactly_one_wins,
+            a_request_is_read_with_the_state_of_its_subject,
         );
     };
     ($make:expr) => {
@@ -129,7 +133,7 @@ impl Services {
                 who,
                 &corr(),
                 NewApprovalRequest {
-                    subject: Subject::PromptLabel {
+                    subject: RequestedSubject::PromptLabel {
                         name: "p".into(),
                         version,
                         label: "production".into(),
@@ -143,6 +147,18 @@ impl Services {
             .unwrap()
             .request
     }
+}
+
+fn mname(s: &str) -> ModelName {
+    ModelName::parse(s).unwrap()
+}
+
+fn mtag(s: &str) -> ModelVersionTag {
+    ModelVersionTag::parse(s).unwrap()
+}
+
+fn pname(s: &str) -> PromptName {
+    PromptName::parse(s).unwrap()
 }
 
 fn corr() -> CorrelationId {
@@ -184,7 +200,7 @@ pub async fn a_commit_applies_state_and_audit_together(s: Services) {
     assert_eq!(s.audit_len("acme").await, 2);
     let model = s
         .gov
-        .model(&tenant("acme"), "m", "1")
+        .model(&tenant("acme"), &mname("m"), &mtag("1"))
         .await
         .unwrap()
         .unwrap();
@@ -201,7 +217,7 @@ pub async fn a_commit_applies_state_and_audit_together(s: Services) {
         .unwrap();
     let model = s
         .gov
-        .model(&tenant("acme"), "m", "1")
+        .model(&tenant("acme"), &mname("m"), &mtag("1"))
         .await
         .unwrap()
         .unwrap();
@@ -215,7 +231,7 @@ pub async fn a_conflicting_mutation_rolls_back_the_whole_change_set(s: Services)
     s.register(&admin("acme"), "m", "1").await;
     let existing = s
         .gov
-        .model(&tenant("acme"), "m", "1")
+        .model(&tenant("acme"), &mname("m"), &mtag("1"))
         .await
         .unwrap()
         .unwrap();
@@ -229,7 +245,7 @@ pub async fn a_conflicting_mutation_rolls_back_the_whole_change_set(s: Services)
         uuid::Uuid::now_v7(),
         &admin("acme"),
         NewApprovalRequest {
-            subject: fresh.subject().clone(),
+            subject: fresh.subject().clone().into(),
             justification: "again".into(),
             required_approvals: 1,
             expires_in: None,
@@ -342,8 +358,20 @@ pub async fn every_read_is_scoped_by_tenant(s: Services) {
         .await
         .unwrap();
     let g = tenant("globex");
-    assert!(s.gov.model(&g, "m", "1").await.unwrap().is_none());
-    assert!(s.gov.model_versions(&g, "m").await.unwrap().is_empty());
+    assert!(
+        s.gov
+            .model(&g, &mname("m"), &mtag("1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.gov
+            .model_versions(&g, &mname("m"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.gov.approval(&g, r.id()).await.unwrap().is_none());
     assert!(
         s.gov
@@ -352,15 +380,27 @@ pub async fn every_read_is_scoped_by_tenant(s: Services) {
             .unwrap()
             .is_empty()
     );
-    assert!(s.gov.prompt_versions(&g, "p").await.unwrap().is_empty());
-    assert!(s.gov.prompt_labels(&g, "p").await.unwrap().is_empty());
-    assert!(s.gov.label_moves(&g, "p").await.unwrap().is_empty());
+    assert!(
+        s.gov
+            .prompt_versions(&g, &pname("p"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.gov
+            .prompt_labels(&g, &pname("p"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.gov.label_moves(&g, &pname("p")).await.unwrap().is_empty());
     let a = tenant("acme");
     assert_eq!(
-        s.gov.prompt_labels(&a, "p").await.unwrap(),
+        s.gov.prompt_labels(&a, &pname("p")).await.unwrap(),
         vec![("production".to_owned(), 1)]
     );
-    assert_eq!(s.gov.label_moves(&a, "p").await.unwrap().len(), 1);
+    assert_eq!(s.gov.label_moves(&a, &pname("p")).await.unwrap().len(), 1);
 }
 
 /// Listing honours every filter field and pages in creation order.
@@ -431,9 +471,9 @@ pub async fn approvals_filter_and_page_oldest_first(s: Services) {
         vec![ids[1]]
     );
     let subject = Subject::PromptLabel {
-        name: "p".into(),
+        name: pname("p"),
         version: 2,
-        label: "production".into(),
+        label: LabelName::parse("production").unwrap(),
     };
     assert_eq!(
         list(
@@ -485,7 +525,11 @@ pub async fn prompt_versions_are_immutable_and_ordered(s: Services) {
                 .unwrap();
         }
     }
-    let versions = s.gov.prompt_versions(&tenant("acme"), "p").await.unwrap();
+    let versions = s
+        .gov
+        .prompt_versions(&tenant("acme"), &pname("p"))
+        .await
+        .unwrap();
     assert_eq!(
         versions.iter().map(|v| v.version()).collect::<Vec<_>>(),
         vec![1, 2, 3]
@@ -545,7 +589,10 @@ pub async fn a_label_move_from_a_stale_position_conflicts(s: Services) {
         .await;
     assert!(matches!(got, Err(StoreError::Conflict { .. })), "{got:?}");
     assert_eq!(
-        s.gov.prompt_labels(&tenant("acme"), "p").await.unwrap(),
+        s.gov
+            .prompt_labels(&tenant("acme"), &pname("p"))
+            .await
+            .unwrap(),
         vec![("production".to_owned(), 1)]
     );
 }
@@ -614,7 +661,7 @@ pub async fn stored_values_read_back_exactly(s: Services) {
         .unwrap();
     let model = s
         .gov
-        .model(&tenant("acme"), "m", "2.1.0")
+        .model(&tenant("acme"), &mname("m"), &mtag("2.1.0"))
         .await
         .unwrap()
         .unwrap();
@@ -637,7 +684,11 @@ pub async fn stored_values_read_back_exactly(s: Services) {
         )
         .await
         .unwrap();
-    let versions = s.gov.prompt_versions(&tenant("acme"), "p").await.unwrap();
+    let versions = s
+        .gov
+        .prompt_versions(&tenant("acme"), &pname("p"))
+        .await
+        .unwrap();
     assert_eq!(versions, vec![change.version]);
 }
 
@@ -662,7 +713,7 @@ pub async fn prompt_versions_keep_their_author_and_change_reason(s: Services) {
         .unwrap();
     let stored: Vec<(u32, String, String, String)> = s
         .gov
-        .prompt_versions(&tenant("acme"), "p")
+        .prompt_versions(&tenant("acme"), &pname("p"))
         .await
         .unwrap()
         .iter()
@@ -696,7 +747,7 @@ pub async fn prompt_versions_keep_their_author_and_change_reason(s: Services) {
     s.register(&ada, "m", "1").await;
     let model = s
         .gov
-        .model(&tenant("acme"), "m", "1")
+        .model(&tenant("acme"), &mname("m"), &mtag("1"))
         .await
         .unwrap()
         .unwrap();
@@ -711,7 +762,7 @@ pub async fn a_mutation_of_another_tenant_is_refused_and_stores_nothing(s: Servi
         uuid::Uuid::now_v7(),
         &admin("globex"),
         NewApprovalRequest {
-            subject: Subject::PromptLabel {
+            subject: RequestedSubject::PromptLabel {
                 name: "p".into(),
                 version: 1,
                 label: "production".into(),
@@ -863,5 +914,218 @@ trait NowUtc {
 impl NowUtc for ManualClock {
     fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
         airisk_core::ports::Clock::now(self)
+    }
+}
+
+/// `approval_with_subject` answers the request as `approval` reads it, with the state of what it
+/// names: the model version as `model` reads it (before and after its approval), where the label
+/// points (nowhere yet, then the version an approved move put it at), nothing for a model that is
+/// not stored; and `None` for a missing id and for another tenant's request. `model_with_approval`
+/// answers the model with its request, and `None` for a model of another tenant or none at all.
+pub async fn a_request_is_read_with_the_state_of_its_subject(s: Services) {
+    let acme = tenant("acme");
+    // A model request, before and after the decision.
+    s.register(&admin("acme"), "m", "1").await;
+    let model = s
+        .gov
+        .model(&acme, &mname("m"), &mtag("1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let id = model.approval_request_id();
+    let got = s
+        .gov
+        .approval_with_subject(&acme, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.request,
+        s.gov.approval(&acme, id).await.unwrap().unwrap()
+    );
+    assert_eq!(
+        got.request.subject(),
+        &Subject::Model {
+            name: mname("m"),
+            version: mtag("1")
+        }
+    );
+    assert_eq!(got.subject, SubjectState::Model(Some(Box::new(model))));
+    s.models
+        .approve_model(&approver("acme"), &corr(), "m", "1", "ok")
+        .await
+        .unwrap();
+    let got = s
+        .gov
+        .approval_with_subject(&acme, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.request.status(), ApprovalStatus::Approved);
+    let SubjectState::Model(Some(decided)) = &got.subject else {
+        panic!("expected the model, got {:?}", got.subject);
+    };
+    assert!(decided.approved(), "the state read is the decided model");
+    assert_eq!(
+        decided.as_ref(),
+        &s.gov
+            .model(&acme, &mname("m"), &mtag("1"))
+            .await
+            .unwrap()
+            .unwrap()
+    );
+
+    // Read by the model instead: the model with the request its approval_request_id names.
+    let by_model = s
+        .gov
+        .model_with_approval(&acme, &mname("m"), &mtag("1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        by_model.request,
+        s.gov.approval(&acme, id).await.unwrap().unwrap()
+    );
+    assert_eq!(by_model.request.status(), ApprovalStatus::Approved);
+    assert_eq!(by_model.subject, got.subject);
+    for (t, name, version) in [("acme", "m", "2"), ("acme", "n", "1"), ("globex", "m", "1")] {
+        assert!(
+            s.gov
+                .model_with_approval(&tenant(t), &mname(name), &mtag(version))
+                .await
+                .unwrap()
+                .is_none(),
+            "{t}: {name}@{version} is not stored"
+        );
+    }
+
+    // A prompt-label request: the label points nowhere, then where the approved move put it.
+    s.prompts
+        .register_prompt(&admin("acme"), &corr(), "p", "one", "first")
+        .await
+        .unwrap();
+    s.prompts
+        .update_prompt(&admin("acme"), &corr(), "p", "two", "second")
+        .await
+        .unwrap();
+    // Labels beside it that a read must not pick: another label of the same prompt, and the
+    // same label of another prompt, both at version 2 (stored first, named to sort first).
+    s.prompts
+        .register_prompt(&admin("acme"), &corr(), "alt", "one", "first")
+        .await
+        .unwrap();
+    s.prompts
+        .update_prompt(&admin("acme"), &corr(), "alt", "two", "second")
+        .await
+        .unwrap();
+    for (name, label) in [("p", "canary"), ("alt", "production")] {
+        let r = s
+            .workflow
+            .request_approval(
+                &admin("acme"),
+                &corr(),
+                NewApprovalRequest {
+                    subject: RequestedSubject::PromptLabel {
+                        name: name.into(),
+                        version: 2,
+                        label: label.into(),
+                    },
+                    justification: "beside".into(),
+                    required_approvals: 1,
+                    expires_in: None,
+                },
+            )
+            .await
+            .unwrap()
+            .request;
+        s.workflow
+            .approve(&approver("acme"), &corr(), r.id(), "ok")
+            .await
+            .unwrap();
+        s.prompts
+            .move_label(&admin("acme"), &corr(), name, label, 2)
+            .await
+            .unwrap();
+    }
+    let first = s.prompt_request(&admin("acme"), 1).await;
+    let ApprovalWithSubject { request, subject } = s
+        .gov
+        .approval_with_subject(&acme, first.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(request, first);
+    assert_eq!(subject, SubjectState::PromptLabel { points_at: None });
+    s.workflow
+        .approve(&approver("acme"), &corr(), first.id(), "ok")
+        .await
+        .unwrap();
+    s.prompts
+        .move_label(&admin("acme"), &corr(), "p", "production", 1)
+        .await
+        .unwrap();
+    let second = s.prompt_request(&admin("acme"), 2).await;
+    let got = s
+        .gov
+        .approval_with_subject(&acme, second.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.request, second);
+    assert_eq!(
+        got.subject,
+        SubjectState::PromptLabel { points_at: Some(1) }
+    );
+
+    // A model request whose model is not stored reads as such, not as an error.
+    let orphan = ApprovalRequest::open(
+        uuid::Uuid::now_v7(),
+        &admin("acme"),
+        NewApprovalRequest {
+            subject: RequestedSubject::Model {
+                name: "ghost".into(),
+                version: "9".into(),
+            },
+            justification: "no model behind it".into(),
+            required_approvals: 1,
+            expires_in: None,
+        },
+        s.clock.now_utc(),
+    )
+    .unwrap();
+    s.gov
+        .commit(ChangeSet {
+            tenant: acme.clone(),
+            mutations: vec![Mutation::InsertApproval(orphan.clone())],
+            audit: vec![event("acme", 1)],
+        })
+        .await
+        .unwrap();
+    let got = s
+        .gov
+        .approval_with_subject(&acme, orphan.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.request, orphan);
+    assert_eq!(got.subject, SubjectState::Model(None));
+
+    // A missing id, and another tenant's ids, are not found.
+    assert!(
+        s.gov
+            .approval_with_subject(&acme, uuid::Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for other in [id, first.id(), orphan.id()] {
+        assert!(
+            s.gov
+                .approval_with_subject(&tenant("globex"), other)
+                .await
+                .unwrap()
+                .is_none(),
+            "another tenant read request {other}"
+        );
     }
 }

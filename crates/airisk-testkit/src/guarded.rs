@@ -7,12 +7,12 @@ use std::pin::Pin;
 
 use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
-use airisk_core::governance::model_registry::ModelVersion;
-use airisk_core::governance::prompt_registry::{LabelMove, PromptVersion};
+use airisk_core::governance::model_registry::{ModelName, ModelVersion, ModelVersionTag};
+use airisk_core::governance::prompt_registry::{LabelMove, PromptName, PromptVersion};
 use airisk_core::ledger::{Hash, NodeId};
 use airisk_core::ports::{
-    ApprovalFilter, AuditQuery, AuditRepository, ChangeSet, GovernanceStore, Page, StoreError,
-    StoredCheckpoint, StoredEntry, TreeHead,
+    ApprovalFilter, ApprovalWithSubject, AuditQuery, AuditRepository, ChangeSet, GovernanceStore,
+    Page, StoreError, StoredCheckpoint, StoredEntry, TreeHead,
 };
 use airisk_core::security::envelope::WrappedDataKey;
 use airisk_core::security::tenant_context::TenantId;
@@ -165,6 +165,21 @@ where
     ) -> Result<Option<ApprovalRequest>, StoreError> {
         self.store.approval(tenant, id).await
     }
+    async fn approval_with_subject(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        self.store.approval_with_subject(tenant, id).await
+    }
+    async fn model_with_approval(
+        &self,
+        tenant: &TenantId,
+        name: &ModelName,
+        version: &ModelVersionTag,
+    ) -> Result<Option<ApprovalWithSubject>, StoreError> {
+        self.store.model_with_approval(tenant, name, version).await
+    }
     async fn approvals(
         &self,
         tenant: &TenantId,
@@ -176,36 +191,36 @@ where
     async fn model(
         &self,
         tenant: &TenantId,
-        name: &str,
-        version: &str,
+        name: &ModelName,
+        version: &ModelVersionTag,
     ) -> Result<Option<ModelVersion>, StoreError> {
         self.store.model(tenant, name, version).await
     }
     async fn model_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &ModelName,
     ) -> Result<Vec<ModelVersion>, StoreError> {
         self.store.model_versions(tenant, name).await
     }
     async fn prompt_versions(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<PromptVersion>, StoreError> {
         self.store.prompt_versions(tenant, name).await
     }
     async fn prompt_labels(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<(String, u32)>, StoreError> {
         self.store.prompt_labels(tenant, name).await
     }
     async fn label_moves(
         &self,
         tenant: &TenantId,
-        name: &str,
+        name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError> {
         self.store.label_moves(tenant, name).await
     }

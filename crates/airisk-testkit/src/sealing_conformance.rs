@@ -17,7 +17,7 @@ use std::sync::Arc;
 use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
 use airisk_core::governance::audit_verification::VerifyOptions;
 use airisk_core::governance::prompt_registry::{
-    PromptRegistry, PromptRegistryError, PromptSelector, PromptVersion,
+    PromptName, PromptRegistry, PromptRegistryError, PromptSelector, PromptVersion,
 };
 use airisk_core::ledger::{LedgerName, LedgerSigner};
 use airisk_core::ports::{
@@ -155,7 +155,7 @@ pub async fn a_sealed_template_reads_back_and_the_store_holds_only_ciphertext(
     assert_eq!(history.versions[0].template(), CANARY);
 
     let raw = gov
-        .prompt_versions(&tenant("acme"), "loan/system")
+        .prompt_versions(&tenant("acme"), &PromptName::parse("loan/system").unwrap())
         .await
         .unwrap();
     assert_eq!(raw.len(), 2);
@@ -203,7 +203,7 @@ pub async fn a_ciphertext_moved_to_another_row_or_tenant_does_not_open(
     register(&reg, "acme", "a", CANARY).await;
     register(&reg, "globex", "other", "globex text").await;
     let row = gov
-        .prompt_versions(&tenant("acme"), "a")
+        .prompt_versions(&tenant("acme"), &PromptName::parse("a").unwrap())
         .await
         .unwrap()
         .remove(0);
@@ -360,7 +360,10 @@ pub async fn kek_rotation_rewraps_only_data_keys(
 ) {
     let old = envelope(TEST_KEK_1);
     register(&registry(&gov, &clock, &old), "acme", "a", CANARY).await;
-    let rows_before = gov.prompt_versions(&tenant("acme"), "a").await.unwrap();
+    let rows_before = gov
+        .prompt_versions(&tenant("acme"), &PromptName::parse("a").unwrap())
+        .await
+        .unwrap();
 
     let both = envelope(&format!("{TEST_KEK_2},{TEST_KEK_1}"));
     let actor = ActorId::parse("operator:keys").unwrap();
@@ -387,7 +390,9 @@ pub async fn kek_rotation_rewraps_only_data_keys(
     assert_eq!(again, 0);
 
     assert_eq!(
-        gov.prompt_versions(&tenant("acme"), "a").await.unwrap(),
+        gov.prompt_versions(&tenant("acme"), &PromptName::parse("a").unwrap())
+            .await
+            .unwrap(),
         rows_before
     );
     let keys = gov.data_keys(&tenant("acme")).await.unwrap();
@@ -729,13 +734,16 @@ pub async fn rotating_the_data_key_seals_new_values_under_a_new_key_and_old_ones
         outcome.kid.as_str(),
         "new values are sealed under the new key"
     );
-    let raw = gov.prompt_versions(&tenant("acme"), "after").await.unwrap();
+    let raw = gov
+        .prompt_versions(&tenant("acme"), &PromptName::parse("after").unwrap())
+        .await
+        .unwrap();
     assert_eq!(
         raw[0].template().split('.').nth(1).unwrap(),
         outcome.kid.as_str()
     );
     let raw = gov
-        .prompt_versions(&tenant("acme"), "before")
+        .prompt_versions(&tenant("acme"), &PromptName::parse("before").unwrap())
         .await
         .unwrap();
     assert_eq!(raw[0].template().split('.').nth(1).unwrap(), old_kid);

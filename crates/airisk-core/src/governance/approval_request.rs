@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::audit_record::AuditValidationError;
+use super::model_version::{ModelName, ModelVersionTag};
+use super::prompt_registry::{LabelName, PromptName};
 use super::service_context::Resource;
 use super::visible_text::{self, HiddenCharacter};
 use crate::input::InputError;
@@ -82,25 +84,28 @@ impl fmt::Display for ApprovalStatus {
     }
 }
 
-/// What a request asks approval for.
+/// What a request asks approval for. Its names are validated types, so a subject names only
+/// what could exist; serialized as `{"kind": "model", "name": …, "version": …}` or
+/// `{"kind": "prompt_label", "name": …, "version": …, "label": …}` with every name a plain
+/// string (the stores' subject columns and the API commit to that form).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
     /// Deploying a registered model version.
     Model {
         /// Model name.
-        name: String,
+        name: ModelName,
         /// Model version.
-        version: String,
+        version: ModelVersionTag,
     },
     /// Moving a prompt label (such as `production`) to a prompt version.
     PromptLabel {
         /// Prompt name.
-        name: String,
+        name: PromptName,
         /// The version the label would point to.
         version: u32,
         /// The label.
-        label: String,
+        label: LabelName,
     },
 }
 
@@ -118,8 +123,76 @@ impl Subject {
     /// The subject as the resource of an audit record.
     pub(crate) fn resource(&self) -> Resource<'_> {
         match self {
-            Subject::Model { name, version } => Resource::Model { name, version },
+            Subject::Model { name, version } => Resource::Model {
+                name: name.as_str(),
+                version: version.as_str(),
+            },
             Subject::PromptLabel {
+                name,
+                version,
+                label,
+            } => Resource::PromptLabel {
+                name: name.as_str(),
+                version: *version,
+                label: label.as_str(),
+            },
+        }
+    }
+}
+
+/// A subject as a caller names it, its names not yet checked: what a command to open a request
+/// carries ([`NewApprovalRequest`]). The service checks the caller's role first and records a
+/// refusal with the names as sent (escaped where a record cannot hold them); only then are the
+/// names parsed into a [`Subject`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestedSubject {
+    /// Deploying a registered model version.
+    Model {
+        /// Model name, as sent.
+        name: String,
+        /// Model version, as sent.
+        version: String,
+    },
+    /// Moving a prompt label to a prompt version.
+    PromptLabel {
+        /// Prompt name, as sent.
+        name: String,
+        /// The version the label would point to.
+        version: u32,
+        /// The label, as sent.
+        label: String,
+    },
+}
+
+impl RequestedSubject {
+    /// The subject, once its names are valid.
+    ///
+    /// # Errors
+    /// [`InputError`] naming the first invalid name (`model name`, `model version`,
+    /// `prompt name` or `label`).
+    pub fn parse(&self) -> Result<Subject, InputError> {
+        Ok(match self {
+            RequestedSubject::Model { name, version } => Subject::Model {
+                name: ModelName::parse(name)?,
+                version: ModelVersionTag::parse(version)?,
+            },
+            RequestedSubject::PromptLabel {
+                name,
+                version,
+                label,
+            } => Subject::PromptLabel {
+                name: PromptName::parse(name)?,
+                version: *version,
+                label: LabelName::parse(label)?,
+            },
+        })
+    }
+
+    /// The subject as the resource of an audit record, names as sent.
+    pub(crate) fn resource(&self) -> Resource<'_> {
+        match self {
+            RequestedSubject::Model { name, version } => Resource::Model { name, version },
+            RequestedSubject::PromptLabel {
                 name,
                 version,
                 label,
@@ -127,6 +200,26 @@ impl Subject {
                 name,
                 version: *version,
                 label,
+            },
+        }
+    }
+}
+
+impl From<Subject> for RequestedSubject {
+    fn from(subject: Subject) -> Self {
+        match subject {
+            Subject::Model { name, version } => RequestedSubject::Model {
+                name: name.into(),
+                version: version.into(),
+            },
+            Subject::PromptLabel {
+                name,
+                version,
+                label,
+            } => RequestedSubject::PromptLabel {
+                name: name.into(),
+                version,
+                label: label.into(),
             },
         }
     }
@@ -240,8 +333,9 @@ impl From<StoreError> for ApprovalError {
 /// What [`super::approval_workflow::ApprovalWorkflow::request_approval`] needs.
 #[derive(Debug, Clone)]
 pub struct NewApprovalRequest {
-    /// What is to be approved.
-    pub subject: Subject,
+    /// What is to be approved, as the caller named it (parsed by
+    /// [`ApprovalRequest::open`]).
+    pub subject: RequestedSubject,
     /// Why it is asked for (mandatory).
     pub justification: String,
     /// Distinct approvals needed (1 to 10).
@@ -254,14 +348,15 @@ impl ApprovalRequest {
     /// Validates and opens a new pending request.
     ///
     /// # Errors
-    /// [`ApprovalError::Invalid`] for an empty or oversize justification, a quorum outside 1..=10,
-    /// or a non-positive expiry.
+    /// [`ApprovalError::Invalid`] for an invalid subject name, an empty or oversize
+    /// justification, a quorum outside 1..=10, or a non-positive expiry.
     pub fn open(
         id: Uuid,
         principal: &Principal,
         new: NewApprovalRequest,
         now: DateTime<Utc>,
     ) -> Result<Self, ApprovalError> {
+        let subject = new.subject.parse()?;
         check_reason("justification", &new.justification)?;
         if !(1..=MAX_REQUIRED_APPROVALS).contains(&new.required_approvals) {
             return Err(InputError::new(
@@ -283,7 +378,7 @@ impl ApprovalRequest {
         Ok(ApprovalRequest {
             id,
             tenant_id: principal.tenant().clone(),
-            subject: new.subject,
+            subject,
             requested_by: principal.actor().clone(),
             justification: new.justification,
             required_approvals: new.required_approvals,

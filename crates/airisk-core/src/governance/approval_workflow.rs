@@ -10,13 +10,14 @@ use uuid::Uuid;
 
 pub use super::approval_request::{
     Approval, ApprovalError, ApprovalRequest, ApprovalStatus, Decision, MAX_REQUIRED_APPROVALS,
-    NewApprovalRequest, REASON_MAX_LEN, Subject,
+    NewApprovalRequest, REASON_MAX_LEN, RequestedSubject, Subject,
 };
 use super::audit_record::{AuditEvent, AuditReceipt, AuditValidationError, Outcome};
 use super::service_context::{Resource, ServiceContext};
 use crate::input::InputError;
 use crate::ports::{
-    ApprovalFilter, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, Page, StoreError,
+    ApprovalFilter, ApprovalWithSubject, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation,
+    Page, StoreError, SubjectState,
 };
 use crate::request::CorrelationId;
 use crate::security::rbac::Action;
@@ -84,24 +85,25 @@ impl ApprovalWorkflow {
             new.subject.resource(),
         )
         .await?;
-        match &new.subject {
-            Subject::Model { .. } => {
+        let subject = match &new.subject {
+            RequestedSubject::Model { .. } => {
                 return Err(InputError::new(
                     "subject",
                     "is a model: a model's approval request is opened by registering the model",
                 )
                 .into());
             }
-            Subject::PromptLabel { name, version, .. } => {
-                let exists = k
-                    .store
-                    .prompt_versions(principal.tenant(), name)
-                    .await?
-                    .iter()
-                    .any(|v| v.version() == *version);
-                if !exists {
-                    return Err(ApprovalError::NotFound);
-                }
+            RequestedSubject::PromptLabel { .. } => new.subject.parse()?,
+        };
+        if let Subject::PromptLabel { name, version, .. } = &subject {
+            let exists = k
+                .store
+                .prompt_versions(principal.tenant(), name)
+                .await?
+                .iter()
+                .any(|v| v.version() == *version);
+            if !exists {
+                return Err(ApprovalError::NotFound);
             }
         }
         let request = ApprovalRequest::open(k.ids.new_id(), principal, new, k.clock.now())?;
@@ -270,11 +272,58 @@ impl ApprovalWorkflow {
         let resource = Resource::ApprovalRequest(id);
         k.authorize(principal, correlation, action, resource)
             .await?;
-        let Some(current) = k.store.approval(principal.tenant(), id).await? else {
+        // One read: the request and the stored state of what it names.
+        let Some(read) = k
+            .store
+            .approval_with_subject(principal.tenant(), id)
+            .await?
+        else {
             k.deny(principal, correlation, action, resource, "not found")
                 .await;
             return Err(ApprovalError::NotFound);
         };
+        self.decide_on(principal, correlation, read, reason, verdict)
+            .await
+    }
+
+    /// Decides a request read with its subject by the caller (the model registry reads a
+    /// model's request together with the model, in one read), after checking the role exactly
+    /// as [`ApprovalWorkflow::approve`] does.
+    pub(crate) async fn decide_read(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        read: ApprovalWithSubject,
+        reason: &str,
+        verdict: Verdict,
+    ) -> Result<ApprovalChange, ApprovalError> {
+        let resource = Resource::ApprovalRequest(read.request.id());
+        self.ctx
+            .authorize(principal, correlation, verdict.action(), resource)
+            .await?;
+        self.decide_on(principal, correlation, read, reason, verdict)
+            .await
+    }
+
+    /// The decision itself, on a request read (with its subject) after the role was checked:
+    /// expiry, the four-eyes transition, and one commit of the request, the subject and their
+    /// records.
+    async fn decide_on(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        read: ApprovalWithSubject,
+        reason: &str,
+        verdict: Verdict,
+    ) -> Result<ApprovalChange, ApprovalError> {
+        let k = &self.ctx;
+        let action = verdict.action();
+        let ApprovalWithSubject {
+            request: current,
+            subject: subject_state,
+        } = read;
+        let id = current.id();
+        let resource = Resource::ApprovalRequest(id);
         let now = k.clock.now();
         if let Some(expired) = current.expire_if_due(now) {
             let expires_at = current.expires_at().unwrap_or(now);
@@ -313,15 +362,11 @@ impl ApprovalWorkflow {
                 ApprovalStatus::Approved | ApprovalStatus::Rejected
             )
         {
-            let model = k
-                .store
-                .model(principal.tenant(), name, version)
-                .await?
-                .ok_or_else(|| {
-                    ApprovalError::Store(StoreError::Corrupt {
-                        message: format!("approval {id} names a missing model {name}@{version}"),
-                    })
-                })?;
+            let SubjectState::Model(Some(model)) = subject_state else {
+                return Err(ApprovalError::Store(StoreError::Corrupt {
+                    message: format!("approval {id} names a missing model {name}@{version}"),
+                }));
+            };
             let decided = model.decided(&next);
             audit.push(k.event(
                 principal,
@@ -417,8 +462,9 @@ impl ApprovalWorkflow {
     }
 }
 
+/// What a decision does to a pending request.
 #[derive(Debug, Clone, Copy)]
-enum Verdict {
+pub(crate) enum Verdict {
     Approve,
     Reject,
     Cancel,

@@ -9,8 +9,10 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::approval_request::{ApprovalError, ApprovalRequest, NewApprovalRequest, Subject};
-use super::approval_workflow::ApprovalWorkflow;
+use super::approval_request::{
+    ApprovalError, ApprovalRequest, NewApprovalRequest, RequestedSubject,
+};
+use super::approval_workflow::{ApprovalWorkflow, Verdict};
 use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
 pub use super::model_version::{
     ARTIFACT_URI_MAX_LEN, MODEL_METADATA_MAX_BYTES, MODEL_NAME_MAX_LEN, MODEL_VERSION_MAX_LEN,
@@ -20,7 +22,9 @@ use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
 use crate::input::InputError;
 use crate::ledger::to_canonical_json;
-use crate::ports::{ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError};
+use crate::ports::{
+    ApprovalWithSubject, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError,
+};
 use crate::request::CorrelationId;
 use crate::security::rbac::{Action, AuthorizationError};
 use crate::security::tenant_context::Principal;
@@ -214,7 +218,7 @@ impl ModelRegistry {
             None => None,
         };
         if k.store
-            .model(principal.tenant(), name.as_str(), version.as_str())
+            .model(principal.tenant(), &name, &version)
             .await?
             .is_some()
         {
@@ -228,7 +232,7 @@ impl ModelRegistry {
             k.ids.new_id(),
             principal,
             NewApprovalRequest {
-                subject: Subject::Model {
+                subject: RequestedSubject::Model {
                     name: name.to_string(),
                     version: version.to_string(),
                 },
@@ -300,7 +304,8 @@ impl ModelRegistry {
         })
     }
 
-    /// Reads one model version (`model.view`).
+    /// Reads one model version (`model.view`). A name or version no model can have is
+    /// [`ModelRegistryError::NotFound`], like a missing one.
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::NotFound`].
@@ -317,14 +322,18 @@ impl ModelRegistry {
         self.ctx()
             .rbac
             .check_permission(principal.role(), Action::ModelView)?;
+        let Some((name, version)) = parse_model_key(name, version) else {
+            return Err(ModelRegistryError::NotFound);
+        };
         self.ctx()
             .store
-            .model(principal.tenant(), name, version)
+            .model(principal.tenant(), &name, &version)
             .await?
             .ok_or(ModelRegistryError::NotFound)
     }
 
-    /// Every version of a model, oldest first (`model.view`).
+    /// Every version of a model, oldest first (`model.view`). A name no model can have has no
+    /// versions.
     ///
     /// # Errors
     /// [`ModelRegistryError::Forbidden`], [`ModelRegistryError::Store`].
@@ -340,11 +349,47 @@ impl ModelRegistry {
         self.ctx()
             .rbac
             .check_permission(principal.role(), Action::ModelView)?;
+        let Ok(name) = ModelName::parse(name) else {
+            return Ok(Vec::new());
+        };
         Ok(self
             .ctx()
             .store
-            .model_versions(principal.tenant(), name)
+            .model_versions(principal.tenant(), &name)
             .await?)
+    }
+
+    /// Like [`ModelRegistry::find`], but reads the model with its approval request, in one
+    /// read: what deciding the model needs.
+    async fn find_with_request(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        action: Action,
+        name: &str,
+        version: &str,
+    ) -> Result<ApprovalWithSubject, ModelRegistryError> {
+        let k = self.ctx();
+        let resource = Resource::Model { name, version };
+        k.authorize(principal, correlation, action, resource)
+            .await?;
+        // A name or version no model can have names nothing: refused as not found.
+        let found = match parse_model_key(name, version) {
+            Some((name, version)) => {
+                k.store
+                    .model_with_approval(principal.tenant(), &name, &version)
+                    .await?
+            }
+            None => None,
+        };
+        match found {
+            Some(read) => Ok(read),
+            None => {
+                k.deny(principal, correlation, action, resource, "not found")
+                    .await;
+                Err(ModelRegistryError::NotFound)
+            }
+        }
     }
 
     async fn find(
@@ -359,7 +404,12 @@ impl ModelRegistry {
         let resource = Resource::Model { name, version };
         k.authorize(principal, correlation, action, resource)
             .await?;
-        match k.store.model(principal.tenant(), name, version).await? {
+        // A name or version no model can have names nothing: refused as not found.
+        let found = match parse_model_key(name, version) {
+            Some((name, version)) => k.store.model(principal.tenant(), &name, &version).await?,
+            None => None,
+        };
+        match found {
             Some(m) => Ok(m),
             None => {
                 k.deny(principal, correlation, action, resource, "not found")
@@ -387,12 +437,12 @@ impl ModelRegistry {
         version: &str,
         reason: &str,
     ) -> Result<ApprovalRequest, ModelRegistryError> {
-        let model = self
-            .find(principal, correlation, Action::ModelApprove, name, version)
+        let read = self
+            .find_with_request(principal, correlation, Action::ModelApprove, name, version)
             .await?;
         let decided = self
             .workflow
-            .approve(principal, correlation, model.approval_request_id, reason)
+            .decide_read(principal, correlation, read, reason, Verdict::Approve)
             .await?;
         Ok(decided.request)
     }
@@ -413,12 +463,12 @@ impl ModelRegistry {
         version: &str,
         reason: &str,
     ) -> Result<ApprovalRequest, ModelRegistryError> {
-        let model = self
-            .find(principal, correlation, Action::ModelReject, name, version)
+        let read = self
+            .find_with_request(principal, correlation, Action::ModelReject, name, version)
             .await?;
         let decided = self
             .workflow
-            .reject(principal, correlation, model.approval_request_id, reason)
+            .decide_read(principal, correlation, read, reason, Verdict::Reject)
             .await?;
         Ok(decided.request)
     }
@@ -515,6 +565,14 @@ impl ModelRegistry {
             }
         })
     }
+}
+
+/// The validated name and version, if both are valid.
+fn parse_model_key(name: &str, version: &str) -> Option<(ModelName, ModelVersionTag)> {
+    Some((
+        ModelName::parse(name).ok()?,
+        ModelVersionTag::parse(version).ok()?,
+    ))
 }
 
 fn check_uri(uri: &str) -> Result<String, ModelRegistryError> {

@@ -43,6 +43,23 @@ pub const CHANGE_REASON_MAX_LEN: usize = 4096;
 /// Largest LCS table the diff builds (cells); beyond it the changed middle is shown whole.
 const LCS_MAX_CELLS: usize = 4_000_000;
 
+crate::newtype::validated_name!(
+    /// A prompt's name, e.g. `kyc-summary` or `letters/decline`.
+    PromptName,
+    "prompt name",
+    PROMPT_NAME_MAX_LEN,
+    '.' | '_' | '-' | '/',
+    "'.', '_', '-' and '/'"
+);
+crate::newtype::validated_name!(
+    /// The name of a prompt label, e.g. `production`.
+    LabelName,
+    "label",
+    LABEL_MAX_LEN,
+    '.' | '_' | '-' | '/',
+    "'.', '_', '-' and '/'"
+);
+
 /// One immutable version of a prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromptVersion {
@@ -278,25 +295,6 @@ pub struct PromptRegistry {
     envelope: Option<Arc<Envelope>>,
 }
 
-fn check_name(kind: &'static str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
-    let ok = !s.is_empty()
-        && s.len() <= max
-        && s.char_indices().all(|(i, c)| {
-            c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-' | '/'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(InputError::new(
-            kind,
-            format!(
-                "must be 1 to {max} ASCII letters, digits, '.', '_', '-' or '/', starting with a letter or digit"
-            ),
-        )
-        .into())
-    }
-}
-
 fn check_text(kind: &'static str, s: &str, max: usize) -> Result<(), PromptRegistryError> {
     if s.trim().is_empty() {
         return Err(InputError::new(kind, "must not be empty").into());
@@ -399,7 +397,7 @@ impl PromptRegistry {
                 Resource::Prompt { name },
             )
             .await?;
-        check_name("prompt name", name, PROMPT_NAME_MAX_LEN)?;
+        let name = &PromptName::parse(name)?;
         if self
             .ctx
             .store
@@ -409,7 +407,7 @@ impl PromptRegistry {
             .not()
         {
             return Err(PromptRegistryError::AlreadyExists {
-                name: name.to_owned(),
+                name: name.to_string(),
             });
         }
         self.write_version(
@@ -424,7 +422,7 @@ impl PromptRegistry {
         .await
         .map_err(|e| match e {
             PromptRegistryError::Conflict => PromptRegistryError::AlreadyExists {
-                name: name.to_owned(),
+                name: name.to_string(),
             },
             other => other,
         })
@@ -453,12 +451,17 @@ impl PromptRegistry {
         let resource = Resource::Prompt { name };
         k.authorize(principal, correlation, Action::PromptUpdate, resource)
             .await?;
-        let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
+        // A name no prompt can have names nothing: not found, as for a missing prompt.
+        let parsed = PromptName::parse(name).ok();
+        let mut versions = match &parsed {
+            Some(name) => k.store.prompt_versions(principal.tenant(), name).await?,
+            None => Vec::new(),
+        };
         let tail = versions.len().saturating_sub(1);
         if let Some(last) = versions.get_mut(tail..) {
             self.open_versions(principal.tenant(), last).await?;
         }
-        let Some(latest) = versions.last() else {
+        let (Some(latest), Some(name)) = (versions.last(), &parsed) else {
             k.deny(
                 principal,
                 correlation,
@@ -495,7 +498,7 @@ impl PromptRegistry {
         principal: &Principal,
         correlation: &CorrelationId,
         action: Action,
-        name: &str,
+        name: &PromptName,
         version: u32,
         template: &str,
         change_reason: &str,
@@ -505,7 +508,7 @@ impl PromptRegistry {
         check_text("change_reason", change_reason, CHANGE_REASON_MAX_LEN)?;
         let pv = PromptVersion {
             tenant_id: principal.tenant().clone(),
-            name: name.to_owned(),
+            name: name.to_string(),
             version,
             template: template.to_owned(),
             template_sha256: Sha256Digest::of(template.as_bytes()),
@@ -519,7 +522,7 @@ impl PromptRegistry {
         let mut stored = pv.clone();
         if let Some(env) = &self.envelope {
             let keys = k.store.data_keys(principal.tenant()).await?;
-            let ctx = prompt_template_context(principal.tenant(), name, version)?;
+            let ctx = prompt_template_context(principal.tenant(), name.as_str(), version)?;
             let (sealed, fresh) = env.seal(&keys, &ctx, template, pv.created_at)?;
             if let Some(dek) = fresh {
                 mutations.push(Mutation::InsertDataKey(dek));
@@ -535,7 +538,10 @@ impl PromptRegistry {
             principal,
             correlation,
             action,
-            Resource::PromptVersion { name, version },
+            Resource::PromptVersion {
+                name: name.as_str(),
+                version,
+            },
             Some(change_reason.to_owned()),
             Some(meta),
         )?;
@@ -570,6 +576,8 @@ impl PromptRegistry {
         let k = &self.ctx;
         k.rbac
             .check_permission(principal.role(), Action::PromptView)?;
+        // A name no prompt can have names nothing.
+        let name = &PromptName::parse(name).map_err(|_| PromptRegistryError::NotFound)?;
         let versions = k.store.prompt_versions(principal.tenant(), name).await?;
         let wanted = match selector {
             PromptSelector::Version(v) => Some(*v),
@@ -606,6 +614,7 @@ impl PromptRegistry {
         let k = &self.ctx;
         k.rbac
             .check_permission(principal.role(), Action::PromptView)?;
+        let name = &PromptName::parse(name).map_err(|_| PromptRegistryError::NotFound)?;
         let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
         if versions.is_empty() {
             return Err(PromptRegistryError::NotFound);
@@ -670,9 +679,14 @@ impl PromptRegistry {
         };
         k.authorize(principal, correlation, Action::PromptMoveLabel, resource)
             .await?;
-        check_name("label", label, LABEL_MAX_LEN)?;
-        let versions = k.store.prompt_versions(principal.tenant(), name).await?;
-        if !versions.iter().any(|v| v.version == version) {
+        let label = &LabelName::parse(label)?;
+        // A name no prompt can have names nothing: not found, as for a missing prompt.
+        let parsed = PromptName::parse(name).ok();
+        let versions = match &parsed {
+            Some(name) => k.store.prompt_versions(principal.tenant(), name).await?,
+            None => Vec::new(),
+        };
+        let Some(name) = parsed.filter(|_| versions.iter().any(|v| v.version == version)) else {
             k.deny(
                 principal,
                 correlation,
@@ -682,11 +696,11 @@ impl PromptRegistry {
             )
             .await;
             return Err(PromptRegistryError::NotFound);
-        }
+        };
         let subject = Subject::PromptLabel {
-            name: name.to_owned(),
+            name: name.clone(),
             version,
-            label: label.to_owned(),
+            label: label.clone(),
         };
         let now = k.clock.now();
         let approvals = k
@@ -703,8 +717,8 @@ impl PromptRegistry {
             .await?;
         let Some(approval) = approvals.into_iter().find(|a| a.used_at().is_none()) else {
             let err = PromptRegistryError::MoveNotApproved {
-                name: name.to_owned(),
-                label: label.to_owned(),
+                name: name.to_string(),
+                label: label.to_string(),
                 version,
             };
             k.deny(
@@ -719,17 +733,17 @@ impl PromptRegistry {
         };
         let from_version = k
             .store
-            .prompt_labels(principal.tenant(), name)
+            .prompt_labels(principal.tenant(), &name)
             .await?
             .into_iter()
-            .find(|(l, _)| l == label)
+            .find(|(l, _)| l == label.as_str())
             .map(|(_, v)| v);
         let spent = approval.mark_used(now)?;
         let mv = LabelMove {
             id: k.ids.new_id(),
             tenant_id: principal.tenant().clone(),
-            name: name.to_owned(),
-            label: label.to_owned(),
+            name: name.to_string(),
+            label: label.to_string(),
             from_version,
             to_version: version,
             moved_by: principal.actor().clone(),

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use airisk_core::governance::approval_workflow::{
-    ApprovalError, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, NewApprovalRequest, Subject,
+    ApprovalError, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, NewApprovalRequest,
+    RequestedSubject,
 };
 use airisk_core::governance::audit_record::Outcome;
 use airisk_core::ports::{ApprovalFilter, Page, UuidV7Generator};
@@ -37,7 +38,7 @@ async fn open_request(w: &World, quorum: u32, expires: Option<i64>) -> ApprovalR
             &analyst(),
             &corr(),
             NewApprovalRequest {
-                subject: Subject::PromptLabel {
+                subject: RequestedSubject::PromptLabel {
                     name: "p".into(),
                     version: 1,
                     label: "production".into(),
@@ -74,7 +75,7 @@ async fn the_workflow_enforces_rbac_on_every_command() {
                 &who,
                 &corr(),
                 NewApprovalRequest {
-                    subject: r.subject().clone(),
+                    subject: r.subject().clone().into(),
                     justification: "x".into(),
                     required_approvals: 1,
                     expires_in: None,
@@ -114,7 +115,7 @@ async fn self_approval_and_self_rejection_are_refused() {
             &admin(),
             &corr(),
             NewApprovalRequest {
-                subject: Subject::PromptLabel {
+                subject: RequestedSubject::PromptLabel {
                     name: "p".into(),
                     version: 1,
                     label: "production".into(),
@@ -137,7 +138,7 @@ async fn self_approval_and_self_rejection_are_refused() {
             &admin(),
             &corr(),
             NewApprovalRequest {
-                subject: Subject::PromptLabel {
+                subject: RequestedSubject::PromptLabel {
                     name: "p".into(),
                     version: 1,
                     label: "production".into(),
@@ -550,7 +551,7 @@ proptest! {
             prompts.register_prompt(&Who::Requester.principal(), &corr(), "p", "t", "first").await.unwrap();
             let id = workflow
                 .request_approval(&Who::Requester.principal(), &corr(), NewApprovalRequest {
-                    subject: Subject::PromptLabel { name: "p".into(), version: 1, label: "production".into() },
+                    subject: RequestedSubject::PromptLabel { name: "p".into(), version: 1, label: "production".into() },
                     justification: "x".into(),
                     required_approvals: quorum,
                     expires_in: deadline.map(chrono::Duration::seconds),
@@ -585,5 +586,76 @@ proptest! {
             }
             Ok(())
         })?;
+    }
+}
+
+#[test]
+fn a_subject_keeps_its_json_form_and_refuses_names_no_subject_can_have() {
+    use airisk_core::governance::approval_workflow::Subject;
+    let model = RequestedSubject::Model {
+        name: "credit-scoring".into(),
+        version: "1.4.0".into(),
+    }
+    .parse()
+    .unwrap();
+    let label = RequestedSubject::PromptLabel {
+        name: "risk/summary".into(),
+        version: 2,
+        label: "production".into(),
+    }
+    .parse()
+    .unwrap();
+    // The form the stores' subject columns, the request bodies and the API hold, byte for byte.
+    assert_eq!(
+        serde_json::to_string(&model).unwrap(),
+        r#"{"kind":"model","name":"credit-scoring","version":"1.4.0"}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&label).unwrap(),
+        r#"{"kind":"prompt_label","name":"risk/summary","version":2,"label":"production"}"#
+    );
+    assert_eq!(model.resource_id(), "credit-scoring@1.4.0");
+    assert_eq!(label.resource_id(), "risk/summary@2#production");
+    for s in [&model, &label] {
+        let text = serde_json::to_string(s).unwrap();
+        assert_eq!(&serde_json::from_str::<Subject>(&text).unwrap(), s);
+    }
+    // A stored subject is validated again when it is read.
+    for bad in [
+        r#"{"kind":"model","name":"-credit","version":"1"}"#,
+        r#"{"kind":"model","name":"credit","version":""}"#,
+        r#"{"kind":"model","name":"risk/credit","version":"1"}"#,
+        r#"{"kind":"prompt_label","name":"p","version":1,"label":"prod label"}"#,
+        r#"{"kind":"prompt_label","name":"/p","version":1,"label":"production"}"#,
+    ] {
+        assert!(serde_json::from_str::<Subject>(bad).is_err(), "{bad}");
+    }
+    // A name as sent is refused naming its field.
+    for (sent, field) in [
+        (
+            RequestedSubject::Model {
+                name: "credit".into(),
+                version: "1 0".into(),
+            },
+            "model version",
+        ),
+        (
+            RequestedSubject::PromptLabel {
+                name: "p".repeat(129),
+                version: 1,
+                label: "production".into(),
+            },
+            "prompt name",
+        ),
+        (
+            RequestedSubject::PromptLabel {
+                name: "p".into(),
+                version: 1,
+                label: "l".repeat(65),
+            },
+            "label",
+        ),
+    ] {
+        assert_eq!(sent.parse().unwrap_err().field(), field, "{sent:?}");
     }
 }

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use airisk_core::governance::approval_workflow::{
-    ApprovalError, ApprovalRequest, ApprovalStatus, EXPIRE_ACTION, NewApprovalRequest, Subject,
+    ApprovalError, ApprovalRequest, ApprovalStatus, EXPIRE_ACTION, NewApprovalRequest,
+    RequestedSubject,
 };
 use airisk_core::governance::audit_logger::{AuditError, AuditLogger, CheckpointPolicy};
 use airisk_core::governance::audit_record::{
@@ -94,7 +95,7 @@ async fn open_label_request(w: &World, quorum: u32) -> ApprovalRequest {
             &analyst(),
             &corr(),
             NewApprovalRequest {
-                subject: Subject::PromptLabel {
+                subject: RequestedSubject::PromptLabel {
                     name: "p".into(),
                     version: 1,
                     label: "production".into(),
@@ -190,7 +191,7 @@ fn ids_stored_in_another_case_are_still_the_same_person() {
         uuid::Uuid::now_v7(),
         &analyst(),
         NewApprovalRequest {
-            subject: Subject::PromptLabel {
+            subject: RequestedSubject::PromptLabel {
                 name: "p".into(),
                 version: 1,
                 label: "production".into(),

@@ -3,7 +3,8 @@
 use airisk_core::governance::approval_workflow::{ApprovalError, ApprovalStatus};
 use airisk_core::governance::audit_record::Outcome;
 use airisk_core::governance::model_registry::{
-    Deployment, DeploymentDenial, ModelRegistryError, ModelStatus, RegisterModel,
+    Deployment, DeploymentDenial, ModelName, ModelRegistryError, ModelStatus, ModelVersionTag,
+    RegisterModel,
 };
 use airisk_core::ports::{AuditRepository, GovernanceStore};
 use airisk_testkit::fixtures::tenant;
@@ -51,7 +52,11 @@ async fn only_admins_may_register_models_and_refusals_are_audited() {
     }
     assert!(
         w.store
-            .model(&tenant("acme"), "m", "1")
+            .model(
+                &tenant("acme"),
+                &ModelName::parse("m").unwrap(),
+                &ModelVersionTag::parse("1").unwrap(),
+            )
             .await
             .unwrap()
             .is_none()
@@ -454,7 +459,11 @@ async fn an_audit_failure_rolls_the_whole_command_back() {
     assert!(matches!(got, Err(ModelRegistryError::Store(_))), "{got:?}");
     assert!(
         w.store
-            .model(&tenant("acme"), "m", "1")
+            .model(
+                &tenant("acme"),
+                &ModelName::parse("m").unwrap(),
+                &ModelVersionTag::parse("1").unwrap(),
+            )
             .await
             .unwrap()
             .is_none()

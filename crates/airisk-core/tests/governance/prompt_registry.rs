@@ -1,6 +1,8 @@
 //! The prompt registry: versions, label moves behind an approved request, diffs.
 
-use airisk_core::governance::approval_workflow::{ApprovalStatus, NewApprovalRequest, Subject};
+use airisk_core::governance::approval_workflow::{
+    ApprovalStatus, NewApprovalRequest, RequestedSubject,
+};
 use airisk_core::governance::audit_record::Outcome;
 use airisk_core::governance::prompt_registry::{
     DiffLine, PromptRegistryError, PromptSelector, diff_lines,
@@ -43,7 +45,7 @@ async fn approve_move(w: &World, version: u32, label: &str) -> uuid::Uuid {
             &analyst(),
             &corr(),
             NewApprovalRequest {
-                subject: Subject::PromptLabel {
+                subject: RequestedSubject::PromptLabel {
                     name: "kyc-summary".into(),
                     version,
                     label: label.into(),
@@ -256,7 +258,7 @@ async fn a_label_move_without_an_approved_request_is_refused_and_audited() {
             &analyst(),
             &corr(),
             NewApprovalRequest {
-                subject: Subject::PromptLabel {
+                subject: RequestedSubject::PromptLabel {
                     name: "kyc-summary".into(),
                     version: 2,
                     label: "production".into(),

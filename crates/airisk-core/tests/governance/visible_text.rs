@@ -6,7 +6,7 @@
 //! escaped.
 
 use airisk_core::governance::approval_workflow::{
-    ApprovalError, ApprovalStatus, NewApprovalRequest, Subject,
+    ApprovalError, ApprovalStatus, NewApprovalRequest, RequestedSubject,
 };
 use airisk_core::governance::audit_record::Outcome;
 use airisk_core::governance::model_registry::ModelRegistryError;
@@ -116,7 +116,11 @@ async fn every_hidden_character_is_refused_in_a_template_by_code_point_and_posit
     // Nothing was written: no version, and no success record in the ledger.
     assert!(
         w.store
-            .prompt_versions(&tenant("acme"), "kyc-summary")
+            .prompt_versions(
+                &tenant("acme"),
+                &airisk_core::governance::prompt_registry::PromptName::parse("kyc-summary")
+                    .unwrap(),
+            )
             .await
             .unwrap()
             .is_empty()
@@ -217,7 +221,7 @@ async fn justifications_and_decision_reasons_with_hidden_text_are_refused() {
         )
         .await
         .unwrap();
-    let subject = Subject::PromptLabel {
+    let subject = RequestedSubject::PromptLabel {
         name: "kyc-summary".into(),
         version: 1,
         label: "production".into(),
@@ -333,7 +337,11 @@ async fn model_fields_shown_to_approvers_with_hidden_text_are_refused() {
     );
     assert!(
         w.store
-            .model(&tenant("acme"), "credit", "1.0")
+            .model(
+                &tenant("acme"),
+                &airisk_core::governance::model_registry::ModelName::parse("credit").unwrap(),
+                &airisk_core::governance::model_registry::ModelVersionTag::parse("1.0").unwrap(),
+            )
             .await
             .unwrap()
             .is_none()

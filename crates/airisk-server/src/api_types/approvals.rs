@@ -1,12 +1,14 @@
 //! The approval routes' bodies (`/v1/approvals/…`): subjects, requests, decisions and pages.
 
-use airisk_core::governance::approval_workflow::{ApprovalRequest, Decision, Subject};
+use airisk_core::governance::approval_workflow::{
+    ApprovalRequest, Decision, RequestedSubject, Subject,
+};
+use airisk_core::input::InputError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_prompt_name, integral, ts};
-use crate::error::ApiError;
+use super::{integral, ts};
 
 /// What an approval request is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -34,36 +36,38 @@ impl From<&Subject> for SubjectView {
     fn from(s: &Subject) -> Self {
         match s {
             Subject::Model { name, version } => SubjectView::Model {
-                name: name.clone(),
-                version: version.clone(),
+                name: name.to_string(),
+                version: version.to_string(),
             },
             Subject::PromptLabel {
                 name,
                 version,
                 label,
             } => SubjectView::PromptLabel {
-                name: name.clone(),
+                name: name.to_string(),
                 version: *version,
-                label: label.clone(),
+                label: label.to_string(),
             },
         }
     }
 }
 
-impl From<SubjectView> for Subject {
-    fn from(s: SubjectView) -> Self {
-        match s {
-            SubjectView::Model { name, version } => Subject::Model { name, version },
+impl TryFrom<SubjectView> for Subject {
+    type Error = InputError;
+    fn try_from(s: SubjectView) -> Result<Self, InputError> {
+        let requested = match s {
+            SubjectView::Model { name, version } => RequestedSubject::Model { name, version },
             SubjectView::PromptLabel {
                 name,
                 version,
                 label,
-            } => Subject::PromptLabel {
+            } => RequestedSubject::PromptLabel {
                 name,
                 version,
                 label,
             },
-        }
+        };
+        requested.parse()
     }
 }
 
@@ -97,37 +101,16 @@ pub enum NewSubjectBody {
 }
 
 impl NewSubjectBody {
-    /// The domain subject, once its name and label are checked as the registry checks them.
-    ///
-    /// # Errors
-    /// [`ApiError::Unprocessable`] for a malformed name or label.
-    pub(crate) fn into_subject(self) -> Result<Subject, ApiError> {
+    /// The subject as sent. The service checks the caller's role first (recording a refusal
+    /// with the names as sent, escaped) and only then the names, as the registry checks them
+    /// (a malformed name or label is a 422).
+    pub(crate) fn into_requested(self) -> RequestedSubject {
         match self {
             NewSubjectBody::PromptLabel {
                 name,
                 version,
                 label,
-            } => {
-                check_prompt_name("subject.name", &name, 128)?;
-                check_prompt_name("subject.label", &label, 64)?;
-                Ok(Subject::PromptLabel {
-                    name,
-                    version,
-                    label,
-                })
-            }
-        }
-    }
-
-    /// The subject as sent, for a caller the service will refuse before it reads the subject
-    /// (the refusal records the names escaped).
-    pub(crate) fn into_unchecked_subject(self) -> Subject {
-        match self {
-            NewSubjectBody::PromptLabel {
-                name,
-                version,
-                label,
-            } => Subject::PromptLabel {
+            } => RequestedSubject::PromptLabel {
                 name,
                 version,
                 label,

@@ -243,23 +243,6 @@ mod integral {
     }
 }
 
-/// Checks a prompt name or label the way the registry does, for inputs the registry does not
-/// check itself (an approval request's subject).
-fn check_prompt_name(what: &str, s: &str, max: usize) -> Result<(), ApiError> {
-    let ok = !s.is_empty()
-        && s.len() <= max
-        && s.char_indices().all(|(i, c)| {
-            c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-' | '/'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Unprocessable(format!(
-            "{what} must be 1 to {max} ASCII letters, digits, '.', '_', '-' or '/', starting with a letter or digit"
-        )))
-    }
-}
-
 /// Checks `expires_in_seconds`: 1 to [`MAX_EXPIRES_IN_SECONDS`].
 pub(crate) fn check_expires_in(seconds: Option<i64>) -> Result<(), ApiError> {
     match seconds {

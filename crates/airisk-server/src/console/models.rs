@@ -45,7 +45,7 @@ async fn model_names(app: &AppState, caller: &Caller) -> Result<BTreeSet<String>
             .await?;
         for r in &found {
             if let Subject::Model { name, .. } = r.subject() {
-                names.insert(name.clone());
+                names.insert(name.to_string());
             }
         }
         if found.len() < 1000 {

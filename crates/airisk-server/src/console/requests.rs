@@ -131,6 +131,7 @@ pub(crate) async fn page(
     let status = r.status_at(now);
     let what = match r.subject() {
         Subject::Model { name, version } => {
+            let (name, version) = (name.as_str(), version.as_str());
             let model = app.models().get_model(p, name, version).await?;
             html! {
                 section aria-labelledby="what" {
@@ -156,6 +157,7 @@ pub(crate) async fn page(
             version,
             label,
         } => {
+            let (name, label) = (name.as_str(), label.as_str());
             let history = app.prompts().history(p, name).await?;
             let current = history
                 .labels

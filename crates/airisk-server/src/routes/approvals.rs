@@ -92,17 +92,16 @@ pub(crate) async fn request(
     ApiJson(body): ApiJson<NewApprovalBody>,
 ) -> Result<(StatusCode, Json<ApprovalView>), ApiError> {
     // Deny by default, in order: a caller who may not open requests is refused (and the refusal
-    // recorded) by the service before any business rule looks at the body, so the route checks
-    // the subject's names only for a caller the matrix allows.
+    // recorded, with the subject's names as sent) by the service before any business rule looks
+    // at the body; the service then checks the names. The route checks the expiry only for a
+    // caller the matrix allows.
     let may_open = RbacService::new()
         .check_permission(caller.principal.role(), Action::ApprovalRequest)
         .is_ok();
-    let subject = if may_open {
+    if may_open {
         check_expires_in(body.expires_in_seconds)?;
-        body.subject.into_subject()?
-    } else {
-        body.subject.into_unchecked_subject()
-    };
+    }
+    let subject = body.subject.into_requested();
     let expires_in = body
         .expires_in_seconds
         .filter(|_| may_open)

@@ -314,3 +314,45 @@ async fn an_internal_failure_says_nothing_of_its_cause() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_subject_naming_what_no_prompt_or_label_can_be_is_a_422_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let analyst = app.token("ann", "acme", Role::Analyst);
+    let r = app
+        .post(
+            "/v1/prompts",
+            &analyst,
+            &json!({"name": "p", "template": "t", "change_reason": "first"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let acme = airisk_core::security::tenant_context::TenantId::parse("acme").unwrap();
+    let before = app.audit.tree_head(&acme).await.unwrap().size;
+    for (name, label, field) in [
+        ("p", "prod label", "label"),
+        ("p", "-prod", "label"),
+        ("p", "", "label"),
+        ("/p", "production", "prompt name"),
+        ("p\u{1}", "production", "prompt name"),
+    ] {
+        let body = json!({
+            "subject": {"kind": "prompt_label", "name": name, "version": 1, "label": label},
+            "justification": "go live",
+        });
+        let p = problem(app.post("/v1/approvals", &analyst, &body).await, 422).await;
+        assert!(
+            p["detail"].as_str().unwrap().contains(field),
+            "{name:?} {label:?}: {p}"
+        );
+    }
+    assert_eq!(
+        app.audit.tree_head(&acme).await.unwrap().size,
+        before,
+        "a refused subject wrote a record"
+    );
+    let listed = app.get("/v1/approvals", &analyst).await;
+    let listed: Value = listed.json().await.unwrap();
+    assert_eq!(listed["requests"].as_array().unwrap().len(), 0, "{listed}");
+    app.shutdown().await;
+}

@@ -94,7 +94,16 @@ async fn shutdown_loses_no_acknowledged_write(backend: Backend) {
         } else {
             let name = r["model"]["name"].as_str().unwrap();
             let version = r["model"]["version"].as_str().unwrap();
-            let found = app.governance.model(&acme, name, version).await.unwrap();
+            let found = app
+                .governance
+                .model(
+                    &acme,
+                    &airisk_core::governance::model_registry::ModelName::parse(name).unwrap(),
+                    &airisk_core::governance::model_registry::ModelVersionTag::parse(version)
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
             assert!(found.is_some(), "acknowledged model {name}@{version} lost");
         }
     }

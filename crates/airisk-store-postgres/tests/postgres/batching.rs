@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use airisk_core::governance::approval_workflow::{ApprovalRequest, ApprovalStatus};
 use airisk_core::governance::audit_record::{AuditReceipt, AuditRecord};
-use airisk_core::governance::model_registry::RegisterModel;
+use airisk_core::governance::model_registry::{ModelName, ModelVersionTag, RegisterModel};
 use airisk_core::ledger::root_from_leaf_hashes;
 use airisk_core::ports::{
     ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore, Mutation, Page,
@@ -84,11 +84,12 @@ async fn a_head_moved_by_another_store_is_noticed_and_the_ledger_stays_gapless()
             uuid::Uuid::now_v7(),
             &admin,
             airisk_core::governance::approval_workflow::NewApprovalRequest {
-                subject: airisk_core::governance::approval_workflow::Subject::PromptLabel {
-                    name: "p".into(),
-                    version: 1,
-                    label: format!("l{turn}"),
-                },
+                subject:
+                    airisk_core::governance::approval_workflow::RequestedSubject::PromptLabel {
+                        name: "p".into(),
+                        version: 1,
+                        label: format!("l{turn}"),
+                    },
                 justification: "ship it".into(),
                 required_approvals: 1,
                 expires_in: None,
@@ -168,7 +169,11 @@ async fn batched_approval_and_model_writes_that_clash_fail_alone() {
             .unwrap();
         models.push(
             store
-                .model(&t, "credit-risk-pd", &version)
+                .model(
+                    &t,
+                    &ModelName::parse("credit-risk-pd").unwrap(),
+                    &ModelVersionTag::parse(&version).unwrap(),
+                )
                 .await
                 .unwrap()
                 .unwrap(),
@@ -223,7 +228,7 @@ async fn batched_approval_and_model_writes_that_clash_fail_alone() {
                         uuid::Uuid::now_v7(),
                         &admin,
                         airisk_core::governance::approval_workflow::NewApprovalRequest {
-                            subject: airisk_core::governance::approval_workflow::Subject::Model {
+                            subject: airisk_core::governance::approval_workflow::RequestedSubject::Model {
                                 name: "credit-risk-pd".into(),
                                 version,
                             },
@@ -257,7 +262,11 @@ async fn batched_approval_and_model_writes_that_clash_fail_alone() {
         let (n, kind, current, fresh_id, correlation, got) = task.await.unwrap();
         let stored = store.approval(&t, current.id()).await.unwrap().unwrap();
         let model = store
-            .model(&t, "credit-risk-pd", models[n].version().as_str())
+            .model(
+                &t,
+                &ModelName::parse("credit-risk-pd").unwrap(),
+                models[n].version(),
+            )
             .await
             .unwrap()
             .unwrap();

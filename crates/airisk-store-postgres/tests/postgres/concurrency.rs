@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
+use airisk_core::governance::prompt_registry::PromptName;
 use airisk_core::ledger::{LedgerName, root_from_leaf_hashes};
 use airisk_core::ports::{AuditRepository, GovernanceStore, SystemClock, UuidV7Generator};
 use airisk_core::security::rbac::Role;
@@ -160,11 +161,12 @@ async fn of_two_stores_deciding_one_request_exactly_one_commits() {
                 &admin,
                 &corr(),
                 airisk_core::governance::approval_workflow::NewApprovalRequest {
-                    subject: airisk_core::governance::approval_workflow::Subject::PromptLabel {
-                        name: "p".into(),
-                        version: 1,
-                        label: format!("l{round}"),
-                    },
+                    subject:
+                        airisk_core::governance::approval_workflow::RequestedSubject::PromptLabel {
+                            name: "p".into(),
+                            version: 1,
+                            label: format!("l{round}"),
+                        },
                     justification: "ship it".into(),
                     required_approvals: 1,
                     expires_in: None,
@@ -256,7 +258,7 @@ async fn of_two_stores_deciding_one_request_exactly_one_commits() {
 #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
 async fn a_conflicting_change_set_in_a_batch_fails_alone() {
     use airisk_core::governance::approval_workflow::{
-        ApprovalRequest, NewApprovalRequest, Subject,
+        ApprovalRequest, NewApprovalRequest, RequestedSubject,
     };
     use airisk_core::ports::{ApprovalFilter, ChangeSet, Mutation, Page, StoreError};
 
@@ -280,14 +282,18 @@ async fn a_conflicting_change_set_in_a_batch_fails_alone() {
         .await
         .unwrap();
     let t = tenant("acme");
-    let existing = store.prompt_versions(&t, "p").await.unwrap().remove(0);
+    let existing = store
+        .prompt_versions(&t, &PromptName::parse("p").unwrap())
+        .await
+        .unwrap()
+        .remove(0);
     let before = store.tree_head(&t).await.unwrap().size;
     let request = |n: u32| {
         ApprovalRequest::open(
             uuid::Uuid::now_v7(),
             &admin,
             NewApprovalRequest {
-                subject: Subject::PromptLabel {
+                subject: RequestedSubject::PromptLabel {
                     name: "p".into(),
                     version: 1,
                     label: format!("l{n}"),

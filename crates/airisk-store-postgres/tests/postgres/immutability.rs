@@ -44,11 +44,12 @@ async fn history(db: &TestDb) {
             &admin,
             &corr(),
             airisk_core::governance::approval_workflow::NewApprovalRequest {
-                subject: airisk_core::governance::approval_workflow::Subject::PromptLabel {
-                    name: "p".into(),
-                    version: 1,
-                    label: "production".into(),
-                },
+                subject:
+                    airisk_core::governance::approval_workflow::RequestedSubject::PromptLabel {
+                        name: "p".into(),
+                        version: 1,
+                        label: "production".into(),
+                    },
                 justification: "ship it".into(),
                 required_approvals: 1,
                 expires_in: None,

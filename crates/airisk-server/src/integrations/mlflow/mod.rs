@@ -594,7 +594,7 @@ impl MlflowIntegration {
                         };
                         let model = match state
                             .models()
-                            .get_model(&inst.principal, name, version)
+                            .get_model(&inst.principal, name.as_str(), version.as_str())
                             .await
                         {
                             Ok(m) => m,
@@ -651,6 +651,7 @@ impl MlflowIntegration {
         else {
             return;
         };
+        let (name, label) = (name.as_str(), label.as_str());
         let Some(mlflow_name) = inst.mlflow_prompt(name) else {
             self.mark_done(request.id());
             return;
@@ -734,6 +735,7 @@ impl MlflowIntegration {
         else {
             return Ok(());
         };
+        let (name, label) = (name.as_str(), label.as_str());
         let Some(mlflow_name) = inst.mlflow_prompt(name) else {
             return Ok(());
         };

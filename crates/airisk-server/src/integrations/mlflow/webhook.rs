@@ -1,6 +1,6 @@
 //! `/v1/integrations/mlflow/…`: the webhook receiver, the sync status and the reconcile trigger.
 
-use airisk_core::governance::approval_workflow::{NewApprovalRequest, Subject};
+use airisk_core::governance::approval_workflow::{NewApprovalRequest, RequestedSubject};
 use airisk_core::governance::audit_record::Outcome;
 use airisk_core::governance::model_registry::Sha256Digest;
 use airisk_core::governance::model_registry::{ModelRegistryError, RegisterModel};
@@ -611,11 +611,12 @@ async fn ensure_prompt_requests(
 ) -> Result<(), ApiError> {
     let airisk_name = inst.prompt_name(name);
     for alias in inst.protected_aliases() {
-        let subject = Subject::PromptLabel {
+        let requested = RequestedSubject::PromptLabel {
             name: airisk_name.clone(),
             version: n,
             label: alias.clone(),
         };
+        let subject = requested.parse()?;
         let existing = state
             .approvals()
             .list(
@@ -636,7 +637,7 @@ async fn ensure_prompt_requests(
                 maker,
                 correlation,
                 NewApprovalRequest {
-                    subject,
+                    subject: requested,
                     justification: format!(
                         "point {alias} of prompt {name} at version {n} (MLflow instance {})",
                         inst.id
