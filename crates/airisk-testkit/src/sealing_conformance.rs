@@ -51,6 +51,7 @@ macro_rules! sealing_conformance {
             kek_rotation_rewraps_only_data_keys,
             a_sealed_row_without_keys_fails_closed,
             sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_key_holder,
+            sensitive_model_metadata_is_stored_sealed_opens_for_the_tenant_and_is_erased_by_a_shred,
         );
     };
     ($make:expr) => {
@@ -569,4 +570,210 @@ pub async fn sensitive_audit_metadata_is_sealed_in_the_leaf_and_opens_for_the_ke
         .await
         .unwrap();
     assert!(report.problem.is_none(), "{:?}", report.problem);
+}
+
+/// Model metadata marked sensitive: the store's row holds only ciphertext (bound to tenant,
+/// `model.metadata` and `name@version/key`), the tenant's readers get the values opened, a
+/// decision written back keeps the ciphertext, a value moved to another key or version does not
+/// open, a registry without keys refuses to write and fails closed on read, and after a shred
+/// the values read as erased while the plain metadata stays.
+pub async fn sensitive_model_metadata_is_stored_sealed_opens_for_the_tenant_and_is_erased_by_a_shred(
+    gov: Arc<dyn GovernanceStore>,
+    _audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::SensitiveMetadata;
+    use airisk_core::governance::model_registry::{
+        ModelRegistry, ModelRegistryError, ModelVersion, RegisterModel,
+    };
+
+    let env = envelope(TEST_KEK_1);
+    let ids = Arc::new(UuidV7Generator);
+    let reg =
+        ModelRegistry::new(gov.clone(), clock.clone(), ids.clone()).with_envelope(env.clone());
+    let bare = ModelRegistry::new(gov.clone(), clock.clone(), ids.clone());
+    let admin = human("alice", "acme", Role::Admin);
+    let viewer = human("bob", "acme", Role::Viewer);
+    let input = |version: &str| RegisterModel {
+        name: "credit-scoring".into(),
+        version: version.into(),
+        checksum: "ab".repeat(32),
+        artifact_uri: "s3://models/credit-scoring".into(),
+        metadata: Some(serde_json::json!({"team": "risk"})),
+        justification: "quarterly refresh".into(),
+        ..RegisterModel::default()
+    };
+    let mut sensitive = SensitiveMetadata::new();
+    sensitive.insert("data_owner", serde_json::json!(CANARY));
+    sensitive.insert(
+        "training_sample",
+        serde_json::json!({"customer": CANARY, "score": 612}),
+    );
+
+    let registered = reg
+        .register_model_sensitive(&admin, &CorrelationId::generate(), input("1.0"), &sensitive)
+        .await
+        .unwrap();
+    assert_eq!(registered.model.sensitive_metadata(), &sensitive);
+    assert!(
+        !format!("{:?}", registered.model).contains("CANARY"),
+        "Debug redacts the values"
+    );
+
+    // As stored: ciphertext only, under the tenant's one data key, made in the same transaction.
+    let raw = gov
+        .model(&tenant("acme"), "credit-scoring", "1.0")
+        .await
+        .unwrap()
+        .unwrap();
+    let keys = gov.data_keys(&tenant("acme")).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(raw.sensitive_metadata().is_empty());
+    assert_eq!(raw.sealed_metadata().len(), 2);
+    for value in raw.sealed_metadata().values() {
+        let text = value.as_str().unwrap();
+        assert_eq!(text.split('.').nth(1).unwrap(), keys[0].kid.as_str());
+    }
+    assert!(!serde_json::to_string(&raw).unwrap().contains("CANARY"));
+    assert_eq!(raw.metadata()["team"], "risk");
+    // Opened by hand with the documented context: tenant, model.metadata, name@version/key.
+    let ctx = airisk_core::security::envelope::model_metadata_context(
+        &tenant("acme"),
+        "credit-scoring",
+        "1.0",
+        "data_owner",
+    )
+    .unwrap();
+    assert_eq!(
+        env.open(
+            &keys,
+            &ctx,
+            raw.sealed_metadata()["data_owner"].as_str().unwrap()
+        )
+        .unwrap(),
+        airisk_core::security::envelope::Opened::Plain(format!("\"{CANARY}\""))
+    );
+
+    // Read back, opened, by one version and by the list.
+    let got = reg
+        .get_model(&viewer, "credit-scoring", "1.0")
+        .await
+        .unwrap();
+    assert_eq!(got.sensitive_metadata(), &sensitive);
+    assert!(got.erased_metadata().is_empty());
+    let listed = reg.list_versions(&viewer, "credit-scoring").await.unwrap();
+    assert_eq!(listed[0].sensitive_metadata(), &sensitive);
+
+    // An approval writes the row back: the ciphertext stays, byte for byte.
+    reg.approve_model(
+        &human("dave", "acme", Role::Approver),
+        &CorrelationId::generate(),
+        "credit-scoring",
+        "1.0",
+        "reviewed",
+    )
+    .await
+    .unwrap();
+    let after = gov
+        .model(&tenant("acme"), "credit-scoring", "1.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.sealed_metadata(), raw.sealed_metadata());
+    assert_eq!(
+        reg.get_model(&viewer, "credit-scoring", "1.0")
+            .await
+            .unwrap()
+            .sensitive_metadata(),
+        &sensitive
+    );
+
+    // Moved to another key of the same row, or to another version: does not open.
+    let mut surgery = serde_json::to_value(&raw).unwrap();
+    let owner = surgery["sealed_metadata"]["data_owner"].clone();
+    surgery["sealed_metadata"]["training_sample"] = owner;
+    surgery["version"] = "1.1".into();
+    let moved: ModelVersion = serde_json::from_value(surgery).unwrap();
+    gov.commit(ChangeSet {
+        tenant: tenant("acme"),
+        mutations: vec![Mutation::InsertModel(moved)],
+        audit: vec![],
+    })
+    .await
+    .unwrap();
+    let err = reg
+        .get_model(&viewer, "credit-scoring", "1.1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelRegistryError::Sealing(EncryptionError::DecryptionFailed)
+        ),
+        "{err:?}"
+    );
+
+    // Without keys: a registration with sensitive values is refused and writes nothing; a read
+    // of a sealed row fails closed.
+    let err = bare
+        .register_model_sensitive(&admin, &CorrelationId::generate(), input("2.0"), &sensitive)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelRegistryError::Sealing(EncryptionError::KeyMissing)
+        ),
+        "{err:?}"
+    );
+    assert!(
+        gov.model(&tenant("acme"), "credit-scoring", "2.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let err = bare
+        .get_model(&viewer, "credit-scoring", "1.0")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelRegistryError::Sealing(EncryptionError::KeyMissing)
+        ),
+        "{err:?}"
+    );
+    // A key that is also plain metadata is refused, and nothing is written.
+    let mut clash = SensitiveMetadata::new();
+    clash.insert("team", serde_json::json!("secret team"));
+    let err = reg
+        .register_model_sensitive(&admin, &CorrelationId::generate(), input("3.0"), &clash)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ModelRegistryError::Invalid(_)), "{err:?}");
+    assert!(
+        gov.model(&tenant("acme"), "credit-scoring", "3.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Shredded: erased (a state, not an error), plain metadata intact.
+    shred_tenant(
+        gov.as_ref(),
+        ids.as_ref(),
+        Some(&env),
+        &tenant("acme"),
+        &ActorId::parse("operator:dpo").unwrap(),
+        "erasure request",
+    )
+    .await
+    .unwrap();
+    let got = reg
+        .get_model(&viewer, "credit-scoring", "1.0")
+        .await
+        .unwrap();
+    assert!(got.sensitive_metadata().is_empty());
+    assert_eq!(got.erased_metadata(), ["data_owner", "training_sample"]);
+    assert_eq!(got.metadata()["team"], "risk");
 }

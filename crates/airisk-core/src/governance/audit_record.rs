@@ -314,7 +314,7 @@ pub struct AuditEvent {
 /// Metadata values a caller marks sensitive: sealed under the tenant's data key before the leaf
 /// is built, so the ledger holds (and commits to) ciphertext only. `Debug` shows the keys, never
 /// the values.
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SensitiveMetadata(Map<String, Value>);
 
 impl SensitiveMetadata {
