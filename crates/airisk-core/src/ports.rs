@@ -459,6 +459,15 @@ pub enum Mutation {
     },
     /// A new prompt version. Conflict if (tenant, name, version) exists; versions never change.
     InsertPromptVersion(PromptVersion),
+    /// The one change a stored prompt version allows, a maintenance operation (`airisk keys
+    /// seal-existing`): a version stored with a plaintext template (written before sealing
+    /// existed) gets its template replaced by the given row's ciphertext and its `sealed` flag
+    /// set; nothing else of the row changes (built with [`PromptVersion::sealed_with`]). In the
+    /// same transaction the store checks that the stored row is still plaintext (else Conflict)
+    /// and that its template's SHA-256 equals its stored `template_sha256` and the given row's
+    /// (else Refused); the databases' immutability triggers allow exactly this change and no
+    /// other (docs/ENCRYPTION.md, "Sealing existing rows").
+    SealPromptVersion(PromptVersion),
     /// Points a label at a version and appends the move to the label history. Conflict unless
     /// the label currently points at `expected_from` (`None`: the label does not exist yet).
     MoveLabel {
@@ -500,7 +509,7 @@ impl Mutation {
                 r.tenant_id()
             }
             Mutation::InsertModel(m) | Mutation::UpdateModel { model: m, .. } => m.tenant_id(),
-            Mutation::InsertPromptVersion(p) => p.tenant_id(),
+            Mutation::InsertPromptVersion(p) | Mutation::SealPromptVersion(p) => p.tenant_id(),
             Mutation::MoveLabel { label_move, .. } => &label_move.tenant_id,
             Mutation::InsertDataKey(k) | Mutation::RewrapDataKey(k) => &k.tenant_id,
             Mutation::ShredDataKeys { tenant } => tenant,
@@ -632,6 +641,23 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
         tenant: &TenantId,
         name: &str,
     ) -> Result<Vec<LabelMove>, StoreError>;
+
+    /// Up to `limit` prompt versions of the tenant still stored with a plaintext template
+    /// (written before sealing existed), by name then version: what `airisk keys seal-existing`
+    /// seals in place.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`]; [`StoreError::Refused`] by default.
+    async fn unsealed_prompt_versions(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        let _ = (tenant, limit);
+        Err(StoreError::Refused {
+            message: "this store cannot list unsealed prompt versions".to_owned(),
+        })
+    }
 
     /// Every data key of the tenant, live or shredded, oldest first (see
     /// [`crate::security::envelope`]). A store without a data-key table refuses, so sealing fails

@@ -152,6 +152,7 @@ pub(crate) async fn apply(
             .await
             .map_err(|e| map(&e))?;
         }
+        Mutation::SealPromptVersion(p) => seal_prompt_version(conn, t, p).await?,
         Mutation::MoveLabel {
             expected_from,
             label_move,
@@ -242,6 +243,95 @@ pub(crate) async fn apply(
         }
     }
     Ok(())
+}
+
+/// Seals a stored plaintext prompt version in place (`airisk keys seal-existing`): locks the
+/// row, checks that it is still plaintext (else Conflict) and that its template hashes to its
+/// stored digest and the new row's (else Refused), then replaces only the template and sets
+/// `sealed`: the one change the `prompt_versions_append_only` trigger (migration 0006) lets
+/// through. The old row version stays in the table file until `VACUUM` (docs/ENCRYPTION.md).
+async fn seal_prompt_version(
+    conn: &mut PgConnection,
+    t: &str,
+    p: &PromptVersion,
+) -> Result<(), StoreError> {
+    let row = sqlx::query(
+        "SELECT body::text FROM prompt_versions \
+         WHERE tenant_id = $1 AND name = $2 AND version = $3 FOR UPDATE",
+    )
+    .bind(t)
+    .bind(p.name())
+    .bind(i64::from(p.version()))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| map(&e))?;
+    let Some(row) = row else {
+        return Err(conflict(format!(
+            "prompt {}@{} is not stored",
+            p.name(),
+            p.version()
+        )));
+    };
+    let body: String = row.try_get(0).map_err(|e| map(&e))?;
+    let stored: PromptVersion = from_json(&body, "prompt version")?;
+    if stored.is_sealed() {
+        return Err(conflict(format!(
+            "prompt {}@{} is sealed already",
+            p.name(),
+            p.version()
+        )));
+    }
+    let digest =
+        airisk_core::governance::model_registry::Sha256Digest::of(stored.template().as_bytes());
+    if !p.is_sealed()
+        || !digest.matches(stored.template_sha256())
+        || !stored.differs_only_in_template(p)
+    {
+        return Err(StoreError::Refused {
+            message: format!(
+                "prompt {}@{}: only sealing its own plaintext template in place is allowed",
+                p.name(),
+                p.version()
+            ),
+        });
+    }
+    let done = sqlx::query(
+        "UPDATE prompt_versions \
+         SET body = (body::jsonb || jsonb_build_object('template', $4::text, 'sealed', true))::json \
+         WHERE tenant_id = $1 AND name = $2 AND version = $3",
+    )
+    .bind(t)
+    .bind(p.name())
+    .bind(i64::from(p.version()))
+    .bind(p.template())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| map(&e))?;
+    if done.rows_affected() != 1 {
+        return Err(conflict(format!(
+            "prompt {}@{} changed while it was sealed",
+            p.name(),
+            p.version()
+        )));
+    }
+    Ok(())
+}
+
+/// Up to `limit` prompt versions of a tenant stored with a plaintext template, by name and
+/// version.
+pub(crate) async fn unsealed_prompt_versions(
+    pool: &PgPool,
+    tenant: &TenantId,
+    limit: u32,
+) -> Result<Vec<PromptVersion>, StoreError> {
+    let mut q = QueryBuilder::new(
+        "SELECT body::text FROM prompt_versions \
+         WHERE (body::jsonb -> 'sealed') IS DISTINCT FROM 'true'::jsonb AND tenant_id = ",
+    );
+    q.push_bind(tenant.as_str())
+        .push(" ORDER BY name, version LIMIT ")
+        .push_bind(i64::from(limit));
+    bodies(pool, tenant, q, "prompt version").await
 }
 
 /// The mutations of a batch as column arrays, applied by the batch's one statement

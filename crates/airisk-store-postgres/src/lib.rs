@@ -477,6 +477,14 @@ impl GovernanceStore for PostgresStore {
         governance::label_moves(&self.pool, tenant, name).await
     }
 
+    async fn unsealed_prompt_versions(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        governance::unsealed_prompt_versions(&self.pool, tenant, limit).await
+    }
+
     async fn data_keys(
         &self,
         tenant: &TenantId,

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook deliveries",
         include_str!("../migrations/0004_webhook_deliveries.sql"),
     ),
+    (
+        6,
+        "seal existing prompts",
+        include_str!("../migrations/0006_seal_existing_prompts.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -162,6 +162,13 @@ where
     ) -> Result<Vec<LabelMove>, StoreError> {
         self.store.label_moves(tenant, name).await
     }
+    async fn unsealed_prompt_versions(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        self.store.unsealed_prompt_versions(tenant, limit).await
+    }
     async fn data_keys(&self, tenant: &TenantId) -> Result<Vec<WrappedDataKey>, StoreError> {
         self.store.data_keys(tenant).await
     }

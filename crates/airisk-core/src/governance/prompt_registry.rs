@@ -108,6 +108,42 @@ impl PromptVersion {
     pub fn is_erased(&self) -> bool {
         self.erased
     }
+
+    /// This stored plaintext version with its template replaced by `ciphertext` (the template
+    /// sealed under the tenant's data key, see
+    /// [`crate::security::envelope::prompt_template_context`]) and marked sealed; every other
+    /// field unchanged. For [`crate::ports::Mutation::SealPromptVersion`] (`airisk keys
+    /// seal-existing`).
+    ///
+    /// # Errors
+    /// [`InputError`] if this version is sealed already or `ciphertext` is not a `v1.` value.
+    pub fn sealed_with(&self, ciphertext: String) -> Result<PromptVersion, InputError> {
+        if self.sealed {
+            return Err(InputError::new("template", "is sealed already"));
+        }
+        if crate::security::encryption::key_id_of(&ciphertext).is_err() {
+            return Err(InputError::new("template", "is not a sealed value"));
+        }
+        Ok(PromptVersion {
+            template: ciphertext,
+            sealed: true,
+            ..self.clone()
+        })
+    }
+
+    /// Whether `other` is this version with only its template and `sealed` flag changed (what
+    /// [`crate::ports::Mutation::SealPromptVersion`] may write).
+    pub fn differs_only_in_template(&self, other: &PromptVersion) -> bool {
+        PromptVersion {
+            template: String::new(),
+            sealed: false,
+            ..self.clone()
+        } == PromptVersion {
+            template: String::new(),
+            sealed: false,
+            ..other.clone()
+        }
+    }
 }
 
 /// One move of a label, kept forever.

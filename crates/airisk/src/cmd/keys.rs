@@ -1,4 +1,4 @@
-//! `airisk keys`: key generation.
+//! `airisk keys`: key generation, and sealing existing plaintext rows in place (`seal-existing`).
 
 use std::io::Write;
 
@@ -6,6 +6,8 @@ use airisk_core::ports::{Clock, SystemClock};
 use airisk_core::security::encryption::{ENV_VAR, EncryptionKeyId, generate_key_entry};
 use anyhow::Context;
 use clap::{Args, Subcommand};
+
+mod seal_existing;
 
 /// Arguments of `airisk keys`.
 #[derive(Debug, Args)]
@@ -22,6 +24,11 @@ enum KeysCommand {
     /// Put the entry first in the variable to make it the primary (encrypting) key; keep older
     /// entries after it until `airisk crypto rewrap` has moved every value to the new key.
     Generate(GenerateArgs),
+    /// Seal, in place, prompt templates stored in plaintext by a version before sealing existed
+    /// (a maintenance operation, docs/OPERATIONS.md): one transaction and one
+    /// `keys.seal_existing` ledger record per row; resumable and idempotent. Keys from
+    /// AIRISK_ENCRYPTION_KEYS. On SQLite, stop the service first: the file is vacuumed at the end.
+    SealExisting(seal_existing::SealExistingArgs),
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +54,7 @@ struct GenerateArgs {
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
     match args.command {
         KeysCommand::Generate(args) => generate(args),
+        KeysCommand::SealExisting(args) => seal_existing::run(args),
     }
 }
 
