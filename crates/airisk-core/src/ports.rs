@@ -642,6 +642,29 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
         name: &str,
     ) -> Result<Vec<LabelMove>, StoreError>;
 
+    /// Every version of a prompt, in version order, and the tenant's data keys (as
+    /// [`GovernanceStore::data_keys`] gives them), read together: what a sealing registry needs
+    /// to open the versions. A store that can answers both from one read transaction (one round
+    /// trip to its readers instead of two, and one snapshot, so a shred committed meanwhile is
+    /// seen by both or neither); the default reads them one after the other, and reads the keys
+    /// only if a version is sealed.
+    ///
+    /// # Errors
+    /// As [`GovernanceStore::prompt_versions`] and [`GovernanceStore::data_keys`].
+    async fn prompt_versions_and_data_keys(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<(Vec<PromptVersion>, Vec<WrappedDataKey>), StoreError> {
+        let versions = self.prompt_versions(tenant, name).await?;
+        let keys = if versions.iter().any(PromptVersion::is_sealed) {
+            self.data_keys(tenant).await?
+        } else {
+            Vec::new()
+        };
+        Ok((versions, keys))
+    }
+
     /// Up to `limit` prompt versions of the tenant still stored with a plaintext template
     /// (written before sealing existed), by name then version: what `airisk keys seal-existing`
     /// seals in place.

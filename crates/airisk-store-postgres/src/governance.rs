@@ -666,21 +666,64 @@ pub(crate) async fn prompt_labels(
         .collect()
 }
 
+/// Every version of a prompt and the tenant's data keys, from one read-only transaction.
+pub(crate) async fn prompt_versions_and_data_keys(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<
+    (
+        Vec<PromptVersion>,
+        Vec<airisk_core::security::envelope::WrappedDataKey>,
+    ),
+    StoreError,
+> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let rows = sqlx::query(
+        "SELECT body::text FROM prompt_versions WHERE tenant_id = $1 AND name = $2 \
+         ORDER BY version",
+    )
+    .bind(tenant.as_str())
+    .bind(name)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| map(&e))?;
+    let keys = data_keys_in(&mut tx, tenant).await?;
+    end_read(tx);
+    let versions = rows
+        .iter()
+        .map(|row| {
+            let text: String = row.try_get(0).map_err(|e| map(&e))?;
+            from_json(&text, "prompt version")
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((versions, keys))
+}
+
 /// Every data key of a tenant, oldest first.
 pub(crate) async fn data_keys(
     pool: &PgPool,
     tenant: &TenantId,
 ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
     let mut tx = begin_for(pool, tenant, true).await?;
+    let keys = data_keys_in(&mut tx, tenant).await?;
+    end_read(tx);
+    Ok(keys)
+}
+
+/// Every data key of a tenant, oldest first, inside the caller's transaction.
+async fn data_keys_in(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
     let rows = sqlx::query(
         "SELECT kid, wrapped, created_at FROM data_keys WHERE tenant_id = $1 \
          ORDER BY created_at, kid",
     )
     .bind(tenant.as_str())
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await
     .map_err(|e| map(&e))?;
-    end_read(tx);
     rows.iter()
         .map(|row| {
             let kid: String = row.try_get(0).map_err(|e| map(&e))?;

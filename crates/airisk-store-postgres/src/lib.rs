@@ -477,6 +477,20 @@ impl GovernanceStore for PostgresStore {
         governance::label_moves(&self.pool, tenant, name).await
     }
 
+    async fn prompt_versions_and_data_keys(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<
+        (
+            Vec<PromptVersion>,
+            Vec<airisk_core::security::envelope::WrappedDataKey>,
+        ),
+        StoreError,
+    > {
+        governance::prompt_versions_and_data_keys(&self.pool, tenant, name).await
+    }
+
     async fn unsealed_prompt_versions(
         &self,
         tenant: &TenantId,

@@ -539,6 +539,29 @@ impl GovernanceStore for SqliteStore {
             .map(|_| ())
     }
 
+    async fn prompt_versions_and_data_keys(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<
+        (
+            Vec<PromptVersion>,
+            Vec<airisk_core::security::envelope::WrappedDataKey>,
+        ),
+        StoreError,
+    > {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        // One trip to a reader and one snapshot for both.
+        self.readers
+            .read(move |tx| {
+                Ok((
+                    governance::prompt_versions(tx, &tenant, &name)?,
+                    governance::data_keys(tx, &tenant)?,
+                ))
+            })
+            .await
+    }
+
     async fn unsealed_prompt_versions(
         &self,
         tenant: &TenantId,

@@ -162,6 +162,13 @@ where
     ) -> Result<Vec<LabelMove>, StoreError> {
         self.store.label_moves(tenant, name).await
     }
+    async fn prompt_versions_and_data_keys(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<(Vec<PromptVersion>, Vec<WrappedDataKey>), StoreError> {
+        self.store.prompt_versions_and_data_keys(tenant, name).await
+    }
     async fn unsealed_prompt_versions(
         &self,
         tenant: &TenantId,
