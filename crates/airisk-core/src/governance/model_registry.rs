@@ -657,7 +657,7 @@ impl ModelRegistry {
 }
 
 /// The rules for sensitive metadata: no key also in `metadata`, keys at most
-/// [`SENSITIVE_METADATA_KEY_MAX_LEN`] bytes, values visible text and canonical JSON (they are
+/// [`SENSITIVE_METADATA_KEY_MAX_LEN`] characters, values visible text and canonical JSON (they are
 /// shown to the tenant's approvers once opened), the object at most [`MODEL_METADATA_MAX_BYTES`].
 fn check_sensitive(
     metadata: &Map<String, Value>,
@@ -673,10 +673,10 @@ fn check_sensitive(
             )
             .into());
         }
-        if key.is_empty() || key.len() > SENSITIVE_METADATA_KEY_MAX_LEN {
+        if key.chars().count() > SENSITIVE_METADATA_KEY_MAX_LEN {
             return Err(InputError::new(
                 field,
-                format!("keys must be 1 to {SENSITIVE_METADATA_KEY_MAX_LEN} bytes"),
+                format!("keys must be at most {SENSITIVE_METADATA_KEY_MAX_LEN} characters"),
             )
             .into());
         }

@@ -26,9 +26,9 @@ pub const ARTIFACT_URI_MAX_LEN: usize = 2048;
 /// Largest metadata object (canonical JSON), in bytes; the same bound holds for the sensitive
 /// metadata object on its own.
 pub const MODEL_METADATA_MAX_BYTES: usize = 16 * 1024;
-/// Longest key of a sensitive metadata value, in bytes (the key is part of the sealed value's
-/// row identity).
-pub const SENSITIVE_METADATA_KEY_MAX_LEN: usize = 256;
+/// Longest key of a sensitive metadata value, in characters (the key is part of the sealed
+/// value's row identity, which must fit in 1024 bytes with the model's name and version).
+pub const SENSITIVE_METADATA_KEY_MAX_LEN: usize = 128;
 
 /// Where a model version stands.
 ///

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::{ApprovalView, Metadata, ReceiptView, integral, ts};
+use super::{ApprovalView, Metadata, ReceiptView, SensitiveModelMetadata, integral, ts};
 
 /// A model version to register. It starts PENDING with an approval request. `Debug` never shows
 /// the sensitive metadata's values.
@@ -41,12 +41,12 @@ pub struct RegisterModelBody {
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<Value>,
     /// Metadata the caller marks sensitive (a JSON object, at most 16 KiB as canonical JSON;
-    /// keys must not repeat `metadata`'s, at most 256 bytes each): each value is sealed under
+    /// keys must not repeat `metadata`'s, at most 128 characters each): each value is sealed under
     /// the tenant's data key (purpose `model.metadata`, row `name@version/key`) and stored only
     /// as ciphertext; reads return it opened, or its key in `erased_metadata` after a shred.
     /// Refused when the service has no encryption keys. Never logged.
     #[serde(default)]
-    #[schema(value_type = Option<Metadata>)]
+    #[schema(value_type = Option<SensitiveModelMetadata>)]
     pub sensitive_metadata: Option<Value>,
     /// Why it should be deployed (the approval request's justification): visible text (see
     /// `hidden-character` problems), not blank, at most 4096 bytes of UTF-8.

@@ -334,6 +334,11 @@ async fn sensitive_model_metadata_is_refused_whole_where_it_cannot_be_sealed() {
     body["metadata"] = json!({"data_owner": "x"});
     body["sensitive_metadata"] = json!({"data_owner": "CANARY-4e1"});
     problem(app.post("/v1/models", &admin, &body).await, 422).await;
+    // A key is part of the sealed value's row identity: at most 128 characters.
+    body["metadata"] = json!({});
+    body["sensitive_metadata"] = json!({ "é".repeat(129): "CANARY-4e1" });
+    let p = problem(app.post("/v1/models", &admin, &body).await, 422).await;
+    assert!(p["detail"].as_str().unwrap().contains("128"), "{p}");
     let r = app
         .get(
             "/v1/models/m/versions/1.0",
