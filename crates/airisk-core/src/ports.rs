@@ -482,6 +482,15 @@ pub enum Mutation {
     },
     /// A new prompt version. Conflict if (tenant, name, version) exists; versions never change.
     InsertPromptVersion(PromptVersion),
+    /// The one change a stored prompt version allows, a maintenance operation (`airisk keys
+    /// seal-existing`): a version stored with a plaintext template (written before sealing
+    /// existed) gets its template replaced by the given row's ciphertext and its `sealed` flag
+    /// set; nothing else of the row changes (built with [`PromptVersion::sealed_with`]). In the
+    /// same transaction the store checks that the stored row is still plaintext (else Conflict)
+    /// and that its template's SHA-256 equals its stored `template_sha256` and the given row's
+    /// (else Refused); the databases' immutability triggers allow exactly this change and no
+    /// other (docs/ENCRYPTION.md, "Sealing existing rows").
+    SealPromptVersion(PromptVersion),
     /// Points a label at a version and appends the move to the label history. Conflict unless
     /// the label currently points at `expected_from` (`None`: the label does not exist yet).
     MoveLabel {
@@ -533,7 +542,7 @@ impl Mutation {
                 r.tenant_id()
             }
             Mutation::InsertModel(m) | Mutation::UpdateModel { model: m, .. } => m.tenant_id(),
-            Mutation::InsertPromptVersion(p) => p.tenant_id(),
+            Mutation::InsertPromptVersion(p) | Mutation::SealPromptVersion(p) => p.tenant_id(),
             Mutation::MoveLabel { label_move, .. } => &label_move.tenant_id,
             Mutation::InsertDataKey(k) | Mutation::RewrapDataKey(k) => &k.tenant_id,
             Mutation::ShredDataKeys { tenant } | Mutation::ShredSubjectKeys { tenant, .. } => {
@@ -700,6 +709,43 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
         tenant: &TenantId,
         name: &PromptName,
     ) -> Result<Vec<LabelMove>, StoreError>;
+
+    /// Every version of a prompt, in version order, and the tenant's data keys (as
+    /// [`GovernanceStore::data_keys`] gives them), read together: what a sealing registry needs
+    /// to open the versions. A store that can answers both from one read transaction (one round
+    /// trip to its readers instead of two, and one snapshot, so a shred committed meanwhile is
+    /// seen by both or neither); the default reads them one after the other. The keys are always
+    /// read, even for a prompt with no sealed version: a registry seals a new version under the
+    /// newest key of this list, and an empty list would make it create a needless new data key.
+    ///
+    /// # Errors
+    /// As [`GovernanceStore::prompt_versions`] and [`GovernanceStore::data_keys`].
+    async fn prompt_versions_and_data_keys(
+        &self,
+        tenant: &TenantId,
+        name: &PromptName,
+    ) -> Result<(Vec<PromptVersion>, Vec<WrappedDataKey>), StoreError> {
+        let versions = self.prompt_versions(tenant, name).await?;
+        let keys = self.data_keys(tenant).await?;
+        Ok((versions, keys))
+    }
+
+    /// Up to `limit` prompt versions of the tenant still stored with a plaintext template
+    /// (written before sealing existed), by name then version: what `airisk keys seal-existing`
+    /// seals in place.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Corrupt`]; [`StoreError::Refused`] by default.
+    async fn unsealed_prompt_versions(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        let _ = (tenant, limit);
+        Err(StoreError::Refused {
+            message: "this store cannot list unsealed prompt versions".to_owned(),
+        })
+    }
 
     /// Every data key of the tenant, live or shredded, oldest first (see
     /// [`crate::security::envelope`]). A store without a data-key table refuses, so sealing fails

@@ -363,6 +363,7 @@ impl From<ModelRegistryError> for ApiError {
             ModelRegistryError::Approval(e) => e.into(),
             ModelRegistryError::Audit(e) => ApiError::Unprocessable(e.to_string()),
             ModelRegistryError::Store(e) => e.into(),
+            ModelRegistryError::Sealing(e) => e.into(),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -220,8 +220,9 @@ impl AppState {
         Self::new_sealed(stores, clock, ids, ledger, auth, config, None)
     }
 
-    /// Builds the services over `stores`; with `envelope`, prompt templates are sealed under the
-    /// tenant's data key on write and opened on read (what `airisk serve` runs).
+    /// Builds the services over `stores`; with `envelope`, prompt templates and sensitive model
+    /// and audit metadata are sealed under the tenant's data key on write and opened on read
+    /// (what `airisk serve` runs).
     pub fn new_sealed(
         stores: Stores,
         clock: Arc<dyn Clock>,
@@ -246,9 +247,10 @@ impl AppState {
         }
         // One context (store, clock, ids, RBAC) shared by the three governance services.
         let services = ServiceContext::new(stores.governance.clone(), clock.clone(), ids.clone());
-        let models = ModelRegistry::with_context(services.clone());
+        let mut models = ModelRegistry::with_context(services.clone());
         let mut prompts = PromptRegistry::with_context(services.clone());
         if let Some(envelope) = &envelope {
+            models = models.with_envelope(envelope.clone());
             prompts = prompts.with_envelope(envelope.clone());
         }
         let approvals = ApprovalWorkflow::with_context(services);

@@ -186,6 +186,38 @@ impl State {
                     return conflict(format!("prompt {}@{} exists", pv.name(), pv.version()));
                 }
             }
+            Mutation::SealPromptVersion(pv) => {
+                let key = (pv.tenant_id().clone(), pv.name().to_owned(), pv.version());
+                let Some(stored) = self.prompts.get(&key) else {
+                    return conflict(format!(
+                        "prompt {}@{} is not stored",
+                        pv.name(),
+                        pv.version()
+                    ));
+                };
+                if stored.is_sealed() {
+                    return conflict(format!(
+                        "prompt {}@{} is sealed already",
+                        pv.name(),
+                        pv.version()
+                    ));
+                }
+                let digest = airisk_core::governance::model_registry::Sha256Digest::of(
+                    stored.template().as_bytes(),
+                );
+                if !pv.is_sealed()
+                    || !digest.matches(stored.template_sha256())
+                    || !stored.differs_only_in_template(pv)
+                {
+                    return Err(StoreError::Refused {
+                        message: format!(
+                            "prompt {}@{}: only sealing its own plaintext template in place is allowed",
+                            pv.name(),
+                            pv.version()
+                        ),
+                    });
+                }
+            }
             Mutation::MoveLabel {
                 expected_from,
                 label_move,
@@ -252,7 +284,7 @@ impl State {
                     *m = model;
                 }
             }
-            Mutation::InsertPromptVersion(pv) => {
+            Mutation::InsertPromptVersion(pv) | Mutation::SealPromptVersion(pv) => {
                 let key = (pv.tenant_id().clone(), pv.name().to_owned(), pv.version());
                 self.prompts.insert(key, pv);
             }
@@ -771,6 +803,21 @@ impl GovernanceStore for InMemoryStore {
             .iter()
             .filter(|(t, m)| t == tenant && m.name == name.as_str())
             .map(|(_, m)| m.clone())
+            .collect())
+    }
+
+    async fn unsealed_prompt_versions(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        Ok(self
+            .lock()
+            .prompts
+            .iter()
+            .filter(|((t, _, _), pv)| t == tenant && !pv.is_sealed())
+            .map(|(_, pv)| pv.clone())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .collect())
     }
 

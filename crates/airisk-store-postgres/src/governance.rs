@@ -154,6 +154,7 @@ pub(crate) async fn apply(
             .await
             .map_err(|e| map(&e))?;
         }
+        Mutation::SealPromptVersion(p) => seal_prompt_version(conn, t, p).await?,
         Mutation::MoveLabel {
             expected_from,
             label_move,
@@ -257,6 +258,95 @@ pub(crate) async fn apply(
         }
     }
     Ok(())
+}
+
+/// Seals a stored plaintext prompt version in place (`airisk keys seal-existing`): locks the
+/// row, checks that it is still plaintext (else Conflict) and that its template hashes to its
+/// stored digest and the new row's (else Refused), then replaces only the template and sets
+/// `sealed`: the one change the `prompt_versions_append_only` trigger (migration 0006) lets
+/// through. The old row version stays in the table file until `VACUUM` (docs/ENCRYPTION.md).
+async fn seal_prompt_version(
+    conn: &mut PgConnection,
+    t: &str,
+    p: &PromptVersion,
+) -> Result<(), StoreError> {
+    let row = sqlx::query(
+        "SELECT body::text FROM prompt_versions \
+         WHERE tenant_id = $1 AND name = $2 AND version = $3 FOR UPDATE",
+    )
+    .bind(t)
+    .bind(p.name())
+    .bind(i64::from(p.version()))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| map(&e))?;
+    let Some(row) = row else {
+        return Err(conflict(format!(
+            "prompt {}@{} is not stored",
+            p.name(),
+            p.version()
+        )));
+    };
+    let body: String = row.try_get(0).map_err(|e| map(&e))?;
+    let stored: PromptVersion = from_json(&body, "prompt version")?;
+    if stored.is_sealed() {
+        return Err(conflict(format!(
+            "prompt {}@{} is sealed already",
+            p.name(),
+            p.version()
+        )));
+    }
+    let digest =
+        airisk_core::governance::model_registry::Sha256Digest::of(stored.template().as_bytes());
+    if !p.is_sealed()
+        || !digest.matches(stored.template_sha256())
+        || !stored.differs_only_in_template(p)
+    {
+        return Err(StoreError::Refused {
+            message: format!(
+                "prompt {}@{}: only sealing its own plaintext template in place is allowed",
+                p.name(),
+                p.version()
+            ),
+        });
+    }
+    let done = sqlx::query(
+        "UPDATE prompt_versions \
+         SET body = (body::jsonb || jsonb_build_object('template', $4::text, 'sealed', true))::json \
+         WHERE tenant_id = $1 AND name = $2 AND version = $3",
+    )
+    .bind(t)
+    .bind(p.name())
+    .bind(i64::from(p.version()))
+    .bind(p.template())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| map(&e))?;
+    if done.rows_affected() != 1 {
+        return Err(conflict(format!(
+            "prompt {}@{} changed while it was sealed",
+            p.name(),
+            p.version()
+        )));
+    }
+    Ok(())
+}
+
+/// Up to `limit` prompt versions of a tenant stored with a plaintext template, by name and
+/// version.
+pub(crate) async fn unsealed_prompt_versions(
+    pool: &PgPool,
+    tenant: &TenantId,
+    limit: u32,
+) -> Result<Vec<PromptVersion>, StoreError> {
+    let mut q = QueryBuilder::new(
+        "SELECT body::text FROM prompt_versions \
+         WHERE (body::jsonb -> 'sealed') IS DISTINCT FROM 'true'::jsonb AND tenant_id = ",
+    );
+    q.push_bind(tenant.as_str())
+        .push(" ORDER BY name, version LIMIT ")
+        .push_bind(i64::from(limit));
+    bodies(pool, tenant, q, "prompt version").await
 }
 
 /// The mutations of a batch as column arrays, applied by the batch's one statement
@@ -765,21 +855,64 @@ pub(crate) async fn prompt_labels(
         .collect()
 }
 
+/// Every version of a prompt and the tenant's data keys, from one read-only transaction.
+pub(crate) async fn prompt_versions_and_data_keys(
+    pool: &PgPool,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<
+    (
+        Vec<PromptVersion>,
+        Vec<airisk_core::security::envelope::WrappedDataKey>,
+    ),
+    StoreError,
+> {
+    let mut tx = begin_for(pool, tenant, true).await?;
+    let rows = sqlx::query(
+        "SELECT body::text FROM prompt_versions WHERE tenant_id = $1 AND name = $2 \
+         ORDER BY version",
+    )
+    .bind(tenant.as_str())
+    .bind(name)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| map(&e))?;
+    let keys = data_keys_in(&mut tx, tenant).await?;
+    end_read(tx);
+    let versions = rows
+        .iter()
+        .map(|row| {
+            let text: String = row.try_get(0).map_err(|e| map(&e))?;
+            from_json(&text, "prompt version")
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((versions, keys))
+}
+
 /// Every data key of a tenant, oldest first.
 pub(crate) async fn data_keys(
     pool: &PgPool,
     tenant: &TenantId,
 ) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
     let mut tx = begin_for(pool, tenant, true).await?;
+    let keys = data_keys_in(&mut tx, tenant).await?;
+    end_read(tx);
+    Ok(keys)
+}
+
+/// Every data key of a tenant, oldest first, inside the caller's transaction.
+async fn data_keys_in(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<airisk_core::security::envelope::WrappedDataKey>, StoreError> {
     let rows = sqlx::query(
         "SELECT kid, wrapped, created_at, subject FROM data_keys WHERE tenant_id = $1 \
          ORDER BY created_at, kid",
     )
     .bind(tenant.as_str())
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await
     .map_err(|e| map(&e))?;
-    end_read(tx);
     rows.iter()
         .map(|row| {
             let kid: String = row.try_get(0).map_err(|e| map(&e))?;

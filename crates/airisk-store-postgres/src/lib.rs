@@ -494,6 +494,28 @@ impl GovernanceStore for PostgresStore {
         governance::label_moves(&self.pool, tenant, name.as_str()).await
     }
 
+    async fn prompt_versions_and_data_keys(
+        &self,
+        tenant: &TenantId,
+        name: &PromptName,
+    ) -> Result<
+        (
+            Vec<PromptVersion>,
+            Vec<airisk_core::security::envelope::WrappedDataKey>,
+        ),
+        StoreError,
+    > {
+        governance::prompt_versions_and_data_keys(&self.pool, tenant, name.as_str()).await
+    }
+
+    async fn unsealed_prompt_versions(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        governance::unsealed_prompt_versions(&self.pool, tenant, limit).await
+    }
+
     async fn data_keys(
         &self,
         tenant: &TenantId,

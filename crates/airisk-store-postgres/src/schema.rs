@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "data key subjects",
         include_str!("../migrations/0005_data_key_subjects.sql"),
     ),
+    (
+        6,
+        "seal existing prompts",
+        include_str!("../migrations/0006_seal_existing_prompts.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

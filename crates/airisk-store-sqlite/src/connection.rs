@@ -39,7 +39,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_data_key_subjects.sql",
         include_str!("../migrations/0006_data_key_subjects.sql"),
     ),
+    (
+        7,
+        "0007_seal_existing_prompts.sql",
+        include_str!("../migrations/0007_seal_existing_prompts.sql"),
+    ),
 ];
+
+/// Every schema version this build knows, in order (numbers may skip: a number is reserved by
+/// the branch that adds its file).
+pub(crate) fn schema_versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|(v, _, _)| *v).collect()
+}
 
 /// The newest schema version this build knows.
 pub(crate) fn latest_schema_version() -> i64 {

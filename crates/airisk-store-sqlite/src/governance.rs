@@ -147,6 +147,7 @@ pub(crate) fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), StoreE
                 other => other,
             })?;
         }
+        Mutation::SealPromptVersion(p) => seal_prompt_version(conn, p)?,
         Mutation::MoveLabel {
             expected_from,
             label_move: m,
@@ -238,6 +239,99 @@ pub(crate) fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), StoreE
         }
     }
     Ok(())
+}
+
+/// Seals a stored plaintext prompt version in place (`airisk keys seal-existing`): checks, in
+/// the writer's transaction, that the row is still plaintext (else Conflict) and that its
+/// template hashes to its stored digest and the new row's (else Refused), then replaces only the
+/// template and sets `sealed`, with `json_patch`, the one change the `prompt_versions_no_update`
+/// trigger (migration 0007) lets through. `secure_delete` overwrites the freed plaintext bytes in
+/// the database file; the command then checkpoints the WAL and vacuums (docs/ENCRYPTION.md).
+fn seal_prompt_version(conn: &Connection, p: &PromptVersion) -> Result<(), StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached(
+            "SELECT body FROM prompt_versions WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![p.tenant_id().as_str(), p.name(), p.version()],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .map_err(|e| map_sqlite(&e))?;
+    let Some(body) = body else {
+        return Err(conflict(format!(
+            "prompt {}@{} is not stored",
+            p.name(),
+            p.version()
+        )));
+    };
+    let stored: PromptVersion = from_json(&body, "prompt version")?;
+    if stored.is_sealed() {
+        return Err(conflict(format!(
+            "prompt {}@{} is sealed already",
+            p.name(),
+            p.version()
+        )));
+    }
+    let digest =
+        airisk_core::governance::model_registry::Sha256Digest::of(stored.template().as_bytes());
+    if !p.is_sealed()
+        || !digest.matches(stored.template_sha256())
+        || !stored.differs_only_in_template(p)
+    {
+        return Err(StoreError::Refused {
+            message: format!(
+                "prompt {}@{}: only sealing its own plaintext template in place is allowed",
+                p.name(),
+                p.version()
+            ),
+        });
+    }
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(|e| map_sqlite(&e))?;
+    let changed = execute(
+        conn,
+        "UPDATE prompt_versions
+         SET body = json_patch(body, json_object('template', ?4, 'sealed', json('true')))
+         WHERE tenant_id = ?1 AND name = ?2 AND version = ?3",
+        params![p.tenant_id().as_str(), p.name(), p.version(), p.template()],
+    )?;
+    if changed != 1 {
+        return Err(conflict(format!(
+            "prompt {}@{} changed while it was sealed",
+            p.name(),
+            p.version()
+        )));
+    }
+    Ok(())
+}
+
+/// Up to `limit` prompt versions of a tenant stored with a plaintext template, by name and
+/// version.
+pub(crate) fn unsealed_prompt_versions(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    limit: u32,
+) -> Result<Vec<PromptVersion>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT body FROM prompt_versions
+             WHERE tenant_id = ?1 AND json_extract(body, '$.sealed') IS NOT 1
+             ORDER BY name, version LIMIT ?2",
+        )
+        .map_err(|e| map_sqlite(&e))?;
+    let rows = stmt
+        .query_map(params![tenant.as_str(), i64::from(limit)], |row| {
+            row.get::<_, String>(0)
+        })
+        .map_err(|e| map_sqlite(&e))?;
+    rows.map(|r| {
+        r.map_err(|e| map_sqlite(&e))
+            .and_then(|b| from_json(&b, "prompt version"))
+    })
+    .collect()
 }
 
 /// One approval request.

@@ -219,6 +219,36 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Rebuilds the database file at `path`, which no store may have open: `VACUUM` with
+    /// `secure_delete`, then `wal_checkpoint(TRUNCATE)`, so neither the file's free pages nor old
+    /// WAL frames keep bytes of rows changed or deleted before (used after `airisk keys
+    /// seal-existing`: the plaintext a sealed template replaced is then gone from both).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the file cannot be opened or is busy (another process has
+    /// it open in a transaction).
+    pub fn compact_closed_file(path: &Path) -> Result<(), StoreError> {
+        let fail = |e: rusqlite::Error| StoreError::Unavailable {
+            message: format!("could not compact {}: {e}", path.display()),
+        };
+        let conn = rusqlite::Connection::open(path).map_err(fail)?;
+        conn.execute_batch(
+            "PRAGMA busy_timeout = 10000;
+             PRAGMA secure_delete = ON;
+             PRAGMA wal_checkpoint(TRUNCATE);
+             VACUUM;
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .map_err(fail)?;
+        conn.close().map_err(|(_, e)| fail(e))
+    }
+
+    /// Every schema version this build knows, in order (what a migrated file records).
+    #[doc(hidden)]
+    pub fn schema_versions() -> Vec<i64> {
+        connection::schema_versions()
+    }
+
     /// The newest schema version this build knows (the number of the last migration).
     pub fn schema_version() -> i64 {
         connection::latest_schema_version()
@@ -530,6 +560,40 @@ impl GovernanceStore for SqliteStore {
         self.delivery(deliveries::DeliveryOp::Release(claim.clone()))
             .await
             .map(|_| ())
+    }
+
+    async fn prompt_versions_and_data_keys(
+        &self,
+        tenant: &TenantId,
+        name: &PromptName,
+    ) -> Result<
+        (
+            Vec<PromptVersion>,
+            Vec<airisk_core::security::envelope::WrappedDataKey>,
+        ),
+        StoreError,
+    > {
+        let (tenant, name) = (tenant.clone(), name.to_string());
+        // One trip to a reader and one snapshot for both.
+        self.readers
+            .read(move |tx| {
+                Ok((
+                    governance::prompt_versions(tx, &tenant, &name)?,
+                    governance::data_keys(tx, &tenant)?,
+                ))
+            })
+            .await
+    }
+
+    async fn unsealed_prompt_versions(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        let tenant = tenant.clone();
+        self.readers
+            .read(move |tx| governance::unsealed_prompt_versions(tx, &tenant, limit))
+            .await
     }
 
     async fn data_keys(

@@ -224,6 +224,20 @@ where
     ) -> Result<Vec<LabelMove>, StoreError> {
         self.store.label_moves(tenant, name).await
     }
+    async fn prompt_versions_and_data_keys(
+        &self,
+        tenant: &TenantId,
+        name: &PromptName,
+    ) -> Result<(Vec<PromptVersion>, Vec<WrappedDataKey>), StoreError> {
+        self.store.prompt_versions_and_data_keys(tenant, name).await
+    }
+    async fn unsealed_prompt_versions(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+    ) -> Result<Vec<PromptVersion>, StoreError> {
+        self.store.unsealed_prompt_versions(tenant, limit).await
+    }
     async fn data_keys(&self, tenant: &TenantId) -> Result<Vec<WrappedDataKey>, StoreError> {
         self.store.data_keys(tenant).await
     }

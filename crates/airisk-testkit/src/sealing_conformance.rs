@@ -56,6 +56,9 @@ macro_rules! sealing_conformance {
             shredding_a_subject_erases_only_its_values_and_the_ledger_still_verifies,
             a_subjects_ciphertext_opens_only_as_that_subjects_in_its_tenant,
             a_subject_shred_matches_the_pseudonyms_under_every_pseudonym_key,
+            sensitive_model_metadata_is_stored_sealed_opens_for_the_tenant_and_is_erased_by_a_shred,
+            plaintext_prompts_are_sealed_in_place_resumably_idempotently_and_audited,
+            sealing_in_place_refuses_every_other_change,
         );
     };
     ($make:expr) => {
@@ -1444,4 +1447,525 @@ fn base64_url_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Model metadata marked sensitive: the store's row holds only ciphertext (bound to tenant,
+/// `model.metadata` and `name@version/key`), the tenant's readers get the values opened, a
+/// decision written back keeps the ciphertext, a value moved to another key or version does not
+/// open, a registry without keys refuses to write and fails closed on read, and after a shred
+/// the values read as erased while the plain metadata stays.
+pub async fn sensitive_model_metadata_is_stored_sealed_opens_for_the_tenant_and_is_erased_by_a_shred(
+    gov: Arc<dyn GovernanceStore>,
+    _audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::SensitiveMetadata;
+    use airisk_core::governance::model_registry::{
+        ModelRegistry, ModelRegistryError, ModelVersion, RegisterModel,
+    };
+
+    let env = envelope(TEST_KEK_1);
+    let ids = Arc::new(UuidV7Generator);
+    let reg =
+        ModelRegistry::new(gov.clone(), clock.clone(), ids.clone()).with_envelope(env.clone());
+    let bare = ModelRegistry::new(gov.clone(), clock.clone(), ids.clone());
+    let admin = human("alice", "acme", Role::Admin);
+    let viewer = human("bob", "acme", Role::Viewer);
+    let input = |version: &str| RegisterModel {
+        name: "credit-scoring".into(),
+        version: version.into(),
+        checksum: "ab".repeat(32),
+        artifact_uri: "s3://models/credit-scoring".into(),
+        metadata: Some(serde_json::json!({"team": "risk"})),
+        justification: "quarterly refresh".into(),
+        ..RegisterModel::default()
+    };
+    let mut sensitive = SensitiveMetadata::new();
+    sensitive.insert("data_owner", serde_json::json!(CANARY));
+    sensitive.insert(
+        "training_sample",
+        serde_json::json!({"customer": CANARY, "score": 612}),
+    );
+
+    let registered = reg
+        .register_model_sensitive(&admin, &CorrelationId::generate(), input("1.0"), &sensitive)
+        .await
+        .unwrap();
+    assert_eq!(registered.model.sensitive_metadata(), &sensitive);
+    assert!(
+        !format!("{:?}", registered.model).contains("CANARY"),
+        "Debug redacts the values"
+    );
+
+    // As stored: ciphertext only, under the tenant's one data key, made in the same transaction.
+    let raw = gov
+        .model(
+            &tenant("acme"),
+            &model_name("credit-scoring"),
+            &model_version("1.0"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let keys = gov.data_keys(&tenant("acme")).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(raw.sensitive_metadata().is_empty());
+    assert_eq!(raw.sealed_metadata().len(), 2);
+    for value in raw.sealed_metadata().values() {
+        let text = value.as_str().unwrap();
+        assert_eq!(text.split('.').nth(1).unwrap(), keys[0].kid.as_str());
+    }
+    assert!(!serde_json::to_string(&raw).unwrap().contains("CANARY"));
+    assert_eq!(raw.metadata()["team"], "risk");
+    // Opened by hand with the documented context: tenant, model.metadata, name@version/key.
+    let ctx = airisk_core::security::envelope::model_metadata_context(
+        &tenant("acme"),
+        "credit-scoring",
+        "1.0",
+        "data_owner",
+    )
+    .unwrap();
+    assert_eq!(
+        env.open(
+            &keys,
+            &ctx,
+            raw.sealed_metadata()["data_owner"].as_str().unwrap()
+        )
+        .unwrap(),
+        airisk_core::security::envelope::Opened::Plain(format!("\"{CANARY}\""))
+    );
+
+    // Read back, opened, by one version and by the list.
+    let got = reg
+        .get_model(&viewer, "credit-scoring", "1.0")
+        .await
+        .unwrap();
+    assert_eq!(got.sensitive_metadata(), &sensitive);
+    assert!(got.erased_metadata().is_empty());
+    let listed = reg.list_versions(&viewer, "credit-scoring").await.unwrap();
+    assert_eq!(listed[0].sensitive_metadata(), &sensitive);
+
+    // An approval writes the row back: the ciphertext stays, byte for byte.
+    reg.approve_model(
+        &human("dave", "acme", Role::Approver),
+        &CorrelationId::generate(),
+        "credit-scoring",
+        "1.0",
+        "reviewed",
+    )
+    .await
+    .unwrap();
+    let after = gov
+        .model(
+            &tenant("acme"),
+            &model_name("credit-scoring"),
+            &model_version("1.0"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.sealed_metadata(), raw.sealed_metadata());
+    assert_eq!(
+        reg.get_model(&viewer, "credit-scoring", "1.0")
+            .await
+            .unwrap()
+            .sensitive_metadata(),
+        &sensitive
+    );
+
+    // Moved to another key of the same row, or to another version: does not open.
+    let mut surgery = serde_json::to_value(&raw).unwrap();
+    let owner = surgery["sealed_metadata"]["data_owner"].clone();
+    surgery["sealed_metadata"]["training_sample"] = owner;
+    surgery["version"] = "1.1".into();
+    let moved: ModelVersion = serde_json::from_value(surgery).unwrap();
+    gov.commit(ChangeSet {
+        tenant: tenant("acme"),
+        mutations: vec![Mutation::InsertModel(moved)],
+        audit: vec![],
+    })
+    .await
+    .unwrap();
+    let err = reg
+        .get_model(&viewer, "credit-scoring", "1.1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelRegistryError::Sealing(EncryptionError::DecryptionFailed)
+        ),
+        "{err:?}"
+    );
+
+    // Without keys: a registration with sensitive values is refused and writes nothing; a read
+    // of a sealed row fails closed.
+    let err = bare
+        .register_model_sensitive(&admin, &CorrelationId::generate(), input("2.0"), &sensitive)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelRegistryError::Sealing(EncryptionError::KeyMissing)
+        ),
+        "{err:?}"
+    );
+    assert!(
+        gov.model(
+            &tenant("acme"),
+            &model_name("credit-scoring"),
+            &model_version("2.0")
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    let err = bare
+        .get_model(&viewer, "credit-scoring", "1.0")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelRegistryError::Sealing(EncryptionError::KeyMissing)
+        ),
+        "{err:?}"
+    );
+    // A key that is also plain metadata is refused, and nothing is written.
+    let mut clash = SensitiveMetadata::new();
+    clash.insert("team", serde_json::json!("secret team"));
+    let err = reg
+        .register_model_sensitive(&admin, &CorrelationId::generate(), input("3.0"), &clash)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ModelRegistryError::Invalid(_)), "{err:?}");
+    assert!(
+        gov.model(
+            &tenant("acme"),
+            &model_name("credit-scoring"),
+            &model_version("3.0")
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+
+    // Shredded: erased (a state, not an error), plain metadata intact.
+    shred_tenant(
+        gov.as_ref(),
+        ids.as_ref(),
+        Some(&env),
+        &tenant("acme"),
+        &ActorId::parse("operator:dpo").unwrap(),
+        "erasure request",
+    )
+    .await
+    .unwrap();
+    let got = reg
+        .get_model(&viewer, "credit-scoring", "1.0")
+        .await
+        .unwrap();
+    assert!(got.sensitive_metadata().is_empty());
+    assert_eq!(got.erased_metadata(), ["data_owner", "training_sample"]);
+    assert_eq!(got.metadata()["team"], "risk");
+}
+
+/// Writes prompt versions the way a build before sealing did: a registry without an envelope
+/// stores each template in plaintext (with its ledger record).
+async fn write_plaintext(gov: &Arc<dyn GovernanceStore>, clock: &Arc<ManualClock>) {
+    let old = PromptRegistry::new(gov.clone(), clock.clone(), Arc::new(UuidV7Generator));
+    for (tenant_id, name) in [("acme", "a"), ("acme", "b"), ("acme", "c"), ("globex", "g")] {
+        register(&old, tenant_id, name, &format!("{CANARY} {name}")).await;
+    }
+    old.update_prompt(
+        &human("alice", "acme", Role::Admin),
+        &CorrelationId::generate(),
+        "a",
+        &format!("{CANARY} a v2"),
+        "second",
+    )
+    .await
+    .unwrap();
+}
+
+async fn plaintext_rows(gov: &Arc<dyn GovernanceStore>, tenant_id: &str) -> usize {
+    let mut n = 0;
+    for name in ["a", "b", "c", "g"] {
+        n += gov
+            .prompt_versions(&tenant(tenant_id), &prompt_name(name))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|v| !v.is_sealed())
+            .count();
+    }
+    n
+}
+
+/// `airisk keys seal-existing` on every store: plaintext rows written by the old code are sealed
+/// in place, a bounded run stops and the next one finishes, a run with nothing left writes
+/// nothing, each sealed row has its `keys.seal_existing` record, the ledger verifies, the rows
+/// read back through a sealing registry, and another tenant's rows are untouched.
+pub async fn plaintext_prompts_are_sealed_in_place_resumably_idempotently_and_audited(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::governance::audit_record::AuditRecord;
+    use airisk_core::ports::Clock;
+    use airisk_core::security::seal_existing::{SEAL_EXISTING_ACTION, SealExisting};
+
+    write_plaintext(&gov, &clock).await;
+    assert_eq!(plaintext_rows(&gov, "acme").await, 4);
+    let env = envelope(TEST_KEK_1);
+    let ids = UuidV7Generator;
+    let actor = ActorId::parse("operator:keys").unwrap();
+    let acme = tenant("acme");
+    let size_before = audit.tree_head(&acme).await.unwrap().size;
+    let mut seen = Vec::new();
+
+    // A bounded run: two rows, then it stops.
+    let first = SealExisting {
+        store: gov.as_ref(),
+        ids: &ids,
+        envelope: &env,
+        actor: &actor,
+        now: clock.now(),
+        max_rows: Some(2),
+    }
+    .run(&acme, &mut |id: &str| seen.push(id.to_owned()))
+    .await
+    .unwrap();
+    assert_eq!(first.sealed, ["a@1", "a@2"]);
+    assert!(first.stopped_early);
+    assert_eq!(seen, first.sealed, "progress is reported per committed row");
+    assert_eq!(plaintext_rows(&gov, "acme").await, 2);
+
+    // The next run finishes; the one after it finds nothing and writes nothing.
+    let second = SealExisting {
+        store: gov.as_ref(),
+        ids: &ids,
+        envelope: &env,
+        actor: &actor,
+        now: clock.now(),
+        max_rows: None,
+    }
+    .run(&acme, &mut |_: &str| {})
+    .await
+    .unwrap();
+    assert_eq!(second.sealed, ["b@1", "c@1"]);
+    assert!(!second.stopped_early);
+    assert_eq!(plaintext_rows(&gov, "acme").await, 0);
+    let size_after = audit.tree_head(&acme).await.unwrap().size;
+    let third = SealExisting {
+        store: gov.as_ref(),
+        ids: &ids,
+        envelope: &env,
+        actor: &actor,
+        now: clock.now(),
+        max_rows: None,
+    }
+    .run(&acme, &mut |_: &str| {})
+    .await
+    .unwrap();
+    assert!(third.sealed.is_empty() && !third.stopped_early);
+    assert_eq!(audit.tree_head(&acme).await.unwrap().size, size_after);
+
+    // One keys.seal_existing record per sealed row, in the tenant's ledger.
+    let entries = audit
+        .entries(
+            &acme,
+            size_before,
+            usize::try_from(size_after - size_before).unwrap(),
+        )
+        .await
+        .unwrap();
+    let sealed_ids: Vec<String> = entries
+        .iter()
+        .map(|e| AuditRecord::from_leaf_bytes(&e.leaf).unwrap())
+        .filter(|r| r.event().action() == SEAL_EXISTING_ACTION)
+        .map(|r| r.event().resource_id().to_owned())
+        .collect();
+    assert_eq!(sealed_ids, ["a@1", "a@2", "b@1", "c@1"]);
+    let signer =
+        Arc::new(LedgerSigner::generate(LedgerName::parse("airisk.test/ledger").unwrap()).unwrap());
+    let logger = AuditLogger::new(
+        audit.clone(),
+        Arc::new(UuidV7Generator),
+        clock.clone(),
+        signer.name().clone(),
+        Some(signer.clone()),
+        CheckpointPolicy::default(),
+    );
+    let report = logger
+        .verify(&acme, Some(&signer.verifier()), None, |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+
+    // Stored sealed, under acme's one data key; read back whole through a sealing registry.
+    let keys = gov.data_keys(&acme).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    let raw = gov.prompt_versions(&acme, &prompt_name("a")).await.unwrap();
+    for row in &raw {
+        assert!(row.is_sealed());
+        assert!(!row.template().contains("CANARY"));
+        assert_eq!(
+            row.template().split('.').nth(1).unwrap(),
+            keys[0].kid.as_str()
+        );
+    }
+    let reg = registry(&gov, &clock, &env);
+    let history = reg
+        .history(&human("bob", "acme", Role::Viewer), "a")
+        .await
+        .unwrap();
+    assert_eq!(history.versions[0].template(), format!("{CANARY} a"));
+    assert_eq!(history.versions[1].template(), format!("{CANARY} a v2"));
+    assert_eq!(
+        history.versions[1].template_sha256(),
+        raw[1].template_sha256(),
+        "the digest the ledger committed to is unchanged"
+    );
+    // Another tenant was not touched.
+    assert_eq!(plaintext_rows(&gov, "globex").await, 1);
+}
+
+/// The one change sealing in place may make is sealing the row's own plaintext: a row whose
+/// template does not hash to its digest is left plaintext and stops the run, and the store
+/// refuses a "seal" that changes anything else, that replaces a sealed row, or that targets a
+/// row that does not exist.
+pub async fn sealing_in_place_refuses_every_other_change(
+    gov: Arc<dyn GovernanceStore>,
+    _audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::ports::Clock;
+    use airisk_core::security::key_custody::KeyCustodyError;
+    use airisk_core::security::seal_existing::SealExisting;
+
+    write_plaintext(&gov, &clock).await;
+    let acme = tenant("acme");
+    let row = gov
+        .prompt_versions(&acme, &prompt_name("b"))
+        .await
+        .unwrap()
+        .remove(0);
+    let sealed = row
+        .sealed_with("v1.dabc.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned())
+        .unwrap();
+
+    // Anything else changed with it (here the author) is refused; the row stays plaintext.
+    let mut forged = serde_json::to_value(&sealed).unwrap();
+    forged["author"] = "mallory".into();
+    let forged: PromptVersion = serde_json::from_value(forged).unwrap();
+    let err = gov
+        .commit(ChangeSet {
+            tenant: acme.clone(),
+            mutations: vec![Mutation::SealPromptVersion(forged)],
+            audit: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err:?}");
+    // A template that is not the row's (its digest differs) is refused too.
+    let mut other = serde_json::to_value(&sealed).unwrap();
+    other["template_sha256"] = "00".repeat(32).into();
+    let other: PromptVersion = serde_json::from_value(other).unwrap();
+    let err = gov
+        .commit(ChangeSet {
+            tenant: acme.clone(),
+            mutations: vec![Mutation::SealPromptVersion(other)],
+            audit: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err:?}");
+    assert!(!gov.prompt_versions(&acme, &prompt_name("b")).await.unwrap()[0].is_sealed());
+    // A row that does not exist: nothing to seal.
+    let mut ghost = serde_json::to_value(&sealed).unwrap();
+    ghost["name"] = "ghost".into();
+    let ghost: PromptVersion = serde_json::from_value(ghost).unwrap();
+    let err = gov
+        .commit(ChangeSet {
+            tenant: acme.clone(),
+            mutations: vec![Mutation::SealPromptVersion(ghost)],
+            audit: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+
+    // The real seal goes through once; sealing the sealed row again is a conflict.
+    gov.commit(ChangeSet {
+        tenant: acme.clone(),
+        mutations: vec![Mutation::SealPromptVersion(sealed.clone())],
+        audit: vec![],
+    })
+    .await
+    .unwrap();
+    let stored = gov
+        .prompt_versions(&acme, &prompt_name("b"))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(stored.is_sealed());
+    assert_eq!(
+        stored, sealed,
+        "exactly the sealed row, nothing else changed"
+    );
+    let err = gov
+        .commit(ChangeSet {
+            tenant: acme.clone(),
+            mutations: vec![Mutation::SealPromptVersion(sealed)],
+            audit: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+
+    // A stored row whose template does not hash to its digest stops the command and stays
+    // plaintext (written here by JSON surgery, as a damaged old row would be).
+    let mut damaged = serde_json::to_value(&row).unwrap();
+    damaged["name"] = "damaged".into();
+    damaged["template"] = "not the template the digest is of".into();
+    let damaged: PromptVersion = serde_json::from_value(damaged).unwrap();
+    gov.commit(ChangeSet {
+        tenant: acme.clone(),
+        mutations: vec![Mutation::InsertPromptVersion(damaged)],
+        audit: vec![],
+    })
+    .await
+    .unwrap();
+    let err = SealExisting {
+        store: gov.as_ref(),
+        ids: &UuidV7Generator,
+        envelope: &envelope(TEST_KEK_1),
+        actor: &ActorId::parse("operator:keys").unwrap(),
+        now: clock.now(),
+        max_rows: None,
+    }
+    .run(&acme, &mut |_: &str| {})
+    .await
+    .unwrap_err();
+    assert!(matches!(err, KeyCustodyError::Invalid(_)), "{err:?}");
+    assert!(
+        !gov.prompt_versions(&acme, &prompt_name("damaged"))
+            .await
+            .unwrap()[0]
+            .is_sealed()
+    );
+}
+
+fn prompt_name(name: &str) -> PromptName {
+    PromptName::parse(name).unwrap()
+}
+
+fn model_name(name: &str) -> airisk_core::governance::model_registry::ModelName {
+    airisk_core::governance::model_registry::ModelName::parse(name).unwrap()
+}
+
+fn model_version(version: &str) -> airisk_core::governance::model_registry::ModelVersionTag {
+    airisk_core::governance::model_registry::ModelVersionTag::parse(version).unwrap()
 }

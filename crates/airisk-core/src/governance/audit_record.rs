@@ -318,7 +318,7 @@ pub struct AuditEvent {
 /// With a data subject ([`SensitiveMetadata::with_subject`]) the values are sealed under that
 /// subject's own data key instead of the tenant's, so they can be erased alone
 /// ([`crate::security::key_custody::shred_subject`]). A record has at most one data subject.
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SensitiveMetadata {
     values: Map<String, Value>,
     subject: Option<crate::security::data_subject::DataSubject>,

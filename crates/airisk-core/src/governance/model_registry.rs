@@ -13,10 +13,11 @@ use super::approval_request::{
     ApprovalError, ApprovalRequest, NewApprovalRequest, RequestedSubject,
 };
 use super::approval_workflow::{ApprovalWorkflow, Verdict};
-use super::audit_record::{AuditReceipt, AuditValidationError, Outcome};
+use super::audit_record::{AuditReceipt, AuditValidationError, Outcome, SensitiveMetadata};
 pub use super::model_version::{
     ARTIFACT_URI_MAX_LEN, MODEL_METADATA_MAX_BYTES, MODEL_NAME_MAX_LEN, MODEL_VERSION_MAX_LEN,
-    ModelName, ModelStatus, ModelVersion, ModelVersionTag, Sha256Digest,
+    ModelName, ModelStatus, ModelVersion, ModelVersionTag, SENSITIVE_METADATA_KEY_MAX_LEN,
+    Sha256Digest,
 };
 use super::service_context::{Resource, ServiceContext};
 use super::visible_text::{self, HiddenCharacter};
@@ -26,8 +27,10 @@ use crate::ports::{
     ApprovalWithSubject, ChangeSet, Clock, GovernanceStore, IdGenerator, Mutation, StoreError,
 };
 use crate::request::CorrelationId;
+use crate::security::encryption::EncryptionError;
+use crate::security::envelope::{Envelope, Opened, model_metadata_context};
 use crate::security::rbac::{Action, AuthorizationError};
-use crate::security::tenant_context::Principal;
+use crate::security::tenant_context::{Principal, TenantId};
 
 /// Why a model registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,10 @@ pub enum ModelRegistryError {
     /// The store failed; nothing was written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Sensitive metadata could not be sealed or opened (no keys configured, a tampered or
+    /// misplaced ciphertext); nothing was written.
+    #[error("sensitive model metadata could not be sealed or opened: {0}")]
+    Sealing(#[from] EncryptionError),
 }
 
 /// The input of [`ModelRegistry::register_model`].
@@ -134,6 +141,7 @@ pub enum DeploymentDenial {
 #[derive(Debug, Clone)]
 pub struct ModelRegistry {
     workflow: ApprovalWorkflow,
+    envelope: Option<Arc<Envelope>>,
 }
 
 impl ModelRegistry {
@@ -151,7 +159,57 @@ impl ModelRegistry {
     pub fn with_context(ctx: ServiceContext) -> Self {
         ModelRegistry {
             workflow: ApprovalWorkflow::with_context(ctx),
+            envelope: None,
         }
+    }
+
+    /// The same registry, sealing sensitive metadata values under the tenant's data key on
+    /// registration ([`ModelRegistry::register_model_sensitive`]) and opening them on reads (see
+    /// [`crate::security::envelope`]). Without it, a registration with sensitive values is
+    /// refused and a read of a version that has some fails closed.
+    #[must_use]
+    pub fn with_envelope(mut self, envelope: Arc<Envelope>) -> Self {
+        self.envelope = Some(envelope);
+        self
+    }
+
+    /// Opens the sealed metadata of every version in `models` in place (its
+    /// [`ModelVersion::sensitive_metadata`], or [`ModelVersion::erased_metadata`] after a
+    /// shred), reading the tenant's key list once.
+    async fn open_metadata(
+        &self,
+        tenant: &TenantId,
+        models: &mut [ModelVersion],
+    ) -> Result<(), ModelRegistryError> {
+        if models.iter().all(|m| m.sealed_metadata.is_empty()) {
+            return Ok(());
+        }
+        // Fail closed: a sealed value with no envelope configured is an error, never shown as is.
+        let Some(env) = &self.envelope else {
+            return Err(ModelRegistryError::Sealing(EncryptionError::KeyMissing));
+        };
+        let keys = self.ctx().store.data_keys(tenant).await?;
+        for m in models.iter_mut() {
+            let mut opened = SensitiveMetadata::new();
+            let mut erased = Vec::new();
+            for (key, sealed) in &m.sealed_metadata {
+                let ctx =
+                    model_metadata_context(tenant, m.model_name.as_str(), m.version.as_str(), key)?;
+                let text = sealed.as_str().ok_or(EncryptionError::DecryptionFailed)?;
+                match env.open(&keys, &ctx, text)? {
+                    Opened::Plain(json) => {
+                        let json = zeroize::Zeroizing::new(json);
+                        let value = serde_json::from_str(&json)
+                            .map_err(|_| EncryptionError::DecryptionFailed)?;
+                        opened.insert(key.clone(), value);
+                    }
+                    Opened::Erased => erased.push(key.clone()),
+                }
+            }
+            m.sensitive_metadata = opened;
+            m.erased_metadata = erased;
+        }
+        Ok(())
     }
 
     fn ctx(&self) -> &ServiceContext {
@@ -166,15 +224,42 @@ impl ModelRegistry {
     /// [`ModelRegistryError::HiddenCharacter`] (artifact URI, metadata, or as
     /// [`ModelRegistryError::Approval`] the justification),
     /// [`ModelRegistryError::AlreadyRegistered`], [`ModelRegistryError::Store`].
-    #[tracing::instrument(
-        skip_all,
-        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelRegister.as_str(), correlation_id = %correlation)
-    )]
     pub async fn register_model(
         &self,
         principal: &Principal,
         correlation: &CorrelationId,
         input: RegisterModel,
+    ) -> Result<Registered, ModelRegistryError> {
+        self.register_model_sensitive(principal, correlation, input, &SensitiveMetadata::new())
+            .await
+    }
+
+    /// [`ModelRegistry::register_model`] with metadata values the caller marks sensitive
+    /// (personal or confidential context: a data owner, a customer sample, a contract
+    /// reference). Each value is sealed, as its canonical JSON text, under the tenant's newest
+    /// data key, bound to the tenant, purpose `model.metadata` and the row `name@version/key`,
+    /// and stored only as ciphertext ([`ModelVersion::sealed_metadata`]); a first data key is
+    /// made and stored in the same transaction. The returned model carries the values opened.
+    /// The `model.register` record lists the sensitive keys (`sensitive_metadata_keys`), never
+    /// the values.
+    ///
+    /// # Errors
+    /// As [`ModelRegistry::register_model`]; [`ModelRegistryError::Invalid`] for a key also in
+    /// `metadata`, a key longer than [`SENSITIVE_METADATA_KEY_MAX_LEN`] or a sensitive object
+    /// larger than [`MODEL_METADATA_MAX_BYTES`]; [`ModelRegistryError::Sealing`] if values are
+    /// given and this registry has no envelope ([`ModelRegistry::with_envelope`]). Nothing is
+    /// written then.
+    #[tracing::instrument(
+        name = "register_model",
+        skip_all,
+        fields(tenant_id = %principal.tenant(), actor = %principal.actor(), action = Action::ModelRegister.as_str(), correlation_id = %correlation)
+    )]
+    pub async fn register_model_sensitive(
+        &self,
+        principal: &Principal,
+        correlation: &CorrelationId,
+        input: RegisterModel,
+        sensitive: &SensitiveMetadata,
     ) -> Result<Registered, ModelRegistryError> {
         let k = self.ctx();
         let resource = Resource::Model {
@@ -210,6 +295,10 @@ impl ModelRegistry {
             )
             .into());
         }
+        check_sensitive(&metadata, sensitive)?;
+        if !sensitive.is_empty() && self.envelope.is_none() {
+            return Err(ModelRegistryError::Sealing(EncryptionError::KeyMissing));
+        }
         let expires_in = match input.expires_in_seconds {
             Some(s) => Some(
                 Duration::try_seconds(s)
@@ -242,6 +331,30 @@ impl ModelRegistry {
             },
             now,
         )?;
+        let mut mutations = Vec::with_capacity(3);
+        let mut sealed_metadata = Map::new();
+        if let (Some(env), false) = (&self.envelope, sensitive.is_empty()) {
+            let mut keys = k.store.data_keys(principal.tenant()).await?;
+            for (key, value) in sensitive.expose() {
+                let ctx = model_metadata_context(
+                    principal.tenant(),
+                    name.as_str(),
+                    version.as_str(),
+                    key,
+                )?;
+                let text = zeroize::Zeroizing::new(to_canonical_json(value).map_err(|e| {
+                    InputError::new("sensitive_metadata", format!("is not canonical JSON: {e}"))
+                })?);
+                let (ciphertext, fresh) = env.seal(&keys, &ctx, &text, now)?;
+                if let Some(dek) = fresh {
+                    // The tenant's first data key: stored with the values it seals, in this
+                    // transaction, and used for the remaining values.
+                    keys.push(dek.clone());
+                    mutations.push(Mutation::InsertDataKey(dek));
+                }
+                sealed_metadata.insert(key.clone(), Value::from(ciphertext));
+            }
+        }
         let model = ModelVersion {
             tenant_id: principal.tenant().clone(),
             model_name: name,
@@ -249,6 +362,9 @@ impl ModelRegistry {
             checksum,
             artifact_uri,
             metadata,
+            sealed_metadata,
+            sensitive_metadata: SensitiveMetadata::new(),
+            erased_metadata: Vec::new(),
             registered_by: principal.actor().clone(),
             created_at: now,
             status: ModelStatus::Pending,
@@ -265,6 +381,17 @@ impl ModelRegistry {
             "approval_request_id".into(),
             request.id().to_string().into(),
         );
+        if !sensitive.is_empty() {
+            meta.insert(
+                "sensitive_metadata_keys".into(),
+                sensitive
+                    .expose()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+        }
         let audit = vec![
             k.event(
                 principal,
@@ -281,10 +408,11 @@ impl ModelRegistry {
             .store
             .commit(ChangeSet {
                 tenant: principal.tenant().clone(),
-                mutations: vec![
-                    Mutation::InsertModel(model.clone()),
-                    Mutation::InsertApproval(request.clone()),
-                ],
+                mutations: {
+                    mutations.push(Mutation::InsertModel(model.clone()));
+                    mutations.push(Mutation::InsertApproval(request.clone()));
+                    mutations
+                },
                 audit,
             })
             .await
@@ -297,6 +425,9 @@ impl ModelRegistry {
                     ModelRegistryError::Store,
                 )
             })?;
+        // The registrant gets its own values back, opened; the store holds only ciphertext.
+        let mut model = model;
+        model.sensitive_metadata = sensitive.clone();
         Ok(Registered {
             model,
             request,
@@ -325,11 +456,16 @@ impl ModelRegistry {
         let Some((name, version)) = parse_model_key(name, version) else {
             return Err(ModelRegistryError::NotFound);
         };
-        self.ctx()
+        let model = self
+            .ctx()
             .store
             .model(principal.tenant(), &name, &version)
             .await?
-            .ok_or(ModelRegistryError::NotFound)
+            .ok_or(ModelRegistryError::NotFound)?;
+        let mut found = [model];
+        self.open_metadata(principal.tenant(), &mut found).await?;
+        let [model] = found;
+        Ok(model)
     }
 
     /// Every version of a model, oldest first (`model.view`). A name no model can have has no
@@ -352,11 +488,14 @@ impl ModelRegistry {
         let Ok(name) = ModelName::parse(name) else {
             return Ok(Vec::new());
         };
-        Ok(self
+        let mut versions = self
             .ctx()
             .store
             .model_versions(principal.tenant(), &name)
-            .await?)
+            .await?;
+        self.open_metadata(principal.tenant(), &mut versions)
+            .await?;
+        Ok(versions)
     }
 
     /// Like [`ModelRegistry::find`], but reads the model with its approval request, in one
@@ -573,6 +712,49 @@ fn parse_model_key(name: &str, version: &str) -> Option<(ModelName, ModelVersion
         ModelName::parse(name).ok()?,
         ModelVersionTag::parse(version).ok()?,
     ))
+}
+
+/// The rules for sensitive metadata: no key also in `metadata`, keys at most
+/// [`SENSITIVE_METADATA_KEY_MAX_LEN`] characters, values visible text and canonical JSON (they are
+/// shown to the tenant's approvers once opened), the object at most [`MODEL_METADATA_MAX_BYTES`].
+fn check_sensitive(
+    metadata: &Map<String, Value>,
+    sensitive: &SensitiveMetadata,
+) -> Result<(), ModelRegistryError> {
+    let field = "sensitive_metadata";
+    let values = sensitive.expose();
+    for key in values.keys() {
+        if metadata.contains_key(key) {
+            return Err(InputError::new(
+                field,
+                format!("key {key:?} is also in metadata; a key is either sensitive or not"),
+            )
+            .into());
+        }
+        if key.chars().count() > SENSITIVE_METADATA_KEY_MAX_LEN {
+            return Err(InputError::new(
+                field,
+                format!("keys must be at most {SENSITIVE_METADATA_KEY_MAX_LEN} characters"),
+            )
+            .into());
+        }
+    }
+    visible_text::check_object(field, values)?;
+    values
+        .values()
+        .try_for_each(crate::ledger::check_safe_integers)
+        .map_err(|e| InputError::new(field, format!("is not canonical JSON: {e}")))?;
+    let size = to_canonical_json(&Value::Object(values.clone()))
+        .map_err(|e| InputError::new(field, format!("is not canonical JSON: {e}")))?
+        .len();
+    if size > MODEL_METADATA_MAX_BYTES {
+        return Err(InputError::new(
+            field,
+            format!("is {size} bytes; at most {MODEL_METADATA_MAX_BYTES} are allowed"),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn check_uri(uri: &str) -> Result<String, ModelRegistryError> {

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::approval_request::{ApprovalRequest, ApprovalStatus};
+use super::audit_record::SensitiveMetadata;
 use crate::input::InputError;
 use crate::security::tenant_context::{ActorId, TenantId};
 
@@ -22,8 +23,12 @@ pub const MODEL_NAME_MAX_LEN: usize = 128;
 pub const MODEL_VERSION_MAX_LEN: usize = 64;
 /// Longest artifact URI, in bytes.
 pub const ARTIFACT_URI_MAX_LEN: usize = 2048;
-/// Largest metadata object (canonical JSON), in bytes.
+/// Largest metadata object (canonical JSON), in bytes; the same bound holds for the sensitive
+/// metadata object on its own.
 pub const MODEL_METADATA_MAX_BYTES: usize = 16 * 1024;
+/// Longest key of a sensitive metadata value, in characters (the key is part of the sealed
+/// value's row identity, which must fit in 1024 bytes with the model's name and version).
+pub const SENSITIVE_METADATA_KEY_MAX_LEN: usize = 128;
 
 /// Where a model version stands.
 ///
@@ -145,6 +150,18 @@ pub struct ModelVersion {
     pub(super) checksum: Sha256Digest,
     pub(super) artifact_uri: String,
     pub(super) metadata: Map<String, Value>,
+    /// As stored: each sensitive metadata value sealed under the tenant's data key (key →
+    /// `v1.<dek-kid>.…`), bound to the row `name@version/key`. Kept as is when the values are
+    /// opened, so a decision written back keeps the ciphertext.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub(super) sealed_metadata: Map<String, Value>,
+    /// The sensitive values opened for a reader holding the tenant's key (never stored or
+    /// serialised; `Debug` shows the keys only).
+    #[serde(skip)]
+    pub(super) sensitive_metadata: SensitiveMetadata,
+    /// Keys of sensitive values erased by crypto-shredding (never stored).
+    #[serde(skip)]
+    pub(super) erased_metadata: Vec<String>,
     pub(super) registered_by: ActorId,
     pub(super) created_at: DateTime<Utc>,
     pub(super) status: ModelStatus,
@@ -179,6 +196,21 @@ impl ModelVersion {
     /// Free-form metadata.
     pub fn metadata(&self) -> &Map<String, Value> {
         &self.metadata
+    }
+    /// The sensitive metadata values as stored: key → `v1.` ciphertext under the tenant's data
+    /// key (empty if none was given).
+    pub fn sealed_metadata(&self) -> &Map<String, Value> {
+        &self.sealed_metadata
+    }
+    /// The sensitive metadata values, opened: filled only by a registry that holds the tenant's
+    /// keys ([`super::model_registry::ModelRegistry::with_envelope`]) and only for values that
+    /// were not erased.
+    pub fn sensitive_metadata(&self) -> &SensitiveMetadata {
+        &self.sensitive_metadata
+    }
+    /// Keys of sensitive metadata values erased by crypto-shredding: a state, not an error.
+    pub fn erased_metadata(&self) -> &[String] {
+        &self.erased_metadata
     }
     /// Who registered it.
     pub fn registered_by(&self) -> &ActorId {
@@ -221,6 +253,9 @@ impl ModelVersion {
     pub(crate) fn decided(&self, request: &ApprovalRequest) -> ModelVersion {
         let mut next = self.clone();
         next.row_version += 1;
+        // What is written back is the stored form: the sealed values, never their plaintext.
+        next.sensitive_metadata = SensitiveMetadata::new();
+        next.erased_metadata.clear();
         match request.status() {
             ApprovalStatus::Approved => {
                 next.status = ModelStatus::Approved;

@@ -28,7 +28,7 @@ use crate::ports::{
 };
 use crate::request::CorrelationId;
 use crate::security::encryption::EncryptionError;
-use crate::security::envelope::{Envelope, Opened, prompt_template_context};
+use crate::security::envelope::{Envelope, Opened, WrappedDataKey, prompt_template_context};
 use crate::security::rbac::{Action, AuthorizationError};
 use crate::security::tenant_context::{ActorId, Principal, TenantId};
 
@@ -124,6 +124,42 @@ impl PromptVersion {
     /// empty): a state, not an error.
     pub fn is_erased(&self) -> bool {
         self.erased
+    }
+
+    /// This stored plaintext version with its template replaced by `ciphertext` (the template
+    /// sealed under the tenant's data key, see
+    /// [`crate::security::envelope::prompt_template_context`]) and marked sealed; every other
+    /// field unchanged. For [`crate::ports::Mutation::SealPromptVersion`] (`airisk keys
+    /// seal-existing`).
+    ///
+    /// # Errors
+    /// [`InputError`] if this version is sealed already or `ciphertext` is not a `v1.` value.
+    pub fn sealed_with(&self, ciphertext: String) -> Result<PromptVersion, InputError> {
+        if self.sealed {
+            return Err(InputError::new("template", "is sealed already"));
+        }
+        if crate::security::encryption::key_id_of(&ciphertext).is_err() {
+            return Err(InputError::new("template", "is not a sealed value"));
+        }
+        Ok(PromptVersion {
+            template: ciphertext,
+            sealed: true,
+            ..self.clone()
+        })
+    }
+
+    /// Whether `other` is this version with only its template and `sealed` flag changed (what
+    /// [`crate::ports::Mutation::SealPromptVersion`] may write).
+    pub fn differs_only_in_template(&self, other: &PromptVersion) -> bool {
+        PromptVersion {
+            template: String::new(),
+            sealed: false,
+            ..self.clone()
+        } == PromptVersion {
+            template: String::new(),
+            sealed: false,
+            ..other.clone()
+        }
     }
 }
 
@@ -342,11 +378,33 @@ impl PromptRegistry {
         self
     }
 
+    /// Every version of `name`, with the tenant's data keys when this registry seals (one read
+    /// of the store where it can: see
+    /// [`GovernanceStore::prompt_versions_and_data_keys`]).
+    async fn versions_for_reading(
+        &self,
+        tenant: &TenantId,
+        name: &PromptName,
+    ) -> Result<(Vec<PromptVersion>, Option<Vec<WrappedDataKey>>), PromptRegistryError> {
+        if self.envelope.is_some() {
+            let (versions, keys) = self
+                .ctx
+                .store
+                .prompt_versions_and_data_keys(tenant, name)
+                .await?;
+            Ok((versions, Some(keys)))
+        } else {
+            Ok((self.ctx.store.prompt_versions(tenant, name).await?, None))
+        }
+    }
+
     /// Opens every sealed version of `versions` in place; leaves plaintext rows as they are.
+    /// `keys` is the tenant's key list if it was read with the versions; otherwise it is read.
     async fn open_versions(
         &self,
         tenant: &TenantId,
         versions: &mut [PromptVersion],
+        keys: Option<Vec<WrappedDataKey>>,
     ) -> Result<(), PromptRegistryError> {
         if !versions.iter().any(|v| v.sealed) {
             return Ok(());
@@ -355,7 +413,10 @@ impl PromptRegistry {
         let Some(env) = &self.envelope else {
             return Err(PromptRegistryError::Sealing(EncryptionError::KeyMissing));
         };
-        let keys = self.ctx.store.data_keys(tenant).await?;
+        let keys = match keys {
+            Some(keys) => keys,
+            None => self.ctx.store.data_keys(tenant).await?,
+        };
         for v in versions.iter_mut().filter(|v| v.sealed) {
             let ctx = prompt_template_context(tenant, &v.name, v.version)?;
             match env.open(&keys, &ctx, &v.template)? {
@@ -398,14 +459,9 @@ impl PromptRegistry {
             )
             .await?;
         let name = &PromptName::parse(name)?;
-        if self
-            .ctx
-            .store
-            .prompt_versions(principal.tenant(), name)
-            .await?
-            .is_empty()
-            .not()
-        {
+        // The tenant's key list comes with the existence check: one read of the store.
+        let (existing, keys) = self.versions_for_reading(principal.tenant(), name).await?;
+        if existing.is_empty().not() {
             return Err(PromptRegistryError::AlreadyExists {
                 name: name.to_string(),
             });
@@ -418,6 +474,7 @@ impl PromptRegistry {
             1,
             template,
             change_reason,
+            keys,
         )
         .await
         .map_err(|e| match e {
@@ -453,13 +510,14 @@ impl PromptRegistry {
             .await?;
         // A name no prompt can have names nothing: not found, as for a missing prompt.
         let parsed = PromptName::parse(name).ok();
-        let mut versions = match &parsed {
-            Some(name) => k.store.prompt_versions(principal.tenant(), name).await?,
-            None => Vec::new(),
+        let (mut versions, keys) = match &parsed {
+            Some(name) => self.versions_for_reading(principal.tenant(), name).await?,
+            None => (Vec::new(), None),
         };
         let tail = versions.len().saturating_sub(1);
         if let Some(last) = versions.get_mut(tail..) {
-            self.open_versions(principal.tenant(), last).await?;
+            self.open_versions(principal.tenant(), last, keys.clone())
+                .await?;
         }
         let (Some(latest), Some(name)) = (versions.last(), &parsed) else {
             k.deny(
@@ -488,11 +546,12 @@ impl PromptRegistry {
             next,
             template,
             change_reason,
+            keys,
         )
         .await
     }
 
-    #[allow(clippy::too_many_arguments)] // internal: one argument per field written
+    #[allow(clippy::too_many_arguments)] // internal: one argument per field written, and the keys
     async fn write_version(
         &self,
         principal: &Principal,
@@ -502,6 +561,7 @@ impl PromptRegistry {
         version: u32,
         template: &str,
         change_reason: &str,
+        keys: Option<Vec<WrappedDataKey>>,
     ) -> Result<PromptChange, PromptRegistryError> {
         let k = &self.ctx;
         check_text("template", template, TEMPLATE_MAX_BYTES)?;
@@ -521,7 +581,11 @@ impl PromptRegistry {
         let mut mutations = Vec::with_capacity(2);
         let mut stored = pv.clone();
         if let Some(env) = &self.envelope {
-            let keys = k.store.data_keys(principal.tenant()).await?;
+            // The key list read with the versions this command checked, else read now.
+            let keys = match keys {
+                Some(keys) => keys,
+                None => k.store.data_keys(principal.tenant()).await?,
+            };
             let ctx = prompt_template_context(principal.tenant(), name.as_str(), version)?;
             let (sealed, fresh) = env.seal(&keys, &ctx, template, pv.created_at)?;
             if let Some(dek) = fresh {
@@ -578,7 +642,7 @@ impl PromptRegistry {
             .check_permission(principal.role(), Action::PromptView)?;
         // A name no prompt can have names nothing.
         let name = &PromptName::parse(name).map_err(|_| PromptRegistryError::NotFound)?;
-        let versions = k.store.prompt_versions(principal.tenant(), name).await?;
+        let (versions, keys) = self.versions_for_reading(principal.tenant(), name).await?;
         let wanted = match selector {
             PromptSelector::Version(v) => Some(*v),
             PromptSelector::Latest => versions.last().map(|v| v.version),
@@ -594,7 +658,8 @@ impl PromptRegistry {
             .and_then(|w| versions.into_iter().find(|v| v.version == w))
             .into_iter()
             .collect();
-        self.open_versions(principal.tenant(), &mut found).await?;
+        self.open_versions(principal.tenant(), &mut found, keys)
+            .await?;
         found.pop().ok_or(PromptRegistryError::NotFound)
     }
 
@@ -615,11 +680,11 @@ impl PromptRegistry {
         k.rbac
             .check_permission(principal.role(), Action::PromptView)?;
         let name = &PromptName::parse(name).map_err(|_| PromptRegistryError::NotFound)?;
-        let mut versions = k.store.prompt_versions(principal.tenant(), name).await?;
+        let (mut versions, keys) = self.versions_for_reading(principal.tenant(), name).await?;
         if versions.is_empty() {
             return Err(PromptRegistryError::NotFound);
         }
-        self.open_versions(principal.tenant(), &mut versions)
+        self.open_versions(principal.tenant(), &mut versions, keys)
             .await?;
         Ok(PromptHistory {
             versions,

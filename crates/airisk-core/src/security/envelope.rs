@@ -44,6 +44,9 @@ use super::tenant_context::TenantId;
 pub const DEK_WRAP_PURPOSE: &str = "airisk.dek";
 /// The purpose bound into the AAD of a prompt template body (the row is `name@version`).
 pub const PROMPT_TEMPLATE_PURPOSE: &str = "prompt.template";
+/// The purpose bound into the AAD of a model version's sensitive metadata value (the row is
+/// `name@version/key`).
+pub const MODEL_METADATA_PURPOSE: &str = "model.metadata";
 /// Default bound of the unwrapped-DEK cache, in keys.
 pub const DEFAULT_DEK_CACHE: usize = 1024;
 
@@ -558,6 +561,24 @@ pub fn prompt_template_context(
     let purpose =
         Purpose::parse(PROMPT_TEMPLATE_PURPOSE).map_err(|_| EncryptionError::KeyMissing)?;
     EncryptionContext::new(tenant.clone(), purpose).with_row(format!("{name}@{version}"))
+}
+
+/// The context a model version's sensitive metadata value is sealed under: tenant,
+/// [`MODEL_METADATA_PURPOSE`], row `name@version/key`. A model name and version hold neither `@`
+/// nor `/`, so the row names exactly one (model, version, key).
+///
+/// # Errors
+/// [`EncryptionError::RowTooLong`] for a row past 1024 bytes (a key longer than the registry
+/// allows).
+pub fn model_metadata_context(
+    tenant: &TenantId,
+    name: &str,
+    version: &str,
+    key: &str,
+) -> Result<EncryptionContext, EncryptionError> {
+    let purpose =
+        Purpose::parse(MODEL_METADATA_PURPOSE).map_err(|_| EncryptionError::KeyMissing)?;
+    EncryptionContext::new(tenant.clone(), purpose).with_row(format!("{name}@{version}/{key}"))
 }
 
 #[cfg(test)]

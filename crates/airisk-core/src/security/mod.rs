@@ -6,4 +6,5 @@ pub mod encryption;
 pub mod envelope;
 pub mod key_custody;
 pub mod rbac;
+pub mod seal_existing;
 pub mod tenant_context;

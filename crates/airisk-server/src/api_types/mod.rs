@@ -167,6 +167,29 @@ pub(crate) fn expand_patterns(doc: &mut Value) {
                  integers are within ±(2^53 - 1).",
             ));
         }
+        // Sensitive model metadata: the same, with its top-level keys (part of each sealed
+        // value's row identity) at most SENSITIVE_METADATA_KEY_MAX_LEN characters.
+        let mut sensitive = object.clone();
+        if let Some(o) = sensitive.as_object_mut() {
+            o.insert(
+                "description".into(),
+                Value::from(format!(
+                    "Sensitive model metadata: as `Metadata` (at most 16 KiB as canonical JSON, no \
+                 hidden character, safe integers), with top-level keys of at most {} \
+                 characters. Each value is sealed under the tenant's data key.",
+                    airisk_core::governance::model_registry::SENSITIVE_METADATA_KEY_MAX_LEN
+                )),
+            );
+            if let Some(Value::Object(names)) = o.get_mut("propertyNames") {
+                names.insert(
+                    "maxLength".into(),
+                    Value::from(
+                        airisk_core::governance::model_registry::SENSITIVE_METADATA_KEY_MAX_LEN,
+                    ),
+                );
+            }
+        }
+        schemas.insert("SensitiveModelMetadata".into(), sensitive);
         schemas.insert("Metadata".into(), object);
         schemas.insert("MetadataValue".into(), value);
         let (mut object, value) = json_value_schemas("AuditMetadata", "AuditMetadataValue", false);
@@ -272,6 +295,23 @@ impl utoipa::PartialSchema for Metadata {
 }
 
 impl ToSchema for Metadata {}
+
+/// Sensitive model metadata: as [`Metadata`], with top-level keys of at most
+/// `SENSITIVE_METADATA_KEY_MAX_LEN` characters. Its schema is stated in the document
+/// (`SensitiveModelMetadata`).
+#[derive(Debug)]
+pub struct SensitiveModelMetadata;
+
+impl utoipa::PartialSchema for SensitiveModelMetadata {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // Replaced in the served document by `expand_patterns`.
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .into()
+    }
+}
+
+impl ToSchema for SensitiveModelMetadata {}
 
 /// An audit record's metadata: a JSON object. Its schema is stated in the document
 /// (`AuditMetadataValue`, recursive).

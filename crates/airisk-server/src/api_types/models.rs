@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::{ApprovalView, Metadata, ReceiptView, integral, ts};
+use super::{ApprovalView, Metadata, ReceiptView, SensitiveModelMetadata, integral, ts};
 
-/// A model version to register. It starts PENDING with an approval request.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// A model version to register. It starts PENDING with an approval request. `Debug` never shows
+/// the sensitive metadata's values.
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterModelBody {
     /// Model name, e.g. `credit-scoring`: 1 to 128 ASCII letters, digits, `.`, `_`, `-`,
@@ -39,6 +40,14 @@ pub struct RegisterModelBody {
     #[serde(default)]
     #[schema(value_type = Option<Metadata>)]
     pub metadata: Option<Value>,
+    /// Metadata the caller marks sensitive (a JSON object, at most 16 KiB as canonical JSON;
+    /// keys must not repeat `metadata`'s, at most 128 characters each): each value is sealed under
+    /// the tenant's data key (purpose `model.metadata`, row `name@version/key`) and stored only
+    /// as ciphertext; reads return it opened, or its key in `erased_metadata` after a shred.
+    /// Refused when the service has no encryption keys. Never logged.
+    #[serde(default)]
+    #[schema(value_type = Option<SensitiveModelMetadata>)]
+    pub sensitive_metadata: Option<Value>,
     /// Why it should be deployed (the approval request's justification): visible text (see
     /// `hidden-character` problems), not blank, at most 4096 bytes of UTF-8.
     #[schema(pattern = "@visible-text", min_length = 1, max_length = 4096)]
@@ -51,6 +60,29 @@ pub struct RegisterModelBody {
     #[serde(default, deserialize_with = "integral::opt_i64")]
     #[schema(minimum = 1, maximum = 315_576_000)]
     pub expires_in_seconds: Option<i64>,
+}
+
+impl std::fmt::Debug for RegisterModelBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterModelBody")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("checksum", &self.checksum)
+            .field("artifact_uri", &self.artifact_uri)
+            .field("metadata", &self.metadata)
+            .field(
+                "sensitive_metadata_keys",
+                &self
+                    .sensitive_metadata
+                    .as_ref()
+                    .and_then(Value::as_object)
+                    .map(|m| m.keys().collect::<Vec<_>>()),
+            )
+            .field("justification", &self.justification)
+            .field("required_approvals", &self.required_approvals)
+            .field("expires_in_seconds", &self.expires_in_seconds)
+            .finish()
+    }
 }
 
 /// A registered model version.
@@ -67,6 +99,14 @@ pub struct ModelView {
     /// Free-form metadata.
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// The sensitive metadata values, opened for the tenant's users (absent when there are
+    /// none, or when every one was erased).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Option<Object>)]
+    pub sensitive_metadata: Map<String, Value>,
+    /// Keys of sensitive metadata values erased by crypto-shredding (absent when none was).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased_metadata: Vec<String>,
     /// Who registered it.
     pub registered_by: String,
     /// When.
@@ -93,6 +133,8 @@ impl From<&ModelVersion> for ModelView {
             checksum: m.checksum().to_hex(),
             artifact_uri: m.artifact_uri().to_owned(),
             metadata: m.metadata().clone(),
+            sensitive_metadata: m.sensitive_metadata().expose().clone(),
+            erased_metadata: m.erased_metadata().to_vec(),
             registered_by: m.registered_by().to_string(),
             created_at: ts(m.created_at()),
             status: m.status().as_str().to_owned(),

@@ -147,6 +147,14 @@ pub(crate) async fn page(
                             dt { "Metadata" }
                             dd { pre class="json" { (visible(&serde_json::to_string_pretty(model.metadata()).unwrap_or_default())) } }
                         }
+                        @if !model.sensitive_metadata().is_empty() {
+                            dt { "Sensitive metadata (sealed at rest)" }
+                            dd { pre class="json" { (visible(&serde_json::to_string_pretty(model.sensitive_metadata().expose()).unwrap_or_default())) } }
+                        }
+                        @if !model.erased_metadata().is_empty() {
+                            dt { "Erased metadata" }
+                            dd { "Erased (the tenant's keys were shredded): " (visible(&model.erased_metadata().join(", "))) }
+                        }
                     }
                     p class="hint" { "A deployment is authorised only for an approved version whose artifact hashes to exactly this checksum." }
                 }

@@ -1,9 +1,11 @@
 //! `/v1/models/…`: the model registry.
 
+use airisk_core::governance::audit_record::SensitiveMetadata;
 use airisk_core::governance::model_registry::{Deployment, ModelName, RegisterModel};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use serde_json::Value;
 
 use crate::api_types::{
     ApprovalView, DeploymentBody, DeploymentView, ModelView, ReasonBody, RegisterModelBody,
@@ -15,6 +17,8 @@ use crate::state::AppState;
 
 /// Register a model version with its artifact's SHA-256 (`model.register`: admin only). It starts
 /// PENDING, with an approval request that someone other than the registrant must approve.
+/// Values in `sensitive_metadata` are sealed under the tenant's data key and stored only as
+/// ciphertext.
 #[utoipa::path(
     post, path = "/v1/models", tag = "models", operation_id = "registerModel",
     request_body = RegisterModelBody,
@@ -27,6 +31,15 @@ pub(crate) async fn register(
     ApiJson(body): ApiJson<RegisterModelBody>,
 ) -> Result<(StatusCode, Json<RegistrationView>), ApiError> {
     check_expires_in(body.expires_in_seconds)?;
+    let sensitive = match body.sensitive_metadata {
+        None | Some(Value::Null) => SensitiveMetadata::new(),
+        Some(Value::Object(map)) => SensitiveMetadata::from_map(map),
+        Some(_) => {
+            return Err(ApiError::Unprocessable(
+                "sensitive_metadata must be a JSON object".to_owned(),
+            ));
+        }
+    };
     let input = RegisterModel {
         name: body.name,
         version: body.version,
@@ -39,7 +52,7 @@ pub(crate) async fn register(
     };
     let registered = state
         .models()
-        .register_model(&caller.principal, &caller.correlation, input)
+        .register_model_sensitive(&caller.principal, &caller.correlation, input, &sensitive)
         .await?;
     let now = state.clock().now();
     Ok((

@@ -356,3 +356,42 @@ async fn a_subject_naming_what_no_prompt_or_label_can_be_is_a_422_and_writes_not
     assert_eq!(listed["requests"].as_array().unwrap().len(), 0, "{listed}");
     app.shutdown().await;
 }
+
+/// Sensitive model metadata is refused, whole, where it cannot be sealed: a service without
+/// encryption keys answers 500 without detail and writes neither the model nor its request nor
+/// a record; a non-object is a 422; a key also in `metadata` is a 422. Nothing is stored either
+/// way, and the value appears in no answer.
+#[tokio::test]
+async fn sensitive_model_metadata_is_refused_whole_where_it_cannot_be_sealed() {
+    let app = TestApp::spawn().await;
+    let admin = app.token("ann", "acme", Role::Admin);
+    let mut body = model_body("m", "1.0");
+    body["sensitive_metadata"] = json!({"data_owner": "CANARY-4e1 Jane Roe"});
+    let r = app.post("/v1/models", &admin, &body).await;
+    let p = problem(r, 500).await;
+    assert!(!p.to_string().contains("CANARY"), "{p}");
+    body["sensitive_metadata"] = json!("CANARY-4e1 not an object");
+    let p = problem(app.post("/v1/models", &admin, &body).await, 422).await;
+    assert!(!p.to_string().contains("CANARY"), "{p}");
+    body["metadata"] = json!({"data_owner": "x"});
+    body["sensitive_metadata"] = json!({"data_owner": "CANARY-4e1"});
+    problem(app.post("/v1/models", &admin, &body).await, 422).await;
+    // A key is part of the sealed value's row identity: at most 128 characters.
+    body["metadata"] = json!({});
+    body["sensitive_metadata"] = json!({ "é".repeat(129): "CANARY-4e1" });
+    let p = problem(app.post("/v1/models", &admin, &body).await, 422).await;
+    assert!(p["detail"].as_str().unwrap().contains("128"), "{p}");
+    let r = app
+        .get(
+            "/v1/models/m/versions/1.0",
+            &app.token("vic", "acme", Role::Viewer),
+        )
+        .await;
+    assert_eq!(r.status(), 404, "nothing was registered");
+    let tenant = airisk_core::security::tenant_context::TenantId::parse("acme").unwrap();
+    assert_eq!(
+        app.audit.tree_head(&tenant).await.unwrap().size,
+        0,
+        "no record"
+    );
+}

@@ -225,3 +225,61 @@ async fn the_owner_may_change_history_only_inside_a_maintenance_window() {
     );
     assert!(message.contains("append-only"), "{message}");
 }
+
+/// The one change the prompt-version trigger lets through (migration 0006), for the application
+/// role and the superuser alike, is sealing a plaintext template in place: the template replaced
+/// by a `v1.` value and `"sealed": true` added, nothing else. Any other field changed with it, a
+/// template that is not a ciphertext, and a second seal of a sealed row are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
+async fn only_sealing_a_plaintext_template_in_place_gets_past_the_trigger() {
+    let db = TestDb::new().await;
+    history(&db).await;
+    let seal = |extra: &str, template: &str| {
+        format!(
+            "UPDATE prompt_versions SET body = (body::jsonb || jsonb_build_object('template', \
+             '{template}'::text, 'sealed', true{extra}))::json \
+             WHERE tenant_id = 'acme' AND name = 'p'"
+        )
+    };
+    let mut app = db.app_connection().await;
+    for sql in [
+        seal(", 'author', 'mallory'", "v1.dabc.AAAA"),
+        seal(", 'template_sha256', '00'", "v1.dabc.AAAA"),
+        seal("", "other plain text"),
+        "UPDATE prompt_versions SET body = (body::jsonb || '{\"template\": \"v1.dabc.AAAA\"}')::json \
+         WHERE tenant_id = 'acme'"
+            .to_owned(),
+    ] {
+        let mut tx = as_tenant(&mut app).await;
+        let message = refusal(sqlx::query(&sql).execute(&mut *tx).await);
+        assert!(message.contains("append-only"), "{sql}: {message}");
+        tx.rollback().await.unwrap();
+    }
+    let mut tx = as_tenant(&mut app).await;
+    let done = sqlx::query(&seal("", "v1.dabc.AAAA"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    tx.commit().await.unwrap();
+    let mut admin = db.admin_connection().await;
+    let message = refusal(
+        sqlx::query(&seal("", "v1.dabc.BBBB"))
+            .execute(&mut admin)
+            .await,
+    );
+    assert!(
+        message.contains("append-only"),
+        "a sealed row is final: {message}"
+    );
+    let body: String = sqlx::query("SELECT body::text FROM prompt_versions WHERE name = 'p'")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+        .get(0);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["template"], "v1.dabc.AAAA");
+    assert_eq!(body["sealed"], true);
+    assert_eq!(body["author"], "ada@acme.example", "nothing else changed");
+}

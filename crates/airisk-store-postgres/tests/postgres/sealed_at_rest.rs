@@ -1,11 +1,12 @@
 //! Sealing at rest on PostgreSQL: canary plaintexts written through the Rust API (a sealed prompt
-//! template and sensitive audit metadata) appear in no column of any table, read raw as the
+//! template, sensitive audit metadata and sensitive model metadata) appear in no column of any table, read raw as the
 //! superuser; and the data-key table is behind row-level security like every tenant table.
 
 use std::sync::Arc;
 
 use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
 use airisk_core::governance::audit_record::{AuditEventInput, SensitiveMetadata};
+use airisk_core::governance::model_registry::{ModelRegistry, RegisterModel};
 use airisk_core::governance::prompt_registry::{PromptRegistry, PromptSelector};
 use airisk_core::ledger::{LedgerName, LedgerSigner};
 use airisk_core::ports::{AuditRepository, GovernanceStore, UuidV7Generator};
@@ -80,6 +81,27 @@ async fn canary_plaintexts_are_in_no_table_and_data_keys_are_tenant_isolated() {
         )
         .await
         .unwrap();
+    let models = ModelRegistry::new(gov.clone(), clock.clone(), Arc::new(UuidV7Generator))
+        .with_envelope(env.clone());
+    let mut model_secret = SensitiveMetadata::new();
+    model_secret.insert("data_owner", serde_json::Value::from(CANARY));
+    models
+        .register_model_sensitive(
+            &admin,
+            &CorrelationId::generate(),
+            RegisterModel {
+                name: "credit-scoring".into(),
+                version: "1.0".into(),
+                checksum: "ab".repeat(32),
+                artifact_uri: "s3://models/credit-scoring".into(),
+                metadata: Some(serde_json::json!({"team": "risk-team-5d2"})),
+                justification: "quarterly refresh".into(),
+                ..RegisterModel::default()
+            },
+            &model_secret,
+        )
+        .await
+        .unwrap();
     let signer =
         Arc::new(LedgerSigner::generate(LedgerName::parse("airisk.test/ledger").unwrap()).unwrap());
     let logger = AuditLogger::new(
@@ -116,6 +138,11 @@ async fn canary_plaintexts_are_in_no_table_and_data_keys_are_tenant_isolated() {
         .await
         .unwrap();
     assert_eq!(got.template(), CANARY);
+    let model = models
+        .get_model(&admin, "credit-scoring", "1.0")
+        .await
+        .unwrap();
+    assert_eq!(model.sensitive_metadata(), &model_secret);
 
     // The search works on both kinds of column: unsealed values are found...
     let control = occurrences(&db, "declined-7c1").await;
@@ -128,6 +155,13 @@ async fn canary_plaintexts_are_in_no_table_and_data_keys_are_tenant_isolated() {
     let control = occurrences(&db, "loan/system").await;
     assert!(
         control.iter().any(|(t, _, _)| t == "prompt_versions"),
+        "{control:?}"
+    );
+    let control = occurrences(&db, "risk-team-5d2").await;
+    assert!(
+        control
+            .iter()
+            .any(|(t, c, _)| t == "model_versions" && c == "body"),
         "{control:?}"
     );
     // ...and the canary nowhere.

@@ -1,5 +1,6 @@
 //! `airisk keys`: key generation, in software (printed for the environment) or inside a PKCS#11
-//! token (`hsm-generate`, `hsm-verifier`), and rotating a tenant's data key.
+//! token (`hsm-generate`, `hsm-verifier`), rotating a tenant's data key, and sealing existing
+//! plaintext rows in place (`seal-existing`).
 
 use std::io::Write;
 
@@ -7,6 +8,8 @@ use airisk_core::ports::{Clock, SystemClock};
 use airisk_core::security::encryption::{ENV_VAR, EncryptionKeyId, generate_key_entry};
 use anyhow::Context;
 use clap::{Args, Subcommand};
+
+mod seal_existing;
 
 /// Arguments of `airisk keys`.
 #[derive(Debug, Args)]
@@ -35,10 +38,16 @@ enum KeysCommand {
     /// Print the ledger's verifier key, read from the public key object in the PKCS#11 token.
     HsmVerifier(HsmVerifierArgs),
     /// Rotate a tenant's data key: make a new one (wrapped by the key-encryption key: the PKCS#11
-    /// token's when configured, else the primary key of AIRISK_ENCRYPTION_KEYS) that seals every value from now on, recorded as
-    /// `keys.rotate_data_key` in the tenant's ledger in the same transaction. Values sealed
+    /// token's when configured, else the primary key of AIRISK_ENCRYPTION_KEYS) that seals every
+    /// value from now on, recorded as `keys.rotate_data_key` in the tenant's ledger in the same
+    /// transaction. Values sealed
     /// before keep opening under their own key; nothing is rewritten.
     RotateDataKey(RotateDataKeyArgs),
+    /// Seal, in place, prompt templates stored in plaintext by a version before sealing existed
+    /// (a maintenance operation, docs/OPERATIONS.md): one transaction and one
+    /// `keys.seal_existing` ledger record per row; resumable and idempotent. The key-encryption
+    /// key is the PKCS#11 token's when configured, else AIRISK_ENCRYPTION_KEYS. On SQLite, stop the service first: the file is vacuumed at the end.
+    SealExisting(seal_existing::SealExistingArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +117,7 @@ pub fn run(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::HsmGenerate(args) => hsm_generate(args),
         KeysCommand::HsmVerifier(args) => hsm_verifier(args),
         KeysCommand::RotateDataKey(args) => rotate_data_key(args),
+        KeysCommand::SealExisting(args) => seal_existing::run(args),
     }
 }
 
