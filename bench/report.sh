@@ -3,7 +3,7 @@
 # same run, printed as ONE table (figure, peer, ratio, target, met or not, the load average before
 # each), with the machine and the date.
 #
-#   bash bench/report.sh            # full run: about 10 minutes once built and installed
+#   bash bench/report.sh            # full run: about 5 minutes of measuring once built
 #   bash bench/report.sh --quick    # smoke run, short durations and a 100,000-entry verify: 2-3 min
 #
 # It reuses the existing scripts and only reads their `bench=… key=value …` lines:
