@@ -9,10 +9,12 @@
 #      (durable appends/s: every receipt is on disk; WAL, synchronous=FULL, group commit)
 #   2. ... -- verify --entries N   (raw read + rehash, and the whole AuditLogger::verify)
 #   3. ... -- proof --entries N    (inclusion proof: tree head + stored nodes + assembly)
-#   4. python3 bench/audit_python_peer.py append / verify (WAL, synchronous=FULL, one commit per
-#      append, SHA-256 hash chain)
+#   4. python3 bench/audit_python_peer.py append (1 thread and 64 threads) / verify (WAL,
+#      synchronous=FULL, one commit per append, SHA-256 hash chain)
 # and prints the ratios against the targets: >= 50,000 durable appends/s with 64 callers,
-# verify >= 1,000,000 records/s, inclusion proof <= 1 ms at 1M entries.
+# 1 caller >= 1.5x Python's 1 thread, verify >= 1,500,000 records/s, inclusion proof <= 1 ms at
+# 1M entries. Every result line carries `load=`, the 1-minute load average just before that case;
+# with AUDIT_OUT=FILE the result lines are also appended to FILE (bench/report.sh reads them).
 #
 # Durable appends are bound by the disk's fsync latency, and every figure by the load: check
 # `uptime` first. Databases go to $AIRISK_BENCH_DIR (default: the system temp dir); the 1M-entry
@@ -30,8 +32,15 @@ echo "== bench dir: $AIRISK_BENCH_DIR ($(df -h "$(dirname "$AIRISK_BENCH_DIR")" 
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 
+# Appends ` load=<1-minute load average before the case>` to each result line.
+with_load() {
+    local load
+    load="$(cut -d' ' -f1 /proc/loadavg)"
+    "$@" | grep '^bench=' | sed "s/\$/ load=$load/" | tee -a "$out"
+}
+
 bench() {
-    cargo bench -q -p airisk-store-sqlite --bench audit -- "$@" 2>/dev/null | grep '^bench=' | tee -a "$out"
+    with_load cargo bench -q -p airisk-store-sqlite --bench audit -- "$@" 2>/dev/null
 }
 
 echo "== rust: cargo bench -p airisk-store-sqlite --bench audit"
@@ -41,8 +50,12 @@ bench verify --entries "$entries"
 bench proof --entries "$entries" --samples 2000
 
 echo "== python: python3 bench/audit_python_peer.py"
-python3 bench/audit_python_peer.py append --seconds "$seconds" | tee -a "$out"
-python3 bench/audit_python_peer.py verify --entries "$entries" | tee -a "$out"
+with_load python3 bench/audit_python_peer.py append --seconds "$seconds"
+with_load python3 bench/audit_python_peer.py append --seconds "$seconds" --threads 64
+with_load python3 bench/audit_python_peer.py verify --entries "$entries"
+if [ -n "${AUDIT_OUT:-}" ]; then
+    cat "$out" >>"$AUDIT_OUT"
+fi
 
 echo "== summary"
 python3 - "$out" <<'PY'
@@ -61,7 +74,8 @@ def pick(bench, **match):
 
 rust1 = float(pick("append", callers="1")["appends_per_sec"])
 rust64 = float(pick("append", callers="64")["appends_per_sec"])
-py = float(pick("python_append")["appends_per_sec"])
+py = float(pick("python_append", threads="1")["appends_per_sec"])
+py64 = float(pick("python_append", threads="64")["appends_per_sec"])
 raw = float(pick("verify_raw", prefetch="true")["records_per_sec"])
 full = float(pick("verify_logger")["records_per_sec"])
 py_raw = float(pick("python_verify_raw")["records_per_sec"])
@@ -71,12 +85,13 @@ proof = pick("inclusion_proof")
 def verdict(ok):
     return "meets" if ok else "MISSES"
 
-print(f"durable appends/s, 1 caller:   {rust1:>10,.0f}  ({rust1 / py:.1f}x python's {py:,.0f})")
-print(f"durable appends/s, 64 callers: {rust64:>10,.0f}  ({rust64 / py:.1f}x python; "
-      f"{verdict(rust64 >= 50_000)} the 50,000 target)")
+print(f"durable appends/s, 1 caller:   {rust1:>10,.0f}  ({rust1 / py:.1f}x python's {py:,.0f}; "
+      f"{verdict(rust1 >= 1.5 * py)} the 1.5x target)")
+print(f"durable appends/s, 64 callers: {rust64:>10,.0f}  ({rust64 / py64:.1f}x python's {py64:,.0f} "
+      f"with 64 threads; {verdict(rust64 >= 50_000)} the 50,000 target)")
 print(f"verify, read + rehash:         {raw:>10,.0f}  records/s ({raw / py_raw:.1f}x python's chain check)")
 print(f"verify, AuditLogger::verify:   {full:>10,.0f}  records/s ({full / py_full:.1f}x python's "
-      f"check with JSON decode; {verdict(full >= 1_000_000)} the 1,000,000 target)")
+      f"check with JSON decode; {verdict(full >= 1_500_000)} the 1,500,000 target)")
 print(f"inclusion proof at {proof['entries']} entries: p50 {proof['p50_ms']} ms, "
       f"p99 {proof['p99_ms']} ms ({verdict(float(proof['p99_ms']) <= 1.0)} the 1 ms target at p99)")
 PY

@@ -10,32 +10,39 @@
 #   3. openssl speed -evp aes-256-gcm -bytes 16384     (raw AES-GCM, the ceiling)
 # and prints the ratios against the targets: ≥ 2.5x Python's 256-byte encryptions per second, and
 # ≥ 70% of openssl's AES-256-GCM throughput at 16 KiB. Check `uptime` first: the figures are only
-# worth something on a quiet machine.
+# worth something on a quiet machine. With ENCRYPTION_OUT=FILE, one `bench=… key=value …` line per
+# compared figure is appended to FILE, with `load=` (the 1-minute load average before each part;
+# bench/report.sh reads them).
 set -euo pipefail
 
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 seconds="${SECONDS_PER_CASE:-3}"
 target_dir="${CARGO_TARGET_DIR:-target}"
+load1() { cut -d' ' -f1 /proc/loadavg; }
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load:$(uptime | sed 's/.*load average://')"
 
 echo "== rust (criterion): cargo bench -p airisk-core --bench encryption"
+rust_load=$(load1)
 cargo bench -p airisk-core --bench encryption -- \
     --warm-up-time 1 --measurement-time "$seconds" 'encryption/' 2>&1 \
     | grep -E '^encryption/|time:' | grep -v '%' || true
 
 echo "== python: python3 bench/encryption_python.py --seconds $seconds"
+python_load=$(load1)
 python_out="$(python3 bench/encryption_python.py --seconds "$seconds" --json)"
 echo "$python_out" | sed '$d'
 python_json="$(echo "$python_out" | tail -n 1)"
 
 echo "== openssl: openssl speed -evp aes-256-gcm -bytes 16384 -seconds $seconds"
+openssl_load=$(load1)
 openssl_kbps="$(openssl speed -evp aes-256-gcm -bytes 16384 -seconds "$seconds" 2>/dev/null \
     | awk '/^AES-256-GCM/ { sub(/k$/, "", $2); print $2 }')"
 echo "openssl AES-256-GCM 16384 bytes: ${openssl_kbps}k bytes/s"
 
 echo "== summary"
-TARGET_DIR="$target_dir" PYTHON_JSON="$python_json" OPENSSL_KBPS="$openssl_kbps" python3 - <<'PY'
+TARGET_DIR="$target_dir" PYTHON_JSON="$python_json" OPENSSL_KBPS="$openssl_kbps" \
+OUT="${ENCRYPTION_OUT:-/dev/null}" LOADS="$rust_load $python_load $openssl_load" python3 - <<'PY'
 import json
 import os
 
@@ -77,4 +84,13 @@ for op in ("encrypt", "decrypt"):
     ratio = rust[f"16KiB/{op}"][1] / openssl_mbps
     print(f"16 KiB {op}: rust {rust[f'16KiB/{op}'][1]:,.0f} MB/s = {ratio:.0%} of openssl "
           f"(target >= 70%: {'met' if ratio >= 0.7 else 'MISSED'})")
+
+rust_load, python_load, openssl_load = os.environ["LOADS"].split()
+with open(os.environ["OUT"], "a") as out:
+    print(f"bench=enc_256_encrypt rust_ops_per_s={enc256:.0f} python_ops_per_s={py256:.0f} "
+          f"load={rust_load} peer_load={python_load}", file=out)
+    for op in ("encrypt", "decrypt"):
+        print(f"bench=enc_16k_{op} rust_mb_per_s={rust[f'16KiB/{op}'][1]:.1f} "
+              f"openssl_mb_per_s={openssl_mbps:.1f} load={rust_load} peer_load={openssl_load}",
+              file=out)
 PY

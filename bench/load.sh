@@ -10,9 +10,12 @@
 #    - audit appends: POST /v1/audit/events as analyst, unique resource ids (bench/load_appends.lua).
 #    Reports pairs/s, appends/s, p50/p99 latency (wrk's, per request), the server's RSS (VmRSS
 #    after each run, VmHWM peak), and checks the ledger still verifies.
-# 3. MLflow (PyPI `mlflow`, in a venv under /tmp, SQLite backend): MLFLOW_CLIENTS (8) clients run
+# 3. MLflow (the pinned version scripts/setup-mlflow.sh installs into target/mlflow-venv, or
+#    $MLFLOW_VENV; SQLite backend): MLFLOW_CLIENTS (8) clients run
 #    create-model-version + set-tag("approval"="approved") pairs for DURATION seconds
 #    (bench/mlflow_peer.py), and the ratio of pairs/s is printed. SKIP_MLFLOW=1 skips it.
+# With LOAD_OUT=FILE, one `bench=… key=value …` line per figure is appended to FILE, each with
+# `load=`, the 1-minute load average just before that run (bench/report.sh reads them).
 # The server logs as in production (one JSON line per request, to a file); AIRISK_LOG=warn
 # measures without the request log.
 #
@@ -29,7 +32,8 @@ DURATION=${DURATION:-20}
 STORE=${STORE:-sqlite}
 MLFLOW_CLIENTS=${MLFLOW_CLIENTS:-8}
 SKIP_MLFLOW=${SKIP_MLFLOW:-0}
-MLFLOW_VENV=${MLFLOW_VENV:-/tmp/airisk-bench-mlflow-venv}
+MLFLOW_VENV=${MLFLOW_VENV:-target/mlflow-venv}
+LOAD_OUT=${LOAD_OUT:-/dev/null}
 
 command -v wrk >/dev/null || { echo "error: wrk is needed (Debian: apt-get install -y wrk)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "error: curl is needed" >&2; exit 1; }
@@ -77,13 +81,17 @@ echo "   $AIRISK_URL (pid $server_pid), idle RSS $(kib "$server_pid" VmRSS) KiB"
 echo "== warm-up (3 s, 4 connections)"
 wrk -t2 -c4 -d3s -s bench/load_appends.lua "$AIRISK_URL" >/dev/null
 
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
 echo "== register+approve pairs: $CONNECTIONS connections, ${DURATION}s"
+pairs_load=$(load1)
 pairs_out=$(wrk -t"$CONNECTIONS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s bench/load_pairs.lua "$AIRISK_URL")
 pairs_line=$(grep '^RESULT' <<<"$pairs_out")
 pairs_rss=$(kib "$server_pid" VmRSS)
 echo "   $pairs_line"
 
 echo "== audit appends: $CONNECTIONS connections, ${DURATION}s"
+appends_load=$(load1)
 appends_out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s bench/load_appends.lua "$AIRISK_URL")
 appends_line=$(grep '^RESULT' <<<"$appends_out")
 appends_rss=$(kib "$server_pid" VmRSS)
@@ -110,14 +118,13 @@ appends_per_s=$(awk -v r="$a_req" -v s="$a_sec" 'BEGIN { printf "%.1f", r / s }'
 mlflow_pairs=""
 if [ "$SKIP_MLFLOW" != "1" ]; then
   echo "== MLflow: $MLFLOW_CLIENTS clients, ${DURATION}s, SQLite backend"
-  if [ ! -x "$MLFLOW_VENV/bin/mlflow" ]; then
-    echo "   installing mlflow into $MLFLOW_VENV (once)"
-    python3 -m venv "$MLFLOW_VENV"
-    "$MLFLOW_VENV/bin/pip" install --quiet --disable-pip-version-check mlflow
-  fi
-  echo "   $("$MLFLOW_VENV/bin/python" -c 'import mlflow; print("mlflow", mlflow.__version__)')"
+  AIRISK_MLFLOW_VENV="$MLFLOW_VENV" bash scripts/setup-mlflow.sh
+  mlflow_version=$("$MLFLOW_VENV/bin/python" -c 'import mlflow; print(mlflow.__version__)')
+  echo "   mlflow $mlflow_version"
   port=$(free_port)
-  setsid "$MLFLOW_VENV/bin/mlflow" server --backend-store-uri "sqlite:///$work/mlflow.db" \
+  # `python -m mlflow`, not bin/mlflow: a venv copied with target/ keeps console scripts whose
+  # shebang names the original venv.
+  setsid "$MLFLOW_VENV/bin/python" -m mlflow server --backend-store-uri "sqlite:///$work/mlflow.db" \
     --host 127.0.0.1 --port "$port" >"$work/mlflow.log" 2>&1 &
   mlflow_pgid=$!
   for _ in $(seq 1 600); do
@@ -125,6 +132,7 @@ if [ "$SKIP_MLFLOW" != "1" ]; then
     sleep 0.2
   done
   curl -sf "http://127.0.0.1:$port/health" >/dev/null || { tail -20 "$work/mlflow.log" >&2; echo "error: mlflow did not start" >&2; exit 1; }
+  mlflow_load=$(load1)
   mlflow_line=$("$MLFLOW_VENV/bin/python" bench/mlflow_peer.py "http://127.0.0.1:$port" "$MLFLOW_CLIENTS" "$DURATION" | grep '^RESULT')
   echo "   $mlflow_line"
   mlflow_pairs=$(field pairs_per_s "$mlflow_line")
@@ -146,6 +154,14 @@ printf '%-34s p50 %s ms, p99 %s ms, non-2xx %s\n' "  latency per request" "$(fie
 printf '%-34s %s MiB after pairs, %s MiB after appends, %s MiB peak\n' "server RSS" \
   "$((pairs_rss / 1024))" "$((appends_rss / 1024))" "$((peak_rss / 1024))"
 printf '%-34s %s s\n' "graceful stop (SIGTERM to exit)" "$stop_s"
+{
+  echo "bench=http_pairs store=$STORE connections=$CONNECTIONS pairs_per_s=$pairs_per_s p50_ms=$(field p50_ms "$pairs_line") p99_ms=$(field p99_ms "$pairs_line") non2xx=$(field non2xx "$pairs_line") load=$pairs_load"
+  echo "bench=http_appends store=$STORE connections=$CONNECTIONS appends_per_s=$appends_per_s p50_ms=$(field p50_ms "$appends_line") p99_ms=$(field p99_ms "$appends_line") non2xx=$(field non2xx "$appends_line") load=$appends_load"
+  echo "bench=server_rss after_pairs_mib=$((pairs_rss / 1024)) after_appends_mib=$((appends_rss / 1024)) peak_mib=$((peak_rss / 1024)) load=$appends_load"
+  if [ -n "$mlflow_pairs" ]; then
+    echo "bench=mlflow_pairs version=$mlflow_version clients=$MLFLOW_CLIENTS pairs_per_s=$mlflow_pairs p99_ms=$(field p99_ms "$mlflow_line") load=$mlflow_load"
+  fi
+} >>"$LOAD_OUT"
 if [ -n "$mlflow_pairs" ]; then
   printf '%-34s %s (%s clients)\n' "MLflow pairs/s" "$mlflow_pairs" "$MLFLOW_CLIENTS"
   printf '%-34s %sx\n' "airisk / MLflow" "$(awk -v a="$pairs_per_s" -v m="$mlflow_pairs" 'BEGIN { printf "%.0f", a / m }')"

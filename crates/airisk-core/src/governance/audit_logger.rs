@@ -560,6 +560,14 @@ impl AuditLogger {
     /// problem and names it. One consistent snapshot is checked, so appends and checkpoints
     /// committed while it reads are never mistaken for tampering.
     ///
+    /// Spreads over the cores: the next page is read (on the store's thread) while one is
+    /// checked, and each page is checked in chunks of
+    /// [`VERIFY_CHUNK`](super::audit_verification::VERIFY_CHUNK) entries on as many threads as
+    /// the process may use cores but one (at most eight; on two cores, the calling thread); the
+    /// problem named is still the first an entry-by-entry check would meet. The calling task's
+    /// thread is busy while a page is checked: from an async server, call it where a long
+    /// CPU-bound task is acceptable.
+    ///
     /// `progress(done, total)` is called after each page.
     ///
     /// # Errors

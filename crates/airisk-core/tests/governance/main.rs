@@ -13,4 +13,5 @@ mod model_registry;
 mod prompt_registry;
 mod spans;
 mod support;
+mod verify_chunks;
 mod visible_text;

@@ -224,3 +224,19 @@ fn whole_numbers_beyond_the_safe_range_are_refused_however_written() {
         );
     }
 }
+
+proptest::proptest! {
+    /// Any string, escapes and multi-byte characters mixed at random, is written as serde_json
+    /// writes a string, which escapes exactly what `JSON.stringify` does (`"`, `\`, and the
+    /// controls below U+0020, `\b \f \n \r \t` by name and the rest as lower-case `\u00xx`).
+    #[test]
+    fn any_string_is_written_as_json_stringify_writes_it(
+        text in "(\\PC|[\"\\\\\\x00-\\x1f\\x7f\u{2028}é😀]){0,64}"
+    ) {
+        let expected = serde_json::to_string(&text).unwrap();
+        proptest::prop_assert_eq!(to_canonical_json(&Value::String(text.clone())).unwrap(), expected.clone());
+        // And as an object key.
+        let object = Value::Object([(text, Value::Null)].into_iter().collect());
+        proptest::prop_assert_eq!(to_canonical_json(&object).unwrap(), format!("{{{expected}:null}}"));
+    }
+}
