@@ -17,7 +17,6 @@ use airisk_core::ports::{
     AuditRepository, GovernanceStore, IdGenerator, SystemClock, UuidV7Generator,
 };
 use airisk_core::request::CorrelationId;
-use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
 use airisk_core::security::key_custody::{OpenedValue, open_sealed_metadata};
 use airisk_core::security::tenant_context::TenantId;
 use anyhow::{Context, anyhow, bail};
@@ -223,11 +222,7 @@ enum ProofKind {
 /// # Errors
 /// Bad input, an unreachable store, or (for `verify`) a ledger that is not intact.
 pub fn run(args: AuditArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
+    let runtime = crate::cmd::store_runtime()?;
     runtime.block_on(run_async(args))
 }
 
@@ -488,10 +483,9 @@ async fn export(
 ) -> anyhow::Result<()> {
     let tenant = parse_tenant(&args.tenant)?;
     let envelope = if args.decrypt {
-        Some(Envelope::new(
-            crate::cmd::hsm::key_provider("--decrypt needs the key-encryption key")?,
-            DEFAULT_DEK_CACHE,
-        ))
+        Some(crate::cmd::hsm::envelope(
+            "--decrypt needs the key-encryption key",
+        )?)
     } else {
         None
     };

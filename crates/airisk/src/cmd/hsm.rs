@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use airisk_core::ledger::{LedgerName, LedgerSigner};
 use airisk_core::security::encryption::{EncryptionError, EncryptionKeyId, Encryptor, KEY_LEN};
-use airisk_core::security::envelope::{KeyProvider, KeyringKeyProvider};
+use airisk_core::security::envelope::{Envelope, KeyProvider, KeyringKeyProvider};
 use airisk_core::security::tenant_context::TenantId;
 use airisk_keys_pkcs11::{
     KEK_LABEL_ENV, KeyLabels, LEDGER_KEY_LABEL_ENV, MODULE_ENV, Pkcs11KeyProvider, Pkcs11LedgerKey,
@@ -123,6 +123,19 @@ pub fn key_provider(purpose: &str) -> anyhow::Result<Arc<dyn KeyProvider>> {
     }
     let kek = Encryptor::from_env().with_context(|| purpose.to_owned())?;
     Ok(Arc::new(KeyringKeyProvider::new(Arc::new(kek))))
+}
+
+/// An [`Envelope`] over [`key_provider`]'s key-encryption key, with the default bound on cached
+/// data keys: what an offline command seals and opens with. `purpose` says why the key is
+/// needed, for the error when it is missing.
+///
+/// # Errors
+/// As [`key_provider`].
+pub fn envelope(purpose: &str) -> anyhow::Result<Envelope> {
+    Ok(Envelope::new(
+        key_provider(purpose)?,
+        airisk_core::security::envelope::DEFAULT_DEK_CACHE,
+    ))
 }
 
 /// Moves data keys from the environment keyring into the token, for offline commands only

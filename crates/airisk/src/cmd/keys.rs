@@ -169,21 +169,14 @@ fn hsm_verifier(args: HsmVerifierArgs) -> anyhow::Result<()> {
 }
 
 fn rotate_data_key(args: RotateDataKeyArgs) -> anyhow::Result<()> {
-    use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
     use std::sync::Arc;
     let tenant = airisk_core::security::tenant_context::TenantId::parse(&args.tenant)
         .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
     let actor = airisk_core::security::tenant_context::ActorId::parse(&args.actor)
         .map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
-    let envelope = Envelope::new(
-        crate::cmd::hsm::key_provider("the key-encryption key is needed to wrap the new data key")?,
-        DEFAULT_DEK_CACHE,
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
+    let envelope =
+        crate::cmd::hsm::envelope("the key-encryption key is needed to wrap the new data key")?;
+    let runtime = crate::cmd::store_runtime()?;
     runtime.block_on(async move {
         let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
         let outcome = airisk_core::security::key_custody::rotate_data_key(

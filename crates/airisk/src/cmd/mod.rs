@@ -97,3 +97,17 @@ fn database_url_with_password(m: &ArgMatches) -> Option<(&'static str, String)> 
     }
     None
 }
+
+/// The runtime an offline command (`audit`, `keys`, `tenant`) runs its store work on: two
+/// worker threads, I/O and timers enabled.
+///
+/// # Errors
+/// The OS refusing the threads.
+pub(crate) fn store_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use airisk_core::ports::{SystemClock, UuidV7Generator};
 use airisk_core::request::CorrelationId;
 use airisk_core::security::data_subject::DataSubject;
-use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
 use airisk_core::security::key_custody::{rewrap_tenant_keys, shred_subject, shred_tenant};
 use airisk_core::security::tenant_context::{ActorId, TenantId};
 use anyhow::{Context, anyhow};
@@ -113,11 +112,7 @@ pub fn run(args: TenantArgs) -> anyhow::Result<()> {
         let subject = DataSubject::parse(subject).map_err(|e| anyhow!("--subject: {e}"))?;
         return shred_one_subject(args, tenant, actor, subject);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
+    let runtime = crate::cmd::store_runtime()?;
     runtime.block_on(async move {
         let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
         let outcome = shred_tenant(
@@ -144,17 +139,10 @@ fn shred_one_subject(
     actor: ActorId,
     subject: DataSubject,
 ) -> anyhow::Result<()> {
-    let envelope = Envelope::new(
-        crate::cmd::hsm::key_provider(
-            "a subject's shred needs the key-encryption key (its pseudonym is keyed)",
-        )?,
-        DEFAULT_DEK_CACHE,
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
+    let envelope = crate::cmd::hsm::envelope(
+        "a subject's shred needs the key-encryption key (its pseudonym is keyed)",
+    )?;
+    let runtime = crate::cmd::store_runtime()?;
     runtime.block_on(async move {
         let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
         let outcome = shred_subject(
@@ -194,15 +182,8 @@ fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("--tenant: {e}"))?;
     // The KEK rotated to: the token's current label (AIRISK_PKCS11_KEK_LABEL) when a token is
     // configured, else the keyring's primary key.
-    let envelope = Envelope::new(
-        crate::cmd::hsm::key_provider("the key-encryption keyring is needed")?,
-        DEFAULT_DEK_CACHE,
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
+    let envelope = crate::cmd::hsm::envelope("the key-encryption keyring is needed")?;
+    let runtime = crate::cmd::store_runtime()?;
     runtime.block_on(async move {
         let store = crate::store::open(&args.database_url, Arc::new(SystemClock)).await?;
         let tenants = match only {

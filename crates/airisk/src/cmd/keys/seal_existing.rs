@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use airisk_core::ports::{AuditRepository, Clock, GovernanceStore, SystemClock, UuidV7Generator};
-use airisk_core::security::envelope::{DEFAULT_DEK_CACHE, Envelope};
 use airisk_core::security::seal_existing::SealExisting;
 use airisk_core::security::tenant_context::{ActorId, TenantId};
 use anyhow::{Context, anyhow};
@@ -87,15 +86,8 @@ pub(super) fn run(args: SealExistingArgs) -> anyhow::Result<()> {
         .map(TenantId::parse)
         .transpose()
         .map_err(|e| anyhow!("--tenant: {e}"))?;
-    let envelope = Envelope::new(
-        crate::cmd::hsm::key_provider("seal-existing needs the key-encryption key")?,
-        DEFAULT_DEK_CACHE,
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
+    let envelope = crate::cmd::hsm::envelope("seal-existing needs the key-encryption key")?;
+    let runtime = crate::cmd::store_runtime()?;
     let sqlite_file = runtime.block_on(async move {
         let stores = open(&args.database_url).await?;
         let tenants = match only {
