@@ -39,17 +39,19 @@ ACTIONS = {
     "audit.verify": "view",
     "audit.checkpoint": "create",
     "keys.rotate": "register_model",
+    "keys.rotate_data_key": "register_model",
     "tenant.shred": "shred",
+    "tenant.shred_subject": "shred",
 }
 
-# The 4 x 21 expected answers, spelled out (A = allowed, - = denied), columns in ACTIONS' order.
+# The 4 x 23 expected answers, spelled out (A = allowed, - = denied), columns in ACTIONS' order.
 MATRIX = {
     #              model      prompt  approval audit   keys tenant
-    #              r a j d v  r u m v r a j c v a r e v c r s
-    Role.ADMIN:    "A A A A A A A A A A A A A A A A A A A A A",
-    Role.ANALYST:  "- - - A A A A A A A - - A A A A A A A - -",
-    Role.APPROVER: "- A A - A - - - A - A A - A - A A A - - -",
-    Role.VIEWER:   "- - - - A - - - A - - - - A - A A A - - -",
+    #              r a j d v  r u m v r a j c v a r e v c r d s u
+    Role.ADMIN:    "A A A A A A A A A A A A A A A A A A A A A A A",
+    Role.ANALYST:  "- - - A A A A A A A - - A A A A A A A - - - -",
+    Role.APPROVER: "- A A - A - - - A - A A - A - A A A - - - - -",
+    Role.VIEWER:   "- - - - A - - - A - - - - A - A A A - - - - -",
 }
 
 CASES = [
