@@ -12,10 +12,8 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use airisk_core::ledger::{LedgerVerifier, verify_checkpoint};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -23,6 +21,10 @@ use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use serde_json::{Value, json};
+
+mod support;
+
+use support::Server;
 
 const JWT_SECRET: &str = "hsm-test-secret-0123456789abcdef-0123456789";
 const CANARY: &str = "CANARY-hsm-7f3a: proprietary instructions for customer Joan Doe";
@@ -82,61 +84,10 @@ fn ok(mut cmd: Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("AIRISK_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut t = String::new();
-            let _ = err.read_to_string(&mut t);
-            t
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("airisk serve exited before listening")
-                .unwrap();
-            if let Some(url) = line.strip_prefix("airisk listening on ") {
-                break url.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            base,
-            stderr: Some(stderr),
-        }
-    }
-
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "airisk serve did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stderr.take().unwrap().join().unwrap()
-    }
+/// `cmd` as an `airisk serve` command for [`Server::spawn`], logging at `debug`.
+fn serve(mut cmd: Command) -> Command {
+    cmd.arg("serve").env("AIRISK_LOG", "debug");
+    cmd
 }
 
 /// Destroys the key objects labelled `label` of `class` through a session of this process (the
@@ -229,7 +180,7 @@ fn serve_with_keys_in_softhsm_seals_signs_verifies_and_fails_closed() {
     let analyst = token("acme", "carol", "analyst");
     let globex_admin = token("globex", "gina", "admin");
 
-    let server = Server::spawn(cli());
+    let server = Server::spawn(serve(cli()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -555,7 +506,7 @@ fn rewrap_data_keys_moves_keyring_wrapped_keys_into_the_token() {
     })
     .trim()
     .to_owned();
-    let server = Server::spawn(keyring_only());
+    let server = Server::spawn(serve(keyring_only()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -10,12 +10,14 @@
     clippy::indexing_slicing
 )] // tests: a failed step should stop the test loudly
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
+
+mod support;
+
+use support::Server;
 
 /// Public test key material (never use it for anything).
 const KEK: &str = "kek1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -64,67 +66,10 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A running `airisk serve`; killed on drop if the test did not stop it.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("AIRISK_LOG", "trace")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut t = String::new();
-            let _ = err.read_to_string(&mut t);
-            t
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("airisk serve exited before listening")
-                .unwrap();
-            if let Some(url) = line.strip_prefix("airisk listening on ") {
-                break url.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            base,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// SIGTERM; waits for the exit (bounded) and returns everything it logged.
-    fn stop(mut self) -> String {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "airisk serve did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stderr.take().unwrap().join().unwrap()
-    }
+/// `cmd` as an `airisk serve` command for [`Server::spawn`], logging at `trace`.
+fn serve(mut cmd: Command) -> Command {
+    cmd.arg("serve").env("AIRISK_LOG", "trace");
+    cmd
 }
 
 fn token(db_url: &str, signing_key: &str, sub: &str, role: &str) -> String {
@@ -200,7 +145,7 @@ fn prompt_templates_are_sealed_at_rest_and_shredding_erases_them_while_the_ledge
     let analyst = token(&db_url, &signing_key, "carol", "analyst");
     let viewer = token(&db_url, &signing_key, "bob", "viewer");
 
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -402,7 +347,7 @@ fn prompt_templates_are_sealed_at_rest_and_shredding_erases_them_while_the_ledge
     );
 
     // A restarted service (same keys) reads the template as erased: a state, not an error.
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     let got = read(&server.base);
     assert_eq!(got["erased"], true, "{got}");
     assert_eq!(got["template"], "");
@@ -442,7 +387,7 @@ fn a_kek_rotation_rewraps_data_keys_so_the_old_kek_can_be_dropped() {
         .unwrap();
     let client = reqwest::Client::new();
 
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     let status = rt.block_on(async {
         client
             .post(format!("{}/v1/prompts", server.base))
@@ -472,7 +417,7 @@ fn a_kek_rotation_rewraps_data_keys_so_the_old_kek_can_be_dropped() {
 
     let mut only_new = airisk(&db_url, &signing_key);
     only_new.env("AIRISK_ENCRYPTION_KEYS", KEK2);
-    let server = Server::spawn(only_new);
+    let server = Server::spawn(serve(only_new));
     let got = rt.block_on(async {
         client
             .get(format!("{}/v1/prompts/p", server.base))
@@ -491,7 +436,7 @@ fn a_kek_rotation_rewraps_data_keys_so_the_old_kek_can_be_dropped() {
     // And only the new key is now needed: the old one alone no longer opens anything.
     let mut only_old = airisk(&db_url, &signing_key);
     only_old.env("AIRISK_ENCRYPTION_KEYS", KEK);
-    let server = Server::spawn(only_old);
+    let server = Server::spawn(serve(only_old));
     let status = rt.block_on(async {
         client
             .get(format!("{}/v1/prompts/p", server.base))
@@ -535,7 +480,7 @@ fn the_shred_route_is_admin_only_audited_and_takes_effect_in_the_running_service
         .build()
         .unwrap();
     let client = reqwest::Client::new();
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     let call = |method: reqwest::Method, path: &str, who: &str, body: Option<Value>| {
         rt.block_on(async {
             let mut r = client
@@ -701,7 +646,7 @@ fn a_subject_is_erased_alone_and_its_id_is_stored_nowhere_in_plaintext() {
         }
     };
 
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     append(&server.base, "A-1", Some(SUBJECT_A), CANARY);
     append(&server.base, "B-1", Some(SUBJECT_B), "b-value-open");
     append(&server.base, "T-1", None, "tenant-value-before");
@@ -758,7 +703,7 @@ fn a_subject_is_erased_alone_and_its_id_is_stored_nowhere_in_plaintext() {
         rotated_text.contains("keys.rotate_data_key"),
         "{rotated_text}"
     );
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     append(&server.base, "T-2", None, "tenant-value-after");
     server.stop();
 
@@ -821,7 +766,7 @@ fn a_subject_is_erased_alone_and_its_id_is_stored_nowhere_in_plaintext() {
     );
 
     // Over HTTP: an analyst may not erase subject B (the refusal is recorded); an admin may.
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     let (status, body) = call(
         &server.base,
         "/v1/tenant/shred",
@@ -1065,7 +1010,7 @@ fn a_backup_from_before_a_shred_is_unreadable_once_the_kek_is_rotated() {
     };
 
     // acme's sensitive value and another tenant's sealed template, under KEK 1.
-    let server = Server::spawn(airisk(&db_url(&live), &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url(&live), &signing_key)));
     let status = post(
         &server.base,
         "/v1/audit/events",
@@ -1145,7 +1090,7 @@ fn a_backup_from_before_a_shred_is_unreadable_once_the_kek_is_rotated() {
     );
     let mut only_new = airisk(&db_url(&live), &signing_key);
     only_new.env("AIRISK_ENCRYPTION_KEYS", KEK2);
-    let server = Server::spawn(only_new);
+    let server = Server::spawn(serve(only_new));
     let (status, body) = get_prompt(&server.base, &globex_admin);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("globex template"), "{body}");
@@ -1195,7 +1140,7 @@ fn sensitive_model_metadata_is_sealed_at_rest_and_erased_by_a_shred() {
         })
     };
 
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     let (status, body) = rt.block_on(async {
         let r = client
             .post(format!("{}/v1/models", server.base))
@@ -1275,7 +1220,7 @@ fn sensitive_model_metadata_is_sealed_at_rest_and_erased_by_a_shred() {
     });
     assert!(shred.status.success(), "{}", text(&shred.stderr));
 
-    let server = Server::spawn(airisk(&db_url, &signing_key));
+    let server = Server::spawn(serve(airisk(&db_url, &signing_key)));
     let got = read(&server.base);
     assert_eq!(
         got["erased_metadata"],

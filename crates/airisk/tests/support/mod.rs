@@ -134,6 +134,11 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// SIGTERM, then (within 20 s) everything it wrote on stderr.
+    pub fn stop(self) -> String {
+        self.terminate(Duration::from_secs(20)).1
+    }
+
     /// SIGTERM, then (waiting at most `limit`) the exit status and stderr.
     pub fn terminate(mut self, limit: Duration) -> (ExitStatus, String) {
         let status = Command::new("kill")
