@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Mutation testing with cargo-mutants over the code that carries the guarantees. Too slow for every
-# CI run (see docs/TESTING.md for the measured time); run it before a release or after touching
-# these files. Installs cargo-mutants (crates.io) when missing.
+# Mutation testing with cargo-mutants over the code that carries the guarantees (issue 12): core
+# security/, governance/, ledger/ and ports.rs, and the SQLite and PostgreSQL stores' write paths,
+# governance SQL and migrations. Too slow for every CI run (docs/TESTING.md gives the measured
+# time); run it before a release or after touching these files. Installs cargo-mutants (crates.io)
+# when missing.
 #
-#   bash scripts/mutants.sh                 # every file in scope (slow: hours on 2 cores)
-#   bash scripts/mutants.sh FILE...         # only these files, e.g. crates/airisk-core/src/security/rbac.rs
-#   JOBS=2 bash scripts/mutants.sh ...      # parallel builds (each needs its own copy of target/)
-#   IN_PLACE=1 bash scripts/mutants.sh ...  # mutate this tree (reuses target/; do not edit meanwhile,
-#                                           # and check `git status` if the run is killed)
+#   bash scripts/mutants.sh                      # every group, both passes
+#   bash scripts/mutants.sh ledger security      # only these groups
+#   JOBS=1 bash scripts/mutants.sh ...           # one build at a time (default 2)
+#   PASS=1 bash scripts/mutants.sh ...           # only the fast first pass
+#   IN_PLACE=1 bash scripts/mutants.sh ...       # mutate this tree, one job, reusing target/ (do
+#                                                # not edit meanwhile; `git status` if killed)
 #
-# Each mutant is tested by the core, testkit and SQLite suites (the shared conformance cases live
-# in airisk-testkit and run in the stores' binaries, so a mutation of ports.rs is caught there),
-# plus the PostgreSQL store's when AIRISK_TEST_DATABASE_URL is set.
+# Two passes per group, so that the run fits in an afternoon on two cores:
+#   1. every mutant of the group against the tests nearest to it (the core's ledger mutants against
+#      the core's unit tests and `ledger` suite, a SQLite mutant against the SQLite store's suite);
+#   2. `--iterate`: only the mutants pass 1 missed or timed out, against the core, testkit and
+#      SQLite suites together (plus the PostgreSQL store's when AIRISK_TEST_DATABASE_URL is set).
+# A mutant caught in pass 1 is caught by the whole suite too (pass 1 runs a subset of it), so the
+# score after pass 2 is the whole suite's score. Results: mutants.out/<group>/mutants.out/
+# (caught.txt, missed.txt, unviable.txt, timeout.txt, outcomes.json).
 #
-# PostgreSQL tests run only if AIRISK_TEST_DATABASE_URL is set (then with --ignored included, so
-# the store's PostgreSQL suite counts); results land in mutants.out/ (caught.txt, missed.txt,
-# unviable.txt, timeout.txt, outcomes.json).
+# Tests run under nextest (fail-fast, one process per test) with the `mutants` profile: the
+# dependencies optimised once, the workspace without debug info (Cargo.toml). The PostgreSQL group
+# needs AIRISK_TEST_DATABASE_URL (every one of its tests is a PostgreSQL test); without it the
+# group is reported as not run, never as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,52 +32,72 @@ if ! command -v cargo-mutants >/dev/null 2>&1; then
   echo "==> installing cargo-mutants (crates.io)"
   cargo install cargo-mutants --locked
 fi
-
-# The files whose guarantees the suite must defend (issue 12): core security, governance, ledger,
-# the ports, and the stores' write paths and migrations' Rust side.
-default_files=(
-  crates/airisk-core/src/security/rbac.rs
-  crates/airisk-core/src/security/tenant_context.rs
-  crates/airisk-core/src/security/encryption.rs
-  crates/airisk-core/src/governance/approval_workflow.rs
-  crates/airisk-core/src/governance/audit_logger.rs
-  crates/airisk-core/src/governance/audit_record.rs
-  crates/airisk-core/src/governance/model_registry.rs
-  crates/airisk-core/src/governance/prompt_registry.rs
-  crates/airisk-core/src/ledger/canonical_json.rs
-  crates/airisk-core/src/ledger/checkpoint.rs
-  crates/airisk-core/src/ledger/merkle.rs
-  crates/airisk-core/src/ledger/proof.rs
-  crates/airisk-core/src/ports.rs
-  crates/airisk-store-sqlite/src/writer.rs
-  crates/airisk-store-sqlite/src/governance.rs
-  crates/airisk-store-sqlite/src/connection.rs
-  crates/airisk-store-postgres/src/lib.rs
-)
-files=("$@")
-[ ${#files[@]} -eq 0 ] && files=("${default_files[@]}")
-
-args=()
-for f in "${files[@]}"; do args+=(--file "$f"); done
-
-packages=(--test-package airisk-core --test-package airisk-testkit --test-package airisk-store-sqlite)
-test_args=()
-if [ -n "${AIRISK_TEST_DATABASE_URL:-}" ]; then
-  packages+=(--test-package airisk-store-postgres)
-  test_args=(-- --include-ignored)
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "==> installing cargo-nextest (crates.io)"
+  cargo install cargo-nextest --locked
 fi
-mode=(--copy-target true)
-[ -n "${IN_PLACE:-}" ] && mode=(--in-place)
 
-start=$(date +%s)
-set +e
-cargo mutants --no-shuffle --jobs "${JOBS:-1}" --timeout-multiplier 3 "${mode[@]}" \
-  "${packages[@]}" "${args[@]}" "${test_args[@]}"
-status=$?
-set -e
-echo "==> cargo-mutants finished in $(( $(date +%s) - start )) s (exit $status)"
-for kind in caught missed unviable timeout; do
-  [ -f "mutants.out/$kind.txt" ] && echo "$kind: $(wc -l < "mutants.out/$kind.txt")"
+core=crates/airisk-core/src
+sqlite=crates/airisk-store-sqlite/src
+pg=crates/airisk-store-postgres/src
+
+# group | files (space-separated globs) | pass-1 test packages | pass-1 nextest target filter
+group_table=(
+  "ledger|$core/ledger/*.rs|airisk-core|--lib --test ledger"
+  "security|$core/security/*.rs|airisk-core|--lib --test security"
+  "governance|$core/governance/*.rs|airisk-core|--lib --test governance"
+  "ports|$core/ports.rs|airisk-core airisk-testkit|"
+  "sqlite|$sqlite/write.rs $sqlite/governance.rs $sqlite/connection.rs $sqlite/lib.rs|airisk-store-sqlite|"
+  "postgres|$pg/write.rs $pg/batch.rs $pg/governance.rs $pg/schema.rs $pg/lib.rs|airisk-store-postgres|--run-ignored all"
+)
+
+wanted=("$@")
+pass2_packages=(airisk-core airisk-testkit airisk-store-sqlite)
+pass2_filter=()
+if [ -n "${AIRISK_TEST_DATABASE_URL:-}" ]; then
+  pass2_packages+=(airisk-store-postgres)
+  pass2_filter=(--run-ignored all)
+fi
+
+run_pass() { # out_dir, files, packages, filter, extra cargo-mutants args...
+  local out=$1 files=$2 packages=$3 filter=$4
+  shift 4
+  local args=() f p w
+  for f in $files; do args+=(--file "$f"); done
+  for p in $packages; do args+=(--test-package "$p"); done
+  # The filter goes to the build as well as the test run, so only those test binaries are built.
+  for w in $filter; do args+=("--cargo-arg=$w"); done
+  local mode=(--jobs "${JOBS:-2}")
+  [ -n "${IN_PLACE:-}" ] && mode=(--in-place)
+  cargo mutants --test-tool nextest --profile mutants "${mode[@]}" --timeout-multiplier 3 \
+    --output "$out" "${args[@]}" "$@" && return 0
+  local status=$?
+  # 2: some mutants missed, 3: some timed out; anything else (a failing baseline, a usage error)
+  # means the results cannot be trusted.
+  case $status in 2 | 3) return 0 ;; *) echo "==> cargo-mutants failed (exit $status)" >&2; exit "$status" ;; esac
+}
+
+started=$(date +%s)
+for row in "${group_table[@]}"; do
+  IFS='|' read -r name files packages filter <<<"$row"
+  if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " == *" $name "* ]]; then continue; fi
+  out=mutants.out/$name
+  if [ "$name" = postgres ] && [ -z "${AIRISK_TEST_DATABASE_URL:-}" ]; then
+    echo "==> $name: NOT RUN (AIRISK_TEST_DATABASE_URL is not set)"
+    continue
+  fi
+  mkdir -p "$out"
+  echo "==> $name, pass 1: $packages ${filter:-(all tests)}"
+  t=$(date +%s)
+  run_pass "$out" "$files" "$packages" "$filter"
+  echo "==> $name, pass 1 took $(( $(date +%s) - t )) s"
+  if [ "${PASS:-2}" = 2 ] && [ -s "$out/mutants.out/missed.txt" -o -s "$out/mutants.out/timeout.txt" ]; then
+    echo "==> $name, pass 2 (missed and timed out only): ${pass2_packages[*]}"
+    t=$(date +%s)
+    run_pass "$out" "$files" "${pass2_packages[*]}" "${pass2_filter[*]:-}" --iterate
+    echo "==> $name, pass 2 took $(( $(date +%s) - t )) s"
+  fi
 done
-# exit 2 = some mutants survived (listed in mutants.out/missed.txt): document or kill each.
-exit "$status"
+
+echo "==> cargo-mutants finished in $(( $(date +%s) - started )) s"
+bash "$(dirname "$0")/mutants-summary.sh"
