@@ -199,6 +199,19 @@ fn whole_numbers_beyond_the_safe_range_are_refused_however_written() {
     use airisk_core::ledger::check_safe_integers;
     // Held as integers, or as doubles (`number` parses to f64): the rule is on the value.
     assert!(check_safe_integers(&json!(9_007_199_254_740_993_u64)).is_err());
+    // Negative integers held as i64 (serde_json keeps non-negative ones as u64): both edges.
+    for ok in [-1_i64, -9_007_199_254_740_991] {
+        assert!(check_safe_integers(&json!(ok)).is_ok(), "{ok}");
+    }
+    for bad in [-9_007_199_254_740_992_i64, i64::MIN] {
+        assert!(
+            matches!(
+                check_safe_integers(&json!([bad])),
+                Err(CanonicalJsonError::UnsafeInteger { value }) if value == i128::from(bad)
+            ),
+            "{bad}"
+        );
+    }
     for ok in [
         "9007199254740991",
         "-9007199254740991",

@@ -75,6 +75,16 @@ fn key_id_matches_an_independent_python_computation() {
     let verifier = LedgerVerifier::from_public_key(ledger(), public_key);
     assert_eq!(verifier.to_verifier_key(), PY_VERIFIER_KEY);
     assert_eq!(py_verifier(), verifier);
+    // The parsed key exposes the public key Python derived from the seed.
+    assert_eq!(py_verifier().public_key(), &public_key);
+    assert_eq!(
+        py_verifier()
+            .public_key()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+        PY_PUBLIC_KEY_HEX
+    );
 }
 
 #[test]
@@ -432,6 +442,7 @@ fn external(impostor: bool, down: bool) -> LedgerSigner {
 fn an_external_key_signs_the_same_note_as_the_python_vector() {
     let signer = external(false, false);
     assert!(signer.is_external());
+    assert!(!LedgerSigner::from_signing_key(PY_SIGNING_KEY).unwrap().is_external());
     assert_eq!(signer.key_id().to_string(), PY_KEY_ID);
     assert_eq!(signer.verifier().to_string(), PY_VERIFIER_KEY);
     assert_eq!(signer.readiness(), Ok(()));

@@ -42,3 +42,12 @@ proptest! {
         prop_assert_ne!(pa, other);
     }
 }
+
+#[test]
+fn a_pseudonym_prints_and_converts_to_its_64_hex_digits() {
+    let hex = "0123456789abcdef".repeat(4);
+    let pseudonym = SubjectPseudonym::parse(&hex).unwrap();
+    assert_eq!(pseudonym.to_string(), hex);
+    assert_eq!(String::from(pseudonym.clone()), hex);
+    assert_eq!(SubjectPseudonym::try_from(hex.clone()).unwrap(), pseudonym);
+}

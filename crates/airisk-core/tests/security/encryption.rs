@@ -684,3 +684,96 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn a_row_or_subject_of_up_to_1024_bytes_is_bound_and_one_byte_more_is_refused() {
+    // The documented limit (ENCRYPTION.md: a row identity is at most 1024 bytes), written out.
+    let e = encryptor(&entry("k1", 1));
+    for len in [0, 1, 1023, 1024] {
+        let row = "r".repeat(len);
+        let with_row = ctx("acme", "prompt.body").with_row(row.clone()).unwrap();
+        let sealed = e.encrypt_with_context("x", &with_row).unwrap();
+        assert_eq!(e.decrypt_with_context(&sealed, &with_row).unwrap(), "x", "row of {len}");
+        let with_subject = ctx("acme", "prompt.body").with_subject(row).unwrap();
+        let sealed = e.encrypt_with_context("x", &with_subject).unwrap();
+        assert_eq!(e.decrypt_with_context(&sealed, &with_subject).unwrap(), "x", "subject of {len}");
+    }
+    for len in [1025, 4096] {
+        assert_eq!(
+            ctx("acme", "prompt.body").with_row("r".repeat(len)).err(),
+            Some(EncryptionError::RowTooLong { len }),
+        );
+        assert_eq!(
+            ctx("acme", "prompt.body").with_subject("s".repeat(len)).err(),
+            Some(EncryptionError::RowTooLong { len }),
+        );
+    }
+}
+
+#[test]
+fn a_keyring_prints_its_primary_then_its_decrypt_only_ids_in_order() {
+    let one = Keyring::parse(&entry("k1", 1)).unwrap();
+    assert_eq!(one.to_string(), "keyring of 1 key(s), primary k1");
+    let three = Keyring::parse(&format!(
+        "{},{},{}",
+        entry("k3", 3),
+        entry("k2", 2),
+        entry("k1", 1)
+    ))
+    .unwrap();
+    assert_eq!(
+        three.to_string(),
+        "keyring of 3 key(s), primary k3, decrypt-only k2, k1"
+    );
+}
+
+#[test]
+fn raw_keys_make_a_keyring_whose_first_is_primary_and_a_repeated_id_is_refused() {
+    let kid = |s: &str| EncryptionKeyId::parse(s).unwrap();
+    let (a, b) = (key(1), key(2));
+    let keyring = Keyring::from_raw_keys(&[(kid("dek-2"), &b), (kid("dek-1"), &a)]).unwrap();
+    assert_eq!(
+        keyring.to_string(),
+        "keyring of 2 key(s), primary dek-2, decrypt-only dek-1"
+    );
+    // What the raw keys seal, a keyring parsed from the same keys in text opens.
+    let sealed = Encryptor::new(keyring).encrypt("x").unwrap();
+    let parsed = encryptor(&format!("{},{}", entry("dek-2", 2), entry("dek-1", 1)));
+    assert_eq!(parsed.decrypt(&sealed).unwrap(), "x");
+
+    let err = Keyring::from_raw_keys(&[
+        (kid("dek-1"), &a),
+        (kid("dek-2"), &b),
+        (kid("dek-1"), &b),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err,
+        EncryptionError::KeyInvalid {
+            position: 3,
+            kid: Some(kid("dek-1")),
+            problem: KeyProblem::DuplicateKeyId { first: 1 },
+        }
+    );
+    assert!(matches!(
+        Keyring::from_raw_keys(&[]),
+        Err(EncryptionError::KeyMissing)
+    ));
+}
+
+#[test]
+fn a_payload_shorter_than_nonce_and_tag_is_too_short_whatever_its_characters() {
+    // 16 characters of nonce, then fewer than the 22 a 16-byte tag needs: the length is judged
+    // before the characters, so junk and valid base64 give the same reason.
+    let enc = encryptor(&entry("k1", 1));
+    for tail in [String::new(), "!!".into(), "A".repeat(21), "!".repeat(21)] {
+        let input = format!("v1.k1.{}{tail}", "A".repeat(16));
+        assert_eq!(
+            enc.decrypt(&input),
+            Err(EncryptionError::MalformedCiphertext {
+                reason: "payload is too short"
+            }),
+            "{input}"
+        );
+    }
+}
