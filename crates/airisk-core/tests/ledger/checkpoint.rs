@@ -1,7 +1,8 @@
 //! Signed checkpoints: C2SP tlog-checkpoint bodies in Ed25519 signed notes.
 
 use airisk_core::ledger::{
-    Checkpoint, CheckpointError, Hash, LedgerName, LedgerSigner, LedgerVerifier, MAX_SIGNATURES,
+    Checkpoint, CheckpointError, Hash, LedgerName, LedgerSigner, LedgerVerifier, MAX_NOTE_LEN,
+    MAX_SIGNATURES,
     NoteKeyId, Origin, SIGNING_KEY_ENV, SignedCheckpoint, generate_key_pair, verify_checkpoint,
 };
 use airisk_core::security::tenant_context::TenantId;
@@ -468,4 +469,27 @@ fn an_external_key_that_fails_or_signs_with_another_key_writes_no_note() {
         acme_checkpoint().sign(&lying),
         Err(CheckpointError::SigningUnavailable { .. })
     ));
+}
+
+#[test]
+fn a_note_over_one_mebibyte_is_refused_for_its_length_alone() {
+    let verifier = py_verifier();
+    let error = |note: &str| SignedCheckpoint::open(note, &verifier).unwrap_err();
+    // At the limit the length passes; what fails is the missing blank line.
+    let at_limit = format!("{}\n", "a".repeat(MAX_NOTE_LEN - 1));
+    assert_eq!(at_limit.len(), 1 << 20);
+    assert_eq!(
+        error(&at_limit),
+        CheckpointError::MalformedNote {
+            reason: "no blank line separates the text from the signatures"
+        }
+    );
+    for over in [MAX_NOTE_LEN, 2 * MAX_NOTE_LEN] {
+        assert_eq!(
+            error(&format!("{}\n", "a".repeat(over))),
+            CheckpointError::MalformedNote {
+                reason: "the note is too long"
+            }
+        );
+    }
 }

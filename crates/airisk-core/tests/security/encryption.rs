@@ -777,3 +777,26 @@ fn a_payload_shorter_than_nonce_and_tag_is_too_short_whatever_its_characters() {
         );
     }
 }
+
+#[test]
+fn a_text_that_is_not_v1_is_told_apart_from_another_version() {
+    let enc = encryptor(&entry("k1", 1));
+    let reason = |input: &str| match enc.decrypt(input) {
+        Err(EncryptionError::MalformedCiphertext { reason }) => reason,
+        other => panic!("{input:?} gave {other:?}"),
+    };
+    for other_version in ["v2.k1.AAAA", "v0.k1", "vx."] {
+        assert_eq!(
+            reason(other_version),
+            "unsupported format version (expected v1)",
+            "{other_version}"
+        );
+    }
+    for not_a_ciphertext in ["version", "x.y", "plain text.", "V1.k1.AAAA"] {
+        assert_eq!(
+            reason(not_a_ciphertext),
+            "does not start with 'v1.'",
+            "{not_a_ciphertext}"
+        );
+    }
+}

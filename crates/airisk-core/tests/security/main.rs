@@ -8,5 +8,6 @@
 
 mod data_subject;
 mod encryption;
+mod envelope;
 mod rbac;
 mod tenant_context;
