@@ -2,8 +2,8 @@
 
 use airisk_core::ledger::{
     Checkpoint, CheckpointError, Hash, LedgerName, LedgerSigner, LedgerVerifier, MAX_NOTE_LEN,
-    MAX_SIGNATURES,
-    NoteKeyId, Origin, SIGNING_KEY_ENV, SignedCheckpoint, generate_key_pair, verify_checkpoint,
+    MAX_SIGNATURES, NoteKeyId, Origin, SIGNING_KEY_ENV, SignedCheckpoint, generate_key_pair,
+    verify_checkpoint,
 };
 use airisk_core::security::tenant_context::TenantId;
 use base64::Engine as _;
@@ -443,7 +443,11 @@ fn external(impostor: bool, down: bool) -> LedgerSigner {
 fn an_external_key_signs_the_same_note_as_the_python_vector() {
     let signer = external(false, false);
     assert!(signer.is_external());
-    assert!(!LedgerSigner::from_signing_key(PY_SIGNING_KEY).unwrap().is_external());
+    assert!(
+        !LedgerSigner::from_signing_key(PY_SIGNING_KEY)
+            .unwrap()
+            .is_external()
+    );
     assert_eq!(signer.key_id().to_string(), PY_KEY_ID);
     assert_eq!(signer.verifier().to_string(), PY_VERIFIER_KEY);
     assert_eq!(signer.readiness(), Ok(()));

@@ -693,10 +693,18 @@ fn a_row_or_subject_of_up_to_1024_bytes_is_bound_and_one_byte_more_is_refused() 
         let row = "r".repeat(len);
         let with_row = ctx("acme", "prompt.body").with_row(row.clone()).unwrap();
         let sealed = e.encrypt_with_context("x", &with_row).unwrap();
-        assert_eq!(e.decrypt_with_context(&sealed, &with_row).unwrap(), "x", "row of {len}");
+        assert_eq!(
+            e.decrypt_with_context(&sealed, &with_row).unwrap(),
+            "x",
+            "row of {len}"
+        );
         let with_subject = ctx("acme", "prompt.body").with_subject(row).unwrap();
         let sealed = e.encrypt_with_context("x", &with_subject).unwrap();
-        assert_eq!(e.decrypt_with_context(&sealed, &with_subject).unwrap(), "x", "subject of {len}");
+        assert_eq!(
+            e.decrypt_with_context(&sealed, &with_subject).unwrap(),
+            "x",
+            "subject of {len}"
+        );
     }
     for len in [1025, 4096] {
         assert_eq!(
@@ -704,7 +712,9 @@ fn a_row_or_subject_of_up_to_1024_bytes_is_bound_and_one_byte_more_is_refused() 
             Some(EncryptionError::RowTooLong { len }),
         );
         assert_eq!(
-            ctx("acme", "prompt.body").with_subject("s".repeat(len)).err(),
+            ctx("acme", "prompt.body")
+                .with_subject("s".repeat(len))
+                .err(),
             Some(EncryptionError::RowTooLong { len }),
         );
     }
@@ -741,12 +751,8 @@ fn raw_keys_make_a_keyring_whose_first_is_primary_and_a_repeated_id_is_refused()
     let parsed = encryptor(&format!("{},{}", entry("dek-2", 2), entry("dek-1", 1)));
     assert_eq!(parsed.decrypt(&sealed).unwrap(), "x");
 
-    let err = Keyring::from_raw_keys(&[
-        (kid("dek-1"), &a),
-        (kid("dek-2"), &b),
-        (kid("dek-1"), &b),
-    ])
-    .unwrap_err();
+    let err = Keyring::from_raw_keys(&[(kid("dek-1"), &a), (kid("dek-2"), &b), (kid("dek-1"), &b)])
+        .unwrap_err();
     assert_eq!(
         err,
         EncryptionError::KeyInvalid {
