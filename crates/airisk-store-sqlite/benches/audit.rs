@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p airisk-store-sqlite --bench audit -- append --callers 64 --seconds 10
+//! cargo bench -p airisk-store-sqlite --bench audit -- append --callers 1 --in-flight 16
 //! cargo bench -p airisk-store-sqlite --bench audit -- verify --entries 1000000
 //! cargo bench -p airisk-store-sqlite --bench audit -- proof --entries 1000000 --samples 2000
 //! cargo bench -p airisk-store-sqlite --bench audit -- rss --records 10000000
@@ -24,6 +25,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 
 use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
 use airisk_core::governance::audit_record::{AuditEvent, Outcome};
@@ -107,21 +111,33 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// `callers` tasks each appending `batch` events per call until `stop` (or `limit` records).
-/// Returns each call's latency if `timed` (the rss mode keeps none, so that only the store's memory
-/// is measured).
+/// The shape of an append load.
+#[derive(Clone, Copy)]
+struct Load {
+    /// Concurrent callers (tasks).
+    callers: u64,
+    /// Events per `append` call.
+    batch: u64,
+    /// Calls each caller keeps outstanding: 1 waits for each receipt before the next call; more
+    /// pipelines one caller's calls (each still gets its own durable receipt, in call order).
+    in_flight: u64,
+    /// Stop at the first call past this many records.
+    limit: u64,
+}
+
+/// `load.callers` tasks each appending `load.batch` events per call, with up to `load.in_flight`
+/// calls outstanding per caller, until `stop` (or `load.limit` records). Returns each call's
+/// latency if `timed` (the rss mode keeps none, so that only the store's memory is measured).
 async fn run_appenders(
     store: Arc<SqliteStore>,
-    callers: u64,
-    batch: u64,
-    limit: u64,
+    load: Load,
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
     timed: bool,
 ) -> Vec<Duration> {
     let tenant = TenantId::parse("acme").unwrap();
     let mut tasks = Vec::new();
-    for caller in 0..callers {
+    for caller in 0..load.callers {
         let store = Arc::clone(&store);
         let stop = Arc::clone(&stop);
         let done = Arc::clone(&done);
@@ -129,15 +145,33 @@ async fn run_appenders(
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut n = caller << 32;
-            while !stop.load(Ordering::Relaxed) && done.load(Ordering::Relaxed) < limit {
-                let events: Vec<_> = (0..batch).map(|i| event(&tenant, n + i)).collect();
-                n += batch;
-                let started = Instant::now();
-                store.append(events).await.unwrap();
-                if timed {
-                    latencies.push(started.elapsed());
+            let mut outstanding = FuturesOrdered::new();
+            // Pipelined calls from one caller land in call order: the bench stops if not.
+            let mut last_seq = None;
+            loop {
+                let more =
+                    !stop.load(Ordering::Relaxed) && done.load(Ordering::Relaxed) < load.limit;
+                if more && (outstanding.len() as u64) < load.in_flight.max(1) {
+                    let events: Vec<_> = (0..load.batch).map(|i| event(&tenant, n + i)).collect();
+                    n += load.batch;
+                    let store = &store;
+                    outstanding.push_back(async move {
+                        let started = Instant::now();
+                        let receipts = store.append(events).await.unwrap();
+                        (receipts, started.elapsed())
+                    });
+                    continue;
                 }
-                done.fetch_add(batch, Ordering::Relaxed);
+                let Some((receipts, latency)) = outstanding.next().await else {
+                    break;
+                };
+                if timed {
+                    latencies.push(latency);
+                }
+                let first = receipts.first().map(|r| r.seq);
+                assert!(last_seq < first, "a pipelined call overtook an earlier one");
+                last_seq = receipts.last().map(|r| r.seq);
+                done.fetch_add(receipts.len() as u64, Ordering::Relaxed);
             }
             latencies
         }));
@@ -158,9 +192,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn append(args: &Args) {
-    let callers = args.get("--callers", 64);
+    let load = Load {
+        callers: args.get("--callers", 64),
+        batch: args.get("--batch", 1),
+        in_flight: args.get("--in-flight", 1),
+        limit: u64::MAX,
+    };
     let seconds = args.get("--seconds", 10);
-    let batch = args.get("--batch", 1);
     let path = fresh_db("append");
     let store = Arc::new(open(&path));
     let stop = Arc::new(AtomicBool::new(false));
@@ -168,9 +206,7 @@ async fn append(args: &Args) {
     let started = Instant::now();
     let runner = tokio::spawn(run_appenders(
         Arc::clone(&store),
-        callers,
-        batch,
-        u64::MAX,
+        load,
         Arc::clone(&stop),
         Arc::clone(&done),
         true,
@@ -182,8 +218,11 @@ async fn append(args: &Args) {
     let records = done.load(Ordering::Relaxed);
     latencies.sort_unstable();
     println!(
-        "bench=append callers={callers} events_per_call={batch} records={records} seconds={elapsed:.2} \
+        "bench=append callers={} events_per_call={} in_flight={} records={records} seconds={elapsed:.2} \
          appends_per_sec={:.0} latency_p50_ms={:.2} latency_p99_ms={:.2}",
+        load.callers,
+        load.batch,
+        load.in_flight,
         records as f64 / elapsed,
         percentile(&latencies, 0.50).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
@@ -212,11 +251,15 @@ async fn ledger(entries: u64) -> PathBuf {
     eprintln!("building a {entries}-entry ledger at {} …", path.display());
     let started = Instant::now();
     let store = Arc::new(open(&path));
+    let load = Load {
+        callers: 8,
+        batch: 512,
+        in_flight: 1,
+        limit: entries,
+    };
     run_appenders(
         Arc::clone(&store),
-        8,
-        512,
-        entries,
+        load,
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicU64::new(0)),
         false,
@@ -357,8 +400,12 @@ async fn proof(args: &Args) {
 
 async fn rss(args: &Args) {
     let records = args.get("--records", 10_000_000);
-    let callers = args.get("--callers", 64);
-    let batch = args.get("--batch", 16);
+    let load = Load {
+        callers: args.get("--callers", 64),
+        batch: args.get("--batch", 16),
+        in_flight: 1,
+        limit: records,
+    };
     let every = args.get("--every", 1_000_000);
     let path = fresh_db("rss");
     let store = Arc::new(open(&path));
@@ -367,9 +414,7 @@ async fn rss(args: &Args) {
     println!("bench=rss records=0 rss_kib={}", rss_kib());
     let runner = tokio::spawn(run_appenders(
         Arc::clone(&store),
-        callers,
-        batch,
-        records,
+        load,
         Arc::new(AtomicBool::new(false)),
         Arc::clone(&done),
         false,
