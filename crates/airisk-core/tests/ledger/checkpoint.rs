@@ -330,6 +330,10 @@ fn malformed_notes_are_rejected() {
             "{what}: {err:?}"
         );
     }
+    // Exactly MAX_SIGNATURES lines is allowed; one more is not.
+    let at_limit = format!("{PY_NOTE}{}", sig.repeat(MAX_SIGNATURES - 1));
+    assert_eq!(at_limit.matches('\u{2014}').count(), MAX_SIGNATURES);
+    assert!(verify_checkpoint(&at_limit, &v).is_ok());
     let many = format!("{PY_NOTE}{}", sig.repeat(MAX_SIGNATURES));
     assert_eq!(
         malformed(&many),

@@ -48,3 +48,39 @@ fn a_key_is_live_until_its_wrapped_bytes_are_shredded() {
     key.wrapped = None;
     assert!(!key.is_live());
 }
+
+#[test]
+fn a_rewrap_moves_a_data_key_under_the_new_kek_and_keeps_its_bindings() {
+    use airisk_core::security::encryption::Encryptor;
+    use airisk_core::security::envelope::{KeyProvider, KeyringKeyProvider};
+    use std::sync::Arc;
+
+    let kek =
+        |ring: &str| KeyringKeyProvider::new(Arc::new(Encryptor::from_env_value(ring).unwrap()));
+    let b64 = |seed: u8| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode([seed; 32])
+    };
+    let (old, both, new_only) = (
+        kek(&format!("kek1:{}", b64(1))),
+        kek(&format!("kek2:{},kek1:{}", b64(2), b64(1))),
+        kek(&format!("kek2:{}", b64(2))),
+    );
+    let acme = TenantId::parse("acme").unwrap();
+    let dek_id = kid("d0123456789abcdef0123456789abcd");
+    let dek = [42u8; 32];
+
+    let wrapped = old.wrap(&acme, &dek_id, &dek).unwrap();
+    assert!(wrapped.starts_with("v1.kek1."), "{wrapped}");
+    let rewrapped = both.rewrap(&acme, &dek_id, &wrapped).unwrap();
+    assert!(rewrapped.starts_with("v1.kek2."), "{rewrapped}");
+    // The old KEK can go: the new one alone opens the rewrapped key, to the same bytes.
+    assert_eq!(*new_only.unwrap(&acme, &dek_id, &rewrapped).unwrap(), dek);
+    assert!(new_only.unwrap(&acme, &dek_id, &wrapped).is_err());
+    // Still bound to its tenant and id.
+    let globex = TenantId::parse("globex").unwrap();
+    assert!(new_only.unwrap(&globex, &dek_id, &rewrapped).is_err());
+    assert!(both.rewrap(&globex, &dek_id, &wrapped).is_err());
+    let other_id = kid("d9999999999999999999999999999a");
+    assert!(new_only.unwrap(&acme, &other_id, &rewrapped).is_err());
+}
