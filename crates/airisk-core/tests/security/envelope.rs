@@ -84,3 +84,12 @@ fn a_rewrap_moves_a_data_key_under_the_new_kek_and_keeps_its_bindings() {
     let other_id = kid("d9999999999999999999999999999a");
     assert!(new_only.unwrap(&acme, &other_id, &rewrapped).is_err());
 }
+
+#[test]
+fn an_opened_value_debug_prints_its_kind_but_never_the_plaintext() {
+    use airisk_core::security::envelope::Opened;
+    let plain = Opened::Plain("IBAN DE89 3704 0044 0532 0130 00".into());
+    assert_eq!(format!("{plain:?}"), "Plain(<redacted>)");
+    assert_eq!(format!("{plain:#?}"), "Plain(<redacted>)");
+    assert_eq!(format!("{:?}", Opened::Erased), "Erased");
+}
