@@ -377,6 +377,44 @@ mod sealing {
     }
 
     #[test]
+    fn the_cache_serves_a_key_only_for_the_same_tenant_id_and_wrapped_text() {
+        let kek = provider(&[("kek1", 1)]);
+        let env = Envelope::new(Arc::clone(&kek), 16);
+        let acme_key = key(&env, DataKeyKind::Tenant, "acme", None, 0);
+        let (acme_value, _) = env
+            .seal(std::slice::from_ref(&acme_key), &ctx("acme"), "a", at(1))
+            .unwrap();
+        let acme_keys = [acme_key.clone()];
+        env.open(&acme_keys, &ctx("acme"), &acme_value).unwrap();
+        env.open(&acme_keys, &ctx("acme"), &acme_value).unwrap();
+        // A hit is served from the cache, not unwrapped and cached again.
+        assert_eq!(env.cached_keys(), 1);
+
+        // Another DEK wrapped under the same id, for globex and for acme itself (a replaced row):
+        // neither may be served acme's cached key.
+        for name in ["globex", "acme"] {
+            let dek = [7u8; 32];
+            let row = WrappedDataKey {
+                tenant_id: tenant(name),
+                wrapped: Some(kek.wrap(&tenant(name), &acme_key.kid, &dek).unwrap()),
+                ..acme_key.clone()
+            };
+            let (sealed, _) = env
+                .seal(std::slice::from_ref(&row), &ctx(name), "b", at(2))
+                .unwrap();
+            // A fresh envelope, with nothing cached, opens it with the row's own DEK.
+            let fresh = Envelope::new(Arc::clone(&kek), 16);
+            assert_eq!(
+                fresh
+                    .open(std::slice::from_ref(&row), &ctx(name), &sealed)
+                    .unwrap(),
+                Opened::Plain("b".into()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn rewrap_keys_moves_every_live_key_under_the_new_kek() {
         let old = envelope();
         let live = [
