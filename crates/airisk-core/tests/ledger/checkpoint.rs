@@ -501,3 +501,21 @@ fn a_note_over_one_mebibyte_is_refused_for_its_length_alone() {
         );
     }
 }
+
+#[test]
+fn a_signature_line_holding_only_a_key_id_is_malformed() {
+    let v = py_verifier();
+    let (body, _) = PY_NOTE.rsplit_once("\n\n").unwrap();
+    for id in [v.key_id().to_bytes(), [0xde, 0xad, 0xbe, 0xef]] {
+        let note = format!(
+            "{body}\n\n\u{2014} airisk.example/ledger {}\n",
+            BASE64.encode(id)
+        );
+        assert_eq!(
+            verify_checkpoint(&note, &v).unwrap_err(),
+            CheckpointError::MalformedNote {
+                reason: "a signature must hold a key id and at least one byte"
+            }
+        );
+    }
+}

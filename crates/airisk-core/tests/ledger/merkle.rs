@@ -182,3 +182,18 @@ fn a_full_tree_refuses_more_leaves() {
     let mut full = full;
     assert_eq!(full.append(Hash::EMPTY_ROOT), Err(MerkleError::TreeFull));
 }
+
+#[test]
+fn a_hash_converts_to_and_from_its_32_bytes_every_way() {
+    let bytes: [u8; 32] = std::array::from_fn(|i| u8::try_from(i * 7 + 1).unwrap());
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = Hash::from(bytes);
+    assert_eq!(hash.to_bytes(), bytes);
+    assert_eq!(<[u8; 32]>::from(hash), bytes);
+    assert_eq!(Hash::try_from(&bytes[..]).unwrap(), hash);
+    assert_eq!(hash.to_hex(), hex);
+    assert_eq!(Hash::from_hex(&hex.to_uppercase()).unwrap(), hash);
+    for short_or_long in [&bytes[..31], &[bytes.as_slice(), &[0]].concat()[..]] {
+        assert!(Hash::try_from(short_or_long).is_err());
+    }
+}
