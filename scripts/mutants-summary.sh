@@ -4,8 +4,9 @@
 #
 #   bash scripts/mutants-summary.sh [mutants.out]
 #
-# After pass 2 (`--iterate`) a group's mutants.out/ holds that pass and mutants.out.old/ the first
-# pass; a mutant caught or unviable in either counts once, missed and timed-out are pass 2's.
+# After a pass with `--iterate` a group's mutants.out/ holds that pass and mutants.out.old/ (and
+# any other mutants.out.* kept) the earlier ones; a mutant caught or unviable in any counts once,
+# missed and timed-out are the last pass's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-mutants.out}
@@ -20,9 +21,8 @@ printf '%-11s %7s %7s %7s %8s %7s\n' group caught missed timeout unviable score
 for dir in "$root"/*/mutants.out; do
   [ -d "$dir" ] || continue
   name=$(basename "$(dirname "$dir")")
-  old=$dir.old
-  caught=$(lines "$dir/caught.txt" "$dir/previously_caught.txt" "$old/caught.txt" "$old/previously_caught.txt" | wc -l)
-  unviable=$(lines "$dir/unviable.txt" "$old/unviable.txt" | wc -l)
+  caught=$(lines "$dir"*/caught.txt "$dir"*/previously_caught.txt | wc -l)
+  unviable=$(lines "$dir"*/unviable.txt | wc -l)
   missed=$(lines "$dir/missed.txt" | wc -l)
   timeout=$(lines "$dir/timeout.txt" | wc -l)
   viable=$((caught + missed + timeout))

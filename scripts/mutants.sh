@@ -8,7 +8,8 @@
 #   bash scripts/mutants.sh                      # every group, both passes
 #   bash scripts/mutants.sh ledger security      # only these groups
 #   JOBS=1 bash scripts/mutants.sh ...           # one build at a time (default 2)
-#   PASS=1 bash scripts/mutants.sh ...           # only the fast first pass
+#   PASSES=1 bash scripts/mutants.sh ...         # only the fast first pass
+#   PASSES=2 bash scripts/mutants.sh ...         # only the second, over a kept first pass's results
 #   IN_PLACE=1 bash scripts/mutants.sh ...       # mutate this tree, one job, reusing target/ (do
 #                                                # not edit meanwhile; `git status` if killed)
 #
@@ -52,6 +53,7 @@ group_table=(
 )
 
 wanted=("$@")
+passes=" ${PASSES:-1 2} "
 pass2_packages=(airisk-core airisk-testkit airisk-store-sqlite)
 pass2_filter=()
 if [ -n "${AIRISK_TEST_DATABASE_URL:-}" ]; then
@@ -87,11 +89,13 @@ for row in "${group_table[@]}"; do
     continue
   fi
   mkdir -p "$out"
-  echo "==> $name, pass 1: $packages ${filter:-(all tests)}"
-  t=$(date +%s)
-  run_pass "$out" "$files" "$packages" "$filter"
-  echo "==> $name, pass 1 took $(( $(date +%s) - t )) s"
-  if [ "${PASS:-2}" = 2 ] && [ -s "$out/mutants.out/missed.txt" -o -s "$out/mutants.out/timeout.txt" ]; then
+  if [[ " $passes " == *" 1 "* ]]; then
+    echo "==> $name, pass 1: $packages ${filter:-(all tests)}"
+    t=$(date +%s)
+    run_pass "$out" "$files" "$packages" "$filter"
+    echo "==> $name, pass 1 took $(( $(date +%s) - t )) s"
+  fi
+  if [[ " $passes " == *" 2 "* ]] && [ -s "$out/mutants.out/missed.txt" -o -s "$out/mutants.out/timeout.txt" ]; then
     echo "==> $name, pass 2 (missed and timed out only): ${pass2_packages[*]}"
     t=$(date +%s)
     run_pass "$out" "$files" "${pass2_packages[*]}" "${pass2_filter[*]:-}" --iterate
