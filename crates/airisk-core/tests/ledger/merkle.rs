@@ -197,3 +197,20 @@ fn a_hash_converts_to_and_from_its_32_bytes_every_way() {
         assert!(Hash::try_from(short_or_long).is_err());
     }
 }
+
+#[test]
+fn a_node_knows_its_sibling_from_either_side_and_prints_as_level_and_index() {
+    for (node, sibling) in [
+        ((0, 4), (0, 5)),
+        ((0, 5), (0, 4)),
+        ((3, 0), (3, 1)),
+        ((3, 7), (3, 6)),
+    ] {
+        assert_eq!(
+            NodeId::new(node.0, node.1).sibling(),
+            NodeId::new(sibling.0, sibling.1)
+        );
+    }
+    assert_eq!(NodeId::new(2, 9).to_string(), "(2, 9)");
+    assert_eq!(NodeId::leaf(0).to_string(), "(0, 0)");
+}
