@@ -10,6 +10,7 @@
 #   JOBS=1 bash scripts/mutants.sh ...           # one build at a time (default 2)
 #   PASSES=1 bash scripts/mutants.sh ...         # only the fast first pass
 #   PASSES=2 bash scripts/mutants.sh ...         # only the second, over a kept first pass's results
+#   RESUME=1 bash scripts/mutants.sh ...         # skip what docs/mutation-record/ says was caught
 #   IN_PLACE=1 bash scripts/mutants.sh ...       # mutate this tree, one job, reusing target/ (do
 #                                                # not edit meanwhile; `git status` if killed)
 #
@@ -21,6 +22,11 @@
 # A mutant caught in pass 1 is caught by the whole suite too (pass 1 runs a subset of it), so the
 # score after pass 2 is the whole suite's score. Results: mutants.out/<group>/mutants.out/
 # (caught.txt, missed.txt, unviable.txt, timeout.txt, outcomes.json).
+#
+# docs/mutation-record/<group>/ keeps the lists of the last full run, committed, so that a later
+# run can resume (RESUME=1: mutants recorded as caught or unviable at the same file:line:column are
+# skipped). That is sound only while the files in scope are unchanged since the record; after
+# editing them, run without RESUME.
 #
 # Tests run under nextest (fail-fast, one process per test) with the `mutants` profile: the
 # dependencies optimised once, the workspace without debug info (Cargo.toml). The PostgreSQL group
@@ -92,7 +98,14 @@ for row in "${group_table[@]}"; do
   if [[ " $passes " == *" 1 "* ]]; then
     echo "==> $name, pass 1: $packages ${filter:-(all tests)}"
     t=$(date +%s)
-    run_pass "$out" "$files" "$packages" "$filter"
+    resume=()
+    if [ -n "${RESUME:-}" ] && [ -d "docs/mutation-record/$name" ]; then
+      mkdir -p "$out/mutants.out"
+      cp docs/mutation-record/"$name"/{caught,unviable}.txt "$out/mutants.out/" 2>/dev/null || true
+      resume=(--iterate)
+      echo "==> $name: resuming from docs/mutation-record/$name"
+    fi
+    run_pass "$out" "$files" "$packages" "$filter" "${resume[@]}"
     echo "==> $name, pass 1 took $(( $(date +%s) - t )) s"
   fi
   if [[ " $passes " == *" 2 "* ]] && [ -s "$out/mutants.out/missed.txt" -o -s "$out/mutants.out/timeout.txt" ]; then

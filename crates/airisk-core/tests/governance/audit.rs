@@ -638,3 +638,33 @@ async fn a_non_canonical_leaf_is_named_by_a_deep_verify() {
         "{deep:?}"
     );
 }
+
+#[test]
+fn idempotent_correlation_ids_are_listed_once_each_in_first_seen_order() {
+    use airisk_core::governance::audit_record::AuditEvent;
+    use airisk_core::ports::idempotent_correlations;
+    use airisk_core::request::CorrelationId;
+    use airisk_core::security::tenant_context::ActorId;
+
+    let event = |correlation: &str| {
+        AuditEvent::new(
+            uuid::Uuid::nil(),
+            tenant("acme"),
+            ActorId::parse("alice@bank.example").unwrap(),
+            "audit.append",
+            Outcome::Success,
+            "model",
+            "m",
+            None,
+            CorrelationId::parse(correlation).unwrap(),
+            None,
+        )
+        .unwrap()
+    };
+    let events: Vec<_> = ["idem-b", "req-1", "idem-a", "idem-b", "IDEM-c", "xidem-d"]
+        .into_iter()
+        .map(event)
+        .collect();
+    assert_eq!(idempotent_correlations(&events), vec!["idem-b", "idem-a"]);
+    assert!(idempotent_correlations(&events[1..2]).is_empty());
+}
