@@ -169,3 +169,44 @@ async fn a_bad_request_fails_alone_and_leaves_no_gap() {
         32
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_pipelining_its_calls_gets_each_its_own_receipt_in_call_order() {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesOrdered;
+
+    const CALLS: u64 = 200;
+    const IN_FLIGHT: usize = 16;
+    let db = TempDb::new();
+    let store = db.open();
+    let mut outstanding = FuturesOrdered::new();
+    let mut receipts = Vec::new();
+    for n in 0..CALLS {
+        if outstanding.len() == IN_FLIGHT {
+            receipts.extend(outstanding.next().await.unwrap());
+        }
+        let e = event("acme", n);
+        let id = e.id();
+        let store = &store;
+        outstanding.push_back(async move {
+            let got = store.append(vec![e]).await.unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].id, id);
+            got
+        });
+    }
+    while let Some(got) = outstanding.next().await {
+        receipts.extend(got);
+    }
+    // Each call's receipt, in the order of the calls, with the seqs of that order.
+    let seqs: Vec<u64> = receipts.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (0..CALLS).collect::<Vec<_>>());
+    drop(outstanding);
+    drop(store);
+    // Acknowledged means stored: a reopened store holds all of them.
+    let reopened = db.open();
+    assert_eq!(
+        reopened.tree_head(&tenant("acme")).await.unwrap().size,
+        CALLS
+    );
+}
