@@ -1131,6 +1131,35 @@ pub async fn shredding_a_subject_erases_only_its_values_and_the_ledger_still_ver
     .unwrap_err();
     assert!(matches!(err, KeyCustodyError::Invalid(_)), "{err:?}");
     assert_eq!(audit.tree_head(&tenant("acme")).await.unwrap().size, size);
+    // A blank reason is invalid input too (an erasure names its request): no shred, no record,
+    // for a subject and for the whole tenant.
+    for reason in ["", " \t "] {
+        let admin = human("alice", "acme", Role::Admin);
+        let err = shred_own_subject(
+            gov.as_ref(),
+            &UuidV7Generator,
+            Some(&env),
+            &admin,
+            &CorrelationId::generate(),
+            SUBJECT_B,
+            reason,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, KeyCustodyError::Invalid(_)), "{err:?}");
+        let err = airisk_core::security::key_custody::shred_own_tenant(
+            gov.as_ref(),
+            &UuidV7Generator,
+            Some(&env),
+            &admin,
+            &CorrelationId::generate(),
+            reason,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, KeyCustodyError::Invalid(_)), "{err:?}");
+    }
+    assert_eq!(audit.tree_head(&tenant("acme")).await.unwrap().size, size);
     let last = records(&audit, "acme").await.pop().unwrap();
     assert_eq!(
         (last.event().action(), last.event().actor().as_str()),

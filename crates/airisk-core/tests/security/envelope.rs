@@ -452,3 +452,11 @@ mod sealing {
         );
     }
 }
+
+#[test]
+fn an_opened_metadata_value_debug_prints_its_kind_but_never_the_value() {
+    use airisk_core::security::key_custody::OpenedValue;
+    let value = OpenedValue::Value(serde_json::json!({"iban": "DE89 3704 0044 0532 0130 00"}));
+    assert_eq!(format!("{value:?}"), "Value(<redacted>)");
+    assert_eq!(format!("{:?}", OpenedValue::Erased), "Erased");
+}
