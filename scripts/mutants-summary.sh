@@ -1,61 +1,72 @@
 #!/usr/bin/env bash
-# The table of a scripts/mutants.sh run: per group, caught / missed / timeout / unviable and the
-# score (caught over viable = caught + missed + timeout), then every missed mutant.
+# The table of a scripts/mutants.sh run: per group, caught / missed / timeout / unviable /
+# untested and the score (caught over caught + missed + timeout), then every survivor.
 #
 #   bash scripts/mutants-summary.sh [mutants.out]
 #   RECORD=1 bash scripts/mutants-summary.sh     # also write docs/mutation-record/<group>/
 #
-# After a pass with `--iterate` a group's mutants.out/ holds that pass and mutants.out.old/ (and
-# any other mutants.out.* kept) the earlier ones; a mutant caught or unviable in any counts once,
-# missed and timed-out are the last pass's.
+# A group's mutants.out/ holds its last pass; mutants.out.old/ (and any other mutants.out.* kept)
+# the earlier ones. Across them: a mutant caught in any pass is caught; one missed or timed out in
+# a pass and caught in none stays missed or timed out, even if a later pass was interrupted before
+# re-testing it; one in the group's list (mutants.json) with no outcome at all is "untested" (the
+# run was stopped first) and counts in no score. `--iterate` lists earlier unviable mutants among
+# "previously caught": those are counted as unviable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-mutants.out}
 
-lines() { # files that may not exist -> their non-empty lines, once each
-  local f
-  for f in "$@"; do [ -f "$f" ] && grep -v '^$' "$f" || true; done | sort -u
-}
+python3 - "$root" "${RECORD:-}" <<'PY'
+import glob, json, os, sys
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-total_caught=0 total_missed=0 total_timeout=0 total_unviable=0
-printf '%-11s %7s %7s %7s %8s %7s\n' group caught missed timeout unviable score
-for dir in "$root"/*/mutants.out; do
-  [ -d "$dir" ] || continue
-  name=$(basename "$(dirname "$dir")")
-  # previously_caught.txt (written by --iterate) lists the unviable mutants of earlier passes too.
-  lines "$dir"*/unviable.txt >"$tmp/unviable"
-  lines "$dir"*/caught.txt "$dir"*/previously_caught.txt | comm -23 - "$tmp/unviable" >"$tmp/caught"
-  caught=$(wc -l <"$tmp/caught")
-  unviable=$(wc -l <"$tmp/unviable")
-  missed=$(lines "$dir/missed.txt" | wc -l)
-  timeout=$(lines "$dir/timeout.txt" | wc -l)
-  if [ -n "${RECORD:-}" ]; then
-    record=docs/mutation-record/$name
-    mkdir -p "$record"
-    cp "$tmp/caught" "$record/caught.txt"
-    cp "$tmp/unviable" "$record/unviable.txt"
-    lines "$dir/missed.txt" >"$record/missed.txt"
-    lines "$dir/timeout.txt" >"$record/timeout.txt"
-  fi
-  viable=$((caught + missed + timeout))
-  score=$(awk -v c="$caught" -v v="$viable" 'BEGIN { if (v) printf "%.1f%%", 100 * c / v; else print "-" }')
-  printf '%-11s %7d %7d %7d %8d %7s\n' "$name" "$caught" "$missed" "$timeout" "$unviable" "$score"
-  total_caught=$((total_caught + caught)) total_missed=$((total_missed + missed))
-  total_timeout=$((total_timeout + timeout)) total_unviable=$((total_unviable + unviable))
-done
-viable=$((total_caught + total_missed + total_timeout))
-score=$(awk -v c="$total_caught" -v v="$viable" 'BEGIN { if (v) printf "%.1f%%", 100 * c / v; else print "-" }')
-printf '%-11s %7d %7d %7d %8d %7s\n' all "$total_caught" "$total_missed" "$total_timeout" "$total_unviable" "$score"
+root, record = sys.argv[1], sys.argv[2]
 
-echo
-echo "missed:"
-for dir in "$root"/*/mutants.out; do
-  [ -f "$dir/missed.txt" ] && cat "$dir/missed.txt"
-done
-echo "timeout:"
-for dir in "$root"/*/mutants.out; do
-  [ -f "$dir/timeout.txt" ] && cat "$dir/timeout.txt"
-done
-exit 0
+
+def read(paths):
+    out = set()
+    for p in paths:
+        if os.path.isfile(p):
+            out |= {line.rstrip("\n") for line in open(p) if line.strip()}
+    return out
+
+
+rows, survivors, timeouts = [], [], []
+totals = [0, 0, 0, 0, 0]
+for group_dir in sorted(glob.glob(os.path.join(root, "*", "mutants.out"))):
+    name = os.path.basename(os.path.dirname(group_dir))
+    dirs = glob.glob(group_dir + "*")
+    listed = set()
+    for d in dirs:
+        p = os.path.join(d, "mutants.json")
+        if os.path.isfile(p):
+            listed |= {m["name"] for m in json.load(open(p))}
+    unviable = read(os.path.join(d, "unviable.txt") for d in dirs)
+    caught = read(os.path.join(d, f) for d in dirs for f in ("caught.txt", "previously_caught.txt"))
+    caught -= unviable
+    missed = read(os.path.join(d, "missed.txt") for d in dirs) - caught
+    timeout = read(os.path.join(d, "timeout.txt") for d in dirs) - caught - missed
+    untested = listed - caught - unviable - missed - timeout
+    viable = len(caught) + len(missed) + len(timeout)
+    score = f"{100 * len(caught) / viable:.1f}%" if viable else "-"
+    rows.append((name, len(caught), len(missed), len(timeout), len(unviable), len(untested), score))
+    for i, n in enumerate((caught, missed, timeout, unviable, untested)):
+        totals[i] += len(n)
+    survivors += sorted(missed)
+    timeouts += sorted(timeout)
+    if record:
+        out = os.path.join("docs", "mutation-record", name)
+        os.makedirs(out, exist_ok=True)
+        for fname, items in (("caught", caught), ("missed", missed), ("timeout", timeout),
+                             ("unviable", unviable), ("untested", untested)):
+            with open(os.path.join(out, fname + ".txt"), "w") as f:
+                f.writelines(line + "\n" for line in sorted(items))
+
+viable = totals[0] + totals[1] + totals[2]
+rows.append(("all", *totals, f"{100 * totals[0] / viable:.1f}%" if viable else "-"))
+print(f"{'group':<11} {'caught':>7} {'missed':>7} {'timeout':>7} {'unviable':>8} {'untested':>8} {'score':>7}")
+for r in rows:
+    print(f"{r[0]:<11} {r[1]:>7} {r[2]:>7} {r[3]:>7} {r[4]:>8} {r[5]:>8} {r[6]:>7}")
+print("\nmissed:")
+print("\n".join(survivors))
+print("timeout:")
+print("\n".join(timeouts))
+PY
