@@ -23,7 +23,8 @@
 # score after pass 2 is the whole suite's score. Results: mutants.out/<group>/mutants.out/
 # (caught.txt, missed.txt, unviable.txt, timeout.txt, outcomes.json).
 #
-# docs/mutation-record/<group>/ keeps the lists of the last full run, committed, so that a later
+# docs/mutation-record/<group>/ keeps the lists of the last run (TESTING.md says how far it got),
+# committed, so that a later
 # run can resume (RESUME=1: mutants recorded as caught or unviable at the same file:line:column are
 # skipped). That is sound only while the files in scope are unchanged since the record; after
 # editing them, run without RESUME.
