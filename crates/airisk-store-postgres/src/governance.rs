@@ -541,13 +541,57 @@ fn literal(value: &str) -> Result<String, StoreError> {
     }
 }
 
+/// The statements of [`read_once`]'s reads, prepared on every connection when the pool opens it
+/// (`after_connect` in [`crate::PostgresStore::connect`]; a database without the schema gets
+/// nothing prepared, so that `connect` can still report it as `SchemaMissing`). Sent as text, a
+/// read was parsed and planned every time; `EXECUTE` with literal arguments keeps it one
+/// simple-protocol round trip and reuses the plan. Each takes the tenant as `$1`; row-level
+/// security still decides what it sees.
+///
+/// The subject's keys (`airisk_approval_with_subject`) and the request id
+/// (`airisk_model_with_approval`) are taken out in a materialised CTE first: a join condition
+/// applying `->>` (not leakproof) to a column would keep row-level security from using the joined
+/// table's index (a scan of the tenant's whole table per read). The joins name the tenant as `$1`,
+/// never as the other table's column: see [`read_once`].
+pub const PREPARED_READS: &str = "\
+PREPARE airisk_model(text, text, text) AS \
+  SELECT body::text FROM model_versions WHERE tenant_id = $1 AND name = $2 AND version = $3; \
+PREPARE airisk_model_with_approval(text, text, text) AS \
+  WITH m AS MATERIALIZED ( \
+    SELECT body, (body->>'approval_request_id')::uuid AS request_id \
+    FROM model_versions WHERE tenant_id = $1 AND name = $2 AND version = $3) \
+  SELECT m.body::text, a.body::text FROM m \
+  LEFT JOIN approval_requests a ON a.tenant_id = $1 AND a.id = m.request_id; \
+PREPARE airisk_approval_with_subject(text, uuid) AS \
+  WITH r AS MATERIALIZED ( \
+    SELECT body, subject::json->>'kind' AS kind, subject::json->>'name' AS name, \
+           subject::json->>'version' AS version, subject::json->>'label' AS label \
+    FROM approval_requests WHERE tenant_id = $1 AND id = $2) \
+  SELECT r.body::text, m.body::text, l.version FROM r \
+  LEFT JOIN model_versions m \
+    ON r.kind = 'model' AND m.tenant_id = $1 AND m.name = r.name AND m.version = r.version \
+  LEFT JOIN prompt_labels l \
+    ON r.kind = 'prompt_label' AND l.tenant_id = $1 AND l.name = r.name AND l.label = r.label";
+
 /// Runs one read-only `select` of `tenant` in ONE round trip and returns its rows: `ROLLBACK`
 /// (of whatever a cancelled user of the connection left open, as in [`begin_for`]),
 /// `BEGIN READ ONLY`, the tenant's `set_config`, the select and a closing `ROLLBACK` go to the
 /// server as one simple-protocol query. A read through [`begin_for`] costs two round trips
 /// (`BEGIN`, then the statement) and leaves its `ROLLBACK` for the connection's return. The
-/// simple protocol has no bind parameters: the select's values are [`literal`]s and the tenant a
-/// [`tenant_literal`]. The reads of a register+approve pair go this way.
+/// simple protocol has no bind parameters: the `select` is an `EXECUTE` of one of
+/// [`PREPARED_READS`] whose arguments are [`literal`]s and the tenant a [`tenant_literal`]. The
+/// reads of a register+approve pair go this way.
+///
+/// The reads' joins name the tenant as a literal or parameter (`a.tenant_id = $1`) rather than
+/// through the other table (`a.tenant_id = m.tenant_id`): row-level security adds its own
+/// `tenant_id = current_setting('airisk.tenant_id', true)`. Against a value the planner merges
+/// the two into one condition (checking `current_setting(…) = 'acme'` once) and looks the row up
+/// by its primary key. Against another table's column it kept both as separate index conditions,
+/// multiplied their selectivities, and, without statistics (a new database, or a table grown since
+/// autovacuum's last ANALYZE), estimated a tenant at under one row, so that any index starting
+/// with `tenant_id` looked as good as the primary key: it took `approval_requests_subject` or
+/// `_status`, whose conditions name only the tenant, and read every one of the tenant's requests
+/// to find one (measured: 12.8 million index entries read in 10 s of register+approve pairs).
 async fn read_once(
     pool: &PgPool,
     tenant: &TenantId,
@@ -622,18 +666,7 @@ pub(crate) async fn approval_with_subject(
             // The subject's keys are taken out in a materialised CTE first: a join condition
             // applying `->>` (not leakproof) to a column would keep row-level security from
             // using the joined table's index (a scan of the tenant's whole table per read).
-            "WITH r AS MATERIALIZED ( \
-               SELECT tenant_id, body, subject::json->>'kind' AS kind, \
-                      subject::json->>'name' AS name, subject::json->>'version' AS version, \
-                      subject::json->>'label' AS label \
-               FROM approval_requests WHERE tenant_id = {} AND id = {}) \
-             SELECT r.body::text, m.body::text, l.version FROM r \
-             LEFT JOIN model_versions m \
-               ON r.kind = 'model' AND m.tenant_id = r.tenant_id \
-              AND m.name = r.name AND m.version = r.version \
-             LEFT JOIN prompt_labels l \
-               ON r.kind = 'prompt_label' AND l.tenant_id = r.tenant_id \
-              AND l.name = r.name AND l.label = r.label",
+            "EXECUTE airisk_approval_with_subject({}, {})",
             tenant_literal(tenant)?,
             literal(&id.to_string())?
         ),
@@ -689,13 +722,7 @@ pub(crate) async fn model_with_approval(
         pool,
         tenant,
         &format!(
-            // The request id is taken out in a materialised CTE first, so row-level security
-            // lets the join use the requests' primary key (see `approval_with_subject`).
-            "WITH m AS MATERIALIZED ( \
-               SELECT tenant_id, body, (body->>'approval_request_id')::uuid AS request_id \
-               FROM model_versions WHERE tenant_id = {} AND name = {} AND version = {}) \
-             SELECT m.body::text, a.body::text FROM m \
-             LEFT JOIN approval_requests a ON a.tenant_id = m.tenant_id AND a.id = m.request_id",
+            "EXECUTE airisk_model_with_approval({}, {}, {})",
             tenant_literal(tenant)?,
             literal(name)?,
             literal(version)?
@@ -763,8 +790,7 @@ pub(crate) async fn model(
         pool,
         tenant,
         &format!(
-            "SELECT body::text FROM model_versions \
-             WHERE tenant_id = {} AND name = {} AND version = {}",
+            "EXECUTE airisk_model({}, {}, {})",
             tenant_literal(tenant)?,
             literal(name)?,
             literal(version)?

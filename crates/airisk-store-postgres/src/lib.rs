@@ -136,6 +136,10 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 pub use error::{ConnectError, MigrateError};
+/// The statements the store prepares on each connection for its key lookups. Public only so that
+/// the store's tests can ask PostgreSQL how it plans them; not part of the API.
+#[doc(hidden)]
+pub use governance::PREPARED_READS;
 pub use schema::{MigrateReport, migrate, schema_version};
 
 use crate::batch::Batcher;
@@ -232,9 +236,17 @@ impl PostgresStore {
                     // left open (write::begin_for); on a clean connection that is a warning,
                     // which is noise: the store's statements raise nothing below an error.
                     sqlx::query("SELECT set_config('client_min_messages', 'error', false)")
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
+                        .execute(&mut *conn)
+                        .await?;
+                    // The reads' statements, planned once per connection.
+                    let schema = sqlx::query("SELECT to_regclass('model_versions') IS NOT NULL")
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .try_get::<bool, _>(0)?;
+                    if schema {
+                        sqlx::Executor::execute(&mut *conn, governance::PREPARED_READS).await?;
+                    }
+                    Ok(())
                 })
             })
             .connect_with(connect)

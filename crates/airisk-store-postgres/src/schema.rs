@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "seal existing prompts",
         include_str!("../migrations/0006_seal_existing_prompts.sql"),
     ),
+    (
+        7,
+        "drop model versions ord",
+        include_str!("../migrations/0007_drop_model_versions_ord.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

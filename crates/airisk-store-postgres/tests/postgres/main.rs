@@ -20,6 +20,7 @@ mod concurrency;
 mod conformance;
 mod guard;
 mod immutability;
+mod plans;
 mod rls;
 mod sealed_at_rest;
 mod support;

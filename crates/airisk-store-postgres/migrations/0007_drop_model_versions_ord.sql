@@ -1,0 +1,11 @@
+-- Looking up one model version must always use the primary key (tenant_id, name, version).
+-- model_versions_ord (tenant_id, name, ord) matched the same two leading columns, and until
+-- ANALYZE has statistics for the table (a new database, a table that grew fast since autovacuum
+-- last ran) the planner costed both indexes alike and could take this one: it then walked every
+-- version of the model to find one, in the reads of an approval and in the bulk UPDATE of a
+-- batch, so each lookup cost time in proportion to the model's versions (measured: 2,185 index
+-- entries and 1,043 buffers for one lookup at 2,200 versions of one name). The only query it
+-- served reads all versions of one name in creation order; the primary key's (tenant_id, name)
+-- prefix finds the same rows, and sorting one model's versions by ord costs less than keeping a
+-- second index on every insert.
+DROP INDEX model_versions_ord;
