@@ -573,11 +573,13 @@ PREPARE airisk_approval_with_subject(text, uuid) AS \
   LEFT JOIN prompt_labels l \
     ON r.kind = 'prompt_label' AND l.tenant_id = $1 AND l.name = r.name AND l.label = r.label";
 
-/// Runs one read-only `select` of `tenant` in ONE round trip and returns its rows: `ROLLBACK`
-/// (of whatever a cancelled user of the connection left open, as in [`begin_for`]),
+/// Runs one read-only `select` of `tenant` in ONE round trip and returns its rows:
 /// `BEGIN READ ONLY`, the tenant's `set_config`, the select and a closing `ROLLBACK` go to the
-/// server as one simple-protocol query. A read through [`begin_for`] costs two round trips
-/// (`BEGIN`, then the statement) and leaves its `ROLLBACK` for the connection's return. The
+/// server as one simple-protocol query, which the server runs to its end even if the caller stops
+/// waiting (so it leaves no transaction open on the connection); if one of its statements fails,
+/// the rest are skipped and the connection is closed instead of pooled. A read through
+/// [`begin_for`] costs two round trips (`BEGIN`, then the statement) and leaves its `ROLLBACK`
+/// for the connection's return. The
 /// simple protocol has no bind parameters: the `select` is an `EXECUTE` of one of
 /// [`PREPARED_READS`] whose arguments are [`literal`]s and the tenant a [`tenant_literal`]. The
 /// reads of a register+approve pair go this way.
@@ -598,14 +600,26 @@ async fn read_once(
     select: &str,
 ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
     let sql = format!(
-        "ROLLBACK; BEGIN READ ONLY; SELECT set_config('airisk.tenant_id', {}, true); {select}; \
-         ROLLBACK",
+        "BEGIN READ ONLY; SELECT set_config('airisk.tenant_id', {}, true); {select}; ROLLBACK",
         tenant_literal(tenant)?
     );
-    let mut rows = sqlx::raw_sql(&sql)
-        .fetch_all(pool)
-        .await
-        .map_err(|e| map(&e))?;
+    // In a task of its own, so that it ends the same way whether or not the caller still waits.
+    let pool = pool.clone();
+    let mut rows = tokio::spawn(async move {
+        let mut conn = pool.acquire().await.map_err(|e| map(&e))?;
+        // A bare &str goes out as one simple-protocol query (several statements).
+        let rows = sqlx::Executor::fetch_all(&mut *conn, sql.as_str()).await;
+        if rows.is_err() {
+            // A statement that failed skipped the rest, the closing ROLLBACK too: the connection
+            // is inside an aborted transaction and must not go back to the pool.
+            conn.close_on_drop();
+        }
+        rows.map_err(|e| map(&e))
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable {
+        message: format!("a read stopped: {e}"),
+    })??;
     // The first row is set_config's.
     if rows.is_empty() {
         return Err(corrupt(

@@ -232,9 +232,8 @@ impl PostgresStore {
                     )
                     .execute(&mut *conn)
                     .await?;
-                    // Every transaction starts with a ROLLBACK of whatever a cancelled `begin`
-                    // left open (write::begin_for); on a clean connection that is a warning,
-                    // which is noise: the store's statements raise nothing below an error.
+                    // The store's statements raise nothing below an error that a caller could
+                    // act on; notices would only be noise on the wire.
                     sqlx::query("SELECT set_config('client_min_messages', 'error', false)")
                         .execute(&mut *conn)
                         .await?;

@@ -76,13 +76,34 @@ pub(crate) async fn begin_for(
     } else {
         "BEGIN"
     };
-    // The leading ROLLBACK ends a transaction the connection's previous user left open: sqlx
-    // 0.8 queues no rollback when a `begin` is cancelled (a request dropped by its client) after
-    // its `BEGIN` was sent, and the pool hands such a connection out again. Rolling that back
-    // loses nothing (it ran at most `BEGIN` and `set_config`); on a clean connection it does
-    // nothing (its warning is not sent: `client_min_messages = error`, set at connect).
-    let sql = format!("ROLLBACK; {begin}; SELECT set_config('airisk.tenant_id', {id}, true)");
-    pool.begin_with(sql).await.map_err(|e| map(&e))
+    begin_whole(
+        pool,
+        format!("{begin}; SELECT set_config('airisk.tenant_id', {id}, true)"),
+    )
+    .await
+}
+
+/// `pool.begin_with(sql)`, run to its end even if the caller stops waiting.
+///
+/// sqlx 0.8 queues no `ROLLBACK` for a `begin` that is cancelled (a request dropped by its
+/// client) after its `BEGIN` was sent: the pool would hand the connection out again inside that
+/// transaction, and the next batch would commit into it, or fail in it when it was read-only. The
+/// store used to prefix every transaction with a `ROLLBACK` for this, which costs nothing on the
+/// wire but makes the server log a warning ("there is no transaction in progress") for every read
+/// and every batch: hundreds of lines a second in the database's log under load. Here the `begin`
+/// runs in a task of its own instead: if the caller goes away, the task still receives the
+/// transaction and drops it, and sqlx then queues its `ROLLBACK` like for any dropped transaction.
+async fn begin_whole(
+    pool: &PgPool,
+    sql: String,
+) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin_with(sql).await })
+        .await
+        .map_err(|e| StoreError::Unavailable {
+            message: format!("beginning a transaction stopped: {e}"),
+        })?
+        .map_err(|e| map(&e))
 }
 
 /// `tenant`'s id as a quoted SQL literal, for the simple-protocol queries that start a tenant's
@@ -800,11 +821,7 @@ pub(crate) async fn append_across_tenants(
             )
         });
     }
-    // As in begin_for: end whatever a cancelled `begin` left open on this connection.
-    let mut tx = pool
-        .begin_with("ROLLBACK; BEGIN")
-        .await
-        .map_err(|e| map(&e))?;
+    let mut tx = begin_whole(pool, "BEGIN".to_owned()).await?;
     for (tenant, (head, frontier, _)) in &mut heads {
         set_tenant(&mut tx, tenant).await?;
         *head = lock_head(&mut tx, tenant).await?;

@@ -6,9 +6,19 @@
 //! the tenant for each approval), and a model lookup through an index on `(tenant, name, ord)`
 //! (reading every version of the model). These tests fill a tenant without ever analysing it and
 //! ask PostgreSQL, as the application's role, how it runs each prepared read; the oracle is the
-//! plan PostgreSQL reports, not the store's code.
+//! plan PostgreSQL reports, not the store's code. A read that fails in the database (a corrupt
+//! row) must not leave the pooled connection inside its aborted transaction.
 
-use airisk_store_postgres::PREPARED_READS;
+use std::sync::Arc;
+
+use airisk_core::governance::model_registry::{ModelName, ModelVersionTag, RegisterModel};
+use airisk_core::ports::{AuditRepository, GovernanceStore, SubjectState};
+use airisk_core::request::CorrelationId;
+use airisk_core::security::rbac::Role;
+use airisk_store_postgres::{PREPARED_READS, PostgresOptions};
+use airisk_testkit::conformance::event;
+use airisk_testkit::fixtures::{ManualClock, human, tenant};
+use airisk_testkit::governance_conformance::Services;
 use serde_json::Value;
 use sqlx::{Connection, Row};
 
@@ -18,6 +28,29 @@ use crate::support::TestDb;
 /// the table) costs visibly more than a primary-key lookup; with the tenant named twice the
 /// estimate stayed under one row up to 40,000 rows, which is what went wrong.
 const ROWS: usize = 2_000;
+
+async fn register(services: &Services, n: usize) {
+    let admin = human("ada@acme.example", "acme", Role::Admin);
+    let version = format!("1.{n}.0");
+    services
+        .models
+        .register_model(
+            &admin,
+            &CorrelationId::generate(),
+            RegisterModel {
+                name: "credit-risk-pd".into(),
+                version: version.clone(),
+                checksum: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                artifact_uri: format!("s3://models/credit-risk-pd/{version}"),
+                metadata: None,
+                justification: "backtest passed".into(),
+                required_approvals: Some(1),
+                expires_in_seconds: None,
+            },
+        )
+        .await
+        .unwrap();
+}
 
 /// Every scan of a governance table in `plan` (EXPLAIN's JSON), as "node type on relation using
 /// index".
@@ -133,5 +166,64 @@ async fn key_lookups_use_primary_keys_before_any_analyze() {
             }
             tx.rollback().await.unwrap();
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
+async fn a_read_that_fails_in_the_database_leaves_the_pooled_connection_clean() {
+    let db = TestDb::new().await;
+    let clock = Arc::new(ManualClock::new());
+    let mut options = PostgresOptions::default();
+    options.max_connections = 1;
+    let store = Arc::new(db.store_with(clock.clone(), options).await);
+    let services = Services::new(
+        store.clone() as Arc<dyn GovernanceStore>,
+        store.clone() as Arc<dyn AuditRepository>,
+        clock,
+    );
+    register(&services, 0).await;
+    register(&services, 1).await;
+    // The owner corrupts one model's request id: reading it fails in the database (the cast to
+    // uuid), after the read's BEGIN and before its closing ROLLBACK.
+    let mut admin = db.admin_connection().await;
+    sqlx::query("SELECT set_config('airisk.tenant_id', 'acme', false)")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let changed = sqlx::query(
+        "UPDATE model_versions \
+         SET body = jsonb_set(body::jsonb, '{approval_request_id}', '\"not-a-uuid\"')::json \
+         WHERE version = '1.0.0'",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 1);
+    let name = ModelName::parse("credit-risk-pd").unwrap();
+    let (bad, good) = (
+        ModelVersionTag::parse("1.0.0").unwrap(),
+        ModelVersionTag::parse("1.1.0").unwrap(),
+    );
+    for n in 0..3 {
+        assert!(
+            store
+                .model_with_approval(&tenant("acme"), &name, &bad)
+                .await
+                .is_err(),
+            "a row the database cannot read is an error"
+        );
+        // The one connection is usable by the next reader and the next writer.
+        let read = store
+            .model_with_approval(&tenant("acme"), &name, &good)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&read.subject, SubjectState::Model(Some(m)) if m.version().as_str() == "1.1.0"),
+            "the good model reads back"
+        );
+        store.append(vec![event("acme", n)]).await.unwrap();
     }
 }
