@@ -541,7 +541,7 @@ fn literal(value: &str) -> Result<String, StoreError> {
     }
 }
 
-/// The statements of [`read_once`]'s reads, prepared on every connection when the pool opens it
+/// The statements of `read_once`'s reads, prepared on every connection when the pool opens it
 /// (`after_connect` in [`crate::PostgresStore::connect`]; a database without the schema gets
 /// nothing prepared, so that `connect` can still report it as `SchemaMissing`). Sent as text, a
 /// read was parsed and planned every time; `EXECUTE` with literal arguments keeps it one
@@ -552,7 +552,7 @@ fn literal(value: &str) -> Result<String, StoreError> {
 /// (`airisk_model_with_approval`) are taken out in a materialised CTE first: a join condition
 /// applying `->>` (not leakproof) to a column would keep row-level security from using the joined
 /// table's index (a scan of the tenant's whole table per read). The joins name the tenant as `$1`,
-/// never as the other table's column: see [`read_once`].
+/// never as the other table's column: see `read_once`.
 pub const PREPARED_READS: &str = "\
 PREPARE airisk_model(text, text, text) AS \
   SELECT body::text FROM model_versions WHERE tenant_id = $1 AND name = $2 AND version = $3; \

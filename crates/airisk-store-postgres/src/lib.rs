@@ -77,8 +77,11 @@
 //!
 //! Reads run in a read-only transaction (`BEGIN READ ONLY` with the tenant's `set_config`, then
 //! the query), which is ended without waiting: sqlx sends its `ROLLBACK` with the check the pool
-//! runs on every returned connection, before anyone else uses it. A pooled connection is pinged
-//! when it is handed out only if it sat idle for a second or more.
+//! runs on every returned connection, before anyone else uses it. The key lookups of a
+//! register+approve pair (a model version; a model with its request; a request with its subject)
+//! are statements prepared on each connection when it opens, sent with their `BEGIN READ ONLY`
+//! and `ROLLBACK` as one simple-protocol query: one round trip, no planning per read. A pooled
+//! connection is pinged when it is handed out only if it sat idle for a second or more.
 //!
 //! A receipt means the record is durable: answers go out after `COMMIT` returned, and the store's
 //! connections never run with `synchronous_commit = off` (a server default of `off` is overridden
