@@ -544,8 +544,9 @@ fn literal(value: &str) -> Result<String, StoreError> {
 /// The statements of `read_once`'s reads, prepared on every connection when the pool opens it
 /// (`after_connect` in [`crate::PostgresStore::connect`]; a database without the schema gets
 /// nothing prepared, so that `connect` can still report it as `SchemaMissing`). Sent as text, a
-/// read was parsed and planned every time; `EXECUTE` with literal arguments keeps it one
-/// simple-protocol round trip and reuses the plan. Each takes the tenant as `$1`; row-level
+/// read was parsed every time; `EXECUTE` with literal arguments keeps it one simple-protocol
+/// round trip and reuses the parse (the plan is made per execution: `plan_cache_mode` is
+/// `force_custom_plan` on the store's connections). Each takes the tenant as `$1`; row-level
 /// security still decides what it sees.
 ///
 /// The subject's keys (`airisk_approval_with_subject`) and the request id
