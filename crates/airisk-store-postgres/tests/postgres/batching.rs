@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use airisk_core::governance::approval_workflow::{ApprovalRequest, ApprovalStatus};
 use airisk_core::governance::audit_record::{AuditReceipt, AuditRecord};
-use airisk_core::governance::model_registry::{ModelName, ModelVersionTag, RegisterModel};
+use airisk_core::governance::model_registry::{ModelName, ModelVersionTag};
 use airisk_core::ledger::root_from_leaf_hashes;
 use airisk_core::ports::{
     ApprovalFilter, AuditRepository, ChangeSet, Clock, GovernanceStore, Mutation, Page,
@@ -25,7 +25,7 @@ use airisk_testkit::fixtures::{ManualClock, human, tenant};
 use airisk_testkit::governance_conformance::Services;
 use sqlx::Row;
 
-use crate::support::TestDb;
+use crate::support::{TestDb, register_model_version};
 
 /// Every entry of `tenant` is at its seq, names that seq in its leaf, and the store's root is the
 /// root of the leaf hashes computed independently; returns the leaves' correlation ids in order.
@@ -149,24 +149,7 @@ async fn batched_approval_and_model_writes_that_clash_fail_alone() {
     let mut models = Vec::new();
     for n in 0..N {
         let version = format!("1.{n}.0");
-        s.models
-            .register_model(
-                &admin,
-                &CorrelationId::generate(),
-                RegisterModel {
-                    name: "credit-risk-pd".into(),
-                    version: version.clone(),
-                    checksum: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-                        .into(),
-                    artifact_uri: format!("s3://models/credit-risk-pd/{version}"),
-                    metadata: None,
-                    justification: "backtest passed".into(),
-                    required_approvals: Some(1),
-                    expires_in_seconds: None,
-                },
-            )
-            .await
-            .unwrap();
+        register_model_version(&s, &version).await;
         models.push(
             store
                 .model(

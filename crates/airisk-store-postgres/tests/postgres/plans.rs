@@ -11,45 +11,35 @@
 
 use std::sync::Arc;
 
-use airisk_core::governance::model_registry::{ModelName, ModelVersionTag, RegisterModel};
+use airisk_core::governance::model_registry::{ModelName, ModelVersionTag};
 use airisk_core::ports::{AuditRepository, GovernanceStore, SubjectState};
-use airisk_core::request::CorrelationId;
-use airisk_core::security::rbac::Role;
-use airisk_store_postgres::{PREPARED_READS, PostgresOptions};
+use airisk_store_postgres::{PREPARED_READS, PostgresOptions, PostgresStore};
 use airisk_testkit::conformance::event;
-use airisk_testkit::fixtures::{ManualClock, human, tenant};
+use airisk_testkit::fixtures::{ManualClock, tenant};
 use airisk_testkit::governance_conformance::Services;
 use serde_json::Value;
 use sqlx::{Connection, Row};
 
-use crate::support::TestDb;
+use crate::support::{TestDb, register_model_version};
 
 /// Enough rows that an index matching only the tenant (estimated, without statistics, at 0.5% of
 /// the table) costs visibly more than a primary-key lookup; with the tenant named twice the
 /// estimate stayed under one row up to 40,000 rows, which is what went wrong.
 const ROWS: usize = 2_000;
 
-async fn register(services: &Services, n: usize) {
-    let admin = human("ada@acme.example", "acme", Role::Admin);
-    let version = format!("1.{n}.0");
-    services
-        .models
-        .register_model(
-            &admin,
-            &CorrelationId::generate(),
-            RegisterModel {
-                name: "credit-risk-pd".into(),
-                version: version.clone(),
-                checksum: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
-                artifact_uri: format!("s3://models/credit-risk-pd/{version}"),
-                metadata: None,
-                justification: "backtest passed".into(),
-                required_approvals: Some(1),
-                expires_in_seconds: None,
-            },
-        )
-        .await
-        .unwrap();
+/// A store with one connection (so that every read and write goes through the same session),
+/// and the services over it.
+async fn one_connection_store(db: &TestDb) -> (Arc<PostgresStore>, Services) {
+    let clock = Arc::new(ManualClock::new());
+    let mut options = PostgresOptions::default();
+    options.max_connections = 1;
+    let store = Arc::new(db.store_with(clock.clone(), options).await);
+    let services = Services::new(
+        store.clone() as Arc<dyn GovernanceStore>,
+        store.clone() as Arc<dyn AuditRepository>,
+        clock,
+    );
+    (store, services)
 }
 
 /// Every scan of a governance table in `plan` (EXPLAIN's JSON), as "node type on relation using
@@ -182,17 +172,9 @@ async fn key_lookups_use_primary_keys_before_any_analyze() {
 #[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
 async fn a_read_that_fails_in_the_database_leaves_the_pooled_connection_clean() {
     let db = TestDb::new().await;
-    let clock = Arc::new(ManualClock::new());
-    let mut options = PostgresOptions::default();
-    options.max_connections = 1;
-    let store = Arc::new(db.store_with(clock.clone(), options).await);
-    let services = Services::new(
-        store.clone() as Arc<dyn GovernanceStore>,
-        store.clone() as Arc<dyn AuditRepository>,
-        clock,
-    );
-    register(&services, 0).await;
-    register(&services, 1).await;
+    let (store, services) = one_connection_store(&db).await;
+    register_model_version(&services, "1.0.0").await;
+    register_model_version(&services, "1.1.0").await;
     // The owner corrupts one model's request id: reading it fails in the database (the cast to
     // uuid), after the read's BEGIN and before its closing ROLLBACK.
     let mut admin = db.admin_connection().await;
@@ -247,15 +229,7 @@ async fn a_read_that_fails_in_the_database_leaves_the_pooled_connection_clean() 
 async fn reads_planned_on_empty_tables_find_rows_by_key_after_they_grow() {
     const READS: i64 = 12;
     let db = TestDb::new().await;
-    let clock = Arc::new(ManualClock::new());
-    let mut options = PostgresOptions::default();
-    options.max_connections = 1;
-    let store = Arc::new(db.store_with(clock.clone(), options).await);
-    let services = Services::new(
-        store.clone() as Arc<dyn GovernanceStore>,
-        store.clone() as Arc<dyn AuditRepository>,
-        clock,
-    );
+    let (store, services) = one_connection_store(&db).await;
     let (t, name, version) = (
         tenant("acme"),
         ModelName::parse("credit-risk-pd").unwrap(),
@@ -278,8 +252,8 @@ async fn reads_planned_on_empty_tables_find_rows_by_key_after_they_grow() {
                 .is_none()
         );
     }
-    register(&services, 0).await;
-    let read = |store: Arc<airisk_store_postgres::PostgresStore>| {
+    register_model_version(&services, "1.0.0").await;
+    let read = |store: Arc<PostgresStore>| {
         let (t, name, version) = (t.clone(), name.clone(), version.clone());
         async move {
             let found = store

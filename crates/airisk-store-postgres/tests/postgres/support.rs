@@ -17,8 +17,13 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use airisk_core::governance::model_registry::RegisterModel;
 use airisk_core::ports::Clock;
+use airisk_core::request::CorrelationId;
+use airisk_core::security::rbac::Role;
 use airisk_store_postgres::{PostgresOptions, PostgresStore};
+use airisk_testkit::fixtures::human;
+use airisk_testkit::governance_conformance::Services;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use uuid::Uuid;
@@ -263,4 +268,27 @@ pub fn refusal(result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>) -> St
         Ok(done) => panic!("expected a refusal, but the statement succeeded: {done:?}"),
         Err(e) => e.to_string(),
     }
+}
+
+/// Registers version `version` of model `credit-risk-pd` in tenant `acme` through the registry, as
+/// an admin, with one approval required: a model row and its pending request.
+pub async fn register_model_version(services: &Services, version: &str) {
+    services
+        .models
+        .register_model(
+            &human("ada@acme.example", "acme", Role::Admin),
+            &CorrelationId::generate(),
+            RegisterModel {
+                name: "credit-risk-pd".into(),
+                version: version.to_owned(),
+                checksum: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                artifact_uri: format!("s3://models/credit-risk-pd/{version}"),
+                metadata: None,
+                justification: "backtest passed".into(),
+                required_approvals: Some(1),
+                expires_in_seconds: None,
+            },
+        )
+        .await
+        .unwrap();
 }
