@@ -1932,7 +1932,11 @@ pub async fn sealing_in_place_refuses_every_other_change(
         .unwrap()
         .remove(0);
     assert!(!kept.is_sealed());
-    assert_eq!(kept.template(), row.template(), "the stored text is unchanged");
+    assert_eq!(
+        kept.template(),
+        row.template(),
+        "the stored text is unchanged"
+    );
     // A row that does not exist: nothing to seal.
     let mut ghost = serde_json::to_value(&sealed).unwrap();
     ghost["name"] = "ghost".into();
