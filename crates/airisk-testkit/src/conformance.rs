@@ -45,6 +45,7 @@ macro_rules! audit_repository_conformance {
             concurrent_appends_stay_gapless,
             tenants_lists_only_tenants_with_entries,
             search_filters_and_pages_in_both_directions,
+            an_idempotent_correlation_is_used_once_per_tenant,
         );
     };
     ($make:expr) => {
@@ -84,6 +85,29 @@ pub fn event(tenant_id: &str, n: u64) -> AuditEvent {
             resource_id: format!("credit-scoring:{n}"),
             reason: Some("quarterly recalibration".into()),
             correlation_id: format!("corr-{n}"),
+            metadata: Some(serde_json::json!({ "n": n, "owner": "risk-team" })),
+        },
+    )
+    .expect("suite event is valid")
+}
+
+/// [`event`] with correlation id `correlation`.
+///
+/// # Panics
+/// If `correlation` is not a valid correlation id.
+#[allow(clippy::expect_used)] // fixture literals are valid; a failure is a bug in the suite
+pub fn event_correlated(tenant_id: &str, n: u64, correlation: &str) -> AuditEvent {
+    AuditEvent::parse(
+        Uuid::now_v7(),
+        Outcome::Success,
+        AuditEventInput {
+            actor: "alice@bank.example".into(),
+            tenant_id: tenant_id.into(),
+            action: "model.register".into(),
+            resource_type: "model".into(),
+            resource_id: format!("credit-scoring:{n}"),
+            reason: Some("quarterly recalibration".into()),
+            correlation_id: correlation.into(),
             metadata: Some(serde_json::json!({ "n": n, "owner": "risk-team" })),
         },
     )
@@ -774,4 +798,51 @@ pub async fn verification_sees_one_snapshot_under_concurrent_appends(
         written += w.await.expect("writer task");
     }
     assert!(written > 0, "the writers appended nothing");
+}
+
+/// An idempotent correlation id (`idem-…`, what the HTTP layer derives from an `Idempotency-Key`)
+/// is used by one write per tenant: the events of that write may share it; a later write that
+/// carries it again is refused whole with exactly [`idempotency_conflict`], storing nothing, even
+/// beside a key never used; another tenant may use the same id.
+///
+/// [`idempotency_conflict`]: airisk_core::ports::idempotency_conflict
+pub async fn an_idempotent_correlation_is_used_once_per_tenant(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    let acme = tenant("acme");
+    let first = store
+        .append(vec![
+            event_correlated("acme", 0, "idem-retry-1"),
+            event_correlated("acme", 1, "idem-retry-1"),
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("one write's events share its key: {e}"));
+    assert_eq!(first.len(), 2);
+    let retried = store
+        .append(vec![event_correlated("acme", 2, "idem-retry-1")])
+        .await;
+    assert_eq!(retried, Err(airisk_core::ports::idempotency_conflict()));
+    let mixed = store
+        .append(vec![
+            event_correlated("acme", 3, "idem-fresh-2"),
+            event_correlated("acme", 4, "idem-retry-1"),
+        ])
+        .await;
+    assert_eq!(mixed, Err(airisk_core::ports::idempotency_conflict()));
+    assert_eq!(
+        all_entries(&store, &acme).await.len(),
+        2,
+        "the refused writes stored nothing"
+    );
+    // The fresh key of the refused write is still free.
+    store
+        .append(vec![event_correlated("acme", 5, "idem-fresh-2")])
+        .await
+        .unwrap_or_else(|e| panic!("a key of a refused write is unused: {e}"));
+    store
+        .append(vec![event_correlated("globex", 0, "idem-retry-1")])
+        .await
+        .unwrap_or_else(|e| panic!("keys are per tenant: {e}"));
+    assert_eq!(all_entries(&store, &acme).await.len(), 3);
 }
