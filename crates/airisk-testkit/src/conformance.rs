@@ -72,23 +72,8 @@ macro_rules! audit_repository_conformance {
 ///
 /// # Panics
 /// Never for valid literals; the fields used are all valid.
-#[allow(clippy::expect_used)] // fixture literals are valid; a failure is a bug in the suite
 pub fn event(tenant_id: &str, n: u64) -> AuditEvent {
-    AuditEvent::parse(
-        Uuid::now_v7(),
-        Outcome::Success,
-        AuditEventInput {
-            actor: "alice@bank.example".into(),
-            tenant_id: tenant_id.into(),
-            action: "model.register".into(),
-            resource_type: "model".into(),
-            resource_id: format!("credit-scoring:{n}"),
-            reason: Some("quarterly recalibration".into()),
-            correlation_id: format!("corr-{n}"),
-            metadata: Some(serde_json::json!({ "n": n, "owner": "risk-team" })),
-        },
-    )
-    .expect("suite event is valid")
+    event_correlated(tenant_id, n, &format!("corr-{n}"))
 }
 
 /// [`event`] with correlation id `correlation`.
