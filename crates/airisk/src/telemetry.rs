@@ -15,6 +15,7 @@ pub fn init(filter: &str) -> anyhow::Result<()> {
         .json()
         .flatten_event(true)
         .with_current_span(false)
+        .with_span_list(false)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init()

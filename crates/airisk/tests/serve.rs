@@ -56,6 +56,15 @@ async fn serve_dev_prints_tokens_that_drive_the_whole_scenario_and_stops_on_sigt
     .await;
     assert_eq!(s, 200, "{v}");
     let seq = v["receipt"]["seq"].as_u64().unwrap();
+    let (s, v) = post(
+        &client,
+        server.url("/v1/audit/events"),
+        &t("ANALYST"),
+        json!({"action": "report.generate", "resource_type": "report", "resource_id": "q3",
+               "reason": "quarterly report"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
     let (s, _) = post(
         &client,
         server.url("/v1/audit/checkpoint"),
@@ -106,6 +115,24 @@ async fn serve_dev_prints_tokens_that_drive_the_whole_scenario_and_stops_on_sigt
         "request log lines: {stderr}"
     );
     assert!(!stderr.contains(&t("ADMIN")), "tokens must not be logged");
+    // One flat JSON object per event: the audit line carries its own fields, and no line
+    // repeats them in a span list.
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let appended = lines
+        .iter()
+        .find(|l| l["message"] == "audit record appended")
+        .unwrap_or_else(|| panic!("no audit line in {stderr}"));
+    assert_eq!(appended["tenant_id"], "demo", "{appended}");
+    assert!(appended["correlation_id"].is_string(), "{appended}");
+    for line in &lines {
+        assert!(
+            line.get("spans").is_none() && line.get("span").is_none(),
+            "span context in a log line: {line}"
+        );
+    }
 }
 
 #[test]
