@@ -254,8 +254,13 @@ impl SqliteStore {
         connection::latest_schema_version()
     }
 
-    /// Stops accepting writes, waits for the writer thread to finish the batch in flight and
-    /// close its connection, and closes the readers. Blocks for at most one batch.
+    /// Stops accepting writes, closes the idle readers, and waits for the writer thread to
+    /// finish the batch in flight and close its connection. Blocks for at most one batch.
+    ///
+    /// The writer's connection closes last, so unless another process has the file open, SQLite
+    /// checkpoints the WAL into the database file and removes the `-wal` file: after `close` the
+    /// database file alone holds every committed record (a read-only reader closing last could
+    /// not, and would leave the newest commits in the `-wal` beside it).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if the writer thread had died.
@@ -264,6 +269,8 @@ impl SqliteStore {
     }
 
     fn shutdown(&self) -> Result<(), StoreError> {
+        // Readers first, so that the writer's connection is the file's last (see `close`).
+        self.readers.close_idle();
         // Dropping the only sender ends the writer's loop once the queue is empty.
         drop(
             self.commands
@@ -276,14 +283,12 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let joined = match handle {
+        match handle {
             Some(handle) => handle.join().map_err(|_| StoreError::Unavailable {
                 message: "the sqlite writer thread panicked".to_owned(),
             }),
             None => Ok(()),
-        };
-        self.readers.close_idle();
-        joined
+        }
     }
 
     fn send(&self, command: Command) -> Result<(), StoreError> {

@@ -197,3 +197,48 @@ async fn the_file_is_in_wal_mode_and_every_accepted_location_spelling_opens_it()
         );
     }
 }
+
+/// SQLite removes a file's `-wal` when the last connection to the file closes, so a `-wal` left
+/// behind means a connection (the writer thread's or a reader's) outlived the store.
+fn wal_of(db: &TempDb) -> std::path::PathBuf {
+    let mut wal = db.path().into_os_string();
+    wal.push("-wal");
+    wal.into()
+}
+
+#[tokio::test]
+async fn close_returns_only_when_the_writer_and_every_reader_have_closed_the_file() {
+    let db = TempDb::new();
+    let store = db.open();
+    append_n(&store, "acme", 3).await;
+    assert_eq!(
+        store.entries(&tenant("acme"), 0, 10).await.unwrap().len(),
+        3
+    );
+    assert!(wal_of(&db).exists(), "WAL mode keeps a -wal while open");
+    store.close().unwrap();
+    assert!(!wal_of(&db).exists(), "a connection outlived close()");
+    // So the database file alone, copied after close (a cold backup), holds every record.
+    let copy = TempDb::new();
+    std::fs::create_dir_all(copy.path().parent().unwrap()).unwrap();
+    std::fs::copy(db.path(), copy.path()).unwrap();
+    let store = copy.open();
+    assert_eq!(
+        store.entries(&tenant("acme"), 0, 10).await.unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_store_closes_the_file_as_close_does() {
+    let db = TempDb::new();
+    let store = db.open();
+    append_n(&store, "acme", 3).await;
+    assert_eq!(
+        store.entries(&tenant("acme"), 0, 10).await.unwrap().len(),
+        3
+    );
+    assert!(wal_of(&db).exists(), "WAL mode keeps a -wal while open");
+    drop(store);
+    assert!(!wal_of(&db).exists(), "a connection outlived the store");
+}
