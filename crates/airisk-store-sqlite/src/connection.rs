@@ -292,6 +292,74 @@ pub(crate) fn migrate(conn: &mut Connection, now: &str) -> Result<(), OpenError>
 mod tests {
     use super::*;
 
+    /// A fresh directory under the system's temporary directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "airisk-sqlite-connection-{name}-{}",
+                uuid::Uuid::now_v7().simple()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_created_is_an_error_that_names_it() {
+        let scratch = Scratch::new("missing");
+        let path = scratch.0.join("no-such-directory").join("audit.db");
+        match create_private_file(&path) {
+            Err(OpenError::CreateFile { path: named, .. }) => assert_eq!(named, path),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_file_others_can_read_is_reported_and_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = Scratch::new("modes");
+        let logged = |path: &Path| {
+            let logs = airisk_testkit::log_capture::CapturedLogs::new();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(logs.writer())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::with_default(subscriber, || create_private_file(path).unwrap());
+            logs.text()
+        };
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        for (name, bits, reported) in [
+            ("private.db", 0o600, false),
+            ("owner-only-read.db", 0o400, false),
+            ("group.db", 0o640, true),
+            ("world.db", 0o604, true),
+            ("group-write.db", 0o620, true),
+        ] {
+            let path = scratch.0.join(name);
+            std::fs::write(&path, b"").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bits)).unwrap();
+            let text = logged(&path);
+            assert_eq!(
+                text.contains("readable or writable by others"),
+                reported,
+                "{name} ({bits:o}): {text:?}"
+            );
+            if reported {
+                assert!(text.contains(&format!("{bits:o}")), "{text}");
+            }
+            assert_eq!(mode(&path), bits, "{name}: an existing file keeps its mode");
+        }
+    }
+
     #[test]
     fn locations_in_every_accepted_spelling_name_the_same_file() {
         assert_eq!(

@@ -682,6 +682,16 @@ mod tests {
             )
             .unwrap();
         assert_eq!(head_size, 3);
+        // The failed request changed nothing of "poisoned": not even an empty head row.
+        let poisoned_heads: i64 = writer
+            .conn
+            .query_row(
+                "SELECT count(*) FROM audit_heads WHERE tenant_id = 'poisoned'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(poisoned_heads, 0);
     }
 
     #[test]
@@ -764,5 +774,179 @@ mod tests {
             all.extend(seqs(answer).unwrap());
         }
         assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+
+    /// A clock one second later at each reading. The writer reads it once per batch and stamps
+    /// every record of the batch with it, so a receipt's `recorded_at` says which batch stored it.
+    #[derive(Debug)]
+    struct BatchCounter {
+        start: DateTime<Utc>,
+        readings: std::sync::atomic::AtomicI64,
+    }
+
+    impl Clock for BatchCounter {
+        fn now(&self) -> DateTime<Utc> {
+            let n = self
+                .readings
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.start + chrono::Duration::seconds(n)
+        }
+    }
+
+    /// One queued command: an append of `events` events, or a change set with that many audit
+    /// events and no mutation.
+    #[derive(Clone, Copy)]
+    enum Queued {
+        Append(u64),
+        Change(u64),
+    }
+
+    /// Queues the commands, runs the writer over them with a budget of `max` events per batch,
+    /// and returns which commands shared a batch (by their index in `queued`).
+    fn batches_of(max: usize, queued: &[Queued]) -> Vec<Vec<usize>> {
+        let (writer, _dir) = fixture("batches");
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut writer = Writer {
+            clock: Arc::new(BatchCounter {
+                start,
+                readings: 0.into(),
+            }),
+            ..writer
+        };
+        writer.max_batch_events = max;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut answers = Vec::new();
+        let mut n = 0;
+        for q in queued {
+            let (count, change) = match *q {
+                Queued::Append(count) => (count, false),
+                Queued::Change(count) => (count, true),
+            };
+            let events: Vec<AuditEvent> = (n..n + count).map(|i| event("acme", i)).collect();
+            n += count;
+            let (reply, answer) = oneshot::channel();
+            let command = if change {
+                Command::Commit {
+                    change: ChangeSet {
+                        tenant: TenantId::parse("acme").unwrap(),
+                        mutations: Vec::new(),
+                        audit: events,
+                    },
+                    reply,
+                }
+            } else {
+                Command::Append { events, reply }
+            };
+            tx.send(command).unwrap();
+            answers.push(answer);
+        }
+        drop(tx);
+        writer.run(&rx);
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        for (i, answer) in answers.iter_mut().enumerate() {
+            let receipts = answer.try_recv().unwrap().unwrap();
+            let batch = (receipts[0].recorded_at - start).num_seconds();
+            assert!(
+                receipts
+                    .iter()
+                    .all(|r| r.recorded_at == receipts[0].recorded_at)
+            );
+            let batch = usize::try_from(batch).unwrap();
+            if batches.len() <= batch {
+                batches.resize(batch + 1, Vec::new());
+            }
+            batches[batch].push(i);
+        }
+        batches
+    }
+
+    #[test]
+    fn a_batch_holds_queued_commands_while_their_events_fit_its_budget() {
+        use Queued::{Append, Change};
+        // Worked out by hand: a command joins the batch while the events so far plus its own
+        // are at most the budget; the first that would exceed it starts the next batch.
+        assert_eq!(
+            batches_of(3, &[Append(1); 7]),
+            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+        );
+        assert_eq!(
+            batches_of(3, &[Append(2); 3]),
+            vec![vec![0], vec![1], vec![2]]
+        );
+        // Exactly at the budget still fits.
+        assert_eq!(
+            batches_of(5, &[Append(3), Append(2), Append(1)]),
+            vec![vec![0, 1], vec![2]]
+        );
+        // A change set weighs its audit events as appends do.
+        assert_eq!(
+            batches_of(3, &[Change(2), Change(2)]),
+            vec![vec![0], vec![1]]
+        );
+        // A command larger than the budget is a batch of its own.
+        assert_eq!(
+            batches_of(2, &[Append(1), Append(5), Append(1)]),
+            vec![vec![0], vec![1], vec![2]]
+        );
+    }
+
+    #[test]
+    fn a_batch_whose_begin_fails_answers_every_request_with_that_error() {
+        let (mut writer, dir) = fixture("begin");
+        writer
+            .conn
+            .busy_timeout(std::time::Duration::from_millis(1))
+            .unwrap();
+        // Another connection holds the write lock, so BEGIN IMMEDIATE is refused.
+        let other = Connection::open(dir.0.join("audit.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (a, mut answer_a) = append(vec![event("acme", 0)]);
+        let (b, mut answer_b) = append(vec![event("globex", 0)]);
+        writer.process(vec![a, b]);
+        for answer in [&mut answer_a, &mut answer_b] {
+            let answered = answer.try_recv().expect("answered, not dropped");
+            assert!(
+                matches!(&answered, Err(StoreError::Unavailable { message }) if message.contains("lock")),
+                "{answered:?}"
+            );
+        }
+        other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(stored(&writer, "acme"), 0);
+        let (a, mut answer_a) = append(vec![event("acme", 0)]);
+        writer.process(vec![a]);
+        assert_eq!(seqs(&mut answer_a).unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn the_head_cache_is_dropped_once_it_holds_more_than_its_bound() {
+        let (mut writer, _dir) = fixture("cache");
+        assert!(
+            format!("{writer:?}").contains("cached_heads: 0"),
+            "{writer:?}"
+        );
+        let (full, mut answer) = append(
+            (0..MAX_CACHED_HEADS)
+                .map(|n| event(&format!("t{n}"), 0))
+                .collect(),
+        );
+        writer.process(vec![full]);
+        assert_eq!(seqs(&mut answer).unwrap().len(), MAX_CACHED_HEADS);
+        // At the bound the cache is kept...
+        let kept = format!("cached_heads: {MAX_CACHED_HEADS}");
+        assert!(format!("{writer:?}").contains(&kept), "{writer:?}");
+        // ...one more tenant and it is dropped after the batch, to be refilled from the file.
+        let (one_more, mut answer) = append(vec![event("one-more", 0)]);
+        writer.process(vec![one_more]);
+        assert_eq!(seqs(&mut answer).unwrap(), vec![0]);
+        assert!(
+            format!("{writer:?}").contains("cached_heads: 0"),
+            "{writer:?}"
+        );
+        // Refilled from the file: t0 continues at seq 1.
+        let (again, mut answer) = append(vec![event("t0", 1)]);
+        writer.process(vec![again]);
+        assert_eq!(seqs(&mut answer).unwrap(), vec![1]);
     }
 }
