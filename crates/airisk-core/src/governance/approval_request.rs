@@ -628,3 +628,41 @@ fn check_reason(field: &'static str, reason: &str) -> Result<(), ApprovalError> 
     visible_text::check(field, reason)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_print_their_specified_names_and_only_pending_is_open() {
+        // The names the API, the stores and the audit metadata commit to.
+        for (status, name, terminal) in [
+            (ApprovalStatus::Pending, "PENDING", false),
+            (ApprovalStatus::Approved, "APPROVED", true),
+            (ApprovalStatus::Rejected, "REJECTED", true),
+            (ApprovalStatus::Expired, "EXPIRED", true),
+            (ApprovalStatus::Cancelled, "CANCELLED", true),
+        ] {
+            assert_eq!(status.as_str(), name);
+            assert_eq!(status.to_string(), name);
+            assert_eq!(serde_json::to_value(status).unwrap(), name);
+            assert_eq!(status.is_terminal(), terminal, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_subject_names_its_resource_as_audit_records_do() {
+        let model: Subject = serde_json::from_value(serde_json::json!(
+            {"kind": "model", "name": "credit-scoring", "version": "1.0.0"}
+        ))
+        .unwrap();
+        assert_eq!(model.resource_type(), "model");
+        assert_eq!(model.resource_id(), "credit-scoring@1.0.0");
+        let label: Subject = serde_json::from_value(serde_json::json!(
+            {"kind": "prompt_label", "name": "greeting", "version": 3, "label": "production"}
+        ))
+        .unwrap();
+        assert_eq!(label.resource_type(), "prompt_label");
+        assert_eq!(label.resource_id(), "greeting@3#production");
+    }
+}

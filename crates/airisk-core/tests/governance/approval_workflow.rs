@@ -659,3 +659,74 @@ fn a_subject_keeps_its_json_form_and_refuses_names_no_subject_can_have() {
         assert_eq!(sent.parse().unwrap_err().field(), field, "{sent:?}");
     }
 }
+
+/// What the auditor reads: every record of a request's life names its subject (as
+/// `name@version#label`), and each decision the status and tally it led to. Expected values are
+/// written out here, not taken from the code under test.
+#[tokio::test]
+async fn every_approval_record_names_the_subject_status_and_tally() {
+    let w = World::new();
+    let r = open_request(&w, 2, None).await;
+    w.workflow
+        .approve(&approver(), &corr(), r.id(), "looks right")
+        .await
+        .unwrap();
+    w.workflow
+        .approve(&approver2(), &corr(), r.id(), "agreed")
+        .await
+        .unwrap();
+    let records = w.audit("acme").await;
+    let of_request: Vec<_> = records
+        .iter()
+        .filter(|rec| rec.event().resource_id() == r.id().to_string())
+        .collect();
+    let seen: Vec<(
+        &str,
+        &str,
+        serde_json::Value,
+        serde_json::Value,
+        serde_json::Value,
+    )> = of_request
+        .iter()
+        .map(|rec| {
+            let meta = rec.event().metadata().unwrap();
+            (
+                rec.event().action(),
+                rec.event().resource_type(),
+                meta["subject"].clone(),
+                meta.get("status").cloned().unwrap_or_default(),
+                meta.get("approvals").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let subject = serde_json::json!("p@1#production");
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "approval.request",
+                "approval_request",
+                subject.clone(),
+                serde_json::Value::Null,
+                serde_json::Value::Null
+            ),
+            (
+                "approval.approve",
+                "approval_request",
+                subject.clone(),
+                serde_json::json!("PENDING"),
+                serde_json::json!(1)
+            ),
+            (
+                "approval.approve",
+                "approval_request",
+                subject,
+                serde_json::json!("APPROVED"),
+                serde_json::json!(2)
+            ),
+        ]
+    );
+    for rec in &of_request {
+        assert_eq!(rec.event().metadata().unwrap()["required_approvals"], 2);
+    }
+}
