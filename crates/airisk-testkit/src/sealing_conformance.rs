@@ -712,6 +712,18 @@ pub async fn rotating_the_data_key_seals_new_values_under_a_new_key_and_old_ones
     register(&reg, "acme", "before", "text before").await;
     let old_event = log_sensitive(&logger, &audit, "acme", None, "value before".into()).await;
     let old_kid = sealed_kid(&old_event);
+    // A data subject's key, made an hour after the tenant key: rotation replaces the newest
+    // *tenant* key, whatever subject keys came later.
+    clock.advance(chrono::Duration::hours(1));
+    let subject_event = log_sensitive(
+        &logger,
+        &audit,
+        "acme",
+        Some("customer:rotation-bystander"),
+        "a subject's value".into(),
+    )
+    .await;
+    assert_ne!(sealed_kid(&subject_event), old_kid);
     let before = logger.checkpoint(&tenant("acme")).await.unwrap();
 
     // A clock that went back a day: the new key must still be the newest.

@@ -153,3 +153,44 @@ proptest! {
         prop_assert_eq!(got.is_ok(), a == b);
     }
 }
+
+#[test]
+fn a_raw_identity_is_measured_before_normalising_up_to_1024_bytes_inclusive() {
+    // U+1D41A MATHEMATICAL BOLD SMALL A: four bytes that NFKC turns into one `a`.
+    let bold_a = "\u{1D41A}";
+    // Exactly 1024 bytes passes the raw limit, and is then too long as 256 characters.
+    let at_limit = bold_a.repeat(256);
+    assert_eq!(at_limit.len(), 1024);
+    assert_eq!(
+        ActorId::canonical(&at_limit),
+        Err(IdentifierError::TooLong {
+            kind: "actor id",
+            len: 256,
+            max: 128
+        })
+    );
+    // One byte more is refused before any normalising.
+    let over = format!("{at_limit}a");
+    assert_eq!(
+        ActorId::canonical(&over),
+        Err(IdentifierError::TooLong {
+            kind: "actor id",
+            len: 1025,
+            max: 1024
+        })
+    );
+    // Within both limits it folds to the ASCII id.
+    assert_eq!(
+        ActorId::canonical(&bold_a.repeat(5)).unwrap().as_str(),
+        "aaaaa"
+    );
+}
+
+#[test]
+fn same_identity_ignores_ascii_case_and_nothing_else() {
+    let id = |s: &str| ActorId::parse(s).unwrap();
+    assert!(id("Alice@Bank.Example").same_identity(&id("alice@bank.example")));
+    assert!(id("alice@bank.example").same_identity(&id("alice@bank.example")));
+    assert!(!id("alice@bank.example").same_identity(&id("alicia@bank.example")));
+    assert!(!id("alice@bank.example").same_identity(&id("alice@bank.example.")));
+}
