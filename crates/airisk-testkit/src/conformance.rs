@@ -45,6 +45,7 @@ macro_rules! audit_repository_conformance {
             concurrent_appends_stay_gapless,
             tenants_lists_only_tenants_with_entries,
             search_filters_and_pages_in_both_directions,
+            search_spans_pages_of_a_long_ledger,
             an_idempotent_correlation_is_used_once_per_tenant,
         );
     };
@@ -624,6 +625,87 @@ pub async fn search_filters_and_pages_in_both_directions(
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(other.len(), 3);
+}
+
+/// `search` over a ledger longer than a scan's page (4,096 entries, the provided
+/// implementation's): the limit stops it in the page where it is reached, a search with fewer
+/// matches than its limit ends at the ledger's first entry, and a newest-first cursor deep in the
+/// ledger never returns what lies after it. The matches (by actor) sit on both sides of every
+/// page boundary; the expected seqs are worked out by hand.
+pub async fn search_spans_pages_of_a_long_ledger(
+    store: Arc<dyn AuditRepository>,
+    _clock: Arc<ManualClock>,
+) {
+    const SIZE: u64 = 5_000;
+    let bob_at = [500, 999, 1999, 2999, 3999, 4999];
+    for chunk in 0..SIZE / 500 {
+        let events = (chunk * 500..(chunk + 1) * 500)
+            .map(|i| {
+                let actor = if bob_at.contains(&i) {
+                    "bob@bank.example"
+                } else {
+                    "alice@bank.example"
+                };
+                AuditEvent::parse(
+                    Uuid::now_v7(),
+                    Outcome::Success,
+                    AuditEventInput {
+                        actor: actor.into(),
+                        tenant_id: "acme".into(),
+                        action: "model.register".into(),
+                        resource_type: "model".into(),
+                        resource_id: format!("m{i}"),
+                        reason: None,
+                        correlation_id: format!("corr-{i}"),
+                        metadata: None,
+                    },
+                )
+                .expect("valid")
+            })
+            .collect();
+        store.append(events).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let bob = |newest_first: bool, cursor: Option<u64>| AuditQuery {
+        actor: Some("bob@bank.example".into()),
+        newest_first,
+        cursor,
+        ..Default::default()
+    };
+    let seqs = |query: AuditQuery, limit: usize| {
+        let store = store.clone();
+        async move {
+            store
+                .search(&tenant("acme"), &query, limit)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        }
+    };
+    // Oldest first: the limit is reached before the second page, which holds another match.
+    assert_eq!(seqs(bob(false, None), 4).await, vec![500, 999, 1999, 2999]);
+    assert_eq!(
+        seqs(bob(false, None), 100).await,
+        vec![500, 999, 1999, 2999, 3999, 4999]
+    );
+    assert_eq!(seqs(bob(false, Some(3999)), 100).await, vec![4999]);
+    // Newest first: the limit is reached in the newest page; the older page holds seq 500.
+    assert_eq!(
+        seqs(bob(true, None), 5).await,
+        vec![4999, 3999, 2999, 1999, 999]
+    );
+    // Fewer matches than the limit: the scan ends at seq 0.
+    assert_eq!(
+        seqs(bob(true, None), 100).await,
+        vec![4999, 3999, 2999, 1999, 999, 500]
+    );
+    // A cursor past the first page: nothing at or after it comes back.
+    assert_eq!(seqs(bob(true, Some(4500)), 2).await, vec![3999, 2999]);
+    assert_eq!(
+        seqs(bob(true, Some(4999)), 100).await,
+        vec![3999, 2999, 1999, 999, 500]
+    );
 }
 
 /// The back door a store's test gives [`verification_sees_one_snapshot_under_concurrent_appends`]:
