@@ -650,6 +650,96 @@ mod tests {
         }
     }
 
+    fn person(actor: &str, role: crate::security::rbac::Role) -> Principal {
+        Principal::human(
+            ActorId::parse(actor).unwrap(),
+            TenantId::parse("acme").unwrap(),
+            role,
+        )
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    /// A label move requested by an analyst at `at(0)`, quorum `quorum`, expiring after an hour.
+    fn requested(quorum: u32) -> ApprovalRequest {
+        use crate::security::rbac::Role;
+        ApprovalRequest::open(
+            Uuid::now_v7(),
+            &person("alice@acme.example", Role::Analyst),
+            NewApprovalRequest {
+                subject: RequestedSubject::PromptLabel {
+                    name: "greeting".into(),
+                    version: 3,
+                    label: "production".into(),
+                },
+                justification: "ship v3".into(),
+                required_approvals: quorum,
+                expires_in: Some(Duration::hours(1)),
+            },
+            at(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_request_reports_what_it_was_opened_with_and_who_cancelled_it() {
+        use crate::security::rbac::Role;
+        let r = requested(3);
+        assert_eq!(r.required_approvals(), 3);
+        assert_eq!(r.expires_at(), Some(at(3600)));
+        assert_eq!(r.created_at(), at(0));
+        assert_eq!(r.cancellation(), None);
+        let cancelled = r
+            .cancel(
+                &person("alice@acme.example", Role::Analyst),
+                "not needed",
+                at(60),
+            )
+            .unwrap();
+        assert_eq!(cancelled.status(), ApprovalStatus::Cancelled);
+        let decision = cancelled.cancellation().unwrap();
+        assert_eq!(
+            (decision.by.as_str(), decision.at, decision.reason.as_str()),
+            ("alice@acme.example", at(60), "not needed")
+        );
+        assert_eq!(cancelled.rejection(), None);
+    }
+
+    #[test]
+    fn only_an_approved_request_is_spent_and_only_once() {
+        use crate::security::rbac::Role;
+        let pending = requested(1);
+        assert!(matches!(
+            pending.mark_used(at(1)),
+            Err(ApprovalError::NotPending {
+                status: ApprovalStatus::Pending
+            })
+        ));
+        let approved = pending
+            .approve(&person("bob@acme.example", Role::Approver), "fine", at(2))
+            .unwrap();
+        assert_eq!(approved.status(), ApprovalStatus::Approved);
+        let spent = approved.mark_used(at(3)).unwrap();
+        assert_eq!(spent.used_at(), Some(at(3)));
+        assert!(matches!(
+            spent.mark_used(at(4)),
+            Err(ApprovalError::NotPending {
+                status: ApprovalStatus::Approved
+            })
+        ));
+        let rejected = requested(1)
+            .reject(&person("bob@acme.example", Role::Approver), "no", at(2))
+            .unwrap();
+        assert!(matches!(
+            rejected.mark_used(at(3)),
+            Err(ApprovalError::NotPending {
+                status: ApprovalStatus::Rejected
+            })
+        ));
+    }
+
     #[test]
     fn a_subject_names_its_resource_as_audit_records_do() {
         let model: Subject = serde_json::from_value(serde_json::json!(
