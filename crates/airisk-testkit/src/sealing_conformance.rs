@@ -1767,17 +1767,26 @@ pub async fn plaintext_prompts_are_sealed_in_place_resumably_idempotently_and_au
     let mut seen = Vec::new();
 
     // A bounded run: two rows, then it stops.
-    let first = SealExisting {
+    let bounded = SealExisting {
         store: gov.as_ref(),
         ids: &ids,
         envelope: &env,
         actor: &actor,
         now: clock.now(),
         max_rows: Some(2),
-    }
-    .run(&acme, &mut |id: &str| seen.push(id.to_owned()))
-    .await
-    .unwrap();
+    };
+    // Its Debug names the run (for an operator's error report), never the envelope's keys.
+    let shown = format!("{bounded:?}");
+    assert!(
+        shown.contains("operator:keys") && shown.contains("max_rows: Some(2)"),
+        "{shown}"
+    );
+    let kek_material = TEST_KEK_1.split_once(':').map_or(TEST_KEK_1, |(_, k)| k);
+    assert!(!shown.contains(kek_material), "{shown}");
+    let first = bounded
+        .run(&acme, &mut |id: &str| seen.push(id.to_owned()))
+        .await
+        .unwrap();
     assert_eq!(first.sealed, ["a@1", "a@2"]);
     assert!(first.stopped_early);
     assert_eq!(seen, first.sealed, "progress is reported per committed row");
