@@ -206,16 +206,23 @@ fn wal_of(db: &TempDb) -> std::path::PathBuf {
     wal.into()
 }
 
-#[tokio::test]
-async fn close_returns_only_when_the_writer_and_every_reader_have_closed_the_file() {
-    let db = TempDb::new();
+/// A store on `db` with three records written and read back (so the writer and a reader each
+/// have the file open), and its `-wal` present.
+async fn open_with_writer_and_reader(db: &TempDb) -> airisk_store_sqlite::SqliteStore {
     let store = db.open();
     append_n(&store, "acme", 3).await;
     assert_eq!(
         store.entries(&tenant("acme"), 0, 10).await.unwrap().len(),
         3
     );
-    assert!(wal_of(&db).exists(), "WAL mode keeps a -wal while open");
+    assert!(wal_of(db).exists(), "WAL mode keeps a -wal while open");
+    store
+}
+
+#[tokio::test]
+async fn close_returns_only_when_the_writer_and_every_reader_have_closed_the_file() {
+    let db = TempDb::new();
+    let store = open_with_writer_and_reader(&db).await;
     store.close().unwrap();
     assert!(!wal_of(&db).exists(), "a connection outlived close()");
     // So the database file alone, copied after close (a cold backup), holds every record.
@@ -232,13 +239,7 @@ async fn close_returns_only_when_the_writer_and_every_reader_have_closed_the_fil
 #[tokio::test]
 async fn dropping_the_store_closes_the_file_as_close_does() {
     let db = TempDb::new();
-    let store = db.open();
-    append_n(&store, "acme", 3).await;
-    assert_eq!(
-        store.entries(&tenant("acme"), 0, 10).await.unwrap().len(),
-        3
-    );
-    assert!(wal_of(&db).exists(), "WAL mode keeps a -wal while open");
+    let store = open_with_writer_and_reader(&db).await;
     drop(store);
     assert!(!wal_of(&db).exists(), "a connection outlived the store");
 }
