@@ -243,3 +243,40 @@ async fn dropping_the_store_closes_the_file_as_close_does() {
     drop(store);
     assert!(!wal_of(&db).exists(), "a connection outlived the store");
 }
+
+/// Whether `needle` occurs in the database file or its `-wal`.
+fn on_disk(db: &TempDb, needle: &[u8]) -> bool {
+    [db.path(), wal_of(db)].iter().any(|path| {
+        std::fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    })
+}
+
+#[tokio::test]
+async fn compacting_a_closed_file_leaves_no_bytes_of_deleted_rows() {
+    const CANARY: &[u8] = b"CANARY-3f9c-deleted-row-bytes";
+    let db = TempDb::new();
+    let store = db.open();
+    append_n(&store, "acme", 3).await;
+    store.close().unwrap();
+    {
+        let conn = db.raw();
+        conn.execute_batch("PRAGMA secure_delete = OFF; CREATE TABLE scratch (x BLOB);")
+            .unwrap();
+        conn.execute("INSERT INTO scratch VALUES (?1)", [CANARY])
+            .unwrap();
+        conn.execute_batch("DELETE FROM scratch; DROP TABLE scratch;")
+            .unwrap();
+    }
+    assert!(
+        on_disk(&db, CANARY),
+        "the deleted row's bytes are still in the file or its WAL (else this test proves nothing)"
+    );
+    SqliteStore::compact_closed_file(&db.path()).unwrap();
+    assert!(!on_disk(&db, CANARY), "compaction left the deleted bytes");
+    // The ledger is intact.
+    let store = db.open();
+    assert_eq!(
+        store.entries(&tenant("acme"), 0, 10).await.unwrap().len(),
+        3
+    );
+}
