@@ -2044,3 +2044,71 @@ fn model_name(name: &str) -> airisk_core::governance::model_registry::ModelName 
 fn model_version(version: &str) -> airisk_core::governance::model_registry::ModelVersionTag {
     airisk_core::governance::model_registry::ModelVersionTag::parse(version).unwrap()
 }
+
+/// A [`crate::guarded::Guarded::before_commit`] hook for
+/// [`a_store_that_keeps_refusing_a_seal_stops_the_run`]: every change set that seals a prompt
+/// version is refused as a conflict (as if sealed by another run) and counted in `attempts`,
+/// while the row stays plaintext. Everything else commits. Past 100 attempts it answers
+/// `Unavailable` instead, so a run that loops ends (and fails the case) rather than hangs.
+pub fn refuse_seals(attempts: Arc<std::sync::atomic::AtomicUsize>) -> crate::guarded::BeforeCommit {
+    crate::guarded::before_commit(move |_, change| {
+        let seals = change
+            .mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::SealPromptVersion(_)));
+        let n = if seals {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+        } else {
+            0
+        };
+        Box::pin(async move {
+            match n {
+                0 => Ok(()),
+                1..=100 => Err(StoreError::Conflict {
+                    what: "test: sealed elsewhere".to_owned(),
+                }),
+                _ => Err(StoreError::Unavailable {
+                    message: "test: the run keeps retrying the same rows".to_owned(),
+                }),
+            }
+        })
+    })
+}
+
+/// A store that answers each seal with a conflict ("sealed by another run") yet keeps listing
+/// the row as plaintext contradicts itself; `airisk keys seal-existing` must stop with an error
+/// after trying each row once, not loop. `gov` is wrapped with [`refuse_seals`]`(attempts)`.
+pub async fn a_store_that_keeps_refusing_a_seal_stops_the_run(
+    gov: Arc<dyn GovernanceStore>,
+    attempts: Arc<std::sync::atomic::AtomicUsize>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::ports::Clock;
+    use airisk_core::security::key_custody::KeyCustodyError;
+    use airisk_core::security::seal_existing::SealExisting;
+
+    write_plaintext(&gov, &clock).await;
+    let env = envelope(TEST_KEK_1);
+    let actor = ActorId::parse("operator:keys").unwrap();
+    let err = SealExisting {
+        store: gov.as_ref(),
+        ids: &UuidV7Generator,
+        envelope: &env,
+        actor: &actor,
+        now: clock.now(),
+        max_rows: None,
+    }
+    .run(&tenant("acme"), &mut |_: &str| {})
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, KeyCustodyError::Store(StoreError::Conflict { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "each of acme's four plaintext rows is tried once"
+    );
+    assert_eq!(plaintext_rows(&gov, "acme").await, 4);
+}

@@ -65,4 +65,22 @@ mod sealing {
             store as Arc<dyn AuditRepository>,
         )
     });
+
+    #[tokio::test]
+    async fn a_store_that_keeps_refusing_a_seal_stops_the_run() {
+        use airisk_testkit::fixtures::ManualClock;
+        use airisk_testkit::guarded::Guarded;
+        use airisk_testkit::sealing_conformance::refuse_seals;
+
+        let clock = Arc::new(ManualClock::new());
+        let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let store = Guarded::new(InMemoryStore::new(clock.clone()), ())
+            .before_commit(refuse_seals(attempts.clone()));
+        airisk_testkit::sealing_conformance::a_store_that_keeps_refusing_a_seal_stops_the_run(
+            Arc::new(store),
+            attempts,
+            clock,
+        )
+        .await;
+    }
 }

@@ -79,8 +79,9 @@ impl SealExisting<'_> {
     /// # Errors
     /// [`KeyCustodyError::Invalid`] for a row whose template does not hash to its stored digest
     /// (left as it is; the rows sealed before it stay sealed), [`KeyCustodyError::Encryption`],
-    /// [`KeyCustodyError::Store`], [`KeyCustodyError::Audit`]. The row being written when an
-    /// error happens is left plaintext.
+    /// [`KeyCustodyError::Store`] (a conflict when the store lists as plaintext again a row whose
+    /// seal it refused as already sealed in this run), [`KeyCustodyError::Audit`]. The row being
+    /// written when an error happens is left plaintext.
     pub async fn run(
         &self,
         tenant: &TenantId,
@@ -95,18 +96,28 @@ impl SealExisting<'_> {
             self.max_rows,
         );
         let mut outcome = SealExistingOutcome::default();
+        // Rows the store answered "sealed already" (a conflict) in this run. Listed as plaintext
+        // again, the store contradicts itself, and trying again would loop.
+        let mut refused: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
             let rows = store.unsealed_prompt_versions(tenant, BATCH).await?;
             if rows.is_empty() {
                 return Ok(outcome);
             }
-            let before = outcome.sealed.len() + outcome.sealed_elsewhere;
             for row in rows {
                 if max_rows.is_some_and(|m| outcome.sealed.len() >= m) {
                     outcome.stopped_early = true;
                     return Ok(outcome);
                 }
                 let id = format!("{}@{}", row.name(), row.version());
+                if refused.contains(&id) {
+                    return Err(KeyCustodyError::Store(StoreError::Conflict {
+                        what: format!(
+                            "prompt {id} is still listed as plaintext after the store refused its \
+                             seal as already sealed; stopped rather than retry (run again)"
+                        ),
+                    }));
+                }
                 if !Sha256Digest::of(row.template().as_bytes()).matches(row.template_sha256()) {
                     return Err(KeyCustodyError::Invalid(format!(
                         "prompt {id}: its template does not hash to its stored template_sha256; \
@@ -167,15 +178,12 @@ impl SealExisting<'_> {
                         outcome.sealed.push(id);
                     }
                     // Sealed by another run since it was read: nothing to do for this row.
-                    Err(StoreError::Conflict { .. }) => outcome.sealed_elsewhere += 1,
+                    Err(StoreError::Conflict { .. }) => {
+                        outcome.sealed_elsewhere += 1;
+                        refused.insert(id);
+                    }
                     Err(e) => return Err(e.into()),
                 }
-            }
-            if outcome.sealed.len() + outcome.sealed_elsewhere == before {
-                // No progress on a whole batch: stop rather than loop.
-                return Err(KeyCustodyError::Store(StoreError::Conflict {
-                    what: "no plaintext row could be sealed; run again".to_owned(),
-                }));
             }
         }
     }
