@@ -503,6 +503,9 @@ pub async fn search_filters_and_pages_in_both_directions(
         if i == 7 {
             input.action = "model.approve".into();
         }
+        if i == 10 {
+            input.resource_type = "prompt".into();
+        }
         let outcome = if i == 5 {
             Outcome::Denied
         } else {
@@ -551,6 +554,17 @@ pub async fn search_filters_and_pages_in_both_directions(
         ..Default::default()
     };
     assert_eq!(seqs(search(res, 100).await), vec![1, 5, 9]);
+    let prompts = AuditQuery {
+        resource_type: Some("prompt".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(prompts, 100).await), vec![10]);
+    let models = AuditQuery {
+        resource_type: Some("model".into()),
+        resource_id: Some("r2".into()),
+        ..Default::default()
+    };
+    assert_eq!(seqs(search(models, 100).await), vec![2, 6]);
     let corr = AuditQuery {
         correlation_id: Some("corr-11".into()),
         ..Default::default()
