@@ -9,6 +9,7 @@
 mod approval_workflow;
 mod audit;
 mod hostile;
+mod minimal_store;
 mod model_registry;
 mod prompt_registry;
 mod spans;
