@@ -687,6 +687,7 @@ mod tests {
     fn a_request_reports_what_it_was_opened_with_and_who_cancelled_it() {
         use crate::security::rbac::Role;
         let r = requested(3);
+        assert_eq!(r.justification(), "ship v3");
         assert_eq!(r.required_approvals(), 3);
         assert_eq!(r.expires_at(), Some(at(3600)));
         assert_eq!(r.created_at(), at(0));
@@ -705,6 +706,25 @@ mod tests {
             ("alice@acme.example", at(60), "not needed")
         );
         assert_eq!(cancelled.rejection(), None);
+    }
+
+    #[test]
+    fn a_reason_may_be_4096_bytes_long_and_no_longer() {
+        use crate::security::rbac::Role;
+        let approver = person("bob@acme.example", Role::Approver);
+        let at_limit = "r".repeat(4096);
+        let approved = requested(1).approve(&approver, &at_limit, at(1)).unwrap();
+        assert_eq!(approved.approvals()[0].reason, at_limit);
+        let over = "r".repeat(4097);
+        let refused = requested(1).approve(&approver, &over, at(1));
+        assert!(
+            matches!(&refused, Err(ApprovalError::Invalid(e)) if e.to_string().contains("4097 bytes")),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            requested(1).approve(&approver, " \t", at(1)),
+            Err(ApprovalError::Invalid(_))
+        ));
     }
 
     #[test]
