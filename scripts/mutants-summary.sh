@@ -8,9 +8,12 @@
 # A group's mutants.out/ holds its last pass; mutants.out.old/ (and any other mutants.out.* kept)
 # the earlier ones. Across them: a mutant caught in any pass is caught; one missed or timed out in
 # a pass and caught in none stays missed or timed out, even if a later pass was interrupted before
-# re-testing it; one in the group's list (mutants.json) with no outcome at all is "untested" (the
-# run was stopped first) and counts in no score. `--iterate` lists earlier unviable mutants among
-# "previously caught": those are counted as unviable.
+# re-testing it; one in the group's list with no outcome at all is "untested" (the run was stopped
+# first) and counts in no score. The list is <group>/listed.txt when scripts/mutants.sh wrote it
+# (every mutant of the code as run; outcomes recorded for other names, lines that have moved since
+# a resumed record, are dropped), else the mutants.json files. `--iterate` lists earlier unviable
+# mutants among "previously caught": those named in <group>/resumed-unviable.txt count as
+# unviable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-mutants.out}
@@ -39,11 +42,19 @@ for group_dir in sorted(glob.glob(os.path.join(root, "*", "mutants.out"))):
         p = os.path.join(d, "mutants.json")
         if os.path.isfile(p):
             listed |= {m["name"] for m in json.load(open(p))}
+    group_root = os.path.dirname(group_dir)
     unviable = read(os.path.join(d, "unviable.txt") for d in dirs)
+    unviable |= read([os.path.join(group_root, "resumed-unviable.txt")])
     caught = read(os.path.join(d, f) for d in dirs for f in ("caught.txt", "previously_caught.txt"))
     caught -= unviable
     missed = read(os.path.join(d, "missed.txt") for d in dirs) - caught
     timeout = read(os.path.join(d, "timeout.txt") for d in dirs) - caught - missed
+    # listed.txt (scripts/mutants.sh): the group's mutants in the code as run. Names outside it
+    # are of lines a resumed record knew before they moved; they count nowhere.
+    current = read([os.path.join(group_root, "listed.txt")])
+    if current:
+        listed = current
+        caught, missed, timeout, unviable = (s & current for s in (caught, missed, timeout, unviable))
     untested = listed - caught - unviable - missed - timeout
     viable = len(caught) + len(missed) + len(timeout)
     score = f"{100 * len(caught) / viable:.1f}%" if viable else "-"

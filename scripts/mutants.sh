@@ -105,12 +105,19 @@ for row in "${group_table[@]}"; do
     if [ -n "${RESUME:-}" ] && [ -d "docs/mutation-record/$name" ]; then
       mkdir -p "$out/mutants.out"
       cp docs/mutation-record/"$name"/{caught,unviable}.txt "$out/mutants.out/" 2>/dev/null || true
+      # --iterate reports both as "previously caught"; keep which were unviable for the summary.
+      cp "docs/mutation-record/$name/unviable.txt" "$out/resumed-unviable.txt" 2>/dev/null || true
       resume=(--iterate)
       echo "==> $name: resuming from docs/mutation-record/$name"
     fi
     run_pass "$out" "$files" "$packages" "$filter" "${resume[@]}"
     echo "==> $name, pass 1 took $(( $(date +%s) - t )) s"
   fi
+  # Every mutant of the group in the code as it is now: the summary counts only these (a
+  # resumed record may name mutants of lines that have since moved) and calls the rest untested.
+  list_args=()
+  for f in $files; do list_args+=(--file "$f"); done
+  cargo mutants --list "${list_args[@]}" >"$out/listed.txt"
   if [[ " $passes " == *" 2 "* ]] && [ -s "$out/mutants.out/missed.txt" -o -s "$out/mutants.out/timeout.txt" ]; then
     echo "==> $name, pass 2 (missed and timed out only): ${pass2_packages[*]}"
     t=$(date +%s)
