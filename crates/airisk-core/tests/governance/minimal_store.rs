@@ -1,6 +1,7 @@
 //! A store that implements only what `GovernanceStore` requires: every capability it leaves out
 //! (data keys, unsealed rows, the webhook replay memory) refuses, so sealing and webhook replay
-//! protection fail closed on it instead of silently passing.
+//! protection fail closed on it instead of silently passing. Also the bounds a delivery claim is
+//! checked against before any store sees it.
 
 use airisk_core::governance::approval_workflow::ApprovalRequest;
 use airisk_core::governance::audit_record::AuditReceipt;
@@ -131,4 +132,31 @@ async fn every_capability_a_store_leaves_out_refuses() {
             .await
             .unwrap()
     );
+}
+
+#[test]
+fn a_delivery_claims_fields_are_1_to_128_bytes() {
+    let claim = |source: &str, delivery_id: &str| DeliveryClaim {
+        tenant: tenant("acme"),
+        source: source.to_owned(),
+        delivery_id: delivery_id.to_owned(),
+        until: chrono::Utc::now(),
+    };
+    let at_limit = "s".repeat(128);
+    let over = "s".repeat(129);
+    assert_eq!(claim(&at_limit, &at_limit).check(), Ok(()));
+    assert_eq!(claim("s", "d").check(), Ok(()));
+    for (source, delivery_id) in [
+        (over.as_str(), "d"),
+        ("s", over.as_str()),
+        ("", "d"),
+        ("s", ""),
+    ] {
+        assert!(
+            refused(claim(source, delivery_id).check()),
+            "{} / {} bytes",
+            source.len(),
+            delivery_id.len()
+        );
+    }
 }
