@@ -2112,3 +2112,79 @@ pub async fn a_store_that_keeps_refusing_a_seal_stops_the_run(
     );
     assert_eq!(plaintext_rows(&gov, "acme").await, 4);
 }
+
+/// A [`crate::guarded::Guarded::before_commit`] hook for
+/// [`a_row_sealed_by_another_run_meanwhile_is_counted_and_left_alone`]: ahead of the first change
+/// set that seals a prompt version, it commits that seal itself, as another `seal-existing` run
+/// would between this run's read and its write; the change set then meets a row sealed already.
+pub fn seal_first_row_elsewhere() -> crate::guarded::BeforeCommit {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    crate::guarded::before_commit(move |store, change| {
+        let seals = change
+            .mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::SealPromptVersion(_)));
+        let first = seals && !done.swap(true, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if first {
+                store
+                    .commit(ChangeSet {
+                        tenant: change.tenant.clone(),
+                        mutations: change.mutations.clone(),
+                        audit: Vec::new(),
+                    })
+                    .await?;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// A row another run sealed after this run listed it is counted as sealed elsewhere, not sealed
+/// twice and not an error; the rows after it are sealed, and each seal's record numbers it within
+/// the run (`sealed_in_this_run` 1, 2, 3). `gov` is wrapped with [`seal_first_row_elsewhere`].
+pub async fn a_row_sealed_by_another_run_meanwhile_is_counted_and_left_alone(
+    gov: Arc<dyn GovernanceStore>,
+    audit: Arc<dyn AuditRepository>,
+    clock: Arc<ManualClock>,
+) {
+    use airisk_core::ports::Clock;
+    use airisk_core::security::seal_existing::{SEAL_EXISTING_ACTION, SealExisting};
+
+    write_plaintext(&gov, &clock).await;
+    let env = envelope(TEST_KEK_1);
+    let actor = ActorId::parse("operator:keys").unwrap();
+    let outcome = SealExisting {
+        store: gov.as_ref(),
+        ids: &UuidV7Generator,
+        envelope: &env,
+        actor: &actor,
+        now: clock.now(),
+        max_rows: None,
+    }
+    .run(&tenant("acme"), &mut |_: &str| {})
+    .await
+    .unwrap();
+    assert_eq!(outcome.sealed, ["a@2", "b@1", "c@1"]);
+    assert_eq!(outcome.sealed_elsewhere, 1);
+    assert_eq!(plaintext_rows(&gov, "acme").await, 0);
+    let numbered: Vec<(String, serde_json::Value)> = records(&audit, "acme")
+        .await
+        .iter()
+        .filter(|r| r.event().action() == SEAL_EXISTING_ACTION)
+        .map(|r| {
+            (
+                r.event().resource_id().to_owned(),
+                r.event().metadata().unwrap()["sealed_in_this_run"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        numbered,
+        vec![
+            ("a@2".to_owned(), 1.into()),
+            ("b@1".to_owned(), 2.into()),
+            ("c@1".to_owned(), 3.into())
+        ]
+    );
+}

@@ -83,4 +83,23 @@ mod sealing {
         )
         .await;
     }
+
+    #[tokio::test]
+    async fn a_row_sealed_by_another_run_meanwhile_is_counted_and_left_alone() {
+        use airisk_testkit::fixtures::ManualClock;
+        use airisk_testkit::guarded::Guarded;
+        use airisk_testkit::sealing_conformance::seal_first_row_elsewhere;
+
+        let clock = Arc::new(ManualClock::new());
+        let store = Arc::new(
+            Guarded::new(InMemoryStore::new(clock.clone()), ())
+                .before_commit(seal_first_row_elsewhere()),
+        );
+        airisk_testkit::sealing_conformance::a_row_sealed_by_another_run_meanwhile_is_counted_and_left_alone(
+            store.clone(),
+            store,
+            clock,
+        )
+        .await;
+    }
 }
