@@ -668,3 +668,33 @@ fn idempotent_correlation_ids_are_listed_once_each_in_first_seen_order() {
     assert_eq!(idempotent_correlations(&events), vec!["idem-b", "idem-a"]);
     assert!(idempotent_correlations(&events[1..2]).is_empty());
 }
+
+/// The verifier key the logger hands out (printed by `airisk serve`, shown in its Debug) is the
+/// one its checkpoints verify under; a logger without a signer has none.
+#[tokio::test]
+async fn the_verifier_key_the_logger_reports_verifies_its_checkpoints() {
+    let f = fixture(no_auto_checkpoints());
+    append(&f, 3).await;
+    let checkpoint = f.logger.checkpoint(&tenant("acme")).await.unwrap();
+    let key = f.logger.verifier_key().expect("a signer is configured");
+    assert!(key.starts_with("airisk.test/ledger+"), "{key}");
+    let verifier = ledger::LedgerVerifier::parse(&key).unwrap();
+    assert_eq!(
+        verify_checkpoint(&checkpoint.note, &verifier).unwrap().size,
+        3
+    );
+    assert!(format!("{:?}", f.logger).contains(&key));
+    let unsigned = AuditLogger::new(
+        Arc::new(f.store.clone()),
+        Arc::new(UuidV7Generator),
+        f.clock.clone(),
+        ledger_name(),
+        None,
+        no_auto_checkpoints(),
+    );
+    assert_eq!(unsigned.verifier_key(), None);
+    assert!(matches!(
+        unsigned.checkpoint(&tenant("acme")).await,
+        Err(AuditError::NoSigningKey)
+    ));
+}
