@@ -390,3 +390,50 @@ async fn a_refusal_naming_a_control_character_is_recorded_escaped() {
         assert_eq!(escaped["bytes"], format!("{name}@1.0").len());
     }
 }
+
+#[test]
+fn recordable_text_truncates_only_past_its_limit_and_never_past_it() {
+    // Escaped to exactly the limit (4 + 6 bytes): kept whole, no marker.
+    assert_eq!(recordable_text("abcd\u{1}", 10).text, r"abcd\u0001");
+    // One byte more: truncated, with the marker.
+    assert!(
+        recordable_text("abcde\u{1}", 10)
+            .text
+            .ends_with(TRUNCATION_MARKER)
+    );
+    // A cut that falls inside a two-byte character moves back to the character's start: an odd
+    // limit leaves room for an odd number of bytes before the marker.
+    let odd = recordable_text(&"é".repeat(200), 257);
+    assert!(odd.text.len() <= 257, "{}", odd.text.len());
+    assert_eq!(odd.text.len(), 242 + TRUNCATION_MARKER.len());
+    assert!(odd.text.ends_with(TRUNCATION_MARKER));
+}
+
+#[test]
+fn metadata_may_be_64_kib_as_canonical_json_and_no_more() {
+    use airisk_core::governance::audit_record::{
+        AuditEvent, AuditEventInput, AuditValidationError,
+    };
+    // {"k":"xxx…"} is the value's length plus 8 bytes.
+    let event = |n: usize| {
+        AuditEvent::parse(
+            uuid::Uuid::now_v7(),
+            Outcome::Success,
+            AuditEventInput {
+                actor: "alice@bank.example".into(),
+                tenant_id: "acme".into(),
+                action: "scoring.register".into(),
+                resource_type: "model".into(),
+                resource_id: "m".into(),
+                reason: None,
+                correlation_id: "req-1".into(),
+                metadata: Some(serde_json::json!({ "k": "x".repeat(n) })),
+            },
+        )
+    };
+    assert!(event(65_536 - 8).is_ok());
+    assert!(matches!(
+        event(65_536 - 7),
+        Err(AuditValidationError::MetadataTooLarge { .. })
+    ));
+}
