@@ -437,3 +437,17 @@ fn metadata_may_be_64_kib_as_canonical_json_and_no_more() {
         Err(AuditValidationError::MetadataTooLarge { .. })
     ));
 }
+
+#[test]
+fn sensitive_metadata_from_a_json_object_holds_every_value() {
+    use airisk_core::governance::audit_record::SensitiveMetadata;
+    let serde_json::Value::Object(map) = serde_json::json!({"iban": "DE02…", "score": 712})
+    else {
+        unreachable!()
+    };
+    let sensitive = SensitiveMetadata::from_map(map.clone());
+    assert!(!sensitive.is_empty());
+    assert_eq!(sensitive.expose(), &map);
+    assert!(sensitive.subject().is_none());
+    assert!(SensitiveMetadata::from_map(serde_json::Map::new()).is_empty());
+}
