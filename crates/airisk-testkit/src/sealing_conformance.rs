@@ -2045,6 +2045,33 @@ fn model_version(version: &str) -> airisk_core::governance::model_registry::Mode
     airisk_core::governance::model_registry::ModelVersionTag::parse(version).unwrap()
 }
 
+/// Writes the plaintext rows of [`write_plaintext`], then runs `seal-existing` once over tenant
+/// `acme` with no row bound.
+async fn seal_acme_written_in_plaintext(
+    gov: &Arc<dyn GovernanceStore>,
+    clock: &Arc<ManualClock>,
+) -> Result<
+    airisk_core::security::seal_existing::SealExistingOutcome,
+    airisk_core::security::key_custody::KeyCustodyError,
+> {
+    use airisk_core::ports::Clock;
+    use airisk_core::security::seal_existing::SealExisting;
+
+    write_plaintext(gov, clock).await;
+    let env = envelope(TEST_KEK_1);
+    let actor = ActorId::parse("operator:keys").unwrap();
+    SealExisting {
+        store: gov.as_ref(),
+        ids: &UuidV7Generator,
+        envelope: &env,
+        actor: &actor,
+        now: clock.now(),
+        max_rows: None,
+    }
+    .run(&tenant("acme"), &mut |_: &str| {})
+    .await
+}
+
 /// A [`crate::guarded::Guarded::before_commit`] hook for
 /// [`a_store_that_keeps_refusing_a_seal_stops_the_run`]: every change set that seals a prompt
 /// version is refused as a conflict (as if sealed by another run) and counted in `attempts`,
@@ -2083,24 +2110,11 @@ pub async fn a_store_that_keeps_refusing_a_seal_stops_the_run(
     attempts: Arc<std::sync::atomic::AtomicUsize>,
     clock: Arc<ManualClock>,
 ) {
-    use airisk_core::ports::Clock;
     use airisk_core::security::key_custody::KeyCustodyError;
-    use airisk_core::security::seal_existing::SealExisting;
 
-    write_plaintext(&gov, &clock).await;
-    let env = envelope(TEST_KEK_1);
-    let actor = ActorId::parse("operator:keys").unwrap();
-    let err = SealExisting {
-        store: gov.as_ref(),
-        ids: &UuidV7Generator,
-        envelope: &env,
-        actor: &actor,
-        now: clock.now(),
-        max_rows: None,
-    }
-    .run(&tenant("acme"), &mut |_: &str| {})
-    .await
-    .unwrap_err();
+    let err = seal_acme_written_in_plaintext(&gov, &clock)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, KeyCustodyError::Store(StoreError::Conflict { .. })),
         "{err:?}"
@@ -2148,23 +2162,9 @@ pub async fn a_row_sealed_by_another_run_meanwhile_is_counted_and_left_alone(
     audit: Arc<dyn AuditRepository>,
     clock: Arc<ManualClock>,
 ) {
-    use airisk_core::ports::Clock;
-    use airisk_core::security::seal_existing::{SEAL_EXISTING_ACTION, SealExisting};
+    use airisk_core::security::seal_existing::SEAL_EXISTING_ACTION;
 
-    write_plaintext(&gov, &clock).await;
-    let env = envelope(TEST_KEK_1);
-    let actor = ActorId::parse("operator:keys").unwrap();
-    let outcome = SealExisting {
-        store: gov.as_ref(),
-        ids: &UuidV7Generator,
-        envelope: &env,
-        actor: &actor,
-        now: clock.now(),
-        max_rows: None,
-    }
-    .run(&tenant("acme"), &mut |_: &str| {})
-    .await
-    .unwrap();
+    let outcome = seal_acme_written_in_plaintext(&gov, &clock).await.unwrap();
     assert_eq!(outcome.sealed, ["a@2", "b@1", "c@1"]);
     assert_eq!(outcome.sealed_elsewhere, 1);
     assert_eq!(plaintext_rows(&gov, "acme").await, 0);

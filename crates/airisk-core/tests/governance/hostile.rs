@@ -411,26 +411,9 @@ fn recordable_text_truncates_only_past_its_limit_and_never_past_it() {
 
 #[test]
 fn metadata_may_be_64_kib_as_canonical_json_and_no_more() {
-    use airisk_core::governance::audit_record::{
-        AuditEvent, AuditEventInput, AuditValidationError,
-    };
+    use airisk_core::governance::audit_record::AuditValidationError;
     // {"k":"xxx…"} is the value's length plus 8 bytes.
-    let event = |n: usize| {
-        AuditEvent::parse(
-            uuid::Uuid::now_v7(),
-            Outcome::Success,
-            AuditEventInput {
-                actor: "alice@bank.example".into(),
-                tenant_id: "acme".into(),
-                action: "scoring.register".into(),
-                resource_type: "model".into(),
-                resource_id: "m".into(),
-                reason: None,
-                correlation_id: "req-1".into(),
-                metadata: Some(serde_json::json!({ "k": "x".repeat(n) })),
-            },
-        )
-    };
+    let event = |n: usize| approval_event(1, serde_json::json!({ "k": "x".repeat(n) }));
     assert!(event(65_536 - 8).is_ok());
     assert!(matches!(
         event(65_536 - 7),

@@ -108,3 +108,28 @@ pub fn globex_approver() -> Principal {
 pub fn globex_admin() -> Principal {
     human("gus@globex.example", "globex", Role::Admin)
 }
+
+/// Tenant acme's record of approval number `n` (resource `credit-risk-pd-<n>`) with `metadata`,
+/// as `AuditEvent::parse` judges it.
+pub fn approval_event(
+    n: u64,
+    metadata: serde_json::Value,
+) -> Result<
+    airisk_core::governance::audit_record::AuditEvent,
+    airisk_core::governance::audit_record::AuditValidationError,
+> {
+    airisk_core::governance::audit_record::AuditEvent::parse(
+        uuid::Uuid::now_v7(),
+        Outcome::Success,
+        airisk_core::governance::audit_record::AuditEventInput {
+            actor: "alice@bank.example".into(),
+            tenant_id: "acme".into(),
+            action: "model.approve".into(),
+            resource_type: "model".into(),
+            resource_id: format!("credit-risk-pd-{n}"),
+            reason: Some("four-eyes approval".into()),
+            correlation_id: format!("req-{n}"),
+            metadata: Some(metadata),
+        },
+    )
+}

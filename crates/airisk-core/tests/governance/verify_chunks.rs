@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use airisk_core::governance::audit_logger::{AuditLogger, CheckpointPolicy};
-use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, AuditReceipt, Outcome};
+use airisk_core::governance::audit_record::{AuditEvent, AuditReceipt};
 use airisk_core::governance::audit_verification::{Problem, VERIFY_CHUNK, VerifyReport};
 use airisk_core::ledger::{self, Hash, LedgerName, LedgerSigner, NodeId};
 use airisk_core::ports::{
@@ -30,21 +30,7 @@ fn name() -> LedgerName {
 }
 
 fn event(n: u64) -> AuditEvent {
-    AuditEvent::parse(
-        uuid::Uuid::now_v7(),
-        Outcome::Success,
-        AuditEventInput {
-            actor: "alice@bank.example".into(),
-            tenant_id: "acme".into(),
-            action: "model.approve".into(),
-            resource_type: "model".into(),
-            resource_id: format!("credit-risk-pd-{n}"),
-            reason: Some("four-eyes approval".into()),
-            correlation_id: format!("req-{n}"),
-            metadata: Some(serde_json::json!({"n": n})),
-        },
-    )
-    .unwrap()
+    crate::support::approval_event(n, serde_json::json!({"n": n})).unwrap()
 }
 
 /// `entries` records, with a signed checkpoint after each size in `checkpoints_at` (ascending).
