@@ -698,3 +698,162 @@ async fn the_verifier_key_the_logger_reports_verifies_its_checkpoints() {
         Err(AuditError::NoSigningKey)
     ));
 }
+
+/// Which text fields may hold which control characters: a reason may span lines (`\n`, `\t`),
+/// nothing else may hold any, and the error names the field and the byte. Metadata that is not
+/// an object is refused with the JSON type it was.
+#[tokio::test]
+async fn only_a_reason_may_hold_line_breaks_and_tabs_and_errors_say_what_was_wrong() {
+    let f = fixture(no_auto_checkpoints());
+    let mut multi_line = input("acme", 1);
+    multi_line.reason = Some("first line\n\tsecond line".into());
+    f.logger
+        .log_action(&analyst(), multi_line)
+        .await
+        .expect("a reason may span lines");
+
+    let refused = |mutate: fn(&mut AuditEventInput)| {
+        let mut bad = input("acme", 2);
+        mutate(&mut bad);
+        let logger = &f.logger;
+        async move {
+            match logger.log_action(&analyst(), bad).await {
+                Err(AuditError::Invalid(e)) => e,
+                other => panic!("expected a validation error, got {other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        refused(|i| i.reason = Some("ok\u{1b}[31m".into())).await,
+        AuditValidationError::InvalidCharacter {
+            field: "reason",
+            position: 2
+        }
+    );
+    assert_eq!(
+        refused(|i| i.resource_id = "credit\nscoring".into()).await,
+        AuditValidationError::InvalidCharacter {
+            field: "resource_id",
+            position: 6
+        }
+    );
+    assert_eq!(
+        refused(|i| i.resource_type = "mo\tdel".into()).await,
+        AuditValidationError::InvalidCharacter {
+            field: "resource_type",
+            position: 2
+        }
+    );
+    for (metadata, found) in [
+        (serde_json::json!([1]), "array"),
+        (serde_json::json!("x"), "string"),
+        (serde_json::json!(7), "number"),
+        (serde_json::json!(true), "boolean"),
+    ] {
+        let mut bad = input("acme", 3);
+        bad.metadata = Some(metadata);
+        let Err(AuditError::Invalid(e)) = f.logger.log_action(&analyst(), bad).await else {
+            panic!("expected a validation error for {found}")
+        };
+        assert_eq!(e, AuditValidationError::MetadataNotObject { found });
+        assert_eq!(
+            e.to_string(),
+            format!("audit metadata must be a JSON object, not {found}")
+        );
+    }
+    assert_eq!(f.logger.tree_head(&tenant("acme")).await.unwrap().size, 1);
+}
+
+/// A stored checkpoint whose note is genuinely signed, but for another root or another size than
+/// the row says, is named as a mismatch. Accepting the row's own size and root instead would let
+/// a rewritten tree pass against a note that never committed to it.
+#[tokio::test]
+async fn a_signed_note_that_disagrees_with_its_stored_row_is_a_mismatch() {
+    for (what, note_size, other_root) in [
+        ("same size, another root", 3, true),
+        ("another size, same root", 2, false),
+    ] {
+        let f = fixture(no_auto_checkpoints());
+        append(&f, 3).await;
+        let genuine = f.logger.checkpoint(&tenant("acme")).await.unwrap();
+        let root = if other_root {
+            f.logger.root_at(&tenant("acme"), 2).await.unwrap()
+        } else {
+            genuine.root
+        };
+        let note = airisk_core::ledger::Checkpoint::new(
+            ledger_name().origin_for(&tenant("acme")),
+            note_size,
+            root,
+        )
+        .sign(&f.signer)
+        .unwrap()
+        .into_note_text();
+        assert!(
+            verify_checkpoint(&note, &f.signer.verifier()).is_ok(),
+            "{what}: the note itself is genuine"
+        );
+        f.store
+            .dangerous_replace_checkpoint_note(&tenant("acme"), genuine.size, note);
+        let problem = verify(&f, None).await;
+        assert!(
+            matches!(problem, Some(Problem::CheckpointMismatch { size: 3, .. })),
+            "{what}: {problem:?}"
+        );
+    }
+}
+
+/// A key whose custodian cannot sign now makes the logger unready, with the custodian's reason.
+#[tokio::test]
+async fn the_logger_is_unready_while_its_external_signer_is() {
+    struct Unreachable([u8; 32]);
+    impl airisk_core::ledger::CheckpointSigning for Unreachable {
+        fn public_key(&self) -> [u8; 32] {
+            self.0
+        }
+        fn sign(&self, _: &[u8]) -> Result<[u8; 64], airisk_core::ledger::CheckpointError> {
+            Err(airisk_core::ledger::CheckpointError::SigningUnavailable {
+                reason: "token not present".into(),
+            })
+        }
+        fn readiness(&self) -> Result<(), String> {
+            Err("token not present".into())
+        }
+    }
+    let f = fixture(no_auto_checkpoints());
+    assert_eq!(f.logger.signer_readiness(), Ok(()));
+    let public_key = *f.signer.verifier().public_key();
+    let external = LedgerSigner::external(ledger_name(), Box::new(Unreachable(public_key)));
+    let logger = AuditLogger::new(
+        Arc::new(f.store.clone()),
+        Arc::new(UuidV7Generator),
+        f.clock.clone(),
+        ledger_name(),
+        Some(Arc::new(external)),
+        no_auto_checkpoints(),
+    );
+    assert_eq!(logger.signer_readiness(), Err("token not present".into()));
+    let unsigned = AuditLogger::new(
+        Arc::new(f.store.clone()),
+        Arc::new(UuidV7Generator),
+        f.clock.clone(),
+        ledger_name(),
+        None,
+        no_auto_checkpoints(),
+    );
+    assert_eq!(unsigned.signer_readiness(), Ok(()));
+}
+
+/// A record as JSON holds the same members as its leaf.
+#[tokio::test]
+async fn a_record_as_json_is_its_leaf() {
+    let f = fixture(no_auto_checkpoints());
+    append(&f, 2).await;
+    let entries = f.store.entries(&tenant("acme"), 0, 10).await.unwrap();
+    for entry in entries {
+        let record = AuditRecord::from_leaf_bytes(&entry.leaf).unwrap();
+        let leaf: serde_json::Value = serde_json::from_slice(&entry.leaf).unwrap();
+        assert_eq!(record.to_json(), leaf);
+        assert_eq!(record.to_json()["seq"], entry.seq);
+    }
+}

@@ -434,3 +434,50 @@ fn sensitive_metadata_from_a_json_object_holds_every_value() {
     assert!(sensitive.subject().is_none());
     assert!(SensitiveMetadata::from_map(serde_json::Map::new()).is_empty());
 }
+
+#[test]
+fn sealed_metadata_may_be_64_kib_as_canonical_json_and_no_more() {
+    use airisk_core::governance::audit_record::AuditValidationError;
+    // {"s":"v1.k1.AAA…"} is the payload's length plus 14 bytes; the store sees only its form.
+    let sealed = |n: usize| {
+        let serde_json::Value::Object(map) =
+            serde_json::json!({ "s": format!("v1.k1.{}", "A".repeat(n)) })
+        else {
+            unreachable!()
+        };
+        approval_event(1, serde_json::json!({ "k": 1 }))
+            .unwrap()
+            .with_sealed_metadata(map)
+    };
+    let at_limit = sealed(65_536 - 14).expect("exactly 64 KiB is allowed");
+    assert_eq!(at_limit.sealed_metadata().unwrap().len(), 1);
+    assert!(matches!(
+        sealed(65_536 - 13),
+        Err(AuditValidationError::MetadataTooLarge {
+            len: 65_537,
+            max: 65_536
+        })
+    ));
+    assert!(sealed(10).is_ok());
+}
+
+#[test]
+fn sensitive_metadata_debug_names_its_keys_and_never_a_value() {
+    use airisk_core::governance::audit_record::SensitiveMetadata;
+    let serde_json::Value::Object(map) =
+        serde_json::json!({"iban": "DE02120300000000202051", "score": 712})
+    else {
+        unreachable!()
+    };
+    let shown = format!("{:?}", SensitiveMetadata::from_map(map));
+    assert!(shown.starts_with("SensitiveMetadata"), "{shown}");
+    assert!(
+        shown.contains("\"iban\"") && shown.contains("\"score\""),
+        "{shown}"
+    );
+    assert!(shown.contains("has_subject: false"), "{shown}");
+    assert!(
+        !shown.contains("DE02") && !shown.contains("712"),
+        "a value leaked: {shown}"
+    );
+}
