@@ -857,3 +857,43 @@ async fn a_record_as_json_is_its_leaf() {
         assert_eq!(record.to_json()["seq"], entry.seq);
     }
 }
+
+/// The interval alone never signs: a ledger with nothing new since its last checkpoint (or with
+/// nothing at all) gets no new checkpoint however much time passes, and a logger without a key
+/// is not asked to sign one.
+#[tokio::test]
+async fn an_idle_ledger_gets_no_checkpoint_when_the_interval_passes() {
+    let f = fixture(CheckpointPolicy {
+        every_entries: None,
+        every_interval: Some(std::time::Duration::from_secs(10)),
+    });
+    // The first look starts the interval (no checkpoint yet); the second is past it.
+    f.logger.checkpoint_if_stale(&tenant("acme")).await.unwrap();
+    f.clock.advance(chrono::Duration::seconds(11));
+    f.logger.checkpoint_if_stale(&tenant("acme")).await.unwrap();
+    assert!(
+        f.store
+            .checkpoints(&tenant("acme"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "an empty ledger was checkpointed"
+    );
+    let unsigned = AuditLogger::new(
+        Arc::new(f.store.clone()),
+        Arc::new(UuidV7Generator),
+        f.clock.clone(),
+        ledger_name(),
+        None,
+        CheckpointPolicy {
+            every_entries: None,
+            every_interval: Some(std::time::Duration::from_secs(10)),
+        },
+    );
+    unsigned.checkpoint_if_stale(&tenant("acme")).await.unwrap();
+    f.clock.advance(chrono::Duration::seconds(11));
+    unsigned
+        .checkpoint_if_stale(&tenant("acme"))
+        .await
+        .expect("nothing is due on an empty ledger, so no key is needed");
+}
