@@ -261,11 +261,31 @@ async fn random_tampering_is_named_at_the_first_bad_entry_like_a_plain_check() {
 }
 
 /// The in-memory store, answering every `entries` call with at most `cap` rows: pages end at odd
-/// places, so chunks start off the chunk grid.
+/// places, so chunks start off the chunk grid. With `hole_from`, it also hides every entry from
+/// that seq on and ends each page with `planted`, a row beyond the head. After
+/// [`ShortPages::MAX_READS`] `entries` calls it fails them, so a verification that keeps asking
+/// for the same page ends in an error rather than a hang.
 #[derive(Debug)]
 struct ShortPages {
     inner: InMemoryStore,
     cap: usize,
+    hole_from: Option<u64>,
+    planted: Option<StoredEntry>,
+    reads: std::sync::atomic::AtomicU32,
+}
+
+impl ShortPages {
+    const MAX_READS: u32 = 100;
+
+    fn new(inner: InMemoryStore, cap: usize) -> Self {
+        ShortPages {
+            inner,
+            cap,
+            hole_from: None,
+            planted: None,
+            reads: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -282,9 +302,23 @@ impl AuditRepository for ShortPages {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.inner
+        let reads = self
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if reads >= Self::MAX_READS {
+            return Err(StoreError::Unavailable {
+                message: format!("{reads} reads: the reader is not making progress"),
+            });
+        }
+        let mut rows = self
+            .inner
             .entries(tenant, from_seq, limit.min(self.cap))
-            .await
+            .await?;
+        if let Some(hole) = self.hole_from {
+            rows.retain(|e| e.seq < hole);
+            rows.extend(self.planted.clone());
+        }
+        Ok(rows)
     }
     async fn nodes(
         &self,
@@ -319,10 +353,7 @@ async fn pages_that_end_off_the_chunk_grid_verify_and_name_the_same_entry() {
     let l = ledger(ENTRIES, &[2 * VERIFY_CHUNK + 3]).await;
     let (_, root) = reference(&l).await;
     for cap in [1_001, 3_001, 4_097, 10_000] {
-        let repo = Arc::new(ShortPages {
-            inner: l.store.clone(),
-            cap,
-        });
+        let repo = Arc::new(ShortPages::new(l.store.clone(), cap));
         let report = verify_with(repo, &l.signer).await;
         assert!(report.is_intact(), "cap {cap}: {:?}", report.problem);
         assert_eq!(report.root, Some(root), "cap {cap}");
@@ -331,10 +362,7 @@ async fn pages_that_end_off_the_chunk_grid_verify_and_name_the_same_entry() {
     corrupt(&l, 3 * VERIFY_CHUNK + 1).await;
     corrupt(&l, 3 * VERIFY_CHUNK + 2_000).await;
     for cap in [3_001, 4_097, 10_000] {
-        let repo = Arc::new(ShortPages {
-            inner: l.store.clone(),
-            cap,
-        });
+        let repo = Arc::new(ShortPages::new(l.store.clone(), cap));
         assert_eq!(
             verify_with(repo, &l.signer).await.problem,
             Some(Problem::LeafHashMismatch {
@@ -343,4 +371,39 @@ async fn pages_that_end_off_the_chunk_grid_verify_and_name_the_same_entry() {
             "cap {cap}"
         );
     }
+}
+
+/// Entries missing from some seq on, and a row stored beyond the head: the check stops at the
+/// planted row (it is past the snapshot), names the shortfall, and asks for no page twice.
+#[tokio::test]
+async fn a_hole_before_a_row_beyond_the_head_is_named_and_ends_the_reading() {
+    let l = ledger(10, &[]).await;
+    let mut planted = l.store.entries(&tenant("acme"), 9, 1).await.unwrap()[0].clone();
+    planted.seq = 15;
+    let repo = ShortPages {
+        hole_from: Some(6),
+        planted: Some(planted),
+        ..ShortPages::new(l.store.clone(), usize::MAX)
+    };
+    let report = verify_with(Arc::new(repo), &l.signer).await;
+    assert_eq!(report.entries, 6);
+    assert_eq!(
+        report.problem,
+        Some(Problem::HeadMismatch {
+            detail: "the stored head says 10 entries, 6 were read".into()
+        })
+    );
+}
+
+/// A checkpoint of the empty ledger commits to the empty tree's root, and verifies as such.
+#[tokio::test]
+async fn a_checkpoint_of_the_empty_ledger_verifies() {
+    let l = ledger(0, &[]).await;
+    let empty = l.logger.checkpoint(&tenant("acme")).await.unwrap();
+    assert_eq!((empty.size, empty.root), (0, ledger::empty_root()));
+    l.logger.append((0..3).map(event).collect()).await.unwrap();
+    l.logger.checkpoint(&tenant("acme")).await.unwrap();
+    let report = verify(&l).await;
+    assert!(report.is_intact(), "{:?}", report.problem);
+    assert_eq!(report.checkpoints_verified, 2);
 }
