@@ -272,6 +272,8 @@ struct ShortPages {
     hole_from: Option<u64>,
     planted: Option<StoredEntry>,
     reads: std::sync::atomic::AtomicU32,
+    /// Every `entries` call's `(from_seq, limit)`, in order.
+    calls: std::sync::Mutex<Vec<(u64, usize)>>,
 }
 
 impl ShortPages {
@@ -284,6 +286,7 @@ impl ShortPages {
             hole_from: None,
             planted: None,
             reads: std::sync::atomic::AtomicU32::new(0),
+            calls: std::sync::Mutex::default(),
         }
     }
 }
@@ -302,6 +305,7 @@ impl AuditRepository for ShortPages {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.calls.lock().unwrap().push((from_seq, limit));
         let reads = self
             .reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -406,4 +410,27 @@ async fn a_checkpoint_of_the_empty_ledger_verifies() {
     let report = verify(&l).await;
     assert!(report.is_intact(), "{:?}", report.problem);
     assert_eq!(report.checkpoints_verified, 2);
+}
+
+/// The verifier reads the snapshot's entries as pages that tile `[0, head)` exactly, none empty
+/// and none reaching past the head; the one read at the head is the single-row probe for rows
+/// stored beyond it.
+#[tokio::test]
+async fn pages_are_read_up_to_the_snapshots_head_and_not_past_it() {
+    let l = ledger(ENTRIES, &[]).await;
+    let repo = Arc::new(ShortPages::new(l.store.clone(), usize::MAX));
+    let report = verify_with(repo.clone(), &l.signer).await;
+    assert!(report.is_intact(), "{:?}", report.problem);
+    let calls = repo.calls.lock().unwrap().clone();
+    let (probe, pages) = calls.split_last().expect("the verifier read something");
+    assert_eq!(*probe, (ENTRIES, 1), "{calls:?}");
+    assert!(pages.len() >= 2, "a ledger of several pages: {calls:?}");
+    let mut next = 0;
+    for &(from, limit) in pages {
+        assert_eq!(from, next, "pages tile the ledger: {calls:?}");
+        assert!(limit > 0, "an empty read: {calls:?}");
+        next = from + limit as u64;
+        assert!(next <= ENTRIES, "a read past the head: {calls:?}");
+    }
+    assert_eq!(next, ENTRIES, "{calls:?}");
 }
