@@ -261,7 +261,8 @@ async fn random_tampering_is_named_at_the_first_bad_entry_like_a_plain_check() {
 }
 
 /// The in-memory store, answering every `entries` call with at most `cap` rows: pages end at odd
-/// places, so chunks start off the chunk grid. With `hole_from`, it also hides every entry from
+/// places, so chunks start off the chunk grid. Each read is pending when first polled, as a real
+/// store's is. With `hole_from`, it also hides every entry from
 /// that seq on and ends each page with `planted`, a row beyond the head. After
 /// [`ShortPages::MAX_READS`] `entries` calls it fails them, so a verification that keeps asking
 /// for the same page ends in an error rather than a hang.
@@ -306,6 +307,8 @@ impl AuditRepository for ShortPages {
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
         self.calls.lock().unwrap().push((from_seq, limit));
+        // Like a real store's read (a blocking thread, a server), not ready when first polled.
+        tokio::task::yield_now().await;
         let reads = self
             .reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
