@@ -437,3 +437,27 @@ async fn pages_are_read_up_to_the_snapshots_head_and_not_past_it() {
     }
     assert_eq!(next, ENTRIES, "{calls:?}");
 }
+
+/// A row stored at the head's size, past every entry the head commits to, is named even though
+/// every entry up to the head is intact.
+#[tokio::test]
+async fn a_row_stored_just_beyond_the_head_is_named() {
+    let l = ledger(10, &[]).await;
+    let mut planted = l.store.entries(&tenant("acme"), 9, 1).await.unwrap()[0].clone();
+    planted.seq = 10;
+    let repo = ShortPages {
+        hole_from: Some(10),
+        planted: Some(planted),
+        ..ShortPages::new(l.store.clone(), usize::MAX)
+    };
+    let report = verify_with(Arc::new(repo), &l.signer).await;
+    assert_eq!(report.entries, 10);
+    assert_eq!(
+        report.problem,
+        Some(Problem::HeadMismatch {
+            detail: "entry 10 is stored beyond the tree head (10 entries): it is not part of the \
+                     ledger"
+                .into()
+        })
+    );
+}
