@@ -897,3 +897,128 @@ async fn an_idle_ledger_gets_no_checkpoint_when_the_interval_passes() {
         .await
         .expect("nothing is due on an empty ledger, so no key is needed");
 }
+
+/// Entry 2's leaf as text, for building tampered variants of it.
+async fn leaf_text(f: &Fixture, seq: u64) -> String {
+    let leaf = f.store.entries(&tenant("acme"), seq, 1).await.unwrap()[0]
+        .leaf
+        .clone();
+    String::from_utf8(leaf).unwrap()
+}
+
+async fn deep_problem(f: &Fixture) -> Option<Problem> {
+    f.logger
+        .verify_with(
+            &tenant("acme"),
+            &VerifyOptions {
+                verifier: Some(&f.signer.verifier()),
+                kept_checkpoint: None,
+                deep: true,
+            },
+            |_, _| {},
+        )
+        .await
+        .unwrap()
+        .problem
+}
+
+/// A leaf rewritten with its hash and not in canonical form at its end is placed by parsing it:
+/// its version, seq and tenant are still checked, and one that places right is left for the
+/// roots to catch. A canonical-looking end with no version digits is not taken for version 0.
+#[tokio::test]
+async fn a_rewritten_leaf_is_placed_by_parsing_when_its_end_is_not_canonical() {
+    let genuine_tail = r#","seq":2,"tenant_id":"acme","v":1}"#;
+    type Case = (&'static str, &'static str, fn(&Problem) -> bool);
+    let cases: [Case; 5] = [
+        (
+            "placed right",
+            r#","seq":2,"tenant_id":"acme","v":1 }"#,
+            |p| matches!(p, Problem::HeadMismatch { .. }),
+        ),
+        (
+            "another version",
+            r#","seq":2,"tenant_id":"acme","v":2 }"#,
+            |p| {
+                *p == Problem::MalformedLeaf {
+                    seq: 2,
+                    detail: "unsupported leaf version 2".into(),
+                }
+            },
+        ),
+        (
+            "another seq",
+            r#","seq":3,"tenant_id":"acme","v":1 }"#,
+            |p| {
+                *p == Problem::MisplacedLeaf {
+                    seq: 2,
+                    detail: "the leaf says seq 3".into(),
+                }
+            },
+        ),
+        (
+            "another tenant",
+            r#","seq":2,"tenant_id":"globex","v":1 }"#,
+            |p| {
+                *p == Problem::MisplacedLeaf {
+                    seq: 2,
+                    detail: "the leaf belongs to tenant globex".into(),
+                }
+            },
+        ),
+        (
+            "no version digits",
+            r#","seq":2,"tenant_id":"acme","v":}"#,
+            |p| {
+                matches!(p, Problem::MalformedLeaf { seq: 2, detail }
+                if detail.starts_with("leaf bytes are not an audit record"))
+            },
+        ),
+    ];
+    for (what, tail, expected) in cases {
+        let f = fixture(no_auto_checkpoints());
+        append(&f, 4).await;
+        let leaf = leaf_text(&f, 2).await;
+        assert!(leaf.ends_with(genuine_tail), "{leaf}");
+        let tampered = format!("{}{tail}", leaf.strip_suffix(genuine_tail).unwrap());
+        f.store
+            .dangerous_rewrite_entry(&tenant("acme"), 2, tampered.into_bytes());
+        let problem = verify(&f, None).await.expect("tampering goes unnoticed");
+        assert!(expected(&problem), "{what}: {problem:?}");
+    }
+}
+
+/// A deep verify names a genuine record found at another seq, or in another tenant's ledger.
+#[tokio::test]
+async fn a_deep_verify_names_a_record_out_of_place() {
+    let f = fixture(no_auto_checkpoints());
+    append(&f, 4).await;
+    f.store.dangerous_swap_entries(&tenant("acme"), 1, 2);
+    assert_eq!(
+        deep_problem(&f).await,
+        Some(Problem::MisplacedLeaf {
+            seq: 1,
+            detail: "the leaf says seq 2".into()
+        })
+    );
+
+    let f = fixture(no_auto_checkpoints());
+    append(&f, 4).await;
+    let globex = human("gina@globex.example", "globex", Role::Analyst);
+    for n in 0..3 {
+        f.logger
+            .log_action(&globex, input("globex", n))
+            .await
+            .unwrap();
+    }
+    let theirs = f.store.entries(&tenant("globex"), 2, 1).await.unwrap()[0]
+        .leaf
+        .clone();
+    f.store.dangerous_rewrite_entry(&tenant("acme"), 2, theirs);
+    assert_eq!(
+        deep_problem(&f).await,
+        Some(Problem::MisplacedLeaf {
+            seq: 2,
+            detail: "the leaf belongs to tenant globex".into()
+        })
+    );
+}
