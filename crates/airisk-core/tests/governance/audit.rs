@@ -1022,3 +1022,114 @@ async fn a_deep_verify_names_a_record_out_of_place() {
         })
     );
 }
+
+/// Each problem names its first bad entry where there is one, and a report prints as the JSON
+/// the CLI's `--json` shows (members and values written out here, not taken from the code).
+#[test]
+fn problems_name_their_first_bad_entry_and_reports_print_as_json() {
+    use airisk_core::governance::audit_verification::VerifyReport;
+    let text = |s: &str| s.to_owned();
+    let cases = [
+        (Problem::LeafHashMismatch { seq: 4 }, Some(4)),
+        (
+            Problem::MalformedLeaf {
+                seq: 5,
+                detail: text("x"),
+            },
+            Some(5),
+        ),
+        (
+            Problem::MisplacedLeaf {
+                seq: 6,
+                detail: text("x"),
+            },
+            Some(6),
+        ),
+        (
+            Problem::Gap {
+                expected_seq: 7,
+                found_seq: 9,
+            },
+            Some(7),
+        ),
+        (
+            Problem::Truncated {
+                kept_size: 10,
+                ledger_size: 8,
+            },
+            Some(8),
+        ),
+        (
+            Problem::RootMismatch {
+                size: 3,
+                what: text("x"),
+            },
+            None,
+        ),
+        (
+            Problem::BadCheckpoint {
+                size: 3,
+                detail: text("x"),
+            },
+            None,
+        ),
+        (
+            Problem::CheckpointMismatch {
+                size: 3,
+                detail: text("x"),
+            },
+            None,
+        ),
+        (Problem::BadKeptCheckpoint { detail: text("x") }, None),
+        (Problem::HeadMismatch { detail: text("x") }, None),
+    ];
+    for (problem, seq) in &cases {
+        assert_eq!(problem.seq(), *seq, "{problem:?}");
+    }
+
+    let intact = VerifyReport {
+        tenant: tenant("acme"),
+        entries: 3,
+        root: Some(ledger::empty_root()),
+        checkpoints_verified: 1,
+        kept_checkpoint_verified: true,
+        problem: None,
+    };
+    assert!(intact.is_intact());
+    assert_eq!(
+        intact.to_json(),
+        serde_json::json!({
+            "tenant": "acme",
+            "intact": true,
+            "entries": 3,
+            "root": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "checkpoints_verified": 1,
+            "kept_checkpoint_verified": true,
+            "first_bad_seq": null,
+            "problem": null,
+        })
+    );
+    let broken = VerifyReport {
+        root: None,
+        kept_checkpoint_verified: false,
+        problem: Some(Problem::Gap {
+            expected_seq: 7,
+            found_seq: 9,
+        }),
+        ..intact
+    };
+    assert!(!broken.is_intact());
+    assert_eq!(
+        broken.to_json(),
+        serde_json::json!({
+            "tenant": "acme",
+            "intact": false,
+            "entries": 3,
+            "root": null,
+            "checkpoints_verified": 1,
+            "kept_checkpoint_verified": false,
+            "first_bad_seq": 7,
+            "problem": "entry 7: missing (next stored entry is 9); a record was deleted",
+        })
+    );
+}
