@@ -210,3 +210,49 @@ async fn a_used_idempotent_id_refuses_every_later_write_carrying_it() {
         .unwrap();
     assert_eq!(receipts.len(), 2);
 }
+
+/// `close` ends every session the store had open on the server (a stopping service must not leave
+/// its connections behind for the database to time out). The server ends a backend a moment after
+/// the client's goodbye, so the count is polled, with a deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL: needs AIRISK_TEST_DATABASE_URL; run with --ignored (scripts/test.sh does)"]
+async fn close_ends_every_session_of_the_store() {
+    let db = TestDb::new().await;
+    let store = db.store(Arc::new(SystemClock)).await;
+    for n in 0..4 {
+        store
+            .append(vec![event("acme", &format!("close-{n}"), n)])
+            .await
+            .unwrap();
+    }
+    let mut admin = db.admin_connection().await;
+    assert!(
+        app_sessions(&mut admin, &db.name).await > 0,
+        "the store holds sessions while open"
+    );
+    store.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let open = app_sessions(&mut admin, &db.name).await;
+        if open == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} sessions of the store still open 30 s after close"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The sessions the application login has open on database `name`.
+async fn app_sessions(admin: &mut sqlx::PgConnection, name: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND usename = $2",
+    )
+    .bind(name)
+    .bind(crate::support::APP_LOGIN)
+    .fetch_one(admin)
+    .await
+    .unwrap()
+}
