@@ -567,3 +567,111 @@ async fn versions_are_listed_in_registration_order() {
         .collect();
     assert_eq!(versions, ["1.0.0", "1.1.0", "2.0.0"]);
 }
+
+/// What a registration's validation says about `input` with `sensitive` values, on a registry
+/// without a data-key envelope: `Ok(field)` names the refused field; `Err(())` means every check
+/// passed and only sealing was left (which needs the envelope this registry lacks).
+async fn refused_field(
+    w: &World,
+    input: RegisterModel,
+    sensitive: &airisk_core::governance::audit_record::SensitiveMetadata,
+) -> Result<&'static str, ()> {
+    match w
+        .models
+        .register_model_sensitive(&admin(), &corr(), input, sensitive)
+        .await
+    {
+        Err(ModelRegistryError::Invalid(e)) => Ok(e.field()),
+        Err(ModelRegistryError::Sealing(_)) if !sensitive.is_empty() => Err(()),
+        Ok(_) if sensitive.is_empty() => Err(()),
+        other => panic!("unexpected outcome: {other:?}"),
+    }
+}
+
+/// The limits a registration is held to are inclusive, at the values the API documents (written
+/// out here): metadata and sensitive metadata 16,384 bytes of canonical JSON, a sensitive key 128
+/// characters (not bytes), an artifact URI 2,048 bytes. A URI needs a scheme that starts with a
+/// letter and holds only letters, digits, `+`, `-` and `.`, something after `://`, and no space.
+#[tokio::test]
+async fn registration_limits_are_inclusive_and_uris_are_checked_part_by_part() {
+    use airisk_core::governance::audit_record::SensitiveMetadata;
+    let w = World::new();
+    let none = SensitiveMetadata::new();
+    let mut n = 0;
+    let mut input = |mutate: &dyn Fn(&mut RegisterModel)| {
+        n += 1;
+        let mut i = register_input("limits", &format!("{n}.0"));
+        mutate(&mut i);
+        i
+    };
+    // {"k":"xxx…"} is the string's length plus 8 bytes.
+    let blob = |len: usize| serde_json::json!({ "k": "x".repeat(len - 8) });
+    for (len, verdict) in [(16_384, Err(())), (16_385, Ok("metadata"))] {
+        let i = input(&|i| i.metadata = Some(blob(len)));
+        assert_eq!(refused_field(&w, i, &none).await, verdict, "metadata {len}");
+    }
+
+    let sensitive = |key: String, value: serde_json::Value| {
+        let mut s = SensitiveMetadata::new();
+        s.insert(&key, value);
+        s
+    };
+    for (len, verdict) in [(16_384, Err(())), (16_385, Ok("sensitive_metadata"))] {
+        let s = sensitive("k".into(), serde_json::json!("x".repeat(len - 8)));
+        assert_eq!(
+            refused_field(&w, input(&|_| {}), &s).await,
+            verdict,
+            "sensitive metadata {len}"
+        );
+    }
+    for (chars, verdict) in [(128, Err(())), (129, Ok("sensitive_metadata"))] {
+        let s = sensitive("é".repeat(chars), serde_json::json!(1));
+        assert_eq!(
+            refused_field(&w, input(&|_| {}), &s).await,
+            verdict,
+            "sensitive key of {chars} characters"
+        );
+    }
+
+    let long_uri = |len: usize| format!("s3://bucket/{}", "k".repeat(len - 12));
+    for (len, verdict) in [(2_048, Err(())), (2_049, Ok("artifact_uri"))] {
+        let uri = long_uri(len);
+        assert_eq!(uri.len(), len);
+        let i = input(&|i| i.artifact_uri = uri.clone());
+        assert_eq!(refused_field(&w, i, &none).await, verdict, "uri of {len}");
+    }
+    for (uri, verdict) in [
+        ("s3://bucket/key", Err(())),
+        ("git+ssh://host/repo.git", Err(())),
+        ("x-y.z://a", Err(())),
+        ("s_3://bucket/key", Ok("artifact_uri")),
+        ("3s://bucket/key", Ok("artifact_uri")),
+        ("s3://", Ok("artifact_uri")),
+        ("s3://bucket/my key", Ok("artifact_uri")),
+    ] {
+        let i = input(&|i| i.artifact_uri = uri.into());
+        assert_eq!(refused_field(&w, i, &none).await, verdict, "{uri}");
+    }
+}
+
+/// The audit record of a registration lists the sensitive keys only when there are some.
+#[tokio::test]
+async fn a_plain_registration_records_no_sensitive_key_list() {
+    let w = World::new();
+    w.register(&admin(), "credit-scoring", "1.0.0").await;
+    let register = w
+        .audit("acme")
+        .await
+        .into_iter()
+        .find(|r| r.event().action() == "model.register")
+        .unwrap();
+    let mut keys: Vec<&str> = register
+        .event()
+        .metadata()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["approval_request_id", "artifact_uri", "checksum"]);
+}
