@@ -675,3 +675,53 @@ async fn a_plain_registration_records_no_sensitive_key_list() {
     keys.sort_unstable();
     assert_eq!(keys, ["approval_request_id", "artifact_uri", "checksum"]);
 }
+
+/// A presented checksum matches only when every byte does: differences in several bytes never
+/// cancel out (two bytes off by the same bits would under an XOR-accumulating comparison). A
+/// digest prints as its 64 hex digits.
+#[test]
+fn a_checksum_matches_only_byte_for_byte_and_prints_as_hex() {
+    use airisk_core::governance::model_version::Sha256Digest;
+    let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let genuine = Sha256Digest::parse(hex).unwrap();
+    assert_eq!(genuine, Sha256Digest::of(b"test"), "SHA-256 of \"test\"");
+    assert_eq!(genuine.to_string(), hex);
+    assert_eq!(format!("{genuine}"), genuine.to_hex());
+    assert!(genuine.matches(&Sha256Digest::parse(hex).unwrap()));
+    // One byte off; two bytes off by the same bit; all 32 bytes off by the same bit.
+    let flip = |positions: &[usize]| {
+        let mut bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        for &p in positions {
+            bytes[p] ^= 0x01;
+        }
+        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Sha256Digest::parse(&text).unwrap()
+    };
+    for positions in [vec![31], vec![0, 1], (0..32).collect::<Vec<_>>()] {
+        let other = flip(&positions);
+        assert!(!genuine.matches(&other), "bytes {positions:?} differ");
+        assert!(!other.matches(&genuine), "bytes {positions:?} differ");
+    }
+}
+
+/// A registered model keeps the artifact URI it was registered with.
+#[tokio::test]
+async fn a_registered_model_keeps_its_artifact_uri() {
+    let w = World::new();
+    let r = w.register(&admin(), "credit-scoring", "1.0.0").await;
+    assert_eq!(
+        r.model.artifact_uri(),
+        "s3://models/credit-scoring/1.0.0/model.onnx"
+    );
+    let stored = w
+        .models
+        .get_model(&admin(), "credit-scoring", "1.0.0")
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.artifact_uri(),
+        "s3://models/credit-scoring/1.0.0/model.onnx"
+    );
+}
