@@ -725,3 +725,18 @@ async fn a_registered_model_keeps_its_artifact_uri() {
         "s3://models/credit-scoring/1.0.0/model.onnx"
     );
 }
+
+/// A model row starts at version 1 and a decision moves it to 2: the optimistic-concurrency
+/// counter a store compares before writing the decided row.
+#[tokio::test]
+async fn a_decision_moves_the_model_row_from_version_1_to_2() {
+    let w = World::new();
+    let r = w.register(&admin(), "m", "1").await;
+    assert_eq!(r.model.row_version(), 1);
+    w.models
+        .approve_model(&approver(), &corr(), "m", "1", "validation report reviewed")
+        .await
+        .unwrap();
+    let model = w.models.get_model(&viewer(), "m", "1").await.unwrap();
+    assert_eq!(model.row_version(), 2);
+}

@@ -481,3 +481,50 @@ proptest! {
         prop_assert_eq!(n, new.lines().map(str::to_owned).collect::<Vec<_>>());
     }
 }
+
+/// A template may be 256 KiB (262,144 bytes) and no more.
+#[tokio::test]
+async fn a_template_may_be_256_kib_and_no_more() {
+    let w = World::new();
+    let at_limit = "x".repeat(262_144);
+    let registered = w
+        .prompts
+        .register_prompt(&analyst(), &corr(), "big", &at_limit, "r")
+        .await
+        .expect("exactly 256 KiB is allowed");
+    assert_eq!(registered.version.template().len(), 262_144);
+    let over = "y".repeat(262_145);
+    let got = w
+        .prompts
+        .update_prompt(&analyst(), &corr(), "big", &over, "r")
+        .await;
+    assert!(
+        matches!(got, Err(PromptRegistryError::Invalid(_))),
+        "{got:?}"
+    );
+}
+
+/// A version and its sealed form differ only in the template and the flag, in either order; any
+/// other difference counts. A plaintext version's serialised form carries no `sealed` or
+/// `erased` member (rows written before sealing existed read the same).
+#[tokio::test]
+async fn a_sealed_version_differs_from_its_plaintext_only_in_the_template() {
+    let w = World::new();
+    with_versions(&w, 2).await;
+    let history = w.prompts.history(&analyst(), "kyc-summary").await.unwrap();
+    let (v1, v2) = (&history.versions[0], &history.versions[1]);
+    let sealed = v1
+        .sealed_with("v1.tenant-dek-1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into())
+        .unwrap();
+    assert!(sealed.is_sealed() && !v1.is_sealed());
+    assert!(v1.differs_only_in_template(&sealed));
+    assert!(sealed.differs_only_in_template(v1));
+    assert!(!v1.differs_only_in_template(v2), "another version number");
+    let plain = serde_json::to_value(v1).unwrap();
+    let members = plain.as_object().unwrap();
+    assert!(
+        !members.contains_key("sealed") && !members.contains_key("erased"),
+        "{members:?}"
+    );
+    assert_eq!(serde_json::to_value(&sealed).unwrap()["sealed"], true);
+}
