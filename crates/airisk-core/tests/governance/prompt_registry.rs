@@ -480,6 +480,106 @@ proptest! {
         prop_assert_eq!(o, old.lines().map(str::to_owned).collect::<Vec<_>>());
         prop_assert_eq!(n, new.lines().map(str::to_owned).collect::<Vec<_>>());
     }
+
+    /// A diff keeps as many lines as can be kept: its unchanged lines are a longest common
+    /// subsequence, measured by a plain recursive reference written here.
+    #[test]
+    fn a_diff_keeps_a_longest_common_subsequence(a in proptest::collection::vec("[abc]{0,1}", 0..9), b in proptest::collection::vec("[abc]{0,1}", 0..9)) {
+        let d = diff_lines(&a.join("\n"), &b.join("\n"));
+        let kept = d.iter().filter(|l| matches!(l, DiffLine::Same(_))).count();
+        let a_lines: Vec<&str> = a.iter().map(String::as_str).collect();
+        let b_lines: Vec<&str> = b.iter().map(String::as_str).collect();
+        // `lines()` drops a trailing empty line, as the diff does.
+        let trim = |v: &[&str]| -> usize {
+            let joined = v.join("\n");
+            joined.lines().count()
+        };
+        let (a_len, b_len) = (trim(&a_lines), trim(&b_lines));
+        prop_assert_eq!(kept, reference_lcs(&a_lines[..a_len], &b_lines[..b_len]));
+    }
+}
+
+/// The length of a longest common subsequence, by the textbook recursion (memoised).
+fn reference_lcs(a: &[&str], b: &[&str]) -> usize {
+    fn go(
+        a: &[&str],
+        b: &[&str],
+        memo: &mut std::collections::HashMap<(usize, usize), usize>,
+    ) -> usize {
+        if a.is_empty() || b.is_empty() {
+            return 0;
+        }
+        if let Some(&v) = memo.get(&(a.len(), b.len())) {
+            return v;
+        }
+        let v = if a[0] == b[0] {
+            1 + go(&a[1..], &b[1..], memo)
+        } else {
+            go(&a[1..], b, memo).max(go(a, &b[1..], memo))
+        };
+        memo.insert((a.len(), b.len()), v);
+        v
+    }
+    go(a, b, &mut std::collections::HashMap::new())
+}
+
+/// Two different texts that share one line in their middles and the last line: up to 4,000,000
+/// table cells (2,000 by 2,000 middle lines) the shared middle line is kept; one line more and
+/// the middles are shown removed then added whole. The shared last line is kept either way, and
+/// identical texts are all kept, each line once.
+#[test]
+fn diffs_of_large_middles_fall_back_past_four_million_cells() {
+    let text = |prefix: &str, n: usize| {
+        let mut lines: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+        lines[n / 2] = "shared".into();
+        lines.push("end".into());
+        lines.join("\n")
+    };
+    let at_limit = diff_lines(&text("old", 2_000), &text("new", 2_000));
+    assert!(at_limit.contains(&DiffLine::Same("shared".into())));
+    assert_eq!(at_limit.last(), Some(&DiffLine::Same("end".into())));
+    assert_eq!(at_limit.len(), 2 * 1_999 + 2);
+
+    let past = diff_lines(&text("old", 2_001), &text("new", 2_000));
+    assert!(!past.contains(&DiffLine::Same("shared".into())));
+    assert_eq!(past.last(), Some(&DiffLine::Same("end".into())));
+    assert_eq!(past.len(), 2_001 + 2_000 + 1);
+
+    let same = "a\nb\nc";
+    assert_eq!(
+        diff_lines(same, same),
+        vec![
+            DiffLine::Same("a".into()),
+            DiffLine::Same("b".into()),
+            DiffLine::Same("c".into())
+        ]
+    );
+}
+
+/// A diff line prints as a unified diff's does: a space, `-` or `+`, then the line.
+#[test]
+fn diff_lines_print_with_their_marker() {
+    assert_eq!(DiffLine::Same("x".into()).to_string(), " x");
+    assert_eq!(DiffLine::Removed("x".into()).to_string(), "-x");
+    assert_eq!(DiffLine::Added("x".into()).to_string(), "+x");
+}
+
+/// A change reason may be 4,096 bytes and no more.
+#[tokio::test]
+async fn a_change_reason_may_be_4096_bytes_and_no_more() {
+    let w = World::new();
+    w.prompts
+        .register_prompt(&analyst(), &corr(), "p", "t1", &"r".repeat(4_096))
+        .await
+        .expect("exactly 4,096 bytes is allowed");
+    let got = w
+        .prompts
+        .update_prompt(&analyst(), &corr(), "p", "t2", &"r".repeat(4_097))
+        .await;
+    assert!(
+        matches!(got, Err(PromptRegistryError::Invalid(_))),
+        "{got:?}"
+    );
 }
 
 /// A template may be 256 KiB (262,144 bytes) and no more.
