@@ -105,19 +105,8 @@ impl Batcher {
             state.heads.insert(tenant.clone(), std::mem::take(known));
             return None;
         }
-        let mut budget = 0;
-        let mut batch = Vec::new();
-        while let Some(front) = queue.front() {
-            let weight = front.work.weight();
-            if !batch.is_empty() && budget + weight > self.max_batch_events {
-                break;
-            }
-            budget += weight;
-            if let Some(request) = queue.pop_front() {
-                batch.push(request);
-            }
-        }
-        Some(batch)
+        let take = batch_len(queue.iter().map(|r| r.work.weight()), self.max_batch_events);
+        Some(queue.drain(..take).collect())
     }
 
     async fn drain(self: Arc<Self>, tenant: TenantId) {
@@ -143,6 +132,22 @@ impl Batcher {
     }
 }
 
+/// How many requests from the front of a queue whose requests weigh `weights` form the next
+/// batch: as many as fit in `max` events together, and always the first (a request heavier than
+/// the whole budget goes alone rather than never).
+fn batch_len(weights: impl IntoIterator<Item = usize>, max: usize) -> usize {
+    let mut budget = 0;
+    let mut taken = 0;
+    for weight in weights {
+        if taken > 0 && budget + weight > max {
+            break;
+        }
+        budget += weight;
+        taken += 1;
+    }
+    taken
+}
+
 struct DrainGuard<'a> {
     batcher: &'a Batcher,
     tenant: &'a TenantId,
@@ -159,6 +164,36 @@ impl Drop for DrainGuard<'_> {
             let _ = request.reply.send(Err(StoreError::Unavailable {
                 message: "the postgres batch writer stopped".to_owned(),
             }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_len;
+
+    #[test]
+    fn a_batch_takes_what_fits_in_its_budget_and_always_one() {
+        // (weights of the queued requests, budget, requests taken), worked out by hand.
+        let cases: &[(&[usize], usize, usize)] = &[
+            (&[], 4, 0),
+            (&[1, 1, 1], 2, 2),
+            (&[1, 1, 1], 3, 3),
+            (&[1, 1, 1], 4, 3),
+            (&[2, 2, 1], 4, 2),
+            (&[2, 3], 4, 1),
+            (&[5], 4, 1),
+            (&[5, 1], 4, 1),
+            (&[1, 5], 4, 1),
+            (&[3, 1, 1], 4, 2),
+            (&[1; 10], 1, 1),
+        ];
+        for &(weights, max, taken) in cases {
+            assert_eq!(
+                batch_len(weights.iter().copied(), max),
+                taken,
+                "weights {weights:?}, budget {max}"
+            );
         }
     }
 }
