@@ -396,3 +396,57 @@ fn old_text_renders_every_hidden_character_escaped() {
         .collect();
     assert_eq!(hidden, vec!['\u{E0049}', '\u{E0067}', '\u{202E}']);
 }
+
+/// Each class has the description the refusal names it by (written out here), and the refusal's
+/// message carries it with the code point.
+#[test]
+fn each_hidden_class_is_described_in_words_in_the_refusal() {
+    let cases = [
+        (HiddenClass::Tag, "an invisible tag character", '\u{E0041}'),
+        (
+            HiddenClass::Bidi,
+            "a bidirectional text control",
+            '\u{202E}',
+        ),
+        (HiddenClass::ZeroWidth, "a zero-width character", '\u{200B}'),
+        (
+            HiddenClass::Format,
+            "an invisible format character",
+            '\u{0600}',
+        ),
+        (HiddenClass::Control, "a control character", '\u{7}'),
+        (
+            HiddenClass::LineSeparator,
+            "a line or paragraph separator",
+            '\u{2028}',
+        ),
+        (
+            HiddenClass::PrivateUse,
+            "a private-use character",
+            '\u{E000}',
+        ),
+        (
+            HiddenClass::Unassigned,
+            "a noncharacter or unassigned code point",
+            '\u{FDD0}',
+        ),
+        (
+            HiddenClass::Blank,
+            "a character that renders as nothing",
+            '\u{3164}',
+        ),
+    ];
+    for (class, words, c) in cases {
+        assert_eq!(class.describe(), words);
+        let e = visible_text::check("justification", &format!("ok {c} ok")).unwrap_err();
+        assert_eq!(e.class, class, "U+{:04X}", u32::from(c));
+        let message = e.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "justification contains {words} U+{:04X} at character 4",
+                u32::from(c)
+            )),
+            "{message}"
+        );
+    }
+}
