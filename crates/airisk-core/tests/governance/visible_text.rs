@@ -450,3 +450,27 @@ fn each_hidden_class_is_described_in_words_in_the_refusal() {
         );
     }
 }
+
+/// The refused ranges are as few as can be: ascending, and no range ends right before the next
+/// begins (adjacent ones are merged), so a schema `pattern` built from them stays short.
+#[test]
+fn refused_ranges_are_merged_wherever_they_touch() {
+    let ranges = visible_text::refused_ranges();
+    assert!(!ranges.is_empty());
+    for pair in ranges.windows(2) {
+        let ((_, hi), (lo, _)) = (pair[0], pair[1]);
+        assert!(
+            u32::from(hi) + 1 < u32::from(lo),
+            "U+{:04X} and U+{:04X} should be one range",
+            u32::from(hi),
+            u32::from(lo)
+        );
+    }
+    // U+200B..U+200F (zero-width space, joiners, LRM, RLM) are refused side by side.
+    assert!(
+        ranges
+            .iter()
+            .any(|&(lo, hi)| lo <= '\u{200B}' && '\u{200F}' <= hi),
+        "{ranges:?}"
+    );
+}
