@@ -80,8 +80,11 @@ run_pass() { # out_dir, files, packages, filter, extra cargo-mutants args...
   for w in $filter; do args+=("--cargo-arg=$w"); done
   local mode=(--jobs "${JOBS:-2}")
   [ -n "${IN_PLACE:-}" ] && mode=(--in-place)
+  # The first failing test ends the test run at once (`--max-fail 1:immediate`): by default
+  # nextest waits for the tests still running, so a mutant that fails one test and hangs another
+  # would be reported as a timeout instead of caught.
   cargo mutants --test-tool nextest --profile mutants "${mode[@]}" --timeout-multiplier 3 \
-    --output "$out" "${args[@]}" "$@" && return 0
+    --cargo-test-arg=--max-fail=1:immediate --output "$out" "${args[@]}" "$@" && return 0
   local status=$?
   # 2: some mutants missed, 3: some timed out; anything else (a failing baseline, a usage error)
   # means the results cannot be trusted.

@@ -15,6 +15,8 @@ use airisk_core::security::tenant_context::{Principal, TenantId};
 use airisk_testkit::InMemoryStore;
 use airisk_testkit::fixtures::{ManualClock, human, tenant};
 
+use crate::support::finishes;
+
 struct Fixture {
     store: InMemoryStore,
     logger: AuditLogger,
@@ -89,7 +91,7 @@ async fn records(store: &InMemoryStore, t: &TenantId) -> Vec<AuditRecord> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn audit_fields_completeness_who_what_when_why_and_correlation() {
     let f = fixture(no_auto_checkpoints());
     f.clock.advance(chrono::Duration::microseconds(5));
@@ -130,7 +132,7 @@ async fn audit_fields_completeness_who_what_when_why_and_correlation() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn leaf_bytes_are_canonical_json_with_sorted_keys_and_no_nulls() {
     let f = fixture(no_auto_checkpoints());
     let mut without_reason = input("acme", 1);
@@ -147,7 +149,7 @@ async fn leaf_bytes_are_canonical_json_with_sorted_keys_and_no_nulls() {
     assert!(!leaf.contains(' ') && !leaf.contains('\n'));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn invalid_fields_are_typed_errors_and_append_nothing() {
     let f = fixture(no_auto_checkpoints());
     type Case = (&'static str, fn(&mut AuditEventInput));
@@ -195,7 +197,7 @@ async fn invalid_fields_are_typed_errors_and_append_nothing() {
     assert_eq!(f.logger.tree_head(&tenant("acme")).await.unwrap().size, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn validation_errors_name_the_field() {
     let f = fixture(no_auto_checkpoints());
     let mut bad = input("acme", 1);
@@ -212,7 +214,7 @@ async fn validation_errors_name_the_field() {
     assert_eq!(e.to_string(), "audit field resource_type must not be empty");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_viewer_cannot_append_and_the_denial_is_recorded() {
     let f = fixture(no_auto_checkpoints());
     let viewer = human("victor@bank.example", "acme", Role::Viewer);
@@ -225,7 +227,7 @@ async fn a_viewer_cannot_append_and_the_denial_is_recorded() {
     assert!(denial.event().reason().unwrap().contains("viewer"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn appending_to_another_tenants_ledger_is_refused_and_recorded_in_ones_own() {
     let f = fixture(no_auto_checkpoints());
     let got = f.logger.log_action(&analyst(), input("globex", 1)).await;
@@ -239,7 +241,7 @@ async fn appending_to_another_tenants_ledger_is_refused_and_recorded_in_ones_own
     assert_eq!(denial.event().tenant_id(), &tenant("acme"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_store_append_is_an_error_and_changes_nothing() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 2).await;
@@ -258,7 +260,7 @@ async fn a_failed_store_append_is_an_error_and_changes_nothing() {
     assert_eq!(next.seq, 2, "no seq was consumed by the failed append");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn checkpoints_are_signed_every_n_entries_and_verify_offline() {
     let f = fixture(CheckpointPolicy {
         every_entries: Some(3),
@@ -287,7 +289,7 @@ async fn checkpoints_are_signed_every_n_entries_and_verify_offline() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn checkpoints_are_signed_when_the_interval_passed() {
     let f = fixture(CheckpointPolicy {
         every_entries: None,
@@ -307,7 +309,7 @@ async fn checkpoints_are_signed_when_the_interval_passed() {
     assert_eq!(cps.iter().map(|c| c.size).collect::<Vec<_>>(), vec![2]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn proofs_from_the_logger_verify_against_a_signed_checkpoint() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 11).await;
@@ -349,7 +351,7 @@ async fn proofs_from_the_logger_verify_against_a_signed_checkpoint() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_intact_ledger_verifies_with_every_checkpoint() {
     let f = fixture(CheckpointPolicy {
         every_entries: Some(4),
@@ -357,16 +359,14 @@ async fn an_intact_ledger_verifies_with_every_checkpoint() {
     });
     append(&f, 10).await;
     let kept = f.logger.checkpoint(&tenant("acme")).await.unwrap();
-    let report = f
-        .logger
-        .verify(
-            &tenant("acme"),
-            Some(&f.signer.verifier()),
-            Some(&kept.note),
-            |_, _| {},
-        )
-        .await
-        .unwrap();
+    let report = finishes(f.logger.verify(
+        &tenant("acme"),
+        Some(&f.signer.verifier()),
+        Some(&kept.note),
+        |_, _| {},
+    ))
+    .await
+    .unwrap();
     assert!(report.is_intact(), "{:?}", report.problem);
     assert_eq!(report.entries, 10);
     assert_eq!(report.checkpoints_verified, 3); // sizes 4, 8, 10
@@ -375,14 +375,16 @@ async fn an_intact_ledger_verifies_with_every_checkpoint() {
 }
 
 async fn verify(f: &Fixture, kept: Option<&str>) -> Option<Problem> {
-    f.logger
-        .verify(&tenant("acme"), Some(&f.signer.verifier()), kept, |_, _| {})
-        .await
-        .unwrap()
-        .problem
+    finishes(
+        f.logger
+            .verify(&tenant("acme"), Some(&f.signer.verifier()), kept, |_, _| {}),
+    )
+    .await
+    .unwrap()
+    .problem
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn one_byte_changed_in_a_stored_record_is_caught_at_its_seq() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 6).await;
@@ -397,7 +399,7 @@ async fn one_byte_changed_in_a_stored_record_is_caught_at_its_seq() {
     assert_eq!(problem.seq(), Some(3));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_record_rewritten_with_its_hash_is_caught_by_the_signed_root() {
     let f = fixture(CheckpointPolicy {
         every_entries: Some(5),
@@ -418,7 +420,7 @@ async fn a_record_rewritten_with_its_hash_is_caught_by_the_signed_root() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deleted_record_is_caught_at_its_seq() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 6).await;
@@ -432,7 +434,7 @@ async fn a_deleted_record_is_caught_at_its_seq() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn two_swapped_records_are_caught_at_the_first() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 6).await;
@@ -444,7 +446,7 @@ async fn two_swapped_records_are_caught_at_the_first() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_truncated_tail_is_caught_against_a_kept_checkpoint() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 9).await;
@@ -465,7 +467,7 @@ async fn a_truncated_tail_is_caught_against_a_kept_checkpoint() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_rolled_back_and_rewritten_tail_is_caught_against_a_kept_checkpoint() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 6).await;
@@ -479,7 +481,7 @@ async fn a_rolled_back_and_rewritten_tail_is_caught_against_a_kept_checkpoint() 
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_checkpoint_forged_with_another_key_is_caught() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 3).await;
@@ -510,7 +512,7 @@ async fn a_checkpoint_forged_with_another_key_is_caught() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_checkpoint_of_another_tenant_is_not_accepted_for_this_one() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 2).await;
@@ -527,7 +529,7 @@ async fn a_checkpoint_of_another_tenant_is_not_accepted_for_this_one() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tenants_ledgers_are_independent_trees() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 3).await;
@@ -602,7 +604,7 @@ fn principals_of_a_service_kind_still_need_the_permission() {
     });
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_non_canonical_leaf_is_named_by_a_deep_verify() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 4).await;
@@ -618,21 +620,7 @@ async fn a_non_canonical_leaf_is_named_by_a_deep_verify() {
         matches!(shallow, Problem::HeadMismatch { .. }),
         "{shallow:?}"
     );
-    let deep = f
-        .logger
-        .verify_with(
-            &tenant("acme"),
-            &VerifyOptions {
-                verifier: Some(&f.signer.verifier()),
-                kept_checkpoint: None,
-                deep: true,
-            },
-            |_, _| {},
-        )
-        .await
-        .unwrap()
-        .problem
-        .unwrap();
+    let deep = deep_problem(&f).await.unwrap();
     assert!(
         matches!(deep, Problem::MalformedLeaf { seq: 2, .. }),
         "{deep:?}"
@@ -671,7 +659,7 @@ fn idempotent_correlation_ids_are_listed_once_each_in_first_seen_order() {
 
 /// The verifier key the logger hands out (printed by `airisk serve`, shown in its Debug) is the
 /// one its checkpoints verify under; a logger without a signer has none.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_verifier_key_the_logger_reports_verifies_its_checkpoints() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 3).await;
@@ -702,7 +690,7 @@ async fn the_verifier_key_the_logger_reports_verifies_its_checkpoints() {
 /// Which text fields may hold which control characters: a reason may span lines (`\n`, `\t`),
 /// nothing else may hold any, and the error names the field and the byte. Metadata that is not
 /// an object is refused with the JSON type it was.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn only_a_reason_may_hold_line_breaks_and_tabs_and_errors_say_what_was_wrong() {
     let f = fixture(no_auto_checkpoints());
     let mut multi_line = input("acme", 1);
@@ -767,7 +755,7 @@ async fn only_a_reason_may_hold_line_breaks_and_tabs_and_errors_say_what_was_wro
 /// A stored checkpoint whose note is genuinely signed, but for another root or another size than
 /// the row says, is named as a mismatch. Accepting the row's own size and root instead would let
 /// a rewritten tree pass against a note that never committed to it.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_signed_note_that_disagrees_with_its_stored_row_is_a_mismatch() {
     for (what, note_size, other_root) in [
         ("same size, another root", 3, true),
@@ -804,7 +792,7 @@ async fn a_signed_note_that_disagrees_with_its_stored_row_is_a_mismatch() {
 }
 
 /// A key whose custodian cannot sign now makes the logger unready, with the custodian's reason.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_logger_is_unready_while_its_external_signer_is() {
     struct Unreachable([u8; 32]);
     impl airisk_core::ledger::CheckpointSigning for Unreachable {
@@ -845,7 +833,7 @@ async fn the_logger_is_unready_while_its_external_signer_is() {
 }
 
 /// A record as JSON holds the same members as its leaf.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_record_as_json_is_its_leaf() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 2).await;
@@ -861,7 +849,7 @@ async fn a_record_as_json_is_its_leaf() {
 /// The interval alone never signs: a ledger with nothing new since its last checkpoint (or with
 /// nothing at all) gets no new checkpoint however much time passes, and a logger without a key
 /// is not asked to sign one.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_idle_ledger_gets_no_checkpoint_when_the_interval_passes() {
     let f = fixture(CheckpointPolicy {
         every_entries: None,
@@ -907,25 +895,24 @@ async fn leaf_text(f: &Fixture, seq: u64) -> String {
 }
 
 async fn deep_problem(f: &Fixture) -> Option<Problem> {
-    f.logger
-        .verify_with(
-            &tenant("acme"),
-            &VerifyOptions {
-                verifier: Some(&f.signer.verifier()),
-                kept_checkpoint: None,
-                deep: true,
-            },
-            |_, _| {},
-        )
-        .await
-        .unwrap()
-        .problem
+    finishes(f.logger.verify_with(
+        &tenant("acme"),
+        &VerifyOptions {
+            verifier: Some(&f.signer.verifier()),
+            kept_checkpoint: None,
+            deep: true,
+        },
+        |_, _| {},
+    ))
+    .await
+    .unwrap()
+    .problem
 }
 
 /// A leaf rewritten with its hash and not in canonical form at its end is placed by parsing it:
 /// its version, seq and tenant are still checked, and one that places right is left for the
 /// roots to catch. A canonical-looking end with no version digits is not taken for version 0.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_rewritten_leaf_is_placed_by_parsing_when_its_end_is_not_canonical() {
     let genuine_tail = r#","seq":2,"tenant_id":"acme","v":1}"#;
     type Case = (&'static str, &'static str, fn(&Problem) -> bool);
@@ -988,7 +975,7 @@ async fn a_rewritten_leaf_is_placed_by_parsing_when_its_end_is_not_canonical() {
 }
 
 /// A deep verify names a genuine record found at another seq, or in another tenant's ledger.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deep_verify_names_a_record_out_of_place() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 4).await;

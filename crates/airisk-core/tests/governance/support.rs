@@ -133,3 +133,13 @@ pub fn approval_event(
         },
     )
 }
+
+/// `future`, under a one-hour deadline on tokio's clock. The tests that verify ledgers run with
+/// the clock paused (`#[tokio::test(start_paused = true)]`): as soon as nothing can run, the clock
+/// jumps to the deadline, so a verification waiting on something that never comes fails its test
+/// at once instead of hanging it. No wall-clock time is measured.
+pub async fn finishes<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(3_600), future)
+        .await
+        .expect("waited for something that never came")
+}
