@@ -977,3 +977,25 @@ async fn data_keys_in(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    /// Only names, versions and UUIDs are inlined into a read, quoted; anything that could end
+    /// or escape the literal, or nothing at all, is refused rather than escaped.
+    #[test]
+    fn only_plain_names_are_inlined_as_literals() {
+        assert_eq!(
+            literal("credit-risk_pd/1.0").unwrap(),
+            "'credit-risk_pd/1.0'"
+        );
+        assert_eq!(
+            literal("0193a3c1-7d2e-7c4b-9f1e-2a3b4c5d6e7f").unwrap(),
+            "'0193a3c1-7d2e-7c4b-9f1e-2a3b4c5d6e7f'"
+        );
+        for refused in ["", "a'b", "a\\b", "a b", "x;--", "é", "a\0b", "$$"] {
+            assert!(literal(refused).is_err(), "{refused:?} was inlined");
+        }
+    }
+}
