@@ -872,3 +872,51 @@ pub(crate) async fn append_across_tenants(
     tx.commit().await.map_err(|e| commit_failed(&e))?;
     Ok(receipts)
 }
+
+#[cfg(test)]
+mod tests {
+    use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
+    use airisk_core::security::tenant_context::TenantId;
+
+    use super::{Work, tenant_literal};
+
+    fn event(n: u32) -> AuditEvent {
+        AuditEvent::parse(
+            uuid::Uuid::now_v7(),
+            Outcome::Success,
+            AuditEventInput {
+                actor: "alice@bank.example".into(),
+                tenant_id: "acme".into(),
+                action: "app.payment".into(),
+                resource_type: "payment".into(),
+                resource_id: format!("p-{n}"),
+                reason: None,
+                correlation_id: format!("req-{n}"),
+                metadata: None,
+            },
+        )
+        .unwrap()
+    }
+
+    /// A request weighs its events plus its mutations, and at least 1 (what the batch budget
+    /// counts).
+    #[test]
+    fn a_request_weighs_its_writes_and_at_least_one() {
+        let work = |events: u32| Work {
+            mutations: Vec::new(),
+            events: (0..events).map(event).collect(),
+        };
+        assert_eq!(work(0).weight(), 1);
+        assert_eq!(work(1).weight(), 1);
+        assert_eq!(work(3).weight(), 3);
+    }
+
+    /// Every tenant id (a-z, 0-9, `-`, `_`) is quoted as it is.
+    #[test]
+    fn tenant_ids_of_every_allowed_character_are_quoted() {
+        for id in ["acme", "risk-team_2", "a_b-c", "9lives"] {
+            let tenant = TenantId::parse(id).unwrap();
+            assert_eq!(tenant_literal(&tenant).unwrap(), format!("'{id}'"));
+        }
+    }
+}
