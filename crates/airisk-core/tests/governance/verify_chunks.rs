@@ -383,19 +383,24 @@ async fn pages_that_end_off_the_chunk_grid_verify_and_name_the_same_entry() {
     }
 }
 
+/// Verifies `l` through a store that hides its entries from `hole_from` on and ends every page
+/// with a copy of entry 9 stored at `planted_seq`.
+async fn with_planted_row(l: &Ledger, hole_from: u64, planted_seq: u64) -> VerifyReport {
+    let mut planted = l.store.entries(&tenant("acme"), 9, 1).await.unwrap()[0].clone();
+    planted.seq = planted_seq;
+    let repo = ShortPages {
+        hole_from: Some(hole_from),
+        planted: Some(planted),
+        ..ShortPages::new(l.store.clone(), usize::MAX)
+    };
+    verify_with(Arc::new(repo), &l.signer).await
+}
+
 /// Entries missing from some seq on, and a row stored beyond the head: the check stops at the
 /// planted row (it is past the snapshot), names the shortfall, and asks for no page twice.
 #[tokio::test(start_paused = true)]
 async fn a_hole_before_a_row_beyond_the_head_is_named_and_ends_the_reading() {
-    let l = ledger(10, &[]).await;
-    let mut planted = l.store.entries(&tenant("acme"), 9, 1).await.unwrap()[0].clone();
-    planted.seq = 15;
-    let repo = ShortPages {
-        hole_from: Some(6),
-        planted: Some(planted),
-        ..ShortPages::new(l.store.clone(), usize::MAX)
-    };
-    let report = verify_with(Arc::new(repo), &l.signer).await;
+    let report = with_planted_row(&ledger(10, &[]).await, 6, 15).await;
     assert_eq!(report.entries, 6);
     assert_eq!(
         report.problem,
@@ -445,15 +450,7 @@ async fn pages_are_read_up_to_the_snapshots_head_and_not_past_it() {
 /// every entry up to the head is intact.
 #[tokio::test(start_paused = true)]
 async fn a_row_stored_just_beyond_the_head_is_named() {
-    let l = ledger(10, &[]).await;
-    let mut planted = l.store.entries(&tenant("acme"), 9, 1).await.unwrap()[0].clone();
-    planted.seq = 10;
-    let repo = ShortPages {
-        hole_from: Some(10),
-        planted: Some(planted),
-        ..ShortPages::new(l.store.clone(), usize::MAX)
-    };
-    let report = verify_with(Arc::new(repo), &l.signer).await;
+    let report = with_planted_row(&ledger(10, &[]).await, 10, 10).await;
     assert_eq!(report.entries, 10);
     assert_eq!(
         report.problem,
