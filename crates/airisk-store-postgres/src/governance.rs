@@ -980,7 +980,68 @@ async fn data_keys_in(
 
 #[cfg(test)]
 mod tests {
-    use super::literal;
+    use airisk_core::governance::approval_request::{
+        ApprovalRequest, NewApprovalRequest, RequestedSubject,
+    };
+    use airisk_core::ports::Mutation;
+    use airisk_core::security::rbac::Role;
+    use airisk_core::security::tenant_context::{ActorId, Principal, TenantId};
+
+    use super::{Bulk, literal};
+
+    fn request(tenant: &str) -> ApprovalRequest {
+        let admin = Principal::human(
+            ActorId::parse("ada@bank.example").unwrap(),
+            TenantId::parse(tenant).unwrap(),
+            Role::Admin,
+        );
+        ApprovalRequest::open(
+            uuid::Uuid::now_v7(),
+            &admin,
+            NewApprovalRequest {
+                subject: RequestedSubject::Model {
+                    name: "credit-scoring".into(),
+                    version: "1.0".into(),
+                },
+                justification: "quarterly refresh".into(),
+                required_approvals: 1,
+                expires_in: None,
+            },
+            chrono::Utc::now(),
+        )
+        .unwrap()
+    }
+
+    /// A batch's approval and model writes go into its one statement only when each is of the
+    /// batch's tenant and no row is written twice; an empty bulk is empty, one with a row is not.
+    #[test]
+    fn bulk_takes_each_row_once_and_only_of_its_tenant() {
+        let acme = TenantId::parse("acme").unwrap();
+        let (a, b) = (request("acme"), request("acme"));
+        let insert = |r: &ApprovalRequest| Mutation::InsertApproval(r.clone());
+        let update = |r: &ApprovalRequest| Mutation::UpdateApproval {
+            expected_version: r.version(),
+            request: r.clone(),
+        };
+        assert!(Bulk::fits(&acme, &[]));
+        assert!(Bulk::fits(&acme, &[insert(&a)]));
+        assert!(Bulk::fits(&acme, &[insert(&a), update(&b)]));
+        assert!(
+            !Bulk::fits(&acme, &[insert(&a), update(&a)]),
+            "one row twice"
+        );
+        assert!(
+            !Bulk::fits(&acme, &[insert(&request("globex"))]),
+            "another tenant"
+        );
+
+        let mut bulk = Bulk::default();
+        assert!(bulk.is_empty());
+        let mut writes = 0;
+        bulk.add(&insert(&a), &mut writes).unwrap();
+        assert!(!bulk.is_empty());
+        assert_eq!(bulk.expected(), [1, 0, 0, 0]);
+    }
 
     /// Only names, versions and UUIDs are inlined into a read, quoted; anything that could end
     /// or escape the literal, or nothing at all, is refused rather than escaped.
