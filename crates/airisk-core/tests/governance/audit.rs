@@ -609,10 +609,7 @@ async fn a_non_canonical_leaf_is_named_by_a_deep_verify() {
     let f = fixture(no_auto_checkpoints());
     append(&f, 4).await;
     // Same record, one space added, hash recomputed: only the roots (or a deep check) notice.
-    let leaf = f.store.entries(&tenant("acme"), 2, 1).await.unwrap()[0]
-        .leaf
-        .clone();
-    let loose = String::from_utf8(leaf).unwrap().replacen(",", ", ", 1);
+    let loose = leaf_text(&f, 2).await.replacen(",", ", ", 1);
     f.store
         .dangerous_rewrite_entry(&tenant("acme"), 2, loose.into_bytes());
     let shallow = verify(&f, None).await.unwrap();
@@ -886,7 +883,7 @@ async fn an_idle_ledger_gets_no_checkpoint_when_the_interval_passes() {
         .expect("nothing is due on an empty ledger, so no key is needed");
 }
 
-/// Entry 2's leaf as text, for building tampered variants of it.
+/// Entry `seq`'s leaf as text, for building tampered variants of it.
 async fn leaf_text(f: &Fixture, seq: u64) -> String {
     let leaf = f.store.entries(&tenant("acme"), seq, 1).await.unwrap()[0]
         .leaf

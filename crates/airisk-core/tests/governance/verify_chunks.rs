@@ -275,13 +275,12 @@ struct ShortPages {
     cap: usize,
     hole_from: Option<u64>,
     planted: Option<StoredEntry>,
-    reads: std::sync::atomic::AtomicU32,
     /// Every `entries` call's `(from_seq, limit)`, in order.
     calls: std::sync::Mutex<Vec<(u64, usize)>>,
 }
 
 impl ShortPages {
-    const MAX_READS: u32 = 100;
+    const MAX_READS: usize = 100;
 
     fn new(inner: InMemoryStore, cap: usize) -> Self {
         ShortPages {
@@ -289,7 +288,6 @@ impl ShortPages {
             cap,
             hole_from: None,
             planted: None,
-            reads: std::sync::atomic::AtomicU32::new(0),
             calls: std::sync::Mutex::default(),
         }
     }
@@ -309,17 +307,18 @@ impl AuditRepository for ShortPages {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.calls.lock().unwrap().push((from_seq, limit));
-        // Like a real store's read (a blocking thread, a server), not ready when first polled.
-        tokio::task::yield_now().await;
-        let reads = self
-            .reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if reads >= Self::MAX_READS {
+        let reads = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push((from_seq, limit));
+            calls.len()
+        };
+        if reads > Self::MAX_READS {
             return Err(StoreError::Unavailable {
                 message: format!("{reads} reads: the reader is not making progress"),
             });
         }
+        // Like a real store's read (a blocking thread, a server), not ready when first polled.
+        tokio::task::yield_now().await;
         let mut rows = self
             .inner
             .entries(tenant, from_seq, limit.min(self.cap))
