@@ -61,10 +61,11 @@ async fn serve_dev_prints_tokens_that_drive_the_whole_scenario_and_stops_on_sigt
         server.url("/v1/audit/events"),
         &t("ANALYST"),
         json!({"action": "report.generate", "resource_type": "report", "resource_id": "q3",
-               "reason": "quarterly report"}),
+               "reason": "quarterly report", "metadata": {"pages": 12, "format": "pdf"}}),
     )
     .await;
     assert_eq!(s, 201, "{v}");
+    let report_record = v.clone();
     let (s, _) = post(
         &client,
         server.url("/v1/audit/checkpoint"),
@@ -127,6 +128,28 @@ async fn serve_dev_prints_tokens_that_drive_the_whole_scenario_and_stops_on_sigt
         .unwrap_or_else(|| panic!("no audit line in {stderr}"));
     assert_eq!(appended["tenant_id"], "demo", "{appended}");
     assert!(appended["correlation_id"].is_string(), "{appended}");
+    // The report's line names what the request recorded, field by field, and not its metadata.
+    let report = lines
+        .iter()
+        .find(|l| l["message"] == "audit record appended" && l["action"] == "report.generate")
+        .unwrap_or_else(|| panic!("no audit line for the report in {stderr}"));
+    assert_eq!(report["target"], "audit", "{report}");
+    assert_eq!(report["outcome"], "success", "{report}");
+    assert_eq!(report["resource_type"], "report", "{report}");
+    assert_eq!(report["resource_id"], "q3", "{report}");
+    assert_eq!(report["reason"], "quarterly report", "{report}");
+    assert_eq!(report["metadata_keys"], 2, "{report}");
+    assert!(
+        !report.to_string().contains("pdf"),
+        "a metadata value was logged: {report}"
+    );
+    assert_eq!(report["tenant_id"], "demo", "{report}");
+    assert!(
+        report_record
+            .to_string()
+            .contains(report["id"].as_str().unwrap()),
+        "{report_record} {report}"
+    );
     for line in &lines {
         assert!(
             line.get("spans").is_none() && line.get("span").is_none(),

@@ -29,7 +29,9 @@ use crate::ports::{AuditRepository, Clock, IdGenerator, StoreError, StoredCheckp
 use crate::request::CorrelationId;
 use crate::security::encryption::EncryptionError;
 use crate::security::rbac::{Action, AuthorizationError, RbacService};
-use crate::security::tenant_context::{Principal, TenantContext, TenantId, TenantIsolationError};
+use crate::security::tenant_context::{
+    ActorId, Principal, TenantContext, TenantId, TenantIsolationError,
+};
 
 /// When the logger signs a new checkpoint on its own (besides [`AuditLogger::checkpoint`], which
 /// signs on demand).
@@ -307,12 +309,15 @@ impl AuditLogger {
     /// [`AuditError::Store`]; a failure to sign a due checkpoint is logged, not returned, because
     /// the records themselves are durable.
     pub async fn append(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditReceipt>, AuditError> {
-        let logged: Vec<(AuditEvent, usize)> = events
-            .iter()
-            .map(|e| (e.clone(), e.metadata().map_or(0, |m| m.len())))
-            .collect();
+        // The audit line's fields, taken before the store consumes the events (not the whole
+        // event: its metadata maps are not logged), and only when the line is written.
+        let logged: Vec<AuditLine> = if tracing::enabled!(target: "audit", tracing::Level::INFO) {
+            events.iter().map(AuditLine::of).collect()
+        } else {
+            Vec::new()
+        };
         let receipts = self.repo.append(events).await?;
-        for ((event, metadata_keys), receipt) in logged.iter().zip(&receipts) {
+        for (line, receipt) in logged.iter().zip(&receipts) {
             // The structured audit line. Metadata values are not logged: the ledger is the record
             // of truth, and callers may put personal data there.
             tracing::info!(
@@ -322,14 +327,14 @@ impl AuditLogger {
                 seq = receipt.seq,
                 leaf_hash = %receipt.leaf_hash,
                 recorded_at = %super::audit_record::format_timestamp(&receipt.recorded_at),
-                actor = %event.actor(),
-                action = event.action(),
-                outcome = event.outcome().as_str(),
-                resource_type = event.resource_type(),
-                resource_id = event.resource_id(),
-                reason = event.reason(),
-                correlation_id = %event.correlation_id(),
-                metadata_keys,
+                actor = %line.actor,
+                action = line.action,
+                outcome = line.outcome,
+                resource_type = line.resource_type,
+                resource_id = line.resource_id,
+                reason = line.reason,
+                correlation_id = %line.correlation_id,
+                metadata_keys = line.metadata_keys,
                 "audit record appended"
             );
         }
@@ -580,5 +585,32 @@ impl AuditLogger {
         progress: impl FnMut(u64, u64) + Send,
     ) -> Result<VerifyReport, AuditError> {
         Ok(verify_ledger(self.repo.as_ref(), &self.name, tenant, options, progress).await?)
+    }
+}
+
+/// The fields of one event the `audit` log line shows, taken before the store consumes it.
+struct AuditLine {
+    actor: ActorId,
+    action: String,
+    outcome: &'static str,
+    resource_type: String,
+    resource_id: String,
+    reason: Option<String>,
+    correlation_id: CorrelationId,
+    metadata_keys: usize,
+}
+
+impl AuditLine {
+    fn of(event: &AuditEvent) -> Self {
+        Self {
+            actor: event.actor().clone(),
+            action: event.action().to_owned(),
+            outcome: event.outcome().as_str(),
+            resource_type: event.resource_type().to_owned(),
+            resource_id: event.resource_id().to_owned(),
+            reason: event.reason().map(str::to_owned),
+            correlation_id: event.correlation_id().clone(),
+            metadata_keys: event.metadata().map_or(0, |m| m.len()),
+        }
     }
 }
