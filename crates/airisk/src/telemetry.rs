@@ -5,12 +5,18 @@
 //! A line is `{"timestamp":"2026-11-30T21:23:45.123456Z","level":"INFO",<the event's fields,
 //! message first>,"target":"airisk_server::http"}` — the keys and values `tracing-subscriber`'s
 //! own JSON formatter writes with `flatten_event(true)`, written straight into the line buffer
-//! instead of through a `serde_json` map per event (two lines per audited request: the formatter
-//! was a tenth of the service's CPU under load, issue 18).
+//! instead of through a `serde_json` map per event. An audited request writes two lines; with
+//! this formatter and no spans the server's CPU per HTTP audit append went from 82–93 µs to
+//! 72–84 µs (docs/AUDIT_STORAGE.md, issue 18).
 //!
 //! Spans are never printed, so they are switched off at their call sites unless the filter has a
 //! span directive (`[name]` or `[{field=…}]`), which needs them to select events; the
-//! `#[tracing::instrument]` spans on the request path then cost nothing.
+//! `#[tracing::instrument]` spans on the request path are then not created at all.
+//!
+//! The string escaping is the one RFC 8785 and serde_json share (`"`, `\`, the control
+//! characters). The ledger's canonical JSON writer escapes the same way, but it builds the bytes
+//! that are hashed, into a `String`; this one streams `Debug` and `Display` values into the log
+//! line without allocating, so the two are kept apart.
 
 use std::fmt::{self, Write as _};
 use std::io;
