@@ -10,6 +10,9 @@
 #      call's receipt is on disk; WAL, synchronous=FULL, group commit)
 #   2. ... -- verify --entries N   (raw read + rehash, and the whole AuditLogger::verify)
 #   3. ... -- proof --entries N    (inclusion proof: tree head + stored nodes + assembly)
+#   3b. ... -- wakeup, as is and under `taskset -c 0` (two threads handing a number back and
+#      forth: what waking a waiting thread costs here across cores and on one core; no target,
+#      it explains the hand-off share of the append figures on a given machine)
 #   4. python3 bench/audit_python_peer.py append (1 thread and 64 threads) / verify (WAL,
 #      synchronous=FULL, one commit per append, SHA-256 hash chain)
 # and prints the ratios against the targets: >= 50,000 durable appends/s with 64 callers,
@@ -50,6 +53,9 @@ bench append --callers 1 --in-flight 16 --seconds "$seconds"
 bench append --callers 64 --seconds "$seconds"
 bench verify --entries "$entries"
 bench proof --entries "$entries" --samples 2000
+# What a hand-off between threads costs on this machine: across cores, then on one core.
+bench wakeup --trips 20000
+with_load taskset -c 0 cargo bench -q -p airisk-store-sqlite --bench audit -- wakeup --trips 20000 2>/dev/null
 
 echo "== python: python3 bench/audit_python_peer.py"
 with_load python3 bench/audit_python_peer.py append --seconds "$seconds"
@@ -97,6 +103,10 @@ print(f"durable appends/s, 64 callers: {rust64:>10,.0f}  ({rust64 / py64:.1f}x p
 print(f"verify, read + rehash:         {raw:>10,.0f}  records/s ({raw / py_raw:.1f}x python's chain check)")
 print(f"verify, AuditLogger::verify:   {full:>10,.0f}  records/s ({full / py_full:.1f}x python's "
       f"check with JSON decode; {verdict(full >= 1_500_000)} the 1,500,000 target)")
+wake = next(r for r in rows if r["bench"] == "wakeup" and r["cpus"] != "1")
+wake1 = pick("wakeup", cpus="1")
+print(f"thread wake-up round trip:     {float(wake['us_per_round_trip']):>10,.1f}  us across cores "
+      f"({wake['cpu_us_per_round_trip']} us of CPU), {wake1['us_per_round_trip']} us on one core")
 print(f"inclusion proof at {proof['entries']} entries: p50 {proof['p50_ms']} ms, "
       f"p99 {proof['p99_ms']} ms ({verdict(float(proof['p99_ms']) <= 1.0)} the 1 ms target at p99)")
 PY

@@ -76,7 +76,7 @@ part() {
 }
 
 say "checking and installing what the report needs"
-for tool in cargo python3 curl openssl git; do
+for tool in cargo python3 curl openssl git taskset; do
   command -v "$tool" >/dev/null || { echo "error: $tool is needed" >&2; exit 1; }
 done
 python3 -c 'import cryptography' 2>/dev/null ||
@@ -100,6 +100,13 @@ cargo bench --quiet --no-run -p airisk-store-sqlite --bench audit 2>/dev/null
 cargo bench --quiet --no-run -p airisk-core --bench encryption 2>/dev/null
 
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(nproc) cores ($(lscpu | sed -n 's/^Flags:.*\(sha_ni\).*/SHA-NI/p')), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+# How idle virtual CPUs wait (KVM guests with cpuidle-haltpoll): with a poll time of 0 an idle
+# vCPU halts at once, and waking a thread there costs a trip through the hypervisor.
+idle_driver=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)
+if [ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ]; then
+  idle_driver="$idle_driver, guest_halt_poll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns)"
+fi
+machine="$machine; cpuidle: $idle_driver"
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 run_started=$SECONDS
 results="$work/results.txt"
@@ -174,6 +181,17 @@ row(f"AuditLogger::verify, SQLite, {n(v['entries'])} entries",
     f"Python raw chain check: {n(pv['records_per_sec'])}/s", f"{rv:,.1f}x",
     ">= 1,500,000/s", float(v["records_per_sec"]) >= 1_500_000, f"{v['load']} / {pv['load']}")
 proof = pick("inclusion_proof")
+# No target: what waking a waiting thread costs on this machine, the price of every hand-off
+# between a caller and the writer (and between the service's threads). On a virtual machine whose
+# idle cores halt, waking a thread on another core means waking that virtual CPU.
+wakes = [r for r in rows if r["bench"] == "wakeup"]
+wx = next(r for r in wakes if r["cpus"] != "1")
+w1 = next(r for r in wakes if r["cpus"] == "1")
+row("thread wake-up round trip, across cores (machine)",
+    f"{wx['us_per_round_trip']} us ({wx['cpu_us_per_round_trip']} us CPU)",
+    f"same, on one core: {w1['us_per_round_trip']} us",
+    f"{float(wx['us_per_round_trip']) / float(w1['us_per_round_trip']):,.0f}x", "-", None,
+    f"{wx['load']} / {w1['load']}")
 row(f"inclusion proof at {n(proof['entries'])} entries",
     f"p50 {proof['p50_ms']} ms, p99 {proof['p99_ms']} ms", "-", "-", "p99 <= 1 ms",
     float(proof["p99_ms"]) <= 1.0, proof["load"])

@@ -7,6 +7,7 @@
 //! cargo bench -p airisk-store-sqlite --bench audit -- verify --entries 1000000
 //! cargo bench -p airisk-store-sqlite --bench audit -- proof --entries 1000000 --samples 2000
 //! cargo bench -p airisk-store-sqlite --bench audit -- rss --records 10000000
+//! cargo bench -p airisk-store-sqlite --bench audit -- wakeup --trips 20000
 //! ```
 //!
 //! Plain `main` timed with `Instant` rather than criterion: "64 callers appending concurrently for
@@ -109,6 +110,58 @@ fn rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// CPU time the threads of this process have run, from `/proc/self/task/*/schedstat`
+/// (nanoseconds, exact: not sampled at the clock tick).
+fn process_cpu() -> Duration {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("schedstat")).unwrap();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap();
+    }
+    Duration::from_nanos(ns)
+}
+
+/// The machine's cost of waking a thread that waits: two threads hand a number back and forth
+/// over channels, each blocked in `recv` until the other sends, as a caller and the writer do
+/// around every batch. Run as is (the threads land on different cores when they can) and under
+/// `taskset -c 0` (one core: a wake-up is a switch on that core); on a virtual machine whose
+/// idle cores halt, the first includes waking a halted virtual CPU.
+fn wakeup(args: &Args) {
+    let trips = args.get("--trips", 20_000);
+    let (to_echo, echo_in) = std::sync::mpsc::channel::<u64>();
+    let (echo_out, from_echo) = std::sync::mpsc::channel::<u64>();
+    let echo = std::thread::spawn(move || {
+        for n in echo_in {
+            if echo_out.send(n).is_err() {
+                break;
+            }
+        }
+    });
+    let round_trip = |n: u64| {
+        to_echo.send(n).unwrap();
+        assert_eq!(from_echo.recv().unwrap(), n);
+    };
+    (0..1_000).for_each(round_trip);
+    let cpu = process_cpu();
+    let started = Instant::now();
+    (0..trips).for_each(round_trip);
+    let wall = started.elapsed();
+    let cpu = process_cpu() - cpu;
+    drop(to_echo);
+    echo.join().unwrap();
+    let per_trip = |d: Duration| d.as_secs_f64() * 1e6 / trips as f64;
+    println!(
+        "bench=wakeup trips={trips} cpus={} us_per_round_trip={:.1} cpu_us_per_round_trip={:.1}",
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        per_trip(wall),
+        per_trip(cpu)
+    );
 }
 
 /// The shape of an append load.
@@ -463,13 +516,14 @@ fn main() {
             "verify" => verify(&args).await,
             "proof" => proof(&args).await,
             "rss" => rss(&args).await,
+            "wakeup" => wakeup(&args),
             "all" => {
                 append(&Args(vec!["--callers".into(), "1".into()])).await;
                 append(&Args(vec!["--callers".into(), "64".into()])).await;
                 verify(&args).await;
                 proof(&args).await;
             }
-            other => panic!("unknown mode {other}: append | verify | proof | rss | all"),
+            other => panic!("unknown mode {other}: append | verify | proof | rss | wakeup | all"),
         }
     });
 }
