@@ -115,9 +115,24 @@ fn rss_kib() -> u64 {
 /// CPU time the threads of this process have run, from `/proc/self/task/*/schedstat`
 /// (nanoseconds, exact: not sampled at the clock tick).
 fn process_cpu() -> Duration {
+    threads_cpu(|_| true)
+}
+
+/// The same, for the threads whose name (`comm`, at most 15 bytes) `pick` accepts.
+fn threads_cpu(pick: impl Fn(&str) -> bool) -> Duration {
     let mut ns = 0u64;
     for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let stat = std::fs::read_to_string(task.unwrap().path().join("schedstat")).unwrap();
+        let task = task.unwrap().path();
+        // A thread may end between the listing and the reads: it has nothing more to count.
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if !pick(comm.trim_end()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(task.join("schedstat")) else {
+            continue;
+        };
         ns += stat
             .split_whitespace()
             .next()
@@ -162,6 +177,11 @@ fn wakeup(args: &Args) {
         per_trip(wall),
         per_trip(cpu)
     );
+}
+
+/// The store's writer thread (named `airisk-sqlite-writer`, cut to 15 bytes by the kernel).
+fn is_writer(comm: &str) -> bool {
+    comm.starts_with("airisk-sqlite-w")
 }
 
 /// The shape of an append load.
@@ -256,6 +276,8 @@ async fn append(args: &Args) {
     let store = Arc::new(open(&path));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
+    let cpu = process_cpu();
+    let writer_cpu = threads_cpu(is_writer);
     let started = Instant::now();
     let runner = tokio::spawn(run_appenders(
         Arc::clone(&store),
@@ -269,10 +291,16 @@ async fn append(args: &Args) {
     let mut latencies = runner.await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     let records = done.load(Ordering::Relaxed);
+    // CPU per append of the whole process and of the writer thread alone: the writer's bounds
+    // the rate one store can reach (1 s / its CPU per append), whatever the machine's load.
+    let per_append = |d: Duration| d.as_secs_f64() * 1e6 / records.max(1) as f64;
+    let cpu = per_append(process_cpu() - cpu);
+    let writer_cpu = per_append(threads_cpu(is_writer) - writer_cpu);
     latencies.sort_unstable();
     println!(
         "bench=append callers={} events_per_call={} in_flight={} records={records} seconds={elapsed:.2} \
-         appends_per_sec={:.0} latency_p50_ms={:.2} latency_p99_ms={:.2}",
+         appends_per_sec={:.0} latency_p50_ms={:.2} latency_p99_ms={:.2} \
+         cpu_us_per_append={cpu:.1} writer_cpu_us_per_append={writer_cpu:.1}",
         load.callers,
         load.batch,
         load.in_flight,
