@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::ledger::to_canonical_json;
+use crate::ledger::{CanonicalJsonError, to_canonical_json};
 use crate::request::CorrelationId;
 use crate::security::tenant_context::{ActorId, TenantId};
 
@@ -601,7 +601,7 @@ impl AuditEvent {
         recorded_at: DateTime<Utc>,
     ) -> Result<AuditRecord, AuditValidationError> {
         let recorded_at = truncate_micros(recorded_at);
-        let leaf = to_canonical_json(&leaf_value(&self, seq, &recorded_at))
+        let leaf = leaf_json(&self, seq, &recorded_at)
             .map_err(|e| AuditValidationError::MetadataNotCanonical {
                 reason: e.to_string(),
             })?
@@ -799,6 +799,77 @@ fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
 
+/// The leaf: the canonical JSON of [`leaf_value`], written member by member in canonical key
+/// order instead of building that `Value` first (which copies every field and the metadata into
+/// a fresh tree, only to drop it). The store's writer seals every record on its one thread, so
+/// this is on the ledger's hot path. [`leaf_value`] stays the definition: the tests check that
+/// both give the same bytes (`tests/governance/leaf_bytes.rs`).
+fn leaf_json(
+    event: &AuditEvent,
+    seq: u64,
+    recorded_at: &DateTime<Utc>,
+) -> Result<String, CanonicalJsonError> {
+    use crate::ledger::{write_number, write_object, write_string};
+    let text_len = event.action.len()
+        + event.actor.as_str().len()
+        + event.correlation_id.as_str().len()
+        + event.resource_id.len()
+        + event.resource_type.len()
+        + event.reason.as_ref().map_or(0, String::len)
+        + event.tenant_id.as_str().len();
+    let mut out = String::with_capacity(text_len + 320);
+    // Keys in RFC 8785 order (by UTF-16 code units; all are ASCII, so bytewise); optional
+    // members only when `leaf_value` has them.
+    out.push_str("{\"action\":");
+    write_string(&mut out, &event.action);
+    out.push_str(",\"actor\":");
+    write_string(&mut out, event.actor.as_str());
+    out.push_str(",\"correlation_id\":");
+    write_string(&mut out, event.correlation_id.as_str());
+    out.push_str(",\"id\":");
+    write_string(
+        &mut out,
+        event
+            .id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer()),
+    );
+    if let Some(metadata) = &event.metadata {
+        out.push_str(",\"metadata\":");
+        write_object(&mut out, metadata)?;
+    }
+    if event.origin == RecordOrigin::Application {
+        out.push_str(",\"origin\":");
+        write_string(&mut out, RecordOrigin::Application.as_str());
+    }
+    out.push_str(",\"outcome\":");
+    write_string(&mut out, event.outcome.as_str());
+    if let Some(reason) = &event.reason {
+        out.push_str(",\"reason\":");
+        write_string(&mut out, reason);
+    }
+    out.push_str(",\"recorded_at\":");
+    write_string(&mut out, &format_timestamp(recorded_at));
+    out.push_str(",\"resource_id\":");
+    write_string(&mut out, &event.resource_id);
+    out.push_str(",\"resource_type\":");
+    write_string(&mut out, &event.resource_type);
+    if let Some(sealed) = &event.sealed_metadata {
+        out.push_str(",\"sealed_metadata\":");
+        write_object(&mut out, sealed)?;
+    }
+    out.push_str(",\"seq\":");
+    write_number(&mut out, &seq.into())?;
+    out.push_str(",\"tenant_id\":");
+    write_string(&mut out, event.tenant_id.as_str());
+    out.push_str(",\"v\":");
+    write_number(&mut out, &LEAF_VERSION.into())?;
+    out.push('}');
+    Ok(out)
+}
+
+/// The leaf's members as a JSON value: what [`AuditRecord::to_json`] returns, and the
+/// definition of the leaf bytes (their canonical JSON; [`leaf_json`] writes them directly).
 fn leaf_value(event: &AuditEvent, seq: u64, recorded_at: &DateTime<Utc>) -> Value {
     let mut m = Map::new();
     m.insert("v".into(), Value::from(LEAF_VERSION));

@@ -86,7 +86,10 @@ fn write_value(out: &mut String, value: &Value) -> Result<(), CanonicalJsonError
     Ok(())
 }
 
-fn write_object(out: &mut String, members: &Map<String, Value>) -> Result<(), CanonicalJsonError> {
+pub(crate) fn write_object(
+    out: &mut String,
+    members: &Map<String, Value>,
+) -> Result<(), CanonicalJsonError> {
     let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
     sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
     out.push('{');
@@ -132,7 +135,7 @@ pub fn check_safe_integers(value: &Value) -> Result<(), CanonicalJsonError> {
     }
 }
 
-fn write_number(out: &mut String, number: &Number) -> Result<(), CanonicalJsonError> {
+pub(crate) fn write_number(out: &mut String, number: &Number) -> Result<(), CanonicalJsonError> {
     if let Some(n) = number.as_u64() {
         if n > MAX_SAFE_INTEGER {
             return Err(CanonicalJsonError::UnsafeInteger {
@@ -156,23 +159,32 @@ fn write_number(out: &mut String, number: &Number) -> Result<(), CanonicalJsonEr
     Ok(())
 }
 
-fn write_string(out: &mut String, text: &str) {
+pub(crate) fn write_string(out: &mut String, text: &str) {
     out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < '\u{20}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+    // Runs of characters that need no escape are copied whole. Every byte that needs one is
+    // ASCII, so the run boundaries are character boundaries.
+    let mut run = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(text.get(run..i).unwrap_or_default());
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", byte);
+        } else {
+            out.push_str(escape);
         }
+        run = i + 1;
     }
+    out.push_str(text.get(run..).unwrap_or_default());
     out.push('"');
 }
 

@@ -64,6 +64,7 @@ pub use canonical_json::{
     CanonicalJsonError, MAX_SAFE_INTEGER, check_safe_integers, serialize_canonical_json,
     to_canonical_json,
 };
+pub(crate) use canonical_json::{write_number, write_object, write_string};
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointSigning, LedgerName, LedgerSigner, LedgerVerifier,
     MAX_NOTE_LEN, MAX_SIGNATURES, NoteKeyId, Origin, SIGNING_KEY_ENV, SignedCheckpoint,

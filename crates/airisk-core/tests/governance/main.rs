@@ -9,6 +9,7 @@
 mod approval_workflow;
 mod audit;
 mod hostile;
+mod leaf_bytes;
 mod minimal_store;
 mod model_registry;
 mod prompt_registry;
