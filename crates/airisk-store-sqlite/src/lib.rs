@@ -49,9 +49,10 @@
 //!
 //! Reads run on tokio's blocking threads over a small pool of read-only connections, each query
 //! inside one read transaction (one snapshot), concurrently with the writer (WAL). Inclusion and
-//! consistency proofs never rehash the log: `nodes` looks up the stored perfect subtree hashes
-//! (level 0 from the entries' leaf hashes, higher levels from `audit_nodes`), a few dozen point
-//! lookups on one snapshot.
+//! consistency proofs never rehash the log: `nodes` looks up the perfect subtree hashes on one
+//! snapshot (level 0 from the entries' leaf hashes, levels 1–3 recomputed from the 2 to 8 leaf
+//! hashes under them, level 4 and up from `audit_nodes`, which stores only those), a few dozen
+//! point lookups and at most three short range scans per proof.
 //!
 //! ## The trigger wall, and what it does not stop
 //!

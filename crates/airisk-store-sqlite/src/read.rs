@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use airisk_core::ledger::{Hash, NodeId};
+use airisk_core::ledger::{Hash, NodeId, root_from_leaf_hashes};
 use airisk_core::ports::{StoreError, StoredCheckpoint, StoredEntry, TreeHead};
 use airisk_core::security::tenant_context::TenantId;
 use chrono::{DateTime, Utc};
@@ -178,9 +178,22 @@ pub(crate) fn entries(
     Ok(out)
 }
 
-/// Every requested node that is stored, in request order, all read from one snapshot with two
-/// prepared point lookups (level 0 from the entries' leaf hashes, higher levels from the node
-/// table).
+/// The lowest level of the Merkle tree whose nodes are stored in `audit_nodes`. Nodes below it
+/// (subtrees of at most `2^(LOWEST_STORED_LEVEL - 1)` = 8 leaves) are recomputed from the
+/// entries' stored leaf hashes when read: one short range scan each. Storing every level would
+/// cost one node row per entry on average (a node of level `l` completes every `2^l` appends);
+/// from level 4 up it is one per eight entries, and the one writer thread, which bounds the
+/// store's durable appends, does a seventh as many node inserts. A proof still needs at most
+/// three such scans (one per level below this), of 2, 4 and 8 rows.
+///
+/// Files written with every level stored (before this) read the same: the low levels are
+/// recomputed there too, from the same leaf hashes, and give the same hashes.
+pub(crate) const LOWEST_STORED_LEVEL: u8 = 4;
+
+/// Every requested node that is stored or can be recomputed from stored leaf hashes, in request
+/// order, all read from one snapshot with prepared statements: level 0 is an entry's leaf hash,
+/// levels 1 to `LOWEST_STORED_LEVEL - 1` are recomputed from their `2^level` entries' leaf
+/// hashes (absent unless every one is stored), higher levels come from the node table.
 pub(crate) fn nodes(
     tx: &rusqlite::Transaction<'_>,
     tenant: &TenantId,
@@ -194,6 +207,12 @@ pub(crate) fn nodes(
             "SELECT hash FROM audit_nodes WHERE tenant_id = ?1 AND last_leaf = ?2 AND level = ?3",
         )
         .map_err(|e| map_sqlite(&e))?;
+    let mut span = tx
+        .prepare_cached(
+            "SELECT leaf_hash FROM audit_entries
+             WHERE tenant_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+        )
+        .map_err(|e| map_sqlite(&e))?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         // A node is stored under the last leaf it covers; one beyond i64::MAX cannot exist.
@@ -201,6 +220,12 @@ pub(crate) fn nodes(
         let Some(last_leaf) = last_leaf else {
             continue;
         };
+        if (1..LOWEST_STORED_LEVEL).contains(&id.level) {
+            if let Some(hash) = recomputed(&mut span, tenant, *id, last_leaf)? {
+                out.push((*id, hash));
+            }
+            continue;
+        }
         let found: Option<Vec<u8>> = if id.level == 0 {
             leaf.query_row(params![tenant.as_str(), last_leaf], |row| row.get(0))
         } else {
@@ -217,6 +242,37 @@ pub(crate) fn nodes(
         }
     }
     Ok(out)
+}
+
+/// The hash of node `id` (level 1 to `LOWEST_STORED_LEVEL - 1`, last leaf `last_leaf`) from its
+/// entries' stored leaf hashes, or `None` if any of them is missing.
+fn recomputed(
+    span: &mut rusqlite::CachedStatement<'_>,
+    tenant: &TenantId,
+    id: NodeId,
+    last_leaf: i64,
+) -> Result<Option<Hash>, StoreError> {
+    let leaves = 1i64 << id.level;
+    let first = last_leaf - (leaves - 1);
+    let mut rows = span
+        .query(params![tenant.as_str(), first, last_leaf])
+        .map_err(|e| map_sqlite(&e))?;
+    let mut hashes = Vec::with_capacity(1 << id.level);
+    while let Some(row) = rows.next().map_err(|e| map_sqlite(&e))? {
+        let bytes = row.get_ref(0).map_err(|e| map_sqlite(&e))?;
+        let hash = bytes
+            .as_blob()
+            .ok()
+            .and_then(|b| Hash::from_slice(b).ok())
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "a leaf hash of node {id} of tenant {tenant} is not 32 bytes"
+                ))
+            })?;
+        hashes.push(hash);
+    }
+    // Seqs are unique per tenant, so as many rows as leaves means every one is there.
+    Ok((hashes.len() as i64 == leaves).then(|| root_from_leaf_hashes(&hashes)))
 }
 
 pub(crate) fn checkpoints(

@@ -439,20 +439,28 @@ impl Writer {
             let completed = frontier.append(hash).map_err(|e| StoreError::Refused {
                 message: e.to_string(),
             })?;
-            // Level 0 is the leaf hash just stored with the entry.
-            let mut insert_node = conn
-                .prepare_cached(SQL_INSERT_NODE)
-                .map_err(|e| map_sqlite(&e))?;
-            for (id, node_hash) in completed.iter().filter(|(id, _)| id.level > 0) {
-                insert_node
-                    .execute(params![
-                        tenant.as_str(),
-                        seq_sql,
-                        id.level,
-                        to_sql_int(id.index, "node index")?,
-                        node_hash.as_bytes()
-                    ])
-                    .map_err(|e| append_error(&e, &tenant, seq))?;
+            // Below `LOWEST_STORED_LEVEL` a node is recomputed from the entries' leaf hashes when
+            // read (level 0 is the leaf hash just stored with the entry). Most appends complete
+            // no stored node at all.
+            let mut stored = completed
+                .iter()
+                .filter(|(id, _)| id.level >= crate::read::LOWEST_STORED_LEVEL)
+                .peekable();
+            if stored.peek().is_some() {
+                let mut insert_node = conn
+                    .prepare_cached(SQL_INSERT_NODE)
+                    .map_err(|e| map_sqlite(&e))?;
+                for (id, node_hash) in stored {
+                    insert_node
+                        .execute(params![
+                            tenant.as_str(),
+                            seq_sql,
+                            id.level,
+                            to_sql_int(id.index, "node index")?,
+                            node_hash.as_bytes()
+                        ])
+                        .map_err(|e| append_error(&e, &tenant, seq))?;
+                }
             }
             receipts.push(AuditReceipt {
                 id: record.event().id(),

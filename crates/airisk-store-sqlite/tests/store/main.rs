@@ -14,5 +14,6 @@ mod conformance;
 mod durability;
 mod file_modes;
 mod governance_triggers;
+mod nodes;
 mod tamper;
 mod triggers;

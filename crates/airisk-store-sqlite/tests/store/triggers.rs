@@ -23,7 +23,9 @@ fn dump(conn: &rusqlite::Connection, table: &str) -> Vec<Vec<Value>> {
 
 async fn ledger_with_a_checkpoint(db: &TempDb) -> airisk_store_sqlite::SqliteStore {
     let store = db.open();
-    append_n(&store, "acme", 5).await;
+    // 20 entries: enough for a stored node (level 4 and up, 16 leaves; lower levels are
+    // recomputed from the entries when read, never stored).
+    append_n(&store, "acme", 20).await;
     let head = store.tree_head(&tenant("acme")).await.unwrap();
     store
         .add_checkpoint(
@@ -31,7 +33,7 @@ async fn ledger_with_a_checkpoint(db: &TempDb) -> airisk_store_sqlite::SqliteSto
             StoredCheckpoint {
                 size: head.size,
                 root: head.root,
-                note: "acme ledger checkpoint\n5\n...\n".to_owned(),
+                note: "acme ledger checkpoint\n20\n...\n".to_owned(),
                 signed_at: chrono::Utc::now(),
             },
         )
@@ -76,12 +78,12 @@ async fn update_and_delete_on_every_audit_table_are_refused_and_change_nothing()
         (
             "audit_nodes",
             "REPLACE INTO audit_nodes (tenant_id, last_leaf, level, idx, hash)
-             VALUES ('acme', 1, 1, 0, zeroblob(32))",
+             VALUES ('acme', 15, 4, 0, zeroblob(32))",
         ),
         (
             "audit_checkpoints",
             "REPLACE INTO audit_checkpoints (tenant_id, size, root, note, signed_at)
-             VALUES ('acme', 5, zeroblob(32), 'forged', '2026-01-01T00:00:00.000000Z')",
+             VALUES ('acme', 20, zeroblob(32), 'forged', '2026-01-01T00:00:00.000000Z')",
         ),
         (
             "audit_heads",
@@ -133,6 +135,6 @@ async fn new_rows_are_still_accepted_next_to_protected_ones() {
         )
         .await
         .unwrap();
-    assert_eq!(head.size, 5);
+    assert_eq!(head.size, 20);
     assert_eq!(store.checkpoints(&tenant("acme")).await.unwrap().len(), 2);
 }
