@@ -159,16 +159,9 @@ pub(crate) fn entries(
     while let Some(row) = rows.next().map_err(|e| map_sqlite(&e))? {
         let seq: i64 = row.get(0).map_err(|e| map_sqlite(&e))?;
         let leaf: Vec<u8> = row.get(1).map_err(|e| map_sqlite(&e))?;
-        let hash = row.get_ref(2).map_err(|e| map_sqlite(&e))?;
-        let hash = hash
-            .as_blob()
-            .ok()
-            .and_then(|b| Hash::from_slice(b).ok())
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "entry {seq} of tenant {tenant}: leaf hash is not 32 bytes"
-                ))
-            })?;
+        let hash = hash_column(row, 2, || {
+            format!("entry {seq} of tenant {tenant}: leaf hash is not 32 bytes")
+        })?;
         out.push(StoredEntry {
             seq: from_sql_int(seq, "seq")?,
             leaf,
@@ -259,20 +252,27 @@ fn recomputed(
         .map_err(|e| map_sqlite(&e))?;
     let mut hashes = Vec::with_capacity(1 << id.level);
     while let Some(row) = rows.next().map_err(|e| map_sqlite(&e))? {
-        let bytes = row.get_ref(0).map_err(|e| map_sqlite(&e))?;
-        let hash = bytes
-            .as_blob()
-            .ok()
-            .and_then(|b| Hash::from_slice(b).ok())
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "a leaf hash of node {id} of tenant {tenant} is not 32 bytes"
-                ))
-            })?;
-        hashes.push(hash);
+        hashes.push(hash_column(row, 0, || {
+            format!("a leaf hash of node {id} of tenant {tenant} is not 32 bytes")
+        })?);
     }
     // Seqs are unique per tenant, so as many rows as leaves means every one is there.
     Ok((hashes.len() as i64 == leaves).then(|| root_from_leaf_hashes(&hashes)))
+}
+
+/// Column `index` of `row` as a stored hash; a value that is not a 32-byte blob is corruption,
+/// described by `what`.
+fn hash_column(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    what: impl FnOnce() -> String,
+) -> Result<Hash, StoreError> {
+    row.get_ref(index)
+        .map_err(|e| map_sqlite(&e))?
+        .as_blob()
+        .ok()
+        .and_then(|b| Hash::from_slice(b).ok())
+        .ok_or_else(|| corrupt(what()))
 }
 
 pub(crate) fn checkpoints(
