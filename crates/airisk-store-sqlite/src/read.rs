@@ -176,7 +176,7 @@ pub(crate) fn entries(
 /// entries' stored leaf hashes when read: one short range scan each. Storing every level would
 /// cost one node row per entry on average (a node of level `l` completes every `2^l` appends);
 /// from level 4 up it is one per eight entries, and the one writer thread, which bounds the
-/// store's durable appends, does a seventh as many node inserts. A proof still needs at most
+/// store's durable appends, does an eighth as many node inserts. A proof still needs at most
 /// three such scans (one per level below this), of 2, 4 and 8 rows.
 ///
 /// Files written with every level stored (before this) read the same: the low levels are
