@@ -138,6 +138,110 @@ pub struct StoredEntry {
     pub leaf_hash: Hash,
 }
 
+/// Consecutive audit entries read in one go, packed: every leaf in one buffer instead of one
+/// allocation each. What [`AuditRepository::entry_page`] returns for `verify`, which reads
+/// whole ledgers page by page; the entries are the same as [`AuditRepository::entries`] gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryPage {
+    seqs: Vec<u64>,
+    hashes: Vec<Hash>,
+    /// Where each leaf ends in `leaves` (it starts where the one before ends).
+    ends: Vec<usize>,
+    leaves: Vec<u8>,
+}
+
+/// One entry of an [`EntryPage`], borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The row's position in the tenant's ledger.
+    pub seq: u64,
+    /// The exact leaf bytes as stored.
+    pub leaf: &'a [u8],
+    /// The leaf hash as stored.
+    pub leaf_hash: &'a Hash,
+}
+
+impl EntryPage {
+    /// An empty page with room for `entries` entries and `leaf_bytes` bytes of leaves.
+    pub fn with_capacity(entries: usize, leaf_bytes: usize) -> Self {
+        EntryPage {
+            seqs: Vec::with_capacity(entries),
+            hashes: Vec::with_capacity(entries),
+            ends: Vec::with_capacity(entries),
+            leaves: Vec::with_capacity(leaf_bytes),
+        }
+    }
+
+    /// Adds an entry at the end.
+    pub fn push(&mut self, seq: u64, leaf: &[u8], leaf_hash: Hash) {
+        self.leaves.extend_from_slice(leaf);
+        self.seqs.push(seq);
+        self.hashes.push(leaf_hash);
+        self.ends.push(self.leaves.len());
+    }
+
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    /// Entry `index` (counted from the page's first), if there is one.
+    pub fn get(&self, index: usize) -> Option<EntryRef<'_>> {
+        let start = match index.checked_sub(1) {
+            None => 0,
+            Some(before) => *self.ends.get(before)?,
+        };
+        let end = *self.ends.get(index)?;
+        Some(EntryRef {
+            seq: *self.seqs.get(index)?,
+            leaf: self.leaves.get(start..end)?,
+            leaf_hash: self.hashes.get(index)?,
+        })
+    }
+
+    /// The entries in `range` (clamped to the page), in order.
+    pub fn range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = EntryRef<'_>> + '_ {
+        let end = range.end.min(self.len());
+        (range.start.min(end)..end).filter_map(|i| self.get(i))
+    }
+
+    /// Every entry, in order.
+    pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> + '_ {
+        self.range(0..self.len())
+    }
+
+    /// The seqs of its entries, in order.
+    pub fn seqs(&self) -> &[u64] {
+        &self.seqs
+    }
+}
+
+impl From<Vec<StoredEntry>> for EntryPage {
+    fn from(entries: Vec<StoredEntry>) -> Self {
+        let bytes = entries.iter().map(|e| e.leaf.len()).sum();
+        let mut page = EntryPage::with_capacity(entries.len(), bytes);
+        for entry in entries {
+            page.push(entry.seq, &entry.leaf, entry.leaf_hash);
+        }
+        page
+    }
+}
+
+impl From<EntryRef<'_>> for StoredEntry {
+    fn from(entry: EntryRef<'_>) -> Self {
+        StoredEntry {
+            seq: entry.seq,
+            leaf: entry.leaf.to_vec(),
+            leaf_hash: *entry.leaf_hash,
+        }
+    }
+}
+
 /// The size and root of a tenant's tree, read together in one snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeHead {
@@ -199,6 +303,23 @@ pub trait AuditRepository: Send + Sync + std::fmt::Debug {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// The same entries as [`AuditRepository::entries`], packed into one [`EntryPage`]. What
+    /// `verify` reads. The default converts [`AuditRepository::entries`]' answer; a store that
+    /// can fill a page directly (without an allocation per leaf) overrides it.
+    ///
+    /// # Errors
+    /// As [`AuditRepository::entries`].
+    async fn entry_page(
+        &self,
+        tenant: &TenantId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<EntryPage, StoreError> {
+        Ok(EntryPage::from(
+            self.entries(tenant, from_seq, limit).await?,
+        ))
+    }
 
     /// The stored hashes of the given perfect-subtree nodes of `tenant`'s tree. Nodes not stored
     /// are absent from the result.

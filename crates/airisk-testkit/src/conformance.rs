@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use airisk_core::governance::audit_record::{AuditEvent, AuditEventInput, Outcome};
 use airisk_core::ledger::{self, Hash, NodeId};
-use airisk_core::ports::{AuditQuery, AuditRepository, Clock, StoreError, StoredCheckpoint};
+use airisk_core::ports::{
+    AuditQuery, AuditRepository, Clock, StoreError, StoredCheckpoint, StoredEntry,
+};
 use airisk_core::security::tenant_context::TenantId;
 use chrono::Duration;
 use uuid::Uuid;
@@ -327,6 +329,16 @@ pub async fn entries_page_in_seq_order(store: Arc<dyn AuditRepository>, _clock: 
             break;
         }
         assert!(page.len() <= 3);
+        // The packed page verification reads holds the same entries, byte for byte.
+        let packed = store
+            .entry_page(&t, from, 3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let unpacked: Vec<StoredEntry> = packed.iter().map(StoredEntry::from).collect();
+        assert_eq!(unpacked, page);
+        for entry in packed.iter() {
+            assert_eq!(*entry.leaf_hash, ledger::leaf_hash(entry.leaf));
+        }
         from = page.last().map_or(from, |e| e.seq + 1);
         seen.extend(page.into_iter().map(|e| e.seq));
     }
@@ -338,6 +350,13 @@ pub async fn entries_page_in_seq_order(store: Arc<dyn AuditRepository>, _clock: 
             .unwrap_or_else(|e| panic!("{e}"))
             .is_empty()
     );
+    for (who, from, limit) in [("acme", 10, 5), ("acme", 0, 0), ("globex", 0, 5)] {
+        let page = store
+            .entry_page(&tenant(who), from, limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(page.is_empty(), "{who} {from} {limit}");
+    }
 }
 
 /// One call with events of two tenants appends all of them, each in its own ledger.

@@ -11,7 +11,7 @@ use super::audit_record::AuditRecord;
 use crate::ledger::{
     self, Checkpoint, CheckpointError, Hash, LedgerName, LedgerVerifier, verify_checkpoint,
 };
-use crate::ports::{AuditRepository, StoreError, StoredEntry};
+use crate::ports::{AuditRepository, EntryPage, EntryRef, StoreError};
 use crate::security::tenant_context::TenantId;
 
 /// How many entries a verification reads per page.
@@ -149,14 +149,22 @@ pub(crate) async fn verify_ledger(
         // A row at or past the snapshot's head (a store that ignored the limit, or a row
         // planted beyond a gap) ends the check: judged after the snapshot, below.
         let within = page
+            .seqs()
             .iter()
-            .position(|e| e.seq >= head.size)
+            .position(|seq| *seq >= head.size)
             .unwrap_or(page.len());
-        let rows = page.get(..within).unwrap_or_default();
         // Chunks are checked apart but judged in order, each as a whole: the roots due inside
         // it (each reached before its first problem), then its first problem. So the problem
         // named is the one a check entry by entry meets first.
-        for chunk in check_chunks(tenant, rows, next_seq, &sizes, options.deep, threads) {
+        for chunk in check_chunks(
+            tenant,
+            &page,
+            within,
+            next_seq,
+            &sizes,
+            options.deep,
+            threads,
+        ) {
             for (size, at) in &chunk.edges {
                 let root = edge.joined(at).root();
                 while let Some((_, expected_root, what)) = expected.next_if(|(s, _, _)| s == size) {
@@ -234,12 +242,12 @@ fn verify_threads() -> usize {
 }
 
 type EntriesRead<'r> =
-    std::pin::Pin<Box<dyn Future<Output = Result<Vec<StoredEntry>, StoreError>> + Send + 'r>>;
+    std::pin::Pin<Box<dyn Future<Output = Result<EntryPage, StoreError>> + Send + 'r>>;
 
 /// One page asked of the store: running, or its answer.
 enum PageRead<'r> {
     Running(EntriesRead<'r>),
-    Done(Result<Vec<StoredEntry>, StoreError>),
+    Done(Result<EntryPage, StoreError>),
 }
 
 impl PageRead<'_> {
@@ -279,7 +287,7 @@ impl<'r> PageReads<'r> {
 
     /// The page from entry `from` (at most [`VERIFY_PAGE`] entries, never past the snapshot's
     /// head; empty at the head).
-    async fn next(&mut self, from: u64) -> Result<Vec<StoredEntry>, StoreError> {
+    async fn next(&mut self, from: u64) -> Result<EntryPage, StoreError> {
         if self.queue.front().is_none_or(|(at, _)| *at != from) {
             self.queue.clear();
             self.next_from = from;
@@ -289,7 +297,7 @@ impl<'r> PageReads<'r> {
             let limit = usize::try_from(self.head - at)
                 .unwrap_or(VERIFY_PAGE)
                 .min(VERIFY_PAGE);
-            let read = self.repo.entries(self.tenant, at, limit);
+            let read = self.repo.entry_page(self.tenant, at, limit);
             self.queue.push_back((at, PageRead::Running(read)));
             // `limit` <= VERIFY_PAGE, so it fits.
             self.next_from = at.saturating_add(limit as u64);
@@ -310,7 +318,7 @@ impl<'r> PageReads<'r> {
         match self.queue.pop_front() {
             Some((_, PageRead::Done(result))) => result,
             // Nothing left below the head (a running read is never popped).
-            _ => Ok(Vec::new()),
+            _ => Ok(EntryPage::default()),
         }
     }
 }
@@ -405,27 +413,22 @@ fn chunk_bounds(start: u64, rows: usize) -> Vec<std::ops::Range<usize>> {
     bounds
 }
 
-/// Checks `rows` (which should be entries `start..`) in chunks on up to `threads` threads and
-/// returns each chunk's outcome, in order.
+/// Checks the first `rows` entries of `page` (which should be entries `start..`) in chunks on up
+/// to `threads` threads and returns each chunk's outcome, in order.
 fn check_chunks(
     tenant: &TenantId,
-    rows: &[StoredEntry],
+    page: &EntryPage,
+    rows: usize,
     start: u64,
     sizes: &[u64],
     deep: bool,
     threads: usize,
 ) -> Vec<ChunkOutcome> {
-    let bounds = chunk_bounds(start, rows.len());
+    let bounds = chunk_bounds(start, rows.min(page.len()));
     let check = |i: usize| {
         let range = bounds.get(i).cloned().unwrap_or_default();
         let first = start.saturating_add(range.start as u64);
-        check_chunk(
-            tenant,
-            rows.get(range).unwrap_or_default(),
-            first,
-            sizes,
-            deep,
-        )
+        check_chunk(tenant, page.range(range), first, sizes, deep)
     };
     let workers = threads.min(bounds.len());
     if workers <= 1 {
@@ -460,9 +463,9 @@ fn check_chunks(
 /// Checks one chunk, entry by entry from `start`, up to its first problem: each entry's seq,
 /// leaf hash and placement, and the subtree over them, noting its edge at each of `sizes`
 /// (sorted) that falls inside.
-fn check_chunk(
+fn check_chunk<'p>(
     tenant: &TenantId,
-    rows: &[StoredEntry],
+    rows: impl Iterator<Item = EntryRef<'p>>,
     start: u64,
     sizes: &[u64],
     deep: bool,
@@ -485,11 +488,11 @@ fn check_chunk(
             });
             break;
         }
-        if let Some(problem) = check_leaf(tenant, seq, &entry.leaf, &entry.leaf_hash, deep) {
+        if let Some(problem) = check_leaf(tenant, seq, entry.leaf, entry.leaf_hash, deep) {
             outcome.problem = Some(problem);
             break;
         }
-        outcome.edge.push(0, entry.leaf_hash);
+        outcome.edge.push(0, *entry.leaf_hash);
         if due.next_if(|s| **s == seq + 1).is_some() {
             outcome.edges.push((seq + 1, outcome.edge.clone()));
         }
@@ -931,13 +934,13 @@ mod tests {
     }
 
     /// Entries with small leaves in canonical-tail form, each stored with its right hash.
-    fn rows(n: u64) -> Vec<StoredEntry> {
+    fn rows(n: u64) -> Vec<crate::ports::StoredEntry> {
         (0..n)
             .map(|seq| {
                 let leaf =
                     format!("{{\"n\":{seq},\"seq\":{seq},\"tenant_id\":\"acme-eu\",\"v\":1}}")
                         .into_bytes();
-                StoredEntry {
+                crate::ports::StoredEntry {
                     seq,
                     leaf_hash: ledger::leaf_hash(&leaf),
                     leaf,
@@ -948,20 +951,21 @@ mod tests {
 
     #[test]
     fn chunks_checked_on_several_threads_are_what_one_thread_finds() {
-        // Tests run on whatever cores the machine has; here the thread count is forced, so the
-        // threaded path is exercised even on two cores (where verification uses one thread).
+        // Tests run on whatever cores the machine has; here the thread count is forced, so one
+        // thread and several are compared on any machine.
         let tenant = TenantId::parse("acme-eu").unwrap();
         let n = 3 * VERIFY_CHUNK + 123;
         let sizes = [1, VERIFY_CHUNK, VERIFY_CHUNK + 7, 2 * VERIFY_CHUNK - 1, n];
         let mut entries = rows(n);
         let hashes: Vec<Hash> = entries.iter().map(|e| e.leaf_hash).collect();
         for start in [0usize, 1_001] {
-            let part = &entries[start..];
-            let one = check_chunks(&tenant, part, start as u64, &sizes, false, 1);
+            let part = EntryPage::from(entries[start..].to_vec());
+            let all = part.len();
+            let one = check_chunks(&tenant, &part, all, start as u64, &sizes, false, 1);
             for threads in [2, 3, 8] {
                 assert_eq!(
                     one,
-                    check_chunks(&tenant, part, start as u64, &sizes, false, threads)
+                    check_chunks(&tenant, &part, all, start as u64, &sizes, false, threads)
                 );
             }
             let mut edge = Edge::default();
@@ -985,8 +989,12 @@ mod tests {
         let late = 2 * VERIFY_CHUNK as usize + 5;
         entries[late].leaf[3] ^= 1;
         entries.swap(100, 101);
-        let one = check_chunks(&tenant, &entries, 0, &sizes, false, 1);
-        assert_eq!(one, check_chunks(&tenant, &entries, 0, &sizes, false, 3));
+        let page = EntryPage::from(entries);
+        let one = check_chunks(&tenant, &page, page.len(), 0, &sizes, false, 1);
+        assert_eq!(
+            one,
+            check_chunks(&tenant, &page, page.len(), 0, &sizes, false, 3)
+        );
         let problems: Vec<_> = one.iter().filter_map(|c| c.problem.clone()).collect();
         assert_eq!(
             problems,
@@ -998,6 +1006,35 @@ mod tests {
                 Problem::LeafHashMismatch { seq: late as u64 },
             ]
         );
+    }
+
+    #[test]
+    fn only_the_rows_asked_for_are_checked() {
+        // The verifier cuts a page at the snapshot's head: rows past the cut are not checked
+        // (a bad one there is no problem of this snapshot) and do not join the tree.
+        let tenant = TenantId::parse("acme-eu").unwrap();
+        let mut entries = rows(10);
+        entries[7].leaf[3] ^= 1;
+        let hashes: Vec<Hash> = entries.iter().map(|e| e.leaf_hash).collect();
+        let page = EntryPage::from(entries);
+        for threads in [1, 2] {
+            let cut = check_chunks(&tenant, &page, 7, 0, &[], false, threads);
+            let mut edge = Edge::default();
+            for chunk in &cut {
+                assert_eq!(chunk.problem, None);
+                edge.extend(&chunk.edge);
+            }
+            assert_eq!(edge.size, 7);
+            assert_eq!(edge.root(), ledger::root_from_leaf_hashes(&hashes[..7]));
+            let whole = check_chunks(&tenant, &page, 10, 0, &[], false, threads);
+            let problems: Vec<_> = whole.iter().filter_map(|c| c.problem.clone()).collect();
+            assert_eq!(problems, vec![Problem::LeafHashMismatch { seq: 7 }]);
+            // More rows than the page holds: the page is all there is.
+            assert_eq!(
+                whole,
+                check_chunks(&tenant, &page, 99, 0, &[], false, threads)
+            );
+        }
     }
 
     #[test]
