@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use airisk_core::ledger::{Hash, NodeId, root_from_leaf_hashes};
-use airisk_core::ports::{StoreError, StoredCheckpoint, StoredEntry, TreeHead};
+use airisk_core::ports::{EntryPage, StoreError, StoredCheckpoint, StoredEntry, TreeHead};
 use airisk_core::security::tenant_context::TenantId;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -23,18 +23,26 @@ pub(crate) struct ReadPool {
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
     busy_timeout: Duration,
+    /// `PRAGMA mmap_size` while a scan reads (0: scans read like any other read).
+    scan_mmap_bytes: i64,
     /// The distinct settings read back from every reader connection opened so far (for tests;
     /// bounded: reader settings never vary unless the code is wrong).
     settings_seen: Mutex<Vec<ConnectionSettings>>,
 }
 
 impl ReadPool {
-    pub(crate) fn new(path: PathBuf, max_idle: usize, busy_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        path: PathBuf,
+        max_idle: usize,
+        busy_timeout: Duration,
+        scan_mmap_bytes: u64,
+    ) -> Self {
         ReadPool {
             path,
             idle: Mutex::new(Vec::new()),
             max_idle,
             busy_timeout,
+            scan_mmap_bytes: i64::try_from(scan_mmap_bytes).unwrap_or(i64::MAX),
             settings_seen: Mutex::new(Vec::new()),
         }
     }
@@ -84,9 +92,36 @@ impl ReadPool {
             })?
     }
 
-    /// The same, on the calling thread.
+    /// [`ReadPool::read`] for a scan that reads a long run of pages once (a verification page):
+    /// the file is mapped into memory while it reads (up to `scan_mmap_bytes`), so SQLite uses
+    /// the pages where the kernel holds them instead of copying each in with `pread`. The
+    /// mapping is released before the connection goes back to the pool.
+    pub(crate) async fn scan<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || pool.read_mapped(pool.scan_mmap_bytes, f))
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                message: format!("sqlite read task failed: {e}"),
+            })?
+    }
+
+    /// The same as [`ReadPool::read`], on the calling thread.
     pub(crate) fn read_blocking<T>(
         &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.read_mapped(0, f)
+    }
+
+    /// Runs `f` in one read transaction with `PRAGMA mmap_size = mmap` (0: not mapped). A
+    /// connection whose mapping cannot be released again is closed instead of pooled.
+    fn read_mapped<T>(
+        &self,
+        mmap: i64,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let pooled = self.lock().pop();
@@ -94,13 +129,24 @@ impl ReadPool {
             Some(conn) => conn,
             None => self.open()?,
         };
+        let set_mmap = |conn: &Connection, bytes: i64| {
+            conn.pragma_update(None, "mmap_size", bytes)
+                .map_err(|e| map_sqlite(&e))
+        };
         let result = (|| {
+            if mmap > 0 {
+                set_mmap(&conn, mmap)?;
+            }
             let tx = conn.transaction().map_err(|e| map_sqlite(&e))?;
             let value = f(&tx)?;
             // Read-only: ending it either way releases the snapshot.
             tx.finish().map_err(|e| map_sqlite(&e))?;
             Ok(value)
         })();
+        if mmap > 0 && set_mmap(&conn, 0).is_err() {
+            // Still mapped: dropping the connection unmaps the file.
+            return result;
+        }
         let mut idle = self.lock();
         if idle.len() < self.max_idle {
             idle.push(conn);
@@ -141,9 +187,50 @@ pub(crate) fn entries(
     from_seq: u64,
     limit: usize,
 ) -> Result<Vec<StoredEntry>, StoreError> {
+    let mut out = Vec::with_capacity(limit.min(ENTRIES_RESERVED));
+    scan_entries(tx, tenant, from_seq, limit, |seq, leaf, leaf_hash| {
+        out.push(StoredEntry {
+            seq,
+            leaf: leaf.to_vec(),
+            leaf_hash,
+        });
+    })?;
+    Ok(out)
+}
+
+/// The same entries as [`entries`], packed into one page (no allocation per leaf).
+pub(crate) fn entry_page(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    from_seq: u64,
+    limit: usize,
+) -> Result<EntryPage, StoreError> {
+    let reserved = limit.min(ENTRIES_RESERVED);
+    let mut page = EntryPage::with_capacity(reserved, reserved.saturating_mul(LEAF_BYTES_GUESS));
+    scan_entries(tx, tenant, from_seq, limit, |seq, leaf, leaf_hash| {
+        page.push(seq, leaf, leaf_hash);
+    })?;
+    Ok(page)
+}
+
+/// Entries reserved room for up front (a verification page); more grow the vectors.
+const ENTRIES_RESERVED: usize = 16_384;
+
+/// Room reserved per leaf in a page: a typical canonical record is 300-600 bytes.
+const LEAF_BYTES_GUESS: usize = 512;
+
+/// Calls `each(seq, leaf, leaf_hash)` for up to `limit` entries of `tenant` from `from_seq`, in
+/// seq order, with the leaf borrowed from SQLite's row (copied only if `each` keeps it).
+fn scan_entries(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    from_seq: u64,
+    limit: usize,
+    mut each: impl FnMut(u64, &[u8], Hash),
+) -> Result<(), StoreError> {
     // Seqs beyond i64::MAX cannot be stored, so nothing lies there.
     let Ok(from) = i64::try_from(from_seq) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt = tx
@@ -155,20 +242,23 @@ pub(crate) fn entries(
     let mut rows = stmt
         .query(params![tenant.as_str(), from, limit])
         .map_err(|e| map_sqlite(&e))?;
-    let mut out = Vec::with_capacity(usize::try_from(limit.min(16_384)).unwrap_or(0));
     while let Some(row) = rows.next().map_err(|e| map_sqlite(&e))? {
         let seq: i64 = row.get(0).map_err(|e| map_sqlite(&e))?;
-        let leaf: Vec<u8> = row.get(1).map_err(|e| map_sqlite(&e))?;
+        let leaf = row
+            .get_ref(1)
+            .map_err(|e| map_sqlite(&e))?
+            .as_blob()
+            .map_err(|_| {
+                corrupt(format!(
+                    "entry {seq} of tenant {tenant}: leaf is not a blob"
+                ))
+            })?;
         let hash = hash_column(row, 2, || {
             format!("entry {seq} of tenant {tenant}: leaf hash is not 32 bytes")
         })?;
-        out.push(StoredEntry {
-            seq: from_sql_int(seq, "seq")?,
-            leaf,
-            leaf_hash: hash,
-        });
+        each(from_sql_int(seq, "seq")?, leaf, hash);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The lowest level of the Merkle tree whose nodes are stored in `audit_nodes`. Nodes below it
@@ -345,4 +435,67 @@ pub(crate) fn tenants(tx: &rusqlite::Transaction<'_>) -> Result<Vec<TenantId>, S
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::{migrate, open_writer};
+
+    /// A migrated database in a temporary directory, removed when dropped.
+    struct Db(PathBuf);
+
+    impl Drop for Db {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl Db {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "airisk-sqlite-read-{}-{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut conn = open_writer(&dir.join("audit.db"), Duration::from_secs(5)).unwrap();
+            migrate(&mut conn, "2026-01-01T00:00:00.000000Z").unwrap();
+            Db(dir)
+        }
+
+        fn file(&self) -> PathBuf {
+            self.0.join("audit.db")
+        }
+    }
+
+    fn mmap_size(tx: &rusqlite::Transaction<'_>) -> Result<i64, StoreError> {
+        tx.query_row("PRAGMA mmap_size", [], |row| row.get(0))
+            .map_err(|e| map_sqlite(&e))
+    }
+
+    #[tokio::test]
+    async fn a_scan_maps_the_file_and_hands_the_connection_back_unmapped() {
+        let db = Db::new();
+        let pool = Arc::new(ReadPool::new(db.file(), 1, Duration::from_secs(5), 1 << 20));
+        // A plain read is not mapped, a scan is, and the connection it used (the only one the
+        // pool keeps) reads unmapped afterwards.
+        assert_eq!(pool.read(mmap_size).await.unwrap(), 0);
+        assert_eq!(pool.scan(mmap_size).await.unwrap(), 1 << 20);
+        assert_eq!(pool.lock().len(), 1);
+        assert_eq!(pool.read(mmap_size).await.unwrap(), 0);
+        // A scan that fails also leaves its connection unmapped.
+        let failed: Result<(), StoreError> =
+            pool.scan(|_| Err(corrupt("the scan's own error"))).await;
+        assert!(
+            matches!(failed, Err(StoreError::Corrupt { .. })),
+            "{failed:?}"
+        );
+        assert_eq!(pool.lock().len(), 1);
+        assert_eq!(pool.read(mmap_size).await.unwrap(), 0);
+
+        // Turned off, a scan reads like any other read.
+        let off = Arc::new(ReadPool::new(db.file(), 1, Duration::from_secs(5), 0));
+        assert_eq!(off.scan(mmap_size).await.unwrap(), 0);
+    }
 }
