@@ -568,7 +568,7 @@ impl AuditLogger {
     /// Spreads over the cores: the next page is read (on the store's thread) while one is
     /// checked, and each page is checked in chunks of
     /// [`VERIFY_CHUNK`](super::audit_verification::VERIFY_CHUNK) entries on as many threads as
-    /// the process may use cores but one (at most eight; on two cores, the calling thread); the
+    /// the process may use cores (at most eight; the calling thread is one of them); the
     /// problem named is still the first an entry-by-entry check would meet. The calling task's
     /// thread is busy while a page is checked: from an async server, call it where a long
     /// CPU-bound task is acceptable.
