@@ -33,9 +33,13 @@ pub async fn open(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
     }
     if url.starts_with("sqlite:") {
         let location = url.to_owned();
+        let mut options = airisk_store_sqlite::SqliteOptions::default();
+        if let Some(bytes) = scan_mmap_bytes(std::env::var(SCAN_MMAP_ENV).ok().as_deref())? {
+            options.scan_mmap_bytes = bytes;
+        }
         // Opening migrates the file and starts the writer thread: blocking work.
         let store = tokio::task::spawn_blocking(move || {
-            airisk_store_sqlite::SqliteStore::open(&location, clock)
+            airisk_store_sqlite::SqliteStore::open_with(&location, clock, options)
         })
         .await
         .context("the store opener panicked")?
@@ -61,6 +65,24 @@ pub async fn open(url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Stores> {
         });
     }
     bail!("unsupported database URL: use sqlite://path, postgres://… or {MEMORY_URL}")
+}
+
+/// The environment variable that sets how much of a SQLite file a whole-ledger scan maps into
+/// memory ([`airisk_store_sqlite::SqliteOptions::scan_mmap_bytes`]; `0` turns mapping off).
+pub const SCAN_MMAP_ENV: &str = "AIRISK_SQLITE_SCAN_MMAP_BYTES";
+
+/// The value of [`SCAN_MMAP_ENV`], if set: a whole number of bytes.
+///
+/// # Errors
+/// Anything but digits (a unit, a sign, an empty value), with the variable's name.
+fn scan_mmap_bytes(value: Option<&str>) -> anyhow::Result<Option<u64>> {
+    value
+        .map(|v| {
+            v.trim().parse::<u64>().with_context(|| {
+                format!("{SCAN_MMAP_ENV} must be a whole number of bytes (0 turns mapping off), not {v:?}")
+            })
+        })
+        .transpose()
 }
 
 /// Whether `url` carries a secret: a password in its user information (`user:password@host`, an
@@ -239,6 +261,23 @@ fn is_password_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scan_mapping_size_is_a_plain_byte_count() {
+        assert_eq!(scan_mmap_bytes(None).unwrap(), None);
+        assert_eq!(scan_mmap_bytes(Some("0")).unwrap(), Some(0));
+        assert_eq!(
+            scan_mmap_bytes(Some(" 268435456 ")).unwrap(),
+            Some(268_435_456)
+        );
+        for bad in ["", "1GiB", "-1", "1e9", "0x100"] {
+            let e = scan_mmap_bytes(Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains(SCAN_MMAP_ENV) && e.contains("whole number"),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn passwords_in_user_information_are_found_and_redacted() {
