@@ -600,18 +600,33 @@ impl AuditEvent {
         seq: u64,
         recorded_at: DateTime<Utc>,
     ) -> Result<AuditRecord, AuditValidationError> {
-        let recorded_at = truncate_micros(recorded_at);
-        let leaf = leaf_json(&self, seq, &recorded_at)
-            .map_err(|e| AuditValidationError::MetadataNotCanonical {
-                reason: e.to_string(),
-            })?
-            .into_bytes();
+        let (leaf, recorded_at) = self.leaf_at(seq, recorded_at)?;
         Ok(AuditRecord {
             event: self,
             seq,
             recorded_at,
             leaf,
         })
+    }
+
+    /// The leaf bytes [`AuditEvent::seal`] gives the event at `seq` and `recorded_at`, with the
+    /// time they carry (truncated to whole microseconds), leaving the event as it is: for a store
+    /// that may have to write the same event again (the SQLite writer retrying a batch).
+    ///
+    /// # Errors
+    /// As [`AuditEvent::seal`].
+    pub fn leaf_at(
+        &self,
+        seq: u64,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<(Vec<u8>, DateTime<Utc>), AuditValidationError> {
+        let recorded_at = truncate_micros(recorded_at);
+        let leaf = leaf_json(self, seq, &recorded_at)
+            .map_err(|e| AuditValidationError::MetadataNotCanonical {
+                reason: e.to_string(),
+            })?
+            .into_bytes();
+        Ok((leaf, recorded_at))
     }
 }
 

@@ -15,9 +15,13 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-/// Seals `event` and checks its leaf against the oracle, and that it reads back as the record.
+/// Seals `event` and checks its leaf against the oracle, that it reads back as the record, and
+/// that `leaf_at` (what the SQLite writer writes) gives the same bytes and time.
 fn check(event: AuditEvent, seq: u64, at: DateTime<Utc>) -> Result<(), TestCaseError> {
+    let (leaf, recorded_at) = event.leaf_at(seq, at).unwrap();
     let record = event.seal(seq, at).unwrap();
+    prop_assert_eq!(leaf.as_slice(), record.leaf_bytes());
+    prop_assert_eq!(recorded_at, record.recorded_at());
     let expected = to_canonical_json(&record.to_json()).unwrap();
     prop_assert_eq!(
         std::str::from_utf8(record.leaf_bytes()).unwrap(),
