@@ -31,9 +31,10 @@
 //! waits on a oneshot reply. The thread takes everything that queued while its previous commit
 //! was being fsynced (up to [`SqliteOptions::max_batch_events`] events) and applies it in one
 //! `BEGIN IMMEDIATE … COMMIT`: a batch of 64 callers costs one fsync, not 64, so durability does
-//! not cost throughput. Each request of a multi-request batch runs under its own `SAVEPOINT`, so a
-//! request that fails is rolled back and answered alone while the others commit (a lone request
-//! needs no savepoint: its failure rolls the transaction back); if the `COMMIT` itself fails,
+//! not cost throughput. A batch is applied whole; if one of its requests fails, it is rolled
+//! back and applied again with each request under its own `SAVEPOINT`, so the failing request is
+//! rolled back and answered alone while the others commit (a lone request needs no savepoint:
+//! its failure rolls the transaction back); if the `COMMIT` itself fails,
 //! every request of the batch gets the error and nothing of it is stored. A caller that stops
 //! waiting (a dropped future) does not withdraw its request: once sent, it commits or fails with
 //! its batch.
