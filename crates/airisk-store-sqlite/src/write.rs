@@ -752,10 +752,9 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn in_one_batch_a_failing_request_is_rolled_back_alone() {
-        let (mut writer, _dir) = fixture("savepoint");
-        // A row the store did not write, where tenant "poisoned" would put its seq 0.
+    /// Stores a row the store did not write, where tenant "poisoned" would put its seq 0: an
+    /// append of a "poisoned" event then fails.
+    fn poison(writer: &Writer) {
         writer
             .conn
             .execute(
@@ -764,6 +763,12 @@ mod tests {
                 [],
             )
             .unwrap();
+    }
+
+    #[test]
+    fn in_one_batch_a_failing_request_is_rolled_back_alone() {
+        let (mut writer, _dir) = fixture("savepoint");
+        poison(&writer);
         let (a, mut answer_a) = append(vec![event("acme", 0), event("acme", 1)]);
         let (bad, mut answer_bad) = append(vec![event("acme", 2), event("poisoned", 0)]);
         let (c, mut answer_c) = append(vec![event("acme", 3), event("globex", 0)]);
@@ -844,14 +849,7 @@ mod tests {
         // with the seqs they would have had without it, and nothing of it is kept.
         for bad_at in 0..4 {
             let (mut writer, _dir) = fixture(&format!("fail-at-{bad_at}"));
-            writer
-                .conn
-                .execute(
-                    "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash)
-                     VALUES ('poisoned', 0, x'7b7d', zeroblob(32))",
-                    [],
-                )
-                .unwrap();
+            poison(&writer);
             let mut commands = Vec::new();
             let mut answers = Vec::new();
             let mut good = 0;
@@ -890,14 +888,7 @@ mod tests {
     #[test]
     fn a_lone_failing_request_keeps_nothing_and_the_next_one_starts_where_it_should() {
         let (mut writer, _dir) = fixture("alone");
-        writer
-            .conn
-            .execute(
-                "INSERT INTO audit_entries (tenant_id, seq, leaf, leaf_hash)
-                 VALUES ('poisoned', 0, x'7b7d', zeroblob(32))",
-                [],
-            )
-            .unwrap();
+        poison(&writer);
         let (bad, mut answer_bad) = append(vec![event("acme", 0), event("poisoned", 0)]);
         writer.process(vec![bad]);
         assert!(matches!(
