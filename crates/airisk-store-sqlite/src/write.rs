@@ -271,12 +271,11 @@ impl Writer {
     /// A batch of several requests is first applied whole, without a savepoint per request (each
     /// costs a `SAVEPOINT` and a `RELEASE` statement and copies the pages it touches to a
     /// sub-journal; 64-caller appends were 10-16% slower with them). If every request succeeds,
-    /// that is the batch. If one
-    /// fails, the transaction is rolled back, the cached heads are dropped (they reload from the
-    /// file) and the batch is applied again from its start, each request under its own
-    /// savepoint, so the failing one is rolled back alone and the others commit exactly as if it
-    /// had never come. A failing request thus costs its batch a second pass, never a wrong
-    /// answer.
+    /// that is the batch. If one fails, the transaction is rolled back, the cached heads are
+    /// dropped (they reload from the file) and the batch is applied again from its start, each
+    /// request under its own savepoint, so the failing one is rolled back alone and the others
+    /// commit exactly as if it had never come. A failing request thus costs its batch a second
+    /// pass, never a wrong answer.
     pub(crate) fn process(&mut self, batch: Vec<Command>) {
         if let Err(e) = self.begin() {
             tracing::error!(error = %e, "could not begin an audit batch");
@@ -301,7 +300,7 @@ impl Writer {
         if failed && !alone {
             outcomes.clear();
             self.savepoint_passes += 1;
-            self.forget_batch("could not roll back an audit batch to apply it again");
+            self.forget_batch();
             if let Err(e) = self.begin() {
                 tracing::error!(error = %e, "could not begin an audit batch again");
                 for command in batch {
@@ -377,9 +376,9 @@ impl Writer {
 
     /// Rolls the batch's transaction back and forgets what it did to the cached heads (they
     /// reload from the file on their next use).
-    fn forget_batch(&mut self, what: &str) {
+    fn forget_batch(&mut self) {
         if let Err(e) = self.exec("ROLLBACK") {
-            tracing::error!(error = %e, "{what}");
+            tracing::error!(error = %e, "could not roll back an audit batch to apply it again");
         }
         self.heads.clear();
         self.data_version = None;
