@@ -51,10 +51,7 @@ async fn every_connection_the_store_opens_runs_with_the_promised_pragmas() {
     assert!(writer.foreign_keys, "{writer:?}");
     assert!(!writer.read_only, "{writer:?}");
     assert_eq!(writer.busy_timeout_ms, 1_234, "{writer:?}");
-    assert_eq!(
-        writer.cache_size, -32_768,
-        "a 32 MiB page cache: {writer:?}"
-    );
+    assert_eq!(writer.cache_size, -8_192, "an 8 MiB page cache: {writer:?}");
     let readers = &settings[1..];
     assert!(!readers.is_empty(), "the reads opened at least one reader");
     for reader in readers {
