@@ -643,6 +643,44 @@ fn ciphertexts_open_with_raw_aes_gcm_and_the_documented_aad() {
     );
 }
 
+#[test]
+fn plaintexts_around_the_copy_pieces_open_with_raw_aes_gcm_byte_for_byte() {
+    // The plaintext is copied into the sealing buffer in 1 KiB pieces: a piece dropped, repeated
+    // or cut short at any boundary would change what raw AES-GCM opens.
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+
+    let enc = encryptor(&entry("k1", 5));
+    let raw = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key(5)).unwrap());
+    for len in [
+        0, 1, 1_023, 1_024, 1_025, 2_047, 2_048, 2_049, 4_096, 6_144, 16_384, 16_385, 65_537,
+    ] {
+        // Every 1 KiB piece different from its neighbours (the index in the low and high byte).
+        let plaintext: Vec<u8> = (0..len)
+            .map(|i: usize| (i as u8) ^ ((i >> 10) as u8).rotate_left(3))
+            .collect();
+        let sealed = enc.encrypt_bytes(&plaintext, None).unwrap();
+        let (kid, payload) = decode(&sealed);
+        assert_eq!(
+            payload.len(),
+            12 + len + 16,
+            "nonce, ciphertext, tag for {len} bytes"
+        );
+        let (nonce, rest) = payload.split_at(12);
+        let mut in_out = rest.to_vec();
+        let opened = raw
+            .open_in_place(
+                Nonce::try_assume_unique_for_key(nonce).unwrap(),
+                Aad::from(&documented_aad(&kid, None)[..]),
+                &mut in_out,
+            )
+            .unwrap();
+        assert!(
+            opened == plaintext.as_slice(),
+            "{len} bytes opened differently"
+        );
+    }
+}
+
 // ---- properties ----
 
 proptest! {
