@@ -146,9 +146,9 @@ const COPY_PIECE: usize = 1024;
 /// blocks from its `x86_rep_movsb_threshold` up with `rep movsb` (2,112 bytes on the AMD EPYC
 /// (Zen 3) guests this project is measured on, `ld.so --list-tunables`; 2 KiB at the lowest),
 /// and there that runs at about a third of its vector loop: one 16 KiB copy took longer than
-/// AES-GCM over the same bytes. Pieces of 1 KiB stay below every such switch point. Measured with `cargo bench -p airisk-core
-/// --bench encryption` (16 KiB encrypt: 15.4 µs as one copy, 5.7 µs with the switch point raised
-/// by `GLIBC_TUNABLES`; docs/ENCRYPTION.md).
+/// AES-GCM over the same bytes. Pieces of 1 KiB stay below every such switch point. Measured
+/// with `cargo bench -p airisk-core --bench encryption` (16 KiB encrypt: 15.4 µs as one copy,
+/// 5.7 µs with the switch point raised by `GLIBC_TUNABLES`; docs/ENCRYPTION.md).
 fn copy_in_pieces(dst: &mut Vec<u8>, src: &[u8]) {
     for piece in src.chunks(COPY_PIECE) {
         dst.extend_from_slice(piece);

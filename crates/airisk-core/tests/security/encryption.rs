@@ -616,20 +616,30 @@ fn ciphertexts_made_by_python_cryptography_decrypt() {
     );
 }
 
-#[test]
-fn ciphertexts_open_with_raw_aes_gcm_and_the_documented_aad() {
+/// Opens `sealed` with raw AES-256-GCM under `key(seed)` and the documented AAD: the oracle for
+/// the ciphertext format, independent of [`Encryptor`]'s own opening.
+fn open_raw(
+    seed: u8,
+    sealed: &str,
+    context: Option<(&str, &str)>,
+) -> Result<Vec<u8>, ring::error::Unspecified> {
     use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
+    let raw = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key(seed)).unwrap());
+    let (kid, payload) = decode(sealed);
+    let (nonce, rest) = payload.split_at(12);
+    let mut in_out = rest.to_vec();
+    let nonce = Nonce::try_assume_unique_for_key(nonce).unwrap();
+    let aad = documented_aad(&kid, context);
+    raw.open_in_place(nonce, Aad::from(&aad[..]), &mut in_out)
+        .map(|plaintext| plaintext.to_vec())
+}
+
+#[test]
+fn ciphertexts_open_with_raw_aes_gcm_and_the_documented_aad() {
     let enc = encryptor(&entry("k1", 3));
-    let raw = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key(3)).unwrap());
     let open = |sealed: &str, context: Option<(&str, &str)>| {
-        let (kid, payload) = decode(sealed);
-        let (nonce, rest) = payload.split_at(12);
-        let mut in_out = rest.to_vec();
-        let nonce = Nonce::try_assume_unique_for_key(nonce).unwrap();
-        let aad = documented_aad(&kid, context);
-        raw.open_in_place(nonce, Aad::from(&aad[..]), &mut in_out)
-            .map(|plaintext| String::from_utf8(plaintext.to_vec()).unwrap())
+        open_raw(3, sealed, context).map(|plaintext| String::from_utf8(plaintext).unwrap())
     };
     assert_eq!(open(&enc.encrypt("plain").unwrap(), None).unwrap(), "plain");
     let sealed = enc
@@ -647,10 +657,7 @@ fn ciphertexts_open_with_raw_aes_gcm_and_the_documented_aad() {
 fn plaintexts_around_the_copy_pieces_open_with_raw_aes_gcm_byte_for_byte() {
     // The plaintext is copied into the sealing buffer in 1 KiB pieces: a piece dropped, repeated
     // or cut short at any boundary would change what raw AES-GCM opens.
-    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-
     let enc = encryptor(&entry("k1", 5));
-    let raw = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key(5)).unwrap());
     for len in [
         0, 1, 1_023, 1_024, 1_025, 2_047, 2_048, 2_049, 4_096, 6_144, 16_384, 16_385, 65_537,
     ] {
@@ -659,25 +666,14 @@ fn plaintexts_around_the_copy_pieces_open_with_raw_aes_gcm_byte_for_byte() {
             .map(|i: usize| (i as u8) ^ ((i >> 10) as u8).rotate_left(3))
             .collect();
         let sealed = enc.encrypt_bytes(&plaintext, None).unwrap();
-        let (kid, payload) = decode(&sealed);
+        let (_, payload) = decode(&sealed);
         assert_eq!(
             payload.len(),
             12 + len + 16,
             "nonce, ciphertext, tag for {len} bytes"
         );
-        let (nonce, rest) = payload.split_at(12);
-        let mut in_out = rest.to_vec();
-        let opened = raw
-            .open_in_place(
-                Nonce::try_assume_unique_for_key(nonce).unwrap(),
-                Aad::from(&documented_aad(&kid, None)[..]),
-                &mut in_out,
-            )
-            .unwrap();
-        assert!(
-            opened == plaintext.as_slice(),
-            "{len} bytes opened differently"
-        );
+        let opened = open_raw(5, &sealed, None).unwrap();
+        assert!(opened == plaintext, "{len} bytes opened differently");
     }
 }
 
